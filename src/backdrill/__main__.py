@@ -1,0 +1,3 @@
+from backdrill.cli.app import run
+
+run()

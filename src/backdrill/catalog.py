@@ -1,0 +1,110 @@
+"""The repository's catalogue of committed backups, read from manifests.
+
+A backup exists only when its manifest does. Unreadable manifests are collected, not
+skipped silently (Barman's catalog), so that prune can refuse to act while any exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote, unquote
+
+from backdrill.errors import BackdrillError, NotFound, UsageError
+from backdrill.manifest import MANIFEST_NAME, DbManifest, parse_db_manifest
+from backdrill.storage import Storage
+
+DB_ROOT = "db/"
+
+
+def db_dir(database: str) -> str:
+    return f"{DB_ROOT}{quote(database, safe='')}/"
+
+
+def backup_dir(database: str, backup_id: str) -> str:
+    return f"{db_dir(database)}{backup_id}/"
+
+
+@dataclass(frozen=True)
+class BrokenEntry:
+    key: str
+    reason: str
+
+
+@dataclass
+class DbListing:
+    backups: list[DbManifest] = field(default_factory=list)
+    broken: list[BrokenEntry] = field(default_factory=list)
+    #: (database, backup id) of directories holding objects but no manifest
+    uncommitted: list[tuple[str, str]] = field(default_factory=list)
+
+    def databases(self) -> list[str]:
+        return sorted({m.database for m in self.backups})
+
+
+def _split(key: str) -> tuple[str, str, str] | None:
+    parts = key[len(DB_ROOT) :].split("/")
+    if len(parts) != 3:
+        return None
+    return unquote(parts[0]), parts[1], parts[2]
+
+
+def list_db_backups(storage: Storage, database: str | None = None) -> DbListing:
+    """Every committed database backup, oldest first, with broken and uncommitted ones."""
+    prefix = db_dir(database) if database else DB_ROOT
+    dirs: dict[tuple[str, str], set[str]] = {}
+    for info in storage.list_objects(prefix):
+        split = _split(info.key)
+        if split is None:
+            continue
+        db, backup_id, name = split
+        dirs.setdefault((db, backup_id), set()).add(name)
+    listing = DbListing()
+    for (db, backup_id), names in sorted(dirs.items()):
+        if MANIFEST_NAME not in names:
+            listing.uncommitted.append((db, backup_id))
+            continue
+        key = f"{backup_dir(db, backup_id)}{MANIFEST_NAME}"
+        try:
+            manifest = parse_db_manifest(storage.get_bytes(key), key)
+        except BackdrillError as exc:
+            if exc.exit_code == 5:  # storage failure, not a broken manifest
+                raise
+            listing.broken.append(BrokenEntry(key, str(exc)))
+            continue
+        listing.backups.append(manifest)
+    listing.backups.sort(key=lambda m: (m.created_at, m.id))
+    return listing
+
+
+def select_backup(
+    backups: Iterable[DbManifest],
+    spec: str = "latest",
+    *,
+    database: str | None = None,
+    before: datetime | None = None,
+) -> DbManifest:
+    """Pure: the backup named by ``spec`` (an id or ``latest``), optionally the newest one
+    of ``database`` created strictly before ``before``."""
+    candidates = [m for m in backups if database is None or m.database == database]
+    if spec != "latest":
+        for manifest in candidates:
+            if manifest.id == spec:
+                if before is not None and manifest.created_at >= before:
+                    raise NotFound(f"backup {spec} was created at or after --before")
+                return manifest
+        raise NotFound(f"no committed backup with id {spec}", hint="see `backdrill list db`")
+    if before is not None:
+        candidates = [m for m in candidates if m.created_at < before]
+    if not candidates:
+        scope = f" of database {database}" if database else ""
+        when = f" before {before.isoformat()}" if before else ""
+        raise NotFound(f"no committed backup{scope}{when}")
+    databases = {m.database for m in candidates}
+    if database is None and len(databases) > 1:
+        raise UsageError(
+            f"the repository holds backups of several databases ({', '.join(sorted(databases))})",
+            hint="choose one with --database NAME",
+        )
+    return max(candidates, key=lambda m: (m.created_at, m.id))

@@ -1,0 +1,1 @@
+"""The command-line layer: parse options, call a service, render the result."""

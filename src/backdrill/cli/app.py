@@ -1,0 +1,141 @@
+"""The ``backdrill`` entry point: global options, sub-command groups, and the one
+top-level handler that turns exceptions into an exit code and one line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import click
+import typer
+
+from backdrill import __version__
+from backdrill.cli import backup_cmd, catalog_cmd, config_cmd
+from backdrill.cli.errors import report_error
+from backdrill.cli.state import AppState
+from backdrill.errors import BackdrillError, Interrupted
+from backdrill.logs import LogFormat, default_format, new_run_id, setup_logging
+from backdrill.redact import SECRETS
+
+log = logging.getLogger("backdrill")
+
+app = typer.Typer(
+    name="backdrill",
+    help="PostgreSQL/Odoo backups, and restore drills that prove RPO and RTO.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(backup_cmd.app, name="backup")
+catalog_cmd.register(app)
+
+_debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"backdrill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (else $BACKDRILL_CONFIG, "
+            "./backdrill.yaml, /etc/backdrill/backdrill.yaml).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option("--log-format", help="text or json (default: text on a terminal)."),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run-id", help="Correlation id (default: $BACKDRILL_RUN_ID or random)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    global _debug  # noqa: PLW0603 - read by the top-level handler outside click
+    _debug = debug
+    fmt = log_format or default_format()
+    if fmt not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    chosen: LogFormat = "json" if fmt == "json" else "text"
+    rid = run_id or os.environ.get("BACKDRILL_RUN_ID") or new_run_id()
+    setup_logging(chosen, rid, debug=debug)
+    state = AppState(config_path=config, log_format=chosen, run_id=rid, debug=debug)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    # the first signal starts the clean-up; later ones must not interrupt it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGINT become an Interrupted exception in the main thread, so every
+    ``with`` block (child processes, uploads, sandboxes, locks) cleans up on the way out."""
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGINT, _raise_interrupted)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (PRODUCT.md section 3)."""
+    global _debug  # noqa: PLW0603
+    _debug = False
+    install_signal_handlers()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="backdrill", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        print("backdrill: interrupted", file=sys.stderr)
+        return 130
+    except BackdrillError as exc:
+        if _debug:
+            traceback.print_exc()
+        report_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        report_error(Interrupted(signal.SIGINT))
+        return 130
+    except Exception as exc:
+        if _debug:
+            traceback.print_exc()
+        text = SECRETS.redact(f"{type(exc).__name__}: {exc}")
+        print(
+            f"backdrill: internal error: {text} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:  # console script
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""``backdrill config check``."""
+
+from __future__ import annotations
+
+import typer
+
+from backdrill.cli.render import table
+from backdrill.cli.state import state
+from backdrill.services.config_check import run_config_check
+
+app = typer.Typer(
+    help="Validate the configuration and reach PostgreSQL and storage.", no_args_is_help=True
+)
+
+
+@app.command("check")
+def check(ctx: typer.Context) -> None:
+    """Validate the config; reach PostgreSQL and storage; check pg_dump/pg_restore versions."""
+    app_state = state(ctx)
+    results = run_config_check(app_state.config, app_state.storage)
+    rows = [("ok" if r.ok else "FAIL", r.name, r.detail) for r in results]
+    app_state.out.print(table("backdrill config check", ["status", "check", "detail"], rows))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        app_state.out.print(f"{len(failed)} check(s) failed")
+        raise typer.Exit(1)
+    app_state.out.print("all checks passed")

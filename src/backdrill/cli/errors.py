@@ -1,0 +1,26 @@
+"""Printing an expected error: one line on stderr, or one JSON log record."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from backdrill.errors import BackdrillError
+from backdrill.logs import JsonFormatter
+from backdrill.redact import SECRETS
+
+log = logging.getLogger("backdrill")
+
+
+def _json_logging() -> bool:
+    return any(isinstance(h.formatter, JsonFormatter) for h in log.handlers)
+
+
+def report_error(exc: BackdrillError | None, *, prefix: str = "") -> None:
+    if exc is None:
+        return
+    text = SECRETS.redact(f"{prefix}{exc}")
+    if _json_logging():
+        log.error(text, extra={"fields": {"exit_code": exc.exit_code, "error": type(exc).__name__}})
+    else:
+        print(f"backdrill: error: {text}", file=sys.stderr)

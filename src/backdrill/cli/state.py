@@ -1,0 +1,67 @@
+"""The application object the root callback builds once per invocation: global options,
+the console, and lazily the config, repository and run context."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+
+from backdrill.config import Config, find_config_file, load_config
+from backdrill.logs import LogFormat
+from backdrill.progress import default_reporter
+from backdrill.services.context import RunContext
+from backdrill.storage import Storage, open_repository
+
+
+@dataclass
+class AppState:
+    config_path: Path | None
+    log_format: LogFormat
+    run_id: str
+    debug: bool
+    out: Console = field(
+        default_factory=lambda: Console(soft_wrap=True, width=None if is_tty() else 200)
+    )
+    _config: Config | None = None
+    _storage: Storage | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(find_config_file(self.config_path))
+        return self._config
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = open_repository(self.config.storage)
+        return self._storage
+
+    def run_context(self) -> RunContext:
+        return RunContext(
+            config=self.config,
+            storage=self.storage,
+            run_id=self.run_id,
+            reporter=default_reporter(),
+        )
+
+    def close(self) -> None:
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+
+
+def state(ctx: typer.Context | click.Context) -> AppState:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppState):  # pragma: no cover - the root callback always sets it
+        raise RuntimeError("backdrill application state is missing")
+    return obj
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

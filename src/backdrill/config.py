@@ -1,0 +1,299 @@
+"""Configuration: the YAML file of PRODUCT.md section 2, validated by pydantic.
+
+Lookup order: ``--config``, ``$BACKDRILL_CONFIG``, ``./backdrill.yaml``,
+``/etc/backdrill/backdrill.yaml``. Secrets come from the environment (libpq's and
+AWS's own variables) or from ``*_file`` keys, never necessarily from the YAML.
+Any error becomes one :class:`ConfigError` line naming the key path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from backdrill.errors import ConfigError
+from backdrill.redact import SECRETS
+
+DEFAULT_LOCATIONS = (Path("backdrill.yaml"), Path("/etc/backdrill/backdrill.yaml"))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _read_secret_file(path: Path, key: str) -> SecretStr:
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read {key} {path}: {exc.strerror}") from None
+    if not value:
+        raise ValueError(f"{key} {path} is empty")
+    return SecretStr(value)
+
+
+class PostgresConfig(_Model):
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
+        None
+    )
+    databases: list[Annotated[str, Field(min_length=1)]] | Literal["all"] = Field(
+        default_factory=list
+    )
+    maintenance_db: str = "postgres"
+    bin_dir: Path | None = None
+    connect_timeout: Annotated[int, Field(ge=1, le=600)] = 10
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> PostgresConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give either password or password_file, not both")
+        if self.password_file is not None:
+            object.__setattr__(
+                self, "password", _read_secret_file(self.password_file, "password_file")
+            )
+        return self
+
+
+class S3Options(_Model):
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    secret_access_key_file: Path | None = None
+    session_token: SecretStr | None = None
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_http(cls, value: str | None) -> str | None:
+        if value is not None:
+            parsed = urlparse(value)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_from_file(self) -> S3Options:
+        if self.secret_access_key is not None and self.secret_access_key_file is not None:
+            raise ValueError("give either secret_access_key or secret_access_key_file")
+        if self.secret_access_key_file is not None:
+            object.__setattr__(
+                self,
+                "secret_access_key",
+                _read_secret_file(self.secret_access_key_file, "secret_access_key_file"),
+            )
+        return self
+
+
+class ObjectLockConfig(_Model):
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: Annotated[int, Field(ge=1, le=36500)]
+
+
+class StorageConfig(S3Options):
+    url: str
+    object_lock: ObjectLockConfig | None = None
+    part_size_mb: Annotated[int, Field(ge=5, le=5120)] = 16
+    max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise ValueError("s3 URL needs a bucket: s3://bucket/prefix")
+        elif parsed.scheme == "file":
+            if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+                raise ValueError("file URL needs an absolute path: file:///var/backups/backdrill")
+        else:
+            raise ValueError("must start with s3:// or file://")
+        return value
+
+
+class FilesConfig(_Model):
+    source: str | None = None
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] | None = None
+    s3: S3Options | None = None
+
+
+class RetentionConfig(_Model):
+    days: Annotated[int, Field(ge=1, le=36500)] = 30
+    min_keep: Annotated[int, Field(ge=1, le=10000)] = 7
+    keep_daily: Annotated[int, Field(ge=0)] = 0
+    keep_weekly: Annotated[int, Field(ge=0)] = 0
+    keep_monthly: Annotated[int, Field(ge=0)] = 0
+    grace_hours: Annotated[float, Field(ge=0)] = 24.0
+
+
+class TargetsConfig(_Model):
+    rpo_hours: Annotated[float, Field(gt=0)] = 24.0
+    rto_hours: Annotated[float, Field(gt=0)] = 4.0
+
+
+class DrillConfig(_Model):
+    sandbox: Literal["local", "docker", "server"] = "local"
+    jobs: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] = "auto"
+    server_dsn: SecretStr | None = None
+    server_dsn_file: Path | None = None
+    report_dir: Path = Path("drill-reports")
+    work_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _dsn_from_file(self) -> DrillConfig:
+        if self.server_dsn_file is not None:
+            object.__setattr__(
+                self, "server_dsn", _read_secret_file(self.server_dsn_file, "server_dsn_file")
+            )
+        return self
+
+
+class BackupConfig(_Model):
+    compression_level: Annotated[int, Field(ge=1, le=19)] = 3
+    compression_threads: Annotated[int, Field(ge=0, le=64)] = 0  # 0: one per core
+    globals: bool = True
+
+
+class NotifyConfig(_Model):
+    webhook_url: SecretStr | None = None
+    webhook_url_file: Path | None = None
+    on: list[Literal["failure", "success"]] = Field(default_factory=lambda: ["failure"])  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _url_from_file(self) -> NotifyConfig:
+        if self.webhook_url_file is not None:
+            object.__setattr__(
+                self, "webhook_url", _read_secret_file(self.webhook_url_file, "webhook_url_file")
+            )
+        return self
+
+
+class Config(_Model):
+    ssot: Path | None = None
+    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    storage: StorageConfig
+    files: FilesConfig = Field(default_factory=FilesConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    targets: TargetsConfig = Field(default_factory=TargetsConfig)
+    drill: DrillConfig = Field(default_factory=DrillConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+
+    def register_secrets(self) -> None:
+        """Tell the log redactor about every secret value this config holds."""
+        for secret in (
+            self.postgres.password,
+            self.storage.secret_access_key,
+            self.storage.session_token,
+            self.files.s3.secret_access_key if self.files.s3 else None,
+            self.drill.server_dsn,
+            self.notify.webhook_url,
+        ):
+            if secret is not None:
+                SECRETS.add(secret.get_secret_value())
+        for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            SECRETS.add(os.environ.get(name))
+
+
+def find_config_file(explicit: Path | None) -> Path:
+    """Apply the documented lookup order; raise ConfigError naming every place tried."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    from_env = os.environ.get("BACKDRILL_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from BACKDRILL_CONFIG) does not exist")
+        return path
+    for candidate in DEFAULT_LOCATIONS:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(p) for p in DEFAULT_LOCATIONS)
+    raise ConfigError(
+        f"no configuration file found (tried --config, BACKDRILL_CONFIG, {tried})",
+        hint="pass --config FILE",
+    )
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop pydantic's union-member tags (``literal['all']``, ``function-after[...]``)."""
+    return tuple(
+        p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+    )
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line: the most specific error's key path and message, and how many more."""
+    errors = exc.errors(include_url=False, include_input=False)
+    cleaned = [(_clean_loc(tuple(e["loc"])), e) for e in errors]
+    # for a union, keep the alternative that got furthest (the longest key path)
+    specific = [
+        (loc, e)
+        for loc, e in cleaned
+        if not any(len(other) > len(loc) and other[: len(loc)] == loc for other, _ in cleaned)
+    ]
+    seen: list[tuple[int | str, ...]] = []
+    for loc, _e in specific:
+        if loc not in seen:
+            seen.append(loc)
+    loc, first = specific[0]
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        what = "unknown key"
+    elif kind == "missing":
+        what = "required key is missing"
+    else:
+        what = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(seen) - 1} more)" if len(seen) > 1 else ""
+    path = " -> ".join(str(p) for p in loc) if loc else "(top level)"
+    return f"{source}: {path}: {what}{more}"
+
+
+def parse_config(data: Any, source: str) -> Config:
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty; it needs at least storage -> url")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+    config.register_secrets()
+    return config
+
+
+def load_config(path: Path) -> Config:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+    return parse_config(data, source)

@@ -1,0 +1,84 @@
+"""The manifest of a database backup: the commit marker, written last (PRODUCT.md §4).
+
+Parsed strictly: a manifest that is not valid JSON, lacks a field, or has a schema
+version this backdrill does not know is an :class:`IntegrityError` naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from backdrill.errors import IntegrityError
+
+SCHEMA_VERSION = 1
+DUMP_NAME = "dump.pgdump.zst"
+MANIFEST_NAME = "manifest.json"
+
+
+class TableRows(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_name: str = Field(alias="schema")
+    table: str
+    rows: int
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema_name}.{self.table}"
+
+
+class DbManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    schema_version: int
+    id: str
+    kind: Literal["db"] = "db"
+    database: str
+    created_at: datetime
+    started_at: datetime
+    finished_at: datetime
+    object: str = DUMP_NAME
+    format: str = "pg_dump-custom+zstd"
+    compression: dict[str, str | int]
+    raw_size: int
+    stored_size: int
+    sha256: str
+    server_version: str
+    pg_dump_version: str
+    backdrill_version: str
+    run_id: str
+    host: str
+    tables: list[TableRows]
+
+    def row_counts(self) -> dict[str, int]:
+        return {t.qualified: t.rows for t in self.tables}
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
+def parse_db_manifest(data: bytes, where: str) -> DbManifest:
+    """Parse and validate; IntegrityError naming ``where`` and the problem otherwise."""
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"manifest {where} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise IntegrityError(f"manifest {where} is not a JSON object")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise IntegrityError(
+            f"manifest {where} has schema_version {version!r}; this backdrill reads "
+            f"{SCHEMA_VERSION}",
+            hint="upgrade backdrill",
+        )
+    try:
+        return DbManifest.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = " -> ".join(str(p) for p in err["loc"])
+        raise IntegrityError(f"manifest {where}: {loc}: {err['msg']}") from None

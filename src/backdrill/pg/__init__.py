@@ -1,0 +1,1 @@
+"""PostgreSQL: locating its programs, running them, connecting, throwaway clusters."""

@@ -1,0 +1,275 @@
+"""A throwaway PostgreSQL cluster: ``initdb`` + ``pg_ctl`` in a fresh temporary directory,
+on a random loopback port and a private socket directory, with a random password.
+
+Used by the local drill sandbox, by ``make demo`` and by the tests. When backdrill runs
+as root the server runs as an unprivileged user (initdb refuses root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from backdrill.errors import SandboxError
+from backdrill.pg import command
+from backdrill.pg.connection import ConnParams
+from backdrill.redact import SECRETS
+
+log = logging.getLogger(__name__)
+
+#: settings for a disposable server tuned for restore speed: no durability at all
+RESTORE_TUNING: dict[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "maintenance_work_mem": "512MB",
+    "shared_buffers": "256MB",
+    "autovacuum": "off",
+    "max_parallel_maintenance_workers": "2",
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unprivileged_user() -> str | None:
+    """The user the server runs as: None when not root, else BACKDRILL_SANDBOX_USER,
+    ``postgres`` or ``nobody``."""
+    if os.geteuid() != 0:
+        return None
+    for name in (os.environ.get("BACKDRILL_SANDBOX_USER"), "postgres", "nobody"):
+        if not name:
+            continue
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise SandboxError("running as root and no unprivileged user (postgres, nobody) exists")
+
+
+class LocalCluster:
+    """Context manager: ``with LocalCluster(bin_dir) as c: c.params`` ..."""
+
+    def __init__(
+        self,
+        bin_dir: Path,
+        *,
+        base_dir: Path | None = None,
+        tuning: dict[str, str] | None = None,
+        superuser: str = "postgres",
+    ) -> None:
+        self.bin_dir = bin_dir
+        self.base_dir = base_dir
+        self.tuning = RESTORE_TUNING if tuning is None else tuning
+        self.superuser = superuser
+        self.password = secrets.token_urlsafe(24)
+        self.run_as = unprivileged_user()
+        self.root: Path | None = None
+        self.port = 0
+        self.started = False
+        SECRETS.add(self.password)
+
+    @property
+    def data_dir(self) -> Path:
+        assert self.root is not None
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        assert self.root is not None
+        return self.root / "sock"
+
+    @property
+    def params(self) -> ConnParams:
+        return ConnParams(
+            host="127.0.0.1",
+            port=self.port,
+            user=self.superuser,
+            password=self.password,
+            sslmode="disable",
+            dbname="postgres",
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port} (socket {self.socket_dir})"
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C.UTF-8"
+        if self.run_as:
+            env["HOME"] = str(self.root)
+        return env
+
+    def _chown(self, path: Path) -> None:
+        if self.run_as:
+            shutil.chown(path, self.run_as, self.run_as)
+
+    def start(self) -> Self:
+        parent = str(self.base_dir) if self.base_dir else None
+        self.root = Path(tempfile.mkdtemp(prefix="backdrill-pg-", dir=parent))
+        try:
+            self._initdb()
+            self._start_server()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _initdb(self) -> None:
+        assert self.root is not None
+        self._chown(self.root)
+        self.socket_dir.mkdir(mode=0o700)
+        self._chown(self.socket_dir)
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        self._chown(pwfile)
+        try:
+            command.run(
+                [
+                    self.bin_dir / "initdb",
+                    "-D",
+                    self.data_dir,
+                    "-U",
+                    self.superuser,
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                env=self._env(),
+                cwd=self.root,
+                user=self.run_as,
+                what="initdb",
+                timeout=300,
+            )
+        except Exception as exc:
+            raise SandboxError(f"cannot create a throwaway cluster: {exc}") from None
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = [f"{k} = '{v}'" for k, v in self.tuning.items()]
+        conf += [
+            "listen_addresses = '127.0.0.1'",
+            f"unix_socket_directories = '{self.socket_dir}'",
+            "logging_collector = off",
+        ]
+        with (self.data_dir / "postgresql.conf").open("a") as fh:
+            fh.write("\n# backdrill throwaway cluster\n" + "\n".join(conf) + "\n")
+
+    def _start_server(self) -> None:
+        assert self.root is not None
+        logfile = self.root / "postgres.log"
+        last_error = ""
+        for _attempt in range(5):
+            self.port = free_port()
+            try:
+                command.run(
+                    [
+                        self.bin_dir / "pg_ctl",
+                        "start",
+                        "-D",
+                        self.data_dir,
+                        "-l",
+                        logfile,
+                        "-w",
+                        "-t",
+                        "60",
+                        "-o",
+                        f"-p {self.port}",
+                    ],
+                    env=self._env(),
+                    cwd=self.root,
+                    user=self.run_as,
+                    what="pg_ctl start",
+                    timeout=90,
+                )
+                self.started = True
+                return
+            except Exception as exc:
+                last_error = str(exc)
+                with contextlib.suppress(OSError):
+                    last_error += " " + logfile.read_text()[-300:]
+        raise SandboxError(f"cannot start the throwaway cluster: {last_error.strip()}")
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        """Stop the server (immediate) and delete every file; safe to call twice."""
+        if self.root is None:
+            return
+        pid = self._postmaster_pid()
+        if pid is not None:
+            with contextlib.suppress(Exception):
+                command.run(
+                    [
+                        self.bin_dir / "pg_ctl",
+                        "stop",
+                        "-D",
+                        self.data_dir,
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "-t",
+                        "30",
+                    ],
+                    env=self._env(),
+                    cwd=self.root,
+                    user=self.run_as,
+                    what="pg_ctl stop",
+                    timeout=40,
+                )
+            _kill_if_alive(pid)
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
+        self.started = False
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _kill_if_alive(pid: int, wait: float = 10.0) -> None:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,139 @@
+"""Run PostgreSQL programs: argv built here, secrets only in the environment, stderr
+streamed into the log, and one clear PostgresError on failure (Barman's
+``command_wrappers``). Children run in their own session so a Ctrl-C on the terminal
+reaches backdrill alone, which then stops them in order.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from backdrill.errors import PostgresError
+from backdrill.redact import SECRETS
+
+log = logging.getLogger(__name__)
+
+
+class Child:
+    """A running program whose stderr is collected (last lines) and logged at debug."""
+
+    def __init__(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+        stdout: int | IO[bytes] | None = subprocess.PIPE,
+        cwd: Path | None = None,
+        user: str | None = None,
+        what: str | None = None,
+    ) -> None:
+        self.argv = [str(a) for a in argv]
+        self.what = what or Path(self.argv[0]).name
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
+        self.error_lines: list[str] = []
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=dict(env) if env is not None else None,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                user=user,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise PostgresError(f"cannot start {self.what}: {exc.strerror}") from None
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = SECRETS.redact(raw.decode("utf-8", "replace").rstrip())
+            if not line:
+                continue
+            self._stderr_tail.append(line)
+            lowered = line.lower()
+            if ("error" in lowered or "fatal" in lowered) and len(self.error_lines) < 1000:
+                self.error_lines.append(line)
+            log.debug("%s: %s", self.what, line)
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.proc.stdout is not None
+        return self.proc.stdout
+
+    def stderr_text(self, lines: int = 20) -> str:
+        self._reader.join(timeout=5)
+        tail = list(self._stderr_tail)[-lines:]
+        return "\n".join(tail)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def check(self, timeout: float | None = None) -> None:
+        """Wait and raise PostgresError (with the last stderr line) on non-zero exit."""
+        code = self.wait(timeout)
+        if code != 0:
+            raise PostgresError(self.failure_message(code))
+
+    def failure_message(self, code: int) -> str:
+        tail = self.stderr_text(5).splitlines()
+        detail = next((ln for ln in reversed(tail) if "error" in ln.lower()), None)
+        detail = detail or (tail[-1] if tail else "no message")
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+        return f"{self.what} {how}: {detail}"
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Terminate, then kill after ``grace`` seconds; idempotent."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stdin):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._reader.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+    what: str | None = None,
+    timeout: float | None = None,
+) -> str:
+    """Run to completion; return stdout; raise PostgresError on failure."""
+    with Child(argv, env=env, cwd=cwd, user=user, what=what) as child:
+        out = child.stdout.read()
+        child.check(timeout)
+        return out.decode("utf-8", "replace")

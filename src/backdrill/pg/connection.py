@@ -1,0 +1,121 @@
+"""Connection parameters: built from the config and libpq's own environment variables.
+
+Secrets travel to child programs only through their environment (PGPASSWORD), never
+argv; every other parameter goes through the environment too, so a database name with
+``=`` or spaces is never parsed as a connection string.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from backdrill.config import PostgresConfig
+from backdrill.errors import PostgresError
+from backdrill.redact import SECRETS
+
+
+@dataclass(frozen=True)
+class ConnParams:
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sslmode: str | None = None
+    connect_timeout: int = 10
+    dbname: str = "postgres"
+
+    @classmethod
+    def from_config(cls, cfg: PostgresConfig) -> ConnParams:
+        return cls(
+            host=cfg.host,
+            port=cfg.port,
+            user=cfg.user,
+            password=cfg.password.get_secret_value() if cfg.password else None,
+            sslmode=cfg.sslmode,
+            connect_timeout=cfg.connect_timeout,
+            dbname=cfg.maintenance_db,
+        )
+
+    def with_db(self, dbname: str) -> ConnParams:
+        return ConnParams(
+            self.host,
+            self.port,
+            self.user,
+            self.password,
+            self.sslmode,
+            self.connect_timeout,
+            dbname,
+        )
+
+    def kwargs(self) -> dict[str, str | int]:
+        """Keyword arguments for psycopg.connect (unset ones fall back to libpq's env)."""
+        out: dict[str, str | int] = {"dbname": self.dbname, "connect_timeout": self.connect_timeout}
+        for key in ("host", "port", "user", "password", "sslmode"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        out["application_name"] = "backdrill"
+        return out
+
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for pg_dump/pg_restore/psql: libpq variables, password included."""
+        env = dict(os.environ if base is None else base)
+        mapping = {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port) if self.port is not None else None,
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+            "PGSSLMODE": self.sslmode,
+            "PGDATABASE": self.dbname,
+            "PGCONNECT_TIMEOUT": str(self.connect_timeout),
+        }
+        for key, value in mapping.items():
+            if value is not None:
+                env[key] = value
+        env["PGAPPNAME"] = "backdrill"
+        return env
+
+    def describe(self) -> str:
+        """``user@host:port/db`` with the defaults libpq would use; no password."""
+        host = self.host or os.environ.get("PGHOST") or "localhost"
+        port = self.port or os.environ.get("PGPORT") or 5432
+        user = self.user or os.environ.get("PGUSER") or ""
+        who = f"{user}@" if user else ""
+        return f"{who}{host}:{port}/{self.dbname}"
+
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+        try:
+            return psycopg.connect(**self.kwargs(), autocommit=autocommit)  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise PostgresError(
+                f"cannot connect to PostgreSQL at {self.describe()}: {first_line(exc)}"
+            ) from None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return SECRETS.redact(text[0] if text else type(exc).__name__)
+
+
+def server_version(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    """``15.4`` from server_version_num."""
+    num = conn.info.server_version
+    major = num // 10000
+    return f"{major}.{num % 100}" if major >= 10 else f"{num // 10000}.{num // 100 % 100}"
+
+
+def list_databases(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    """Every connectable non-template database, by name."""
+    rows = conn.execute(
+        "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def quote_ident(name: str) -> sql.Identifier:
+    return sql.Identifier(name)

@@ -1,0 +1,1 @@
+"""Generated Odoo-shaped sample data, for the demo, the tests and the benchmarks."""

@@ -1,0 +1,1 @@
+"""Services: the logic behind each command. They never print; they return results."""

@@ -1,0 +1,252 @@
+"""``backup db``: pg_dump → zstd → sha256 → storage, then the manifest, written last.
+
+The dump and the per-table row counts describe the same instant: a REPEATABLE READ
+transaction exports its snapshot, counts every user table in it, and pg_dump imports
+it with ``--snapshot``. ``created_at`` is that snapshot's moment (the recovery point).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from backdrill import __version__
+from backdrill.catalog import backup_dir
+from backdrill.errors import BackdrillError, PostgresError, UsageError
+from backdrill.manifest import DUMP_NAME, MANIFEST_NAME, SCHEMA_VERSION, DbManifest, TableRows
+from backdrill.pg import binaries
+from backdrill.pg.command import Child
+from backdrill.pg.connection import ConnParams, first_line, list_databases, server_version
+from backdrill.services.context import RunContext
+from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
+from backdrill.timeutil import new_id, utcnow
+from backdrill.zstdio import compressed
+
+log = logging.getLogger(__name__)
+
+# User tables whose data pg_dump writes: ordinary and unlogged tables (leaf partitions
+# included), not temporary ones, not members of an extension.
+USER_TABLES_SQL = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype = 'e')
+ORDER BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class DbBackupOutcome:
+    database: str
+    manifest: DbManifest | None
+    error: BackdrillError | None
+
+
+def count_rows(conn: psycopg.Connection[tuple[object, ...]]) -> list[TableRows]:
+    """Exact row counts of every user table, in the connection's current snapshot."""
+    tables = [(str(s), str(t)) for s, t in conn.execute(USER_TABLES_SQL).fetchall()]
+    counts: list[TableRows] = []
+    for schema, table in tables:
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+            sql.Identifier(schema), sql.Identifier(table)
+        )
+        row = conn.execute(query).fetchone()
+        assert row is not None
+        counts.append(TableRows.model_validate({"schema": schema, "table": table, "rows": row[0]}))
+    return counts
+
+
+def resolve_databases(
+    ctx: RunContext, params: ConnParams, database: str | None, all_databases: bool
+) -> list[str]:
+    if database and all_databases:
+        raise UsageError("give either --database NAME or --all, not both")
+    if database:
+        return [database]
+    configured = ctx.config.postgres.databases
+    if all_databases or configured == "all":
+        with params.connect() as conn:
+            return list_databases(conn)
+    if configured:
+        return list(configured)
+    raise UsageError(
+        "no database to back up",
+        hint="pass --database NAME or --all, or set postgres -> databases",
+    )
+
+
+class _RowCounter(threading.Thread):
+    """Counts rows in the snapshot transaction while pg_dump streams."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        super().__init__(name="row-counts", daemon=True)
+        self.conn = conn
+        self.result: list[TableRows] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = count_rows(self.conn)
+        except BaseException as exc:
+            self.error = exc
+
+    def outcome(self) -> list[TableRows]:
+        self.join()
+        if self.error is not None:
+            raise PostgresError(f"counting rows failed: {first_line(self.error)}")
+        return self.result
+
+
+def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbManifest:
+    """Back up one database; return its committed manifest."""
+    cfg = ctx.config
+    db_params = params.with_db(database)
+    started_at = utcnow()
+    with db_params.connect(autocommit=True) as conn:
+        version = server_version(conn)
+        pg_dump = binaries.find_program(
+            "pg_dump", int(version.split(".")[0]), bin_dir=cfg.postgres.bin_dir
+        )
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = conn.execute("SELECT pg_export_snapshot(), statement_timestamp()").fetchone()
+        except psycopg.Error as exc:
+            raise PostgresError(
+                f"cannot export a snapshot of {database}: {first_line(exc)}"
+            ) from None
+        assert row is not None
+        snapshot, created_at = str(row[0]), row[1]
+        assert isinstance(created_at, datetime)
+        backup_id = new_id(created_at)
+        prefix = backup_dir(database, backup_id)
+        log.info(
+            "backup of %s started",
+            database,
+            extra={
+                "fields": {
+                    "database": database,
+                    "backup_id": backup_id,
+                    "server_version": version,
+                    "pg_dump": str(pg_dump.path),
+                }
+            },
+        )
+        counter = _RowCounter(conn)
+        counter.start()
+        argv: list[str | Path] = [
+            pg_dump.path,
+            "--format=custom",
+            "--compress=0",
+            f"--snapshot={snapshot}",
+            "--no-password",
+        ]
+        try:
+            with (
+                Child(argv, env=db_params.child_env(), what="pg_dump") as dump,
+                ctx.reporter.task(f"dump {database}") as advance,
+                ctx.storage.open_writer(prefix + DUMP_NAME) as writer,
+            ):
+                source = CountingReader(dump.stdout, advance)
+                sink = HashingSink(writer)
+                compress_stream(
+                    source,
+                    sink,
+                    level=cfg.backup.compression_level,
+                    threads=compression_threads(cfg.backup.compression_threads),
+                )
+                dump.check()
+                tables = counter.outcome()
+        finally:
+            counter.join()
+            if not conn.closed:
+                conn.execute("ROLLBACK")
+    finished_at = utcnow()
+    manifest = DbManifest(
+        schema_version=SCHEMA_VERSION,
+        id=backup_id,
+        database=database,
+        created_at=created_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        object=DUMP_NAME,
+        compression={"algorithm": "zstd", "level": cfg.backup.compression_level},
+        raw_size=source.count,
+        stored_size=sink.count,
+        sha256=sink.hexdigest(),
+        server_version=version,
+        pg_dump_version=pg_dump.version,
+        backdrill_version=__version__,
+        run_id=ctx.run_id,
+        host=ctx.host,
+        tables=tables,
+    )
+    ctx.storage.put_bytes(prefix + MANIFEST_NAME, manifest.to_json().encode())
+    log.info(
+        "backup of %s committed",
+        database,
+        extra={
+            "fields": {
+                "database": database,
+                "backup_id": backup_id,
+                "raw_size": manifest.raw_size,
+                "stored_size": manifest.stored_size,
+                "seconds": round((finished_at - started_at).total_seconds(), 3),
+            }
+        },
+    )
+    return manifest
+
+
+def backup_globals(ctx: RunContext, params: ConnParams) -> str | None:
+    """Roles and tablespaces (``pg_dumpall --globals-only --no-role-passwords``); a
+    warning, not a failure, where the server does not permit it (managed PostgreSQL)."""
+    cfg = ctx.config
+    try:
+        with params.connect() as conn:
+            major = int(server_version(conn).split(".")[0])
+        pg_dumpall = binaries.find_program("pg_dumpall", major, bin_dir=cfg.postgres.bin_dir)
+        argv: list[str | Path] = [
+            pg_dumpall.path,
+            "--globals-only",
+            "--no-role-passwords",
+            "--no-password",
+            f"--database={params.dbname}",
+        ]
+        with Child(argv, env=params.child_env(), what="pg_dumpall") as child:
+            data = child.stdout.read()
+            child.check()
+    except PostgresError as exc:
+        log.warning("roles were not saved: %s", exc)
+        return None
+    key = f"globals/{new_id()}.sql.zst"
+    ctx.storage.put_bytes(key, compressed(data))
+    log.info("roles and tablespaces saved", extra={"fields": {"key": key}})
+    return key
+
+
+def run_backup_db(
+    ctx: RunContext, *, database: str | None = None, all_databases: bool = False
+) -> list[DbBackupOutcome]:
+    """Back up each selected database, one after the other; a failure of one does not
+    stop the others."""
+    params = ConnParams.from_config(ctx.config.postgres)
+    databases = resolve_databases(ctx, params, database, all_databases)
+    outcomes: list[DbBackupOutcome] = []
+    for name in databases:
+        try:
+            outcomes.append(DbBackupOutcome(name, backup_database(ctx, params, name), None))
+        except BackdrillError as exc:
+            outcomes.append(DbBackupOutcome(name, None, exc))
+    if (all_databases or ctx.config.postgres.databases == "all") and ctx.config.backup.globals:
+        backup_globals(ctx, params)
+    return outcomes

@@ -1,0 +1,38 @@
+"""Storage backends behind one interface (:class:`Storage`); pick one from a URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from backdrill.config import S3Options, StorageConfig
+from backdrill.storage.base import AlreadyExists, ObjectInfo, ObjectWriter, Storage
+
+__all__ = ["AlreadyExists", "ObjectInfo", "ObjectWriter", "Storage", "open_storage"]
+
+
+def open_storage(url: str, options: S3Options | None = None) -> Storage:
+    """Open ``s3://bucket/prefix`` (with ``options``) or ``file:///path``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        from backdrill.storage.local import LocalStorage
+
+        return LocalStorage(Path(unquote(parsed.path)))
+    from backdrill.storage.s3 import S3Storage
+
+    opts = options or S3Options()
+    if isinstance(opts, StorageConfig):
+        return S3Storage(
+            url,
+            parsed.netloc,
+            parsed.path,
+            opts,
+            part_size_mb=opts.part_size_mb,
+            max_concurrency=opts.max_concurrency,
+            object_lock=opts.object_lock,
+        )
+    return S3Storage(url, parsed.netloc, parsed.path, opts)
+
+
+def open_repository(config: StorageConfig) -> Storage:
+    return open_storage(config.url, config)

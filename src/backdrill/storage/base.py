@@ -1,0 +1,140 @@
+"""The storage interface every backend implements: keys relative to the repository root."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import BinaryIO, Self
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: datetime
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A multipart upload (S3) or a partial file (local) that never completed."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One line of ``config check``: what was checked, whether it holds, and detail."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class AlreadyExists(Exception):
+    """A conditional create found the key present."""
+
+
+class ObjectWriter(ABC):
+    """A streaming upload: the object becomes visible only on :meth:`commit`.
+
+    Used as a context manager, it commits on a clean exit and aborts on any exception,
+    so no half-written object is ever seen under its final name.
+    """
+
+    def __init__(self) -> None:
+        self.bytes_written = 0
+        self._done = False
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _abort(self) -> None: ...
+
+    def commit(self) -> None:
+        if not self._done:
+            self._done = True
+            self._commit()
+
+    def abort(self) -> None:
+        if not self._done:
+            self._done = True
+            self._abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class Storage(ABC):
+    """A repository: an S3 bucket and prefix, or a local directory."""
+
+    #: printable location, without secrets
+    url: str
+
+    @abstractmethod
+    def open_writer(self, key: str) -> ObjectWriter: ...
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
+        """Store a small object; with ``if_absent`` raise AlreadyExists if the key exists."""
+
+    @abstractmethod
+    def open_reader(self, key: str) -> BinaryIO:
+        """A stream of the object's bytes; NotFound when it does not exist."""
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open_reader(key) as stream:
+            return stream.read()
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    @abstractmethod
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every committed object whose key starts with ``prefix``, in key order."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.delete(key)
+
+    @abstractmethod
+    def pending_uploads(self, prefix: str = "") -> list[PendingUpload]: ...
+
+    @abstractmethod
+    def abort_pending(self, upload: PendingUpload) -> None: ...
+
+    @abstractmethod
+    def probe(self) -> list[ProbeResult]:
+        """Reach the repository and report what works (``config check``)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and threads."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,197 @@
+"""``file:///path``: a repository in a local directory.
+
+A file appears under its final name only when complete: it is written to a hidden
+``.partial-*`` file in the same directory, fsynced, then renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from backdrill.errors import NotFound, StorageError
+from backdrill.storage.base import (
+    AlreadyExists,
+    ObjectInfo,
+    ObjectWriter,
+    PendingUpload,
+    ProbeResult,
+    Storage,
+)
+
+PARTIAL_PREFIX = ".partial-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _LocalWriter(ObjectWriter):
+    def __init__(self, final: Path) -> None:
+        super().__init__()
+        self._final = final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = final.with_name(f"{PARTIAL_PREFIX}{final.name}.{secrets.token_hex(4)}")
+        self._file = self._tmp.open("xb")
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self._final}: {exc.strerror}") from None
+        self.bytes_written += len(data)
+
+    def _commit(self) -> None:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self._final)
+            _fsync_dir(self._final.parent)
+        except OSError as exc:
+            self._abort()
+            raise StorageError(f"cannot write {self._final}: {exc.strerror}") from None
+
+    def _abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"file://{root}"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise StorageError(f"key {key!r} escapes the repository {self.root}")
+        return path
+
+    def open_writer(self, key: str) -> ObjectWriter:
+        try:
+            return _LocalWriter(self._path(key))
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.url}/{key}: {exc.strerror}") from None
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
+        if not if_absent:
+            with self.open_writer(key) as writer:
+                writer.write(data)
+            return
+        # Exclusive creation that is never seen half-written: write a temp file, then
+        # hard-link it to the final name (link fails if the name exists), then unlink.
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f"{PARTIAL_PREFIX}{final.name}.{secrets.token_hex(4)}")
+        try:
+            tmp.write_bytes(data)
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                raise AlreadyExists(key) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def open_reader(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"object {key} does not exist in {self.url}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.url}/{key}: {exc.strerror}") from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            raise StorageError(f"repository directory {self.root} does not exist")
+        found: list[ObjectInfo] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, self.root)
+            for name in filenames:
+                if name.startswith(PARTIAL_PREFIX):
+                    continue
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if key.startswith(prefix):
+                    info = self.head(key)
+                    if info is not None:
+                        found.append(info)
+        found.sort(key=lambda info: info.key)
+        yield from found
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        # drop directories left empty, up to the root
+        parent = path.parent
+        root = self.root.resolve()
+        while parent != root and parent.is_relative_to(root):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def pending_uploads(self, prefix: str = "") -> list[PendingUpload]:
+        pending: list[PendingUpload] = []
+        if not self.root.is_dir():
+            return pending
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            for name in filenames:
+                if not name.startswith(PARTIAL_PREFIX):
+                    continue
+                key = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if key.startswith(prefix):
+                    st = os.stat(os.path.join(dirpath, name))
+                    pending.append(
+                        PendingUpload(key, key, datetime.fromtimestamp(st.st_mtime, UTC))
+                    )
+        return sorted(pending, key=lambda p: p.key)
+
+    def abort_pending(self, upload: PendingUpload) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(upload.upload_id).unlink()
+
+    def probe(self) -> list[ProbeResult]:
+        if not self.root.is_dir():
+            ancestor = self.root
+            while not ancestor.exists() and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            ok = ancestor.is_dir() and os.access(ancestor, os.W_OK)
+            detail = (
+                f"{self.root} does not exist yet; the first backup creates it"
+                if ok
+                else f"{self.root} does not exist and {ancestor} is not writable"
+            )
+            return [ProbeResult("repository directory", ok, detail)]
+        results = [ProbeResult("repository directory", True, str(self.root))]
+        if self.root.is_dir():
+            probe_key = f".probe-{secrets.token_hex(4)}"
+            try:
+                self.put_bytes(probe_key, b"ok")
+                self.delete(probe_key)
+                results.append(ProbeResult("repository writable", True, str(self.root)))
+            except (OSError, StorageError) as exc:
+                results.append(ProbeResult("repository writable", False, str(exc)))
+        return results

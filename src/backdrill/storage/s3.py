@@ -1,0 +1,417 @@
+"""``s3://bucket/prefix``: AWS S3 and S3-compatible stores (MinIO, Spaces, R2, moto).
+
+The only module that imports boto3. Uses the portable subset of the S3 API: path-style
+addressing by default, checksums only when an operation requires them (MinIO and
+older stores reject the newer default checksum headers), and multipart uploads with
+a bounded number of parts in flight, aborted on any failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import secrets
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO, cast
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config as BotoConfig
+
+from backdrill.config import ObjectLockConfig, S3Options
+from backdrill.errors import NotFound, StorageError
+from backdrill.redact import SECRETS
+from backdrill.storage.base import (
+    AlreadyExists,
+    ObjectInfo,
+    ObjectWriter,
+    PendingUpload,
+    ProbeResult,
+    Storage,
+)
+
+MiB = 1024 * 1024
+MAX_PARTS = 10_000
+_PERMANENT_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"}
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, secret-free description of a boto error for one error line."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        text = f"{err.get('Code', 'error')} (HTTP {status}): {err.get('Message', '')}".strip()
+    elif isinstance(exc, botocore.exceptions.NoCredentialsError):
+        text = "no S3 credentials found (set storage -> access_key_id/secret_access_key_file "
+        text += "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    else:
+        text = str(exc) or type(exc).__name__
+    return SECRETS.redact(text.rstrip(": "))
+
+
+def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
+    """A boto3 S3 client configured for portability across S3-compatible stores."""
+    boto_config = BotoConfig(
+        s3={"addressing_style": options.addressing_style},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=max_pool,
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    verify: bool | str = options.verify_tls
+    if options.verify_tls and options.ca_bundle is not None:
+        verify = str(options.ca_bundle)
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=options.endpoint_url,
+        region_name=options.region or "us-east-1",
+        aws_access_key_id=options.access_key_id,
+        aws_secret_access_key=(
+            options.secret_access_key.get_secret_value() if options.secret_access_key else None
+        ),
+        aws_session_token=(
+            options.session_token.get_secret_value() if options.session_token else None
+        ),
+        verify=verify,
+        config=boto_config,
+    )
+
+
+class _S3Writer(ObjectWriter):
+    """Buffers parts and uploads them concurrently, at most ``max_in_flight`` at once."""
+
+    def __init__(self, store: S3Storage, key: str) -> None:
+        super().__init__()
+        self._store = store
+        self._key = key
+        self._part_size = store.part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[Future[dict[str, Any]]] = []
+        self._slots = threading.BoundedSemaphore(store.max_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.bytes_written += len(data)
+        while len(self._buffer) >= self._part_size:
+            chunk = bytes(self._buffer[: self._part_size])
+            del self._buffer[: self._part_size]
+            self._submit(chunk)
+
+    def _submit(self, chunk: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._store.create_multipart(self._key)
+            self._pool = ThreadPoolExecutor(
+                self._store.max_concurrency, thread_name_prefix="s3-part"
+            )
+        number = len(self._parts) + 1
+        if number > MAX_PARTS:
+            raise StorageError(f"{self._key}: more than {MAX_PARTS} parts; raise part_size_mb")
+        # grow parts as the object grows so that 10,000 parts reach several TB
+        if number % 1000 == 0:
+            self._part_size *= 2
+        # fail fast on an earlier part's error instead of uploading more
+        for done in (f for f in self._parts if f.done()):
+            done.result()
+        self._slots.acquire()
+        assert self._pool is not None
+        upload_id = self._upload_id
+        try:
+            future = self._pool.submit(self._store.upload_part, self._key, upload_id, number, chunk)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _f: self._slots.release())
+        self._parts.append(future)
+
+    def _commit(self) -> None:
+        if self._upload_id is None:
+            self._store.put_bytes(self._key, bytes(self._buffer))
+            return
+        try:
+            if self._buffer or not self._parts:
+                self._submit(bytes(self._buffer))
+                self._buffer.clear()
+            parts = [f.result() for f in self._parts]
+            self._store.complete_multipart(self._key, self._upload_id, parts)
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._shutdown()
+
+    def _abort(self) -> None:
+        self._buffer.clear()
+        for future in self._parts:
+            future.cancel()
+        self._shutdown()
+        if self._upload_id is not None:
+            self._store.abort_multipart(self._key, self._upload_id)
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class S3Storage(Storage):
+    def __init__(
+        self,
+        url: str,
+        bucket: str,
+        prefix: str,
+        options: S3Options,
+        *,
+        part_size_mb: int = 16,
+        max_concurrency: int = 4,
+        object_lock: ObjectLockConfig | None = None,
+    ) -> None:
+        self.url = url
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.part_size = part_size_mb * MiB
+        self.max_concurrency = max_concurrency
+        self.object_lock = object_lock
+        self.client = make_client(options, max_pool=max(10, max_concurrency * 2))
+
+    # -- helpers -----------------------------------------------------------------
+    def _full(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _rel(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    def _fail(self, action: str, key: str, exc: BaseException) -> StorageError:
+        where = f"s3://{self.bucket}/{self._full(key)}"
+        code = _error_code(exc)
+        hint = None
+        if code == "NoSuchBucket":
+            hint = f"create the bucket {self.bucket} or fix storage -> url"
+        elif code in {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+            hint = "check the S3 credentials and the bucket policy"
+        return StorageError(f"cannot {action} {where}: {describe_error(exc)}", hint=hint)
+
+    def _lock_args(self, body: bytes | None = None) -> dict[str, Any]:
+        if self.object_lock is None:
+            return {}
+        until = datetime.now(UTC) + timedelta(days=self.object_lock.days)
+        args: dict[str, Any] = {
+            "ObjectLockMode": self.object_lock.mode,
+            "ObjectLockRetainUntilDate": until,
+        }
+        if body is not None:  # S3 requires an integrity header on object-lock writes
+            args["ContentMD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
+        return args
+
+    # -- multipart pieces used by the writer --------------------------------------
+    def create_multipart(self, key: str) -> str:
+        try:
+            resp = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self._full(key), **self._lock_args()
+            )
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("start an upload to", key, exc) from None
+        except botocore.exceptions.ClientError as exc:
+            raise self._fail("start an upload to", key, exc) from None
+        return cast(str, resp["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.object_lock is not None:
+            extra["ContentMD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
+        try:
+            resp = self.client.upload_part(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                **extra,
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail(f"upload part {number} of", key, exc) from None
+        return {"PartNumber": number, "ETag": resp["ETag"]}
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("complete the upload of", key, exc) from None
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        # Best effort, tried a few times: the caller is already failing.
+        for _attempt in range(3):
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._full(key), UploadId=upload_id
+                )
+                return
+            except botocore.exceptions.ClientError as exc:
+                if _error_code(exc) == "NoSuchUpload":
+                    return
+            except botocore.exceptions.BotoCoreError:
+                continue
+
+    # -- Storage -----------------------------------------------------------------
+    def open_writer(self, key: str) -> ObjectWriter:
+        return _S3Writer(self, key)
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key), "Body": data}
+        if if_absent:
+            args["IfNoneMatch"] = "*"
+        args.update(self._lock_args(data))
+        try:
+            self.client.put_object(**args)
+        except botocore.exceptions.ClientError as exc:
+            if if_absent and _error_code(exc) in {
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+            }:
+                raise AlreadyExists(key) from None
+            raise self._fail("write", key, exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("write", key, exc) from None
+
+    def open_reader(self, key: str) -> BinaryIO:
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in {"NoSuchKey", "404"}:
+                raise NotFound(
+                    f"object {key} does not exist in s3://{self.bucket}/{self.prefix}"
+                ) from None
+            raise self._fail("read", key, exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("read", key, exc) from None
+        return cast(BinaryIO, resp["Body"])
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise self._fail("inspect", key, exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("inspect", key, exc) from None
+        return ObjectInfo(key, int(resp["ContentLength"]), resp["LastModified"], resp.get("ETag"))
+
+    def head_raw(self, key: str) -> dict[str, Any]:
+        """The full HEAD response (object lock retention and legal hold fields)."""
+        try:
+            return cast(
+                dict[str, Any], self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("inspect", key, exc) from None
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        full_prefix = self._full(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        self._rel(item["Key"]),
+                        int(item["Size"]),
+                        item["LastModified"],
+                        item.get("ETag"),
+                    )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("list", prefix or "", exc) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("delete", key, exc) from None
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        batch = list(keys)
+        for key in batch:  # DeleteObjects needs Content-MD5 on some stores; one by one
+            self.delete(key)
+
+    def pending_uploads(self, prefix: str = "") -> list[PendingUpload]:
+        full_prefix = self._full(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        pending: list[PendingUpload] = []
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+                for item in page.get("Uploads", []):
+                    pending.append(
+                        PendingUpload(self._rel(item["Key"]), item["UploadId"], item["Initiated"])
+                    )
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in {"NotImplemented", "501"}:
+                return []  # the store lacks ListMultipartUploads; nothing we can see
+            raise self._fail("list uploads under", prefix, exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("list uploads under", prefix, exc) from None
+        return pending
+
+    def abort_pending(self, upload: PendingUpload) -> None:
+        self.abort_multipart(upload.key, upload.upload_id)
+
+    def object_lock_enabled(self) -> bool | None:
+        """True/False when the store answers, None when it does not support the call."""
+        try:
+            resp = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except botocore.exceptions.ClientError as exc:
+            code = _error_code(exc)
+            if code in {"ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound"}:
+                return False
+            if code in {"NotImplemented", "501"}:
+                return None
+            raise self._fail("read the object lock configuration of", "", exc) from None
+        conf = resp.get("ObjectLockConfiguration", {})
+        return bool(conf.get("ObjectLockEnabled") == "Enabled")
+
+    def probe(self) -> list[ProbeResult]:
+        results: list[ProbeResult] = []
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            results.append(ProbeResult("bucket reachable", True, f"s3://{self.bucket}"))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            results.append(ProbeResult("bucket reachable", False, describe_error(exc)))
+            return results
+        probe_key = f".probe-{secrets.token_hex(4)}"
+        try:
+            self.put_bytes(probe_key, b"ok")
+            self.delete(probe_key)
+            results.append(ProbeResult("bucket writable", True, self.url))
+        except StorageError as exc:
+            results.append(ProbeResult("bucket writable", False, str(exc)))
+        try:
+            enabled = self.object_lock_enabled()
+            detail = {True: "enabled", False: "not enabled", None: "not supported by the store"}[
+                enabled
+            ]
+            wanted = self.object_lock is not None
+            results.append(ProbeResult("object lock", bool(enabled) or not wanted, detail))
+        except StorageError as exc:
+            results.append(ProbeResult("object lock", self.object_lock is None, str(exc)))
+        return results
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()

@@ -1,0 +1,161 @@
+"""Fixtures: a real throwaway PostgreSQL, a real S3 endpoint over HTTP (moto server),
+a clean environment, and helpers to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from backdrill.pg import binaries
+from backdrill.pg.cluster import LocalCluster
+from backdrill.pg.connection import ConnParams
+from backdrill.redact import SECRETS
+from backdrill.sample.odoo import SampleInfo, create_sample
+from helpers.cli import Repo
+from helpers.s3proxy import FaultProxy
+
+S3_KEY_ID = "testing-key-id"
+S3_SECRET = "testing-secret-Zq8vX"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No BACKDRILL_*, PG* or AWS_* from the outside world; state under tmp_path."""
+    for name in list(os.environ):
+        if name.startswith(("BACKDRILL_", "PG", "AWS_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pg_bin_dir() -> Path:
+    programs = binaries.find_all("initdb")
+    if not programs:
+        pytest.fail("PostgreSQL server binaries (initdb) not found: install postgresql-15")
+    return sorted(programs, key=lambda p: p.major)[-1].bin_dir
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(pg_bin_dir: Path) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(
+        pg_bin_dir, tuning={"fsync": "off", "synchronous_commit": "off", "max_connections": "50"}
+    )
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg(pg_cluster: LocalCluster) -> ConnParams:
+    SECRETS.add(pg_cluster.password)
+    return pg_cluster.params
+
+
+@pytest.fixture
+def sample(pg: ConnParams, tmp_path: Path) -> Iterator[SampleInfo]:
+    """A fresh Odoo-shaped database (a few MB) and its filestore, dropped afterwards."""
+    name = f"odoo_{secrets.token_hex(4)}"
+    info = create_sample(pg, name, tmp_path / "filestore", scale=1)
+    yield info
+    drop_database(pg, name)
+
+
+def drop_database(pg: ConnParams, name: str) -> None:
+    with pg.connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_endpoint(moto_server: str) -> str:
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    return moto_server
+
+
+def s3_client(endpoint: str) -> object:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
+    )
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    name = f"backups-{secrets.token_hex(3)}"
+    s3_client(s3_endpoint).create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name
+
+
+@pytest.fixture(params=["local", "s3"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
+    """A repository on each backend: a local directory, and a bucket on moto over HTTP."""
+    if request.param == "local":
+        return Repo(url=f"file://{tmp_path / 'repo'}", storage={})
+    endpoint = request.getfixturevalue("s3_endpoint")
+    bucket_name = request.getfixturevalue("bucket")
+    return Repo(
+        url=f"s3://{bucket_name}/prod",
+        storage={
+            "endpoint_url": endpoint,
+            "region": "us-east-1",
+            "access_key_id": S3_KEY_ID,
+            "secret_access_key": S3_SECRET,
+            "part_size_mb": 5,
+        },
+    )
+
+
+@pytest.fixture
+def local_repo(tmp_path: Path) -> Repo:
+    return Repo(url=f"file://{tmp_path / 'repo'}", storage={})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_clusters() -> Iterator[None]:
+    yield
+    leftovers = [p for p in Path("/tmp").glob("backdrill-pg-*") if p.is_dir()]
+    for path in leftovers:  # pragma: no cover - only after a crashed test
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def fault_proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(s3_endpoint).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def proxied_repo(fault_proxy: FaultProxy, bucket: str) -> Repo:
+    """An S3 repository reached through the fault-injecting proxy."""
+    return Repo(
+        url=f"s3://{bucket}/prod",
+        storage={
+            "endpoint_url": fault_proxy.url,
+            "region": "us-east-1",
+            "access_key_id": S3_KEY_ID,
+            "secret_access_key": S3_SECRET,
+            "part_size_mb": 5,
+        },
+    )

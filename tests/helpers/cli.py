@@ -1,0 +1,82 @@
+"""Run the real CLI, in-process (fast) or as a subprocess (argv and signals)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from backdrill.cli.app import main
+from backdrill.pg.connection import ConnParams
+
+
+@dataclass
+class Repo:
+    url: str
+    storage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def write_config(
+    path: Path,
+    pg: ConnParams,
+    repo: Repo,
+    *,
+    databases: list[str] | str | None = None,
+    password_in_file: bool = True,
+    **sections: Any,
+) -> Path:
+    postgres: dict[str, Any] = {
+        "host": pg.host,
+        "port": pg.port,
+        "user": pg.user,
+        "sslmode": "disable",
+    }
+    if databases is not None:
+        postgres["databases"] = databases
+    if pg.password is not None and password_in_file:
+        secret = path.parent / "pg_password"
+        secret.write_text(pg.password + "\n")
+        postgres["password_file"] = str(secret)
+    doc: dict[str, Any] = {"postgres": postgres, "storage": {"url": repo.url, **repo.storage}}
+    for key, value in sections.items():
+        doc[key] = value
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
+    capsys.readouterr()
+    code = main(["--log-format", "json", *args])
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "backdrill", "--log-format", "json", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
