@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,16 @@ def drop_database(pg: ConnParams, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def work_dir() -> Iterator[Path]:
+    """A work directory for sandboxes and downloads, private to the test (under /tmp:
+    the sandbox server runs as an unprivileged user, who cannot enter tmp_path)."""
+    path = Path(tempfile.mkdtemp(prefix="backdrill-test-work-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -129,14 +140,6 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
 @pytest.fixture
 def local_repo(tmp_path: Path) -> Repo:
     return Repo(url=f"file://{tmp_path / 'repo'}", storage={})
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _no_leftover_clusters() -> Iterator[None]:
-    yield
-    leftovers = [p for p in Path("/tmp").glob("backdrill-pg-*") if p.is_dir()]
-    for path in leftovers:  # pragma: no cover - only after a crashed test
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
