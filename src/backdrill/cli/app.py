@@ -16,7 +16,7 @@ import click
 import typer
 
 from backdrill import __version__
-from backdrill.cli import backup_cmd, catalog_cmd, config_cmd
+from backdrill.cli import backup_cmd, catalog_cmd, config_cmd, prune_cmd, verify_cmd
 from backdrill.cli.errors import report_error
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
@@ -36,6 +36,8 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(backup_cmd.app, name="backup")
 catalog_cmd.register(app)
+prune_cmd.register(app)
+verify_cmd.register(app)
 
 _debug = False
 
