@@ -118,6 +118,17 @@ def _refuse(broken: list[BrokenEntry]) -> IntegrityError:
     )
 
 
+def _all_broken(
+    db_broken: list[BrokenEntry], listings: Mapping[str, ScopeListing]
+) -> list[BrokenEntry]:
+    """Every unreadable manifest of the catalogue, whatever scope it seems to belong to,
+    and every unreadable snapshot."""
+    found = {b.key: b for b in db_broken}
+    for listing in listings.values():
+        found.update({b.key: b for b in listing.broken})
+    return sorted(found.values(), key=lambda b: b.key)
+
+
 class _Pruner:
     def __init__(self, ctx: RunContext, dry_run: bool, now: datetime) -> None:
         self.ctx = ctx
@@ -268,8 +279,7 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
     files_scopes = [FilesScope(src, storage, objects) for src in file_sources(objects)]
     scopes: list[Scope] = [*db_scopes, *files_scopes, GlobalsScope(objects)]
     listings = {scope.name: scope.listing() for scope in scopes}
-    broken = [b for listing in listings.values() for b in listing.broken]
-    if broken:
+    if broken := _all_broken(catalog.broken, listings):
         raise _refuse(broken)
     pruner = _Pruner(ctx, dry_run, now)
     with _scope_locks(ctx, scopes, pruner.report, dry_run) as skipped:
@@ -284,8 +294,7 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
             for files_scope in files_scopes:
                 files_scope.objects = objects
             listings = {scope.name: scope.listing() for scope in scopes}
-            broken = [b for listing in listings.values() for b in listing.broken]
-            if broken:
+            if broken := _all_broken(catalog.broken, listings):
                 raise _refuse(broken)
         referenced: set[str] = set()
         for scope in scopes:

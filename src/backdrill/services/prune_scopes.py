@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import unquote
 
-from backdrill.catalog import BrokenEntry, DbListing, backup_dir
+from backdrill.catalog import BrokenEntry, DbListing, backup_dir, db_dir
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.locks import db_scope, files_scope
 from backdrill.manifest import MANIFEST_NAME
@@ -97,7 +97,7 @@ class DbScope:
             result.entries.append(
                 Entry(manifest.id, manifest.created_at, keys, _size(self.objects, keys))
             )
-        prefix = backup_dir(self.database, "")
+        prefix = db_dir(self.database)
         result.broken = [b for b in self.catalog.broken if b.key.startswith(prefix)]
         return result
 
