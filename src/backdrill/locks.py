@@ -159,15 +159,15 @@ class RepoLock:
             return False
 
     def _try_once(self, attempts: int = 5) -> LockInfo | None:
-        """Take the lock, or return the live holder."""
+        """Take the lock, or return the live holder.
+
+        The object is read first, so that even a store ignoring ``If-None-Match`` does
+        not let a later run overwrite a held lock; the conditional write then settles
+        simultaneous takers, and the read-back catches a store that let both "win"."""
         if attempts <= 0:
             raise LockHeld(f"{self.scope}: the lock object {self.key} keeps changing")
-        try:
-            self.storage.put_bytes(self.key, self._info().to_bytes(), if_absent=True)
-        except AlreadyExists:
-            current = self._read()
-            if current is False:
-                return self._try_once(attempts - 1)  # released meanwhile
+        current = self._read()
+        if current is not False:
             holder = current if isinstance(current, LockInfo) else None
             why = is_stale(holder, utcnow(), self.host)
             if why is None:
@@ -177,14 +177,14 @@ class RepoLock:
                 "taking over the lock %s: %s",
                 self.key,
                 why,
-                extra={
-                    "fields": {"lock": self.key, "previous": asdict(holder) if holder else None}
-                },
+                extra={"fields": {"lock": self.key, "previous": holder and asdict(holder)}},
             )
             if self._read() == current:  # unchanged since we judged it: remove it
                 self.storage.delete(self.key)
+        try:
+            self.storage.put_bytes(self.key, self._info().to_bytes(), if_absent=True)
+        except AlreadyExists:
             return self._try_once(attempts - 1)
-        # read back: a store that ignores If-None-Match lets a second writer overwrite
         current = self._read()
         if isinstance(current, LockInfo) and current.token != self.token:
             log.error(
