@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import typer
-
+from backdrill.errors import UsageError
 from backdrill.timeutil import parse_duration
 
 
@@ -16,4 +15,4 @@ def parse_wait(value: str | None) -> timedelta | None:
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--wait") from None
+        raise UsageError(f"--wait: {exc}") from None

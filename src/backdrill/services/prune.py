@@ -274,6 +274,8 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
         {m.database for m in catalog.backups}
         | {db for db, _id in catalog.uncommitted}
         | {unquote(b.key[len(DB_ROOT) :].split("/")[0]) for b in catalog.broken}
+        # a backup killed before any object committed leaves only a pending upload
+        | {unquote(p.key[len(DB_ROOT) :].split("/")[0]) for p in storage.pending_uploads(DB_ROOT)}
     )
     db_scopes = [DbScope(db, catalog, objects) for db in databases]
     files_scopes = [FilesScope(src, storage, objects) for src in file_sources(objects)]
