@@ -11,8 +11,16 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from backdrill.catalog import list_db_backups
+from backdrill.config import Config
+from backdrill.errors import IntegrityError
 from backdrill.locks import RepoLock, db_scope
+from backdrill.services.context import RunContext
+from backdrill.services.prune import run_prune
+from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import new_id, utcnow
 from conftest import S3_KEY_ID, S3_SECRET, s3_client
 from helpers.cli import Repo, run_cli
@@ -266,3 +274,44 @@ def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(
     text = run_cli(capsys, "--config", str(config), "prune")
     assert text.code == 0
     assert "kept under object lock" in text.out
+
+
+# -- the real service over random histories (hypothesis) -------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ages=st.lists(st.floats(min_value=-1, max_value=120, allow_nan=False), max_size=25),
+    days=st.integers(1, 40),
+    min_keep=st.integers(1, 10),
+    unreadable=st.booleans(),
+)
+def test_prune_service_over_random_histories_is_safe_and_idempotent(
+    tmp_path_factory: pytest.TempPathFactory,
+    ages: list[float],
+    days: int,
+    min_keep: int,
+    unreadable: bool,
+) -> None:
+    root = tmp_path_factory.mktemp("repo")
+    config = Config.model_validate(
+        {"storage": {"url": f"file://{root}"}, "retention": {"days": days, "min_keep": min_keep}}
+    )
+    now = utcnow()
+    with LocalStorage(root) as storage:
+        ctx = RunContext(config=config, storage=storage, run_id="prop")
+        created = {fake_db_backup(storage, "odoo", now - timedelta(days=a)): a for a in ages}
+        if unreadable:
+            storage.put_bytes(f"db/odoo/{new_id()}/manifest.json", b"{")
+            with pytest.raises(IntegrityError):
+                run_prune(ctx, now=now)
+            assert len(list_db_backups(storage).backups) == len(created)
+            return
+        run_prune(ctx, now=now)
+        left = {m.id for m in list_db_backups(storage).backups}
+        newest = sorted(created, key=lambda i: (now - timedelta(days=created[i]), i))[-min_keep:]
+        assert set(newest) <= left
+        assert {i for i, a in created.items() if a <= days} <= left
+        again = run_prune(ctx, now=now)
+        assert [e for e in again.entries if e.action == "delete"] == []
+        assert {m.id for m in list_db_backups(storage).backups} == left
