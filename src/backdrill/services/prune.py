@@ -167,7 +167,8 @@ class _Pruner:
                 if action == "delete":
                     self._delete(entry.keys)
                     log.info(
-                        "deleted %s/%s",
+                        "%s %s/%s",
+                        "would delete" if self.dry_run else "deleted",
                         scope.name,
                         entry.id,
                         extra={"fields": {"rule": decision.rule, "bytes": entry.size}},
