@@ -32,6 +32,7 @@ from helpers.history import (
     storage_of,
 )
 from helpers.repo import list_keys, write_object
+from helpers.s3proxy import FaultProxy, Rule
 
 
 def prune_json(capsys: pytest.CaptureFixture[str], config: Path, *extra: str) -> dict[str, Any]:
@@ -331,3 +332,23 @@ def test_prune_service_over_random_histories_is_safe_and_idempotent(
         again = run_prune(ctx, now=now)
         assert [e for e in again.entries if e.action == "delete"] == []
         assert {m.id for m in list_db_backups(storage).backups} == left
+
+
+def test_prune_deletes_the_manifest_first_so_a_failed_delete_leaves_no_committed_half(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    ids = daily_history(proxied_repo, 9)
+    fault_proxy.add(Rule("error", method="DELETE", contains="dump.pgdump.zst", times=1000))
+    config = prune_config(tmp_path / "c.yaml", proxied_repo, days=5, min_keep=1, grace_hours=0)
+    failed = run_cli(capsys, "--config", str(config), "prune")
+    assert failed.code == 5
+    oldest = ids[-1]
+    keys = list_keys(proxied_repo, f"db/odoo/{oldest}/")
+    assert keys == [f"db/odoo/{oldest}/dump.pgdump.zst"], "manifest gone, dump left"
+    fault_proxy.clear()
+    doc = prune_json(capsys, config)
+    assert {o["key"] for o in doc["orphans"]} == {f"db/odoo/{oldest}/"}
+    assert {k.split("/")[2] for k in list_keys(proxied_repo, "db/")} == set(ids[:5])

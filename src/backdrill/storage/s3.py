@@ -299,7 +299,8 @@ class S3Storage(Storage):
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key), "Body": data}
         if if_absent:
             args["IfNoneMatch"] = "*"
-        args.update(self._lock_args(data))
+        if not key.startswith("locks/"):  # lock objects are rewritten and deleted
+            args.update(self._lock_args(data))
         try:
             self.client.put_object(**args)
         except botocore.exceptions.ClientError as exc:
