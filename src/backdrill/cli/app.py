@@ -16,7 +16,15 @@ import click
 import typer
 
 from backdrill import __version__
-from backdrill.cli import backup_cmd, catalog_cmd, config_cmd, drill_cmd, restore_cmd
+from backdrill.cli import (
+    backup_cmd,
+    catalog_cmd,
+    config_cmd,
+    drill_cmd,
+    prune_cmd,
+    restore_cmd,
+    verify_cmd,
+)
 from backdrill.cli.errors import report_error, report_interrupt
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
@@ -38,6 +46,8 @@ app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(restore_cmd.app, name="restore")
 app.add_typer(drill_cmd.app, name="drill")
 catalog_cmd.register(app)
+prune_cmd.register(app)
+verify_cmd.register(app)
 
 _debug = False
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.errors import report_error
+from backdrill.cli.options import parse_wait
 from backdrill.cli.state import state
 from backdrill.services.backup_db import run_backup_db
 from backdrill.timeutil import human_duration, human_size
@@ -25,11 +26,18 @@ def backup_db(
     all_databases: Annotated[
         bool, typer.Option("--all", help="Every connectable non-template database, and roles.")
     ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
+    ] = None,
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
     app_state = state(ctx)
     outcomes = run_backup_db(
-        app_state.run_context(), database=database, all_databases=all_databases
+        app_state.run_context(),
+        database=database,
+        all_databases=all_databases,
+        wait=parse_wait(wait),
     )
     for outcome in outcomes:
         m = outcome.manifest
