@@ -112,7 +112,7 @@ class ObjectLockConfig(_Model):
 class StorageConfig(S3Options):
     url: str
     object_lock: ObjectLockConfig | None = None
-    part_size_mb: Annotated[int, Field(ge=5, le=5120)] = 16
+    part_size_mb: Annotated[int, Field(ge=5, le=5120)] = 8
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
 
     @field_validator("url")
@@ -168,7 +168,7 @@ class DrillConfig(_Model):
 
 
 class BackupConfig(_Model):
-    compression_level: Annotated[int, Field(ge=1, le=19)] = 3
+    compression_level: Annotated[int, Field(ge=1, le=19)] = 1
     compression_threads: Annotated[int, Field(ge=0, le=64)] = 0  # 0: one per core
     globals: bool = True
 

@@ -10,9 +10,6 @@ import typer
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
 from backdrill.errors import IntegrityError
-from backdrill.evidence import load_evidence, verify_chain
-from backdrill.report.render import render_history_html
-from backdrill.services.drill import DrillOptions, run_drill
 from backdrill.timeutil import human_duration
 
 app = typer.Typer(
@@ -43,6 +40,8 @@ def drill_run(
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")] = None,
 ) -> None:
     """Restore a backup into a throwaway PostgreSQL, verify it, and write evidence."""
+    from backdrill.services.drill import DrillOptions, run_drill
+
     app_state = state(ctx)
     outcome = run_drill(
         app_state.run_context(),
@@ -88,6 +87,9 @@ def drill_history(
     ] = False,
 ) -> None:
     """Past drills: date, backup, RPO, RTO, result."""
+    from backdrill.evidence import load_evidence, verify_chain
+    from backdrill.report.render import render_history_html
+
     app_state = state(ctx)
     evidence = load_evidence(app_state.storage)
     reports = evidence.parsed()

@@ -3,15 +3,17 @@ database backups (found in the db catalogue) here; filestore snapshots plug in b
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from backdrill.services.verify_db import VerifyResult
 
 from backdrill.catalog import list_db_backups
 from backdrill.cli.render import table
 from backdrill.cli.state import state
 from backdrill.errors import IntegrityError, NotFound, UsageError
-from backdrill.services.verify_db import VerifyResult, run_verify_db
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +36,8 @@ def verify_cmd(
         raise UsageError("give either an ID or --all")
     app_state = state(ctx)
     run_ctx = app_state.run_context()
+    from backdrill.services.verify_db import run_verify_db
+
     listing = list_db_backups(app_state.storage)
     results: list[VerifyResult] = []
     if all_backups:

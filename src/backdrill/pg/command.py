@@ -21,6 +21,8 @@ from backdrill.redact import SECRETS
 
 log = logging.getLogger(__name__)
 
+PIPE_SIZE = 1 << 20
+
 
 class Child:
     """A running program whose stderr is collected (last lines) and logged at debug."""
@@ -50,6 +52,8 @@ class Child:
                 cwd=cwd,
                 user=user,
                 start_new_session=True,
+                # a 1 MiB pipe (the default maximum) lets pg_dump run ahead of the reader
+                pipesize=PIPE_SIZE if stdout == subprocess.PIPE else -1,
             )
         except OSError as exc:
             raise PostgresError(f"cannot start {self.what}: {exc.strerror}") from None

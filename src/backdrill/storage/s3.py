@@ -9,8 +9,10 @@ a bounded number of parts in flight, aborted on any failure.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import hashlib
+import io
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
@@ -88,6 +90,86 @@ def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
         verify=verify,
         config=boto_config,
     )
+
+
+def _total_size(resp: dict[str, Any]) -> int | None:
+    """The object size from ``Content-Range: bytes 0-99/1234``."""
+    content_range = resp.get("ContentRange")
+    if not content_range or "/" not in content_range:
+        return None
+    total = content_range.rsplit("/", 1)[1]
+    return int(total) if total.isdigit() else None
+
+
+class _RangeReader(io.RawIOBase):
+    """Reads an object as consecutive ranges fetched concurrently, in order; at most
+    ``max_concurrency`` ranges are held in memory."""
+
+    def __init__(self, store: S3Storage, key: str, first_body: Any, total: int) -> None:
+        super().__init__()
+        self._store = store
+        self._key = key
+        self._total = total
+        self._current = memoryview(b"")
+        self._first_body: Any = first_body
+        self._next_start = store.part_size
+        self._pending: collections.deque[Future[bytes]] = collections.deque()
+        self._pool = ThreadPoolExecutor(store.max_concurrency, thread_name_prefix="s3-get")
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._pending) < self._store.max_concurrency and self._next_start < self._total:
+            start = self._next_start
+            end = min(start + self._store.part_size, self._total) - 1
+            self._pending.append(self._pool.submit(self._store.read_range, self._key, start, end))
+            self._next_start = end + 1
+
+    def readable(self) -> bool:
+        return True
+
+    def _advance(self) -> bool:
+        if self._first_body is not None:
+            try:
+                data = self._first_body.read()
+            except (botocore.exceptions.BotoCoreError, OSError) as exc:
+                raise self._store._fail("read", self._key, exc) from None
+            self._first_body.close()
+            self._first_body = None
+            if len(data) != min(self._store.part_size, self._total):
+                raise StorageError(f"short read of the first range of {self._key}")
+        elif self._pending:
+            data = self._pending.popleft().result()
+            self._fill()
+        else:
+            return False
+        self._current = memoryview(data)
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            chunks = []
+            while chunk := self.read(1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        while not self._current and self._advance():
+            pass
+        out = bytes(self._current[:size])
+        self._current = self._current[len(out) :]
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            for future in self._pending:
+                future.cancel()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._first_body is not None:
+                self._first_body.close()
+        super().close()
 
 
 class _S3Writer(ObjectWriter):
@@ -176,7 +258,7 @@ class S3Storage(Storage):
         prefix: str,
         options: S3Options,
         *,
-        part_size_mb: int = 16,
+        part_size_mb: int = 8,
         max_concurrency: int = 4,
         object_lock: ObjectLockConfig | None = None,
     ) -> None:
@@ -313,9 +395,12 @@ class S3Storage(Storage):
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("write", key, exc) from None
 
-    def open_reader(self, key: str) -> BinaryIO:
+    def _get(self, key: str, byte_range: str | None = None) -> dict[str, Any]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key)}
+        if byte_range is not None:
+            args["Range"] = byte_range
         try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+            return cast(dict[str, Any], self.client.get_object(**args))
         except botocore.exceptions.ClientError as exc:
             if _error_code(exc) in {"NoSuchKey", "404"}:
                 raise NotFound(
@@ -324,7 +409,32 @@ class S3Storage(Storage):
             raise self._fail("read", key, exc) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("read", key, exc) from None
-        return cast(BinaryIO, resp["Body"])
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start..end`` (inclusive), checked for length."""
+        resp = self._get(key, f"bytes={start}-{end}")
+        try:
+            data = cast(bytes, resp["Body"].read())
+        except (botocore.exceptions.BotoCoreError, OSError) as exc:
+            raise self._fail("read", key, exc) from None
+        if len(data) != end - start + 1:
+            raise StorageError(
+                f"short read of s3://{self.bucket}/{self._full(key)} bytes {start}-{end}: "
+                f"got {len(data)}"
+            )
+        return data
+
+    def open_reader(self, key: str) -> BinaryIO:
+        """A stream of the object. Objects larger than one part are fetched as ranged
+        GETs, ``max_concurrency`` in flight, and delivered in order."""
+        first = self._get(key, f"bytes=0-{self.part_size - 1}")
+        body = first["Body"]
+        total = _total_size(first)
+        if first.get("ResponseMetadata", {}).get("HTTPStatusCode") != 206 or total is None:
+            return cast(BinaryIO, body)  # the store ignored Range: the whole object
+        if total <= self.part_size:
+            return cast(BinaryIO, body)
+        return cast(BinaryIO, _RangeReader(self, key, body, total))
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -1,0 +1,292 @@
+"""`make bench`: backdrill against its baselines, side by side in one run.
+
+On an Odoo-shaped database of BENCH_SIZE MB (default 1024) it measures, in interleaved
+rounds of BENCH_REPS (default 3), wall time and peak RSS of:
+
+  pg_dump -Fc (default compression) to a file   what users do today
+  pg_dump -Fc -Z0 > /dev/null                    the physical limit of a logical dump
+  backdrill backup db -> local directory
+  backdrill backup db -> S3 (moto server on 127.0.0.1)
+  backdrill backup db at a quarter of the size   (peak RSS must stay flat)
+  pg_restore -j N of a local file into a fresh sandbox   the restore limit
+  backdrill drill run (and its phases)
+
+then prints a table and writes docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backdrill.pg import binaries
+from backdrill.pg.cluster import LocalCluster
+from backdrill.pg.connection import ConnParams
+from backdrill.pg.restore import default_jobs
+from benchmarks.generate import database_size_mb, make_database
+from benchmarks.measure import Series, measure
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKDRILL = [sys.executable, "-m", "backdrill", "--log-format", "json"]
+
+
+@dataclass
+class Target:
+    what: str
+    value: float
+    limit: float
+    unit: str = "x"
+
+    @property
+    def met(self) -> bool:
+        return self.value <= self.limit
+
+
+def write_config(path: Path, params: ConnParams, database: str, storage: str, work: Path) -> Path:
+    path.write_text(
+        "postgres:\n"
+        f"  host: {params.host}\n  port: {params.port}\n  user: {params.user}\n"
+        f"  sslmode: disable\n  databases: [{database}]\n"
+        f"storage:\n{storage}"
+        f"drill:\n  work_dir: {work}\n  report_dir: {work / 'reports'}\n"
+    )
+    return path
+
+
+def stored_size(repo_dir: Path) -> int:
+    sizes = [p.stat().st_size for p in repo_dir.rglob("dump.pgdump.zst")]
+    return max(sizes) if sizes else 0
+
+
+def main() -> None:
+    size_mb = float(os.environ.get("BENCH_SIZE", "1024"))
+    reps = int(os.environ.get("BENCH_REPS", "3"))
+    jobs = default_jobs()
+    initdb = sorted(binaries.find_all("initdb"), key=lambda p: p.major)[-1]
+    bin_dir = initdb.bin_dir
+    work = Path(tempfile.mkdtemp(prefix="backdrill-bench-"))
+    work.chmod(0o755)
+    print(f"benchmark: {size_mb:.0f} MB database, {reps} rounds, {jobs} cores, work in {work}")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench-secret",
+    ).create_bucket(Bucket="bench")
+    series: dict[str, Series] = {}
+    try:
+        with LocalCluster(bin_dir, tuning={"fsync": "off", "shared_buffers": "256MB"}) as src:
+            params = src.params
+            print("generating the databases ...", flush=True)
+            make_database(params, "odoo", size_mb, work / "fs")
+            make_database(params, "odoo_quarter", size_mb / 4, work / "fs4")
+            real_mb = database_size_mb(params, "odoo")
+            quarter_mb = database_size_mb(params, "odoo_quarter")
+            env = dict(os.environ)
+            env.update(params.with_db("odoo").child_env())
+            local = write_config(
+                work / "local.yaml", params, "odoo", f"  url: file://{work / 'repo'}\n", work
+            )
+            s3 = write_config(
+                work / "s3.yaml",
+                params,
+                "odoo",
+                f"  url: s3://bench/prod\n  endpoint_url: {endpoint}\n  region: us-east-1\n"
+                "  access_key_id: bench\n  secret_access_key: bench-secret\n",
+                work,
+            )
+            quarter = write_config(
+                work / "quarter.yaml",
+                params,
+                "odoo_quarter",
+                f"  url: file://{work / 'repo4'}\n",
+                work,
+            )
+            pg_dump = bin_dir / "pg_dump"
+            z0_file = work / "z0.pgdump"
+            subprocess.run([pg_dump, "-Fc", "-Z0", "-f", z0_file, "odoo"], env=env, check=True)
+            names = [
+                "pg_dump -Fc > file",
+                "pg_dump -Fc -Z0 > /dev/null",
+                "backdrill backup db -> local",
+                "backdrill backup db -> S3 (moto)",
+                "backdrill backup db -> local, 1/4 size",
+                f"pg_restore -j{jobs} (file -> fresh sandbox)",
+                "backdrill drill run",
+            ]
+            series = {n: Series(n) for n in names}
+            for rnd in range(reps):
+                print(f"round {rnd + 1}/{reps}", flush=True)
+                fc_file = work / "fc.pgdump"
+                series[names[0]].runs.append(
+                    measure([pg_dump, "-Fc", "-f", fc_file, "odoo"], env=env)
+                )
+                series[names[0]].extra["size_mb"] = fc_file.stat().st_size / 2**20
+                series[names[1]].runs.append(measure([pg_dump, "-Fc", "-Z0", "odoo"], env=env))
+                for name, config, repo in (
+                    (names[2], local, work / "repo"),
+                    (names[3], s3, None),
+                    (names[4], quarter, work / "repo4"),
+                ):
+                    series[name].runs.append(
+                        measure([*BACKDRILL, "--config", config, "backup", "db"], env=env)
+                    )
+                    if repo is not None:
+                        series[name].extra["size_mb"] = stored_size(repo) / 2**20
+                with LocalCluster(bin_dir) as sandbox:
+                    with sandbox.params.connect() as conn:
+                        conn.execute("CREATE DATABASE odoo TEMPLATE template0")
+                    renv = dict(os.environ)
+                    renv.update(sandbox.params.with_db("odoo").child_env())
+                    series[names[5]].runs.append(
+                        measure(
+                            [
+                                bin_dir / "pg_restore",
+                                f"--jobs={jobs}",
+                                "--exit-on-error",
+                                "--no-owner",
+                                "--no-privileges",
+                                "--dbname=odoo",
+                                z0_file,
+                            ],
+                            env=renv,
+                        )
+                    )
+                series[names[6]].runs.append(
+                    measure([*BACKDRILL, "--config", local, "drill", "run"], env=env)
+                )
+                report = json.loads(
+                    sorted((work / "reports").glob("*/report.json"))[-1].read_text()
+                )
+                for phase, seconds in report["rto"]["phases"].items():
+                    key = f"phase_{phase}"
+                    series[names[6]].extra[key] = (
+                        series[names[6]].extra.get(key, 0) + seconds / reps
+                    )
+                print(
+                    "  "
+                    + ", ".join(f"{s.name}: {s.runs[-1].seconds:.2f}s" for s in series.values()),
+                    flush=True,
+                )
+    finally:
+        moto.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    fc, z0, local_s, s3_s, quarter_s, restore_s, drill_s = series.values()
+    targets = [
+        Target(
+            "backup db (local) / pg_dump -Fc -Z0 (physical limit)", local_s.median / z0.median, 1.15
+        ),
+        Target("backup db (local) / pg_dump -Fc", local_s.median / fc.median, 0.55),
+        Target(
+            "stored size / pg_dump -Fc size", local_s.extra["size_mb"] / fc.extra["size_mb"], 1.0
+        ),
+        Target("backup db (S3) / backup db (local)", s3_s.median / local_s.median, 1.2),
+        Target("peak RSS of backup db (MB)", local_s.peak_rss_mb, 200, " MB"),
+        Target(
+            "peak RSS at 4x size / at 1x size", local_s.peak_rss_mb / quarter_s.peak_rss_mb, 1.10
+        ),
+        Target(
+            f"drill restore phase / pg_restore -j{jobs}",
+            drill_s.extra["phase_restore"] / restore_s.median,
+            1.10,
+        ),
+        Target(
+            f"whole drill (4 phases) / pg_restore -j{jobs}",
+            sum(drill_s.extra[f"phase_{p}"] for p in ("provision", "download", "restore", "verify"))
+            / restore_s.median,
+            1.3,
+        ),
+    ]
+    write_report(series, targets, size_mb=real_mb, quarter_mb=quarter_mb, reps=reps, jobs=jobs)
+
+
+def _row(s: Series, base: Series | None) -> str:
+    lo, hi = s.spread
+    ratio = f"{s.median / base.median:.2f}x" if base else ""
+    size = f"{s.extra['size_mb']:.1f}" if "size_mb" in s.extra else ""
+    return (
+        f"| {s.name} | {s.median:.2f} | {lo:.2f}-{hi:.2f} | {ratio} | "
+        f"{s.peak_rss_mb:.0f} | {size} |"
+    )
+
+
+def write_report(
+    series: dict[str, Series],
+    targets: list[Target],
+    *,
+    size_mb: float,
+    quarter_mb: float,
+    reps: int,
+    jobs: int,
+) -> None:
+    fc, z0, local_s, s3_s, quarter_s, restore_s, drill_s = series.values()
+    lines = [
+        "| contender | median s | min-max s | ratio | peak RSS MB | stored MB |",
+        "|---|---|---|---|---|---|",
+        _row(fc, None),
+        _row(z0, None),
+        _row(local_s, z0) + " ",
+        _row(s3_s, local_s),
+        _row(quarter_s, None),
+        _row(restore_s, None),
+        _row(drill_s, restore_s),
+    ]
+    phases = ", ".join(f"{k.removeprefix('phase_')} {v:.2f}s" for k, v in drill_s.extra.items())
+    verdicts = ["| target | measured | limit | met |", "|---|---|---|---|"]
+    verdicts += [
+        f"| {t.what} | {t.value:.2f}{t.unit} | {t.limit:g}{t.unit} | {'yes' if t.met else 'NO'} |"
+        for t in targets
+    ]
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = (
+        f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+    table = "\n".join(lines)
+    text = f"""# Benchmarks
+
+Measured {today} on {machine}; PostgreSQL {binaries.find_all("pg_dump")[0].version}.
+Database: Odoo-shaped, {size_mb:.0f} MB (`pg_database_size`), generated by
+`benchmarks/generate.py` from `backdrill.sample.odoo`; the RSS check also backs up one
+of {quarter_mb:.0f} MB. Each contender ran {reps} times in interleaved rounds; the
+ratio column compares medians (backup db local against the physical limit, S3 against
+local, the drill against the restore limit). Drill phases (mean): {phases}.
+
+Reproduce: `make bench` (`BENCH_SIZE=<MB>`, `BENCH_REPS=<n>` to change).
+
+{table}
+
+Targets (issue 8):
+
+{chr(10).join(verdicts)}
+"""
+    print(table)
+    print()
+    print("\n".join(verdicts))
+    (ROOT / "docs" / "benchmarks.md").write_text(text)
+    print(f"\nwrote {ROOT / 'docs' / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The storage contract, on both backends: local directory and S3 over HTTP (moto)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from backdrill.config import StorageConfig
+from backdrill.errors import NotFound, StorageError
+from backdrill.storage import AlreadyExists, Storage, open_storage
+from helpers.cli import Repo
+from helpers.repo import list_keys, open_uploads
+from helpers.s3proxy import FaultProxy, Rule
+
+
+def storage_for(repo: Repo) -> Storage:
+    return open_storage(repo.url, StorageConfig.model_validate({"url": repo.url, **repo.storage}))
+
+
+def test_writer_commits_on_success_and_leaves_nothing_on_failure(repo: Repo) -> None:
+    store = storage_for(repo)
+    payload = os.urandom(12 * 1024 * 1024)  # several 5 MiB parts on S3
+    with store.open_writer("a/b/object") as writer:
+        for i in range(0, len(payload), 1 << 20):
+            writer.write(payload[i : i + (1 << 20)])
+    assert store.get_bytes("a/b/object") == payload
+    with pytest.raises(RuntimeError), store.open_writer("a/b/failed") as writer:
+        writer.write(payload)
+        raise RuntimeError("boom")
+    assert list_keys(repo) == ["a/b/object"]
+    assert open_uploads(repo) == []
+
+
+def test_put_if_absent_is_exclusive(repo: Repo) -> None:
+    store = storage_for(repo)
+    store.put_bytes("locks/x", b"one", if_absent=True)
+    with pytest.raises(AlreadyExists):
+        store.put_bytes("locks/x", b"two", if_absent=True)
+    assert store.get_bytes("locks/x") == b"one"
+
+
+def test_listing_head_delete_and_not_found(repo: Repo) -> None:
+    store = storage_for(repo)
+    for key in ("db/x/1/manifest.json", "db/x/2/manifest.json", "files/objects/ab/abc"):
+        store.put_bytes(key, key.encode())
+    assert [i.key for i in store.list_objects("db/")] == [
+        "db/x/1/manifest.json",
+        "db/x/2/manifest.json",
+    ]
+    info = store.head("files/objects/ab/abc")
+    assert info is not None and info.size == len(b"files/objects/ab/abc")
+    store.delete("db/x/1/manifest.json")
+    assert store.head("db/x/1/manifest.json") is None
+    with pytest.raises(NotFound):
+        store.get_bytes("db/x/1/manifest.json")
+
+
+def test_s3_reader_fetches_large_objects_as_parallel_ranges_in_order(
+    proxied_repo: Repo, fault_proxy: FaultProxy
+) -> None:
+    store = storage_for(proxied_repo)
+    payload = os.urandom(23 * 1024 * 1024)
+    with store.open_writer("big") as writer:
+        writer.write(payload)
+    fault_proxy.requests.clear()
+    digest = hashlib.sha256()
+    with store.open_reader("big") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    assert digest.hexdigest() == hashlib.sha256(payload).hexdigest()
+    gets = [path for method, path in fault_proxy.requests if method == "GET"]
+    assert len(gets) == 5  # 23 MiB in 5 MiB ranges
+
+
+def test_s3_reader_detects_a_truncated_range(
+    proxied_repo: Repo, fault_proxy: FaultProxy
+) -> None:
+    store = storage_for(proxied_repo)
+    with store.open_writer("big") as writer:
+        writer.write(os.urandom(11 * 1024 * 1024))
+    fault_proxy.add(Rule("truncate", method="GET", times=100))
+    with pytest.raises(StorageError), store.open_reader("big") as stream:
+        while stream.read(1 << 20):
+            pass
