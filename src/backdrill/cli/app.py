@@ -16,7 +16,7 @@ import click
 import typer
 
 from backdrill import __version__
-from backdrill.cli import backup_cmd, catalog_cmd, config_cmd, standards_cmd
+from backdrill.cli import backup_cmd, catalog_cmd, config_cmd, standards_cmd, status_cmd
 from backdrill.cli.errors import report_error
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
@@ -37,6 +37,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(standards_cmd.app, name="standards")
 catalog_cmd.register(app)
+status_cmd.register(app)
 
 _debug = False
 
