@@ -7,8 +7,12 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.errors import report_error
-from backdrill.cli.state import state
+from backdrill.cli.state import AppState, state
+from backdrill.errors import BackdrillError
+from backdrill.manifest import DbManifest
+from backdrill.notify import backup_event, send
 from backdrill.services.backup_db import run_backup_db
+from backdrill.ssot import policy
 from backdrill.timeutil import human_duration, human_size
 
 app = typer.Typer(
@@ -28,9 +32,12 @@ def backup_db(
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
     app_state = state(ctx)
-    outcomes = run_backup_db(
-        app_state.run_context(), database=database, all_databases=all_databases
-    )
+    run = app_state.run_context()
+    try:
+        outcomes = run_backup_db(run, database=database, all_databases=all_databases)
+    except BackdrillError as exc:
+        _notify(app_state, run.host, database, None, exc)
+        raise
     for outcome in outcomes:
         m = outcome.manifest
         if m is not None:
@@ -40,6 +47,8 @@ def backup_db(
                 f"({human_size(m.raw_size)} dumped, {len(m.tables)} tables) "
                 f"in {human_duration(seconds)}"
             )
+    for outcome in outcomes:
+        _notify(app_state, run.host, outcome.database, outcome.manifest, outcome.error)
     failures = [o for o in outcomes if o.error is not None]
     if failures:
         first = failures[0].error
@@ -54,3 +63,23 @@ def backup_db(
             err=True,
         )
         raise typer.Exit(first.exit_code)
+
+
+def _notify(
+    app_state: AppState,
+    host: str,
+    database: str | None,
+    manifest: DbManifest | None,
+    error: BackdrillError | None,
+) -> None:
+    """One webhook event per database (notify.on decides which are sent); never raises."""
+    event = backup_event(
+        kind="backup db",
+        run_id=app_state.run_id,
+        host=host,
+        policy=policy(app_state.config),
+        database=database,
+        manifest=manifest,
+        error=error,
+    )
+    send(app_state.config.notify, event)
