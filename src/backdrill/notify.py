@@ -21,7 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from backdrill import __version__
 from backdrill.config import NotifyConfig
-from backdrill.errors import BackdrillError
+from backdrill.errors import BackdrillError, Interrupted
 from backdrill.manifest import DbManifest
 from backdrill.redact import SECRETS
 from backdrill.ssot import Policy
@@ -82,7 +82,7 @@ def backup_event(
     policy: Policy,
     database: str | None,
     manifest: DbManifest | None = None,
-    error: BackdrillError | None = None,
+    error: BackdrillError | Interrupted | None = None,
 ) -> Event:
     """Pure: the event of one backup outcome (a manifest on success, an error otherwise)."""
     rpo_target, rto_target = policy.rpo_hours * 3600, policy.rto_hours * 3600

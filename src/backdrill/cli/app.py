@@ -20,11 +20,13 @@ from backdrill.cli import (
     backup_cmd,
     catalog_cmd,
     config_cmd,
+    drill_cmd,
+    restore_cmd,
     serve_cmd,
     standards_cmd,
     status_cmd,
 )
-from backdrill.cli.errors import report_error
+from backdrill.cli.errors import report_error, report_interrupt
 from backdrill.cli.metrics_file import write_metrics_file
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
@@ -43,6 +45,8 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(restore_cmd.app, name="restore")
+app.add_typer(drill_cmd.app, name="drill")
 app.add_typer(standards_cmd.app, name="standards")
 catalog_cmd.register(app)
 status_cmd.register(app)
@@ -152,8 +156,11 @@ def _dispatch(argv: list[str] | None) -> int:
             traceback.print_exc()
         report_error(exc)
         return exc.exit_code
+    except Interrupted as exc:
+        report_interrupt(exc)
+        return exc.exit_code
     except KeyboardInterrupt:
-        report_error(Interrupted(signal.SIGINT))
+        report_interrupt(Interrupted(signal.SIGINT))
         return 130
     except Exception as exc:
         if _debug:

@@ -8,7 +8,7 @@ import typer
 
 from backdrill.cli.errors import report_error
 from backdrill.cli.state import AppState, state
-from backdrill.errors import BackdrillError
+from backdrill.errors import BackdrillError, Interrupted
 from backdrill.manifest import DbManifest
 from backdrill.notify import backup_event, send
 from backdrill.services.backup_db import run_backup_db
@@ -35,7 +35,7 @@ def backup_db(
     run = app_state.run_context()
     try:
         outcomes = run_backup_db(run, database=database, all_databases=all_databases)
-    except BackdrillError as exc:
+    except (BackdrillError, Interrupted) as exc:
         _notify(app_state, run.host, database, None, exc)
         raise
     for outcome in outcomes:
@@ -70,7 +70,7 @@ def _notify(
     host: str,
     database: str | None,
     manifest: DbManifest | None,
-    error: BackdrillError | None,
+    error: BackdrillError | Interrupted | None,
 ) -> None:
     """One webhook event per database (notify.on decides which are sent); never raises."""
     event = backup_event(
