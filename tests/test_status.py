@@ -8,12 +8,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from backdrill.config import Config
 from backdrill.manifest import DbManifest
-from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts, SnapshotFacts
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo
+from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts, SnapshotFacts, source_name
 from backdrill.services.status import State, evaluate
 from backdrill.ssot import Policy
-from helpers.cli import run_cli
+from helpers.cli import Repo, run_cli, write_config
 from helpers.seed import write_drill, write_manifest, write_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
@@ -203,3 +207,66 @@ def test_empty_repository_is_critical_and_unconfigured_files_are_not_checked() -
         ("database backups", State.CRITICAL),
         ("restore drill", State.OK),
     ]
+
+
+# end to end: a real backup and a real drill --------------------------------------------
+
+
+def test_status_is_ok_after_a_real_backup_and_drill_on_each_backend(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    repo: Repo,
+    work_dir: Path,
+) -> None:
+    shutil.copy(REPO / "ops/ssot/system_design_map.yaml", tmp_path / "ssot.yaml")
+    config = write_config(
+        tmp_path / "c.yaml",
+        pg,
+        repo,
+        databases=[sample.database],
+        ssot="ssot.yaml",
+        drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
+    )
+    before = run_cli(capsys, "--config", str(config), "status")
+    assert before.code == 2  # nothing backed up, nothing drilled
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    drilled = run_cli(capsys, "--config", str(config), "drill", "run")
+    assert drilled.code == 0, drilled.err
+    metrics = tmp_path / "backdrill.prom"
+    result = run_cli(
+        capsys, "--config", str(config), "--metrics-file", str(metrics), "status", "--json"
+    )
+    assert result.code == 0, result.out
+    doc = json.loads(result.out)
+    assert doc["status"] == "OK"
+    states = {c["name"]: c["state"] for c in doc["checks"]}
+    assert states == {f"database {sample.database}": "OK", "restore drill": "OK"}
+    (drill,) = [c for c in doc["checks"] if c["kind"] == "drill"]
+    (report,) = (tmp_path / "reports").glob("*/report.json")
+    assert drill["last_id"] == json.loads(report.read_text())["drill_id"]
+    samples = {
+        s.name: s.value
+        for f in text_string_to_metric_families(metrics.read_text())
+        for s in f.samples
+    }
+    rto = json.loads(report.read_text())["rto"]["achieved_seconds"]
+    assert samples["backdrill_last_drill_rto_seconds"] == pytest.approx(rto)
+    assert samples["backdrill_last_drill_passed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("files", "name"),
+    [
+        ({"source": "/var/lib/odoo/filestore/odoo"}, "odoo"),
+        ({"source": "/var/lib/odoo/filestore/odoo/"}, "odoo"),
+        ({"source": "s3://odoo-filestore/prod/odoo"}, "odoo"),
+        ({"source": "s3://odoo-filestore"}, "odoo-filestore"),
+        ({"source": "/srv/fs", "name": "main"}, "main"),
+        ({}, None),
+    ],
+)
+def test_filestore_source_name(files: dict[str, str], name: str | None) -> None:
+    config = Config.model_validate({"storage": {"url": "file:///r"}, "files": files})
+    assert source_name(config) == name

@@ -70,8 +70,10 @@ def source_name(config: Config) -> str | None:
         return config.files.name
     if not config.files.source:
         return None
-    path = urlparse(config.files.source).path or config.files.source
-    return PurePosixPath(path.rstrip("/")).name or None
+    parsed = urlparse(config.files.source)
+    if parsed.scheme == "s3":  # s3://bucket/prefix: the prefix's last segment, else the bucket
+        return PurePosixPath(parsed.path.strip("/")).name or parsed.netloc
+    return PurePosixPath(config.files.source.rstrip("/")).name or None
 
 
 def snapshot_created_at(storage: Storage, key: str, snapshot_id: str) -> datetime:
