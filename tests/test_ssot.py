@@ -82,3 +82,4 @@ def test_config_check_names_the_values_that_differ(
     ok = run_cli(capsys, "--config", str(agreeing), "config", "check")
     assert ok.code == 0, ok.out
     assert "RPO 24 h, RTO 4 h, retention 30 days" in ok.out
+    assert "backup db 0 3 * * *, backup files 0 4 * * *" in ok.out

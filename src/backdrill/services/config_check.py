@@ -52,6 +52,14 @@ def ssot_probes(config: Config) -> list[ProbeResult]:
             f"retention {p.retention_days} days",
         )
     ]
+    if p.schedules:
+        rows.append(
+            ProbeResult(
+                "ssot schedules (UTC)",
+                True,
+                ", ".join(f"{job} {cron}" for job, cron in p.schedules.items()),
+            )
+        )
     rows.extend(
         ProbeResult("ssot agreement", False, f"{diff} (the SSOT applies)")
         for diff in conflicts_of(config)
