@@ -93,7 +93,9 @@ def test_stale_status_names_the_database_and_its_age(
     first = result.out.splitlines()[0]
     assert first.startswith("BACKDRILL CRITICAL - database odoo: last backup ")
     assert "is 1d06h old (target 1d00h)" in first
-    assert "'database odoo'=108" in first  # Nagios performance data
+    perf = first.split(" | ", 1)[1]  # Nagios performance data: value;warn;crit;min
+    assert perf.startswith("'database odoo'=108")
+    assert "s;77760;86400;0 " in perf
 
 
 def test_no_backup_of_a_configured_database_is_critical(

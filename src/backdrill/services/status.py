@@ -59,6 +59,8 @@ class StatusReport:
     checked_at: datetime
     checks: list[Check] = field(default_factory=list)
     error: str | None = None
+    warning_fraction: float = 0.9
+    critical_fraction: float = 1.0
 
     @property
     def state(self) -> State:
@@ -77,7 +79,8 @@ class StatusReport:
         bad = [c for c in self.checks if c.state == self.state and c.state != State.OK]
         text = "; ".join(f"{c.name}: {c.detail}" for c in bad) or f"{len(self.checks)} checks ok"
         perf = " ".join(
-            f"'{c.name}'={c.age_seconds:.0f}s;;{c.target_seconds:.0f}"
+            f"'{c.name}'={c.age_seconds:.0f}s;{c.target_seconds * self.warning_fraction:.0f};"
+            f"{c.target_seconds * self.critical_fraction:.0f};0"
             for c in self.checks
             if c.age_seconds is not None and c.target_seconds is not None
         )
@@ -176,7 +179,12 @@ def evaluate(
                 f"{len(facts.broken)} unreadable manifest(s) or report(s): {facts.broken[0]}",
             )
         )
-    return StatusReport(checked_at=now, checks=checks)
+    return StatusReport(
+        checked_at=now,
+        checks=checks,
+        warning_fraction=policy.warning_fraction,
+        critical_fraction=policy.critical_fraction,
+    )
 
 
 def _drill_check(facts: RepoFacts, policy: Policy, now: datetime) -> Check:
