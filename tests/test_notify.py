@@ -13,6 +13,7 @@ from backdrill.notify import Event, send
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Repo, run_cli, write_config
+from helpers.repo import manifests, write_object
 from helpers.webhook import Receiver
 
 
@@ -163,3 +164,40 @@ def test_payload_is_slack_and_n8n_compatible() -> None:
         "error",
     ):
         assert key in body
+
+
+def test_drill_posts_its_result_with_rpo_and_rto(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    with Receiver() as receiver:
+        url_file = tmp_path / "webhook_url"
+        url_file.write_text(receiver.url)
+        config = write_config(
+            tmp_path / "c.yaml",
+            pg,
+            local_repo,
+            databases=[sample.database],
+            drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
+            notify={"webhook_url_file": str(url_file), "on": ["failure", "success"]},
+        )
+        assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+        passed = run_cli(capsys, "--config", str(config), "drill", "run")
+        assert passed.code == 0, passed.err
+        (manifest,) = manifests(local_repo)
+        write_object(local_repo, f"db/{sample.database}/{manifest['id']}/dump.pgdump.zst", b"x")
+        failed = run_cli(capsys, "--config", str(config), "drill", "run")
+        assert failed.code == 4
+    backup_ok, drill_ok, drill_failed = receiver.accepted()
+    assert backup_ok["kind"] == "backup db"
+    assert drill_ok["kind"] == "drill run" and drill_ok["status"] == "success"
+    assert drill_ok["database"] == sample.database and drill_ok["backup_id"] == manifest["id"]
+    assert drill_ok["rpo_seconds"] > 0 and drill_ok["rto_seconds"] > 0
+    assert drill_ok["rpo_target_seconds"] == 86400 and drill_ok["rto_target_seconds"] == 14400
+    assert drill_failed["status"] == "failure" and drill_failed["exit_code"] == 4
+    assert "checksum" in drill_failed["error"]
+    assert drill_failed["text"].startswith(f"backdrill: drill run of {sample.database} FAILED")

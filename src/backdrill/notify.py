@@ -24,6 +24,7 @@ from backdrill.config import NotifyConfig
 from backdrill.errors import BackdrillError, Interrupted
 from backdrill.manifest import DbManifest
 from backdrill.redact import SECRETS
+from backdrill.report.model import DrillReport
 from backdrill.ssot import Policy
 from backdrill.timeutil import human_duration, human_size, isoformat
 
@@ -113,6 +114,38 @@ def backup_event(
         recovery_point=isoformat(manifest.created_at),
         rpo_target_seconds=rpo_target,
         rto_target_seconds=rto_target,
+    )
+
+
+def drill_event(report: DrillReport, *, exit_code: int) -> Event:
+    """Pure: the event of a finished drill (pass or fail), from its report."""
+    failed = [c for c in report.checks if c.status == "fail"]
+    missed = [
+        f"{name} missed"
+        for name, part in (("RPO", report.rpo), ("RTO", report.rto))
+        if part is not None and not part.met
+    ]
+    problems = [f"{c.name}: {c.detail}" for c in failed] + missed
+    if report.error:
+        problems.insert(0, report.error)
+    return Event(
+        kind="drill run",
+        status="success" if report.result == "pass" else "failure",
+        run_id=report.run_id,
+        host=report.host,
+        database=report.backup.database if report.backup else None,
+        backup_id=report.backup.id if report.backup else None,
+        started_at=isoformat(report.started_at),
+        finished_at=isoformat(report.finished_at),
+        duration_seconds=round((report.finished_at - report.started_at).total_seconds(), 3),
+        stored_size=report.backup.size_bytes if report.backup else None,
+        recovery_point=isoformat(report.backup.created_at) if report.backup else None,
+        rpo_seconds=report.rpo.achieved_seconds if report.rpo else None,
+        rpo_target_seconds=report.rpo.target_seconds if report.rpo else None,
+        rto_seconds=report.rto.achieved_seconds if report.rto else None,
+        rto_target_seconds=report.rto.target_seconds if report.rto else None,
+        error=SECRETS.redact("; ".join(problems)) if problems else None,
+        exit_code=exit_code,
     )
 
 

@@ -11,6 +11,7 @@ from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
 from backdrill.errors import IntegrityError
 from backdrill.evidence import load_evidence, verify_chain
+from backdrill.notify import drill_event, send
 from backdrill.report.render import render_history_html
 from backdrill.services.drill import DrillOptions, run_drill
 from backdrill.timeutil import human_duration
@@ -74,6 +75,7 @@ def drill_run(
     out.print(f"  report: {outcome.report_dir / 'report.html'}")
     if outcome.keep_hint:
         out.print(f"  sandbox kept: {outcome.keep_hint}")
+    send(app_state.config.notify, drill_event(r, exit_code=outcome.exit_code))
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
