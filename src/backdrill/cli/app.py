@@ -21,10 +21,12 @@ from backdrill.cli import (
     catalog_cmd,
     config_cmd,
     drill_cmd,
+    prune_cmd,
     restore_cmd,
     serve_cmd,
     standards_cmd,
     status_cmd,
+    verify_cmd,
 )
 from backdrill.cli.errors import report_error, report_interrupt
 from backdrill.cli.metrics_file import write_metrics_file
@@ -49,6 +51,8 @@ app.add_typer(restore_cmd.app, name="restore")
 app.add_typer(drill_cmd.app, name="drill")
 app.add_typer(standards_cmd.app, name="standards")
 catalog_cmd.register(app)
+prune_cmd.register(app)
+verify_cmd.register(app)
 status_cmd.register(app)
 serve_cmd.register(app)
 

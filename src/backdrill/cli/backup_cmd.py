@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.errors import report_error
+from backdrill.cli.options import parse_wait
 from backdrill.cli.state import AppState, state
 from backdrill.errors import BackdrillError, Interrupted
 from backdrill.manifest import DbManifest
@@ -29,12 +30,16 @@ def backup_db(
     all_databases: Annotated[
         bool, typer.Option("--all", help="Every connectable non-template database, and roles.")
     ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
+    ] = None,
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
     app_state = state(ctx)
-    run = app_state.run_context()
+    run, wait_for = app_state.run_context(), parse_wait(wait)
     try:
-        outcomes = run_backup_db(run, database=database, all_databases=all_databases)
+        outcomes = run_backup_db(run, database=database, all_databases=all_databases, wait=wait_for)
     except (BackdrillError, Interrupted) as exc:
         _notify(app_state, run.host, database, None, exc)
         raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -18,6 +18,7 @@ import psycopg
 from backdrill import __version__
 from backdrill.catalog import backup_dir
 from backdrill.errors import BackdrillError, PostgresError, UsageError
+from backdrill.locks import RepoLock, db_scope
 from backdrill.manifest import DUMP_NAME, MANIFEST_NAME, SCHEMA_VERSION, DbManifest, TableRows
 from backdrill.odoo import OdooFacts, odoo_facts
 from backdrill.pg import binaries
@@ -212,16 +213,24 @@ def backup_globals(ctx: RunContext, params: ConnParams) -> str | None:
 
 
 def run_backup_db(
-    ctx: RunContext, *, database: str | None = None, all_databases: bool = False
+    ctx: RunContext,
+    *,
+    database: str | None = None,
+    all_databases: bool = False,
+    wait: timedelta | None = None,
 ) -> list[DbBackupOutcome]:
-    """Back up each selected database, one after the other; a failure of one does not
-    stop the others."""
+    """Back up each selected database, one after the other, each under its lock
+    (``locks/db-<name>``); a failure of one does not stop the others."""
     params = ConnParams.from_config(ctx.config.postgres)
     databases = resolve_databases(ctx, params, database, all_databases)
     outcomes: list[DbBackupOutcome] = []
     for name in databases:
         try:
-            outcomes.append(DbBackupOutcome(name, backup_database(ctx, params, name), None))
+            lock = RepoLock(
+                ctx.storage, db_scope(name), run_id=ctx.run_id, command="backup db", wait=wait
+            )
+            with lock:
+                outcomes.append(DbBackupOutcome(name, backup_database(ctx, params, name), None))
         except BackdrillError as exc:
             outcomes.append(DbBackupOutcome(name, None, exc))
     if (all_databases or ctx.config.postgres.databases == "all") and ctx.config.backup.globals:
