@@ -7,13 +7,11 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.errors import report_error
+from backdrill.cli.notify_hooks import notify_backup
 from backdrill.cli.options import parse_wait
-from backdrill.cli.state import AppState, state
+from backdrill.cli.state import state
 from backdrill.errors import BackdrillError, Interrupted
-from backdrill.manifest import DbManifest
-from backdrill.notify import backup_event, send
 from backdrill.services.backup_db import run_backup_db
-from backdrill.ssot import policy
 from backdrill.timeutil import human_duration, human_size
 
 app = typer.Typer(
@@ -41,7 +39,7 @@ def backup_db(
     try:
         outcomes = run_backup_db(run, database=database, all_databases=all_databases, wait=wait_for)
     except (BackdrillError, Interrupted) as exc:
-        _notify(app_state, run.host, database, None, exc)
+        notify_backup(app_state, run.host, database, None, exc)
         raise
     for outcome in outcomes:
         m = outcome.manifest
@@ -53,7 +51,7 @@ def backup_db(
                 f"in {human_duration(seconds)}"
             )
     for outcome in outcomes:
-        _notify(app_state, run.host, outcome.database, outcome.manifest, outcome.error)
+        notify_backup(app_state, run.host, outcome.database, outcome.manifest, outcome.error)
     failures = [o for o in outcomes if o.error is not None]
     if failures:
         first = failures[0].error
@@ -68,23 +66,3 @@ def backup_db(
             err=True,
         )
         raise typer.Exit(first.exit_code)
-
-
-def _notify(
-    app_state: AppState,
-    host: str,
-    database: str | None,
-    manifest: DbManifest | None,
-    error: BackdrillError | Interrupted | None,
-) -> None:
-    """One webhook event per database (notify.on decides which are sent); never raises."""
-    event = backup_event(
-        kind="backup db",
-        run_id=app_state.run_id,
-        host=host,
-        policy=policy(app_state.config),
-        database=database,
-        manifest=manifest,
-        error=error,
-    )
-    send(app_state.config.notify, event)
