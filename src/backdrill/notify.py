@@ -202,6 +202,7 @@ def send(config: NotifyConfig, event: Event) -> bool:
         return False
     assert config.webhook_url is not None
     url = config.webhook_url.get_secret_value()
+    SECRETS.add(url)  # the config registers it too; a NotifyConfig built elsewhere may not
     try:
         attempts = post_json(
             url,
