@@ -74,9 +74,7 @@ def test_s3_reader_fetches_large_objects_as_parallel_ranges_in_order(
     assert len(gets) == 5  # 23 MiB in 5 MiB ranges
 
 
-def test_s3_reader_detects_a_truncated_range(
-    proxied_repo: Repo, fault_proxy: FaultProxy
-) -> None:
+def test_s3_reader_detects_a_truncated_range(proxied_repo: Repo, fault_proxy: FaultProxy) -> None:
     store = storage_for(proxied_repo)
     with store.open_writer("big") as writer:
         writer.write(os.urandom(11 * 1024 * 1024))

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -177,6 +178,8 @@ class NotifyConfig(_Model):
     webhook_url: SecretStr | None = None
     webhook_url_file: Path | None = None
     on: list[Literal["failure", "success"]] = Field(default_factory=lambda: ["failure"])  # type: ignore[arg-type]
+    retry_seconds: Annotated[float, Field(gt=0, le=30)] = 30.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 10.0
 
     @model_validator(mode="after")
     def _url_from_file(self) -> NotifyConfig:
@@ -185,6 +188,11 @@ class NotifyConfig(_Model):
                 self, "webhook_url", _read_secret_file(self.webhook_url_file, "webhook_url_file")
             )
         return self
+
+
+class ServeConfig(_Model):
+    listen: str = "127.0.0.1:9187"
+    cache_seconds: Annotated[float, Field(ge=0, le=86400)] = 60.0
 
 
 class Config(_Model):
@@ -197,6 +205,11 @@ class Config(_Model):
     drill: DrillConfig = Field(default_factory=DrillConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    # set by backdrill.ssot.resolve when `ssot:` is given
+    _ssot: Any = PrivateAttr(default=None)
+    _ssot_path: Path | None = PrivateAttr(default=None)
+    _ssot_conflicts: tuple[str, ...] = PrivateAttr(default=())
 
     def register_secrets(self) -> None:
         """Tell the log redactor about every secret value this config holds."""
@@ -270,7 +283,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: {path}: {what}{more}"
 
 
-def parse_config(data: Any, source: str) -> Config:
+def parse_config(data: Any, source: str, base_dir: Path | None = None) -> Config:
     if data is None:
         raise ConfigError(f"{source}: the file is empty; it needs at least storage -> url")
     if not isinstance(data, dict):
@@ -280,6 +293,10 @@ def parse_config(data: Any, source: str) -> Config:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
     config.register_secrets()
+    if config.ssot is not None:
+        from backdrill.ssot import resolve
+
+        config = resolve(config, base_dir or Path())
     return config
 
 
@@ -296,4 +313,4 @@ def load_config(path: Path) -> Config:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
-    return parse_config(data, source)
+    return parse_config(data, source, path.parent)

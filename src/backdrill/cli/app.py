@@ -23,9 +23,13 @@ from backdrill.cli import (
     drill_cmd,
     prune_cmd,
     restore_cmd,
+    serve_cmd,
+    standards_cmd,
+    status_cmd,
     verify_cmd,
 )
 from backdrill.cli.errors import report_error, report_interrupt
+from backdrill.cli.metrics_file import write_metrics_file
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
 from backdrill.logs import LogFormat, default_format, new_run_id, setup_logging
@@ -45,11 +49,15 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(restore_cmd.app, name="restore")
 app.add_typer(drill_cmd.app, name="drill")
+app.add_typer(standards_cmd.app, name="standards")
 catalog_cmd.register(app)
 prune_cmd.register(app)
 verify_cmd.register(app)
+status_cmd.register(app)
+serve_cmd.register(app)
 
 _debug = False
+_state: AppState | None = None
 
 
 def _version(value: bool) -> None:
@@ -79,6 +87,14 @@ def root(
         typer.Option("--run-id", help="Correlation id (default: $BACKDRILL_RUN_ID or random)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="After the command, write the repository's metrics here (node_exporter "
+            "textfile collector).",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
@@ -91,7 +107,11 @@ def root(
     chosen: LogFormat = "json" if fmt == "json" else "text"
     rid = run_id or os.environ.get("BACKDRILL_RUN_ID") or new_run_id()
     setup_logging(chosen, rid, debug=debug)
-    state = AppState(config_path=config, log_format=chosen, run_id=rid, debug=debug)
+    global _state  # noqa: PLW0603 - read by main() after the command, for --metrics-file
+    state = AppState(
+        config_path=config, log_format=chosen, run_id=rid, debug=debug, metrics_file=metrics_file
+    )
+    _state = state
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -112,6 +132,15 @@ def install_signal_handlers() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (PRODUCT.md section 3)."""
+    global _state  # noqa: PLW0603
+    _state = None
+    code = _dispatch(argv)
+    if _state is not None and _state.metrics_file is not None:
+        write_metrics_file(_state, code)
+    return code
+
+
+def _dispatch(argv: list[str] | None) -> int:
     global _debug  # noqa: PLW0603
     _debug = False
     install_signal_handlers()

@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.errors import report_error
+from backdrill.cli.notify_hooks import notify_backup
 from backdrill.cli.options import parse_wait
 from backdrill.cli.state import state
+from backdrill.errors import BackdrillError, Interrupted
 from backdrill.services.backup_db import run_backup_db
 from backdrill.timeutil import human_duration, human_size
 
@@ -33,12 +35,12 @@ def backup_db(
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
     app_state = state(ctx)
-    outcomes = run_backup_db(
-        app_state.run_context(),
-        database=database,
-        all_databases=all_databases,
-        wait=parse_wait(wait),
-    )
+    run, wait_for = app_state.run_context(), parse_wait(wait)
+    try:
+        outcomes = run_backup_db(run, database=database, all_databases=all_databases, wait=wait_for)
+    except (BackdrillError, Interrupted) as exc:
+        notify_backup(app_state, run.host, database, None, exc)
+        raise
     for outcome in outcomes:
         m = outcome.manifest
         if m is not None:
@@ -48,6 +50,8 @@ def backup_db(
                 f"({human_size(m.raw_size)} dumped, {len(m.tables)} tables) "
                 f"in {human_duration(seconds)}"
             )
+    for outcome in outcomes:
+        notify_backup(app_state, run.host, outcome.database, outcome.manifest, outcome.error)
     failures = [o for o in outcomes if o.error is not None]
     if failures:
         first = failures[0].error

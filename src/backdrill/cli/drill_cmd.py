@@ -10,6 +10,7 @@ import typer
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
 from backdrill.errors import IntegrityError
+from backdrill.notify import drill_event, send
 from backdrill.timeutil import human_duration
 
 app = typer.Typer(
@@ -73,6 +74,7 @@ def drill_run(
     out.print(f"  report: {outcome.report_dir / 'report.html'}")
     if outcome.keep_hint:
         out.print(f"  sandbox kept: {outcome.keep_hint}")
+    send(app_state.config.notify, drill_event(r, exit_code=outcome.exit_code))
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 

@@ -24,6 +24,7 @@ class AppState:
     log_format: LogFormat
     run_id: str
     debug: bool
+    metrics_file: Path | None = None
     out: Console = field(
         default_factory=lambda: Console(soft_wrap=True, width=None if is_tty() else 200)
     )

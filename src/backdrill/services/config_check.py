@@ -7,6 +7,7 @@ from backdrill.errors import BackdrillError
 from backdrill.locks import probe_conditional_write
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, list_databases, server_version
+from backdrill.ssot import conflicts_of, policy, ssot_of
 from backdrill.storage import Storage
 from backdrill.storage.base import ProbeResult
 
@@ -38,8 +39,38 @@ def _postgres_probes(config: Config) -> list[ProbeResult]:
     return results
 
 
+def ssot_probes(config: Config) -> list[ProbeResult]:
+    """One row for the SSOT in force, and one FAIL row per value the config gives that
+    differs from it."""
+    if ssot_of(config) is None:
+        return []
+    p = policy(config)
+    rows = [
+        ProbeResult(
+            "ssot",
+            True,
+            f"{p.source}: RPO {p.rpo_hours:g} h, RTO {p.rto_hours:g} h, "
+            f"retention {p.retention_days} days",
+        )
+    ]
+    if p.schedules:
+        rows.append(
+            ProbeResult(
+                "ssot schedules (UTC)",
+                True,
+                ", ".join(f"{job} {cron}" for job, cron in p.schedules.items()),
+            )
+        )
+    rows.extend(
+        ProbeResult("ssot agreement", False, f"{diff} (the SSOT applies)")
+        for diff in conflicts_of(config)
+    )
+    return rows
+
+
 def run_config_check(config: Config, storage: Storage) -> list[ProbeResult]:
     results = [ProbeResult("config valid", True, "parsed and validated")]
+    results.extend(ssot_probes(config))
     results.extend(_postgres_probes(config))
     try:
         results.extend(storage.probe())

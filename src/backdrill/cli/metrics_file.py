@@ -1,0 +1,34 @@
+"""``--metrics-file PATH``: after any command, the repository's metrics (the same as
+``serve``'s ``/metrics``) for node_exporter's textfile collector, written atomically."""
+
+from __future__ import annotations
+
+import logging
+
+from backdrill.cli.state import AppState
+from backdrill.errors import BackdrillError
+from backdrill.metrics import build_registry, write_textfile
+from backdrill.services.status import StatusReport, check_repository
+from backdrill.ssot import Policy, policy
+from backdrill.timeutil import utcnow
+
+log = logging.getLogger("backdrill")
+
+
+def write_metrics_file(app_state: AppState, exit_code: int) -> None:
+    """Never fails the command: a problem is logged as a warning."""
+    path = app_state.metrics_file
+    if path is None:
+        return
+    try:
+        try:
+            report, facts = check_repository(app_state.storage, app_state.config)
+            in_force = policy(app_state.config)
+        except BackdrillError as exc:  # no usable config: still say the run happened
+            report, facts, in_force = StatusReport(utcnow(), error=str(exc)), None, Policy()
+        registry = build_registry(facts, report, in_force, last_run_exit_code=exit_code)
+        write_textfile(path, registry)
+    except OSError as exc:
+        log.warning("cannot write the metrics file %s: %s", path, exc.strerror or exc)
+    finally:
+        app_state.close()

@@ -1,0 +1,47 @@
+"""``backdrill serve``: ``GET /health`` and ``GET /metrics`` until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from backdrill.cli.state import state
+from backdrill.errors import Interrupted
+from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
+
+log = logging.getLogger("backdrill")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_cmd)
+
+
+def serve_cmd(
+    ctx: typer.Context,
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", help="HOST:PORT (default: serve.listen, 127.0.0.1:9187)."),
+    ] = None,
+) -> None:
+    """Serve /health (200, or 503 when CRITICAL) and /metrics (Prometheus)."""
+    app_state = state(ctx)
+    config = app_state.config
+    address = parse_listen(listen or config.serve.listen)
+    cache = RepositoryCache(app_state.storage, config, config.serve.cache_seconds)
+    server = make_server(address, HealthApp(cache))
+    host, port = str(server.server_address[0]), server.server_address[1]
+    log.info(
+        "serving /health and /metrics on http://%s:%s",
+        f"[{host}]" if ":" in host else host,
+        port,
+        extra={"fields": {"cache_seconds": config.serve.cache_seconds}},
+    )
+    try:
+        server.serve_forever()
+    except Interrupted as exc:
+        log.info("serve stopped: %s", exc)
+        raise
+    finally:
+        server.server_close()

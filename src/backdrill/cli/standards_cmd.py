@@ -1,0 +1,40 @@
+"""``backdrill standards check``: the design map's enterprise-standards validation.
+
+Needs no backdrill configuration: it checks a repository checkout (``--root``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backdrill.cli.render import table
+from backdrill.cli.state import state
+from backdrill.schedules import check_schedules
+from backdrill.standards import run_standards_check
+
+app = typer.Typer(help="Enterprise-standards validation of the repository.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    root: Annotated[
+        Path, typer.Option("--root", help="Repository checkout to check (default: cwd).")
+    ] = Path(),
+) -> None:
+    """Required SSOT files, valid YAML, 9 domains with stack and owners, runbooks."""
+    out = state(ctx).out
+    report = run_standards_check(root, extra=(check_schedules,))
+    rows = [("ok" if f.ok else "FAIL", f.check, f.detail) for f in report.findings]
+    out.print(
+        table(f"enterprise standards of {root.resolve()}", ["status", "check", "detail"], rows)
+    )
+    if not report.ok:
+        for failure in report.failures:
+            typer.echo(f"backdrill: standards: {failure.check}: {failure.detail}", err=True)
+        out.print(f"{len(report.failures)} check(s) failed")
+        raise typer.Exit(1)
+    out.print("all enterprise-standards checks passed")

@@ -1,0 +1,245 @@
+"""``status``: pure evaluation of repository facts against the targets (Nagios levels).
+
+Each check is the age of the newest committed database backup (per database), filestore
+snapshot (per source) and passed drill, against its target: OK, WARNING beyond the
+policy's warning fraction of the target, CRITICAL beyond the target or when there is none.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from backdrill.config import Config
+from backdrill.errors import ExternalServiceError
+from backdrill.services.facts import RepoFacts, gather, source_name
+from backdrill.ssot import Policy, policy
+from backdrill.storage import Storage
+from backdrill.timeutil import human_duration, isoformat, utcnow
+
+
+class State(enum.IntEnum):
+    """Nagios plugin states; the value is the exit code."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    kind: str  # db | files | drill | repository
+    subject: str | None
+    state: State
+    detail: str
+    age_seconds: float | None = None
+    target_seconds: float | None = None
+    last_id: str | None = None
+    last_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "subject": self.subject,
+            "state": self.state.name,
+            "detail": self.detail,
+            "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
+            "target_seconds": self.target_seconds,
+            "last_id": self.last_id,
+            "last_at": isoformat(self.last_at) if self.last_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    checked_at: datetime
+    checks: list[Check] = field(default_factory=list)
+    error: str | None = None
+    warning_fraction: float = 0.9
+    critical_fraction: float = 1.0
+
+    @property
+    def state(self) -> State:
+        if self.error is not None:
+            return State.CRITICAL
+        return max((c.state for c in self.checks), default=State.OK)
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.state)
+
+    def summary(self) -> str:
+        """The Nagios first line: state, the worst checks, and performance data."""
+        if self.error is not None:
+            return f"BACKDRILL CRITICAL - repository unreadable: {self.error}"
+        bad = [c for c in self.checks if c.state == self.state and c.state != State.OK]
+        text = "; ".join(f"{c.name}: {c.detail}" for c in bad) or f"{len(self.checks)} checks ok"
+        perf = " ".join(
+            f"'{c.name}'={c.age_seconds:.0f}s;{c.target_seconds * self.warning_fraction:.0f};"
+            f"{c.target_seconds * self.critical_fraction:.0f};0"
+            for c in self.checks
+            if c.age_seconds is not None and c.target_seconds is not None
+        )
+        return f"BACKDRILL {self.state.name} - {text}" + (f" | {perf}" if perf else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.state.name,
+            "exit_code": self.exit_code,
+            "checked_at": isoformat(self.checked_at),
+            "error": self.error,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+def age_state(age: float, target: float, policy: Policy) -> State:
+    if age > target * policy.critical_fraction:
+        return State.CRITICAL
+    if age > target * policy.warning_fraction:
+        return State.WARNING
+    return State.OK
+
+
+def _aged(
+    name: str,
+    kind: str,
+    subject: str | None,
+    last_id: str,
+    last_at: datetime,
+    target: float,
+    policy: Policy,
+    now: datetime,
+    what: str,
+) -> Check:
+    age = (now - last_at).total_seconds()
+    state = age_state(age, target, policy)
+    detail = (
+        f"{what} {last_id} is {human_duration(max(age, 0))} old (target {human_duration(target)})"
+    )
+    return Check(name, kind, subject, state, detail, age, target, last_id, last_at)
+
+
+def evaluate(
+    facts: RepoFacts,
+    policy: Policy,
+    now: datetime,
+    *,
+    databases: list[str] | None = None,
+    files_source: str | None = None,
+) -> StatusReport:
+    """Pure: every check of ``facts`` at ``now``. ``databases`` and ``files_source`` are
+    what the config says must be backed up (a missing one is CRITICAL)."""
+    rpo = policy.rpo_hours * 3600
+    checks: list[Check] = []
+    wanted = sorted(set(databases or []) | set(facts.databases))
+    if not wanted:
+        checks.append(
+            Check("database backups", "db", None, State.CRITICAL, "no committed backup", None, rpo)
+        )
+    for db in wanted:
+        name = f"database {db}"
+        found = facts.databases.get(db)
+        if found is None:
+            checks.append(Check(name, "db", db, State.CRITICAL, "no committed backup", None, rpo))
+            continue
+        m = found.latest
+        checks.append(_aged(name, "db", db, m.id, m.created_at, rpo, policy, now, "last backup"))
+    sources = sorted(set([files_source] if files_source else []) | set(facts.snapshots))
+    for source in sources:
+        name = f"filestore {source}"
+        snap = facts.snapshots.get(source)
+        if snap is None:
+            checks.append(Check(name, "files", source, State.CRITICAL, "no snapshot", None, rpo))
+            continue
+        checks.append(
+            _aged(
+                name,
+                "files",
+                source,
+                snap.latest_id,
+                snap.created_at,
+                rpo,
+                policy,
+                now,
+                "last snapshot",
+            )
+        )
+    checks.append(_drill_check(facts, policy, now))
+    if facts.broken:
+        checks.append(
+            Check(
+                "repository",
+                "repository",
+                None,
+                State.WARNING,
+                f"{len(facts.broken)} unreadable manifest(s) or report(s): {facts.broken[0]}",
+            )
+        )
+    return StatusReport(
+        checked_at=now,
+        checks=checks,
+        warning_fraction=policy.warning_fraction,
+        critical_fraction=policy.critical_fraction,
+    )
+
+
+def _drill_check(facts: RepoFacts, policy: Policy, now: datetime) -> Check:
+    target = policy.drill_max_age_days * 86400
+    passed = facts.last_passed_drill
+    if passed is None or passed.finished_at is None:
+        detail = "no passed restore drill"
+        if facts.last_drill is not None:
+            detail += f" (last drill {facts.last_drill.drill_id}: {facts.last_drill.result})"
+        return Check("restore drill", "drill", None, State.CRITICAL, detail, None, target)
+    check = _aged(
+        "restore drill",
+        "drill",
+        passed.database,
+        passed.drill_id,
+        passed.finished_at,
+        target,
+        policy,
+        now,
+        "last passed drill",
+    )
+    last = facts.last_drill
+    if last is not None and last.drill_id != passed.drill_id and last.result != "pass":
+        state = max(check.state, State.WARNING)
+        return Check(
+            check.name,
+            check.kind,
+            check.subject,
+            state,
+            f"{check.detail}; the newest drill {last.drill_id} failed",
+            check.age_seconds,
+            check.target_seconds,
+            check.last_id,
+            check.last_at,
+        )
+    return check
+
+
+def check_repository(
+    storage: Storage, config: Config, now: datetime | None = None
+) -> tuple[StatusReport, RepoFacts | None]:
+    """Gather the facts and evaluate them; an unreadable repository is CRITICAL."""
+    try:
+        facts = gather(storage, config)
+    except ExternalServiceError as exc:
+        return StatusReport(checked_at=now or utcnow(), error=str(exc)), None
+    return evaluate_config(facts, config, now or facts.read_at), facts
+
+
+def evaluate_config(facts: RepoFacts, config: Config, now: datetime) -> StatusReport:
+    wanted = config.postgres.databases
+    return evaluate(
+        facts,
+        policy(config),
+        now,
+        databases=list(wanted) if isinstance(wanted, list) else None,
+        files_source=source_name(config),
+    )

@@ -1,0 +1,47 @@
+"""A real Storage, wrapped to count how often it is listed."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from backdrill.storage.base import ObjectInfo, ObjectWriter, PendingUpload, ProbeResult, Storage
+
+
+class CountingStorage(Storage):
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.listings: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        with self._lock:
+            self.listings[prefix] += 1
+        return self.inner.list_objects(prefix)
+
+    def open_writer(self, key: str) -> ObjectWriter:
+        return self.inner.open_writer(key)
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
+        self.inner.put_bytes(key, data, if_absent=if_absent)
+
+    def open_reader(self, key: str) -> BinaryIO:
+        return self.inner.open_reader(key)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        return self.inner.head(key)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def pending_uploads(self, prefix: str = "") -> list[PendingUpload]:
+        return self.inner.pending_uploads(prefix)
+
+    def abort_pending(self, upload: PendingUpload) -> None:
+        self.inner.abort_pending(upload)
+
+    def probe(self) -> list[ProbeResult]:
+        return self.inner.probe()

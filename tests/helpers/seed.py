@@ -1,0 +1,83 @@
+"""Write committed manifests, snapshots and drill reports with chosen times straight into
+a local repository directory (following manifest.py's model and PRODUCT.md sections 4-5)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from backdrill.manifest import DUMP_NAME, MANIFEST_NAME, SCHEMA_VERSION, DbManifest, TableRows
+from backdrill.timeutil import isoformat
+
+
+def write_manifest(
+    root: Path,
+    database: str,
+    created_at: datetime,
+    *,
+    seconds: float = 42.0,
+    stored_size: int = 123_456,
+) -> DbManifest:
+    backup_id = f"{created_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    manifest = DbManifest(
+        schema_version=SCHEMA_VERSION,
+        id=backup_id,
+        database=database,
+        created_at=created_at,
+        started_at=created_at,
+        finished_at=created_at + timedelta(seconds=seconds),
+        compression={"algorithm": "zstd", "level": 3},
+        raw_size=stored_size * 4,
+        stored_size=stored_size,
+        sha256="0" * 64,
+        server_version="15.8",
+        pg_dump_version="15.8",
+        backdrill_version="0.1.0",
+        run_id="seed",
+        host="test",
+        tables=[TableRows.model_validate({"schema": "public", "table": "t", "rows": 1})],
+    )
+    folder = root / "db" / database / backup_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DUMP_NAME).write_bytes(b"\0" * 16)
+    (folder / MANIFEST_NAME).write_text(manifest.to_json())
+    return manifest
+
+
+def write_snapshot(root: Path, source: str, created_at: datetime) -> str:
+    snapshot_id = f"{created_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    folder = root / "files" / source / "snapshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{snapshot_id}.json.zst").write_bytes(b"(\xb5/\xfd")
+    return snapshot_id
+
+
+def write_drill(
+    root: Path,
+    finished_at: datetime,
+    *,
+    result: str = "pass",
+    database: str = "odoo",
+    rpo_seconds: float = 7200.0,
+    rto_seconds: float = 900.0,
+) -> str:
+    drill_id = f"{finished_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    started = finished_at - timedelta(seconds=rto_seconds)
+    report = {
+        "schema_version": 1,
+        "drill_id": drill_id,
+        "run_id": "seed",
+        "started_at": isoformat(started),
+        "finished_at": isoformat(finished_at),
+        "backup": {"id": "x", "database": database, "created_at": isoformat(started)},
+        "rpo": {"achieved_seconds": rpo_seconds, "target_seconds": 86400, "met": True},
+        "rto": {"achieved_seconds": rto_seconds, "target_seconds": 14400, "met": True},
+        "checks": [],
+        "result": result,
+    }
+    folder = root / "evidence" / drill_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report))
+    return drill_id

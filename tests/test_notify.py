@@ -1,0 +1,203 @@
+"""Webhook notifications of ``backup db``, against a local HTTP receiver."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from backdrill.config import NotifyConfig
+from backdrill.notify import Event, send
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo
+from helpers.cli import Repo, run_cli, write_config
+from helpers.repo import manifests, write_object
+from helpers.webhook import Receiver
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hooks/T0/B0/dead-t0ken"
+
+
+def _config(tmp_path: Path, pg: ConnParams, repo: Repo, url: str, **notify: object) -> Path:
+    url_file = tmp_path / "webhook_url"
+    url_file.write_text(url + "\n")
+    return write_config(
+        tmp_path / "c.yaml",
+        pg,
+        repo,
+        notify={"webhook_url_file": str(url_file), **notify},
+    )
+
+
+def test_failing_backup_posts_exactly_one_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
+) -> None:
+    with Receiver() as receiver:
+        config = _config(tmp_path, pg, local_repo, receiver.url)
+        result = run_cli(
+            capsys,
+            "--debug",
+            "--run-id",
+            "run-fail-1",
+            "--config",
+            str(config),
+            "backup",
+            "db",
+            "--database",
+            "no_such_db",
+        )
+    assert result.code == 5
+    assert len(receiver.requests) == 1
+    (event,) = receiver.accepted()
+    assert receiver.requests[0]["type"] == "application/json"
+    assert receiver.requests[0]["path"] == receiver.path
+    assert event["kind"] == "backup db"
+    assert event["status"] == "failure"
+    assert event["database"] == "no_such_db"
+    assert event["run_id"] == "run-fail-1"
+    assert event["exit_code"] == 5
+    assert "no_such_db" in event["error"]
+    assert event["rpo_target_seconds"] == 86400 and event["rto_target_seconds"] == 14400
+    assert event["text"].startswith("backdrill: backup db of no_such_db FAILED on ")
+    assert receiver.url not in result.err + result.out
+    assert "s3cr3t-t0ken" not in result.err + result.out
+
+
+def test_receiver_failing_three_times_then_ok_gets_the_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
+) -> None:
+    with Receiver(codes=[500, 500, 500]) as receiver:
+        config = _config(tmp_path, pg, local_repo, receiver.url)
+        started = time.monotonic()
+        result = run_cli(capsys, "--config", str(config), "backup", "db", "--database", "nope")
+        elapsed = time.monotonic() - started
+    assert result.code == 5
+    assert receiver.answers == [500, 500, 500, 200]
+    (event,) = receiver.accepted()
+    assert event["database"] == "nope" and event["status"] == "failure"
+    assert all(r["body"] == event for r in receiver.requests)  # the same event, re-sent
+    assert elapsed < 30
+    assert '"message": "webhook notified"' in result.err
+
+
+def test_dead_receiver_does_not_change_a_successful_backups_exit_code(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+) -> None:
+    url = _dead_url()
+    config = _config(tmp_path, pg, local_repo, url, on=["failure", "success"], retry_seconds=2)
+    result = run_cli(capsys, "--config", str(config), "backup", "db", "--database", sample.database)
+    assert result.code == 0, result.err
+    assert "committed backup" in result.out
+    assert "webhook notification failed after 2 s of retries" in result.err
+    assert url not in result.err and "dead-t0ken" not in result.err
+
+
+def test_dead_receiver_does_not_change_a_failing_backups_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
+) -> None:
+    config = _config(tmp_path, pg, local_repo, _dead_url(), retry_seconds=1)
+    result = run_cli(capsys, "--config", str(config), "backup", "db", "--database", "nope")
+    assert result.code == 5
+    assert "webhook notification failed" in result.err
+
+
+def test_success_is_posted_only_when_configured(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+) -> None:
+    with Receiver() as receiver:
+        quiet = _config(tmp_path, pg, local_repo, receiver.url)  # default: on [failure]
+        assert (
+            run_cli(capsys, "--config", str(quiet), "backup", "db", "-d", sample.database).code == 0
+        )
+        assert receiver.requests == []
+        loud = _config(tmp_path, pg, local_repo, receiver.url, on=["failure", "success"])
+        assert (
+            run_cli(capsys, "--config", str(loud), "backup", "db", "-d", sample.database).code == 0
+        )
+    (event,) = receiver.accepted()
+    assert event["status"] == "success"
+    assert event["database"] == sample.database
+    assert event["stored_size"] > 0 and event["raw_size"] >= event["stored_size"]
+    assert event["duration_seconds"] >= 0
+    assert event["backup_id"] in event["text"]
+    assert event["recovery_point"].endswith("Z")
+
+
+def test_client_error_is_not_retried() -> None:
+    with Receiver(codes=[404]) as receiver:
+        config = NotifyConfig.model_validate({"webhook_url": receiver.url, "retry_seconds": 5})
+        event = Event(kind="backup db", status="failure", run_id="r", host="h", error="boom")
+        assert send(config, event) is False
+    assert receiver.answers == [404]
+
+
+def test_payload_is_slack_and_n8n_compatible() -> None:
+    event = Event(
+        kind="backup db", status="failure", run_id="r1", host="db1", database="odoo", error="x"
+    )
+    body = event.payload()
+    assert body["text"] == "backdrill: backup db of odoo FAILED on db1: x (run r1)"
+    assert body["source"] == "backdrill"
+    for key in (
+        "kind",
+        "status",
+        "run_id",
+        "database",
+        "duration_seconds",
+        "stored_size",
+        "rpo_seconds",
+        "rto_seconds",
+        "error",
+    ):
+        assert key in body
+
+
+def test_drill_posts_its_result_with_rpo_and_rto(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    with Receiver() as receiver:
+        url_file = tmp_path / "webhook_url"
+        url_file.write_text(receiver.url)
+        config = write_config(
+            tmp_path / "c.yaml",
+            pg,
+            local_repo,
+            databases=[sample.database],
+            drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
+            notify={"webhook_url_file": str(url_file), "on": ["failure", "success"]},
+        )
+        assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+        passed = run_cli(capsys, "--config", str(config), "drill", "run")
+        assert passed.code == 0, passed.err
+        (manifest,) = manifests(local_repo)
+        write_object(local_repo, f"db/{sample.database}/{manifest['id']}/dump.pgdump.zst", b"x")
+        failed = run_cli(capsys, "--config", str(config), "drill", "run")
+        assert failed.code == 4
+    backup_ok, drill_ok, drill_failed = receiver.accepted()
+    assert backup_ok["kind"] == "backup db"
+    assert drill_ok["kind"] == "drill run" and drill_ok["status"] == "success"
+    assert drill_ok["database"] == sample.database and drill_ok["backup_id"] == manifest["id"]
+    assert drill_ok["rpo_seconds"] > 0 and drill_ok["rto_seconds"] > 0
+    assert drill_ok["rpo_target_seconds"] == 86400 and drill_ok["rto_target_seconds"] == 14400
+    assert drill_failed["status"] == "failure" and drill_failed["exit_code"] == 4
+    assert "checksum" in drill_failed["error"]
+    assert drill_failed["text"].startswith(f"backdrill: drill run of {sample.database} FAILED")
