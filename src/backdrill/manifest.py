@@ -6,6 +6,7 @@ version this backdrill does not know is an :class:`IntegrityError` naming the ke
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Literal
@@ -18,6 +19,10 @@ from backdrill.odoo import OdooFacts
 SCHEMA_VERSION = 1
 DUMP_NAME = "dump.pgdump.zst"
 MANIFEST_NAME = "manifest.json"
+CUSTOM_FORMAT = "pg_dump-custom+zstd"
+#: ``backup db --jobs N``: pg_dump's directory format, one stored object per file
+DIRECTORY_FORMAT = "pg_dump-directory+zstd"
+DIRECTORY_PREFIX = "dump-"
 
 
 class TableRows(BaseModel):
@@ -32,6 +37,23 @@ class TableRows(BaseModel):
         return f"{self.schema_name}.{self.table}"
 
 
+class StoredObject(BaseModel):
+    """One stored, zstd-compressed object of a backup."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    raw_size: int
+    stored_size: int
+    sha256: str
+
+
+def tree_digest(objects: list[StoredObject]) -> str:
+    """The sha256 that stands for a directory backup: over its objects' digests."""
+    lines = "".join(f"{o.sha256}  {o.name}\n" for o in sorted(objects, key=lambda o: o.name))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 class DbManifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
@@ -43,7 +65,7 @@ class DbManifest(BaseModel):
     started_at: datetime
     finished_at: datetime
     object: str = DUMP_NAME
-    format: str = "pg_dump-custom+zstd"
+    format: str = CUSTOM_FORMAT
     compression: dict[str, str | int]
     raw_size: int
     stored_size: int
@@ -56,6 +78,26 @@ class DbManifest(BaseModel):
     tables: list[TableRows]
     #: Odoo facts in the dump's snapshot, when the database is an Odoo database
     odoo: OdooFacts | None = None
+
+    #: the objects of a directory-format backup (empty for the single custom-format dump)
+    objects: list[StoredObject] = []
+
+    @property
+    def is_directory(self) -> bool:
+        return self.format == DIRECTORY_FORMAT
+
+    def stored_objects(self) -> list[StoredObject]:
+        """Every stored object of the backup, with its sizes and sha256."""
+        if self.is_directory:
+            return list(self.objects)
+        return [
+            StoredObject(
+                name=self.object,
+                raw_size=self.raw_size,
+                stored_size=self.stored_size,
+                sha256=self.sha256,
+            )
+        ]
 
     def row_counts(self) -> dict[str, int]:
         return {t.qualified: t.rows for t in self.tables}

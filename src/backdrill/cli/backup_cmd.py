@@ -32,12 +32,24 @@ def backup_db(
         str | None,
         typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            min=1,
+            max=64,
+            help="Parallel pg_dump jobs (directory format; each file uploaded as it "
+            "completes). Default: backup -> jobs, 1.",
+        ),
+    ] = None,
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
     app_state = state(ctx)
     run, wait_for = app_state.run_context(), parse_wait(wait)
     try:
-        outcomes = run_backup_db(run, database=database, all_databases=all_databases, wait=wait_for)
+        outcomes = run_backup_db(
+            run, database=database, all_databases=all_databases, wait=wait_for, jobs=jobs
+        )
     except (BackdrillError, Interrupted) as exc:
         notify_backup(app_state, run.host, database, None, exc)
         raise

@@ -7,19 +7,36 @@ it with ``--snapshot``. ``created_at`` is that snapshot's moment (the recovery p
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import subprocess
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import psycopg
 
 from backdrill import __version__
 from backdrill.catalog import backup_dir
-from backdrill.errors import BackdrillError, PostgresError, UsageError
+from backdrill.errors import BackdrillError, ConfigError, PostgresError, UsageError
 from backdrill.locks import RepoLock, db_scope
-from backdrill.manifest import DUMP_NAME, MANIFEST_NAME, SCHEMA_VERSION, DbManifest, TableRows
+from backdrill.manifest import (
+    CUSTOM_FORMAT,
+    DIRECTORY_FORMAT,
+    DIRECTORY_PREFIX,
+    DUMP_NAME,
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    DbManifest,
+    StoredObject,
+    TableRows,
+    tree_digest,
+)
 from backdrill.odoo import OdooFacts, odoo_facts
 from backdrill.pg import binaries
 from backdrill.pg.command import Child
@@ -84,8 +101,156 @@ class _SnapshotFacts(threading.Thread):
         return self.tables, self.odoo
 
 
-def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbManifest:
-    """Back up one database; return its committed manifest."""
+@dataclass(frozen=True)
+class DumpResult:
+    objects: list[StoredObject]
+    raw_size: int
+    stored_size: int
+    sha256: str
+
+
+def _compress_into(ctx: RunContext, source: IO[bytes] | CountingReader, key: str) -> HashingSink:
+    """zstd-compress ``source`` into a new object ``key``, hashing what is stored."""
+    cfg = ctx.config.backup
+    with ctx.storage.open_writer(key) as writer:
+        sink = HashingSink(writer)
+        compress_stream(
+            source,
+            sink,
+            level=cfg.compression_level,
+            threads=compression_threads(cfg.compression_threads),
+        )
+    return sink
+
+
+def _dump_custom(
+    ctx: RunContext, argv: list[str | Path], env: dict[str, str], prefix: str, database: str
+) -> DumpResult:
+    """pg_dump's custom format on stdout, streamed into one object: nothing on disk."""
+    argv = [*argv, "--format=custom"]
+    with (
+        Child(argv, env=env, what="pg_dump") as dump,
+        ctx.reporter.task(f"dump {database}") as advance,
+        ctx.storage.open_writer(prefix + DUMP_NAME) as writer,
+    ):
+        source = CountingReader(dump.stdout, advance)
+        sink = HashingSink(writer)
+        cfg = ctx.config.backup
+        compress_stream(
+            source,
+            sink,
+            level=cfg.compression_level,
+            threads=compression_threads(cfg.compression_threads),
+        )
+        dump.check()
+    obj = StoredObject(
+        name=DUMP_NAME, raw_size=source.count, stored_size=sink.count, sha256=sink.hexdigest()
+    )
+    return DumpResult([obj], obj.raw_size, obj.stored_size, obj.sha256)
+
+
+def _open_files_under(directory: Path) -> set[str]:
+    """Names of files in ``directory`` that some process holds open (Linux /proc)."""
+    held: set[str] = set()
+    prefix = f"{directory}/"
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith(prefix):
+                        held.add(target[len(prefix) :])
+        except OSError:
+            continue
+    return held
+
+
+def _dump_directory(
+    ctx: RunContext,
+    argv: list[str | Path],
+    env: dict[str, str],
+    prefix: str,
+    database: str,
+    jobs: int,
+) -> DumpResult:
+    """pg_dump's directory format with ``jobs`` parallel workers: each table file is
+    compressed and uploaded as soon as pg_dump closes it, then deleted, so the local
+    disk holds only the files being written."""
+    parent = ctx.config.backup.work_dir
+    objects: list[StoredObject] = []
+    uploaded: list[str] = []
+    try:
+        staging = tempfile.TemporaryDirectory(
+            prefix="backdrill-dump-", dir=str(parent) if parent else None
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"backup -> work_dir {parent or tempfile.gettempdir()}: {exc.strerror}"
+        ) from None
+    with staging as tmp:
+        out = Path(tmp) / "dump"
+        argv = [*argv, "--format=directory", f"--jobs={jobs}", f"--file={out}"]
+        try:
+            with (
+                Child(argv, env=env, stdout=subprocess.DEVNULL, what="pg_dump") as dump,
+                ctx.reporter.task(f"dump {database}") as advance,
+            ):
+
+                def ship(name: str) -> None:
+                    path = out / name
+                    key = f"{prefix}{DIRECTORY_PREFIX}{name}.zst"
+                    with path.open("rb") as fh:
+                        source = CountingReader(fh, advance)
+                        sink = _compress_into(ctx, source, key)
+                    uploaded.append(key)
+                    objects.append(
+                        StoredObject(
+                            name=key[len(prefix) :],
+                            raw_size=source.count,
+                            stored_size=sink.count,
+                            sha256=sink.hexdigest(),
+                        )
+                    )
+                    path.unlink()
+
+                done: set[str] = set()
+                while dump.proc.poll() is None:
+                    if out.is_dir():
+                        held = _open_files_under(out)
+                        ready = sorted(
+                            p.name
+                            for p in out.iterdir()
+                            if p.name.endswith(".dat")
+                            and p.name != "toc.dat"
+                            and p.name not in held
+                            and p.name not in done
+                        )
+                        for name in ready:
+                            if dump.proc.poll() is not None:
+                                break
+                            ship(name)
+                            done.add(name)
+                    time.sleep(0.1)
+                dump.check()
+                for path in sorted(out.iterdir()):  # what is left, toc.dat last
+                    if path.name not in done and path.name != "toc.dat":
+                        ship(path.name)
+                ship("toc.dat")
+        except BaseException:
+            for key in uploaded:  # best effort: no orphan of a failed backup
+                with contextlib.suppress(Exception):
+                    ctx.storage.delete(key)
+            raise
+    raw = sum(o.raw_size for o in objects)
+    stored = sum(o.stored_size for o in objects)
+    return DumpResult(objects, raw, stored, tree_digest(objects))
+
+
+def backup_database(
+    ctx: RunContext, params: ConnParams, database: str, jobs: int = 1
+) -> DbManifest:
+    """Back up one database; return its committed manifest. With ``jobs`` > 1, pg_dump's
+    directory format with that many parallel workers."""
     cfg = ctx.config
     db_params = params.with_db(database)
     started_at = utcnow()
@@ -115,6 +280,7 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
                     "backup_id": backup_id,
                     "server_version": version,
                     "pg_dump": str(pg_dump.path),
+                    "jobs": jobs,
                 }
             },
         )
@@ -122,27 +288,17 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
         counter.start()
         argv: list[str | Path] = [
             pg_dump.path,
-            "--format=custom",
             "--compress=0",
             f"--snapshot={snapshot}",
             "--no-password",
         ]
+        env = db_params.child_env()
         try:
-            with (
-                Child(argv, env=db_params.child_env(), what="pg_dump") as dump,
-                ctx.reporter.task(f"dump {database}") as advance,
-                ctx.storage.open_writer(prefix + DUMP_NAME) as writer,
-            ):
-                source = CountingReader(dump.stdout, advance)
-                sink = HashingSink(writer)
-                compress_stream(
-                    source,
-                    sink,
-                    level=cfg.backup.compression_level,
-                    threads=compression_threads(cfg.backup.compression_threads),
-                )
-                dump.check()
-                tables, odoo = counter.outcome()
+            if jobs > 1:
+                result = _dump_directory(ctx, argv, env, prefix, database, jobs)
+            else:
+                result = _dump_custom(ctx, argv, env, prefix, database)
+            tables, odoo = counter.outcome()
         finally:
             counter.join()
             if not conn.closed:
@@ -155,11 +311,13 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
         created_at=created_at,
         started_at=started_at,
         finished_at=finished_at,
-        object=DUMP_NAME,
+        object=DUMP_NAME if jobs <= 1 else DIRECTORY_PREFIX,
+        format=CUSTOM_FORMAT if jobs <= 1 else DIRECTORY_FORMAT,
+        objects=result.objects if jobs > 1 else [],
         compression={"algorithm": "zstd", "level": cfg.backup.compression_level},
-        raw_size=source.count,
-        stored_size=sink.count,
-        sha256=sink.hexdigest(),
+        raw_size=result.raw_size,
+        stored_size=result.stored_size,
+        sha256=result.sha256,
         server_version=version,
         pg_dump_version=pg_dump.version,
         backdrill_version=__version__,
@@ -218,6 +376,7 @@ def run_backup_db(
     database: str | None = None,
     all_databases: bool = False,
     wait: timedelta | None = None,
+    jobs: int | None = None,
 ) -> list[DbBackupOutcome]:
     """Back up each selected database, one after the other, each under its lock
     (``locks/db-<name>``); a failure of one does not stop the others."""
@@ -230,7 +389,8 @@ def run_backup_db(
                 ctx.storage, db_scope(name), run_id=ctx.run_id, command="backup db", wait=wait
             )
             with lock:
-                outcomes.append(DbBackupOutcome(name, backup_database(ctx, params, name), None))
+                manifest = backup_database(ctx, params, name, jobs or ctx.config.backup.jobs)
+                outcomes.append(DbBackupOutcome(name, manifest, None))
         except BackdrillError as exc:
             outcomes.append(DbBackupOutcome(name, None, exc))
     if (all_databases or ctx.config.postgres.databases == "all") and ctx.config.backup.globals:

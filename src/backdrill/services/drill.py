@@ -37,7 +37,7 @@ from backdrill.report.model import (
 from backdrill.report.render import render_html, render_markdown
 from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
-from backdrill.services.fetch import fetch_dump
+from backdrill.services.fetch import fetch_backup
 from backdrill.timeutil import human_duration, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -131,15 +131,16 @@ def _restore(
     with tempfile.TemporaryDirectory(
         prefix="backdrill-drill-", dir=str(work_parent) if work_parent else None
     ) as tmp:
-        dump = Path(tmp) / "dump.pgdump"
         with phases.time("download"):
-            fetch_dump(ctx.storage, manifest, dump, ctx.reporter)
+            dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter)
+        count = len(manifest.stored_objects())
+        what = f"{count} objects" if count > 1 else "the dump"
         checks.append(
             Check(
                 "checksum",
                 "pass",
-                f"sha256 {manifest.sha256} and size {manifest.stored_size} "
-                "bytes match the manifest",
+                f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
+                "match the manifest",
             )
         )
         with phases.time("restore"):

@@ -1,6 +1,6 @@
-"""Download a database backup to a local file: sha256 verified while streaming, zstd
-decompressed on the fly. A mismatch, a short object or a corrupt frame is an
-IntegrityError and the partial file is removed."""
+"""Download a database backup to local disk: every object's sha256 verified while
+streaming, zstd-decompressed on the fly. A mismatch, a short object or a corrupt frame
+is an IntegrityError and the partial file is removed."""
 
 from __future__ import annotations
 
@@ -13,14 +13,18 @@ import zstandard
 
 from backdrill.catalog import backup_dir
 from backdrill.errors import IntegrityError, StorageError
-from backdrill.manifest import DbManifest
-from backdrill.progress import NullReporter, Reporter
+from backdrill.manifest import DIRECTORY_PREFIX, DbManifest, StoredObject
+from backdrill.progress import Advance, NullReporter, Reporter
 from backdrill.storage import Storage
 from backdrill.streams import CHUNK
 
 
+def object_key(manifest: DbManifest, obj: StoredObject) -> str:
+    return f"{backup_dir(manifest.database, manifest.id)}{obj.name}"
+
+
 def dump_key(manifest: DbManifest) -> str:
-    return f"{backup_dir(manifest.database, manifest.id)}{manifest.object}"
+    return object_key(manifest, manifest.stored_objects()[0])
 
 
 def ensure_free_space(directory: Path, needed: int) -> None:
@@ -32,23 +36,15 @@ def ensure_free_space(directory: Path, needed: int) -> None:
         )
 
 
-def fetch_dump(
-    storage: Storage, manifest: DbManifest, dest: Path, reporter: Reporter | None = None
+def fetch_object(
+    storage: Storage, key: str, obj: StoredObject, dest: Path, advance: Advance
 ) -> None:
-    """Write the decompressed dump of ``manifest`` to ``dest``, verifying it."""
-    key = dump_key(manifest)
-    ensure_free_space(dest.parent, manifest.raw_size)
+    """Write the decompressed object to ``dest``, verifying sha256 and both sizes."""
     digest = hashlib.sha256()
     stored = 0
     dctx = zstandard.ZstdDecompressor()
     try:
-        with (
-            (reporter or NullReporter()).task(
-                f"download {manifest.database}", total=manifest.stored_size
-            ) as advance,
-            storage.open_reader(key) as source,
-            dest.open("wb") as out,
-        ):
+        with storage.open_reader(key) as source, dest.open("wb") as out:
             writer = dctx.stream_writer(out, closefd=False)
             while chunk := source.read(CHUNK):
                 digest.update(chunk)
@@ -61,13 +57,20 @@ def fetch_dump(
                     ) from None
                 advance(len(chunk))
             writer.flush()  # type: ignore[no-untyped-call]
-        actual = digest.hexdigest()
-        if stored != manifest.stored_size or actual != manifest.sha256:
-            raise _mismatch(key, manifest, stored, actual)
-        raw = dest.stat().st_size
-        if raw != manifest.raw_size:
+        if stored != obj.stored_size:
             raise IntegrityError(
-                f"{key} decompressed to {raw} bytes; the manifest records {manifest.raw_size}"
+                f"checksum mismatch: {key} is {stored} bytes, the manifest records "
+                f"{obj.stored_size} (truncated or replaced)"
+            )
+        if digest.hexdigest() != obj.sha256:
+            raise IntegrityError(
+                f"checksum mismatch: {key} has sha256 {digest.hexdigest()}, the manifest "
+                f"records {obj.sha256}"
+            )
+        raw = dest.stat().st_size
+        if raw != obj.raw_size:
+            raise IntegrityError(
+                f"{key} decompressed to {raw} bytes; the manifest records {obj.raw_size}"
             )
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -75,12 +78,22 @@ def fetch_dump(
         raise
 
 
-def _mismatch(key: str, manifest: DbManifest, stored: int, actual: str | None) -> IntegrityError:
-    if stored != manifest.stored_size:
-        return IntegrityError(
-            f"checksum mismatch: {key} is {stored} bytes, the manifest records "
-            f"{manifest.stored_size} (truncated or replaced)"
-        )
-    return IntegrityError(
-        f"checksum mismatch: {key} has sha256 {actual}, the manifest records {manifest.sha256}"
-    )
+def fetch_backup(
+    storage: Storage, manifest: DbManifest, workdir: Path, reporter: Reporter | None = None
+) -> Path:
+    """Download every object of ``manifest`` under ``workdir``; return what pg_restore
+    reads: the dump file, or the dump directory of a ``--jobs`` backup."""
+    ensure_free_space(workdir, manifest.raw_size)
+    with (reporter or NullReporter()).task(
+        f"download {manifest.database}", total=manifest.stored_size
+    ) as advance:
+        if not manifest.is_directory:
+            dump = workdir / "dump.pgdump"
+            fetch_object(storage, dump_key(manifest), manifest.stored_objects()[0], dump, advance)
+            return dump
+        directory = workdir / "dump.d"
+        directory.mkdir()
+        for obj in manifest.stored_objects():
+            name = obj.name.removeprefix(DIRECTORY_PREFIX).removesuffix(".zst")
+            fetch_object(storage, object_key(manifest, obj), obj, directory / name, advance)
+        return directory

@@ -30,7 +30,7 @@ from backdrill.pg.restore import RestoreOptions, default_jobs, pg_restore
 from backdrill.redact import SECRETS
 from backdrill.sandbox.server import params_from_dsn
 from backdrill.services.context import RunContext
-from backdrill.services.fetch import fetch_dump
+from backdrill.services.fetch import fetch_backup
 from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,7 @@ def execute_restore(
     done: Neutralization | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
-            dump = Path(tmp) / "dump.pgdump"
-            fetch_dump(ctx.storage, manifest, dump, ctx.reporter)
+            dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter)
             log.info("dump downloaded and verified; restoring into %s", temp)
             pg_restore(
                 program,

@@ -4,23 +4,20 @@ recorded sha256, decompress, and ``pg_restore --list`` reads the archive."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-from backdrill.catalog import DbListing, backup_dir, list_db_backups
+from backdrill.catalog import DbListing, list_db_backups
 from backdrill.errors import IntegrityError, NotFound, PostgresError
 from backdrill.manifest import DbManifest
 from backdrill.pg import binaries
 from backdrill.pg.command import run as run_program
 from backdrill.services.context import RunContext
-from backdrill.zstdio import decompress_stream
+from backdrill.services.fetch import fetch_backup, object_key
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
 
 
 @dataclass
@@ -35,44 +32,12 @@ class VerifyResult:
         return not self.problems
 
 
-class _HashingReader:
-    """Reads through, hashing and counting what passes."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self.sha = hashlib.sha256()
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self.sha.update(data)
-        self.count += len(data)
-        return data
-
-
 def _read_data(
-    ctx: RunContext, manifest: DbManifest, key: str, pg_restore: Path, result: VerifyResult
+    ctx: RunContext, manifest: DbManifest, pg_restore: Path, result: VerifyResult
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="backdrill-verify-") as tmp:
-        dump = Path(tmp) / "dump.pgdump"
-        with ctx.storage.open_reader(key) as stream, dump.open("wb") as sink:
-            reader = _HashingReader(stream)
-            decompress_stream(reader, sink, key)  # type: ignore[arg-type]
-            # drain what the decompressor left unread (trailing bytes count too)
-            while reader.read(CHUNK):
-                pass
-        if reader.sha.hexdigest() != manifest.sha256:
-            result.problems.append(
-                f"sha256 of {key} is {reader.sha.hexdigest()}, manifest says {manifest.sha256}"
-            )
-            return
-        result.checks.append("sha256 matches")
-        if dump.stat().st_size != manifest.raw_size:
-            result.problems.append(
-                f"{key} decompresses to {dump.stat().st_size} bytes, "
-                f"manifest says {manifest.raw_size}"
-            )
-            return
+        dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter)
+        result.checks.append("sha256 and sizes match")
         listing = run_program([pg_restore, "--list", dump], what="pg_restore --list")
         entries = sum(1 for line in listing.splitlines() if line and not line.startswith(";"))
         result.checks.append(f"pg_restore --list reads {entries} entries")
@@ -80,22 +45,23 @@ def _read_data(
 
 def verify_backup(ctx: RunContext, manifest: DbManifest, *, read_data: bool) -> VerifyResult:
     result = VerifyResult(manifest.id, manifest.database, checks=["manifest readable"])
-    key = backup_dir(manifest.database, manifest.id) + manifest.object
-    info = ctx.storage.head(key)
-    if info is None:
-        result.problems.append(f"object {key} is missing")
+    for obj in manifest.stored_objects():
+        key = object_key(manifest, obj)
+        info = ctx.storage.head(key)
+        if info is None:
+            result.problems.append(f"object {key} is missing")
+        elif info.size != obj.stored_size:
+            result.problems.append(
+                f"object {key} has {info.size} bytes, manifest says {obj.stored_size}"
+            )
+    if result.problems:
         return result
-    if info.size != manifest.stored_size:
-        result.problems.append(
-            f"object {key} has {info.size} bytes, manifest says {manifest.stored_size}"
-        )
-        return result
-    result.checks.append("object present with the recorded size")
+    result.checks.append("objects present with the recorded sizes")
     if read_data:
         major = int(manifest.server_version.split(".")[0])
         pg_restore = binaries.find_program("pg_restore", major, bin_dir=ctx.config.postgres.bin_dir)
         try:
-            _read_data(ctx, manifest, key, pg_restore.path, result)
+            _read_data(ctx, manifest, pg_restore.path, result)
         except (IntegrityError, NotFound, PostgresError) as exc:
             # a corrupt frame, a vanished object, pg_restore rejecting the archive;
             # storage failures (exit 5) propagate: they say nothing about the backup
