@@ -352,33 +352,26 @@ def test_html_report_screenshot_shows_the_verdict(
     artifacts.mkdir(exist_ok=True)
     shot = artifacts / "drill-report.png"
     shot.unlink(missing_ok=True)
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--window-size=1100,900",
-            f"--screenshot={shot}",
-            html.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=True,
+    headless(
+        chromium,
+        tmp_path / "chromium",
+        "--window-size=1100,900",
+        f"--screenshot={shot}",
+        html.as_uri(),
     )
     image = Image.open(shot).convert("RGB")
     # the verdict banner at the top is the pass green (#1a7f37)
     top = image.crop((0, 0, image.width, 160))
-    colours = dict((colour, count) for count, colour in top.getcolors(1 << 22) or [])
+    colours = {colour: count for count, colour in top.getcolors(1 << 22) or []}
     green = colours.get((0x1A, 0x7F, 0x37), 0)
     assert green > 0.3 * top.width * top.height * 0.5, green
-    dom = subprocess.run(
+    dom = headless(chromium, tmp_path / "chromium2", "--dump-dom", html.as_uri())
+    assert "<h1>PASS</h1>" in dom
+
+
+def headless(chromium: str, profile: Path, *args: str) -> str:
+    """Run Debian's Chromium headless, offline, as root; return its stdout."""
+    return subprocess.run(
         [
             chromium,
             "--headless",
@@ -389,13 +382,11 @@ def test_html_report_screenshot_shows_the_verdict(
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium2'}",
-            "--dump-dom",
-            html.as_uri(),
+            f"--user-data-dir={profile}",
+            *args,
         ],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     ).stdout
-    assert "<h1>PASS</h1>" in dom

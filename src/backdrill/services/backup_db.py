@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -109,8 +110,14 @@ class DumpResult:
     sha256: str
 
 
-def _compress_into(ctx: RunContext, source: IO[bytes] | CountingReader, key: str) -> HashingSink:
-    """zstd-compress ``source`` into a new object ``key``, hashing what is stored."""
+def _compress_into(
+    ctx: RunContext,
+    source: IO[bytes] | CountingReader,
+    key: str,
+    before_commit: Callable[[], None] | None = None,
+) -> HashingSink:
+    """zstd-compress ``source`` into a new object ``key``, hashing what is stored. The
+    object is committed only if ``before_commit`` (e.g. checking pg_dump's exit) passes."""
     cfg = ctx.config.backup
     with ctx.storage.open_writer(key) as writer:
         sink = HashingSink(writer)
@@ -120,6 +127,8 @@ def _compress_into(ctx: RunContext, source: IO[bytes] | CountingReader, key: str
             level=cfg.compression_level,
             threads=compression_threads(cfg.compression_threads),
         )
+        if before_commit is not None:
+            before_commit()
     return sink
 
 
@@ -131,18 +140,9 @@ def _dump_custom(
     with (
         Child(argv, env=env, what="pg_dump") as dump,
         ctx.reporter.task(f"dump {database}") as advance,
-        ctx.storage.open_writer(prefix + DUMP_NAME) as writer,
     ):
         source = CountingReader(dump.stdout, advance)
-        sink = HashingSink(writer)
-        cfg = ctx.config.backup
-        compress_stream(
-            source,
-            sink,
-            level=cfg.compression_level,
-            threads=compression_threads(cfg.compression_threads),
-        )
-        dump.check()
+        sink = _compress_into(ctx, source, prefix + DUMP_NAME, before_commit=dump.check)
     obj = StoredObject(
         name=DUMP_NAME, raw_size=source.count, stored_size=sink.count, sha256=sink.hexdigest()
     )
