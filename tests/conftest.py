@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,13 +129,6 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
 def local_repo(tmp_path: Path) -> Repo:
     return Repo(url=f"file://{tmp_path / 'repo'}", storage={})
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _no_leftover_clusters() -> Iterator[None]:
-    yield
-    leftovers = [p for p in Path("/tmp").glob("backdrill-pg-*") if p.is_dir()]
-    for path in leftovers:  # pragma: no cover - only after a crashed test
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

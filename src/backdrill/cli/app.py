@@ -16,7 +16,7 @@ import click
 import typer
 
 from backdrill import __version__
-from backdrill.cli import backup_cmd, catalog_cmd, config_cmd
+from backdrill.cli import backup_cmd, catalog_cmd, config_cmd, restore_cmd, verify_cmd
 from backdrill.cli.errors import report_error
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
@@ -35,7 +35,9 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(restore_cmd.app, name="restore")
 catalog_cmd.register(app)
+verify_cmd.register(app)
 
 _debug = False
 

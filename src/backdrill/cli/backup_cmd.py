@@ -1,4 +1,4 @@
-"""``backdrill backup db`` (and, later, ``backup files``)."""
+"""``backdrill backup db`` and ``backdrill backup files``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 from backdrill.cli.errors import report_error
 from backdrill.cli.state import state
 from backdrill.services.backup_db import run_backup_db
+from backdrill.services.backup_files import run_backup_files
 from backdrill.timeutil import human_duration, human_size
 
 app = typer.Typer(
@@ -54,3 +55,34 @@ def backup_db(
             err=True,
         )
         raise typer.Exit(first.exit_code)
+
+
+@app.command("files")
+def backup_files(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="A directory or s3://bucket/prefix (default: files -> source)."
+        ),
+    ] = None,
+    rehash: Annotated[
+        bool, typer.Option("--rehash", help="Read every file, even those unchanged.")
+    ] = False,
+) -> None:
+    """Content-addressed, incremental snapshot of the filestore; written last."""
+    app_state = state(ctx)
+    result = run_backup_files(app_state.run_context(), source=source, rehash=rehash)
+    s = result.snapshot
+    seconds = (s.finished_at - s.created_at).total_seconds()
+    app_state.out.print(
+        f"committed snapshot {s.id} of {s.source_name}: {s.file_count} files, "
+        f"{human_size(s.total_bytes)}; {s.files_read} read, {result.reused} unchanged; "
+        f"{s.new_objects} new objects, {human_size(s.uploaded_bytes)} uploaded "
+        f"in {human_duration(seconds)}"
+    )
+    if s.changed_count or s.skipped_count:
+        app_state.out.print(
+            f"warning: {s.changed_count} file(s) changed during the backup, "
+            f"{s.skipped_count} skipped (see `backdrill show {s.id}`)"
+        )

@@ -138,6 +138,15 @@ class LocalStorage(Storage):
         found.sort(key=lambda info: info.key)
         yield from found
 
+    def list_dirs(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix.strip("/") else self.root
+        try:
+            return sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.url}/{prefix}: {exc.strerror}") from None
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         with contextlib.suppress(FileNotFoundError):

@@ -340,6 +340,18 @@ class S3Storage(Storage):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("list", prefix or "", exc) from None
 
+    def list_dirs(self, prefix: str) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        full_prefix = self._full(prefix)
+        names: list[str] = []
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix, Delimiter="/"):
+                for item in page.get("CommonPrefixes", []):
+                    names.append(item["Prefix"][len(full_prefix) :].rstrip("/"))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("list", prefix, exc) from None
+        return sorted(names)
+
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
