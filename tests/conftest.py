@@ -130,7 +130,6 @@ def local_repo(tmp_path: Path) -> Repo:
     return Repo(url=f"file://{tmp_path / 'repo'}", storage={})
 
 
-
 @pytest.fixture
 def fault_proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
     proxy = FaultProxy(s3_endpoint).start()
