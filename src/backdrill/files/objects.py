@@ -56,6 +56,7 @@ class ObjectStore:
         self._stored = dict(stored)
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
+        self._local = threading.local()
         self.new_objects = 0
         self.new_bytes = 0
         self.uploaded_bytes = 0
@@ -76,8 +77,14 @@ class ObjectStore:
         """Store the spooled content ``raw`` (positioned anywhere) under its address."""
         raw.seek(0)
         with new_spool() as packed:
-            compressor = zstandard.ZstdCompressor(level=self.level, write_checksum=True)
-            compressor.copy_stream(raw, packed, read_size=CHUNK, write_size=CHUNK)
+            compressor = getattr(self._local, "compressor", None)
+            if compressor is None:  # a zstd context per thread: creating one is costly
+                compressor = zstandard.ZstdCompressor(level=self.level, write_checksum=True)
+                self._local.compressor = compressor
+            if raw_size <= SPOOL_IN_MEMORY:
+                packed.write(compressor.compress(raw.read()))
+            else:
+                compressor.copy_stream(raw, packed, read_size=CHUNK, write_size=CHUNK)
             packed_size = packed.tell()
             body = packed if packed_size < raw_size else raw
             size = packed_size if body is packed else raw_size

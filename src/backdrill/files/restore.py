@@ -10,12 +10,12 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from backdrill.errors import IntegrityError, UsageError
 from backdrill.files.objects import copy_object
+from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import FileEntry, Snapshot
 from backdrill.files.source import safe_relative_path
 from backdrill.progress import Advance, Reporter
@@ -159,7 +159,6 @@ def restore_to(
                     summary.symlinks += 1
                 else:
                     summary.skipped.append(entry.path)
-        slots = threading.BoundedSemaphore(workers * 2)
 
         def one(entry: FileEntry) -> None:
             try:
@@ -172,26 +171,7 @@ def restore_to(
                 summary.files += 1
                 summary.bytes += entry.size
 
-        futures: list[Future[None]] = []
-        with ThreadPoolExecutor(workers, thread_name_prefix="restore") as pool:
-            try:
-                for entry in files:
-                    for done in (f for f in futures if f.done()):
-                        done.result()
-                    slots.acquire()
-                    try:
-                        future = pool.submit(one, entry)
-                    except BaseException:
-                        slots.release()
-                        raise
-                    future.add_done_callback(lambda _f: slots.release())
-                    futures.append(future)
-                for future in futures:
-                    future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        bounded_map(one, files, workers=workers, name="restore")
     summary.failed.sort(key=lambda f: f.path)
     summary.seconds = time.monotonic() - started
     if strict and summary.failed:

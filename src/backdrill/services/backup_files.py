@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -19,6 +18,7 @@ from backdrill.errors import UsageError
 from backdrill.files.catalog import RESERVED_NAMES, list_snapshots
 from backdrill.files.objects import ObjectStore, new_spool, stored_objects
 from backdrill.files.plan import plan_backup, previous_entries
+from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import (
     SCHEMA_VERSION,
     FileEntry,
@@ -170,7 +170,22 @@ class FileBackup:
             log.warning(warning)
         log.info(
             "files snapshot committed",
-            extra={"fields": {**snapshot.summary(), "reused": len(plan.reused)}},
+            extra={
+                "fields": {
+                    "snapshot_id": snapshot.id,
+                    "source_name": snapshot.source_name,
+                    "files": snapshot.file_count,
+                    "unchanged": len(plan.reused),
+                    "files_read": snapshot.files_read,
+                    "new_objects": snapshot.new_objects,
+                    "uploaded_bytes": snapshot.uploaded_bytes,
+                    "changed": snapshot.changed_count,
+                    "skipped": snapshot.skipped_count,
+                    "seconds": round(
+                        (snapshot.finished_at - snapshot.created_at).total_seconds(), 3
+                    ),
+                }
+            },
         )
         return BackupFilesResult(snapshot, len(plan.reused), warnings)
 
@@ -183,29 +198,13 @@ class FileBackup:
         if not items:
             return entries, skipped
         total = sum(i.size for i in items)
-        slots = threading.BoundedSemaphore(self.workers * 2)
-        futures: list[Future[FileEntry | SkippedEntry]] = []
-        with (
-            self.ctx.reporter.task(f"back up {self.source_name}", total=total) as advance,
-            ThreadPoolExecutor(self.workers, thread_name_prefix="files") as pool,
-        ):
-            try:
-                for item in items:
-                    for done in (f for f in futures if f.done()):
-                        done.result()  # fail fast on an earlier error
-                    slots.acquire()
-                    try:
-                        future = pool.submit(self._back_up_one, item, store, advance)
-                    except BaseException:
-                        slots.release()
-                        raise
-                    future.add_done_callback(lambda _f: slots.release())
-                    futures.append(future)
-                results = [f.result() for f in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        with self.ctx.reporter.task(f"back up {self.source_name}", total=total) as advance:
+            results = bounded_map(
+                lambda item: self._back_up_one(item, store, advance),
+                items,
+                workers=self.workers,
+                name="files",
+            )
         for result in results:
             if isinstance(result, SkippedEntry):
                 skipped.append(result)

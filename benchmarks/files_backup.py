@@ -1,0 +1,106 @@
+"""Benchmark of `backdrill backup files`: a 10,000-file filestore (a few KB each),
+backed up twice to a local repository with the real CLI (a first full run, then a
+second run of the unchanged source). Prints one table:
+
+    run, wall seconds, files read, bytes uploaded, ratio of the run's time to the first
+
+Target (issue 4): the second run takes under 10% of the first's time and uploads 0
+content bytes. Usage: `.venv/bin/python benchmarks/files_backup.py [--files N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BACKDRILL = [sys.executable, "-m", "backdrill", "--log-format", "json"]
+
+
+def make_filestore(root: Path, count: int, seed: int = 4) -> int:
+    """Odoo-shaped: ``ab/abcdef…`` named by the sha1 of the content, 1 to 8 KB each."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible benchmark data
+    words = [b"invoice", b"order", b"delivery", b"contract", b"photo", b"scan"]
+    total = 0
+    for i in range(count):
+        size = rng.randint(1024, 8 * 1024)
+        text = b" ".join(rng.choice(words) for _ in range(size // 12))
+        data = b"%%PDF-1.4 %d\n" % i + text + rng.randbytes(size // 3)
+        sha1 = hashlib.sha1(data).hexdigest()  # noqa: S324 - Odoo's content address
+        path = root / sha1[:2] / sha1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        total += len(data)
+    return total
+
+
+def run(config: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [*BACKDRILL, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"backdrill {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc.stdout
+
+
+def timed_backup(config: Path) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    run(config, "backup", "files")
+    seconds = time.perf_counter() - started
+    latest = json.loads(run(config, "list", "files", "--json"))[-1]
+    return seconds, latest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="backdrill-bench-files-"))
+    try:
+        source = work / "filestore" / "odoo"
+        total = make_filestore(source, args.files)
+        config = work / "backdrill.yaml"
+        config.write_text(f"storage:\n  url: file://{work / 'repo'}\nfiles:\n  source: {source}\n")
+        print(f"filestore: {args.files} files, {total / 1024 / 1024:.1f} MiB in {source}")
+        rows = []
+        first_seconds = None
+        for name in ("first", "second (unchanged)"):
+            seconds, snapshot = timed_backup(config)
+            first_seconds = first_seconds or seconds
+            rows.append(
+                (
+                    name,
+                    f"{seconds:.2f}",
+                    str(snapshot["files_read"]),
+                    str(snapshot["uploaded_bytes"]),
+                    f"{seconds / first_seconds:.1%}",
+                )
+            )
+        header = ("run", "wall seconds", "files read", "bytes uploaded", "ratio to first")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, tuple("-" * w for w in widths), *rows]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+        second = rows[1]
+        ok = second[3] == "0" and float(second[1]) < 0.10 * float(rows[0][1])
+        print(f"target (second < 10% of first, 0 bytes uploaded): {'met' if ok else 'MISSED'}")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
