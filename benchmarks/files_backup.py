@@ -2,7 +2,8 @@
 backed up twice to a local repository with the real CLI (a first full run, then a
 second run of the unchanged source). Prints one table:
 
-    run, wall seconds, files read, bytes uploaded, ratio of the run's time to the first
+    run, wall seconds (the whole process), seconds inside backdrill (snapshot created_at
+    to finished_at), files read, bytes uploaded, ratio of the wall time to the first's
 
 Target (issue 4): the second run takes under 10% of the first's time and uploads 0
 content bytes. Usage: `.venv/bin/python benchmarks/files_backup.py [--files N]`.
@@ -13,12 +14,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,12 @@ def timed_backup(config: Path) -> tuple[float, dict[str, Any]]:
     return seconds, latest
 
 
+def _seconds(snapshot: dict[str, Any]) -> float:
+    """created_at -> finished_at of the snapshot: the work, without interpreter start-up."""
+    started = datetime.fromisoformat(snapshot["created_at"])
+    return (datetime.fromisoformat(snapshot["finished_at"]) - started).total_seconds()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10_000)
@@ -71,6 +80,7 @@ def main() -> None:
     try:
         source = work / "filestore" / "odoo"
         total = make_filestore(source, args.files)
+        os.sync()  # measure backdrill, not the kernel writing the new filestore back
         config = work / "backdrill.yaml"
         config.write_text(f"storage:\n  url: file://{work / 'repo'}\nfiles:\n  source: {source}\n")
         print(f"filestore: {args.files} files, {total / 1024 / 1024:.1f} MiB in {source}")
@@ -83,17 +93,25 @@ def main() -> None:
                 (
                     name,
                     f"{seconds:.2f}",
+                    f"{_seconds(snapshot):.2f}",
                     str(snapshot["files_read"]),
                     str(snapshot["uploaded_bytes"]),
                     f"{seconds / first_seconds:.1%}",
                 )
             )
-        header = ("run", "wall seconds", "files read", "bytes uploaded", "ratio to first")
+        header = (
+            "run",
+            "wall seconds",
+            "in backdrill",
+            "files read",
+            "bytes uploaded",
+            "ratio to first",
+        )
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         for row in [header, tuple("-" * w for w in widths), *rows]:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
         second = rows[1]
-        ok = second[3] == "0" and float(second[1]) < 0.10 * float(rows[0][1])
+        ok = second[4] == "0" and float(second[1]) < 0.10 * float(rows[0][1])
         print(f"target (second < 10% of first, 0 bytes uploaded): {'met' if ok else 'MISSED'}")
     finally:
         if args.keep:

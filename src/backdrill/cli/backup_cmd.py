@@ -8,8 +8,6 @@ import typer
 
 from backdrill.cli.errors import report_error
 from backdrill.cli.state import state
-from backdrill.services.backup_db import run_backup_db
-from backdrill.services.backup_files import run_backup_files
 from backdrill.timeutil import human_duration, human_size
 
 app = typer.Typer(
@@ -28,6 +26,8 @@ def backup_db(
     ] = False,
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
+    from backdrill.services.backup_db import run_backup_db  # psycopg: imported when needed
+
     app_state = state(ctx)
     outcomes = run_backup_db(
         app_state.run_context(), database=database, all_databases=all_databases
@@ -71,6 +71,8 @@ def backup_files(
     ] = False,
 ) -> None:
     """Content-addressed, incremental snapshot of the filestore; written last."""
+    from backdrill.services.backup_files import run_backup_files
+
     app_state = state(ctx)
     result = run_backup_files(app_state.run_context(), source=source, rehash=rehash)
     s = result.snapshot

@@ -51,6 +51,25 @@ def list_snapshots(storage: Storage, source_name: str | None = None) -> Snapshot
     return listing
 
 
+def latest_snapshot(storage: Storage, source_name: str) -> Snapshot | None:
+    """The newest readable snapshot of one source, parsing only as many manifests as it
+    takes (ids sort by time); None when there is none."""
+    prefix = f"{FILES_ROOT}{source_name}/{SNAPSHOTS_DIR}/"
+    keys = [
+        info.key
+        for info in storage.list_objects(prefix)
+        if info.key.endswith(SNAPSHOT_SUFFIX) and "/" not in info.key[len(prefix) :]
+    ]
+    for key in sorted(keys, reverse=True):
+        try:
+            return parse_snapshot(storage.get_bytes(key), key)
+        except BackdrillError as exc:
+            if exc.exit_code == 5:
+                raise
+            continue
+    return None
+
+
 def find_snapshot(snapshots: Iterable[Snapshot], snapshot_id: str) -> Snapshot | None:
     return next((s for s in snapshots if s.id == snapshot_id), None)
 

@@ -64,7 +64,8 @@ def plan_backup(
             and entry.sha256 is not None
             and stored.get(entry.sha256) == entry.stored_size
         ):
-            plan.reused.append(entry.model_copy(update={"mode": item.mode}))
+            same_mode = entry.mode == item.mode
+            plan.reused.append(entry if same_mode else entry.model_copy(update={"mode": item.mode}))
         else:
             plan.to_read.append(item)
     return plan

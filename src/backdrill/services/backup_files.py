@@ -15,7 +15,7 @@ from typing import IO
 
 from backdrill import __version__
 from backdrill.errors import UsageError
-from backdrill.files.catalog import RESERVED_NAMES, list_snapshots
+from backdrill.files.catalog import RESERVED_NAMES, latest_snapshot
 from backdrill.files.objects import ObjectStore, new_spool, stored_objects
 from backdrill.files.plan import plan_backup, previous_entries
 from backdrill.files.pool import bounded_map
@@ -108,8 +108,7 @@ class FileBackup:
         snapshot_id = new_id(created_at)
         if isinstance(storage, LocalStorage):  # the first backup creates the repository
             storage.root.mkdir(parents=True, exist_ok=True)
-        history = list_snapshots(storage, self.source_name).snapshots
-        previous = history[-1] if history else None
+        previous = latest_snapshot(storage, self.source_name)
         items: list[SourceItem] = []
         skipped: list[SkippedEntry] = []
         for found in self.source.scan():

@@ -124,7 +124,9 @@ class LocalStorage(Storage):
         if not self.root.is_dir():
             raise StorageError(f"repository directory {self.root} does not exist")
         found: list[ObjectInfo] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        # walk only the directory the prefix names (``files/objects/`` -> files/objects)
+        start = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        for dirpath, dirnames, filenames in os.walk(start):
             dirnames.sort()
             rel_dir = os.path.relpath(dirpath, self.root)
             for name in filenames:
@@ -132,9 +134,14 @@ class LocalStorage(Storage):
                     continue
                 key = name if rel_dir == "." else f"{rel_dir}/{name}"
                 if key.startswith(prefix):
-                    info = self.head(key)
-                    if info is not None:
-                        found.append(info)
+                    # walked from the root: inside it by construction, no resolve() needed
+                    try:
+                        st = os.stat(os.path.join(dirpath, name))
+                    except FileNotFoundError:
+                        continue
+                    found.append(
+                        ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+                    )
         found.sort(key=lambda info: info.key)
         yield from found
 
