@@ -81,6 +81,9 @@ def _verify_snapshots(app_state: AppState, snapshots: list[Snapshot], fraction: 
 
 
 def _render(app_state: AppState, results: list[SnapshotVerification]) -> None:
+    if not results:
+        app_state.out.print("nothing to verify: no committed files snapshot")
+        return
     rows = [
         (
             "ok" if r.ok else "FAIL",

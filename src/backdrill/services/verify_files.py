@@ -142,6 +142,8 @@ def verify_snapshots(
     workers: int = 4,
 ) -> list[SnapshotVerification]:
     """Verify each snapshot against ONE listing of the repository's objects."""
+    if not snapshots:
+        return []
     stored = stored_objects(storage)
     read_cache: dict[str, str | None] = {}
     return [
