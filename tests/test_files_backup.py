@@ -302,3 +302,52 @@ def test_symlinks_are_recorded_never_followed_and_special_files_skipped(
         run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target)).code == 0
     )
     assert os.readlink(target / "escape-file") == str(outside / "secret.txt")
+
+
+def test_a_large_file_is_streamed_through_spool_and_multipart_and_restores_intact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    source.mkdir()
+    # 12 MiB: past the in-memory spool, and several 5 MiB parts on S3
+    big = b"".join(content(i, 64 * 1024) for i in range(192))
+    (source / "big.pdf").write_bytes(big)
+    config = files_config(tmp_path / "c.yaml", repo, str(source))
+    backup = run_cli(capsys, "--config", str(config), "backup", "files")
+    assert backup.code == 0, backup.err
+    snapshot = _snapshot(capsys, config)
+    (entry,) = snapshot["entries"]
+    assert entry["stored"] == "zstd" and entry["stored_size"] < len(big)
+    target = tmp_path / "restored"
+    restore = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    assert restore.code == 0, restore.err
+    assert tree_state(target) == tree_state(source)
+
+
+def test_a_read_error_skips_the_file_and_marks_the_snapshot_incomplete(
+    tmp_path: Path, local_repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    make_tree(source, count=3)
+    failing = odoo_name(content(0))
+
+    def io_error(path: str) -> None:
+        if path == failing:
+            raise OSError(5, "Input/output error")
+
+    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    result = run_backup_files(run_context(config), during_read=io_error)
+    assert [(s.path, s.reason) for s in result.unreadable] == [
+        (failing, "cannot read: Input/output error")
+    ]
+    assert failing not in {e.path for e in result.snapshot.entries}
+    assert result.snapshot.file_count == 7
+
+
+def test_a_missing_source_directory_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    config = files_config(tmp_path / "c.yaml", local_repo, str(tmp_path / "not-mounted"))
+    result = run_cli(capsys, "--config", str(config), "backup", "files")
+    assert result.code == 3
+    assert f"files source {tmp_path / 'not-mounted'} is not a directory" in result.err

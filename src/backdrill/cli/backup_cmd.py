@@ -8,6 +8,7 @@ import typer
 
 from backdrill.cli.errors import report_error
 from backdrill.cli.state import state
+from backdrill.errors import GoalNotMet
 from backdrill.timeutil import human_duration, human_size
 
 app = typer.Typer(
@@ -87,4 +88,10 @@ def backup_files(
         app_state.out.print(
             f"warning: {s.changed_count} file(s) changed during the backup, "
             f"{s.skipped_count} skipped (see `backdrill show {s.id}`)"
+        )
+    if result.unreadable:
+        raise GoalNotMet(
+            f"snapshot {s.id} is incomplete: {len(result.unreadable)} entries could not be "
+            f"read, first {result.unreadable[0].path} ({result.unreadable[0].reason})",
+            hint="fix the permissions of the filestore for the backup user",
         )

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backdrill.errors import IntegrityError, UsageError
+from backdrill.errors import IntegrityError, StorageError, UsageError
 from backdrill.files.objects import copy_object
 from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import FileEntry, Snapshot
@@ -93,6 +93,10 @@ class DirTarget(RestoreTarget):
             os.chmod(tmp, entry.mode)
             os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
             os.replace(tmp, dest)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise StorageError(f"cannot write {dest}: {exc.strerror}") from None
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

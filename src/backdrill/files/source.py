@@ -18,7 +18,7 @@ from typing import Literal
 from urllib.parse import unquote, urlparse
 
 from backdrill.config import S3Options
-from backdrill.errors import NotFound, UsageError
+from backdrill.errors import ConfigError, NotFound, UsageError
 from backdrill.files.snapshot import SkippedEntry
 from backdrill.storage import Storage, open_storage
 from backdrill.streams import CHUNK
@@ -87,13 +87,16 @@ def _encodable(name: str) -> bool:
 
 class DirSource(FileSource):
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.display = str(root)
-        self.name = root.resolve().name or "root"
+        self.root = Path(os.path.abspath(root))
+        self.display = str(self.root)
+        self.name = self.root.name or "root"
 
     def scan(self) -> Iterator[SourceItem | SkippedEntry]:
         if not self.root.is_dir():
-            raise NotFound(f"files source {self.root} is not a directory")
+            raise ConfigError(
+                f"files source {self.root} is not a directory",
+                hint="check files -> source (or --source) and that the filestore is mounted",
+            )
         yield from self._scan_dir(self.root, "")
 
     def _scan_dir(self, directory: Path, rel: str) -> Iterator[SourceItem | SkippedEntry]:

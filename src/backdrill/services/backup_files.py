@@ -35,6 +35,7 @@ from backdrill.timeutil import new_id, utcnow
 log = logging.getLogger(__name__)
 
 VANISHED = "vanished during backup"
+UNREADABLE = "cannot read"
 
 
 @dataclass
@@ -42,6 +43,12 @@ class BackupFilesResult:
     snapshot: Snapshot
     reused: int
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def unreadable(self) -> list[SkippedEntry]:
+        """Entries the backup could not read (not special files, not vanished ones): the
+        snapshot is committed, but it is incomplete."""
+        return [s for s in self.snapshot.skipped if s.reason.startswith("cannot ")]
 
 
 @dataclass
@@ -225,8 +232,8 @@ class FileBackup:
                 sink = _HashingSpool(spool, advance)
                 try:
                     outcome = self.source.read(item, sink.write, self.during_read)
-                except PermissionError as exc:
-                    return SkippedEntry(path=item.path, reason=f"cannot read: {exc.strerror}")
+                except OSError as exc:
+                    return SkippedEntry(path=item.path, reason=f"{UNREADABLE}: {exc.strerror}")
                 self.stats.add(outcome.size)
                 if outcome.status == "vanished":
                     if attempt == 2:
