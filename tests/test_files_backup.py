@@ -24,6 +24,7 @@ from helpers.files import (
     upload_tree,
 )
 from helpers.repo import list_keys
+from helpers.s3proxy import FaultProxy
 
 
 def _snapshot(capsys: pytest.CaptureFixture[str], config: Path, index: int = -1) -> dict:
@@ -351,3 +352,27 @@ def test_a_missing_source_directory_is_a_configuration_error(
     result = run_cli(capsys, "--config", str(config), "backup", "files")
     assert result.code == 3
     assert f"files source {tmp_path / 'not-mounted'} is not a directory" in result.err
+
+
+def test_objects_are_known_from_one_listing_never_a_request_per_file(
+    tmp_path: Path, proxied_repo: Repo, fault_proxy: FaultProxy
+) -> None:
+    source = tmp_path / "filestore"
+    make_tree(source, count=40)
+    config = files_config(tmp_path / "c.yaml", proxied_repo, str(source))
+    first = run_backup_files(run_context(config))
+    puts = [p for m, p in fault_proxy.requests if m == "PUT"]
+    assert len(puts) == first.snapshot.new_objects + 1  # each new content once, the snapshot
+    assert not [m for m, _p in fault_proxy.requests if m == "HEAD"]
+
+    fault_proxy.requests.clear()
+    (source / "deep" / "new.txt").write_bytes(content(0))  # a content already stored
+    second = run_backup_files(run_context(config))
+    assert second.snapshot.files_read == 1 and second.snapshot.new_objects == 0
+    methods = [m for m, _p in fault_proxy.requests]
+    listings = [p for m, p in fault_proxy.requests if m == "GET" and "list-type=2" in p]
+    assert methods.count("PUT") == 1  # the snapshot only
+    assert "HEAD" not in methods
+    # objects listed once, snapshots listed once, the previous snapshot read once
+    assert sum("files%2Fobjects%2F" in p for p in listings) == 1
+    assert len([m for m in methods if m == "GET"]) == len(listings) + 1
