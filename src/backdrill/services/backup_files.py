@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 VANISHED = "vanished during backup"
 UNREADABLE = "cannot read"
+MAX_LOGGED = 20
 
 
 @dataclass
@@ -119,7 +120,10 @@ class FileBackup:
         items: list[SourceItem] = []
         skipped: list[SkippedEntry] = []
         for found in self.source.scan():
-            (skipped if isinstance(found, SkippedEntry) else items).append(found)  # type: ignore[arg-type]
+            if isinstance(found, SkippedEntry):
+                skipped.append(found)
+            else:
+                items.append(found)
         stored = stored_objects(storage)
         store = ObjectStore(storage, stored, level=self.ctx.config.backup.compression_level)
         plan = plan_backup(items, previous_entries(previous), stored, rehash=self.rehash)
@@ -172,8 +176,12 @@ class FileBackup:
             for e in entries
             if e.status == "changed"
         ]
-        for warning in warnings:
+        for warning in warnings[:MAX_LOGGED]:
             log.warning(warning)
+        if len(warnings) > MAX_LOGGED:
+            log.warning(
+                "and %d more; see `backdrill show %s`", len(warnings) - MAX_LOGGED, snapshot.id
+            )
         log.info(
             "files snapshot committed",
             extra={
