@@ -376,3 +376,41 @@ def test_objects_are_known_from_one_listing_never_a_request_per_file(
     # objects listed once, snapshots listed once, the previous snapshot read once
     assert sum("files%2Fobjects%2F" in p for p in listings) == 1
     assert len([m for m in methods if m == "GET"]) == len(listings) + 1
+
+
+def test_restore_picks_a_snapshot_by_id_or_before_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    source.mkdir()
+    (source / "doc").write_bytes(b"version 1")
+    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    first = run_backup_files(run_context(config)).snapshot
+    (source / "doc").write_bytes(b"version 2, longer")
+    second = run_backup_files(run_context(config)).snapshot
+    assert second.files_read == 1
+
+    def restored(*args: str) -> bytes:
+        target = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
+        result = run_cli(
+            capsys, "--config", str(config), "restore", "files", "--to", str(target), *args
+        )
+        assert result.code == 0, result.err
+        return (target / "doc").read_bytes()
+
+    assert restored() == b"version 2, longer"
+    assert restored("--snapshot", first.id) == b"version 1"
+    between = second.created_at.isoformat().replace("+00:00", "Z")
+    assert restored("--before", between) == b"version 1"
+    early = run_cli(
+        capsys,
+        "--config",
+        str(config),
+        "restore",
+        "files",
+        "--to",
+        str(tmp_path / "never"),
+        "--before",
+        "2000-01-01T00:00:00Z",
+    )
+    assert early.code == 4 and "no committed files snapshot before 2000-01-01" in early.err
