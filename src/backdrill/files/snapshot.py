@@ -113,6 +113,13 @@ class Snapshot(BaseModel):
 def parse_snapshot(data: bytes, where: str) -> Snapshot:
     """Decompress, parse and validate; IntegrityError naming ``where`` otherwise."""
     raw = decompressed(data, f"snapshot {where}")
+    try:  # the fast path: pydantic parses the JSON itself
+        snapshot = Snapshot.model_validate_json(raw)
+    except ValidationError:
+        pass  # the slow path below says precisely what is wrong
+    else:
+        if snapshot.schema_version == SCHEMA_VERSION:
+            return snapshot
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
