@@ -414,3 +414,20 @@ def test_restore_picks_a_snapshot_by_id_or_before_a_time(
         "2000-01-01T00:00:00Z",
     )
     assert early.code == 4 and "no committed files snapshot before 2000-01-01" in early.err
+
+
+def test_a_repository_reached_through_a_symlink_lists_its_objects_and_snapshots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "real-repo").mkdir()
+    (tmp_path / "repo-link").symlink_to(tmp_path / "real-repo")
+    repo = Repo(url=f"file://{tmp_path / 'repo-link'}")
+    source = tmp_path / "filestore"
+    make_tree(source, count=3)
+    config = files_config(tmp_path / "c.yaml", repo, str(source))
+    first = run_backup_files(run_context(config))
+    second = run_backup_files(run_context(config))
+    assert second.snapshot.files_read == 0 and second.snapshot.new_objects == 0
+    listed = run_cli(capsys, "--config", str(config), "list", "files")
+    assert listed.code == 0, listed.err
+    assert first.snapshot.id in listed.out and second.snapshot.id in listed.out

@@ -125,7 +125,11 @@ class LocalStorage(Storage):
             raise StorageError(f"repository directory {self.root} does not exist")
         found: list[ObjectInfo] = []
         # walk only the directory the prefix names (``files/objects/`` -> files/objects)
-        start = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        start = self.root
+        if "/" in prefix:
+            directory = prefix.rsplit("/", 1)[0]
+            self._path(directory)  # refuses a prefix that escapes the repository
+            start = self.root / directory  # not resolved: keys are relative to self.root
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames.sort()
             rel_dir = os.path.relpath(dirpath, self.root)
