@@ -76,7 +76,8 @@ def _verify_snapshots(app_state: AppState, snapshots: list[Snapshot], fraction: 
         more = f"; and {len(failed) - MAX_NAMED} more" if len(failed) > MAX_NAMED else ""
         raise IntegrityError(
             f"verify found {len(failed)} damaged file(s): {named}{more}",
-            hint="the next `backup files --rehash` stores missing contents again",
+            hint="while the source still has the file, the next `backup files` stores a "
+            "missing object again; delete a damaged object from the repository first",
         )
 
 

@@ -188,8 +188,8 @@ def failed_files_error(failed: list[FailedFile], action: str) -> IntegrityError:
     more = f"; and {len(failed) - MAX_NAMED} more" if len(failed) > MAX_NAMED else ""
     return IntegrityError(
         f"{action} found {len(failed)} damaged file(s): {named}{more}",
-        hint="run `backdrill verify --read-data` on the snapshot; restore the file from "
-        "another snapshot",
+        hint="every other file was restored; `backdrill verify ID --read-data` lists all "
+        "damaged files of a snapshot",
     )
 
 
