@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 def verify_cmd(
     ctx: typer.Context,
     backup_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="A backup or snapshot id.")
+        str | None, typer.Argument(metavar="ID", help="A backup or snapshot id.")
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every committed snapshot.")] = False,
     read_data: Annotated[
