@@ -16,7 +16,7 @@ from typing import IO
 from backdrill import __version__
 from backdrill.errors import UsageError
 from backdrill.files.catalog import RESERVED_NAMES, latest_snapshot
-from backdrill.files.objects import ObjectStore, new_spool, stored_objects
+from backdrill.files.objects import SPOOL_IN_MEMORY, ObjectStore, new_spool, stored_objects
 from backdrill.files.plan import plan_backup, previous_entries
 from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import (
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 VANISHED = "vanished during backup"
 UNREADABLE = "cannot read"
 MAX_LOGGED = 20
+LARGE_IN_FLIGHT = 2
 
 
 @dataclass
@@ -109,6 +110,7 @@ class FileBackup:
         self.during_read = during_read
         self.workers = ctx.config.storage.max_concurrency
         self.stats = _ReadStats()
+        self._large_slots = threading.BoundedSemaphore(LARGE_IN_FLIGHT)
 
     def run(self) -> BackupFilesResult:
         storage = self.ctx.storage
@@ -233,6 +235,16 @@ class FileBackup:
         return entries, skipped
 
     def _back_up_one(
+        self, item: SourceItem, store: ObjectStore, advance: Advance
+    ) -> FileEntry | SkippedEntry:
+        if item.size <= SPOOL_IN_MEMORY:
+            return self._read_and_store(item, store, advance)
+        # a large file spools to temporary files (raw, then compressed): at most
+        # LARGE_IN_FLIGHT of them at once bounds the temporary disk space used
+        with self._large_slots:
+            return self._read_and_store(item, store, advance)
+
+    def _read_and_store(
         self, item: SourceItem, store: ObjectStore, advance: Advance
     ) -> FileEntry | SkippedEntry:
         for attempt in (1, 2):
