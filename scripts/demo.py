@@ -70,8 +70,14 @@ def main() -> None:
         step("the repository")
         backdrill(config, "list")
         backdrill(config, "list", "files")
+        step("restore drill (cron: quarterly, and ideally after every backup)")
+        backdrill(config, "drill", "run")
+        backdrill(config, "drill", "history", "--verify")
         step("stopping the throwaway PostgreSQL")
+    reports = sorted((DEMO / "drill-reports").glob("*/report.html"))
     print(f"\ndemo done: repository in {DEMO / 'repo'}")
+    if reports:
+        print(f"drill report: {reports[-1]}")
 
 
 if __name__ == "__main__":

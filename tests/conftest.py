@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +74,16 @@ def sample(pg: ConnParams, tmp_path: Path) -> Iterator[SampleInfo]:
 def drop_database(pg: ConnParams, name: str) -> None:
     with pg.connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def work_dir() -> Iterator[Path]:
+    """A work directory for sandboxes and downloads, private to the test (under /tmp:
+    the sandbox server runs as an unprivileged user, who cannot enter tmp_path)."""
+    path = Path(tempfile.mkdtemp(prefix="backdrill-test-work-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ def test_flipped_byte_fails_verify_read_data_and_restore_with_exit_4_naming_the_
     assert f"damaged: file {path}: " in verify.out
     errors = [json.loads(ln) for ln in verify.err.splitlines() if '"level": "error"' in ln]
     assert len(errors) == 1
-    assert f"verify found 1 damaged file(s): file {path}: " in errors[0]["message"]
+    assert f"1 damaged file(s) in files snapshots: file {path}: " in errors[0]["message"]
 
     restore = run_cli(
         capsys, "--config", str(config), "restore", "files", "--to", str(tmp_path / "out")
@@ -94,7 +94,10 @@ def test_verify_unknown_id_is_not_found_and_needs_an_id_or_all(
     config, _snapshot_id = _backed_up(tmp_path, capsys, local_repo)
     unknown = run_cli(capsys, "--config", str(config), "verify", "20990101T000000Z-000000")
     assert unknown.code == 4
-    assert "no committed backup or files snapshot with id 20990101T000000Z-000000" in unknown.err
+    assert (
+        "no backup with id 20990101T000000Z-000000 (neither a database backup nor a files"
+        in unknown.err
+    )
     neither = run_cli(capsys, "--config", str(config), "verify")
     assert neither.code == 2 and "give either an ID or --all" in neither.err
     bad = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data-subset", "0")

@@ -28,6 +28,12 @@ class GoalNotMet(BackdrillError):
     exit_code = 1
 
 
+class Refused(BackdrillError):
+    """A safety rule stopped the work before it began (e.g. a non-empty restore target)."""
+
+    exit_code = 1
+
+
 class UsageError(BackdrillError):
     """The command line asks for something ambiguous or impossible."""
 
@@ -64,10 +70,8 @@ class SandboxError(ExternalServiceError):
     """The throwaway PostgreSQL of a drill could not be provisioned or used."""
 
 
-class NotFound(BackdrillError):
+class NotFound(IntegrityError):
     """A backup, snapshot or object that was asked for does not exist."""
-
-    exit_code = 4
 
 
 class LockHeld(BackdrillError):
@@ -76,12 +80,13 @@ class LockHeld(BackdrillError):
     exit_code = 6
 
 
-class Interrupted(BackdrillError):
-    """SIGINT (130) or SIGTERM (143) arrived; raised after cleaning up."""
+class Interrupted(BaseException):
+    """SIGINT (130) or SIGTERM (143) arrived. A BaseException, like KeyboardInterrupt,
+    so that no ``except Exception`` swallows it on its way up through the clean-up."""
 
     def __init__(self, signum: int) -> None:
         import signal
 
-        name = signal.Signals(signum).name
-        super().__init__(f"interrupted by {name}")
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal_name}")
         self.exit_code = 128 + signum

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backdrill.errors import IntegrityError
+from backdrill.odoo import OdooFacts
 
 SCHEMA_VERSION = 1
 DUMP_NAME = "dump.pgdump.zst"
@@ -53,6 +54,8 @@ class DbManifest(BaseModel):
     run_id: str
     host: str
     tables: list[TableRows]
+    #: Odoo facts in the dump's snapshot, when the database is an Odoo database
+    odoo: OdooFacts | None = None
 
     def row_counts(self) -> dict[str, int]:
         return {t.qualified: t.rows for t in self.tables}

@@ -16,8 +16,16 @@ import click
 import typer
 
 from backdrill import __version__
-from backdrill.cli import backup_cmd, catalog_cmd, config_cmd, restore_cmd, verify_cmd
-from backdrill.cli.errors import report_error
+from backdrill.cli import (
+    backup_cmd,
+    catalog_cmd,
+    config_cmd,
+    drill_cmd,
+    prune_cmd,
+    restore_cmd,
+    verify_cmd,
+)
+from backdrill.cli.errors import report_error, report_interrupt
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
 from backdrill.logs import LogFormat, default_format, new_run_id, setup_logging
@@ -36,7 +44,9 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(restore_cmd.app, name="restore")
+app.add_typer(drill_cmd.app, name="drill")
 catalog_cmd.register(app)
+prune_cmd.register(app)
 verify_cmd.register(app)
 
 _debug = False
@@ -121,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         report_error(exc)
         return exc.exit_code
+    except Interrupted as exc:
+        report_interrupt(exc)
+        return exc.exit_code
     except KeyboardInterrupt:
-        report_error(Interrupted(signal.SIGINT))
+        report_interrupt(Interrupted(signal.SIGINT))
         return 130
     except Exception as exc:
         if _debug:

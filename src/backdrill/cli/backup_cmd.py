@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.errors import report_error
+from backdrill.cli.options import parse_wait
 from backdrill.cli.state import state
 from backdrill.errors import GoalNotMet
 from backdrill.timeutil import human_duration, human_size
@@ -25,13 +26,20 @@ def backup_db(
     all_databases: Annotated[
         bool, typer.Option("--all", help="Every connectable non-template database, and roles.")
     ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
+    ] = None,
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
     from backdrill.services.backup_db import run_backup_db  # psycopg: imported when needed
 
     app_state = state(ctx)
     outcomes = run_backup_db(
-        app_state.run_context(), database=database, all_databases=all_databases
+        app_state.run_context(),
+        database=database,
+        all_databases=all_databases,
+        wait=parse_wait(wait),
     )
     for outcome in outcomes:
         m = outcome.manifest
@@ -70,12 +78,18 @@ def backup_files(
     rehash: Annotated[
         bool, typer.Option("--rehash", help="Read every file, even those unchanged.")
     ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
+    ] = None,
 ) -> None:
     """Content-addressed, incremental snapshot of the filestore; written last."""
     from backdrill.services.backup_files import run_backup_files
 
     app_state = state(ctx)
-    result = run_backup_files(app_state.run_context(), source=source, rehash=rehash)
+    result = run_backup_files(
+        app_state.run_context(), source=source, rehash=rehash, wait=parse_wait(wait)
+    )
     s = result.snapshot
     seconds = (s.finished_at - s.created_at).total_seconds()
     app_state.out.print(

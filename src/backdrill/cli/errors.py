@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from backdrill.errors import BackdrillError
+from backdrill.errors import BackdrillError, Interrupted
 from backdrill.logs import JsonFormatter
 from backdrill.redact import SECRETS
 
@@ -24,3 +24,11 @@ def report_error(exc: BackdrillError | None, *, prefix: str = "") -> None:
         log.error(text, extra={"fields": {"exit_code": exc.exit_code, "error": type(exc).__name__}})
     else:
         print(f"backdrill: error: {text}", file=sys.stderr)
+
+
+def report_interrupt(exc: Interrupted) -> None:
+    text = f"{exc} (cleaned up)"
+    if _json_logging():
+        log.error(text, extra={"fields": {"exit_code": exc.exit_code, "error": "Interrupted"}})
+    else:
+        print(f"backdrill: {text}", file=sys.stderr)

@@ -1,10 +1,87 @@
-"""``backdrill restore …``: one sub-command per kind of backup."""
+"""``backdrill restore db`` and ``backdrill restore files``."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 from backdrill.cli.restore_files_cmd import restore_files
+from backdrill.cli.state import state
+from backdrill.errors import UsageError
+from backdrill.services.restore_db import check_target, execute_restore, plan_restore
+from backdrill.timeutil import human_duration, parse_time, utcnow
 
-app = typer.Typer(help="Restore a backup (during an incident).", no_args_is_help=True)
+app = typer.Typer(help="Restore during an incident, safely.", no_args_is_help=True)
+
+
+def parse_before(value: str | None) -> object:
+    if value is None:
+        return None
+    try:
+        moment = parse_time(value)
+    except ValueError:
+        raise UsageError(
+            f"--before {value!r} is not a time", hint="use ISO 8601, e.g. 2026-11-26T03:00:00Z"
+        ) from None
+    if moment > utcnow():
+        raise UsageError(f"--before {value} is in the future")
+    return moment
+
+
+@app.command("db")
+def restore_db(
+    ctx: typer.Context,
+    to: Annotated[
+        str,
+        typer.Option("--to", help="Target DSN (libpq string or URL); its dbname is the target."),
+    ],
+    backup: Annotated[str, typer.Option("--backup", help="Backup id or 'latest'.")] = "latest",
+    before: Annotated[
+        str | None, typer.Option("--before", help="Newest backup created before this time.")
+    ] = None,
+    database: Annotated[
+        str | None, typer.Option("--database", help="Restore a backup of this database.")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")] = None,
+    neutralize: Annotated[
+        bool, typer.Option("--neutralize", help="Neutralize the Odoo copy (no mail, no cron).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a non-empty target (kept, renamed aside).")
+    ] = False,
+    no_owner: Annotated[
+        bool, typer.Option("--no-owner", help="Do not restore ownership and privileges.")
+    ] = False,
+) -> None:
+    """Restore a database backup into a real target: into a temporary database first,
+    renamed into place only when the restore succeeded."""
+    app_state = state(ctx)
+    run = app_state.run_context()
+    plan = plan_restore(
+        run,
+        to=to,
+        backup=backup,
+        before=parse_before(before),  # type: ignore[arg-type]
+        database=database,
+        jobs=jobs,
+    )
+    check_target(plan, force=force)
+    app_state.out.print(f"will {plan.describe()}")
+    result = execute_restore(run, plan, force=force, neutralize_copy=neutralize, no_owner=no_owner)
+    app_state.out.print(
+        f"restored backup {plan.manifest.id} into {result.database} in "
+        f"{human_duration(result.seconds)}; row counts match the manifest"
+    )
+    if result.moved_aside:
+        app_state.out.print(f"the previous database was kept as {result.moved_aside}")
+    if result.neutralization:
+        app_state.out.print(f"neutralized: {result.neutralization.describe()}")
+    elif plan.manifest.odoo is not None:
+        app_state.out.print(
+            "warning: this Odoo copy is NOT neutralized: it will send e-mail and run crons "
+            "if Odoo starts on it (use --neutralize for a copy)"
+        )
+
+
 app.command("files")(restore_files)

@@ -1,4 +1,5 @@
-"""``backdrill verify``: integrity of backups without restoring them."""
+"""``backdrill verify``: integrity without restoring. Dispatches on the kind of the id:
+database backups (found in the db catalogue) and filestore snapshots; ``--all`` both."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from backdrill.catalog import list_db_backups
 from backdrill.cli.render import table
 from backdrill.cli.state import AppState, state
 from backdrill.errors import IntegrityError, NotFound, UsageError
 from backdrill.files.catalog import find_snapshot, list_snapshots
 from backdrill.files.restore import MAX_NAMED
 from backdrill.files.snapshot import Snapshot
+from backdrill.services.verify_db import VerifyResult, run_verify_db
 from backdrill.services.verify_files import SnapshotVerification, parse_subset, verify_snapshots
 from backdrill.timeutil import human_size
 
@@ -23,22 +26,30 @@ def register(app: typer.Typer) -> None:
 def verify_cmd(
     ctx: typer.Context,
     backup_id: Annotated[
-        str | None, typer.Argument(metavar="ID", help="A backup or snapshot id.")
+        str | None,
+        typer.Argument(metavar="ID", help="A backup or files snapshot id (see `list`)."),
     ] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every committed snapshot.")] = False,
+    all_backups: Annotated[
+        bool, typer.Option("--all", help="Every backup and every files snapshot.")
+    ] = False,
     read_data: Annotated[
-        bool, typer.Option("--read-data", help="Also download and re-hash every object.")
+        bool,
+        typer.Option(
+            "--read-data",
+            help="Download and re-hash: dumps (and pg_restore --list), snapshot objects.",
+        ),
     ] = False,
     read_data_subset: Annotated[
         str | None,
         typer.Option(
-            "--read-data-subset", metavar="PCT", help="Re-hash a random subset, e.g. 10%."
+            "--read-data-subset",
+            metavar="PCT",
+            help="Re-hash a random subset of the snapshot objects, e.g. 10%.",
         ),
     ] = None,
 ) -> None:
-    """Check that backups are complete and intact, without restoring them."""
-    app_state = state(ctx)
-    if (backup_id is None) == (not all_):
+    """Check backups without restoring; exit 4 naming every failing one."""
+    if (backup_id is None) == (not all_backups):
         raise UsageError("give either an ID or --all")
     fraction = 1.0 if read_data else 0.0
     if read_data_subset is not None:
@@ -48,20 +59,52 @@ def verify_cmd(
             fraction = parse_subset(read_data_subset)
         except ValueError as exc:
             raise UsageError(f"--read-data-subset {read_data_subset!r}: {exc}") from None
-    snapshots = list_snapshots(app_state.storage).snapshots
-    if all_:
-        chosen = snapshots
+    app_state = state(ctx)
+    run_ctx = app_state.run_context()
+    listing = list_db_backups(app_state.storage)
+    db_results: list[VerifyResult] = []
+    snapshots: list[Snapshot] = []
+    if all_backups:
+        db_results += run_verify_db(run_ctx, None, read_data=read_data, listing=listing)
+        snapshots = list_snapshots(app_state.storage).snapshots
+    elif any(m.id == backup_id for m in listing.backups):
+        db_results += run_verify_db(run_ctx, backup_id, read_data=read_data, listing=listing)
     else:
         assert backup_id is not None
-        found = find_snapshot(snapshots, backup_id)
+        found = find_snapshot(list_snapshots(app_state.storage).snapshots, backup_id)
         if found is None:
-            # database backups are verified by their own service, added here
-            raise NotFound(f"no committed backup or files snapshot with id {backup_id}")
-        chosen = [found]
-    _verify_snapshots(app_state, chosen, fraction)
+            raise NotFound(
+                f"no backup with id {backup_id} (neither a database backup nor a files snapshot)",
+                hint="see `backdrill list` and `backdrill list files`",
+            )
+        snapshots = [found]
+    problems = _render_db(app_state, db_results, shown=bool(db_results) or not snapshots)
+    problems += _verify_snapshots(app_state, snapshots, fraction)
+    if problems:
+        named = "; ".join(problems[:MAX_NAMED])
+        more = f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
+        raise IntegrityError(f"verification failed: {named}{more}")
 
 
-def _verify_snapshots(app_state: AppState, snapshots: list[Snapshot], fraction: float) -> None:
+def _render_db(app_state: AppState, results: list[VerifyResult], *, shown: bool) -> list[str]:
+    if not shown:
+        return []
+    rows = [
+        (r.id, r.target, "ok" if r.ok else "FAIL", "; ".join(r.problems or r.checks))
+        for r in results
+    ]
+    app_state.out.print(table("backdrill verify", ["id", "of", "status", "detail"], rows))
+    failed = [r for r in results if not r.ok]
+    app_state.out.print(f"{len(results)} backup(s) verified")
+    if not failed:
+        return []
+    names = "; ".join(f"{r.id} ({r.problems[0]})" for r in failed)
+    return [f"{len(failed)} of {len(results)} backups failed verification: {names}"]
+
+
+def _verify_snapshots(app_state: AppState, snapshots: list[Snapshot], fraction: float) -> list[str]:
+    if not snapshots:
+        return []
     results = verify_snapshots(
         app_state.storage,
         snapshots,
@@ -69,22 +112,16 @@ def _verify_snapshots(app_state: AppState, snapshots: list[Snapshot], fraction: 
         reporter=app_state.run_context().reporter,
         workers=app_state.config.storage.max_concurrency,
     )
-    _render(app_state, results)
+    _render_files(app_state, results)
     failed = [f for r in results for f in r.failed]
-    if failed:
-        named = "; ".join(f.reason for f in failed[:MAX_NAMED])
-        more = f"; and {len(failed) - MAX_NAMED} more" if len(failed) > MAX_NAMED else ""
-        raise IntegrityError(
-            f"verify found {len(failed)} damaged file(s): {named}{more}",
-            hint="while the source still has the file, the next `backup files` stores a "
-            "missing object again; delete a damaged object from the repository first",
-        )
+    if not failed:
+        return []
+    named = "; ".join(f.reason for f in failed[:MAX_NAMED])
+    more = f"; and {len(failed) - MAX_NAMED} more" if len(failed) > MAX_NAMED else ""
+    return [f"{len(failed)} damaged file(s) in files snapshots: {named}{more}"]
 
 
-def _render(app_state: AppState, results: list[SnapshotVerification]) -> None:
-    if not results:
-        app_state.out.print("nothing to verify: no committed files snapshot")
-        return
+def _render_files(app_state: AppState, results: list[SnapshotVerification]) -> None:
     rows = [
         (
             "ok" if r.ok else "FAIL",

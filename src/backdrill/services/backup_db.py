@@ -10,19 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from backdrill import __version__
 from backdrill.catalog import backup_dir
 from backdrill.errors import BackdrillError, PostgresError, UsageError
+from backdrill.locks import RepoLock, db_scope
 from backdrill.manifest import DUMP_NAME, MANIFEST_NAME, SCHEMA_VERSION, DbManifest, TableRows
+from backdrill.odoo import OdooFacts, odoo_facts
 from backdrill.pg import binaries
 from backdrill.pg.command import Child
 from backdrill.pg.connection import ConnParams, first_line, list_databases, server_version
+from backdrill.pg.introspect import count_rows
 from backdrill.services.context import RunContext
 from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
 from backdrill.timeutil import new_id, utcnow
@@ -30,40 +32,12 @@ from backdrill.zstdio import compressed
 
 log = logging.getLogger(__name__)
 
-# User tables whose data pg_dump writes: ordinary and unlogged tables (leaf partitions
-# included), not temporary ones, not members of an extension.
-USER_TABLES_SQL = """
-SELECT n.nspname, c.relname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                    AND d.deptype = 'e')
-ORDER BY 1, 2
-"""
-
 
 @dataclass(frozen=True)
 class DbBackupOutcome:
     database: str
     manifest: DbManifest | None
     error: BackdrillError | None
-
-
-def count_rows(conn: psycopg.Connection[tuple[object, ...]]) -> list[TableRows]:
-    """Exact row counts of every user table, in the connection's current snapshot."""
-    tables = [(str(s), str(t)) for s, t in conn.execute(USER_TABLES_SQL).fetchall()]
-    counts: list[TableRows] = []
-    for schema, table in tables:
-        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
-            sql.Identifier(schema), sql.Identifier(table)
-        )
-        row = conn.execute(query).fetchone()
-        assert row is not None
-        counts.append(TableRows.model_validate({"schema": schema, "table": table, "rows": row[0]}))
-    return counts
 
 
 def resolve_databases(
@@ -85,26 +59,29 @@ def resolve_databases(
     )
 
 
-class _RowCounter(threading.Thread):
-    """Counts rows in the snapshot transaction while pg_dump streams."""
+class _SnapshotFacts(threading.Thread):
+    """Counts rows (and reads Odoo facts) in the snapshot transaction while pg_dump
+    streams, so they describe exactly what the dump holds."""
 
     def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         super().__init__(name="row-counts", daemon=True)
         self.conn = conn
-        self.result: list[TableRows] = []
+        self.tables: list[TableRows] = []
+        self.odoo: OdooFacts | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = count_rows(self.conn)
+            self.tables = count_rows(self.conn)
+            self.odoo = odoo_facts(self.conn)
         except BaseException as exc:
             self.error = exc
 
-    def outcome(self) -> list[TableRows]:
+    def outcome(self) -> tuple[list[TableRows], OdooFacts | None]:
         self.join()
         if self.error is not None:
             raise PostgresError(f"counting rows failed: {first_line(self.error)}")
-        return self.result
+        return self.tables, self.odoo
 
 
 def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbManifest:
@@ -141,7 +118,7 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
                 }
             },
         )
-        counter = _RowCounter(conn)
+        counter = _SnapshotFacts(conn)
         counter.start()
         argv: list[str | Path] = [
             pg_dump.path,
@@ -165,7 +142,7 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
                     threads=compression_threads(cfg.backup.compression_threads),
                 )
                 dump.check()
-                tables = counter.outcome()
+                tables, odoo = counter.outcome()
         finally:
             counter.join()
             if not conn.closed:
@@ -189,6 +166,7 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
         run_id=ctx.run_id,
         host=ctx.host,
         tables=tables,
+        odoo=odoo,
     )
     ctx.storage.put_bytes(prefix + MANIFEST_NAME, manifest.to_json().encode())
     log.info(
@@ -235,16 +213,24 @@ def backup_globals(ctx: RunContext, params: ConnParams) -> str | None:
 
 
 def run_backup_db(
-    ctx: RunContext, *, database: str | None = None, all_databases: bool = False
+    ctx: RunContext,
+    *,
+    database: str | None = None,
+    all_databases: bool = False,
+    wait: timedelta | None = None,
 ) -> list[DbBackupOutcome]:
-    """Back up each selected database, one after the other; a failure of one does not
-    stop the others."""
+    """Back up each selected database, one after the other, each under its lock
+    (``locks/db-<name>``); a failure of one does not stop the others."""
     params = ConnParams.from_config(ctx.config.postgres)
     databases = resolve_databases(ctx, params, database, all_databases)
     outcomes: list[DbBackupOutcome] = []
     for name in databases:
         try:
-            outcomes.append(DbBackupOutcome(name, backup_database(ctx, params, name), None))
+            lock = RepoLock(
+                ctx.storage, db_scope(name), run_id=ctx.run_id, command="backup db", wait=wait
+            )
+            with lock:
+                outcomes.append(DbBackupOutcome(name, backup_database(ctx, params, name), None))
         except BackdrillError as exc:
             outcomes.append(DbBackupOutcome(name, None, exc))
     if (all_databases or ctx.config.postgres.databases == "all") and ctx.config.backup.globals:

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import IO
 
 from backdrill import __version__
@@ -27,6 +28,7 @@ from backdrill.files.snapshot import (
     stored_form,
 )
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
+from backdrill.locks import RepoLock, files_scope
 from backdrill.progress import Advance
 from backdrill.services.context import RunContext
 from backdrill.storage.local import LocalStorage
@@ -116,8 +118,6 @@ class FileBackup:
         storage = self.ctx.storage
         created_at = utcnow()
         snapshot_id = new_id(created_at)
-        if isinstance(storage, LocalStorage):  # the first backup creates the repository
-            storage.root.mkdir(parents=True, exist_ok=True)
         previous = latest_snapshot(storage, self.source_name)
         items: list[SourceItem] = []
         skipped: list[SkippedEntry] = []
@@ -282,12 +282,22 @@ def run_backup_files(
     *,
     source: str | None = None,
     rehash: bool = False,
+    wait: timedelta | None = None,
     during_read: DuringRead | None = None,
 ) -> BackupFilesResult:
+    """Back up one filestore source under its lock (``locks/files-<name>``): prune does
+    not sweep objects while a files backup, which may reuse any of them, runs."""
     spec, configured_name = resolve_source(ctx, source)
     files_source = open_source(spec, ctx.config.files.s3)
     try:
         name = configured_name or files_source.name
-        return FileBackup(ctx, files_source, name, rehash=rehash, during_read=during_read).run()
+        backup = FileBackup(ctx, files_source, name, rehash=rehash, during_read=during_read)
+        if isinstance(ctx.storage, LocalStorage):  # the first backup creates the repository
+            ctx.storage.root.mkdir(parents=True, exist_ok=True)
+        lock = RepoLock(
+            ctx.storage, files_scope(name), run_id=ctx.run_id, command="backup files", wait=wait
+        )
+        with lock:
+            return backup.run()
     finally:
         files_source.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backdrill.config import Config
 from backdrill.errors import BackdrillError
+from backdrill.locks import probe_conditional_write
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, list_databases, server_version
 from backdrill.storage import Storage
@@ -44,4 +45,6 @@ def run_config_check(config: Config, storage: Storage) -> list[ProbeResult]:
         results.extend(storage.probe())
     except BackdrillError as exc:
         results.append(ProbeResult("storage reachable", False, str(exc)))
+        return results
+    results.append(probe_conditional_write(storage))
     return results

@@ -130,6 +130,10 @@ class Storage(ABC):
         for key in keys:
             self.delete(key)
 
+    def deletion_blocker(self, key: str) -> str | None:
+        """Why ``key`` cannot be deleted now (object lock retention, legal hold), or None."""
+        return None
+
     @abstractmethod
     def pending_uploads(self, prefix: str = "") -> list[PendingUpload]: ...
 

@@ -186,6 +186,7 @@ class S3Storage(Storage):
         self.part_size = part_size_mb * MiB
         self.max_concurrency = max_concurrency
         self.object_lock = object_lock
+        self._bucket_locks: bool | None = None
         self.client = make_client(options, max_pool=max(10, max_concurrency * 2))
 
     # -- helpers -----------------------------------------------------------------
@@ -256,6 +257,25 @@ class S3Storage(Storage):
             )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("complete the upload of", key, exc) from None
+        self._retain(key)
+
+    def _retain(self, key: str) -> None:
+        """Set the retention explicitly after a multipart upload: some stores (moto)
+        drop the retention given to CreateMultipartUpload."""
+        if self.object_lock is None:
+            return
+        args = self._lock_args()
+        try:
+            self.client.put_object_retention(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                Retention={
+                    "Mode": args["ObjectLockMode"],
+                    "RetainUntilDate": args["ObjectLockRetainUntilDate"],
+                },
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("set the object lock retention of", key, exc) from None
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         # Best effort, tried a few times: the caller is already failing.
@@ -279,7 +299,8 @@ class S3Storage(Storage):
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key), "Body": data}
         if if_absent:
             args["IfNoneMatch"] = "*"
-        args.update(self._lock_args(data))
+        if not key.startswith("locks/"):  # lock objects are rewritten and deleted
+            args.update(self._lock_args(data))
         try:
             self.client.put_object(**args)
         except botocore.exceptions.ClientError as exc:
@@ -383,6 +404,29 @@ class S3Storage(Storage):
 
     def abort_pending(self, upload: PendingUpload) -> None:
         self.abort_multipart(upload.key, upload.upload_id)
+
+    def deletion_blocker(self, key: str) -> str | None:
+        """Read retention and legal hold with HEAD: on a versioned, locked bucket a plain
+        DELETE "succeeds" by adding a delete marker while the data stays."""
+        if self._bucket_locks is None:
+            try:
+                self._bucket_locks = self.object_lock_enabled() is not False
+            except StorageError:
+                self._bucket_locks = True
+        if not self._bucket_locks:
+            return None
+        try:
+            resp = self.head_raw(key)
+        except StorageError:
+            return None  # gone or unreadable: the delete itself will tell
+        reasons: list[str] = []
+        if resp.get("ObjectLockLegalHoldStatus") == "ON":
+            reasons.append("legal hold")
+        until = resp.get("ObjectLockRetainUntilDate")
+        if isinstance(until, datetime) and until > datetime.now(UTC):
+            mode = resp.get("ObjectLockMode", "retention")
+            reasons.append(f"{mode} until {until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
+        return ", ".join(reasons) or None
 
     def object_lock_enabled(self) -> bool | None:
         """True/False when the store answers, None when it does not support the call."""

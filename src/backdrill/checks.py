@@ -1,0 +1,76 @@
+"""Drill checks: each a name, a status (pass/fail/skip) and a detail. Pure comparisons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from backdrill.odoo import OdooFacts
+
+Status = Literal["pass", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
+
+
+def compare_row_counts(
+    expected: dict[str, int], actual: dict[str, int], added: dict[str, int] | None = None
+) -> Check:
+    """Every table of the manifest restored with exactly its row count, and no other.
+    ``added`` holds rows backdrill itself inserted since (neutralization)."""
+    expected = {t: n + (added or {}).get(t, 0) for t, n in expected.items()}
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    differ = sorted(t for t in set(expected) & set(actual) if expected[t] != actual[t])
+    if not (missing or extra or differ):
+        total = sum(expected.values())
+        return Check("row_counts", "pass", f"{len(expected)} tables, {total} rows, all equal")
+    parts = []
+    if differ:
+        shown = ", ".join(f"{t}: expected {expected[t]}, got {actual[t]}" for t in differ[:10])
+        parts.append(f"{len(differ)} table(s) differ ({shown})")
+    if missing:
+        parts.append(f"{len(missing)} table(s) missing ({', '.join(missing[:10])})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected table(s) ({', '.join(extra[:10])})")
+    return Check("row_counts", "fail", "; ".join(parts))
+
+
+def compare_odoo(expected: OdooFacts | None, actual: OdooFacts | None) -> list[Check]:
+    """Installed modules equal, users and ``database.uuid`` present and equal."""
+    if expected is None:
+        return [Check("odoo", "skip", "not an Odoo database")]
+    if actual is None:
+        return [Check("odoo", "fail", "the restored database has no Odoo tables")]
+    checks: list[Check] = []
+    want, got = set(expected.installed_modules), set(actual.installed_modules)
+    if want == got:
+        checks.append(Check("odoo_modules", "pass", f"{len(want)} installed modules match"))
+    else:
+        diff = sorted(want ^ got)
+        checks.append(Check("odoo_modules", "fail", f"installed modules differ: {diff[:20]}"))
+    if actual.users > 0 and actual.users == expected.users:
+        checks.append(Check("odoo_users", "pass", f"{actual.users} res_users rows"))
+    else:
+        checks.append(
+            Check("odoo_users", "fail", f"res_users: expected {expected.users}, got {actual.users}")
+        )
+    if actual.database_uuid and actual.database_uuid == expected.database_uuid:
+        checks.append(Check("odoo_database_uuid", "pass", f"database.uuid {actual.database_uuid}"))
+    else:
+        checks.append(
+            Check(
+                "odoo_database_uuid",
+                "fail",
+                f"database.uuid expected {expected.database_uuid}, got {actual.database_uuid}",
+            )
+        )
+    return checks

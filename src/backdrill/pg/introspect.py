@@ -1,0 +1,40 @@
+"""Read-only questions about a database: its user tables and their exact row counts."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from backdrill.manifest import TableRows
+
+# User tables whose data pg_dump writes: ordinary and unlogged tables (leaf partitions
+# included), not temporary ones, not members of an extension.
+USER_TABLES_SQL = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype = 'e')
+ORDER BY 1, 2
+"""
+
+
+def count_rows(conn: psycopg.Connection[tuple[object, ...]]) -> list[TableRows]:
+    """Exact row counts of every user table, in the connection's current snapshot."""
+    tables = [(str(s), str(t)) for s, t in conn.execute(USER_TABLES_SQL).fetchall()]
+    counts: list[TableRows] = []
+    for schema, table in tables:
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+            sql.Identifier(schema), sql.Identifier(table)
+        )
+        row = conn.execute(query).fetchone()
+        assert row is not None
+        counts.append(TableRows.model_validate({"schema": schema, "table": table, "rows": row[0]}))
+    return counts
+
+
+def row_count_map(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
+    return {t.qualified: t.rows for t in count_rows(conn)}

@@ -1,0 +1,64 @@
+"""``pg_restore`` into a database: parallel jobs, stop at the first error, and the
+error text kept for the report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from backdrill.errors import PostgresError
+from backdrill.pg.binaries import Program
+from backdrill.pg.command import Child
+from backdrill.pg.connection import ConnParams
+
+
+def default_jobs(configured: int | str = "auto") -> int:
+    if isinstance(configured, int):
+        return configured
+    return max(1, os.cpu_count() or 1)
+
+
+def dbname_conninfo(name: str) -> str:
+    """``dbname='…'`` so that any database name is taken literally (never as a URL or
+    a connection string); the rest of the connection comes from the environment."""
+    escaped = name.replace("\\", "\\\\").replace("'", "\\'")
+    return f"dbname='{escaped}'"
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    jobs: int
+    no_owner: bool = True
+    no_privileges: bool = True
+
+
+class RestoreFailed(PostgresError):
+    """pg_restore reported errors; ``errors`` holds their text."""
+
+    def __init__(self, message: str, errors: list[str]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+def pg_restore(program: Program, dump: Path, target: ConnParams, options: RestoreOptions) -> None:
+    """Restore ``dump`` into the existing database of ``target``."""
+    argv: list[str | Path] = [
+        program.path,
+        f"--jobs={options.jobs}",
+        "--exit-on-error",
+        "--no-password",
+        f"--dbname={dbname_conninfo(target.dbname)}",
+    ]
+    if options.no_owner:
+        argv.append("--no-owner")
+    if options.no_privileges:
+        argv.append("--no-privileges")
+    argv.append(dump)
+    env = target.child_env()
+    with Child(argv, env=env, stdout=subprocess.DEVNULL, what="pg_restore") as child:
+        code = child.wait()
+        if code != 0:
+            errors = child.error_lines or child.stderr_text(20).splitlines()
+            raise RestoreFailed(child.failure_message(code), errors)

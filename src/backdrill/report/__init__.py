@@ -1,0 +1,1 @@
+"""Drill evidence: the report model, its rendering, and the hash chain between reports."""

@@ -1,0 +1,223 @@
+"""What ``prune`` prunes: one *scope* per database, per filestore source, and the globals.
+
+A scope lists its committed entries (each with its keys, commit marker first), the
+entries it cannot read (which block every deletion), and the content objects its kept
+entries reference (the filestore's ``files/objects/``, swept by mark-and-sweep).
+Deleting an entry is the same for every scope (:func:`delete_entry`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import unquote
+
+from backdrill.catalog import BrokenEntry, DbListing, backup_dir, db_dir
+from backdrill.errors import BackdrillError, IntegrityError
+from backdrill.locks import db_scope, files_scope
+from backdrill.manifest import MANIFEST_NAME
+from backdrill.storage.base import ObjectInfo, Storage
+from backdrill.zstdio import decompressed
+
+FILES_ROOT = "files/"
+FILES_OBJECTS = "files/objects/"
+GLOBALS_ROOT = "globals/"
+SNAPSHOT_SUFFIX = ".json.zst"
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    created_at: datetime
+    #: the commit marker (manifest, snapshot) first, then the objects it commits
+    keys: tuple[str, ...]
+    size: int
+    #: content objects (sha256) this entry references in ``files/objects/``
+    refs: frozenset[str] = frozenset()
+
+
+@dataclass
+class ScopeListing:
+    entries: list[Entry] = field(default_factory=list)
+    broken: list[BrokenEntry] = field(default_factory=list)
+
+
+class Scope(Protocol):
+    @property
+    def name(self) -> str:
+        """Printable: ``db/odoo``, ``files/odoo``, ``globals``."""
+
+    @property
+    def lock_scope(self) -> str | None:
+        """The lock the backups of this scope take (None: no backup locks it)."""
+
+    def listing(self) -> ScopeListing: ...
+
+    def referenced_objects(self, kept: Iterable[Entry]) -> set[str]: ...
+
+
+def id_time(entry_id: str) -> datetime | None:
+    """The moment encoded in a time-sortable id (``20261126T030000Z-1a2b3c``)."""
+    try:
+        return datetime.strptime(entry_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _size(objects: Mapping[str, ObjectInfo], keys: Iterable[str]) -> int:
+    return sum(objects[k].size for k in keys if k in objects)
+
+
+@dataclass
+class DbScope:
+    database: str
+    catalog: DbListing
+    objects: Mapping[str, ObjectInfo]
+
+    @property
+    def name(self) -> str:
+        return f"db/{self.database}"
+
+    @property
+    def lock_scope(self) -> str:
+        return db_scope(self.database)
+
+    def listing(self) -> ScopeListing:
+        result = ScopeListing()
+        for manifest in self.catalog.backups:
+            if manifest.database != self.database:
+                continue
+            prefix = backup_dir(manifest.database, manifest.id)
+            marker = prefix + MANIFEST_NAME
+            others = sorted(k for k in self.objects if k.startswith(prefix) and k != marker)
+            keys = (marker, *others)
+            result.entries.append(
+                Entry(manifest.id, manifest.created_at, keys, _size(self.objects, keys))
+            )
+        prefix = db_dir(self.database)
+        result.broken = [b for b in self.catalog.broken if b.key.startswith(prefix)]
+        return result
+
+    def referenced_objects(self, kept: Iterable[Entry]) -> set[str]:
+        return set()
+
+
+@dataclass
+class GlobalsScope:
+    """``globals/<id>.sql.zst``: roles and tablespaces, dated by the time in their id."""
+
+    objects: Mapping[str, ObjectInfo]
+
+    @property
+    def name(self) -> str:
+        return "globals"
+
+    @property
+    def lock_scope(self) -> str | None:
+        return None
+
+    def listing(self) -> ScopeListing:
+        result = ScopeListing()
+        for key in sorted(self.objects):
+            if not key.startswith(GLOBALS_ROOT):
+                continue
+            entry_id = key[len(GLOBALS_ROOT) :].removesuffix(".sql.zst")
+            moment = id_time(entry_id)
+            if moment is None or "/" in entry_id:
+                continue  # not ours: never touched
+            result.entries.append(Entry(entry_id, moment, (key,), self.objects[key].size))
+        return result
+
+    def referenced_objects(self, kept: Iterable[Entry]) -> set[str]:
+        return set()
+
+
+@dataclass(frozen=True)
+class SnapshotRefs:
+    created_at: datetime | None
+    objects: frozenset[str]
+
+
+def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
+    """The one place that reads a filestore snapshot: zstd-compressed JSON with an
+    ``entries`` list whose items carry ``sha256``. Replace with the snapshot model."""
+    try:
+        doc = json.loads(decompressed(data, where))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"snapshot {where} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise IntegrityError(f"snapshot {where} has no entries list")
+    version = doc.get("schema_version", 1)
+    if version != 1:
+        raise IntegrityError(f"snapshot {where} has schema_version {version!r}; this reads 1")
+    refs: set[str] = set()
+    for item in doc["entries"]:
+        if isinstance(item, dict) and item.get("type") == "symlink":
+            continue  # a symlink records its target, no content object
+        sha = item.get("sha256") if isinstance(item, dict) else None
+        if not isinstance(sha, str):
+            raise IntegrityError(f"snapshot {where}: an entry lacks sha256")
+        refs.add(sha)
+    created: datetime | None = None
+    if isinstance(doc.get("created_at"), str):
+        try:
+            created = datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00"))
+        except ValueError:
+            raise IntegrityError(f"snapshot {where}: created_at is not a time") from None
+    return SnapshotRefs(created, frozenset(refs))
+
+
+def object_key(sha256: str) -> str:
+    return f"{FILES_OBJECTS}{sha256[:2]}/{sha256}"
+
+
+def file_sources(objects: Mapping[str, ObjectInfo]) -> list[str]:
+    sources = set()
+    for key in objects:
+        if key.startswith(FILES_ROOT) and not key.startswith(FILES_OBJECTS):
+            parts = key[len(FILES_ROOT) :].split("/")
+            if len(parts) == 3 and parts[1] == "snapshots":
+                sources.add(unquote(parts[0]))
+    return sorted(sources)
+
+
+@dataclass
+class FilesScope:
+    source: str
+    storage: Storage
+    objects: Mapping[str, ObjectInfo]
+
+    @property
+    def name(self) -> str:
+        return f"files/{self.source}"
+
+    @property
+    def lock_scope(self) -> str:
+        return files_scope(self.source)
+
+    def listing(self) -> ScopeListing:
+        result = ScopeListing()
+        prefix = f"{FILES_ROOT}{self.source}/snapshots/"
+        for key in sorted(k for k in self.objects if k.startswith(prefix)):
+            snapshot_id = key[len(prefix) :].removesuffix(SNAPSHOT_SUFFIX)
+            try:
+                refs = parse_snapshot_refs(self.storage.get_bytes(key), key)
+            except BackdrillError as exc:
+                if exc.exit_code == 5:
+                    raise
+                result.broken.append(BrokenEntry(key, str(exc)))
+                continue
+            created = refs.created_at or id_time(snapshot_id)
+            if created is None:
+                result.broken.append(BrokenEntry(key, "no created_at and no time in its id"))
+                continue
+            result.entries.append(
+                Entry(snapshot_id, created, (key,), self.objects[key].size, refs.objects)
+            )
+        return result
+
+    def referenced_objects(self, kept: Iterable[Entry]) -> set[str]:
+        return {object_key(sha) for entry in kept for sha in entry.refs}

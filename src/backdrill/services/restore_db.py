@@ -1,0 +1,242 @@
+"""``restore db --to DSN``: an incident restore that never leaves a half-restored
+database under the real name. The dump is restored into a temporary database, checked,
+optionally neutralized, and only then renamed into place; an existing database is
+renamed aside, never dropped."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from backdrill.catalog import list_db_backups, select_backup
+from backdrill.checks import compare_row_counts
+from backdrill.errors import IntegrityError, PostgresError, Refused
+from backdrill.evidence import load_evidence
+from backdrill.manifest import DbManifest
+from backdrill.objectives import estimate_restore_seconds
+from backdrill.odoo import Neutralization, is_odoo, neutralize
+from backdrill.pg import binaries
+from backdrill.pg.connection import ConnParams, first_line, server_version
+from backdrill.pg.introspect import USER_TABLES_SQL, row_count_map
+from backdrill.pg.restore import RestoreOptions, default_jobs, pg_restore
+from backdrill.redact import SECRETS
+from backdrill.sandbox.server import params_from_dsn
+from backdrill.services.context import RunContext
+from backdrill.services.fetch import fetch_dump
+from backdrill.timeutil import human_duration, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_IDENT = 63
+
+
+@dataclass(frozen=True)
+class TargetState:
+    exists: bool
+    tables: int
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    manifest: DbManifest
+    target: ConnParams
+    state: TargetState
+    jobs: int
+    estimate: str | None
+
+    def describe(self) -> str:
+        m = self.manifest
+        point = m.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        server = self.target.describe().rsplit("/", 1)[0]
+        what = (
+            f"restore backup {m.id} of {m.database} (recovery point {point} UTC, "
+            f"{m.raw_size} bytes of dump) into database {self.target.dbname} at {server} "
+            f"with {self.jobs} jobs"
+        )
+        if self.state.exists and self.state.tables:
+            what += (
+                f"; the existing {self.target.dbname} ({self.state.tables} tables) is kept, "
+                "renamed aside"
+            )
+        if self.estimate:
+            what += f". {self.estimate}"
+        return what
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    database: str
+    moved_aside: str | None
+    seconds: float
+    neutralization: Neutralization | None
+
+
+def _ident(base: str, suffix: str) -> str:
+    return base.encode()[: MAX_IDENT - len(suffix)].decode("utf-8", "ignore") + suffix
+
+
+def target_state(admin: ConnParams, target: ConnParams) -> TargetState:
+    with admin.connect() as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (target.dbname,)
+        ).fetchone()
+    if not exists:
+        return TargetState(False, 0)
+    with target.connect() as conn:
+        tables = len(conn.execute(USER_TABLES_SQL).fetchall())
+    return TargetState(True, tables)
+
+
+def last_drill_estimate(ctx: RunContext, manifest: DbManifest) -> str | None:
+    """'The last drill restored N in T; expect about E' from the evidence, if any."""
+    for report in reversed(load_evidence(ctx.storage).parsed()):
+        if report.backup is None or report.rto is None or report.result != "pass":
+            continue
+        if report.backup.database != manifest.database:
+            continue
+        spent = sum(report.rto.phases.get(p, 0.0) for p in ("download", "restore", "verify"))
+        size = report.backup.raw_size_bytes or report.backup.size_bytes
+        estimate = estimate_restore_seconds(spent, size, manifest.raw_size)
+        return (
+            f"The last drill ({report.drill_id}) downloaded, restored and verified "
+            f"{size} bytes in {human_duration(spent)}: expect about {human_duration(estimate)}"
+        )
+    return None
+
+
+def plan_restore(
+    ctx: RunContext,
+    *,
+    to: str,
+    backup: str = "latest",
+    before: datetime | None = None,
+    database: str | None = None,
+    jobs: int | None = None,
+) -> RestorePlan:
+    target = params_from_dsn(to)
+    SECRETS.add(target.password)
+    listing = list_db_backups(ctx.storage)
+    manifest = select_backup(listing.backups, backup, database=database, before=before)
+    admin = target.with_db("postgres")
+    return RestorePlan(
+        manifest=manifest,
+        target=target,
+        state=target_state(admin, target),
+        jobs=jobs or default_jobs(ctx.config.drill.jobs),
+        estimate=last_drill_estimate(ctx, manifest),
+    )
+
+
+def _drop(admin: ConnParams, name: str) -> None:
+    try:
+        with admin.connect() as conn:
+            query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(query.format(sql.Identifier(name)))
+    except Exception as exc:  # the restore is already failing; say what is left behind
+        log.error("could not drop the temporary database %s: %s", name, exc)
+
+
+def check_target(plan: RestorePlan, *, force: bool) -> None:
+    """Refuse a target database that exists and has tables, unless forced."""
+    if plan.state.exists and plan.state.tables and not force:
+        raise Refused(
+            f"database {plan.target.dbname} exists and has {plan.state.tables} tables; "
+            "refusing to replace it",
+            hint="pass --force to restore anyway (the existing database is renamed aside, not "
+            "dropped), or restore into another database name",
+        )
+
+
+def execute_restore(
+    ctx: RunContext,
+    plan: RestorePlan,
+    *,
+    force: bool = False,
+    neutralize_copy: bool = False,
+    no_owner: bool = False,
+) -> RestoreResult:
+    check_target(plan, force=force)
+    target, manifest = plan.target, plan.manifest
+    started = time.monotonic()
+    admin = target.with_db("postgres")
+    temp = _ident(target.dbname, f"__restoring_{secrets.token_hex(3)}")
+    with admin.connect() as conn:
+        major = int(server_version(conn).split(".")[0])
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0")
+        conn.execute(create.format(sql.Identifier(temp)))
+    program = binaries.find_program(
+        "pg_restore",
+        max(major, int(manifest.server_version.split(".")[0])),
+        bin_dir=ctx.config.postgres.bin_dir,
+    )
+    restored = target.with_db(temp)
+    done: Neutralization | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
+            dump = Path(tmp) / "dump.pgdump"
+            fetch_dump(ctx.storage, manifest, dump, ctx.reporter)
+            log.info("dump downloaded and verified; restoring into %s", temp)
+            pg_restore(
+                program,
+                dump,
+                restored,
+                RestoreOptions(jobs=plan.jobs, no_owner=no_owner, no_privileges=no_owner),
+            )
+        with restored.connect() as conn:
+            if neutralize_copy:
+                if not is_odoo(conn):
+                    raise Refused(f"--neutralize: {manifest.database} is not an Odoo database")
+                done = neutralize(conn)
+                log.info("neutralized: %s", done.describe())
+            added = done.inserted if done else None
+            check = compare_row_counts(manifest.row_counts(), row_count_map(conn), added)
+        if check.failed:
+            raise IntegrityError(f"the restored data does not match the manifest: {check.detail}")
+        moved = _swap_into_place(admin, target.dbname, temp, plan.state)
+    except BaseException:
+        _drop(admin, temp)
+        raise
+    return RestoreResult(target.dbname, moved, time.monotonic() - started, done)
+
+
+def _swap_into_place(admin: ConnParams, name: str, temp: str, state: TargetState) -> str | None:
+    """Rename the restored copy to ``name``; an existing database goes aside first."""
+    moved: str | None = None
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if exists:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+                if state.tables:
+                    moved = _ident(name, f"__before_restore_{utcnow():%Y%m%d%H%M%S}")
+                    conn.execute(
+                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            sql.Identifier(name), sql.Identifier(moved)
+                        )
+                    )
+                else:
+                    drop = sql.SQL("DROP DATABASE {} WITH (FORCE)")
+                    conn.execute(drop.format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(temp), sql.Identifier(name)
+                )
+            )
+    except psycopg.Error as exc:
+        raise PostgresError(
+            f"cannot move the restored database into place: {first_line(exc)}"
+        ) from None
+    return moved

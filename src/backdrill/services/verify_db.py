@@ -1,0 +1,124 @@
+"""``verify`` of database backups, without restoring: the manifest is readable, the dump
+object exists with the recorded size; with ``read_data``, the stored bytes hash to the
+recorded sha256, decompress, and ``pg_restore --list`` reads the archive."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from backdrill.catalog import DbListing, backup_dir, list_db_backups
+from backdrill.errors import IntegrityError, NotFound, PostgresError
+from backdrill.manifest import DbManifest
+from backdrill.pg import binaries
+from backdrill.pg.command import run as run_program
+from backdrill.services.context import RunContext
+from backdrill.zstdio import decompress_stream
+
+log = logging.getLogger(__name__)
+CHUNK = 1 << 20
+
+
+@dataclass
+class VerifyResult:
+    id: str
+    target: str  # database name, or the manifest key when unreadable
+    problems: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _HashingReader:
+    """Reads through, hashing and counting what passes."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.sha.update(data)
+        self.count += len(data)
+        return data
+
+
+def _read_data(
+    ctx: RunContext, manifest: DbManifest, key: str, pg_restore: Path, result: VerifyResult
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="backdrill-verify-") as tmp:
+        dump = Path(tmp) / "dump.pgdump"
+        with ctx.storage.open_reader(key) as stream, dump.open("wb") as sink:
+            reader = _HashingReader(stream)
+            decompress_stream(reader, sink, key)  # type: ignore[arg-type]
+            # drain what the decompressor left unread (trailing bytes count too)
+            while reader.read(CHUNK):
+                pass
+        if reader.sha.hexdigest() != manifest.sha256:
+            result.problems.append(
+                f"sha256 of {key} is {reader.sha.hexdigest()}, manifest says {manifest.sha256}"
+            )
+            return
+        result.checks.append("sha256 matches")
+        if dump.stat().st_size != manifest.raw_size:
+            result.problems.append(
+                f"{key} decompresses to {dump.stat().st_size} bytes, "
+                f"manifest says {manifest.raw_size}"
+            )
+            return
+        listing = run_program([pg_restore, "--list", dump], what="pg_restore --list")
+        entries = sum(1 for line in listing.splitlines() if line and not line.startswith(";"))
+        result.checks.append(f"pg_restore --list reads {entries} entries")
+
+
+def verify_backup(ctx: RunContext, manifest: DbManifest, *, read_data: bool) -> VerifyResult:
+    result = VerifyResult(manifest.id, manifest.database, checks=["manifest readable"])
+    key = backup_dir(manifest.database, manifest.id) + manifest.object
+    info = ctx.storage.head(key)
+    if info is None:
+        result.problems.append(f"object {key} is missing")
+        return result
+    if info.size != manifest.stored_size:
+        result.problems.append(
+            f"object {key} has {info.size} bytes, manifest says {manifest.stored_size}"
+        )
+        return result
+    result.checks.append("object present with the recorded size")
+    if read_data:
+        major = int(manifest.server_version.split(".")[0])
+        pg_restore = binaries.find_program("pg_restore", major, bin_dir=ctx.config.postgres.bin_dir)
+        try:
+            _read_data(ctx, manifest, key, pg_restore.path, result)
+        except (IntegrityError, NotFound, PostgresError) as exc:
+            # a corrupt frame, a vanished object, pg_restore rejecting the archive;
+            # storage failures (exit 5) propagate: they say nothing about the backup
+            result.problems.append(str(exc))
+    return result
+
+
+def run_verify_db(
+    ctx: RunContext,
+    backup_id: str | None,
+    *,
+    read_data: bool,
+    listing: DbListing | None = None,
+) -> list[VerifyResult]:
+    """Verify one backup (by id) or, with ``backup_id`` None, every backup and every
+    unreadable manifest (each unreadable one is a failure)."""
+    listing = listing or list_db_backups(ctx.storage)
+    if backup_id is not None:
+        chosen = [m for m in listing.backups if m.id == backup_id]
+        if not chosen:
+            raise NotFound(f"no committed database backup with id {backup_id}")
+        return [verify_backup(ctx, chosen[0], read_data=read_data)]
+    results = [VerifyResult(b.key, b.key, problems=[b.reason]) for b in listing.broken]
+    for manifest in listing.backups:
+        results.append(verify_backup(ctx, manifest, read_data=read_data))
+    return results

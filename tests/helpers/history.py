@@ -1,0 +1,79 @@
+"""Write synthetic repository content through backdrill's own storage: committed db
+backups at chosen times, filestore snapshots and objects, and configs for prune."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backdrill.catalog import backup_dir
+from backdrill.config import StorageConfig
+from backdrill.manifest import DUMP_NAME, MANIFEST_NAME, SCHEMA_VERSION, DbManifest
+from backdrill.storage import Storage, open_repository
+from backdrill.timeutil import new_id
+from backdrill.zstdio import compressed
+from helpers.cli import Repo
+
+
+def storage_of(repo: Repo, **extra: Any) -> Storage:
+    return open_repository(StorageConfig.model_validate({"url": repo.url, **repo.storage, **extra}))
+
+
+def prune_config(
+    path: Path, repo: Repo, storage: dict[str, Any] | None = None, **retention: Any
+) -> Path:
+    doc = {"storage": {"url": repo.url, **repo.storage, **(storage or {})}, "retention": retention}
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def fake_db_backup(storage: Storage, database: str, created_at: datetime, size: int = 1000) -> str:
+    backup_id = new_id(created_at)
+    prefix = backup_dir(database, backup_id)
+    data = (backup_id.encode() * (size // len(backup_id) + 1))[:size]
+    storage.put_bytes(prefix + DUMP_NAME, data)
+    manifest = DbManifest(
+        schema_version=SCHEMA_VERSION,
+        id=backup_id,
+        database=database,
+        created_at=created_at,
+        started_at=created_at,
+        finished_at=created_at,
+        compression={"algorithm": "zstd", "level": 3},
+        raw_size=size,
+        stored_size=size,
+        sha256=hashlib.sha256(data).hexdigest(),
+        server_version="15.0",
+        pg_dump_version="15.0",
+        backdrill_version="test",
+        run_id="test",
+        host="test",
+        tables=[],
+    )
+    storage.put_bytes(prefix + MANIFEST_NAME, manifest.to_json().encode())
+    return backup_id
+
+
+def put_file_object(storage: Storage, content: bytes) -> str:
+    sha = hashlib.sha256(content).hexdigest()
+    storage.put_bytes(f"files/objects/{sha[:2]}/{sha}", content)
+    return sha
+
+
+def fake_snapshot(storage: Storage, source: str, created_at: datetime, shas: list[str]) -> str:
+    snapshot_id = new_id(created_at)
+    doc = {
+        "schema_version": 1,
+        "id": snapshot_id,
+        "source": source,
+        "created_at": created_at.isoformat(),
+        "entries": [{"path": f"f{i}", "sha256": sha, "size": 1} for i, sha in enumerate(shas)],
+    }
+    key = f"files/{source}/snapshots/{snapshot_id}.json.zst"
+    storage.put_bytes(key, compressed(json.dumps(doc).encode()))
+    return key

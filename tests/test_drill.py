@@ -1,0 +1,401 @@
+"""``drill run`` and ``drill history`` against a real PostgreSQL and real storage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo
+from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.repo import delete_object, list_keys, manifests, read_object, write_object
+
+REPORT_KEYS = {
+    "schema_version",
+    "drill_id",
+    "run_id",
+    "host",
+    "operator",
+    "backdrill_version",
+    "started_at",
+    "finished_at",
+    "backup",
+    "files_snapshot",
+    "sandbox",
+    "rpo",
+    "rto",
+    "checks",
+    "result",
+    "cleanup",
+    "previous_report_sha256",
+}
+
+
+@dataclass
+class Backed:
+    config: Path
+    repo: Repo
+    manifest: dict[str, object]
+    reports: Path
+    work: Path
+
+    def dump_key(self) -> str:
+        return f"db/{self.manifest['database']}/{self.manifest['id']}/dump.pgdump.zst"
+
+    def manifest_key(self) -> str:
+        return f"db/{self.manifest['database']}/{self.manifest['id']}/manifest.json"
+
+
+def backed_up(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    repo: Repo,
+    work: Path,
+    **sections: object,
+) -> Backed:
+    reports = tmp_path / "reports"
+    config = write_config(
+        tmp_path / "c.yaml",
+        pg,
+        repo,
+        databases=[sample.database],
+        drill={"report_dir": str(reports), "work_dir": str(work)},
+        **sections,
+    )
+    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    assert result.code == 0, result.err
+    (manifest,) = manifests(repo)
+    return Backed(config, repo, manifest, reports, work)
+
+
+def drill(capsys: pytest.CaptureFixture[str], backed: Backed, *args: str) -> Result:
+    return run_cli(capsys, "--config", str(backed.config), "drill", "run", *args)
+
+
+def only_report(backed: Backed) -> dict[str, object]:
+    (path,) = backed.reports.glob("*/report.json")
+    return json.loads(path.read_text())
+
+
+def sandbox_dirs(backed: Backed) -> set[Path]:
+    return {p for p in backed.work.iterdir() if p.is_dir()}
+
+
+def postgres_processes_under(paths: set[Path]) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if any(str(p) in cmd for p in paths):
+            found.append(proc.info["pid"])
+    return found
+
+
+def test_drill_passes_and_report_holds_every_field(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    repo: Repo,
+    work_dir: Path,
+) -> None:
+    backed = backed_up(tmp_path, capsys, pg, sample, repo, work_dir)
+    before = sandbox_dirs(backed)
+    result = drill(capsys, backed)
+    assert result.code == 0, result.out + result.err
+    assert "PASS" in result.out
+    report = only_report(backed)
+    assert set(report) >= REPORT_KEYS
+    assert report["result"] == "pass" and report["cleanup"] == "done"
+    assert report["previous_report_sha256"] is None
+    backup = report["backup"]
+    assert isinstance(backup, dict)
+    assert backup["id"] == backed.manifest["id"]
+    assert backup["sha256"] == backed.manifest["sha256"]
+    assert backup["size_bytes"] == backed.manifest["stored_size"]
+    assert backup["created_at"] == backed.manifest["created_at"]
+    sandbox = report["sandbox"]
+    assert isinstance(sandbox, dict)
+    assert sandbox["kind"] == "local" and sandbox["server_version"].startswith("15")
+    assert "127.0.0.1:" in sandbox["address"]
+    rpo, rto = report["rpo"], report["rto"]
+    assert isinstance(rpo, dict) and isinstance(rto, dict)
+    assert rpo["target_seconds"] == 86400 and rpo["met"] is True
+    assert 0 <= rpo["achieved_seconds"] < 600
+    assert rto["target_seconds"] == 14400 and rto["met"] is True
+    assert set(rto["phases"]) == {"provision", "download", "restore", "verify"}
+    assert rto["achieved_seconds"] >= sum(rto["phases"].values()) * 0.99
+    statuses = {c["name"]: c["status"] for c in report["checks"]}  # type: ignore[union-attr]
+    for name in (
+        "checksum",
+        "pg_restore",
+        "row_counts",
+        "odoo_modules",
+        "odoo_users",
+        "odoo_database_uuid",
+        "odoo_neutralized",
+        "rpo",
+        "rto",
+    ):
+        assert statuses[name] == "pass", report["checks"]
+    # the same evidence is in the repository
+    stored = json.loads(read_object(repo, f"evidence/{report['drill_id']}/report.json"))
+    assert stored == report
+    assert {
+        f"evidence/{report['drill_id']}/{n}" for n in ("report.json", "report.md", "report.html")
+    } <= set(list_keys(repo))
+    # nothing of the sandbox survives
+    assert sandbox_dirs(backed) - before == set()
+    port = int(str(sandbox["address"]).split(":")[1].split()[0])
+    assert not [
+        c
+        for c in psutil.net_connections("tcp")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+    ]
+
+
+def _flip_middle_byte(repo: Repo, key: str) -> None:
+    data = bytearray(read_object(repo, key))
+    data[len(data) // 2] ^= 0x01
+    write_object(repo, key, bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "missing"])
+def test_drill_fails_with_exit_4_on_a_damaged_dump(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    repo: Repo,
+    work_dir: Path,
+    damage: str,
+) -> None:
+    backed = backed_up(tmp_path, capsys, pg, sample, repo, work_dir)
+    key = backed.dump_key()
+    if damage == "flip":
+        _flip_middle_byte(repo, key)
+    elif damage == "truncate":
+        write_object(repo, key, read_object(repo, key)[:-1000])
+    else:
+        delete_object(repo, key)
+    before = sandbox_dirs(backed)
+    result = drill(capsys, backed)
+    assert result.code == 4, result.out + result.err
+    assert "Traceback" not in result.err
+    assert "FAILED checksum" in result.out
+    report = only_report(backed)
+    assert report["result"] == "fail"
+    failed = [c for c in report["checks"] if c["status"] == "fail"]  # type: ignore[union-attr]
+    assert failed[0]["name"] == "checksum"
+    expected = {"flip": "does not match", "truncate": "truncated", "missing": "does not exist"}
+    assert expected[damage] in failed[0]["detail"] or "checksum mismatch" in failed[0]["detail"]
+    assert sandbox_dirs(backed) - before == set()
+
+
+def test_drill_fails_with_exit_1_when_a_row_count_differs(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir)
+    doc = json.loads(read_object(local_repo, backed.manifest_key()))
+    for table in doc["tables"]:
+        if table["table"] == "res_partner":
+            table["rows"] += 1
+    write_object(local_repo, backed.manifest_key(), json.dumps(doc).encode())
+    result = drill(capsys, backed)
+    assert result.code == 1
+    checks = {c["name"]: c for c in only_report(backed)["checks"]}  # type: ignore[union-attr]
+    assert checks["row_counts"]["status"] == "fail"
+    expected = doc_rows(doc, "res_partner")
+    assert (
+        f"public.res_partner: expected {expected}, got {expected - 1}"
+        in checks["row_counts"]["detail"]
+    )
+
+
+def doc_rows(doc: dict[str, list[dict[str, object]]], table: str) -> int:
+    return next(int(str(t["rows"])) for t in doc["tables"] if t["table"] == table)
+
+
+@pytest.mark.parametrize("target", ["rpo", "rto"])
+def test_drill_fails_with_exit_1_when_a_target_is_missed(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    work_dir: Path,
+    target: str,
+) -> None:
+    low = {"rpo_hours": 0.00001} if target == "rpo" else {"rto_hours": 0.00001}
+    backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir, targets=low)
+    result = drill(capsys, backed)
+    assert result.code == 1
+    report = only_report(backed)
+    assert report[target]["met"] is False  # type: ignore[index]
+    other = "rto" if target == "rpo" else "rpo"
+    assert report[other]["met"] is True  # type: ignore[index]
+    assert f"FAILED {target}: achieved" in result.out
+
+
+def test_history_verify_names_the_broken_link_after_an_edit(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    repo: Repo,
+    work_dir: Path,
+) -> None:
+    backed = backed_up(tmp_path, capsys, pg, sample, repo, work_dir)
+    assert drill(capsys, backed).code == 0
+    assert drill(capsys, backed).code == 0
+    assert drill(capsys, backed).code == 0
+    ok = run_cli(capsys, "--config", str(backed.config), "drill", "history", "--verify")
+    assert ok.code == 0 and "3 report(s) intact" in ok.out
+    keys = sorted(k for k in list_keys(repo, "evidence/") if k.endswith("report.json"))
+    first_id, second_id = keys[0].split("/")[1], keys[1].split("/")[1]
+    raw = read_object(repo, keys[0])
+    edited = raw.replace(b'"result": "pass"', b'"result": "pasS"', 1)
+    assert edited != raw
+    write_object(repo, keys[0], edited)
+    bad = run_cli(capsys, "--config", str(backed.config), "drill", "history", "--verify")
+    assert bad.code == 4
+    assert f"broken link at drill {second_id}: previous_report_sha256" in bad.err
+    assert "Traceback" not in bad.err
+    # a one-byte edit that keeps the JSON valid and parseable breaks the link as well
+    write_object(repo, keys[0], raw.replace(b'"host": "', b'"host": "X', 1))
+    again = run_cli(capsys, "--config", str(backed.config), "drill", "history", "--verify")
+    assert again.code == 4
+    assert f"broken link at drill {first_id}: its content does not match" in again.err
+    assert f"broken link at drill {second_id}" in again.err
+
+
+def test_drill_interrupted_by_sigterm_leaves_no_sandbox(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir)
+    before = sandbox_dirs(backed)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backdrill",
+            "--log-format",
+            "json",
+            "--config",
+            str(backed.config),
+            "drill",
+            "run",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    new: set[Path] = set()
+    while time.monotonic() < deadline:
+        new = {p for p in sandbox_dirs(backed) - before if (p / "data" / "postmaster.pid").exists()}
+        if new:
+            break
+        time.sleep(0.01)
+    assert new, "the sandbox never started"
+    assert postgres_processes_under(new), "no postgres process found for the sandbox"
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "interrupted by SIGTERM" in err
+    assert sandbox_dirs(backed) - before == set()
+    assert postgres_processes_under(new) == []
+
+
+def test_html_report_screenshot_shows_the_verdict(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    from PIL import Image
+
+    chromium = next(
+        (c for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None
+    )
+    if chromium is None:
+        pytest.skip("Chromium is not installed (make system-deps installs Debian's chromium)")
+    backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir)
+    assert drill(capsys, backed).code == 0
+    (html,) = backed.reports.glob("*/report.html")
+    text = html.read_text()
+    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in text and "<link" not in text
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shot = artifacts / "drill-report.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--window-size=1100,900",
+            f"--screenshot={shot}",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    image = Image.open(shot).convert("RGB")
+    # the verdict banner at the top is the pass green (#1a7f37)
+    top = image.crop((0, 0, image.width, 160))
+    colours = dict((colour, count) for count, colour in top.getcolors(1 << 22) or [])
+    green = colours.get((0x1A, 0x7F, 0x37), 0)
+    assert green > 0.3 * top.width * top.height * 0.5, green
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium2'}",
+            "--dump-dom",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "<h1>PASS</h1>" in dom

@@ -1,0 +1,205 @@
+"""``restore db --to DSN``: refuses to clobber, never leaves a half-restored database
+under the real name, neutralizes on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo
+from helpers.cli import Repo, run_cli, write_config
+from helpers.repo import manifests
+
+
+def dsn(pg: ConnParams, dbname: str) -> str:
+    # the password comes from PGPASSWORD in the environment, not from the DSN
+    return f"host={pg.host} port={pg.port} user={pg.user} dbname={dbname} sslmode=disable"
+
+
+def databases(pg: ConnParams) -> set[str]:
+    with pg.connect() as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+
+def scalar(pg: ConnParams, dbname: str, query: str) -> object:
+    with pg.with_db(dbname).connect() as conn:
+        row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+        return row[0] if row else None
+
+
+@pytest.fixture
+def backed(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    monkeypatch.setenv("PGPASSWORD", pg.password or "")
+    return config
+
+
+def test_restore_into_a_non_empty_database_is_refused_without_force(
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    backed: Path,
+) -> None:
+    before = databases(pg)
+    result = run_cli(
+        capsys, "--config", str(backed), "restore", "db", "--to", dsn(pg, sample.database)
+    )
+    assert result.code == 1
+    assert (
+        f"database {sample.database} exists and has 11 tables; refusing to replace it" in result.err
+    )
+    assert "--force" in result.err
+    assert databases(pg) == before
+
+
+def test_forced_restore_keeps_the_old_database_aside_and_matches_the_manifest(
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    backed: Path,
+    local_repo: Repo,
+) -> None:
+    with pg.with_db(sample.database).connect() as conn:
+        conn.execute("DELETE FROM mail_message")  # the incident
+    result = run_cli(
+        capsys,
+        "--config",
+        str(backed),
+        "restore",
+        "db",
+        "--force",
+        "--to",
+        dsn(pg, sample.database),
+    )
+    assert result.code == 0, result.err
+    assert "row counts match the manifest" in result.out
+    (manifest,) = manifests(local_repo)
+    expected = next(t["rows"] for t in manifest["tables"] if t["table"] == "mail_message")
+    assert scalar(pg, sample.database, "SELECT count(*) FROM mail_message") == expected
+    aside = [d for d in databases(pg) if d.startswith(f"{sample.database}__before_restore_")]
+    assert len(aside) == 1 and aside[0] in result.out
+    assert scalar(pg, aside[0], "SELECT count(*) FROM mail_message") == 0
+    assert not [d for d in databases(pg) if "__restoring_" in d]
+
+
+def test_a_restore_failing_midway_leaves_the_target_untouched(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a table owned by a role that is gone by restore time: pg_restore fails on
+    # ALTER TABLE ... OWNER TO, after it has created part of the database
+    with pg.connect() as conn:
+        conn.execute("DROP ROLE IF EXISTS odoo_app_gone")
+        conn.execute("CREATE ROLE odoo_app_gone")
+    with pg.with_db(sample.database).connect() as conn:
+        conn.execute("ALTER TABLE res_partner OWNER TO odoo_app_gone")
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    with pg.with_db(sample.database).connect() as conn:
+        conn.execute("ALTER TABLE res_partner OWNER TO postgres")
+        conn.execute("DELETE FROM mail_message WHERE id % 2 = 0")
+    with pg.connect() as conn:
+        conn.execute("DROP ROLE odoo_app_gone")
+    remaining = scalar(pg, sample.database, "SELECT count(*) FROM mail_message")
+    before = databases(pg)
+    monkeypatch.setenv("PGPASSWORD", pg.password or "")
+    result = run_cli(
+        capsys,
+        "--config",
+        str(config),
+        "restore",
+        "db",
+        "--force",
+        "--to",
+        dsn(pg, sample.database),
+    )
+    assert result.code == 5
+    assert 'role \\"odoo_app_gone\\" does not exist' in result.err
+    assert databases(pg) == before
+    assert scalar(pg, sample.database, "SELECT count(*) FROM mail_message") == remaining
+
+
+def test_neutralize_leaves_no_active_mail_server_nor_cron_but_autovacuum(
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    backed: Path,
+) -> None:
+    target = f"{sample.database}_copy"
+    try:
+        result = run_cli(
+            capsys,
+            "--config",
+            str(backed),
+            "restore",
+            "db",
+            "--neutralize",
+            "--to",
+            dsn(pg, target),
+        )
+        assert result.code == 0, result.err
+        assert "neutralized:" in result.out
+        with pg.with_db(target).connect() as conn:
+            servers = conn.execute("SELECT smtp_host FROM ir_mail_server WHERE active").fetchall()
+            assert servers == [("invalid",)]
+            crons = conn.execute(
+                "SELECT d.module || '.' || d.name FROM ir_cron c JOIN ir_model_data d "
+                "ON d.model = 'ir.cron' AND d.res_id = c.id WHERE c.active"
+            ).fetchall()
+            assert crons == [("base.autovacuum_job",)]
+            flag = conn.execute(
+                "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'"
+            ).fetchone()
+            assert flag == ("true",)
+        # the source is untouched
+        assert scalar(pg, sample.database, "SELECT count(*) FROM ir_mail_server WHERE active") == 1
+    finally:
+        with pg.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+
+
+def test_restore_with_a_malformed_before_time_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    backed: Path,
+) -> None:
+    result = run_cli(
+        capsys,
+        "--config",
+        str(backed),
+        "restore",
+        "db",
+        "--before",
+        "yesterday",
+        "--to",
+        dsn(pg, "x"),
+    )
+    assert result.code == 2
+    assert "--before 'yesterday' is not a time" in result.err
+    future = run_cli(
+        capsys,
+        "--config",
+        str(backed),
+        "restore",
+        "db",
+        "--before",
+        "2999-01-01T00:00:00Z",
+        "--to",
+        dsn(pg, "x"),
+    )
+    assert future.code == 2 and "is in the future" in future.err
