@@ -10,9 +10,6 @@ import typer
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
 from backdrill.errors import IntegrityError
-from backdrill.evidence import load_evidence, verify_chain
-from backdrill.report.render import render_history_html
-from backdrill.services.drill import DrillOptions, run_drill
 from backdrill.timeutil import human_duration
 
 app = typer.Typer(
@@ -44,6 +41,8 @@ def drill_run(
 ) -> None:
     """Restore a backup into a throwaway PostgreSQL, verify it, and write evidence."""
     app_state = state(ctx)
+    from backdrill.services.drill import DrillOptions, run_drill  # imported when run
+
     outcome = run_drill(
         app_state.run_context(),
         DrillOptions(
@@ -89,6 +88,9 @@ def drill_history(
 ) -> None:
     """Past drills: date, backup, RPO, RTO, result."""
     app_state = state(ctx)
+    from backdrill.evidence import load_evidence, verify_chain  # imported when run
+    from backdrill.report.render import render_history_html
+
     evidence = load_evidence(app_state.storage)
     reports = evidence.parsed()
     if as_json:

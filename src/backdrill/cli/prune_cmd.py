@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -10,8 +10,10 @@ from rich.console import Console
 from backdrill.cli.options import parse_wait
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
-from backdrill.services.prune import PruneReport, run_prune
 from backdrill.timeutil import human_size
+
+if TYPE_CHECKING:
+    from backdrill.services.prune import PruneReport
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +35,8 @@ def prune_cmd(
 ) -> None:
     """Apply retention (days, min_keep, GFS) and remove orphans older than the grace period."""
     app_state = state(ctx)
+    from backdrill.services.prune import run_prune  # imported when run
+
     report = run_prune(app_state.run_context(), dry_run=dry_run, wait=parse_wait(wait))
     if as_json:
         print_json(app_state.out, report.to_dict())

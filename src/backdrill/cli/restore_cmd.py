@@ -9,7 +9,6 @@ import typer
 from backdrill.cli.restore_files_cmd import restore_files
 from backdrill.cli.state import state
 from backdrill.errors import UsageError
-from backdrill.services.restore_db import check_target, execute_restore, plan_restore
 from backdrill.timeutil import human_duration, parse_time, utcnow
 
 app = typer.Typer(help="Restore during an incident, safely.", no_args_is_help=True)
@@ -56,6 +55,8 @@ def restore_db(
 ) -> None:
     """Restore a database backup into a real target: into a temporary database first,
     renamed into place only when the restore succeeded."""
+    from backdrill.services.restore_db import check_target, execute_restore, plan_restore
+
     app_state = state(ctx)
     run = app_state.run_context()
     plan = plan_restore(

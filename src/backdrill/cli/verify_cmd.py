@@ -3,7 +3,7 @@ database backups (found in the db catalogue) and filestore snapshots; ``--all`` 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,9 +14,11 @@ from backdrill.errors import IntegrityError, NotFound, UsageError
 from backdrill.files.catalog import find_snapshot, list_snapshots
 from backdrill.files.restore import MAX_NAMED
 from backdrill.files.snapshot import Snapshot
-from backdrill.services.verify_db import VerifyResult, run_verify_db
 from backdrill.services.verify_files import SnapshotVerification, parse_subset, verify_snapshots
 from backdrill.timeutil import human_size
+
+if TYPE_CHECKING:
+    from backdrill.services.verify_db import VerifyResult
 
 
 def register(app: typer.Typer) -> None:
@@ -59,6 +61,8 @@ def verify_cmd(
             fraction = parse_subset(read_data_subset)
         except ValueError as exc:
             raise UsageError(f"--read-data-subset {read_data_subset!r}: {exc}") from None
+    from backdrill.services.verify_db import run_verify_db  # pg programs: when run
+
     app_state = state(ctx)
     run_ctx = app_state.run_context()
     listing = list_db_backups(app_state.storage)
