@@ -1,5 +1,5 @@
 """`make demo`: a throwaway PostgreSQL with a generated Odoo-shaped database and its
-filestore, backed up to a local repository with the real `backdrill` CLI, then listed.
+filestore, both backed up to a local repository with the real `backdrill` CLI, then listed.
 
 Everything lives under ./.demo (the repository and the reports stay there afterwards);
 the PostgreSQL server is stopped and deleted at the end.
@@ -65,8 +65,11 @@ def main() -> None:
         backdrill(config, "config", "check")
         step("nightly database backup (cron: 03:00 UTC)")
         backdrill(config, "backup", "db")
+        step("nightly filestore backup (cron: 04:00 UTC)")
+        backdrill(config, "backup", "files")
         step("the repository")
         backdrill(config, "list")
+        backdrill(config, "list", "files")
         step("restore drill (cron: quarterly, and ideally after every backup)")
         backdrill(config, "drill", "run")
         backdrill(config, "drill", "history", "--verify")

@@ -82,3 +82,12 @@ def test_s3_reader_detects_a_truncated_range(proxied_repo: Repo, fault_proxy: Fa
     with pytest.raises(StorageError), store.open_reader("big") as stream:
         while stream.read(1 << 20):
             pass
+
+
+def test_empty_and_small_objects_read_back(repo: Repo) -> None:
+    store = storage_for(repo)
+    store.put_bytes("empty", b"")
+    store.put_bytes("small", b"abc")
+    with store.open_reader("empty") as stream:
+        assert stream.read() == b""
+    assert store.get_bytes("small") == b"abc"

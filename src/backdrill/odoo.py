@@ -5,11 +5,14 @@ recording what a restore must reproduce, and neutralizing a restored copy the wa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import psycopg
 from pydantic import BaseModel, ConfigDict
 
-Conn = psycopg.Connection[tuple[object, ...]]
+if TYPE_CHECKING:  # psycopg is imported by the callers that connect, not by readers
+    import psycopg
+
+    Conn = psycopg.Connection[tuple[object, ...]]
 
 
 class OdooFacts(BaseModel):

@@ -1,4 +1,4 @@
-"""``backdrill backup db`` (and, later, ``backup files``)."""
+"""``backdrill backup db`` and ``backdrill backup files``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from backdrill.cli.errors import report_error
 from backdrill.cli.notify_hooks import notify_backup
 from backdrill.cli.options import parse_wait
 from backdrill.cli.state import state
-from backdrill.errors import BackdrillError, Interrupted
+from backdrill.errors import BackdrillError, GoalNotMet, Interrupted
 from backdrill.services.backup_db import run_backup_db
 from backdrill.timeutil import human_duration, human_size
 
@@ -44,6 +44,7 @@ def backup_db(
     ] = None,
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
+
     app_state = state(ctx)
     run, wait_for = app_state.run_context(), parse_wait(wait)
     try:
@@ -78,3 +79,48 @@ def backup_db(
             err=True,
         )
         raise typer.Exit(first.exit_code)
+
+
+@app.command("files")
+def backup_files(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="A directory or s3://bucket/prefix (default: files -> source)."
+        ),
+    ] = None,
+    rehash: Annotated[
+        bool, typer.Option("--rehash", help="Read every file, even those unchanged.")
+    ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
+    ] = None,
+) -> None:
+    """Content-addressed, incremental snapshot of the filestore; written last."""
+    from backdrill.services.backup_files import run_backup_files
+
+    app_state = state(ctx)
+    result = run_backup_files(
+        app_state.run_context(), source=source, rehash=rehash, wait=parse_wait(wait)
+    )
+    s = result.snapshot
+    seconds = (s.finished_at - s.created_at).total_seconds()
+    app_state.out.print(
+        f"committed snapshot {s.id} of {s.source_name}: {s.file_count} files, "
+        f"{human_size(s.total_bytes)}; {s.files_read} read, {result.reused} unchanged; "
+        f"{s.new_objects} new objects, {human_size(s.uploaded_bytes)} uploaded "
+        f"in {human_duration(seconds)}"
+    )
+    if s.changed_count or s.skipped_count:
+        app_state.out.print(
+            f"warning: {s.changed_count} file(s) changed during the backup, "
+            f"{s.skipped_count} skipped (see `backdrill show {s.id}`)"
+        )
+    if result.unreadable:
+        raise GoalNotMet(
+            f"snapshot {s.id} is incomplete: {len(result.unreadable)} entries could not be "
+            f"read, first {result.unreadable[0].path} ({result.unreadable[0].reason})",
+            hint="fix the permissions of the filestore for the backup user",
+        )

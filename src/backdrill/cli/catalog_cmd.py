@@ -10,12 +10,16 @@ import typer
 
 from backdrill.catalog import list_db_backups, select_backup
 from backdrill.cli.render import print_json, table
-from backdrill.cli.state import state
+from backdrill.cli.state import AppState, state
+from backdrill.errors import NotFound
+from backdrill.files.catalog import find_snapshot, list_snapshots
+from backdrill.files.snapshot import Snapshot
 from backdrill.timeutil import human_duration, human_size, utcnow
 
 
 class Kind(enum.StrEnum):
     db = "db"
+    files = "files"
 
 
 def register(app: typer.Typer) -> None:
@@ -25,11 +29,16 @@ def register(app: typer.Typer) -> None:
 
 def list_cmd(
     ctx: typer.Context,
-    kind: Annotated[Kind, typer.Argument(help="What to list.")] = Kind.db,
-    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of manifests.")] = False,
+    kind: Annotated[Kind, typer.Argument(help="What to list: db or files.")] = Kind.db,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON array of manifests (snapshot summaries).")
+    ] = False,
 ) -> None:
     """List committed backups, oldest first."""
     app_state = state(ctx)
+    if kind is Kind.files:
+        _list_files(app_state, as_json)
+        return
     listing = list_db_backups(app_state.storage)
     if as_json:
         print_json(app_state.out, [json.loads(m.to_json()) for m in listing.backups])
@@ -56,14 +65,76 @@ def list_cmd(
         typer.echo(f"warning: unreadable manifest {broken.key}: {broken.reason}", err=True)
 
 
+def _list_files(app_state: AppState, as_json: bool) -> None:
+    listing = list_snapshots(app_state.storage)
+    if as_json:
+        print_json(app_state.out, [s.summary() for s in listing.snapshots])
+        return
+    now = utcnow()
+    rows = [
+        (
+            s.id,
+            s.source_name,
+            s.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            s.file_count,
+            human_size(s.total_bytes),
+            human_size(s.uploaded_bytes),
+            human_duration((now - s.created_at).total_seconds()),
+        )
+        for s in listing.snapshots
+    ]
+    app_state.out.print(
+        table(
+            f"files snapshots in {app_state.storage.url}",
+            ["id", "source", "created", "files", "size", "uploaded", "age"],
+            rows,
+        )
+    )
+    for broken in listing.broken:
+        typer.echo(f"warning: unreadable snapshot {broken.key}: {broken.reason}", err=True)
+
+
+def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> None:
+    if as_json:
+        print_json(app_state.out, json.loads(snapshot.to_json()))
+        return
+    rows: list[tuple[str, object]] = [
+        ("id", snapshot.id),
+        ("source", f"{snapshot.source} (name {snapshot.source_name})"),
+        ("created_at (recovery point)", snapshot.created_at.isoformat()),
+        ("finished_at", snapshot.finished_at.isoformat()),
+        ("files", snapshot.file_count),
+        ("total size", f"{human_size(snapshot.total_bytes)} ({snapshot.total_bytes} bytes)"),
+        ("read / new objects", f"{snapshot.files_read} / {snapshot.new_objects}"),
+        ("uploaded", f"{human_size(snapshot.uploaded_bytes)} ({snapshot.uploaded_bytes} bytes)"),
+        ("changed during backup", snapshot.changed_count),
+        ("skipped", snapshot.skipped_count),
+        ("run id", snapshot.run_id),
+        ("host", snapshot.host),
+    ]
+    app_state.out.print(table(f"files snapshot {snapshot.id}", ["field", "value"], rows))
+    for entry in snapshot.entries:
+        if entry.status == "changed":
+            app_state.out.print(f"changed during backup: {entry.path}")
+    for skipped in snapshot.skipped:
+        app_state.out.print(f"skipped: {skipped.path}: {skipped.reason}")
+
+
 def show_cmd(
     ctx: typer.Context,
     backup_id: Annotated[str, typer.Argument(metavar="ID", help="A backup id.")],
     as_json: Annotated[bool, typer.Option("--json", help="The manifest as JSON.")] = False,
 ) -> None:
-    """Show one backup's manifest."""
+    """Show one backup's manifest or one files snapshot."""
     app_state = state(ctx)
-    manifest = select_backup(list_db_backups(app_state.storage).backups, backup_id)
+    try:
+        manifest = select_backup(list_db_backups(app_state.storage).backups, backup_id)
+    except NotFound:
+        snapshot = find_snapshot(list_snapshots(app_state.storage).snapshots, backup_id)
+        if snapshot is None:
+            raise
+        _show_snapshot(app_state, snapshot, as_json)
+        return
     if as_json:
         print_json(app_state.out, json.loads(manifest.to_json()))
         return

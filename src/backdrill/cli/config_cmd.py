@@ -6,7 +6,6 @@ import typer
 
 from backdrill.cli.render import table
 from backdrill.cli.state import state
-from backdrill.services.config_check import run_config_check
 
 app = typer.Typer(
     help="Validate the configuration and reach PostgreSQL and storage.", no_args_is_help=True
@@ -16,6 +15,8 @@ app = typer.Typer(
 @app.command("check")
 def check(ctx: typer.Context) -> None:
     """Validate the config; reach PostgreSQL and storage; check pg_dump/pg_restore versions."""
+    from backdrill.services.config_check import run_config_check  # psycopg: when needed
+
     app_state = state(ctx)
     results = run_config_check(app_state.config, app_state.storage)
     rows = [("ok" if r.ok else "FAIL", r.name, r.detail) for r in results]

@@ -44,6 +44,7 @@ def drill_run(
     from backdrill.services.drill import DrillOptions, run_drill
 
     app_state = state(ctx)
+
     outcome = run_drill(
         app_state.run_context(),
         DrillOptions(
@@ -93,6 +94,7 @@ def drill_history(
     from backdrill.report.render import render_history_html
 
     app_state = state(ctx)
+
     evidence = load_evidence(app_state.storage)
     reports = evidence.parsed()
     if as_json:

@@ -15,6 +15,9 @@ from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
 from backdrill.timeutil import human_size
 
+if TYPE_CHECKING:
+    from backdrill.services.prune import PruneReport
+
 
 def register(app: typer.Typer) -> None:
     app.command("prune")(prune_cmd)

@@ -1,4 +1,4 @@
-"""``backdrill restore db`` (and, later, ``restore files``)."""
+"""``backdrill restore db`` and ``backdrill restore files``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from backdrill.cli.restore_files_cmd import restore_files
 from backdrill.cli.state import state
 from backdrill.errors import UsageError
 from backdrill.timeutil import human_duration, parse_time, utcnow
@@ -82,3 +83,6 @@ def restore_db(
             "warning: this Odoo copy is NOT neutralized: it will send e-mail and run crons "
             "if Odoo starts on it (use --neutralize for a copy)"
         )
+
+
+app.command("files")(restore_files)

@@ -155,6 +155,8 @@ def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
         raise IntegrityError(f"snapshot {where} has schema_version {version!r}; this reads 1")
     refs: set[str] = set()
     for item in doc["entries"]:
+        if isinstance(item, dict) and item.get("type") == "symlink":
+            continue  # a symlink records its target, no content object
         sha = item.get("sha256") if isinstance(item, dict) else None
         if not isinstance(sha, str):
             raise IntegrityError(f"snapshot {where}: an entry lacks sha256")

@@ -113,6 +113,16 @@ class Storage(ABC):
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every committed object whose key starts with ``prefix``, in key order."""
 
+    def list_dirs(self, prefix: str) -> list[str]:
+        """Names of the immediate sub-"directories" of ``prefix`` (which ends with ``/``),
+        sorted. Backends override this with a cheaper listing than every object."""
+        names = set()
+        for info in self.list_objects(prefix):
+            rest = info.key[len(prefix) :]
+            if "/" in rest:
+                names.add(rest.split("/", 1)[0])
+        return sorted(names)
+
     @abstractmethod
     def delete(self, key: str) -> None: ...
 

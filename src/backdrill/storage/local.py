@@ -124,7 +124,13 @@ class LocalStorage(Storage):
         if not self.root.is_dir():
             raise StorageError(f"repository directory {self.root} does not exist")
         found: list[ObjectInfo] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        # walk only the directory the prefix names (``files/objects/`` -> files/objects)
+        start = self.root
+        if "/" in prefix:
+            directory = prefix.rsplit("/", 1)[0]
+            self._path(directory)  # refuses a prefix that escapes the repository
+            start = self.root / directory  # not resolved: keys are relative to self.root
+        for dirpath, dirnames, filenames in os.walk(start):
             dirnames.sort()
             rel_dir = os.path.relpath(dirpath, self.root)
             for name in filenames:
@@ -132,11 +138,25 @@ class LocalStorage(Storage):
                     continue
                 key = name if rel_dir == "." else f"{rel_dir}/{name}"
                 if key.startswith(prefix):
-                    info = self.head(key)
-                    if info is not None:
-                        found.append(info)
+                    # walked from the root: inside it by construction, no resolve() needed
+                    try:
+                        st = os.stat(os.path.join(dirpath, name))
+                    except FileNotFoundError:
+                        continue
+                    found.append(
+                        ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+                    )
         found.sort(key=lambda info: info.key)
         yield from found
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix.strip("/") else self.root
+        try:
+            return sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.url}/{prefix}: {exc.strerror}") from None
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -92,6 +92,10 @@ def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
     )
 
 
+class _RangeNotSatisfiable(Exception):
+    """A ranged GET of an empty object."""
+
+
 def _total_size(resp: dict[str, Any]) -> int | None:
     """The object size from ``Content-Range: bytes 0-99/1234``."""
     content_range = resp.get("ContentRange")
@@ -406,6 +410,8 @@ class S3Storage(Storage):
                 raise NotFound(
                     f"object {key} does not exist in s3://{self.bucket}/{self.prefix}"
                 ) from None
+            if byte_range is not None and _error_code(exc) == "InvalidRange":
+                raise _RangeNotSatisfiable from None
             raise self._fail("read", key, exc) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("read", key, exc) from None
@@ -427,7 +433,10 @@ class S3Storage(Storage):
     def open_reader(self, key: str) -> BinaryIO:
         """A stream of the object. Objects larger than one part are fetched as ranged
         GETs, ``max_concurrency`` in flight, and delivered in order."""
-        first = self._get(key, f"bytes=0-{self.part_size - 1}")
+        try:
+            first = self._get(key, f"bytes=0-{self.part_size - 1}")
+        except _RangeNotSatisfiable:
+            return cast(BinaryIO, self._get(key)["Body"])  # an empty object
         body = first["Body"]
         total = _total_size(first)
         if first.get("ResponseMetadata", {}).get("HTTPStatusCode") != 206 or total is None:
@@ -470,6 +479,18 @@ class S3Storage(Storage):
                     )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("list", prefix or "", exc) from None
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        full_prefix = self._full(prefix)
+        names: list[str] = []
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix, Delimiter="/"):
+                for item in page.get("CommonPrefixes", []):
+                    names.append(item["Prefix"][len(full_prefix) :].rstrip("/"))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("list", prefix, exc) from None
+        return sorted(names)
 
     def delete(self, key: str) -> None:
         try:

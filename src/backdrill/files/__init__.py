@@ -1,0 +1,1 @@
+"""Filestore snapshots: content-addressed, incremental, each restorable on its own."""

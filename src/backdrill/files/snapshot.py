@@ -1,0 +1,141 @@
+"""The manifest of a filestore snapshot: the commit marker, written last (PRODUCT.md §4).
+
+``files/<source_name>/snapshots/<id>.json.zst`` lists every file of the source with its
+content address; the contents live once each under ``files/objects/``. Parsed strictly,
+like :mod:`backdrill.manifest`: anything malformed is an :class:`IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from backdrill.errors import IntegrityError
+from backdrill.zstdio import compressed, decompressed
+
+SCHEMA_VERSION = 1
+FILES_ROOT = "files/"
+OBJECTS_PREFIX = "files/objects/"
+SNAPSHOTS_DIR = "snapshots"
+SNAPSHOT_SUFFIX = ".json.zst"
+
+StoredForm = Literal["zstd", "raw"]
+EntryType = Literal["file", "symlink"]
+EntryStatus = Literal["ok", "changed"]
+
+
+def object_key(sha256: str) -> str:
+    return f"{OBJECTS_PREFIX}{sha256[:2]}/{sha256}"
+
+
+def snapshot_key(source_name: str, snapshot_id: str) -> str:
+    return f"{FILES_ROOT}{source_name}/{SNAPSHOTS_DIR}/{snapshot_id}{SNAPSHOT_SUFFIX}"
+
+
+def stored_form(raw_size: int, stored_size: int) -> StoredForm:
+    """An object is stored compressed only when that made it strictly smaller, so its
+    size in the repository tells its form."""
+    return "zstd" if stored_size < raw_size else "raw"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FileEntry(_Strict):
+    """One file or symlink of the source, by path relative to the source root."""
+
+    path: str
+    type: EntryType = "file"
+    size: int
+    mtime_ns: int
+    mode: int
+    sha256: str | None = None
+    stored: StoredForm | None = None
+    stored_size: int | None = None
+    etag: str | None = None
+    target: str | None = None
+    #: ``changed``: the file kept changing while it was read (twice); the content stored
+    #: is what the last read saw
+    status: EntryStatus = "ok"
+
+
+class SkippedEntry(_Strict):
+    path: str
+    reason: str
+
+
+class Snapshot(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    schema_version: int
+    id: str
+    kind: Literal["files"] = "files"
+    source: str
+    source_name: str
+    created_at: datetime
+    finished_at: datetime
+    file_count: int
+    total_bytes: int
+    new_objects: int
+    new_bytes: int
+    uploaded_bytes: int
+    files_read: int
+    bytes_read: int
+    changed_count: int
+    skipped_count: int
+    run_id: str
+    host: str
+    backdrill_version: str
+    entries: list[FileEntry]
+    skipped: list[SkippedEntry]
+
+    def key(self) -> str:
+        return snapshot_key(self.source_name, self.id)
+
+    def files(self) -> list[FileEntry]:
+        return [e for e in self.entries if e.type == "file"]
+
+    def summary(self) -> dict[str, object]:
+        """Every field but the entries (``list files --json``)."""
+        return json.loads(self.model_dump_json(exclude={"entries", "skipped"}))  # type: ignore[no-any-return]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=1)
+
+    def encode(self) -> bytes:
+        return compressed(self.model_dump_json().encode())
+
+
+def parse_snapshot(data: bytes, where: str) -> Snapshot:
+    """Decompress, parse and validate; IntegrityError naming ``where`` otherwise."""
+    raw = decompressed(data, f"snapshot {where}")
+    try:  # the fast path: pydantic parses the JSON itself
+        snapshot = Snapshot.model_validate_json(raw)
+    except ValidationError:
+        pass  # the slow path below says precisely what is wrong
+    else:
+        if snapshot.schema_version == SCHEMA_VERSION:
+            return snapshot
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"snapshot {where} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise IntegrityError(f"snapshot {where} is not a JSON object")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise IntegrityError(
+            f"snapshot {where} has schema_version {version!r}; this backdrill reads "
+            f"{SCHEMA_VERSION}",
+            hint="upgrade backdrill",
+        )
+    try:
+        return Snapshot.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = " -> ".join(str(p) for p in err["loc"])
+        raise IntegrityError(f"snapshot {where}: {loc}: {err['msg']}") from None

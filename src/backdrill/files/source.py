@@ -1,0 +1,248 @@
+"""Where a filestore lives: a local directory, or a bucket/prefix on an S3 endpoint.
+
+A source lists its items (:class:`SourceItem`) and reads one item's content in chunks,
+telling whether the item stayed the same while it was read (:class:`ReadOutcome`).
+A directory is walked without following any symlink; an S3 source is read through
+:class:`~backdrill.storage.s3.S3Storage` with the ``files -> s3`` endpoint/credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+from urllib.parse import unquote, urlparse
+
+from backdrill.config import S3Options
+from backdrill.errors import ConfigError, NotFound, UsageError
+from backdrill.files.snapshot import SkippedEntry
+from backdrill.storage import Storage, open_storage
+from backdrill.streams import CHUNK
+
+S3_SOURCE_MODE = 0o644
+#: called with the relative path once the first chunk of an item was read: the seam
+#: where tests change or delete a file in the middle of its read, deterministically
+DuringRead = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    path: str
+    kind: Literal["file", "symlink"]
+    size: int
+    mtime_ns: int
+    mode: int
+    etag: str | None = None
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadOutcome:
+    """``ok``: the item did not change while read; ``changed``: it did; ``vanished``:
+    it was gone when opened or after the read. Size, mtime and mode as read."""
+
+    status: Literal["ok", "changed", "vanished"]
+    size: int = 0
+    mtime_ns: int = 0
+    mode: int = 0
+    etag: str | None = None
+
+
+def safe_relative_path(path: str) -> bool:
+    """A relative POSIX path with no empty, ``.`` or ``..`` component."""
+    if not path or path.startswith("/") or "\x00" in path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+class FileSource(ABC):
+    #: printable location, without secrets
+    display: str
+    name: str
+
+    @abstractmethod
+    def scan(self) -> Iterator[SourceItem | SkippedEntry]:
+        """Every item, by relative path in sorted order, or why one is skipped."""
+
+    @abstractmethod
+    def read(
+        self, item: SourceItem, on_chunk: Callable[[bytes], None], during: DuringRead | None
+    ) -> ReadOutcome: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def _encodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class DirSource(FileSource):
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.display = str(self.root)
+        self.name = self.root.name or "root"
+
+    def scan(self) -> Iterator[SourceItem | SkippedEntry]:
+        if not self.root.is_dir():
+            raise ConfigError(
+                f"files source {self.root} is not a directory",
+                hint="check files -> source (or --source) and that the filestore is mounted",
+            )
+        yield from self._scan_dir(self.root, "")
+
+    def _scan_dir(self, directory: Path, rel: str) -> Iterator[SourceItem | SkippedEntry]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            yield SkippedEntry(path=rel or ".", reason=f"cannot list: {exc.strerror}")
+            return
+        for entry in entries:
+            path = f"{rel}{entry.name}"
+            if not _encodable(entry.name):
+                yield SkippedEntry(
+                    path=os.fsencode(path).decode("utf-8", "replace"),
+                    reason="name is not valid UTF-8",
+                )
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                yield SkippedEntry(path=path, reason="vanished during backup")
+                continue
+            except OSError as exc:
+                yield SkippedEntry(path=path, reason=f"cannot stat: {exc.strerror}")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                yield from self._scan_dir(Path(entry.path), f"{path}/")
+            elif stat.S_ISLNK(st.st_mode):
+                try:
+                    target = os.readlink(entry.path)
+                except OSError as exc:
+                    yield SkippedEntry(path=path, reason=f"cannot read symlink: {exc.strerror}")
+                    continue
+                yield SourceItem(
+                    path, "symlink", 0, st.st_mtime_ns, stat.S_IMODE(st.st_mode), target=target
+                )
+            elif stat.S_ISREG(st.st_mode):
+                yield SourceItem(path, "file", st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
+            else:
+                yield SkippedEntry(path=path, reason=f"special file ({_kind(st.st_mode)})")
+
+    def read(
+        self, item: SourceItem, on_chunk: Callable[[bytes], None], during: DuringRead | None
+    ) -> ReadOutcome:
+        path = self.root / item.path
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return ReadOutcome("vanished")
+        except OSError as exc:
+            if exc.errno == 40:  # ELOOP: replaced by a symlink since the scan
+                return ReadOutcome("changed")
+            raise
+        with os.fdopen(fd, "rb") as stream:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                return ReadOutcome("changed")
+            count = 0
+            first = True
+            while chunk := stream.read(CHUNK):
+                on_chunk(chunk)
+                count += len(chunk)
+                if first and during is not None:
+                    during(item.path)
+                first = False
+            if first and during is not None:
+                during(item.path)
+            after = os.fstat(fd)
+        try:
+            now = os.lstat(path)
+        except FileNotFoundError:
+            return ReadOutcome("vanished")
+        same = (
+            before.st_size == after.st_size == count == now.st_size
+            and before.st_mtime_ns == after.st_mtime_ns == now.st_mtime_ns
+            and before.st_ino == now.st_ino
+        )
+        return ReadOutcome(
+            "ok" if same else "changed", count, after.st_mtime_ns, stat.S_IMODE(after.st_mode)
+        )
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return "unknown type"
+
+
+class S3Source(FileSource):
+    """Objects under ``s3://bucket/prefix``; ETag and size stand for size and mtime."""
+
+    def __init__(self, url: str, options: S3Options | None) -> None:
+        parsed = urlparse(url)
+        self.display = url
+        self.name = PurePosixPath(parsed.path.strip("/")).name or parsed.netloc
+        self.storage: Storage = open_storage(url, options or S3Options())
+
+    def scan(self) -> Iterator[SourceItem | SkippedEntry]:
+        for info in self.storage.list_objects(""):
+            if info.key.endswith("/"):
+                continue  # a "directory" marker, not content
+            if not safe_relative_path(info.key):
+                yield SkippedEntry(path=info.key, reason="unsafe path (empty, . or .. part)")
+                continue
+            mtime_ns = int(info.last_modified.timestamp()) * 1_000_000_000
+            yield SourceItem(info.key, "file", info.size, mtime_ns, S3_SOURCE_MODE, etag=info.etag)
+
+    def read(
+        self, item: SourceItem, on_chunk: Callable[[bytes], None], during: DuringRead | None
+    ) -> ReadOutcome:
+        try:
+            stream = self.storage.open_reader(item.path)
+        except NotFound:
+            return ReadOutcome("vanished")
+        count = 0
+        first = True
+        with stream:
+            while chunk := stream.read(CHUNK):
+                on_chunk(chunk)
+                count += len(chunk)
+                if first and during is not None:
+                    during(item.path)
+                first = False
+        # one GET returns one whole version of the object: consistent by construction;
+        # when it is not the version listed, its ETag is unknown and the next run re-reads
+        etag = item.etag if count == item.size else None
+        return ReadOutcome("ok", count, item.mtime_ns, item.mode, etag)
+
+    def close(self) -> None:
+        self.storage.close()
+
+
+def open_source(spec: str, options: S3Options | None) -> FileSource:
+    """``s3://bucket/prefix``, ``file:///path`` or a directory path."""
+    parsed = urlparse(spec)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise UsageError(f"files source {spec} needs a bucket: s3://bucket/prefix")
+        return S3Source(spec, options)
+    if parsed.scheme == "file":
+        return DirSource(Path(unquote(parsed.path)))
+    if parsed.scheme:
+        raise UsageError(f"files source {spec} must be a directory or s3://bucket/prefix")
+    return DirSource(Path(spec))
