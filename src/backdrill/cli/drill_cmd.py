@@ -69,9 +69,9 @@ def drill_run(
         )
         phases = ", ".join(f"{k} {human_duration(v)}" for k, v in r.rto.phases.items())
         out.print(f"  phases: {phases}")
+    label = {"pass": "ok    ", "fail": "FAILED", "skip": "skip  "}
     for check in r.checks:
-        if check.status == "fail":
-            out.print(f"  FAILED {check.name}: {check.detail}")
+        out.print(f"  {label[check.status]} {check.name}: {check.detail}")
     out.print(f"  report: {outcome.report_dir / 'report.html'}")
     if outcome.keep_hint:
         out.print(f"  sandbox kept: {outcome.keep_hint}")

@@ -26,7 +26,9 @@ class AppState:
     debug: bool
     metrics_file: Path | None = None
     out: Console = field(
-        default_factory=lambda: Console(soft_wrap=True, width=None if is_tty() else 200)
+        default_factory=lambda: Console(
+            soft_wrap=True, width=None if is_tty() else 200, markup=False, highlight=False
+        )
     )
     _config: Config | None = None
     _storage: Storage | None = None

@@ -32,6 +32,13 @@ class BackupRef(_Model):
 class FilesRef(_Model):
     id: str | None = None
     created_at: datetime | None = None
+    source_name: str | None = None
+    #: False when no snapshot was taken after the backup and an older one stood in
+    after_backup: bool | None = None
+    files: int | None = None
+    size_bytes: int | None = None
+    #: the filestore's achieved RPO: drill start - snapshot created_at
+    rpo_seconds: float | None = None
 
 
 class SandboxRef(_Model):

@@ -91,6 +91,20 @@ def resolve_source(ctx: RunContext, source: str | None) -> tuple[str, str | None
     return chosen, name
 
 
+def configured_source_name(ctx: RunContext) -> str | None:
+    """The snapshot source name of the configured ``files -> source``; None if unset."""
+    if not ctx.config.files.source:
+        return None
+    spec, configured_name = resolve_source(ctx, None)
+    if configured_name:
+        return configured_name
+    files_source = open_source(spec, ctx.config.files.s3)
+    try:
+        return files_source.name
+    finally:
+        files_source.close()
+
+
 class FileBackup:
     """One run of ``backup files``; ``during_read`` is the test seam of the reader."""
 

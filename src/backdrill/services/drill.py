@@ -8,6 +8,7 @@ import contextlib
 import getpass
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from backdrill.report.model import (
 from backdrill.report.render import render_html, render_markdown
 from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
+from backdrill.services.drill_files import FilesOutcome, check_filestore, restore_filestore
 from backdrill.services.fetch import fetch_backup
 from backdrill.timeutil import human_duration, new_id, utcnow
 
@@ -115,7 +117,13 @@ def _verify(
 
 
 def _restore(
-    ctx: RunContext, manifest: DbManifest, info: SandboxInfo, jobs: int, phases: _Phases
+    ctx: RunContext,
+    manifest: DbManifest,
+    info: SandboxInfo,
+    jobs: int,
+    phases: _Phases,
+    workdir: Path,
+    files: FilesOutcome,
 ) -> tuple[list[Check], Neutralization | None]:
     """Download, verify, restore and neutralize: the checks of these phases, and what
     the neutralization changed."""
@@ -127,29 +135,31 @@ def _restore(
         max(major, int(info.server_version.split(".")[0])),
         bin_dir=ctx.config.postgres.bin_dir,
     )
-    work_parent = ctx.config.drill.work_dir
-    with tempfile.TemporaryDirectory(
-        prefix="backdrill-drill-", dir=str(work_parent) if work_parent else None
-    ) as tmp:
-        with phases.time("download"):
-            dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter)
-        count = len(manifest.stored_objects())
-        what = f"{count} objects" if count > 1 else "the dump"
-        checks.append(
-            Check(
-                "checksum",
-                "pass",
-                f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
-                "match the manifest",
-            )
+    with phases.time("download"):
+        dump = fetch_backup(ctx.storage, manifest, workdir, ctx.reporter)
+    count = len(manifest.stored_objects())
+    what = f"{count} objects" if count > 1 else "the dump"
+    checks.append(
+        Check(
+            "checksum",
+            "pass",
+            f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
+            "match the manifest",
         )
-        with phases.time("restore"):
-            pg_restore(program, dump, info.params, RestoreOptions(jobs=jobs))
-            checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
-            with info.params.connect() as conn:
-                if is_odoo(conn):
-                    done = neutralize(conn)
-                    log.info("restored copy neutralized: %s", done.describe())
+    )
+    with phases.time("restore"):
+        pg_restore(program, dump, info.params, RestoreOptions(jobs=jobs))
+        dump_path = Path(dump)
+        if dump_path.is_dir():
+            shutil.rmtree(dump_path)
+        else:
+            dump_path.unlink()
+        checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
+        with info.params.connect() as conn:
+            if is_odoo(conn):
+                done = neutralize(conn)
+                log.info("restored copy neutralized: %s", done.describe())
+        restore_filestore(ctx, manifest, workdir, files)
     return checks, done
 
 
@@ -185,13 +195,23 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
         keep=options.keep_sandbox,
     )
     cleanup = "done"
+    files = FilesOutcome()
+    work_parent = cfg.drill.work_dir
+    workdir = tempfile.TemporaryDirectory(
+        prefix="backdrill-drill-", dir=str(work_parent) if work_parent else None
+    )
     try:
         with phases.time("provision"):
             info = sandbox.provision(manifest.database)
-        restore_checks, neutralized = _restore(ctx, manifest, info, jobs, phases)
+        restore_checks, neutralized = _restore(
+            ctx, manifest, info, jobs, phases, Path(workdir.name), files
+        )
         checks.extend(restore_checks)
         with phases.time("verify"):
             checks.extend(_verify(manifest, info, neutralized))
+            check_filestore(info, files)
+        checks.extend(files.checks)
+        error = files.integrity_error
         verified_at = utcnow()
     except RestoreFailed as exc:
         error = exc
@@ -203,6 +223,7 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
         error = exc
         checks.append(Check("drill", "fail", str(exc)))
     finally:
+        workdir.cleanup()
         if options.keep_sandbox:
             keep_hint = sandbox.connect_hint()
             cleanup = "kept (--keep-sandbox)"
@@ -229,6 +250,11 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
     rto_met = rto.met and verified_at is not None
     checks.append(_objective_check("rpo", rpo.achieved_seconds, rpo.target_seconds, rpo.met))
     checks.append(_objective_check("rto", rto.achieved_seconds, rto.target_seconds, rto_met))
+    files_fields = files.report_fields(drill_start)
+    if files_fields is not None:
+        files_rpo = float(str(files_fields["rpo_seconds"]))
+        target = cfg.targets.rpo_hours * 3600
+        checks.append(_objective_check("files_rpo", files_rpo, target, files_rpo <= target))
     passed = error is None and not any(c.failed for c in checks)
     report = _build_report(
         ctx,
@@ -243,6 +269,7 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
         "pass" if passed else "fail",
         cleanup,
         error,
+        files_fields,
     )
     report_dir = _write_evidence(ctx, report, options.report_dir or cfg.drill.report_dir)
     if isinstance(error, IntegrityError):
@@ -272,6 +299,7 @@ def _build_report(
     result: str,
     cleanup: str,
     error: BackdrillError | None,
+    files_snapshot: dict[str, object] | None,
 ) -> DrillReport:
     sandbox = None
     if info is not None:
@@ -308,7 +336,7 @@ def _build_report(
                 tables=len(manifest.tables),
                 rows=sum(t.rows for t in manifest.tables),
             ),
-            "files_snapshot": None,
+            "files_snapshot": files_snapshot,
             "sandbox": sandbox,
             "rpo": Rpo(**vars(rpo)),
             "rto": Rto(
