@@ -7,12 +7,12 @@ from pathlib import Path
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo, create_sample
 
-#: pg_database_size grows by about 1.5 MB per unit of scale (measured), plus ~8 MB
-MB_PER_SCALE = 1.53
+#: pg_database_size grows by about 2.6 MB per unit of scale (measured), plus ~11 MB
+MB_PER_SCALE = 2.64
 
 
 def scale_for(size_mb: float) -> float:
-    return max(1.0, (size_mb - 8) / MB_PER_SCALE)
+    return max(1.0, (size_mb - 11) / MB_PER_SCALE)
 
 
 def make_database(params: ConnParams, name: str, size_mb: float, filestore: Path) -> SampleInfo:

@@ -10,6 +10,7 @@ rounds of BENCH_REPS (default 3), wall time and peak RSS of:
   backdrill backup db at a quarter of the size   (peak RSS must stay flat)
   pg_restore -j N of a local file into a fresh sandbox   the restore limit
   backdrill drill run (and its phases)
+  backdrill backup files of 10,000 files: the first run, then unchanged runs
 
 then prints a table and writes docs/benchmarks.md.
 """
@@ -37,6 +38,7 @@ from backdrill.pg import binaries
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.pg.restore import default_jobs
+from benchmarks.files_backup import make_filestore
 from benchmarks.generate import database_size_mb, make_database
 from benchmarks.measure import Series, measure
 
@@ -188,11 +190,14 @@ def main() -> None:
                     + ", ".join(f"{s.name}: {s.runs[-1].seconds:.2f}s" for s in series.values()),
                     flush=True,
                 )
+            files_first, files_again, uploaded = bench_files(work, reps)
+            series[files_first.name] = files_first
+            series[files_again.name] = files_again
     finally:
         moto.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    fc, z0, local_s, s3_s, quarter_s, restore_s, drill_s = series.values()
+    fc, z0, local_s, s3_s, quarter_s, restore_s, drill_s, files_first, files_again = series.values()
     targets = [
         Target(
             "backup db (local) / pg_dump -Fc -Z0 (physical limit)", local_s.median / z0.median, 1.15
@@ -217,8 +222,39 @@ def main() -> None:
             / restore_s.median,
             1.3,
         ),
+        Target(
+            "backup files, unchanged 10,000 files / first run",
+            files_again.median / files_first.median,
+            0.10,
+        ),
+        Target("backup files, unchanged: content bytes uploaded", uploaded, 0, " B"),
     ]
     write_report(series, targets, size_mb=real_mb, quarter_mb=quarter_mb, reps=reps, jobs=jobs)
+
+
+def bench_files(work: Path, reps: int) -> tuple[Series, Series, float]:
+    """backup files of a 10,000-file filestore: the first run, then unchanged runs."""
+    source = work / "filestore-bench" / "odoo"
+    make_filestore(source, 10_000)
+    os.sync()  # measure backdrill, not the kernel writing the new filestore back
+    config = work / "files.yaml"
+    config.write_text(
+        f"storage:\n  url: file://{work / 'repo-files'}\nfiles:\n  source: {source}\n"
+    )
+    first = Series("backdrill backup files, 10,000 files, first run")
+    again = Series("backdrill backup files, unchanged second run")
+    first.runs.append(measure([*BACKDRILL, "--config", config, "backup", "files"]))
+    uploaded = 0.0
+    for _ in range(reps):
+        again.runs.append(measure([*BACKDRILL, "--config", config, "backup", "files"]))
+        listing = subprocess.run(
+            [*BACKDRILL, "--config", str(config), "list", "files", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        uploaded = max(uploaded, float(json.loads(listing)[-1]["uploaded_bytes"]))
+    return first, again, uploaded
 
 
 def _row(s: Series, base: Series | None) -> str:
@@ -240,7 +276,7 @@ def write_report(
     reps: int,
     jobs: int,
 ) -> None:
-    fc, z0, local_s, s3_s, quarter_s, restore_s, drill_s = series.values()
+    fc, z0, local_s, s3_s, quarter_s, restore_s, drill_s, files_first, files_again = series.values()
     lines = [
         "| contender | median s | min-max s | ratio | peak RSS MB | stored MB |",
         "|---|---|---|---|---|---|",
@@ -251,6 +287,8 @@ def write_report(
         _row(quarter_s, None),
         _row(restore_s, None),
         _row(drill_s, restore_s),
+        _row(files_first, None),
+        _row(files_again, files_first),
     ]
     phases = ", ".join(f"{k.removeprefix('phase_')} {v:.2f}s" for k, v in drill_s.extra.items())
     verdicts = ["| target | measured | limit | met |", "|---|---|---|---|"]

@@ -197,9 +197,9 @@ def _kill_pg_dump_when_streaming(done: threading.Event, killed: list[int]) -> No
 def big_sample(
     pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SampleInfo]:
-    """About 45 MB of dump: long enough to interrupt mid-stream."""
+    """About 55 MB of dump: long enough to interrupt mid-stream."""
     name = f"odoo_big_{secrets.token_hex(3)}"
-    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=40)
+    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=25)
     yield info
     drop_database(pg_cluster.params, name)
 

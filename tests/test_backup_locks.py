@@ -29,7 +29,7 @@ from helpers.repo import list_keys, manifests
 @pytest.fixture
 def big_sample(pg: ConnParams, tmp_path: Path) -> Iterator[SampleInfo]:
     name = f"odoo_big_{secrets.token_hex(4)}"
-    info = create_sample(pg, name, tmp_path / "filestore", scale=40)
+    info = create_sample(pg, name, tmp_path / "filestore", scale=25)
     yield info
     drop_database(pg, name)
 

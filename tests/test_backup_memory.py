@@ -13,7 +13,7 @@ from conftest import drop_database
 from helpers.cli import Repo, write_config
 
 # zstd's buffers fill within the first ~40 MB of dump; past that, memory must stay flat
-SMALL, LARGE = 40, 120  # about 45 MB and 135 MB of dump
+SMALL, LARGE = 20, 60  # about 45 MB and 135 MB of dump
 
 # VmHWM is this process's own peak RSS (getrusage's ru_maxrss also counts the memory
 # of forked children before they exec, which is not backdrill's)

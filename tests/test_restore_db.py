@@ -49,6 +49,7 @@ def test_restore_into_a_non_empty_database_is_refused_without_force(
     pg: ConnParams,
     sample: SampleInfo,
     backed: Path,
+    local_repo: Repo,
 ) -> None:
     before = databases(pg)
     result = run_cli(
@@ -56,7 +57,8 @@ def test_restore_into_a_non_empty_database_is_refused_without_force(
     )
     assert result.code == 1
     assert (
-        f"database {sample.database} exists and has 11 tables; refusing to replace it" in result.err
+        f"database {sample.database} exists and has {len(manifests(local_repo)[0]['tables'])} "
+        "tables; refusing to replace it" in result.err
     )
     assert "--force" in result.err
     assert databases(pg) == before

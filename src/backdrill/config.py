@@ -170,7 +170,9 @@ class DrillConfig(_Model):
 
 class BackupConfig(_Model):
     compression_level: Annotated[int, Field(ge=1, le=19)] = 1
-    compression_threads: Annotated[int, Field(ge=0, le=64)] = 0  # 0: one per core
+    #: zstd worker threads beside the reading thread (benchmarks/: one worker leaves the
+    #: database server's backend a core of its own on a 2-core host); 0: one per core
+    compression_threads: Annotated[int, Field(ge=0, le=64)] = 1
     #: > 1: pg_dump's directory format with this many parallel jobs (large databases)
     jobs: Annotated[int, Field(ge=1, le=64)] = 1
     #: where --jobs backups stage the files pg_dump is writing (default: the temp dir)

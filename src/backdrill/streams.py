@@ -64,7 +64,7 @@ def compress_stream(
 ) -> None:
     """zstd-compress ``source`` into ``sink`` (multi-threaded, with a content checksum)."""
     params = zstandard.ZstdCompressionParameters.from_level(
-        level, threads=threads, job_size=ZSTD_JOB_SIZE if threads > 1 else 0, write_checksum=True
+        level, threads=threads, job_size=ZSTD_JOB_SIZE if threads >= 1 else 0, write_checksum=True
     )
     cctx = zstandard.ZstdCompressor(compression_params=params)
     cctx.copy_stream(source, sink, read_size=CHUNK, write_size=CHUNK)  # type: ignore[arg-type]

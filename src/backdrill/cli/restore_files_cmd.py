@@ -8,7 +8,6 @@ import typer
 
 from backdrill.cli.state import state
 from backdrill.errors import UsageError
-from backdrill.services.restore_files import run_restore_files
 from backdrill.timeutil import human_duration, human_size, parse_time
 
 
@@ -31,6 +30,8 @@ def restore_files(
     ] = False,
 ) -> None:
     """Restore a filestore snapshot, verifying every file's sha256, with modes and mtimes."""
+    from backdrill.services.restore_files import run_restore_files
+
     app_state = state(ctx)
     moment = None
     if before is not None:

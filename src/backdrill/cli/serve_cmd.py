@@ -9,7 +9,6 @@ import typer
 
 from backdrill.cli.state import state
 from backdrill.errors import Interrupted
-from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
 
 log = logging.getLogger("backdrill")
 
@@ -26,6 +25,8 @@ def serve_cmd(
     ] = None,
 ) -> None:
     """Serve /health (200, or 503 when CRITICAL) and /metrics (Prometheus)."""
+    from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
+
     app_state = state(ctx)
     config = app_state.config
     address = parse_listen(listen or config.serve.listen)

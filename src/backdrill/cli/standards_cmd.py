@@ -12,8 +12,6 @@ import typer
 
 from backdrill.cli.render import table
 from backdrill.cli.state import state
-from backdrill.schedules import check_schedules
-from backdrill.standards import run_standards_check
 
 app = typer.Typer(help="Enterprise-standards validation of the repository.", no_args_is_help=True)
 
@@ -26,6 +24,9 @@ def check(
     ] = Path(),
 ) -> None:
     """Required SSOT files, valid YAML, 9 domains with stack and owners, runbooks."""
+    from backdrill.schedules import check_schedules
+    from backdrill.standards import run_standards_check
+
     out = state(ctx).out
     report = run_standards_check(root, extra=(check_schedules,))
     rows = [("ok" if f.ok else "FAIL", f.check, f.detail) for f in report.findings]

@@ -54,9 +54,24 @@ CREATE TABLE account_move (
     partner_id integer REFERENCES res_partner(id), amount_total numeric);
 CREATE TABLE account_move_line (
     id serial PRIMARY KEY, move_id integer NOT NULL REFERENCES account_move(id),
-    account_id integer NOT NULL, partner_id integer REFERENCES res_partner(id),
-    name varchar, debit numeric NOT NULL DEFAULT 0, credit numeric NOT NULL DEFAULT 0,
-    balance numeric NOT NULL DEFAULT 0, date date NOT NULL);
+    journal_id integer, company_id integer, company_currency_id integer,
+    move_name varchar, parent_state varchar, date date NOT NULL, ref varchar,
+    sequence integer, account_id integer NOT NULL, name varchar,
+    debit numeric NOT NULL DEFAULT 0, credit numeric NOT NULL DEFAULT 0,
+    balance numeric NOT NULL DEFAULT 0, amount_currency numeric, currency_id integer,
+    amount_residual numeric, amount_residual_currency numeric, reconciled boolean,
+    matching_number varchar, partner_id integer REFERENCES res_partner(id),
+    tax_base_amount numeric, tax_line_id integer, display_type varchar,
+    date_maturity date, quantity numeric, price_unit numeric, discount numeric,
+    price_subtotal numeric, price_total numeric, product_id integer, product_uom_id integer,
+    analytic_distribution jsonb, create_uid integer, create_date timestamp,
+    write_uid integer, write_date timestamp, is_storno boolean, blocked boolean);
+CREATE TABLE mail_tracking_value (
+    id serial PRIMARY KEY, field_id integer NOT NULL, mail_message_id integer NOT NULL,
+    old_value_integer integer, new_value_integer integer, old_value_float numeric,
+    new_value_float numeric, old_value_char varchar, new_value_char varchar,
+    old_value_datetime timestamp, new_value_datetime timestamp, currency_id integer,
+    create_uid integer, create_date timestamp, write_uid integer, write_date timestamp);
 CREATE INDEX account_move_line_move_id_idx ON account_move_line (move_id);
 CREATE INDEX account_move_line_partner_id_idx ON account_move_line (partner_id);
 CREATE TABLE ir_attachment (
@@ -121,15 +136,48 @@ def _bulk_sql(scale: float) -> list[str]:
                    (ARRAY['draft','posted','cancel'])[1 + i % 3], 1 + i % {partners},
                    round((i % 997) * 10.5, 2)
             FROM generate_series(1, {moves}) AS i""",
-        f"""INSERT INTO account_move_line (move_id, account_id, partner_id, name, debit,
-                                           credit, balance, date)
-            SELECT 1 + i % {moves}, 400000 + i % 50, 1 + i % {partners},
-                   'Line ' || i || ' ' || md5(i::text),
-                   CASE WHEN i % 2 = 0 THEN round((i % 1000) * 1.25, 2) ELSE 0 END,
-                   CASE WHEN i % 2 = 1 THEN round((i % 1000) * 1.25, 2) ELSE 0 END,
-                   CASE WHEN i % 2 = 0 THEN 1 ELSE -1 END * round((i % 1000) * 1.25, 2),
-                   date '2026-01-01' + i % 300
-            FROM generate_series(1, {lines}) AS i""",
+        f"""INSERT INTO account_move_line (move_id, journal_id, company_id,
+                company_currency_id, move_name, parent_state, date, ref, sequence, account_id,
+                name, debit, credit, balance, amount_currency, currency_id, amount_residual,
+                amount_residual_currency, reconciled, matching_number, partner_id,
+                tax_base_amount, tax_line_id, display_type, date_maturity, quantity,
+                price_unit, discount, price_subtotal, price_total, product_id,
+                product_uom_id, analytic_distribution, create_uid, create_date, write_uid,
+                write_date, is_storno, blocked)
+            SELECT 1 + i % {moves}, 1 + i % 7, 1, 2, 'INV/2026/' || lpad((i / 8)::text, 6, '0'),
+                   (ARRAY['draft','posted','cancel'])[1 + i % 3],
+                   date '2026-01-01' + i % 300, 'SO' || (i % 9973), 10 * (i % 8),
+                   400000 + i % 50,
+                   (ARRAY['Consulting services','Office chairs','Shipping costs',
+                          'Software licence','Maintenance contract'])[1 + i % 5],
+                   d, c, d - c, d - c, 2, CASE WHEN i % 4 = 0 THEN d - c ELSE 0 END,
+                   CASE WHEN i % 4 = 0 THEN d - c ELSE 0 END, i % 4 <> 0,
+                   CASE WHEN i % 4 <> 0 THEN 'P' || (i / 4) END, 1 + i % {partners},
+                   CASE WHEN i % 8 = 7 THEN round(d * 5, 2) ELSE 0 END,
+                   CASE WHEN i % 8 = 7 THEN 1 + i % 3 END,
+                   (ARRAY['product','tax','payment_term'])[1 + (i % 8) / 6],
+                   date '2026-01-31' + i % 300, 1 + i % 12, round((i % 997) * 1.75, 2),
+                   (i % 5) * 2.5, round(d * 0.9, 2), round(d * 1.05, 2), 1 + i % 500, 1,
+                   CASE WHEN i % 3 = 0 THEN ('{{"' || (1 + i % 40) || '": 100.0}}')::jsonb END,
+                   2, timestamp '2026-01-01' + (i || ' minutes')::interval, 2,
+                   timestamp '2026-01-02' + (i || ' minutes')::interval, false, false
+            FROM (SELECT i,
+                         CASE WHEN i % 2 = 0 THEN round((i % 1000) * 1.25, 2) ELSE 0 END AS d,
+                         CASE WHEN i % 2 = 1 THEN round((i % 1000) * 1.25, 2) ELSE 0 END AS c
+                  FROM generate_series(1, {lines}) AS i) AS g""",
+        f"""INSERT INTO mail_tracking_value (field_id, mail_message_id, old_value_integer,
+                new_value_integer, old_value_float, new_value_float, old_value_char,
+                new_value_char, old_value_datetime, new_value_datetime, currency_id,
+                create_uid, create_date, write_uid, write_date)
+            SELECT 100 + i % 60, 1 + i % {messages}, i % 7, (i + 1) % 7,
+                   round((i % 500) * 3.5, 2), round((i % 500) * 3.75, 2),
+                   (ARRAY['draft','sent','sale','done'])[1 + i % 4],
+                   (ARRAY['sent','sale','done','cancel'])[1 + i % 4],
+                   timestamp '2026-01-01' + (i || ' minutes')::interval,
+                   timestamp '2026-01-01' + ((i + 90) || ' minutes')::interval, 2, 2,
+                   timestamp '2026-01-01' + (i || ' seconds')::interval, 2,
+                   timestamp '2026-01-01' + (i || ' seconds')::interval
+            FROM generate_series(1, {messages * 2}) AS i""",
     ]
 
 
