@@ -43,6 +43,13 @@ from benchmarks.generate import database_size_mb, make_database
 from benchmarks.measure import Series, measure
 
 ROOT = Path(__file__).resolve().parent.parent
+FC = "pg_dump -Fc > file"
+Z0 = "pg_dump -Fc -Z0 > /dev/null"
+PIPE = "pg_dump -Fc -Z0 | zstd -1 > file (C pipeline, reference)"
+LOCAL = "backdrill backup db -> local"
+S3 = "backdrill backup db -> S3 (moto)"
+QUARTER = "backdrill backup db -> local, 1/4 size"
+DRILL = "backdrill drill run"
 BACKDRILL = [sys.executable, "-m", "backdrill", "--log-format", "json"]
 
 
@@ -127,28 +134,22 @@ def main() -> None:
             pg_dump = bin_dir / "pg_dump"
             z0_file = work / "z0.pgdump"
             subprocess.run([pg_dump, "-Fc", "-Z0", "-f", z0_file, "odoo"], env=env, check=True)
-            names = [
-                "pg_dump -Fc > file",
-                "pg_dump -Fc -Z0 > /dev/null",
-                "backdrill backup db -> local",
-                "backdrill backup db -> S3 (moto)",
-                "backdrill backup db -> local, 1/4 size",
-                f"pg_restore -j{jobs} (file -> fresh sandbox)",
-                "backdrill drill run",
-            ]
+            restore_name = f"pg_restore -j{jobs} (file -> fresh sandbox)"
+            names = [FC, Z0, PIPE, LOCAL, S3, QUARTER, restore_name, DRILL]
             series = {n: Series(n) for n in names}
+            pipe_cmd = f"{pg_dump} -Fc -Z0 odoo | zstd -q -1 -T1 > {work / 'pipe.zst'}"
             for rnd in range(reps):
                 print(f"round {rnd + 1}/{reps}", flush=True)
                 fc_file = work / "fc.pgdump"
-                series[names[0]].runs.append(
-                    measure([pg_dump, "-Fc", "-f", fc_file, "odoo"], env=env)
-                )
-                series[names[0]].extra["size_mb"] = fc_file.stat().st_size / 2**20
-                series[names[1]].runs.append(measure([pg_dump, "-Fc", "-Z0", "odoo"], env=env))
+                series[FC].runs.append(measure([pg_dump, "-Fc", "-f", fc_file, "odoo"], env=env))
+                series[FC].extra["size_mb"] = fc_file.stat().st_size / 2**20
+                series[Z0].runs.append(measure([pg_dump, "-Fc", "-Z0", "odoo"], env=env))
+                series[PIPE].runs.append(measure(["bash", "-c", pipe_cmd], env=env))
+                series[PIPE].extra["size_mb"] = (work / "pipe.zst").stat().st_size / 2**20
                 for name, config, repo in (
-                    (names[2], local, work / "repo"),
-                    (names[3], s3, None),
-                    (names[4], quarter, work / "repo4"),
+                    (LOCAL, local, work / "repo"),
+                    (S3, s3, None),
+                    (QUARTER, quarter, work / "repo4"),
                 ):
                     series[name].runs.append(
                         measure([*BACKDRILL, "--config", config, "backup", "db"], env=env)
@@ -160,21 +161,17 @@ def main() -> None:
                         conn.execute("CREATE DATABASE odoo TEMPLATE template0")
                     renv = dict(os.environ)
                     renv.update(sandbox.params.with_db("odoo").child_env())
-                    series[names[5]].runs.append(
-                        measure(
-                            [
-                                bin_dir / "pg_restore",
-                                f"--jobs={jobs}",
-                                "--exit-on-error",
-                                "--no-owner",
-                                "--no-privileges",
-                                "--dbname=odoo",
-                                z0_file,
-                            ],
-                            env=renv,
-                        )
-                    )
-                series[names[6]].runs.append(
+                    restore_argv = [
+                        bin_dir / "pg_restore",
+                        f"--jobs={jobs}",
+                        "--exit-on-error",
+                        "--no-owner",
+                        "--no-privileges",
+                        "--dbname=odoo",
+                        z0_file,
+                    ]
+                    series[restore_name].runs.append(measure(restore_argv, env=renv))
+                series[DRILL].runs.append(
                     measure([*BACKDRILL, "--config", local, "drill", "run"], env=env)
                 )
                 report = json.loads(
@@ -182,9 +179,7 @@ def main() -> None:
                 )
                 for phase, seconds in report["rto"]["phases"].items():
                     key = f"phase_{phase}"
-                    series[names[6]].extra[key] = (
-                        series[names[6]].extra.get(key, 0) + seconds / reps
-                    )
+                    series[DRILL].extra[key] = series[DRILL].extra.get(key, 0) + seconds / reps
                 print(
                     "  "
                     + ", ".join(f"{s.name}: {s.runs[-1].seconds:.2f}s" for s in series.values()),
@@ -197,7 +192,9 @@ def main() -> None:
         moto.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    fc, z0, local_s, s3_s, quarter_s, restore_s, drill_s, files_first, files_again = series.values()
+    fc, z0, _pipe, local_s, s3_s, quarter_s, restore_s, drill_s, files_first, files_again = (
+        series.values()
+    )
     targets = [
         Target(
             "backup db (local) / pg_dump -Fc -Z0 (physical limit)", local_s.median / z0.median, 1.15
@@ -276,13 +273,16 @@ def write_report(
     reps: int,
     jobs: int,
 ) -> None:
-    fc, z0, local_s, s3_s, quarter_s, restore_s, drill_s, files_first, files_again = series.values()
+    fc, z0, pipe, local_s, s3_s, quarter_s, restore_s, drill_s, files_first, files_again = (
+        series.values()
+    )
     lines = [
         "| contender | median s | min-max s | ratio | peak RSS MB | stored MB |",
         "|---|---|---|---|---|---|",
         _row(fc, None),
         _row(z0, None),
-        _row(local_s, z0) + " ",
+        _row(pipe, z0),
+        _row(local_s, z0),
         _row(s3_s, local_s),
         _row(quarter_s, None),
         _row(restore_s, None),
@@ -308,8 +308,10 @@ Measured {today} on {machine}; PostgreSQL {binaries.find_all("pg_dump")[0].versi
 Database: Odoo-shaped, {size_mb:.0f} MB (`pg_database_size`), generated by
 `benchmarks/generate.py` from `backdrill.sample.odoo`; the RSS check also backs up one
 of {quarter_mb:.0f} MB. Each contender ran {reps} times in interleaved rounds; the
-ratio column compares medians (backup db local against the physical limit, S3 against
-local, the drill against the restore limit). Drill phases (mean): {phases}.
+ratio column compares medians (backup db local and the C pipeline against the physical
+limit, S3 against local, the drill against the restore limit). Drill phases (mean):
+{phases}. backup db (local) against the same work done by `pg_dump | zstd -1` in C:
+{local_s.median / pipe.median:.2f}x.
 
 Reproduce: `make bench` (`BENCH_SIZE=<MB>`, `BENCH_REPS=<n>` to change).
 
