@@ -109,9 +109,45 @@ class ObjectLockConfig(_Model):
     days: Annotated[int, Field(ge=1, le=36500)]
 
 
+class RetryConfig(_Model):
+    """Retries of transient storage faults (HTTP 5xx, throttling, resets, timeouts)."""
+
+    attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    max_seconds: Annotated[float, Field(gt=0, le=3600)] = 90.0
+    base_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
+    max_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
+
+
+class EncryptionConfig(_Model):
+    """Client-side encryption with age: backups are sealed to ``recipients`` (public
+    keys); the identity (private key) is read only by restore, drill and verify
+    --read-data, from ``identity_file`` or ``$BACKDRILL_AGE_IDENTITY``."""
+
+    recipients: Annotated[
+        list[Annotated[str, Field(pattern=r"^age1[0-9a-z]{58}$")]], Field(min_length=1)
+    ]
+    identity_file: Path | None = None
+
+
+class SseConfig(_Model):
+    """Server-side encryption of S3 objects, passed through to every write."""
+
+    mode: Literal["SSE-S3", "SSE-KMS"]
+    kms_key_id: str | None = None
+
+    @model_validator(mode="after")
+    def _kms_key_only_for_kms(self) -> SseConfig:
+        if self.kms_key_id is not None and self.mode != "SSE-KMS":
+            raise ValueError("kms_key_id needs mode SSE-KMS")
+        return self
+
+
 class StorageConfig(S3Options):
     url: str
     object_lock: ObjectLockConfig | None = None
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    encryption: EncryptionConfig | None = None
+    sse: SseConfig | None = None
     part_size_mb: Annotated[int, Field(ge=5, le=5120)] = 16
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
 
