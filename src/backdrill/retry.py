@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Defaults ride out a 10 s outage (waits 0.5, 1, 2, 4, 8 s... plus up to 1 s of
+    """Defaults ride out a 10 s outage (waits 0.5, 1, 2, 4, 8 s... plus up to 0.5 s of
     jitter each) and give up on a long one after about a minute (8 attempts)."""
 
     attempts: int = 8
@@ -39,7 +39,7 @@ class RetryPolicy:
     def worst_case_seconds(self) -> float:
         """Upper bound of the time spent waiting between attempts (requests excluded)."""
         waits = [
-            min(self.base_seconds * 2.0**n + 1.0, self.max_wait_seconds)
+            min(self.base_seconds * (2.0**n + 1.0), self.max_wait_seconds)
             for n in range(self.attempts - 1)
         ]
         return min(sum(waits), self.max_seconds)
@@ -79,7 +79,7 @@ def call(
     retrying = Retrying(
         stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.max_seconds),
         wait=wait_exponential_jitter(
-            initial=policy.base_seconds, max=policy.max_wait_seconds, jitter=1.0
+            multiplier=policy.base_seconds, max=policy.max_wait_seconds, jitter=policy.base_seconds
         ),
         retry=retry_if_exception(transient),
         before_sleep=before_sleep,

@@ -20,7 +20,6 @@ from backdrill.errors import PostgresError
 from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
 
-
 #: connection attempts at start: rides out a restart of a few seconds
 CONNECT_RETRY = RetryPolicy(attempts=5, max_seconds=20, base_seconds=0.5, max_wait_seconds=5)
 #: 57P03 cannot_connect_now (starting up, shutting down), 53300 too_many_connections,

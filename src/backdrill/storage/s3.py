@@ -128,8 +128,10 @@ def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
         s3={"addressing_style": options.addressing_style},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        # one attempt per call: backdrill.retry decides, so attempts are not multiplied
-        retries={"mode": "standard", "max_attempts": 1},
+        # one attempt per call: backdrill.retry decides, so attempts are not multiplied.
+        # (In this dict botocore reads max_attempts as *retries*: max_attempts=1 sends a
+        # request twice; total_max_attempts counts the first request too.)
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_pool,
         connect_timeout=10,
         read_timeout=60,
