@@ -31,6 +31,7 @@ from typing import Self
 from urllib.parse import quote
 
 from backdrill.errors import BackdrillError, LockHeld, NotFound
+from backdrill.interrupts import shielded
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
 from backdrill.timeutil import isoformat, parse_time, utcnow
 
@@ -228,6 +229,10 @@ class RepoLock:
                 log.warning("cannot refresh the lock %s: %s", self.key, exc)
 
     def release(self) -> None:
+        with shielded():
+            self._release()
+
+    def _release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)

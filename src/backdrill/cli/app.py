@@ -15,7 +15,7 @@ from typing import Annotated
 import click
 import typer
 
-from backdrill import __version__
+from backdrill import __version__, interrupts
 from backdrill.cli import (
     backup_cmd,
     catalog_cmd,
@@ -100,7 +100,7 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     # the first signal starts the clean-up; later ones must not interrupt it
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise Interrupted(signum)
+    interrupts.deliver(signum)  # raises Interrupted, or defers it past a clean-up
 
 
 def install_signal_handlers() -> None:
@@ -110,8 +110,11 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGINT, _raise_interrupted)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (PRODUCT.md section 3)."""
+def main(argv: list[str] | None = None, *, process: bool = False) -> int:
+    """Run the CLI; return the exit code (PRODUCT.md section 3). With ``process`` (the
+    console script), a signal arriving once the work is over is ignored: the process
+    exits with the work's code instead of dying by the signal half-way through its exit
+    (Python restores the default handlers while it finalizes)."""
     global _debug  # noqa: PLW0603
     _debug = False
     install_signal_handlers()
@@ -147,10 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if process:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     return result if isinstance(result, int) else 0
 
 
 def run() -> None:  # console script
-    sys.exit(main())
+    sys.exit(main(process=True))

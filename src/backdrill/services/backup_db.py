@@ -18,6 +18,7 @@ import psycopg
 from backdrill import __version__
 from backdrill.catalog import backup_dir
 from backdrill.errors import BackdrillError, PostgresError, UsageError
+from backdrill.interrupts import shielded
 from backdrill.locks import RepoLock, db_scope
 from backdrill.manifest import DUMP_NAME, MANIFEST_NAME, SCHEMA_VERSION, DbManifest, TableRows
 from backdrill.odoo import OdooFacts, odoo_facts
@@ -118,6 +119,7 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
                 }
             },
         )
+        facts = _Facts(database, backup_id, started_at, created_at, version, pg_dump.version)
         counter = _SnapshotFacts(conn)
         counter.start()
         argv: list[str | Path] = [
@@ -128,40 +130,83 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
             "--no-password",
         ]
         try:
-            with (
-                Child(argv, env=db_params.child_env(), what="pg_dump") as dump,
-                ctx.reporter.task(f"dump {database}") as advance,
-                ctx.storage.open_writer(prefix + DUMP_NAME) as writer,
-            ):
-                source = CountingReader(dump.stdout, advance)
-                sink = HashingSink(writer)
-                compress_stream(
-                    source,
-                    sink,
-                    level=cfg.backup.compression_level,
-                    threads=compression_threads(cfg.backup.compression_threads),
-                )
-                dump.check()
-                tables, odoo = counter.outcome()
+            return _dump_and_commit(ctx, conn, counter, argv, db_params, prefix, facts)
+        except BaseException:
+            _remove_uncommitted(ctx, prefix)
+            raise
         finally:
             counter.join()
             if not conn.closed:
                 conn.execute("ROLLBACK")
+
+
+def _remove_uncommitted(ctx: RunContext, prefix: str) -> None:
+    """After a failure or an interrupt, delete a dump object that got stored but whose
+    manifest did not: an orphan is no backup, only clutter for prune. When the manifest
+    did get written (the interrupt came after), the backup stands."""
+    with shielded():
+        _remove_if_uncommitted(ctx, prefix)
+
+
+def _remove_if_uncommitted(ctx: RunContext, prefix: str) -> None:
+    try:
+        if ctx.storage.head(prefix + MANIFEST_NAME) is None:
+            ctx.storage.delete(prefix + DUMP_NAME)
+    except Exception as exc:  # object lock, storage down: prune removes it later
+        log.warning("could not remove the uncommitted dump %s%s: %s", prefix, DUMP_NAME, exc)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    database: str
+    backup_id: str
+    started_at: datetime
+    created_at: datetime
+    version: str
+    pg_dump_version: str
+
+
+def _dump_and_commit(
+    ctx: RunContext,
+    conn: psycopg.Connection[tuple[object, ...]],
+    counter: _SnapshotFacts,
+    argv: list[str | Path],
+    db_params: ConnParams,
+    prefix: str,
+    facts: _Facts,
+) -> DbManifest:
+    cfg = ctx.config
+    database, backup_id = facts.database, facts.backup_id
+    with (
+        Child(argv, env=db_params.child_env(), what="pg_dump") as dump,
+        ctx.reporter.task(f"dump {database}") as advance,
+        ctx.storage.open_writer(prefix + DUMP_NAME) as writer,
+    ):
+        source = CountingReader(dump.stdout, advance)
+        sink = HashingSink(writer)
+        compress_stream(
+            source,
+            sink,
+            level=cfg.backup.compression_level,
+            threads=compression_threads(cfg.backup.compression_threads),
+        )
+        dump.check()
+        tables, odoo = counter.outcome()
     finished_at = utcnow()
     manifest = DbManifest(
         schema_version=SCHEMA_VERSION,
         id=backup_id,
         database=database,
-        created_at=created_at,
-        started_at=started_at,
+        created_at=facts.created_at,
+        started_at=facts.started_at,
         finished_at=finished_at,
         object=DUMP_NAME,
         compression={"algorithm": "zstd", "level": cfg.backup.compression_level},
         raw_size=source.count,
         stored_size=sink.count,
         sha256=sink.hexdigest(),
-        server_version=version,
-        pg_dump_version=pg_dump.version,
+        server_version=facts.version,
+        pg_dump_version=facts.pg_dump_version,
         backdrill_version=__version__,
         run_id=ctx.run_id,
         host=ctx.host,
@@ -178,7 +223,7 @@ def backup_database(ctx: RunContext, params: ConnParams, database: str) -> DbMan
                 "backup_id": backup_id,
                 "raw_size": manifest.raw_size,
                 "stored_size": manifest.stored_size,
-                "seconds": round((finished_at - started_at).total_seconds(), 3),
+                "seconds": round((finished_at - facts.started_at).total_seconds(), 3),
             }
         },
     )

@@ -20,6 +20,7 @@ from backdrill.catalog import list_db_backups, select_backup
 from backdrill.checks import compare_row_counts
 from backdrill.errors import IntegrityError, PostgresError, Refused
 from backdrill.evidence import load_evidence
+from backdrill.interrupts import shielded
 from backdrill.manifest import DbManifest
 from backdrill.objectives import estimate_restore_seconds
 from backdrill.odoo import Neutralization, is_odoo, neutralize
@@ -136,6 +137,11 @@ def plan_restore(
 
 
 def _drop(admin: ConnParams, name: str) -> None:
+    with shielded():
+        _drop_now(admin, name)
+
+
+def _drop_now(admin: ConnParams, name: str) -> None:
     try:
         with admin.connect() as conn:
             query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
@@ -168,18 +174,20 @@ def execute_restore(
     started = time.monotonic()
     admin = target.with_db("postgres")
     temp = _ident(target.dbname, f"__restoring_{secrets.token_hex(3)}")
-    with admin.connect() as conn:
-        major = int(server_version(conn).split(".")[0])
-        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0")
-        conn.execute(create.format(sql.Identifier(temp)))
-    program = binaries.find_program(
-        "pg_restore",
-        max(major, int(manifest.server_version.split(".")[0])),
-        bin_dir=ctx.config.postgres.bin_dir,
-    )
     restored = target.with_db(temp)
     done: Neutralization | None = None
-    try:
+    try:  # from CREATE on: an interrupt between any two statements drops the copy
+        # shielded: a CREATE the server finishes after the client gave up on it would
+        # escape the DROP below
+        with shielded(), admin.connect() as conn:
+            major = int(server_version(conn).split(".")[0])
+            create = sql.SQL("CREATE DATABASE {} TEMPLATE template0")
+            conn.execute(create.format(sql.Identifier(temp)))
+        program = binaries.find_program(
+            "pg_restore",
+            max(major, int(manifest.server_version.split(".")[0])),
+            bin_dir=ctx.config.postgres.bin_dir,
+        )
         with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
             dump = Path(tmp) / "dump.pgdump"
             fetch_dump(ctx.storage, manifest, dump, ctx.reporter)

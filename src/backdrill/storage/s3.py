@@ -26,6 +26,7 @@ from botocore.config import Config as BotoConfig
 from backdrill import retry
 from backdrill.config import ObjectLockConfig, S3Options, SseConfig
 from backdrill.errors import NotFound, StorageError
+from backdrill.interrupts import shielded
 from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
 from backdrill.storage.base import (
@@ -180,7 +181,8 @@ class _S3Writer(ObjectWriter):
 
     def _submit(self, chunk: bytes) -> None:
         if self._upload_id is None:
-            self._upload_id = self._store.create_multipart(self._key)
+            with shielded():  # an upload created but not recorded could not be aborted
+                self._upload_id = self._store.create_multipart(self._key)
             self._pool = ThreadPoolExecutor(
                 self._store.max_concurrency, thread_name_prefix="s3-part"
             )
@@ -221,6 +223,10 @@ class _S3Writer(ObjectWriter):
             self._shutdown()
 
     def _abort(self) -> None:
+        with shielded():
+            self._abort_upload()
+
+    def _abort_upload(self) -> None:
         self._buffer.clear()
         for future in self._parts:
             future.cancel()
