@@ -246,7 +246,12 @@ class Config(_Model):
         ):
             if secret is not None:
                 SECRETS.add(secret.get_secret_value())
-        for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        for name in (
+            "PGPASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "BACKDRILL_AGE_IDENTITY",
+        ):
             SECRETS.add(os.environ.get(name))
 
 

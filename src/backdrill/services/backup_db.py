@@ -7,6 +7,7 @@ it with ``--snapshot``. ``created_at`` is that snapshot's moment (the recovery p
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import psycopg
 
 from backdrill import __version__
 from backdrill.catalog import backup_dir
+from backdrill.crypto import EncryptingSink, encrypt_bytes, keys_for, seal_fields
 from backdrill.errors import BackdrillError, PostgresError, UsageError
 from backdrill.interrupts import shielded
 from backdrill.locks import RepoLock, db_scope
@@ -177,19 +179,23 @@ def _dump_and_commit(
 ) -> DbManifest:
     cfg = ctx.config
     database, backup_id = facts.database, facts.backup_id
+    keys = keys_for(cfg.storage.encryption)
     with (
         Child(argv, env=db_params.child_env(), what="pg_dump") as dump,
         ctx.reporter.task(f"dump {database}") as advance,
         ctx.storage.open_writer(prefix + DUMP_NAME) as writer,
     ):
         source = CountingReader(dump.stdout, advance)
-        sink = HashingSink(writer)
+        sink = HashingSink(writer)  # the stored bytes: ciphertext when encrypted
+        encrypting = EncryptingSink(sink, keys) if keys else None
         compress_stream(
             source,
-            sink,
+            encrypting or sink,
             level=cfg.backup.compression_level,
             threads=compression_threads(cfg.backup.compression_threads),
         )
+        if encrypting is not None:
+            encrypting.close()
         dump.check()
         tables, odoo = counter.outcome()
     finished_at = utcnow()
@@ -213,7 +219,10 @@ def _dump_and_commit(
         tables=tables,
         odoo=odoo,
     )
-    ctx.storage.put_bytes(prefix + MANIFEST_NAME, manifest.to_json().encode())
+    document = manifest.to_json()
+    if keys is not None:
+        document = json.dumps(seal_fields(json.loads(document), keys), indent=2)
+    ctx.storage.put_bytes(prefix + MANIFEST_NAME, document.encode())
     log.info(
         "backup of %s committed",
         database,
@@ -252,7 +261,12 @@ def backup_globals(ctx: RunContext, params: ConnParams) -> str | None:
         log.warning("roles were not saved: %s", exc)
         return None
     key = f"globals/{new_id()}.sql.zst"
-    ctx.storage.put_bytes(key, compressed(data))
+    keys = keys_for(cfg.storage.encryption)
+    stored = compressed(data)
+    if keys is not None:
+        key += ".age"
+        stored = encrypt_bytes(stored, keys)
+    ctx.storage.put_bytes(key, stored)
     log.info("roles and tablespaces saved", extra={"fields": {"key": key}})
     return key
 

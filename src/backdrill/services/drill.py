@@ -37,7 +37,7 @@ from backdrill.report.model import (
 from backdrill.report.render import render_html, render_markdown
 from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
-from backdrill.services.fetch import fetch_dump
+from backdrill.services.fetch import fetch_dump, readable_manifest
 from backdrill.timeutil import human_duration, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def _restore(
     ) as tmp:
         dump = Path(tmp) / "dump.pgdump"
         with phases.time("download"):
-            fetch_dump(ctx.storage, manifest, dump, ctx.reporter)
+            fetch_dump(ctx.storage, manifest, dump, ctx.reporter, ctx.config)
         checks.append(
             Check(
                 "checksum",
@@ -158,6 +158,7 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
     drill_id = new_id(drill_start)
     listing = list_db_backups(ctx.storage)
     manifest = select_backup(listing.backups, options.backup, database=options.database)
+    manifest = readable_manifest(cfg, manifest)  # exit 3 on a missing/wrong identity
     history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]
     kind = options.sandbox or cfg.drill.sandbox
     jobs = options.jobs or default_jobs(cfg.drill.jobs)

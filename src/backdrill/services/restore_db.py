@@ -31,7 +31,7 @@ from backdrill.pg.restore import RestoreOptions, default_jobs, pg_restore
 from backdrill.redact import SECRETS
 from backdrill.sandbox.server import params_from_dsn
 from backdrill.services.context import RunContext
-from backdrill.services.fetch import fetch_dump
+from backdrill.services.fetch import fetch_dump, readable_manifest
 from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ def plan_restore(
     SECRETS.add(target.password)
     listing = list_db_backups(ctx.storage)
     manifest = select_backup(listing.backups, backup, database=database, before=before)
+    manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
     admin = target.with_db("postgres")
     return RestorePlan(
         manifest=manifest,
@@ -190,7 +191,7 @@ def execute_restore(
         )
         with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
             dump = Path(tmp) / "dump.pgdump"
-            fetch_dump(ctx.storage, manifest, dump, ctx.reporter)
+            fetch_dump(ctx.storage, manifest, dump, ctx.reporter, ctx.config)
             log.info("dump downloaded and verified; restoring into %s", temp)
             pg_restore(
                 program,

@@ -9,14 +9,16 @@ import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from backdrill.catalog import DbListing, backup_dir, list_db_backups
+from backdrill.crypto import DecryptingReader
 from backdrill.errors import IntegrityError, NotFound, PostgresError
 from backdrill.manifest import DbManifest
 from backdrill.pg import binaries
 from backdrill.pg.command import run as run_program
 from backdrill.services.context import RunContext
+from backdrill.services.fetch import identities_for
 from backdrill.zstdio import decompress_stream
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,10 @@ def _read_data(
         dump = Path(tmp) / "dump.pgdump"
         with ctx.storage.open_reader(key) as stream, dump.open("wb") as sink:
             reader = _HashingReader(stream)
-            decompress_stream(reader, sink, key)  # type: ignore[arg-type]
+            plain: Any = reader
+            if manifest.encrypted:
+                plain = DecryptingReader(reader, identities_for(ctx.config, key), key)  # type: ignore[arg-type]
+            decompress_stream(plain, sink, key)
             # drain what the decompressor left unread (trailing bytes count too)
             while reader.read(CHUNK):
                 pass
