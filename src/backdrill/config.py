@@ -307,8 +307,18 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     else:
         what = first["msg"].removeprefix("Value error, ")
     more = f" (and {len(seen) - 1} more)" if len(seen) > 1 else ""
-    path = " -> ".join(str(p) for p in loc) if loc else "(top level)"
-    return f"{source}: {path}: {what}{more}"
+    path = " -> ".join(_key_text(p) for p in loc) if loc else "(top level)"
+    return one_line(f"{source}: {path}: {what}{more}")
+
+
+def _key_text(key: int | str) -> str:
+    text = str(key)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def one_line(text: str) -> str:
+    """Escape line breaks and control characters (a YAML key may hold any of them)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def parse_config(data: Any, source: str) -> Config:

@@ -10,7 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -50,6 +50,12 @@ prune_cmd.register(app)
 verify_cmd.register(app)
 
 _debug = False
+# typer >= 0.2x vendors its own click: its exceptions are not click's
+_EXITS: tuple[type[Any], ...] = (click.exceptions.Exit, typer.Exit)
+_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_USAGE_ERRORS: tuple[type[Any], ...] = (click.ClickException,)
+if not issubclass(typer.BadParameter, click.ClickException):  # the vendored click
+    _USAGE_ERRORS += (typer.BadParameter.__mro__[2],)
 
 
 def _version(value: bool) -> None:
@@ -121,12 +127,12 @@ def main(argv: list[str] | None = None, *, process: bool = False) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="backdrill", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
+    except _USAGE_ERRORS as exc:
         exc.show()
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except _ABORTS:
         print("backdrill: interrupted", file=sys.stderr)
         return 130
     except BackdrillError as exc:

@@ -11,6 +11,7 @@ import typer
 from backdrill.catalog import list_db_backups, select_backup
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
+from backdrill.errors import IntegrityError
 from backdrill.timeutil import human_duration, human_size, utcnow
 
 
@@ -63,7 +64,11 @@ def show_cmd(
 ) -> None:
     """Show one backup's manifest."""
     app_state = state(ctx)
-    manifest = select_backup(list_db_backups(app_state.storage).backups, backup_id)
+    listing = list_db_backups(app_state.storage)
+    for broken in listing.broken:  # name the problem, not "no such backup"
+        if f"/{backup_id}/" in broken.key:
+            raise IntegrityError(broken.reason)
+    manifest = select_backup(listing.backups, backup_id)
     if as_json:
         print_json(app_state.out, json.loads(manifest.to_json()))
         return
