@@ -79,8 +79,9 @@ def _run(config: Path, args: list[str], env: dict[str, str], moment: float | Non
             try:
                 _out, err = proc.communicate(timeout=30)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                pytest.fail(f"{args} did not exit within 30 s of SIGTERM")
+                proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack
+                _out, err = proc.communicate(timeout=30)
+                pytest.fail(f"{args} hung after SIGTERM: {err.decode()[-6000:]}")
             elapsed = time.monotonic() - sent
             return Outcome(args[0], moment, proc.returncode, elapsed, err.decode(), children)
     _out, err = proc.communicate(timeout=120)
@@ -140,7 +141,7 @@ def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
         backup={"compression_level": 1},
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
     )
-    env = {**os.environ, "PGPASSWORD": pg.password or ""}
+    env = {**os.environ, "PGPASSWORD": pg.password or "", "PYTHONFAULTHANDLER": "1"}
     target = f"irq_target_{secrets.token_hex(3)}"
     dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"
     commands = {

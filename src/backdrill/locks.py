@@ -197,6 +197,16 @@ class RepoLock:
         return None
 
     def acquire(self) -> None:
+        try:
+            self._acquire()
+        except BaseException:
+            # an interrupt (or a failure) may come after the conditional write reached
+            # the store: release() deletes the object only if it carries our token
+            self._held = True
+            self.release()
+            raise
+
+    def _acquire(self) -> None:
         deadline = time.monotonic() + (self.wait.total_seconds() if self.wait else 0)
         while True:
             holder = self._try_once()
