@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None, *, process: bool = False) -> int:
     global _debug  # noqa: PLW0603
     _debug = False
     install_signal_handlers()
-    command = typer.main.get_command(app)
     try:
+        command = typer.main.get_command(app)
         result = command.main(args=argv, prog_name="backdrill", standalone_mode=False)
     except _EXITS as exc:
         return int(exc.exit_code)
