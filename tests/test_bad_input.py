@@ -150,6 +150,7 @@ def _errors(err: str) -> list[str]:
         ("field", "sha256: Field required"),
         ("type", "is not a JSON object"),
     ],
+    ids=["schema", "json", "field", "type"],
 )
 def test_broken_manifests_exit_4_naming_the_manifest_and_the_problem(
     capsys: pytest.CaptureFixture[str],

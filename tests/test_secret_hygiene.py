@@ -122,7 +122,8 @@ def test_canary_secrets_appear_in_no_output_report_object_or_argv(
         ("text", ["drill", "history"], 0),
         ("json", ["restore", "db", "--to", good_dsn], 0),
         ("text", ["config", "check"], None),
-        *[(fmt, ["restore", "db", "--to", dsn], 5) for dsn in bad_dsns for fmt in ("json", "text")],
+        ("json", ["restore", "db", "--to", bad_dsns[0]], 5),
+        ("text", ["restore", "db", "--to", bad_dsns[1]], 5),
     ]
     stop = threading.Event()
     cmdlines: list[str] = []
