@@ -16,11 +16,24 @@ from backdrill.errors import Interrupted
 
 _depth = 0
 _pending: int | None = None
+_received = False
+
+
+def reset() -> None:
+    """A new run in this process (the CLI's main(), called again by in-process tests)."""
+    global _depth, _pending, _received
+    _depth, _pending, _received = 0, None, False
+
+
+def received() -> bool:
+    """A signal arrived: clean-ups should keep their retries short (exit within 10 s)."""
+    return _received
 
 
 def deliver(signum: int) -> None:
     """Called from the signal handler (main thread)."""
-    global _pending  # noqa: PLW0603 - signal state is process-wide by nature
+    global _pending, _received  # noqa: PLW0603 - signal state is process-wide by nature
+    _received = True
     if _depth > 0:
         _pending = signum
         return

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None, *, process: bool = False) -> int:
     (Python restores the default handlers while it finalizes)."""
     global _debug  # noqa: PLW0603
     _debug = False
+    interrupts.reset()
     install_signal_handlers()
     try:
         command = typer.main.get_command(app)

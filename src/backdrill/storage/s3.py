@@ -23,7 +23,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config as BotoConfig
 
-from backdrill import retry
+from backdrill import interrupts, retry
 from backdrill.config import ObjectLockConfig, S3Options, SseConfig
 from backdrill.errors import NotFound, StorageError
 from backdrill.interrupts import shielded
@@ -39,6 +39,7 @@ from backdrill.storage.base import (
 )
 
 log = logging.getLogger(__name__)
+_CLEANUP_RETRY = RetryPolicy(attempts=2, max_seconds=2, base_seconds=0.2, max_wait_seconds=1)
 MiB = 1024 * 1024
 MAX_PARTS = 10_000
 _PERMANENT_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"}
@@ -272,7 +273,8 @@ class S3Storage(Storage):
         what = f"S3 {op} s3://{self.bucket}/{key}".rstrip("/")
         return retry.call(
             lambda: fn(**kwargs),
-            policy=self.retry,
+            # interrupted: the clean-up (abort, lock release) must end within seconds
+            policy=_CLEANUP_RETRY if interrupts.received() else self.retry,
             transient=is_transient,
             what=what,
             describe=describe_error,
