@@ -159,12 +159,16 @@ def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
     print(f"interrupt moments seed: {seed} (set INTERRUPT_SEED to replay)")
     rng = random.Random(seed)
     outcomes: list[Outcome] = []
+    counts = dict.fromkeys(commands, 0)
     try:
-        for i in range(RUNS_PER_COMMAND):
+        for i in range(RUNS_PER_COMMAND + 4):  # a few spare runs: some finish first
             for name, args in commands.items():
+                if counts[name] >= RUNS_PER_COMMAND:
+                    continue
                 # moments spread over the whole run: stratified, then jittered
                 span = durations[name] * 0.95
-                moment = 0.15 + span * (i + rng.random()) / RUNS_PER_COMMAND
+                stratum = i % RUNS_PER_COMMAND
+                moment = 0.15 + span * (stratum + rng.random()) / RUNS_PER_COMMAND
                 outcome = _run(config, args, env, moment)
                 if outcome.code is None:
                     continue  # finished before the signal: not an interruption
@@ -175,6 +179,7 @@ def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
                     committed = _assert_clean(outcome, repo, work_dir, pg, committed)
                     continue
                 outcomes.append(outcome)
+                counts[name] += 1
                 committed = _assert_clean(outcome, repo, work_dir, pg, committed)
     finally:
         drop_database(pg, target)

@@ -137,6 +137,7 @@ class RepoLock:
         self._held = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._written = False
         self._created = isoformat(utcnow())
 
     # -- reading and writing the object -------------------------------------------
@@ -183,6 +184,7 @@ class RepoLock:
             if self._read() == current:  # unchanged since we judged it: remove it
                 self.storage.delete(self.key)
         try:
+            self._written = True  # from here on the object may exist
             self.storage.put_bytes(self.key, self._info().to_bytes(), if_absent=True)
         except AlreadyExists:
             return self._try_once(attempts - 1)
@@ -202,8 +204,9 @@ class RepoLock:
         except BaseException:
             # an interrupt (or a failure) may come after the conditional write reached
             # the store: release() deletes the object only if it carries our token
-            self._held = True
-            self.release()
+            if self._written:
+                self._held = True
+                self.release()
             raise
 
     def _acquire(self) -> None:
