@@ -96,7 +96,21 @@ def test_a_connection_lost_mid_dump_fails_the_backup_cleanly(
     assert open_uploads(repo) == []
     assert not [k for k in list_keys(repo) if k.endswith("dump.pgdump.zst")]
     assert list_keys(repo, "locks/") == []
-    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "pg_dump"]
+    assert not _pg_dumps_of(sample.database)
+
+
+def _pg_dumps_of(database: str) -> list[psutil.Process]:
+    """pg_dump processes dumping ``database`` (other test runs may share the machine)."""
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != "pg_dump":
+            continue
+        try:
+            if proc.environ().get("PGDATABASE") == database:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def test_a_database_that_does_not_exist_exits_5_naming_it(

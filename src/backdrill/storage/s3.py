@@ -630,13 +630,15 @@ class ResumingBody:
         self._store = store
         self._key = key
         self._body = resp["Body"]
-        self._length = int(resp.get("ContentLength", 0))
+        # without a length (a store answering chunked) truncation cannot be told apart
+        # from the end: the sha256 of the manifest still catches it downstream
+        self._length = int(resp["ContentLength"]) if "ContentLength" in resp else None
         self._etag = resp.get("ETag")
         self._offset = 0
         self._resumes = 0
 
     def read(self, size: int = -1) -> bytes:
-        if size == 0 or self._offset >= self._length:
+        if size == 0 or (self._length is not None and self._offset >= self._length):
             return b""
         while True:
             try:
@@ -648,7 +650,7 @@ class ResumingBody:
             ) as exc:
                 self._resume(exc)
                 continue
-            if not data and self._offset < self._length:
+            if not data and self._length is not None and self._offset < self._length:
                 self._resume(None)
                 continue
             self._offset += len(data)
