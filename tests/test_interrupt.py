@@ -23,7 +23,7 @@ import pytest
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo, create_sample
-from conftest import drop_database
+from conftest import S3_KEY_ID, S3_SECRET, drop_database
 from helpers.cli import Repo, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 
@@ -128,11 +128,21 @@ def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
     tmp_path: Path,
     pg: ConnParams,
     irq_sample: SampleInfo,
-    repo: Repo,
+    s3_endpoint: str,
+    bucket: str,
     work_dir: Path,
 ) -> None:
-    if not repo.is_s3:
-        pytest.skip("S3 covers local too: multipart uploads are its harder case")
+    """On S3 (moto over HTTP), where multipart uploads make the harder case."""
+    repo = Repo(
+        f"s3://{bucket}/prod",
+        {
+            "endpoint_url": s3_endpoint,
+            "region": "us-east-1",
+            "access_key_id": S3_KEY_ID,
+            "secret_access_key": S3_SECRET,
+            "part_size_mb": 5,
+        },
+    )
     config = write_config(
         tmp_path / "c.yaml",
         pg,
