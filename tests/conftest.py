@@ -25,6 +25,7 @@ from helpers.s3proxy import FaultProxy
 
 S3_KEY_ID = "testing-key-id"
 S3_SECRET = "testing-secret-Zq8vX"
+FAST_RETRY = {"attempts": 3, "max_seconds": 3, "base_seconds": 0.05, "max_wait_seconds": 0.5}
 
 
 @pytest.fixture(autouse=True)
@@ -160,5 +161,7 @@ def proxied_repo(fault_proxy: FaultProxy, bucket: str) -> Repo:
             "access_key_id": S3_KEY_ID,
             "secret_access_key": S3_SECRET,
             "part_size_mb": 5,
+            # quick retries by default; the fault tests set the real defaults
+            "retry": FAST_RETRY,
         },
     )

@@ -110,9 +110,45 @@ class ObjectLockConfig(_Model):
     days: Annotated[int, Field(ge=1, le=36500)]
 
 
+class RetryConfig(_Model):
+    """Retries of transient storage faults (HTTP 5xx, throttling, resets, timeouts)."""
+
+    attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    max_seconds: Annotated[float, Field(gt=0, le=3600)] = 90.0
+    base_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
+    max_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
+
+
+class EncryptionConfig(_Model):
+    """Client-side encryption with age: backups are sealed to ``recipients`` (public
+    keys); the identity (private key) is read only by restore, drill and verify
+    --read-data, from ``identity_file`` or ``$BACKDRILL_AGE_IDENTITY``."""
+
+    recipients: Annotated[
+        list[Annotated[str, Field(pattern=r"^age1[0-9a-z]{58}$")]], Field(min_length=1)
+    ]
+    identity_file: Path | None = None
+
+
+class SseConfig(_Model):
+    """Server-side encryption of S3 objects, passed through to every write."""
+
+    mode: Literal["SSE-S3", "SSE-KMS"]
+    kms_key_id: str | None = None
+
+    @model_validator(mode="after")
+    def _kms_key_only_for_kms(self) -> SseConfig:
+        if self.kms_key_id is not None and self.mode != "SSE-KMS":
+            raise ValueError("kms_key_id needs mode SSE-KMS")
+        return self
+
+
 class StorageConfig(S3Options):
     url: str
     object_lock: ObjectLockConfig | None = None
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    encryption: EncryptionConfig | None = None
+    sse: SseConfig | None = None
     part_size_mb: Annotated[int, Field(ge=5, le=5120)] = 8
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
 
@@ -229,7 +265,12 @@ class Config(_Model):
         ):
             if secret is not None:
                 SECRETS.add(secret.get_secret_value())
-        for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        for name in (
+            "PGPASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "BACKDRILL_AGE_IDENTITY",
+        ):
             SECRETS.add(os.environ.get(name))
 
 
@@ -285,8 +326,18 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     else:
         what = first["msg"].removeprefix("Value error, ")
     more = f" (and {len(seen) - 1} more)" if len(seen) > 1 else ""
-    path = " -> ".join(str(p) for p in loc) if loc else "(top level)"
-    return f"{source}: {path}: {what}{more}"
+    path = " -> ".join(_key_text(p) for p in loc) if loc else "(top level)"
+    return one_line(f"{source}: {path}: {what}{more}")
+
+
+def _key_text(key: int | str) -> str:
+    text = str(key)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def one_line(text: str) -> str:
+    """Escape line breaks and control characters (a YAML key may hold any of them)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def parse_config(data: Any, source: str, base_dir: Path | None = None) -> Config:

@@ -31,6 +31,7 @@ from typing import Self
 from urllib.parse import quote
 
 from backdrill.errors import BackdrillError, LockHeld, NotFound
+from backdrill.interrupts import shielded
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
 from backdrill.timeutil import isoformat, parse_time, utcnow
 
@@ -136,6 +137,7 @@ class RepoLock:
         self._held = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._written = False
         self._created = isoformat(utcnow())
 
     # -- reading and writing the object -------------------------------------------
@@ -182,6 +184,7 @@ class RepoLock:
             if self._read() == current:  # unchanged since we judged it: remove it
                 self.storage.delete(self.key)
         try:
+            self._written = True  # from here on the object may exist
             self.storage.put_bytes(self.key, self._info().to_bytes(), if_absent=True)
         except AlreadyExists:
             return self._try_once(attempts - 1)
@@ -196,6 +199,17 @@ class RepoLock:
         return None
 
     def acquire(self) -> None:
+        try:
+            self._acquire()
+        except BaseException:
+            # an interrupt (or a failure) may come after the conditional write reached
+            # the store: release() deletes the object only if it carries our token
+            if self._written:
+                self._held = True
+                self.release()
+            raise
+
+    def _acquire(self) -> None:
         deadline = time.monotonic() + (self.wait.total_seconds() if self.wait else 0)
         while True:
             holder = self._try_once()
@@ -228,6 +242,10 @@ class RepoLock:
                 log.warning("cannot refresh the lock %s: %s", self.key, exc)
 
     def release(self) -> None:
+        with shielded():
+            self._release()
+
+    def _release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)

@@ -99,6 +99,12 @@ class DbManifest(BaseModel):
             )
         ]
 
+    @property
+    def encrypted(self) -> bool:
+        """Stored with client-side encryption (crypto.py): the dump, and the sealed
+        fields (tables, odoo) that need the identity to read."""
+        return bool(self.model_extra and "encryption" in self.model_extra)
+
     def row_counts(self) -> dict[str, int]:
         return {t.qualified: t.rows for t in self.tables}
 

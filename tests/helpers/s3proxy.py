@@ -1,8 +1,10 @@
 """A fault-injecting HTTP proxy between boto3 and the moto server, on 127.0.0.1.
 
 Rules match requests (method, a substring of the path+query) and apply an action a
-bounded number of times: answer an S3 error, reset the connection, delay, truncate or
-corrupt the response body, or be down for a while.
+bounded number of times: answer an S3 error (``times`` = the next N matching requests),
+reset the connection before answering, cut it mid-response body, delay, truncate or
+corrupt the response body, or be down for a while (from now, or from the first
+matching request: ``Rule("down", contains="partNumber=2", seconds=10)``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlparse
 
-Action = Literal["error", "reset", "delay", "truncate", "flip", "down"]
+Action = Literal["error", "reset", "cut", "delay", "truncate", "flip", "down"]
 
 
 @dataclass
@@ -33,9 +35,14 @@ class Rule:
 
     def matches(self, method: str, path: str) -> bool:
         if self.action == "down":
+            if self.until == 0.0 and self.times > 0 and self._selects(method, path):
+                self.until = time.monotonic() + self.seconds  # triggered by this request
             return time.monotonic() < self.until
         if self.times <= 0:
             return False
+        return self._selects(method, path)
+
+    def _selects(self, method: str, path: str) -> bool:
         if self.method is not None and method != self.method:
             return False
         return self.contains is None or self.contains in path
@@ -60,8 +67,9 @@ class FaultProxy:
             self.rules.append(rule)
         return rule
 
-    def go_down(self, seconds: float) -> None:
-        self.add(Rule("down", until=time.monotonic() + seconds))
+    def go_down(self, seconds: float) -> Rule:
+        """Every request fails (connection reset) for ``seconds`` from now."""
+        return self.add(Rule("down", until=time.monotonic() + seconds, times=0))
 
     def clear(self) -> None:
         with self.lock:
@@ -123,7 +131,9 @@ class FaultProxy:
                     middle = len(data) // 2
                     data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
                 declared = len(data)
-                if rule is not None and rule.action == "truncate":
+                if self.command == "HEAD":  # no body: pass the object's length through
+                    declared = int(resp.getheader("Content-Length") or 0)
+                if rule is not None and rule.action in ("truncate", "cut"):
                     data = data[: len(data) // 2]
                 self.send_response(resp.status)
                 for key, value in resp.getheaders():
@@ -132,7 +142,13 @@ class FaultProxy:
                 self.send_header("Content-Length", str(declared))
                 self.end_headers()
                 self.wfile.write(data)
-                if rule is not None and rule.action == "truncate":
+                if rule is not None and rule.action == "cut":
+                    self.wfile.flush()
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    self.connection.close()
+                if rule is not None and rule.action in ("truncate", "cut"):
                     self.close_connection = True
                 conn.close()
 

@@ -10,12 +10,12 @@ import sys
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
 
-from backdrill import __version__
+from backdrill import __version__, interrupts
 from backdrill.cli import (
     backup_cmd,
     catalog_cmd,
@@ -58,6 +58,12 @@ serve_cmd.register(app)
 
 _debug = False
 _state: AppState | None = None
+# typer >= 0.2x vendors its own click: its exceptions are not click's
+_EXITS: tuple[type[Any], ...] = (click.exceptions.Exit, typer.Exit)
+_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_USAGE_ERRORS: tuple[type[Any], ...] = (click.ClickException,)
+if not issubclass(typer.BadParameter, click.ClickException):  # the vendored click
+    _USAGE_ERRORS += (typer.BadParameter.__mro__[2],)
 
 
 def _version(value: bool) -> None:
@@ -120,7 +126,7 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     # the first signal starts the clean-up; later ones must not interrupt it
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise Interrupted(signum)
+    interrupts.deliver(signum)  # raises Interrupted, or defers it past a clean-up
 
 
 def install_signal_handlers() -> None:
@@ -130,29 +136,33 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGINT, _raise_interrupted)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (PRODUCT.md section 3)."""
+def main(argv: list[str] | None = None, *, process: bool = False) -> int:
+    """Run the CLI; return the exit code (PRODUCT.md section 3). With ``process`` (the
+    console script), a signal arriving once the work is over is ignored: the process
+    exits with the work's code instead of dying by the signal half-way through its exit
+    (Python restores the default handlers while it finalizes)."""
     global _state  # noqa: PLW0603
     _state = None
-    code = _dispatch(argv)
+    code = _dispatch(argv, process=process)
     if _state is not None and _state.metrics_file is not None:
         write_metrics_file(_state, code)
     return code
 
 
-def _dispatch(argv: list[str] | None) -> int:
+def _dispatch(argv: list[str] | None, *, process: bool) -> int:
     global _debug  # noqa: PLW0603
     _debug = False
+    interrupts.reset()
     install_signal_handlers()
-    command = typer.main.get_command(app)
     try:
+        command = typer.main.get_command(app)
         result = command.main(args=argv, prog_name="backdrill", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
+    except _USAGE_ERRORS as exc:
         exc.show()
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except _ABORTS:
         print("backdrill: interrupted", file=sys.stderr)
         return 130
     except BackdrillError as exc:
@@ -176,10 +186,14 @@ def _dispatch(argv: list[str] | None) -> int:
         )
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if process:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     return result if isinstance(result, int) else 0
 
 
 def run() -> None:  # console script
-    sys.exit(main())
+    sys.exit(main(process=True))

@@ -11,7 +11,7 @@ import typer
 from backdrill.catalog import list_db_backups, select_backup
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import AppState, state
-from backdrill.errors import NotFound
+from backdrill.errors import IntegrityError, NotFound
 from backdrill.files.catalog import find_snapshot, list_snapshots
 from backdrill.files.snapshot import Snapshot
 from backdrill.timeutil import human_duration, human_size, utcnow
@@ -127,8 +127,12 @@ def show_cmd(
 ) -> None:
     """Show one backup's manifest or one files snapshot."""
     app_state = state(ctx)
+    listing = list_db_backups(app_state.storage)
+    for broken in listing.broken:  # name the problem, not "no such backup"
+        if f"/{backup_id}/" in broken.key:
+            raise IntegrityError(broken.reason)
     try:
-        manifest = select_backup(list_db_backups(app_state.storage).backups, backup_id)
+        manifest = select_backup(listing.backups, backup_id)
     except NotFound:
         snapshot = find_snapshot(list_snapshots(app_state.storage).snapshots, backup_id)
         if snapshot is None:

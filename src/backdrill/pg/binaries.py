@@ -66,10 +66,12 @@ def candidate_dirs(bin_dir: Path | None = None) -> list[Path]:
     return unique
 
 
-def find_all(name: str, bin_dir: Path | None = None) -> list[Program]:
-    """Every distinct ``name`` program found, with its version."""
+def find_all(name: str, bin_dir: Path | None = None, *, only: bool = False) -> list[Program]:
+    """Every distinct ``name`` program found, with its version (``only``: in
+    ``bin_dir`` alone)."""
     found: dict[Path, Program] = {}
-    for d in candidate_dirs(bin_dir):
+    dirs = [bin_dir] if only and bin_dir is not None else candidate_dirs(bin_dir)
+    for d in dirs:
         exe = shutil.which(name, path=str(d))
         if exe is None:
             continue
@@ -101,14 +103,16 @@ def find_program(
     name: str, major: int, *, bin_dir: Path | None = None, allow_newer: bool = True
 ) -> Program:
     """A ``name`` program usable with a server of ``major``, or a PostgresError naming
-    the versions found and the one needed."""
-    programs = find_all(name, bin_dir)
+    the versions found and the one needed. A configured ``bin_dir`` is the only place
+    searched: the operator chose it, another version found elsewhere would surprise."""
+    programs = find_all(name, bin_dir, only=True)
     chosen = choose(programs, major, allow_newer=allow_newer)
     if chosen is not None:
         return chosen
     found = ", ".join(f"{p.version} ({p.path})" for p in programs) or "none"
     need = f"{major}" + (" or newer" if allow_newer else "")
+    where = f" in postgres -> bin_dir {bin_dir}" if bin_dir is not None else ""
     raise PostgresError(
-        f"no usable {name} for PostgreSQL {major}: need {need}, found {found}",
+        f"no usable {name} for PostgreSQL {major}{where}: need {need}, found {found}",
         hint=f"install postgresql-client-{major} or set postgres -> bin_dir",
     )

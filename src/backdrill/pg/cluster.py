@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Self
 
 from backdrill.errors import SandboxError
+from backdrill.interrupts import shielded
 from backdrill.pg import command
 from backdrill.pg.connection import ConnParams
 from backdrill.redact import SECRETS
@@ -220,7 +221,12 @@ class LocalCluster:
             return None
 
     def stop(self) -> None:
-        """Stop the server (immediate) and delete every file; safe to call twice."""
+        """Stop the server (immediate) and delete every file; safe to call twice; a
+        signal arriving meanwhile is raised after the clean-up."""
+        with shielded():
+            self._stop()
+
+    def _stop(self) -> None:
         if self.root is None:
             return
         pid = self._postmaster_pid()

@@ -9,8 +9,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -101,19 +104,41 @@ class Child:
         return f"{self.what} {how}: {detail}"
 
     def stop(self, grace: float = 5.0) -> None:
-        """Terminate, then kill after ``grace`` seconds; idempotent."""
+        """Terminate the child's whole process group (pg_restore's workers, a postmaster
+        that ``pg_ctl start`` was starting), then kill it after ``grace`` seconds;
+        idempotent. A child that already exited is left alone, and so is its group."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal_group(signal.SIGKILL)
                 self.proc.wait()
+            self._reap_group(grace)
         for stream in (self.proc.stdout, self.proc.stdin):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
         self._reader.join(timeout=5)
+
+    def _signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.proc.pid, signum)  # its own session: the group id is its pid
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signum)
+
+    def _reap_group(self, grace: float) -> None:
+        """Wait for the rest of the group to go; SIGKILL what stays past ``grace``."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def __enter__(self) -> Self:
         return self

@@ -14,9 +14,27 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from backdrill import retry
 from backdrill.config import PostgresConfig
 from backdrill.errors import PostgresError
 from backdrill.redact import SECRETS
+from backdrill.retry import RetryPolicy
+
+#: connection attempts at start: rides out a restart of a few seconds
+CONNECT_RETRY = RetryPolicy(attempts=5, max_seconds=20, base_seconds=0.5, max_wait_seconds=5)
+#: 57P03 cannot_connect_now (starting up, shutting down), 53300 too_many_connections,
+#: 08xxx connection exceptions reported by the server
+_TRANSIENT_SQLSTATES = {"57P03", "53300", "08000", "08001", "08004", "08006"}
+_TRANSIENT_TEXT = (
+    "connection refused",
+    "timeout expired",
+    "could not connect to server",
+    "server closed the connection unexpectedly",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "too many clients",
+    "connection reset",
+)
 
 
 @dataclass(frozen=True)
@@ -88,13 +106,36 @@ class ConnParams:
         who = f"{user}@" if user else ""
         return f"{who}{host}:{port}/{self.dbname}"
 
-    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+    def connect(
+        self, *, autocommit: bool = True, policy: RetryPolicy = CONNECT_RETRY
+    ) -> psycopg.Connection[tuple[object, ...]]:
+        """Connect; a refused connection, a server starting up or out of connection
+        slots is retried (``policy``); a wrong password or a missing database is not."""
         try:
-            return psycopg.connect(**self.kwargs(), autocommit=autocommit)  # type: ignore[arg-type]
+            return retry.call(
+                lambda: psycopg.connect(**self.kwargs(), autocommit=autocommit),  # type: ignore[arg-type]
+                policy=policy,
+                transient=is_transient_connect_error,
+                what=f"connecting to PostgreSQL at {self.describe()}",
+                describe=first_line,
+            )
         except psycopg.Error as exc:
+            notes = "; ".join(getattr(exc, "__notes__", ()))
             raise PostgresError(
                 f"cannot connect to PostgreSQL at {self.describe()}: {first_line(exc)}"
+                + (f" ({notes})" if notes else "")
             ) from None
+
+
+def is_transient_connect_error(exc: BaseException) -> bool:
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    if exc.sqlstate is not None:
+        return exc.sqlstate in _TRANSIENT_SQLSTATES
+    text = str(exc).lower()
+    if "password authentication failed" in text or "does not exist" in text:
+        return False
+    return any(marker in text for marker in _TRANSIENT_TEXT)
 
 
 def first_line(exc: BaseException) -> str:

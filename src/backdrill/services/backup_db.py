@@ -8,6 +8,7 @@ it with ``--snapshot``. ``created_at`` is that snapshot's moment (the recovery p
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -24,7 +25,9 @@ import psycopg
 
 from backdrill import __version__
 from backdrill.catalog import backup_dir
+from backdrill.crypto import EncryptingSink, keys_for, seal_fields
 from backdrill.errors import BackdrillError, ConfigError, PostgresError, UsageError
+from backdrill.interrupts import shielded
 from backdrill.locks import RepoLock, db_scope
 from backdrill.manifest import (
     CUSTOM_FORMAT,
@@ -119,14 +122,18 @@ def _compress_into(
     """zstd-compress ``source`` into a new object ``key``, hashing what is stored. The
     object is committed only if ``before_commit`` (e.g. checking pg_dump's exit) passes."""
     cfg = ctx.config.backup
+    keys = keys_for(ctx.config.storage.encryption)
     with ctx.storage.open_writer(key) as writer:
-        sink = HashingSink(writer)
+        sink = HashingSink(writer)  # the stored bytes: ciphertext when encrypted
+        encrypting = EncryptingSink(sink, keys) if keys else None
         compress_stream(
             source,
-            sink,
+            encrypting or sink,
             level=cfg.compression_level,
             threads=compression_threads(cfg.compression_threads),
         )
+        if encrypting is not None:
+            encrypting.close()
         if before_commit is not None:
             before_commit()
     return sink
@@ -178,7 +185,6 @@ def _dump_directory(
     disk holds only the files being written."""
     parent = ctx.config.backup.work_dir
     objects: list[StoredObject] = []
-    uploaded: list[str] = []
     try:
         staging = tempfile.TemporaryDirectory(
             prefix="backdrill-dump-", dir=str(parent) if parent else None
@@ -190,60 +196,66 @@ def _dump_directory(
     with staging as tmp:
         out = Path(tmp) / "dump"
         argv = [*argv, "--format=directory", f"--jobs={jobs}", f"--file={out}"]
-        try:
-            with (
-                Child(argv, env=env, stdout=subprocess.DEVNULL, what="pg_dump") as dump,
-                ctx.reporter.task(f"dump {database}") as advance,
-            ):
+        with (
+            Child(argv, env=env, stdout=subprocess.DEVNULL, what="pg_dump") as dump,
+            ctx.reporter.task(f"dump {database}") as advance,
+        ):
 
-                def ship(name: str) -> None:
-                    path = out / name
-                    key = f"{prefix}{DIRECTORY_PREFIX}{name}.zst"
-                    with path.open("rb") as fh:
-                        source = CountingReader(fh, advance)
-                        sink = _compress_into(ctx, source, key)
-                    uploaded.append(key)
-                    objects.append(
-                        StoredObject(
-                            name=key[len(prefix) :],
-                            raw_size=source.count,
-                            stored_size=sink.count,
-                            sha256=sink.hexdigest(),
-                        )
+            def ship(name: str) -> None:
+                path = out / name
+                key = f"{prefix}{DIRECTORY_PREFIX}{name}.zst"
+                with path.open("rb") as fh:
+                    source = CountingReader(fh, advance)
+                    sink = _compress_into(ctx, source, key)
+                objects.append(
+                    StoredObject(
+                        name=key[len(prefix) :],
+                        raw_size=source.count,
+                        stored_size=sink.count,
+                        sha256=sink.hexdigest(),
                     )
-                    path.unlink()
+                )
+                path.unlink()
 
-                done: set[str] = set()
-                while dump.proc.poll() is None:
-                    if out.is_dir():
-                        held = _open_files_under(out)
-                        ready = sorted(
-                            p.name
-                            for p in out.iterdir()
-                            if p.name.endswith(".dat")
-                            and p.name != "toc.dat"
-                            and p.name not in held
-                            and p.name not in done
-                        )
-                        for name in ready:
-                            if dump.proc.poll() is not None:
-                                break
-                            ship(name)
-                            done.add(name)
-                    time.sleep(0.1)
-                dump.check()
-                for path in sorted(out.iterdir()):  # what is left, toc.dat last
-                    if path.name not in done and path.name != "toc.dat":
-                        ship(path.name)
-                ship("toc.dat")
-        except BaseException:
-            for key in uploaded:  # best effort: no orphan of a failed backup
-                with contextlib.suppress(Exception):
-                    ctx.storage.delete(key)
-            raise
+            done: set[str] = set()
+            while dump.proc.poll() is None:
+                if out.is_dir():
+                    held = _open_files_under(out)
+                    ready = sorted(
+                        p.name
+                        for p in out.iterdir()
+                        if p.name.endswith(".dat")
+                        and p.name != "toc.dat"
+                        and p.name not in held
+                        and p.name not in done
+                    )
+                    for name in ready:
+                        if dump.proc.poll() is not None:
+                            break
+                        ship(name)
+                        done.add(name)
+                time.sleep(0.1)
+            dump.check()
+            for path in sorted(out.iterdir()):  # what is left, toc.dat last
+                if path.name not in done and path.name != "toc.dat":
+                    ship(path.name)
+            ship("toc.dat")
     raw = sum(o.raw_size for o in objects)
     stored = sum(o.stored_size for o in objects)
     return DumpResult(objects, raw, stored, tree_digest(objects))
+
+
+def _remove_uncommitted(ctx: RunContext, prefix: str) -> None:
+    """After a failure or an interrupt, delete what a backup stored but never committed
+    (its manifest was not written): an orphan is no backup, only clutter for prune.
+    When the manifest did get written (the interrupt came after), the backup stands."""
+    with shielded():
+        try:
+            if ctx.storage.head(prefix + MANIFEST_NAME) is None:
+                for info in list(ctx.storage.list_objects(prefix)):
+                    ctx.storage.delete(info.key)
+        except Exception as exc:  # object lock, storage down: prune removes it later
+            log.warning("could not remove the uncommitted objects under %s: %s", prefix, exc)
 
 
 def backup_database(
@@ -299,6 +311,9 @@ def backup_database(
             else:
                 result = _dump_custom(ctx, argv, env, prefix, database)
             tables, odoo = counter.outcome()
+        except BaseException:
+            _remove_uncommitted(ctx, prefix)
+            raise
         finally:
             counter.join()
             if not conn.closed:
@@ -326,7 +341,11 @@ def backup_database(
         tables=tables,
         odoo=odoo,
     )
-    ctx.storage.put_bytes(prefix + MANIFEST_NAME, manifest.to_json().encode())
+    document = manifest.to_json()
+    keys = keys_for(cfg.storage.encryption)
+    if keys is not None:
+        document = json.dumps(seal_fields(json.loads(document), keys), indent=2)
+    ctx.storage.put_bytes(prefix + MANIFEST_NAME, document.encode())
     log.info(
         "backup of %s committed",
         database,

@@ -39,7 +39,7 @@ from backdrill.report.render import render_html, render_markdown
 from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
 from backdrill.services.drill_files import FilesOutcome, check_filestore, restore_filestore
-from backdrill.services.fetch import fetch_backup
+from backdrill.services.fetch import fetch_backup, readable_manifest
 from backdrill.timeutil import human_duration, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def _restore(
         bin_dir=ctx.config.postgres.bin_dir,
     )
     with phases.time("download"):
-        dump = fetch_backup(ctx.storage, manifest, workdir, ctx.reporter)
+        dump = fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config)
     count = len(manifest.stored_objects())
     what = f"{count} objects" if count > 1 else "the dump"
     checks.append(
@@ -169,6 +169,7 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
     drill_id = new_id(drill_start)
     listing = list_db_backups(ctx.storage)
     manifest = select_backup(listing.backups, options.backup, database=options.database)
+    manifest = readable_manifest(cfg, manifest)  # exit 3 on a missing/wrong identity
     history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]
     kind = options.sandbox or cfg.drill.sandbox
     jobs = options.jobs or default_jobs(cfg.drill.jobs)

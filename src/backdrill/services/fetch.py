@@ -1,18 +1,23 @@
 """Download a database backup to local disk: every object's sha256 verified while
-streaming, zstd-decompressed on the fly. A mismatch, a short object or a corrupt frame
-is an IntegrityError and the partial file is removed."""
+streaming, decrypted (when the repository is encrypted) and zstd-decompressed on the
+fly. A mismatch, a short object or a corrupt frame is an IntegrityError and the partial
+file is removed."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
 from backdrill.catalog import backup_dir
-from backdrill.errors import IntegrityError, StorageError
+from backdrill.config import Config
+from backdrill.crypto import IDENTITY_ENV, Decryptor, Keys, unseal_fields
+from backdrill.errors import ConfigError, IntegrityError, StorageError
 from backdrill.manifest import DIRECTORY_PREFIX, DbManifest, StoredObject
 from backdrill.progress import Advance, NullReporter, Reporter
 from backdrill.storage import Storage
@@ -36,8 +41,35 @@ def ensure_free_space(directory: Path, needed: int) -> None:
         )
 
 
+def identities_for(config: Config, what: str) -> list[Any]:
+    """The age identity for reading encrypted backups (ConfigError when missing)."""
+    enc = config.storage.encryption
+    keys = Keys.from_config(enc) if enc is not None else Keys([], None, None)
+    if keys.identity_source is None and os.environ.get(IDENTITY_ENV):
+        keys = Keys(keys.recipients, IDENTITY_ENV, None)
+    return keys.identities(what)
+
+
+def readable_manifest(config: Config, manifest: DbManifest) -> DbManifest:
+    """The manifest with its sealed fields (tables, Odoo facts) decrypted: what a
+    restore or a drill compares against. ConfigError (exit 3) on a missing or wrong
+    identity, before anything is provisioned or downloaded."""
+    if not manifest.encrypted:
+        return manifest
+    what = f"backup {manifest.id}"
+    doc = unseal_fields(
+        manifest.model_dump(by_alias=True, mode="json"), identities_for(config, what), what
+    )
+    return DbManifest.model_validate(doc)
+
+
 def fetch_object(
-    storage: Storage, key: str, obj: StoredObject, dest: Path, advance: Advance
+    storage: Storage,
+    key: str,
+    obj: StoredObject,
+    dest: Path,
+    advance: Advance,
+    decryptor: Decryptor | None = None,
 ) -> None:
     """Write the decompressed object to ``dest``, verifying sha256 and both sizes."""
     digest = hashlib.sha256()
@@ -50,12 +82,14 @@ def fetch_object(
                 digest.update(chunk)
                 stored += len(chunk)
                 try:
-                    writer.write(chunk)
+                    writer.write(decryptor.feed(chunk) if decryptor is not None else chunk)
                 except zstandard.ZstdError as exc:
                     raise IntegrityError(
                         f"{key} is corrupt ({exc}): the stored object does not match its manifest"
                     ) from None
                 advance(len(chunk))
+            if decryptor is not None:
+                decryptor.finish()
             writer.flush()  # type: ignore[no-untyped-call]
         if stored != obj.stored_size:
             raise IntegrityError(
@@ -79,21 +113,36 @@ def fetch_object(
 
 
 def fetch_backup(
-    storage: Storage, manifest: DbManifest, workdir: Path, reporter: Reporter | None = None
+    storage: Storage,
+    manifest: DbManifest,
+    workdir: Path,
+    reporter: Reporter | None = None,
+    config: Config | None = None,
 ) -> Path:
     """Download every object of ``manifest`` under ``workdir``; return what pg_restore
     reads: the dump file, or the dump directory of a ``--jobs`` backup."""
     ensure_free_space(workdir, manifest.raw_size)
+    if manifest.encrypted and config is None:
+        raise ConfigError(f"backup {manifest.id} is encrypted; no identity was given")
+
+    def decryptor(key: str) -> Decryptor | None:
+        if not manifest.encrypted:
+            return None
+        assert config is not None
+        return Decryptor(identities_for(config, key), key)
+
     with (reporter or NullReporter()).task(
         f"download {manifest.database}", total=manifest.stored_size
     ) as advance:
         if not manifest.is_directory:
             dump = workdir / "dump.pgdump"
-            fetch_object(storage, dump_key(manifest), manifest.stored_objects()[0], dump, advance)
+            key = dump_key(manifest)
+            fetch_object(storage, key, manifest.stored_objects()[0], dump, advance, decryptor(key))
             return dump
         directory = workdir / "dump.d"
         directory.mkdir()
         for obj in manifest.stored_objects():
+            key = object_key(manifest, obj)
             name = obj.name.removeprefix(DIRECTORY_PREFIX).removesuffix(".zst")
-            fetch_object(storage, object_key(manifest, obj), obj, directory / name, advance)
+            fetch_object(storage, key, obj, directory / name, advance, decryptor(key))
         return directory

@@ -20,6 +20,7 @@ from backdrill.catalog import list_db_backups, select_backup
 from backdrill.checks import compare_row_counts
 from backdrill.errors import IntegrityError, PostgresError, Refused
 from backdrill.evidence import load_evidence
+from backdrill.interrupts import shielded
 from backdrill.manifest import DbManifest
 from backdrill.objectives import estimate_restore_seconds
 from backdrill.odoo import Neutralization, is_odoo, neutralize
@@ -30,7 +31,7 @@ from backdrill.pg.restore import RestoreOptions, default_jobs, pg_restore
 from backdrill.redact import SECRETS
 from backdrill.sandbox.server import params_from_dsn
 from backdrill.services.context import RunContext
-from backdrill.services.fetch import fetch_backup
+from backdrill.services.fetch import fetch_backup, readable_manifest
 from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def plan_restore(
     SECRETS.add(target.password)
     listing = list_db_backups(ctx.storage)
     manifest = select_backup(listing.backups, backup, database=database, before=before)
+    manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
     admin = target.with_db("postgres")
     return RestorePlan(
         manifest=manifest,
@@ -136,6 +138,11 @@ def plan_restore(
 
 
 def _drop(admin: ConnParams, name: str) -> None:
+    with shielded():
+        _drop_now(admin, name)
+
+
+def _drop_now(admin: ConnParams, name: str) -> None:
     try:
         with admin.connect() as conn:
             query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
@@ -168,20 +175,22 @@ def execute_restore(
     started = time.monotonic()
     admin = target.with_db("postgres")
     temp = _ident(target.dbname, f"__restoring_{secrets.token_hex(3)}")
-    with admin.connect() as conn:
-        major = int(server_version(conn).split(".")[0])
-        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0")
-        conn.execute(create.format(sql.Identifier(temp)))
-    program = binaries.find_program(
-        "pg_restore",
-        max(major, int(manifest.server_version.split(".")[0])),
-        bin_dir=ctx.config.postgres.bin_dir,
-    )
     restored = target.with_db(temp)
     done: Neutralization | None = None
-    try:
+    try:  # from CREATE on: an interrupt between any two statements drops the copy
+        # shielded: a CREATE the server finishes after the client gave up on it would
+        # escape the DROP below
+        with shielded(), admin.connect() as conn:
+            major = int(server_version(conn).split(".")[0])
+            create = sql.SQL("CREATE DATABASE {} TEMPLATE template0")
+            conn.execute(create.format(sql.Identifier(temp)))
+        program = binaries.find_program(
+            "pg_restore",
+            max(major, int(manifest.server_version.split(".")[0])),
+            bin_dir=ctx.config.postgres.bin_dir,
+        )
         with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
-            dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter)
+            dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter, ctx.config)
             log.info("dump downloaded and verified; restoring into %s", temp)
             pg_restore(
                 program,

@@ -36,7 +36,7 @@ def _read_data(
     ctx: RunContext, manifest: DbManifest, pg_restore: Path, result: VerifyResult
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="backdrill-verify-") as tmp:
-        dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter)
+        dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter, ctx.config)
         result.checks.append("sha256 and sizes match")
         listing = run_program([pg_restore, "--list", dump], what="pg_restore --list")
         entries = sum(1 for line in listing.splitlines() if line and not line.startswith(";"))

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import hashlib
 import io
+import logging
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
@@ -24,9 +25,12 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config as BotoConfig
 
-from backdrill.config import ObjectLockConfig, S3Options
+from backdrill import interrupts, retry
+from backdrill.config import ObjectLockConfig, S3Options, SseConfig
 from backdrill.errors import NotFound, StorageError
+from backdrill.interrupts import shielded
 from backdrill.redact import SECRETS
+from backdrill.retry import RetryPolicy
 from backdrill.storage.base import (
     AlreadyExists,
     ObjectInfo,
@@ -36,15 +40,72 @@ from backdrill.storage.base import (
     Storage,
 )
 
+log = logging.getLogger(__name__)
+_CLEANUP_RETRY = RetryPolicy(attempts=2, max_seconds=2, base_seconds=0.2, max_wait_seconds=1)
 MiB = 1024 * 1024
 MAX_PARTS = 10_000
 _PERMANENT_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"}
+_TRANSIENT_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "XAmzContentSHA256Mismatch",
+    "503",
+    "500",
+    "502",
+    "504",
+}
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+#: errors of the transport: the request may be sent again (bodies are bytes)
+_TRANSIENT_TRANSPORT = (
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+)
 
 
 def _error_code(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for faults worth another attempt: 5xx, throttling, resets, timeouts and a
+    refused connection; False for credentials, permissions, missing buckets, DNS."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = _error_code(exc)
+        if code in _PERMANENT_CODES:
+            return False
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in _TRANSIENT_CODES or status in _TRANSIENT_STATUS
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return not _is_dns_failure(exc)
+    return isinstance(exc, _TRANSIENT_TRANSPORT)
+
+
+def _is_dns_failure(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        text = str(cause).lower()
+        if type(cause).__name__ == "NameResolutionError" or any(
+            s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo")
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def describe_error(exc: BaseException) -> str:
@@ -56,9 +117,13 @@ def describe_error(exc: BaseException) -> str:
     elif isinstance(exc, botocore.exceptions.NoCredentialsError):
         text = "no S3 credentials found (set storage -> access_key_id/secret_access_key_file "
         text += "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    elif isinstance(exc, botocore.exceptions.EndpointConnectionError) and _is_dns_failure(exc):
+        text = f"{exc} (the host name does not resolve: check storage -> endpoint_url)"
     else:
         text = str(exc) or type(exc).__name__
-    return SECRETS.redact(text.rstrip(": "))
+    notes = "; ".join(getattr(exc, "__notes__", ()))
+    text = text.rstrip(": ") + (f" ({notes})" if notes else "")
+    return SECRETS.redact(text)
 
 
 def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
@@ -67,7 +132,10 @@ def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
         s3={"addressing_style": options.addressing_style},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"mode": "standard", "max_attempts": 5},
+        # one attempt per call: backdrill.retry decides, so attempts are not multiplied.
+        # (In this dict botocore reads max_attempts as *retries*: max_attempts=1 sends a
+        # request twice; total_max_attempts counts the first request too.)
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_pool,
         connect_timeout=10,
         read_timeout=60,
@@ -92,16 +160,10 @@ def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
     )
 
 
-class _RangeNotSatisfiable(Exception):
-    """A ranged GET of an empty object."""
-
-
 def _total_size(resp: dict[str, Any]) -> int | None:
-    """The object size from ``Content-Range: bytes 0-99/1234``."""
-    content_range = resp.get("ContentRange")
-    if not content_range or "/" not in content_range:
-        return None
-    total = content_range.rsplit("/", 1)[1]
+    """The object's size from ``Content-Range: bytes 0-99/1234`` (None without one)."""
+    content_range = str(resp.get("ContentRange") or "")
+    total = content_range.rsplit("/", 1)[-1] if "/" in content_range else ""
     return int(total) if total.isdigit() else None
 
 
@@ -109,14 +171,13 @@ class _RangeReader(io.RawIOBase):
     """Reads an object as consecutive ranges fetched concurrently, in order; at most
     ``max_concurrency`` ranges are held in memory."""
 
-    def __init__(self, store: S3Storage, key: str, first_body: Any, total: int) -> None:
+    def __init__(self, store: S3Storage, key: str, total: int) -> None:
         super().__init__()
         self._store = store
         self._key = key
         self._total = total
         self._current = memoryview(b"")
-        self._first_body: Any = first_body
-        self._next_start = store.part_size
+        self._next_start = 0
         self._pending: collections.deque[Future[bytes]] = collections.deque()
         self._pool = ThreadPoolExecutor(store.max_concurrency, thread_name_prefix="s3-get")
         self._fill()
@@ -132,24 +193,13 @@ class _RangeReader(io.RawIOBase):
         return True
 
     def _advance(self) -> bool:
-        if self._first_body is not None:
-            try:
-                data = self._first_body.read()
-            except (botocore.exceptions.BotoCoreError, OSError) as exc:
-                raise self._store._fail("read", self._key, exc) from None
-            self._first_body.close()
-            self._first_body = None
-            if len(data) != min(self._store.part_size, self._total):
-                raise StorageError(f"short read of the first range of {self._key}")
-        elif self._pending:
-            data = self._pending.popleft().result()
-            self._fill()
-        else:
+        if not self._pending:
             return False
-        self._current = memoryview(data)
+        self._current = memoryview(self._pending.popleft().result())
+        self._fill()
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             chunks = []
             while chunk := self.read(1 << 20):
@@ -171,8 +221,6 @@ class _RangeReader(io.RawIOBase):
             for future in self._pending:
                 future.cancel()
             self._pool.shutdown(wait=True, cancel_futures=True)
-            if self._first_body is not None:
-                self._first_body.close()
         super().close()
 
 
@@ -200,7 +248,8 @@ class _S3Writer(ObjectWriter):
 
     def _submit(self, chunk: bytes) -> None:
         if self._upload_id is None:
-            self._upload_id = self._store.create_multipart(self._key)
+            with shielded():  # an upload created but not recorded could not be aborted
+                self._upload_id = self._store.create_multipart(self._key)
             self._pool = ThreadPoolExecutor(
                 self._store.max_concurrency, thread_name_prefix="s3-part"
             )
@@ -241,6 +290,10 @@ class _S3Writer(ObjectWriter):
             self._shutdown()
 
     def _abort(self) -> None:
+        with shielded():
+            self._abort_upload()
+
+    def _abort_upload(self) -> None:
         self._buffer.clear()
         for future in self._parts:
             future.cancel()
@@ -265,8 +318,12 @@ class S3Storage(Storage):
         part_size_mb: int = 8,
         max_concurrency: int = 4,
         object_lock: ObjectLockConfig | None = None,
+        retry_policy: RetryPolicy | None = None,
+        sse: SseConfig | None = None,
     ) -> None:
         self.url = url
+        self.retry = retry_policy or RetryPolicy()
+        self.sse = sse
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.part_size = part_size_mb * MiB
@@ -276,6 +333,29 @@ class S3Storage(Storage):
         self.client = make_client(options, max_pool=max(10, max_concurrency * 2))
 
     # -- helpers -----------------------------------------------------------------
+    def _call(self, op: str, fn: Any, **kwargs: Any) -> Any:
+        """One S3 request, retried on transient faults (every call site uses this)."""
+        key = kwargs.get("Key") or ""
+        what = f"S3 {op} s3://{self.bucket}/{key}".rstrip("/")
+        return retry.call(
+            lambda: fn(**kwargs),
+            # interrupted: the clean-up (abort, lock release) must end within seconds
+            policy=_CLEANUP_RETRY if interrupts.received() else self.retry,
+            transient=is_transient,
+            what=what,
+            describe=describe_error,
+        )
+
+    def _sse_args(self) -> dict[str, Any]:
+        if self.sse is None:
+            return {}
+        if self.sse.mode == "SSE-S3":
+            return {"ServerSideEncryption": "AES256"}
+        args: dict[str, Any] = {"ServerSideEncryption": "aws:kms"}
+        if self.sse.kms_key_id:
+            args["SSEKMSKeyId"] = self.sse.kms_key_id
+        return args
+
     def _full(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
@@ -307,8 +387,13 @@ class S3Storage(Storage):
     # -- multipart pieces used by the writer --------------------------------------
     def create_multipart(self, key: str) -> str:
         try:
-            resp = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=self._full(key), **self._lock_args()
+            resp = self._call(
+                "CreateMultipartUpload",
+                self.client.create_multipart_upload,
+                Bucket=self.bucket,
+                Key=self._full(key),
+                **self._lock_args(),
+                **self._sse_args(),
             )
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("start an upload to", key, exc) from None
@@ -321,7 +406,9 @@ class S3Storage(Storage):
         if self.object_lock is not None:
             extra["ContentMD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
         try:
-            resp = self.client.upload_part(
+            resp = self._call(
+                f"UploadPart {number}",
+                self.client.upload_part,
                 Bucket=self.bucket,
                 Key=self._full(key),
                 UploadId=upload_id,
@@ -335,7 +422,9 @@ class S3Storage(Storage):
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
         try:
-            self.client.complete_multipart_upload(
+            self._call(
+                "CompleteMultipartUpload",
+                self.client.complete_multipart_upload,
                 Bucket=self.bucket,
                 Key=self._full(key),
                 UploadId=upload_id,
@@ -352,7 +441,9 @@ class S3Storage(Storage):
             return
         args = self._lock_args()
         try:
-            self.client.put_object_retention(
+            self._call(
+                "PutObjectRetention",
+                self.client.put_object_retention,
                 Bucket=self.bucket,
                 Key=self._full(key),
                 Retention={
@@ -364,18 +455,24 @@ class S3Storage(Storage):
             raise self._fail("set the object lock retention of", key, exc) from None
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        # Best effort, tried a few times: the caller is already failing.
-        for _attempt in range(3):
-            try:
-                self.client.abort_multipart_upload(
+        # Best effort within a few seconds: the caller is already failing (or interrupted,
+        # and must exit within 10 s); prune removes what could not be aborted.
+        policy = RetryPolicy(attempts=3, max_seconds=5, base_seconds=0.5, max_wait_seconds=2)
+        try:
+            retry.call(
+                lambda: self.client.abort_multipart_upload(
                     Bucket=self.bucket, Key=self._full(key), UploadId=upload_id
-                )
-                return
-            except botocore.exceptions.ClientError as exc:
-                if _error_code(exc) == "NoSuchUpload":
-                    return
-            except botocore.exceptions.BotoCoreError:
-                continue
+                ),
+                policy=policy,
+                transient=is_transient,
+                what=f"S3 AbortMultipartUpload s3://{self.bucket}/{self._full(key)}",
+                describe=describe_error,
+            )
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) != "NoSuchUpload":
+                log.warning("could not abort the upload of %s: %s", key, describe_error(exc))
+        except botocore.exceptions.BotoCoreError as exc:
+            log.warning("could not abort the upload of %s: %s", key, describe_error(exc))
 
     # -- Storage -----------------------------------------------------------------
     def open_writer(self, key: str) -> ObjectWriter:
@@ -387,8 +484,9 @@ class S3Storage(Storage):
             args["IfNoneMatch"] = "*"
         if not key.startswith("locks/"):  # lock objects are rewritten and deleted
             args.update(self._lock_args(data))
+        args.update(self._sse_args())
         try:
-            self.client.put_object(**args)
+            self._call("PutObject", self.client.put_object, **args)
         except botocore.exceptions.ClientError as exc:
             if if_absent and _error_code(exc) in {
                 "PreconditionFailed",
@@ -399,55 +497,85 @@ class S3Storage(Storage):
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("write", key, exc) from None
 
-    def _get(self, key: str, byte_range: str | None = None) -> dict[str, Any]:
-        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key)}
-        if byte_range is not None:
-            args["Range"] = byte_range
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start..end`` (inclusive), read whole and checked for length; a short
+        or broken read is retried like any transient fault."""
+
+        def fetch(**kwargs: Any) -> bytes:
+            data = self.client.get_object(**kwargs)["Body"].read()
+            if len(data) != end - start + 1:
+                raise botocore.exceptions.IncompleteReadError(
+                    actual_bytes=len(data), expected_bytes=end - start + 1
+                )
+            return bytes(data)
+
         try:
-            return cast(dict[str, Any], self.client.get_object(**args))
+            return cast(
+                bytes,
+                self._call(
+                    "GetObject",
+                    fetch,
+                    Bucket=self.bucket,
+                    Key=self._full(key),
+                    Range=f"bytes={start}-{end}",
+                ),
+            )
         except botocore.exceptions.ClientError as exc:
             if _error_code(exc) in {"NoSuchKey", "404"}:
                 raise NotFound(
                     f"object {key} does not exist in s3://{self.bucket}/{self.prefix}"
                 ) from None
-            if byte_range is not None and _error_code(exc) == "InvalidRange":
-                raise _RangeNotSatisfiable from None
             raise self._fail("read", key, exc) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("read", key, exc) from None
 
-    def read_range(self, key: str, start: int, end: int) -> bytes:
-        """Bytes ``start..end`` (inclusive), checked for length."""
-        resp = self._get(key, f"bytes={start}-{end}")
-        try:
-            data = cast(bytes, resp["Body"].read())
-        except (botocore.exceptions.BotoCoreError, OSError) as exc:
-            raise self._fail("read", key, exc) from None
-        if len(data) != end - start + 1:
-            raise StorageError(
-                f"short read of s3://{self.bucket}/{self._full(key)} bytes {start}-{end}: "
-                f"got {len(data)}"
-            )
-        return data
-
     def open_reader(self, key: str) -> BinaryIO:
-        """A stream of the object. Objects larger than one part are fetched as ranged
-        GETs, ``max_concurrency`` in flight, and delivered in order."""
+        """A stream of the object. The first GET asks for two parts: that is the whole
+        object when it is small (read as one body that resumes where it broke off);
+        larger objects are fetched as ranged GETs, ``max_concurrency`` in flight, in
+        order."""
+        head = 2 * self.part_size
         try:
-            first = self._get(key, f"bytes=0-{self.part_size - 1}")
-        except _RangeNotSatisfiable:
-            return cast(BinaryIO, self._get(key)["Body"])  # an empty object
-        body = first["Body"]
-        total = _total_size(first)
-        if first.get("ResponseMetadata", {}).get("HTTPStatusCode") != 206 or total is None:
-            return cast(BinaryIO, body)  # the store ignored Range: the whole object
-        if total <= self.part_size:
-            return cast(BinaryIO, body)
-        return cast(BinaryIO, _RangeReader(self, key, body, total))
+            try:
+                resp = self._call(
+                    "GetObject",
+                    self.client.get_object,
+                    Bucket=self.bucket,
+                    Key=self._full(key),
+                    Range=f"bytes=0-{head - 1}",
+                )
+            except botocore.exceptions.ClientError as exc:
+                if _error_code(exc) != "InvalidRange":
+                    raise
+                resp = self.get_range(key, 0)  # an empty object has no byte 0
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in {"NoSuchKey", "404"}:
+                raise NotFound(
+                    f"object {key} does not exist in s3://{self.bucket}/{self.prefix}"
+                ) from None
+            raise self._fail("read", key, exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("read", key, exc) from None
+        total = _total_size(resp)
+        if total is not None and total > head:
+            resp["Body"].close()
+            return cast(BinaryIO, _RangeReader(self, key, total))
+        return cast(BinaryIO, ResumingBody(self, key, resp))
+
+    def get_range(self, key: str, offset: int, etag: str | None = None) -> dict[str, Any]:
+        """GetObject from ``offset`` (a ranged GET when > 0, pinned to ``etag``)."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key)}
+        if offset:
+            args["Range"] = f"bytes={offset}-"
+        if etag:
+            args["IfMatch"] = etag
+        return cast(dict[str, Any], self._call("GetObject", self.client.get_object, **args))
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
-            resp = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+            resp = self._call(
+                "HeadObject", self.client.head_object, Bucket=self.bucket, Key=self._full(key)
+            )
         except botocore.exceptions.ClientError as exc:
             if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return None
@@ -460,16 +588,20 @@ class S3Storage(Storage):
         """The full HEAD response (object lock retention and legal hold fields)."""
         try:
             return cast(
-                dict[str, Any], self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+                dict[str, Any],
+                self._call(
+                    "HeadObject", self.client.head_object, Bucket=self.bucket, Key=self._full(key)
+                ),
             )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("inspect", key, exc) from None
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        paginator = self.client.get_paginator("list_objects_v2")
         full_prefix = self._full(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+            for page in self._pages(
+                "ListObjectsV2", self.client.list_objects_v2, Bucket=self.bucket, Prefix=full_prefix
+            ):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
                         self._rel(item["Key"]),
@@ -494,7 +626,9 @@ class S3Storage(Storage):
 
     def delete(self, key: str) -> None:
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+            self._call(
+                "DeleteObject", self.client.delete_object, Bucket=self.bucket, Key=self._full(key)
+            )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("delete", key, exc) from None
 
@@ -507,8 +641,12 @@ class S3Storage(Storage):
         full_prefix = self._full(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
         pending: list[PendingUpload] = []
         try:
-            paginator = self.client.get_paginator("list_multipart_uploads")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+            for page in self._pages(
+                "ListMultipartUploads",
+                self.client.list_multipart_uploads,
+                Bucket=self.bucket,
+                Prefix=full_prefix,
+            ):
                 for item in page.get("Uploads", []):
                     pending.append(
                         PendingUpload(self._rel(item["Key"]), item["UploadId"], item["Initiated"])
@@ -550,7 +688,11 @@ class S3Storage(Storage):
     def object_lock_enabled(self) -> bool | None:
         """True/False when the store answers, None when it does not support the call."""
         try:
-            resp = self.client.get_object_lock_configuration(Bucket=self.bucket)
+            resp = self._call(
+                "GetObjectLockConfiguration",
+                self.client.get_object_lock_configuration,
+                Bucket=self.bucket,
+            )
         except botocore.exceptions.ClientError as exc:
             code = _error_code(exc)
             if code in {"ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound"}:
@@ -564,7 +706,7 @@ class S3Storage(Storage):
     def probe(self) -> list[ProbeResult]:
         results: list[ProbeResult] = []
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self._call("HeadBucket", self.client.head_bucket, Bucket=self.bucket)
             results.append(ProbeResult("bucket reachable", True, f"s3://{self.bucket}"))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             results.append(ProbeResult("bucket reachable", False, describe_error(exc)))
@@ -590,3 +732,95 @@ class S3Storage(Storage):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+
+    def _pages(self, op: str, fn: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The pages of a listing, each page request retried on its own."""
+        token: dict[str, Any] = {}
+        while True:
+            page = cast(dict[str, Any], self._call(op, fn, **kwargs, **token))
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            if "NextContinuationToken" in page:
+                token = {"ContinuationToken": page["NextContinuationToken"]}
+            elif "NextKeyMarker" in page:
+                token = {"KeyMarker": page["NextKeyMarker"]}
+                if page.get("NextUploadIdMarker"):
+                    token["UploadIdMarker"] = page["NextUploadIdMarker"]
+            else:
+                return
+
+
+class ResumingBody:
+    """A GetObject body that never returns short data silently: a reset or truncation
+    mid-body (detected against Content-Length) resumes with a ranged GET from the offset
+    reached, pinned to the ETag; after the retry policy's attempts it is a StorageError."""
+
+    def __init__(self, store: S3Storage, key: str, resp: dict[str, Any]) -> None:
+        self._store = store
+        self._key = key
+        self._body = resp["Body"]
+        # without a length (a store answering chunked) truncation cannot be told apart
+        # from the end: the sha256 of the manifest still catches it downstream
+        self._length = int(resp["ContentLength"]) if "ContentLength" in resp else None
+        self._etag = resp.get("ETag")
+        self._offset = 0
+        self._resumes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0 or (self._length is not None and self._offset >= self._length):
+            return b""
+        while True:
+            try:
+                data = self._body.read(None if size < 0 else size)
+            except (
+                botocore.exceptions.BotoCoreError,
+                botocore.exceptions.ClientError,
+                OSError,
+            ) as exc:
+                self._resume(exc)
+                continue
+            if not data and self._length is not None and self._offset < self._length:
+                self._resume(None)
+                continue
+            self._offset += len(data)
+            return bytes(data)
+
+    def _resume(self, exc: BaseException | None) -> None:
+        self._resumes += 1
+        why = describe_error(exc) if exc is not None else "the connection ended early"
+        where = f"s3://{self._store.bucket}/{self._store._full(self._key)}"
+        if self._resumes >= self._store.retry.attempts:
+            raise StorageError(
+                f"cannot read {where}: {why} at byte {self._offset} of {self._length} "
+                f"(gave up after {self._resumes} resumed reads)"
+            )
+        log.warning(
+            "reading %s failed at byte %d of %d (attempt %d of %d): %s; resuming",
+            where,
+            self._offset,
+            self._length,
+            self._resumes,
+            self._store.retry.attempts,
+            why,
+        )
+        with contextlib.suppress(Exception):
+            self._body.close()
+        try:
+            resp = self._store.get_range(self._key, self._offset, self._etag)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+            raise self._store._fail("resume reading", self._key, err) from None
+        self._body = resp["Body"]
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._body.close()
+
+    def __enter__(self) -> ResumingBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,462 @@
+"""Run the fault matrix and rewrite docs/reliability.md with the result of this run.
+
+    .venv/bin/python scripts/reliability_report.py [--dry-run] [pytest args...]
+
+Each row of MATRIX names a fault, where it is injected, the expected outcome and the
+test that proves it (a pytest node id; without a ``[param]`` every parametrisation of
+the test must pass). The script runs exactly those tests with ``--junitxml``, marks
+each row passed or failed, and writes the table and a summary. Exit 0 when every row
+passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "reliability.md"
+SF = "tests/test_storage_faults.py"
+PF = "tests/test_pg_faults.py"
+BI = "tests/test_bad_input.py"
+EN = "tests/test_encryption.py"
+
+
+@dataclass(frozen=True)
+class Row:
+    fault: str
+    where: str
+    expected: str
+    test: str
+
+
+MATRIX: list[Row] = [
+    # -- transient storage faults: retried, the backup commits, sha256 verified
+    Row(
+        "5 consecutive HTTP 503 ServiceUnavailable",
+        "proxy: UploadPart 1",
+        "retried (attempts 1-5 logged), backup committed, sha256 verified",
+        f"{SF}::test_backup_commits_after_five_consecutive_transient_errors[503-part]",
+    ),
+    Row(
+        "5 consecutive SlowDown (throttling)",
+        "proxy: CreateMultipartUpload",
+        "retried, backup committed, sha256 verified",
+        f"{SF}::test_backup_commits_after_five_consecutive_transient_errors[slowdown-create]",
+    ),
+    Row(
+        "5 consecutive HTTP 500 InternalError",
+        "proxy: PutObject of the manifest",
+        "retried, backup committed, sha256 verified",
+        f"{SF}::test_backup_commits_after_five_consecutive_transient_errors[500-manifest]",
+    ),
+    Row(
+        "5 consecutive HTTP 502",
+        "proxy: UploadPart 2",
+        "retried, backup committed, sha256 verified",
+        f"{SF}::test_backup_commits_after_five_consecutive_transient_errors[502-part]",
+    ),
+    Row(
+        "connection reset mid-part (twice)",
+        "proxy: UploadPart 2",
+        "part re-sent, backup committed, sha256 verified",
+        f"{SF}::test_backup_commits_after_connection_resets_mid_part",
+    ),
+    Row(
+        "10 s outage mid-upload",
+        "proxy: everything down from UploadPart 2",
+        "default policy rides it out, backup committed, sha256 verified",
+        f"{SF}::test_backup_rides_out_a_ten_second_outage_with_the_default_policy",
+    ),
+    Row(
+        "default retry policy bounds",
+        "pure",
+        "rides out 10 s, gives up within 90 s (attempts 8)",
+        f"{SF}::test_default_retry_policy_rides_out_ten_seconds_and_gives_up_within_two_minutes",
+    ),
+    Row(
+        "5-minute outage mid-upload",
+        "proxy: everything down from UploadPart 2",
+        "exit 5, one line 'gave up after N attempts', no manifest; prune afterwards leaves "
+        "no open upload and no lock",
+        f"{SF}::test_backup_fails_on_a_long_outage_with_exit_5_and_no_backup",
+    ),
+    Row(
+        "every part answered 503",
+        "proxy: all UploadPart",
+        "exit 5 after retries, upload aborted, lock released, no manifest",
+        f"{SF}::test_backup_fails_when_parts_keep_failing_and_aborts_the_upload",
+    ),
+    # -- permanent storage faults: not retried, one line, exit 5
+    Row(
+        "403 AccessDenied",
+        "proxy: PutObject",
+        "not retried, one line, exit 5",
+        f"{SF}::test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line[403-AccessDenied]",
+    ),
+    Row(
+        "wrong access key (InvalidAccessKeyId)",
+        "proxy: PutObject",
+        "not retried, one line naming the credentials, exit 5",
+        f"{SF}::test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line[403-InvalidAccessKeyId]",
+    ),
+    Row(
+        "wrong secret key (SignatureDoesNotMatch)",
+        "proxy: PutObject",
+        "not retried, one line naming the credentials, exit 5",
+        f"{SF}::test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line[403-SignatureDoesNotMatch]",
+    ),
+    Row(
+        "bucket does not exist",
+        "moto: no such bucket",
+        "not retried, one line naming the bucket, exit 5",
+        f"{SF}::test_a_bucket_that_does_not_exist_exits_5_naming_it",
+    ),
+    Row(
+        "endpoint host name does not resolve (DNS)",
+        "config: *.invalid endpoint",
+        "not retried, one line, exit 5",
+        f"{SF}::test_an_endpoint_whose_name_does_not_resolve_exits_5_without_retrying",
+    ),
+    Row(
+        "endpoint unreachable (connection refused)",
+        "proxy: down for an hour",
+        "retried with logged attempts, then exit 5",
+        f"{SF}::test_an_unreachable_endpoint_is_retried_then_exits_5",
+    ),
+    Row(
+        "storage write fails mid-upload (403 on part 2)",
+        "proxy: UploadPart 2",
+        "exit 5, upload aborted, nothing stored",
+        "tests/test_backup_db.py::"
+        "test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload",
+    ),
+    Row(
+        "local disk write fails (EFBIG)",
+        "RLIMIT_FSIZE",
+        "exit 5, no partial file",
+        "tests/test_backup_db.py::test_storage_failing_mid_write_on_local_leaves_no_partial_file",
+    ),
+    # -- downloads
+    Row(
+        "connection cut mid-body of a download",
+        "proxy: GetObject of the dump",
+        "resumed with a ranged GET; verify, drill and restore pass",
+        f"{SF}::test_a_download_broken_mid_body_resumes_with_a_ranged_get[cut-verify]",
+    ),
+    Row(
+        "download body truncated (short of Content-Length)",
+        "proxy: GetObject of the dump",
+        "detected and resumed; verify, drill and restore pass",
+        f"{SF}::test_a_download_broken_mid_body_resumes_with_a_ranged_get",
+    ),
+    Row(
+        "byte flipped in a download",
+        "proxy: GetObject of the dump",
+        "exit 4 in verify --read-data, drill and restore; nothing half-restored",
+        f"{SF}::test_a_byte_flipped_in_a_download_exits_4_and_leaves_nothing_restored",
+    ),
+    Row(
+        "stored dump flipped, truncated or missing",
+        "repository object",
+        "drill exits 4 naming it",
+        "tests/test_drill.py::test_drill_fails_with_exit_4_on_a_damaged_dump",
+    ),
+    Row(
+        "stored dump damaged (verify)",
+        "repository object",
+        "verify exits 4 naming every failing backup",
+        "tests/test_verify_db.py::test_verify_exits_4_naming_every_failing_backup",
+    ),
+    # -- PostgreSQL
+    Row(
+        "PostgreSQL refuses connections for 2 s at start",
+        "TCP forwarder listening late",
+        "connection retried (attempt logged), backup committed",
+        f"{PF}::test_postgres_refusing_connections_at_start_is_retried",
+    ),
+    Row(
+        "connection lost mid-dump",
+        "pg_terminate_backend while pg_dump waits",
+        "exit 5, one line, no manifest, no dump, no upload, lock released",
+        f"{PF}::test_a_connection_lost_mid_dump_fails_the_backup_cleanly",
+    ),
+    Row(
+        "pg_dump killed mid-stream",
+        "SIGKILL to pg_dump",
+        "exit 5 naming the signal, nothing stored",
+        "tests/test_backup_db.py::test_pg_dump_killed_mid_stream_leaves_nothing_and_exits_5",
+    ),
+    Row(
+        "database does not exist",
+        "config",
+        "not retried, one line naming it, exit 5",
+        f"{PF}::test_a_database_that_does_not_exist_exits_5_naming_it",
+    ),
+    Row(
+        "pg_dump missing",
+        "postgres.bin_dir empty, PATH without it",
+        "one line naming bin_dir, exit 5",
+        f"{PF}::test_pg_dump_missing_exits_5_with_one_line",
+    ),
+    # -- interruption
+    Row(
+        "SIGTERM at random moments (24 runs: backup, drill, restore)",
+        "subprocess signal",
+        "exit 143 within 10 s; no orphan, no sandbox dir, no open upload, lock released; "
+        "a complete verified backup or none",
+        "tests/test_interrupt.py::test_sigterm_at_random_moments_always_cleans_up_and_exits_143",
+    ),
+    Row(
+        "SIGTERM during a drill",
+        "subprocess signal",
+        "exit 143, no sandbox left",
+        "tests/test_drill.py::test_drill_interrupted_by_sigterm_leaves_no_sandbox",
+    ),
+    Row(
+        "run killed by SIGKILL",
+        "SIGKILL to backdrill",
+        "orphan removed by the next prune (dead-holder lock takeover)",
+        "tests/test_backup_locks.py::"
+        "test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes",
+    ),
+    Row(
+        "lock held by another run",
+        "lock object",
+        "exit 6 naming the holder",
+        "tests/test_backup_locks.py::"
+        "test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock",
+    ),
+    # -- bad input
+    Row(
+        "generated YAML documents (hypothesis)",
+        "config file",
+        "ConfigError in one line naming the key path, or a valid config; never a traceback",
+        f"{BI}::test_generated_yaml_documents_never_raise_anything_but_a_config_error",
+    ),
+    Row(
+        "arbitrary text as config (hypothesis)",
+        "config file",
+        "exit 3 in one line (or valid); never a traceback",
+        f"{BI}::test_arbitrary_text_as_config_is_one_line_exit_3_or_valid",
+    ),
+    Row(
+        "manifest of an unknown schema version",
+        "repository object",
+        "exit 4 naming the manifest and the version",
+        f"{BI}::test_broken_manifests_exit_4_naming_the_manifest_and_the_problem[schema]",
+    ),
+    Row(
+        "manifest with malformed JSON",
+        "repository object",
+        "exit 4 naming the manifest",
+        f"{BI}::test_broken_manifests_exit_4_naming_the_manifest_and_the_problem[json]",
+    ),
+    Row(
+        "manifest missing a field / not an object",
+        "repository object",
+        "exit 4 naming the field",
+        f"{BI}::test_broken_manifests_exit_4_naming_the_manifest_and_the_problem[field]",
+    ),
+    Row(
+        "backup id that does not exist",
+        "command line",
+        "exit 4 naming it (show, verify, drill, restore)",
+        f"{BI}::test_a_backup_id_that_does_not_exist_exits_4_naming_it",
+    ),
+    Row(
+        "--before malformed or in the future",
+        "command line",
+        "usage error, exit 2",
+        "tests/test_restore_db.py::test_restore_with_a_malformed_before_time_is_a_usage_error",
+    ),
+    Row(
+        "unknown option, bad integer, missing value, unknown command",
+        "command line",
+        "usage error, exit 2, no traceback",
+        f"{BI}::test_command_line_mistakes_are_usage_errors_exit_2_without_traceback",
+    ),
+    # -- encryption and secrets
+    Row(
+        "encrypted repository read raw",
+        "every stored object",
+        "no plaintext row; drill, restore, verify --read-data pass with the identity",
+        f"{EN}::test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity",
+    ),
+    Row(
+        "wrong or missing age identity",
+        "config / environment",
+        "exit 3 in one line (drill, restore, verify --read-data), nothing provisioned",
+        f"{EN}::test_a_wrong_or_missing_identity_exits_3_with_one_line",
+    ),
+    Row(
+        "encrypted frames reordered, truncated or tampered",
+        "ciphertext",
+        "IntegrityError",
+        f"{EN}::test_frames_detect_reordering_truncation_and_tampering",
+    ),
+    Row(
+        "SSE-S3 requested",
+        "config",
+        "every object stored with AES256",
+        f"{EN}::test_sse_options_are_passed_to_s3",
+    ),
+    Row(
+        "canary secrets (PG password, S3 key, webhook URL, age identity)",
+        "every byte produced, child argv",
+        "found nowhere; DSNs quoting a password are masked in errors",
+        "tests/test_secret_hygiene.py::"
+        "test_canary_secrets_appear_in_no_output_report_object_or_argv",
+    ),
+    Row(
+        "hostile password (quotes, $, spaces)",
+        "PostgreSQL role",
+        "works; in no argv, log or manifest",
+        "tests/test_secrets.py::test_hostile_password_works_and_appears_in_no_log_manifest_or_argv",
+    ),
+    Row(
+        "fault proxy itself",
+        "proxy",
+        "each rule does what the tests rely on",
+        "tests/test_s3proxy.py",
+    ),
+]
+
+
+def node_ids() -> list[str]:
+    """What pytest runs: each function once (its parameters all run)."""
+    seen: list[str] = []
+    for row in MATRIX:
+        base = row.test.split("[", 1)[0]
+        if base not in seen:
+            seen.append(base)
+    return seen
+
+
+def results(junit: Path) -> dict[str, str]:
+    """node id -> passed / failed / skipped, from the JUnit XML."""
+    out: dict[str, str] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314
+        module = case.get("classname", "").replace(".", "/")
+        node = f"{module}.py::{case.get('name')}"
+        if case.find("failure") is not None or case.find("error") is not None:
+            out[node] = "failed"
+        elif case.find("skipped") is not None:
+            out[node] = "skipped"
+        else:
+            out[node] = "passed"
+    return out
+
+
+def row_status(row: Row, outcome: dict[str, str]) -> str:
+    matched = [
+        status
+        for node, status in outcome.items()
+        if node == row.test
+        or node.startswith(row.test + "[")
+        or (row.test.endswith(".py") and node.startswith(row.test + "::"))
+    ]
+    if not matched:
+        return "not run"
+    if "failed" in matched:
+        return "FAILED"
+    return "passed" if "passed" in matched else "skipped"
+
+
+def render(outcome: dict[str, str], seconds: float, command: str) -> str:
+    statuses = [row_status(r, outcome) for r in MATRIX]
+    passed = statuses.count("passed")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    lines = [
+        "# Reliability: the fault matrix",
+        "",
+        "Every fault and bad input below is injected by a test against the real things: "
+        "PostgreSQL servers, a moto S3 server over HTTP (behind the fault-injecting proxy "
+        "of `tests/helpers/s3proxy.py` for network and storage faults), real subprocesses "
+        "and signals. Each row ends in a good backup or a clear error, never in a silent "
+        "half-backup, a lost good backup or a leaked secret.",
+        "",
+        "This file is written by `scripts/reliability_report.py`, which runs the tests "
+        "named here and records the result; do not edit the table by hand.",
+        "",
+        "## Last run",
+        "",
+        f"- finished: {when}",
+        f"- result: **{passed} of {len(MATRIX)} rows passed**"
+        + ("" if passed == len(MATRIX) else " (see the rows not marked passed)"),
+        f"- tests run: {len(outcome)} ({sum(v == 'passed' for v in outcome.values())} passed, "
+        f"{sum(v == 'failed' for v in outcome.values())} failed, "
+        f"{sum(v == 'skipped' for v in outcome.values())} skipped) in {seconds:.0f} s",
+        f"- Python {platform.python_version()} on {platform.system()} {platform.machine()}",
+        f"- command: `{command}`",
+        "",
+        "## Matrix",
+        "",
+        "| # | fault | where injected | expected outcome | test | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, (row, status) in enumerate(zip(MATRIX, statuses, strict=True), 1):
+        cells = [str(i), row.fault, row.where, row.expected, f"`{row.test}`", status]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += [
+        "",
+        "## Retry policy",
+        "",
+        "Transient storage faults (HTTP 500/502/503/504, SlowDown and other throttling "
+        "codes, connection resets, read timeouts, refused connections) are retried per "
+        "request and per multipart part by `backdrill/retry.py` (tenacity): exponential "
+        "backoff 0.5, 1, 2, 4, 8, 16 s (capped at 20 s) plus up to 0.5 s of jitter, at "
+        "most 8 attempts and 90 s (`storage.retry`). botocore's own retries are off "
+        "(`total_max_attempts: 1`). Permanent faults (AccessDenied, InvalidAccessKeyId, "
+        "SignatureDoesNotMatch, NoSuchBucket, DNS failure) are not retried. A broken "
+        "download resumes with a ranged GET pinned to the ETag. PostgreSQL connections "
+        "at start are retried 5 times over about 8 s when refused or starting up; a wrong "
+        "password or a missing database is not retried.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="list the tests, run nothing")
+    args, extra = parser.parse_known_args()
+    nodes = node_ids()
+    if args.dry_run:
+        print("\n".join(nodes))
+        print(f"{len(MATRIX)} rows, {len(nodes)} test functions", file=sys.stderr)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            *extra,
+            *nodes,
+        ]
+        started = time.monotonic()
+        subprocess.run(argv, cwd=ROOT, check=False)
+        seconds = time.monotonic() - started
+        outcome = results(junit) if junit.exists() else {}
+    command = "python scripts/reliability_report.py" + (" " + " ".join(extra) if extra else "")
+    DOC.write_text(render(outcome, seconds, command))
+    failed = [r.fault for r in MATRIX if row_status(r, outcome) != "passed"]
+    print(f"wrote {DOC.relative_to(ROOT)}: {len(MATRIX) - len(failed)} of {len(MATRIX)} passed")
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""SIGINT/SIGTERM as an exception, except inside clean-up code.
+
+The CLI's signal handler calls :func:`deliver`: outside a :func:`shielded` block it
+raises :class:`Interrupted` at once, so every ``with`` block unwinds; inside one (a
+sandbox teardown, an upload abort, a lock release) it records the signal, lets the
+clean-up finish, and raises at the end of the block. A clean-up cut in half would leave
+the very things an interrupt must not leave: a running postmaster, a directory, a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from backdrill.errors import Interrupted
+
+_depth = 0
+_pending: int | None = None
+_received = False
+
+
+def reset() -> None:
+    """A new run in this process (the CLI's main(), called again by in-process tests)."""
+    global _depth, _pending, _received
+    _depth, _pending, _received = 0, None, False
+
+
+def received() -> bool:
+    """A signal arrived: clean-ups should keep their retries short (exit within 10 s)."""
+    return _received
+
+
+def deliver(signum: int) -> None:
+    """Called from the signal handler (main thread)."""
+    global _pending, _received  # noqa: PLW0603 - signal state is process-wide by nature
+    _received = True
+    if _depth > 0:
+        _pending = signum
+        return
+    raise Interrupted(signum)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Run a clean-up to its end even if a signal arrives; raise Interrupted after."""
+    global _depth, _pending  # noqa: PLW0603
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0 and _pending is not None:
+            signum, _pending = _pending, None
+            raise Interrupted(signum)

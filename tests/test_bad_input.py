@@ -1,0 +1,224 @@
+"""Bad input everywhere: generated YAML never produces a traceback, broken manifests
+and unknown backup ids are named with exit 4, and the CLI answers in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backdrill.cli.app import main
+from backdrill.config import load_config
+from backdrill.errors import ConfigError
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo
+from helpers.cli import Repo, run_cli, write_config
+from helpers.repo import list_keys, read_object, write_object
+
+pytestmark = pytest.mark.reliability
+
+KEYS = [
+    "ssot",
+    "postgres",
+    "storage",
+    "url",
+    "host",
+    "port",
+    "user",
+    "password",
+    "password_file",
+    "sslmode",
+    "databases",
+    "bin_dir",
+    "endpoint_url",
+    "region",
+    "retry",
+    "attempts",
+    "max_seconds",
+    "encryption",
+    "recipients",
+    "identity_file",
+    "sse",
+    "mode",
+    "kms_key_id",
+    "object_lock",
+    "days",
+    "retention",
+    "min_keep",
+    "targets",
+    "rpo_hours",
+    "drill",
+    "sandbox",
+    "jobs",
+    "backup",
+    "notify",
+    "webhook_url",
+    "files",
+    "source",
+    "part_size_mb",
+    "all",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["s3://b/p", "file:///tmp/x", "file://rel", "http://h:1", "age1xyz", "all"]),
+    st.text(max_size=20),
+)
+documents = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), children, max_size=5
+        ),
+    ),
+    max_leaves=25,
+)
+
+
+def _storage_like(tree: Any) -> Any:
+    """Half the documents look like a config (storage -> url present)."""
+    if isinstance(tree, dict):
+        return {"storage": {"url": "s3://bucket/prefix", **tree}, **tree}
+    return tree
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(doc=documents, shaped=st.booleans())
+def test_generated_yaml_documents_never_raise_anything_but_a_config_error(
+    tmp_path: Path, doc: Any, shaped: bool
+) -> None:
+    path = tmp_path / "generated.yaml"
+    path.write_text(yaml.safe_dump(_storage_like(doc) if shaped else doc))
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+        assert str(path) in str(exc)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_as_config_is_one_line_exit_3_or_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    path = tmp_path / "text.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    capsys.readouterr()
+    code = main(["--log-format", "text", "--config", str(path), "config", "check"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert code in (0, 1, 3, 5), err
+    if code == 3:
+        assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture
+def one_backup(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+) -> tuple[Path, str]:
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    (key,) = [k for k in list_keys(local_repo) if k.endswith("manifest.json")]
+    return config, key
+
+
+def _errors(err: str) -> list[str]:
+    return [json.loads(ln)["message"] for ln in err.splitlines() if '"level": "error"' in ln]
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("schema", "has schema_version 99; this backdrill reads 1"),
+        ("json", "is not valid JSON"),
+        ("field", "sha256: Field required"),
+        ("type", "is not a JSON object"),
+    ],
+    ids=["schema", "json", "field", "type"],
+)
+def test_broken_manifests_exit_4_naming_the_manifest_and_the_problem(
+    capsys: pytest.CaptureFixture[str],
+    local_repo: Repo,
+    one_backup: tuple[Path, str],
+    damage: str,
+    expected: str,
+) -> None:
+    config, key = one_backup
+    doc = json.loads(read_object(local_repo, key))
+    backup_id = doc["id"]
+    if damage == "schema":
+        doc["schema_version"] = 99
+        data = json.dumps(doc).encode()
+    elif damage == "json":
+        data = json.dumps(doc).encode()[:-20]
+    elif damage == "field":
+        del doc["sha256"]
+        data = json.dumps(doc).encode()
+    else:
+        data = b"[1, 2, 3]"
+    write_object(local_repo, key, data)
+    verify = run_cli(capsys, "--config", str(config), "verify", "--all")
+    assert verify.code == 4
+    assert key in verify.out + verify.err and expected in verify.out + verify.err
+    show = run_cli(capsys, "--config", str(config), "show", backup_id)
+    assert show.code == 4
+    (line,) = _errors(show.err)
+    assert key in line and expected in line, line
+
+
+@pytest.mark.parametrize("command", ["show", "verify", "drill", "restore"])
+def test_a_backup_id_that_does_not_exist_exits_4_naming_it(
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    one_backup: tuple[Path, str],
+    work_dir: Path,
+    command: str,
+) -> None:
+    config, _key = one_backup
+    missing = "20200101T000000Z-abcdef"
+    dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname=never_made sslmode=disable"
+    args = {
+        "show": ["show", missing],
+        "verify": ["verify", missing],
+        "drill": ["drill", "run", "--backup", missing],
+        "restore": ["restore", "db", "--backup", missing, "--to", dsn],
+    }[command]
+    result = run_cli(capsys, "--config", str(config), *args)
+    assert result.code == 4, result.err
+    (line,) = _errors(result.err)
+    assert missing in line and "no " in line, line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["drill", "run", "--before", "yesterday"],
+        ["restore", "db", "--jobs", "many", "--to", "x"],
+        ["backup", "db", "--database"],
+        ["no-such-command"],
+    ],
+    ids=["unknown-option", "bad-int", "missing-value", "unknown-command"],
+)
+def test_command_line_mistakes_are_usage_errors_exit_2_without_traceback(
+    capsys: pytest.CaptureFixture[str], one_backup: tuple[Path, str], args: list[str]
+) -> None:
+    config, _key = one_backup
+    result = run_cli(capsys, "--config", str(config), *args)
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err and "internal error" not in result.err

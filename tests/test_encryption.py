@@ -1,0 +1,195 @@
+"""Encryption at rest: every stored object of an encrypted repository is ciphertext
+(no row of the database readable in it); drill, restore and verify --read-data work
+with the right identity and exit 3 with one line with a wrong or missing one; SSE
+options reach S3."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from backdrill.crypto import FRAME, Decryptor, EncryptingSink, Keys
+from backdrill.errors import IntegrityError
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo
+from conftest import drop_database
+from helpers.cli import Repo, run_cli, write_config
+from helpers.repo import _bucket_prefix, _client, list_keys, manifests, read_object
+
+pytestmark = pytest.mark.reliability
+KNOWN_ROW = b"partner7@example.com"
+
+
+@pytest.fixture
+def identity(tmp_path: Path) -> tuple[str, Path]:
+    key = pyrage.x25519.Identity.generate()
+    path = tmp_path / "age-identity.txt"
+    path.write_text(f"# backdrill test identity\n{key}\n")
+    return str(key.to_public()), path
+
+
+def _encrypted_config(
+    tmp_path: Path,
+    pg: ConnParams,
+    repo: Repo,
+    sample: SampleInfo,
+    recipient: str,
+    identity_file: Path | None,
+    work: Path,
+) -> Path:
+    encryption: dict[str, object] = {"recipients": [recipient]}
+    if identity_file is not None:
+        encryption["identity_file"] = str(identity_file)
+    repo = Repo(repo.url, {**repo.storage, "encryption": encryption})
+    return write_config(
+        tmp_path / f"c-{secrets.token_hex(2)}.yaml",
+        pg,
+        repo,
+        databases=[sample.database],
+        drill={"work_dir": str(work), "report_dir": str(tmp_path / "reports")},
+    )
+
+
+def test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    repo: Repo,
+    identity: tuple[str, Path],
+    work_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipient, identity_file = identity
+    # backups need the public key only
+    writer_config = _encrypted_config(tmp_path, pg, repo, sample, recipient, None, work_dir)
+    assert run_cli(capsys, "--config", str(writer_config), "backup", "db").code == 0
+    assert run_cli(capsys, "--config", str(writer_config), "verify", "--all").code == 0
+    keys = list_keys(repo)
+    assert any(k.endswith("dump.pgdump.zst") for k in keys)
+    for key in keys:
+        data = read_object(repo, key)
+        assert KNOWN_ROW not in data, key
+        assert b"res_partner" not in data or key.startswith("locks/"), key
+    (manifest,) = manifests(repo)
+    assert manifest["tables"] == [] and "sealed" in manifest
+    assert manifest["encryption"] == {"scheme": "age-frames-v1"}
+    assert manifest["database"] == sample.database  # listing and retention still work
+    listed = run_cli(capsys, "--config", str(writer_config), "list", "--json")
+    assert listed.code == 0 and manifest["id"] in listed.out
+
+    reader_config = _encrypted_config(
+        tmp_path, pg, repo, sample, recipient, identity_file, work_dir
+    )
+    verified = run_cli(capsys, "--config", str(reader_config), "verify", "--all", "--read-data")
+    assert verified.code == 0, verified.err
+    drill = run_cli(capsys, "--config", str(reader_config), "drill", "run")
+    assert drill.code == 0, drill.err
+    target = f"restored_{secrets.token_hex(3)}"
+    monkeypatch.setenv("PGPASSWORD", pg.password or "")
+    dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"
+    try:
+        restored = run_cli(capsys, "--config", str(reader_config), "restore", "db", "--to", dsn)
+        assert restored.code == 0, restored.err
+        assert "row counts match the manifest" in restored.out
+        with pg.with_db(target).connect() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM res_partner WHERE email = %s", (KNOWN_ROW.decode(),)
+            ).fetchone()
+        assert row == (1,)
+    finally:
+        drop_database(pg, target)
+    # the identity also comes from the environment
+    monkeypatch.setenv("BACKDRILL_AGE_IDENTITY", identity_file.read_text())
+    by_env = run_cli(capsys, "--config", str(writer_config), "verify", "--all", "--read-data")
+    assert by_env.code == 0, by_env.err
+
+
+@pytest.mark.parametrize("command", ["drill", "restore", "verify"])
+@pytest.mark.parametrize("which", ["wrong", "missing"])
+def test_a_wrong_or_missing_identity_exits_3_with_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    identity: tuple[str, Path],
+    work_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    which: str,
+) -> None:
+    recipient, _right = identity
+    config = _encrypted_config(tmp_path, pg, local_repo, sample, recipient, None, work_dir)
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    other = tmp_path / "other-identity.txt"
+    other.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    config = _encrypted_config(
+        tmp_path, pg, local_repo, sample, recipient, other if which == "wrong" else None, work_dir
+    )
+    monkeypatch.setenv("PGPASSWORD", pg.password or "")
+    dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname=never_made sslmode=disable"
+    args = {
+        "drill": ["drill", "run"],
+        "restore": ["restore", "db", "--to", dsn],
+        "verify": ["verify", "--all", "--read-data"],
+    }[command]
+    result = run_cli(capsys, "--config", str(config), *args)
+    assert result.code == 3, result.err
+    errors = [json.loads(ln) for ln in result.err.splitlines() if '"level": "error"' in ln]
+    assert len(errors) == 1
+    expected = "is not one of the recipients" if which == "wrong" else "no identity is configured"
+    assert expected in errors[0]["message"], errors[0]
+    assert list(work_dir.iterdir()) == []
+    assert other.read_text().strip() not in result.err + result.out
+
+
+def test_frames_detect_reordering_truncation_and_tampering() -> None:
+    key = pyrage.x25519.Identity.generate()
+    keys = Keys([key.to_public()], None, None)
+    out: list[bytes] = []
+
+    class Collect:
+        def write(self, data: bytes) -> int:
+            out.append(data)
+            return len(data)
+
+    sink = EncryptingSink(Collect(), keys)
+    payload = secrets.token_bytes(FRAME * 2 + 1000)
+    for i in range(0, len(payload), 300_000):
+        sink.write(payload[i : i + 300_000])
+    sink.close()
+    blob = b"".join(out)
+    assert payload[:1000] not in blob
+    dec = Decryptor([key], "x")
+    assert dec.feed(blob) == payload
+    dec.finish()
+    with pytest.raises(IntegrityError, match="truncated"):
+        cut = Decryptor([key], "x")
+        cut.feed(blob[: len(blob) // 2])
+        cut.finish()
+    flipped = bytearray(blob)
+    flipped[len(blob) // 2] ^= 1
+    with pytest.raises(IntegrityError, match="fails authentication"):
+        Decryptor([key], "x").feed(bytes(flipped))
+
+
+def test_sse_options_are_passed_to_s3(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    proxied_repo: Repo,
+) -> None:
+    repo = Repo(proxied_repo.url, {**proxied_repo.storage, "sse": {"mode": "SSE-S3"}})
+    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    bucket, root = _bucket_prefix(repo)
+    client = _client(proxied_repo)
+    for key in list_keys(repo, "db/"):
+        head = client.head_object(Bucket=bucket, Key=f"{root}/{key}")
+        assert head.get("ServerSideEncryption") == "AES256", key

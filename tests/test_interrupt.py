@@ -1,0 +1,198 @@
+"""SIGTERM at random moments of ``backup db``, ``drill run`` and ``restore db``, run as
+real subprocesses: always exit 143 within 10 s, no orphan process, no sandbox or
+download directory, no open multipart upload, the lock released, and either a complete
+committed backup (sha256 verified) or none."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from backdrill.pg.cluster import LocalCluster
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo, create_sample
+from conftest import S3_KEY_ID, S3_SECRET, drop_database
+from helpers.cli import Repo, write_config
+from helpers.repo import list_keys, manifests, open_uploads, read_object
+
+pytestmark = pytest.mark.reliability
+RUNS_PER_COMMAND = 8
+
+
+@pytest.fixture(scope="module")
+def irq_sample(
+    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SampleInfo]:
+    """About 7 MB of compressed dump: two multipart parts, a few seconds of work."""
+    name = f"odoo_irq_{secrets.token_hex(3)}"
+    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=20)
+    yield info
+    drop_database(pg_cluster.params, name)
+
+
+@dataclass
+class Outcome:
+    command: str
+    moment: float
+    code: int | None
+    exit_seconds: float
+    err: str = ""
+    children: list[psutil.Process] = field(default_factory=list)
+
+
+def _spawn(config: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "backdrill", "--log-format", "json", "--config", str(config), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def _run(config: Path, args: list[str], env: dict[str, str], moment: float | None) -> Outcome:
+    started = time.monotonic()
+    proc = _spawn(config, args, env)
+    children: list[psutil.Process] = []
+    me = psutil.Process(proc.pid)
+    if moment is not None:
+        while time.monotonic() - started < moment and proc.poll() is None:
+            try:
+                children = me.children(recursive=True) or children
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.02)
+        if proc.poll() is None:
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                _out, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack
+                _out, err = proc.communicate(timeout=30)
+                pytest.fail(f"{args} hung after SIGTERM: {err.decode()[-6000:]}")
+            elapsed = time.monotonic() - sent
+            return Outcome(args[0], moment, proc.returncode, elapsed, err.decode(), children)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    return Outcome(args[0], time.monotonic() - started, None, 0.0)
+
+
+def _databases(pg: ConnParams) -> set[str]:
+    with pg.connect() as conn:
+        return {str(r[0]) for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+
+def _assert_clean(
+    outcome: Outcome, repo: Repo, work: Path, pg: ConnParams, committed_before: int
+) -> int:
+    where = f"{outcome.command} at {outcome.moment:.2f}s"
+    assert outcome.code == 143, f"{where}: exit {outcome.code}: {outcome.err[-3000:]}"
+    assert outcome.exit_seconds < 10, f"{where}: took {outcome.exit_seconds:.1f}s to exit"
+    alive = [c for c in outcome.children if c.is_running() and c.status() != "zombie"]
+    assert not alive, f"{where}: orphans {[c.name() for c in alive]}"
+    leftovers = [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if str(work) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not leftovers, f"{where}: processes still use the work directory"
+    left = sorted(str(p.relative_to(work)) for p in work.rglob("*"))[:20]
+    assert left == [], f"{where}: left {left}: {outcome.err[-2000:]}"
+    assert open_uploads(repo) == [], f"{where}: multipart upload left open"
+    assert list_keys(repo, "locks/") == [], f"{where}: lock not released"
+    assert not [d for d in _databases(pg) if "__restoring_" in d], f"{where}: temp database"
+    found = manifests(repo)
+    assert len(found) in (committed_before, committed_before + 1), where
+    for manifest in found:
+        key = f"db/{manifest['database']}/{manifest['id']}/dump.pgdump.zst"
+        assert hashlib.sha256(read_object(repo, key)).hexdigest() == manifest["sha256"], where
+    dumps = {k.rsplit("/", 1)[0] for k in list_keys(repo, "db/") if k.endswith(".zst")}
+    committed = {f"db/{m['database']}/{m['id']}" for m in found}
+    assert dumps == committed, f"{where}: a dump without a manifest was left"
+    return len(found)
+
+
+def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
+    tmp_path: Path,
+    pg: ConnParams,
+    irq_sample: SampleInfo,
+    s3_endpoint: str,
+    bucket: str,
+    work_dir: Path,
+) -> None:
+    """On S3 (moto over HTTP), where multipart uploads make the harder case."""
+    repo = Repo(
+        f"s3://{bucket}/prod",
+        {
+            "endpoint_url": s3_endpoint,
+            "region": "us-east-1",
+            "access_key_id": S3_KEY_ID,
+            "secret_access_key": S3_SECRET,
+            "part_size_mb": 5,
+        },
+    )
+    config = write_config(
+        tmp_path / "c.yaml",
+        pg,
+        repo,
+        databases=[irq_sample.database],
+        backup={"compression_level": 1},
+        drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
+    )
+    env = {**os.environ, "PGPASSWORD": pg.password or "", "PYTHONFAULTHANDLER": "1"}
+    target = f"irq_target_{secrets.token_hex(3)}"
+    dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"
+    commands = {
+        "backup": ["backup", "db"],
+        "drill": ["drill", "run"],
+        "restore": ["restore", "db", "--force", "--to", dsn],
+    }
+    # one undisturbed run of each measures how long it takes (and makes a backup)
+    durations = {name: _run(config, args, env, None).moment for name, args in commands.items()}
+    drop_database(pg, target)
+    for path in work_dir.iterdir():  # the drill's report directory is elsewhere
+        pytest.fail(f"an undisturbed run left {path}")
+    committed = len(manifests(repo))
+    seed = int(os.environ.get("INTERRUPT_SEED", str(time.time_ns() % 100_000)))
+    print(f"interrupt moments seed: {seed} (set INTERRUPT_SEED to replay)")
+    rng = random.Random(seed)
+    outcomes: list[Outcome] = []
+    counts = dict.fromkeys(commands, 0)
+    try:
+        for i in range(RUNS_PER_COMMAND + 4):  # a few spare runs: some finish first
+            for name, args in commands.items():
+                if counts[name] >= RUNS_PER_COMMAND:
+                    continue
+                # moments spread over the whole run: stratified, then jittered
+                span = durations[name] * 0.95
+                stratum = i % RUNS_PER_COMMAND
+                moment = 0.15 + span * (stratum + rng.random()) / RUNS_PER_COMMAND
+                outcome = _run(config, args, env, moment)
+                if outcome.code is None:
+                    continue  # finished before the signal: not an interruption
+                if outcome.code == 0:
+                    # the work was over when the signal came (the process was exiting):
+                    # still clean, but not counted as an interruption
+                    outcome.code = 143
+                    committed = _assert_clean(outcome, repo, work_dir, pg, committed)
+                    continue
+                outcomes.append(outcome)
+                counts[name] += 1
+                committed = _assert_clean(outcome, repo, work_dir, pg, committed)
+    finally:
+        drop_database(pg, target)
+    per_command = {n: sum(o.command == commands[n][0] for o in outcomes) for n in commands}
+    assert len(outcomes) >= 20, per_command
+    assert all(count >= 5 for count in per_command.values()), per_command

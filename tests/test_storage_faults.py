@@ -1,0 +1,384 @@
+"""Storage faults injected by the proxy between backdrill and a real S3 server (moto):
+transient ones are retried and the backup commits with the right sha256; permanent
+ones fail at once with one line and exit 5; broken downloads resume or fail loudly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backdrill.config import RetryConfig
+from backdrill.pg.cluster import LocalCluster
+from backdrill.pg.connection import ConnParams
+from backdrill.retry import RetryPolicy
+from backdrill.sample.odoo import SampleInfo, create_sample
+from conftest import drop_database
+from helpers.cli import Repo, Result, run_cli, run_cli_process, write_config
+from helpers.repo import list_keys, manifests, open_uploads, read_object
+from helpers.s3proxy import FaultProxy, Rule
+
+pytestmark = pytest.mark.reliability
+DEFAULT_RETRY: dict[str, Any] = RetryConfig().model_dump()
+#: the default shape with shorter waits: 7 retries over about 6 s
+QUICK_RETRY = {"attempts": 8, "max_seconds": 30, "base_seconds": 0.05, "max_wait_seconds": 2}
+
+
+@pytest.fixture(scope="module")
+def mp_sample(
+    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SampleInfo]:
+    """About 7 MB of compressed dump at level 1: two multipart parts of 5 MB."""
+    name = f"odoo_mp_{secrets.token_hex(3)}"
+    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=20)
+    yield info
+    drop_database(pg_cluster.params, name)
+
+
+def with_retry(repo: Repo, retry: dict[str, Any]) -> Repo:
+    return replace(repo, storage={**repo.storage, "retry": retry})
+
+
+def backup(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    repo: Repo,
+    database: str,
+    *,
+    work: Path | None = None,
+    subprocess: bool = False,
+    **sections: Any,
+) -> tuple[Path, Result]:
+    config = write_config(
+        tmp_path / "c.yaml",
+        pg,
+        repo,
+        databases=[database],
+        backup={"compression_level": 1},
+        drill={"work_dir": str(work or tmp_path / "work"), "report_dir": str(tmp_path / "r")},
+        **sections,
+    )
+    if subprocess:
+        return config, run_cli_process("--config", str(config), "backup", "db")
+    return config, run_cli(capsys, "--config", str(config), "backup", "db")
+
+
+def assert_committed_and_verified(repo: Repo) -> dict[str, Any]:
+    """One committed backup whose stored dump hashes to the manifest's sha256."""
+    (manifest,) = manifests(repo)
+    key = f"db/{manifest['database']}/{manifest['id']}/dump.pgdump.zst"
+    data = read_object(repo, key)
+    assert len(data) == manifest["stored_size"]
+    assert hashlib.sha256(data).hexdigest() == manifest["sha256"]
+    assert open_uploads(repo) == []
+    assert list_keys(repo, "locks/") == []
+    return manifest
+
+
+def retry_warnings(result: Result) -> list[dict[str, Any]]:
+    records = [json.loads(ln) for ln in result.err.splitlines() if ln.startswith("{")]
+    return [r for r in records if "retrying in" in r.get("message", "")]
+
+
+def error_lines(result: Result) -> list[str]:
+    return [ln for ln in result.err.splitlines() if '"level": "error"' in ln]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "method", "contains"),
+    [
+        (503, "ServiceUnavailable", "PUT", "partNumber=1"),
+        (503, "SlowDown", "POST", "uploads"),
+        (500, "InternalError", "PUT", "manifest.json"),
+        (502, "BadGateway", "PUT", "partNumber=2"),
+    ],
+    ids=["503-part", "slowdown-create", "500-manifest", "502-part"],
+)
+def test_backup_commits_after_five_consecutive_transient_errors(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    mp_sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+    status: int,
+    code: str,
+    method: str,
+    contains: str,
+) -> None:
+    repo = with_retry(proxied_repo, QUICK_RETRY)
+    rule = fault_proxy.add(
+        Rule("error", method=method, contains=contains, times=5, status=status, code=code)
+    )
+    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    assert result.code == 0, result.err
+    assert rule.hits == 5
+    attempts = [w["attempt"] for w in retry_warnings(result)]
+    assert attempts == [1, 2, 3, 4, 5], result.err
+    assert any(code in w["message"] for w in retry_warnings(result))
+    assert_committed_and_verified(repo)
+
+
+def test_backup_commits_after_connection_resets_mid_part(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    mp_sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    repo = with_retry(proxied_repo, QUICK_RETRY)
+    rule = fault_proxy.add(Rule("reset", method="PUT", contains="partNumber=2", times=2))
+    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    assert result.code == 0, result.err
+    assert rule.hits == 2
+    assert len(retry_warnings(result)) == 2
+    assert_committed_and_verified(repo)
+
+
+def test_backup_rides_out_a_ten_second_outage_with_the_default_policy(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    mp_sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    repo = with_retry(proxied_repo, DEFAULT_RETRY)
+    rule = fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=10))
+    started = time.monotonic()
+    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    assert result.code == 0, result.err
+    assert rule.hits >= 2
+    assert time.monotonic() - started >= 10
+    assert_committed_and_verified(repo)
+
+
+def test_default_retry_policy_rides_out_ten_seconds_and_gives_up_within_two_minutes() -> None:
+    policy = RetryPolicy(**DEFAULT_RETRY)
+    # the least a policy waits (no jitter) before its 6th attempt must exceed 10 s
+    least = sum(policy.base_seconds * 2**n for n in range(5))
+    assert least > 10
+    assert 10 < policy.worst_case_seconds() <= 90
+    # the time spent in requests is bounded by the read/connect timeouts of one attempt
+    assert policy.max_seconds <= 120
+
+
+def test_backup_fails_on_a_long_outage_with_exit_5_and_no_backup(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    mp_sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    """A 5-minute outage beginning mid-upload, against a policy scaled down (4 attempts,
+    4 s) so the test stays short: exit 5 with one line, no manifest. The abort and the
+    lock release cannot reach the store during the outage; once it is back, prune
+    removes the upload and takes the dead run's lock over."""
+    repo = with_retry(
+        proxied_repo,
+        {"attempts": 4, "max_seconds": 4, "base_seconds": 0.2, "max_wait_seconds": 1},
+    )
+    fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=300))
+    started = time.monotonic()
+    # a separate process, so that its lock is left by a dead holder, as after a real run
+    config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database, subprocess=True)
+    elapsed = time.monotonic() - started
+    assert result.code == 5, result.err
+    assert elapsed < 60
+    (line,) = error_lines(result)
+    assert "cannot upload part" in line and "gave up after 4 attempts" in line, line
+    assert "Traceback" not in result.err
+    fault_proxy.clear()  # the outage ends
+    assert manifests(repo) == []
+    prune = run_cli(capsys, "--config", str(config), "prune")
+    assert prune.code == 0, prune.err
+    assert open_uploads(repo) == []
+    assert manifests(repo) == []
+    assert list_keys(repo, "locks/") == []
+
+
+def test_backup_fails_when_parts_keep_failing_and_aborts_the_upload(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    mp_sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    """The store keeps answering 503 to uploads: retries exhausted, exit 5; the
+    multipart upload is aborted and the lock released (the store answers those)."""
+    fault_proxy.add(Rule("error", method="PUT", contains="partNumber", times=10_000))
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, mp_sample.database)
+    assert result.code == 5, result.err
+    (line,) = error_lines(result)
+    assert "ServiceUnavailable" in line and "gave up after 3 attempts" in line
+    fault_proxy.clear()
+    assert manifests(proxied_repo) == []
+    assert open_uploads(proxied_repo) == []
+    assert list_keys(proxied_repo, "locks/") == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(403, "AccessDenied"), (403, "InvalidAccessKeyId"), (403, "SignatureDoesNotMatch")],
+)
+def test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+    status: int,
+    code: str,
+) -> None:
+    rule = fault_proxy.add(Rule("error", method="PUT", times=100, status=status, code=code))
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database)
+    assert result.code == 5
+    assert rule.hits == 1, "a permanent error was retried"
+    assert retry_warnings(result) == []
+    (line,) = error_lines(result)
+    assert code in line and "check the S3 credentials" in line
+    assert "Traceback" not in result.err
+
+
+def test_a_bucket_that_does_not_exist_exits_5_naming_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    repo = replace(proxied_repo, url="s3://no-such-bucket-here/prod")
+    _config, result = backup(tmp_path, capsys, pg, repo, sample.database)
+    assert result.code == 5
+    (line,) = error_lines(result)
+    assert "NoSuchBucket" in line and "create the bucket no-such-bucket-here" in line
+    assert len(fault_proxy.requests) == 1, "NoSuchBucket was retried"
+
+
+def test_an_endpoint_whose_name_does_not_resolve_exits_5_without_retrying(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    proxied_repo: Repo,
+) -> None:
+    repo = with_retry(replace(proxied_repo), DEFAULT_RETRY)
+    repo.storage["endpoint_url"] = "http://backdrill-no-such-host.invalid:9000"
+    started = time.monotonic()
+    _config, result = backup(tmp_path, capsys, pg, repo, sample.database)
+    assert result.code == 5
+    assert time.monotonic() - started < 20
+    assert retry_warnings(result) == []
+    (line,) = error_lines(result)
+    assert "does not resolve" in line
+
+
+def test_an_unreachable_endpoint_is_retried_then_exits_5(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    fault_proxy.go_down(3600)
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database)
+    assert result.code == 5
+    assert [w["attempt"] for w in retry_warnings(result)] == [1, 2]
+    (line,) = error_lines(result)
+    assert "gave up after 3 attempts" in line
+
+
+@pytest.fixture
+def backed_s3(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    proxied_repo: Repo,
+    work_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database, work=work_dir)
+    assert result.code == 0, result.err
+    monkeypatch.setenv("PGPASSWORD", pg.password or "")
+    return config
+
+
+DOWNLOADS = {
+    "verify": ["verify", "--all", "--read-data"],
+    "drill": ["drill", "run"],
+    "restore": ["restore", "db", "--to", "{dsn}"],
+}
+
+
+def _args(name: str, pg: ConnParams, target: str) -> list[str]:
+    dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"
+    return [a.replace("{dsn}", dsn) for a in DOWNLOADS[name]]
+
+
+def _pg_databases(pg: ConnParams) -> set[str]:
+    with pg.connect() as conn:
+        return {str(r[0]) for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+
+@pytest.mark.parametrize("command", sorted(DOWNLOADS))
+@pytest.mark.parametrize("action", ["cut", "truncate"])
+def test_a_download_broken_mid_body_resumes_with_a_ranged_get(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    backed_s3: Path,
+    fault_proxy: FaultProxy,
+    command: str,
+    action: str,
+) -> None:
+    target = f"restored_{secrets.token_hex(3)}"
+    rule = fault_proxy.add(Rule(action, method="GET", contains="dump.pgdump.zst", times=1))  # type: ignore[arg-type]
+    try:
+        result = run_cli(capsys, "--config", str(backed_s3), *_args(command, pg, target))
+        assert result.code == 0, result.err
+        assert rule.hits == 1
+        ranged = [p for m, p in fault_proxy.requests if m == "GET" and "dump.pgdump.zst" in p]
+        assert len(ranged) == 2, "the body was not resumed"
+        assert "resuming" in result.err
+    finally:
+        drop_database(pg, target)
+
+
+@pytest.mark.parametrize("command", sorted(DOWNLOADS))
+def test_a_byte_flipped_in_a_download_exits_4_and_leaves_nothing_restored(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    backed_s3: Path,
+    fault_proxy: FaultProxy,
+    work_dir: Path,
+    command: str,
+) -> None:
+    target = f"restored_{secrets.token_hex(3)}"
+    before = _pg_databases(pg)
+    fault_proxy.add(Rule("flip", method="GET", contains="dump.pgdump.zst", times=1))
+    try:
+        result = run_cli(capsys, "--config", str(backed_s3), *_args(command, pg, target))
+        assert result.code == 4, result.err
+        assert "Traceback" not in result.err
+        text = result.err + result.out
+        assert "checksum mismatch" in text or "corrupt" in text or "sha256" in text, text
+        assert _pg_databases(pg) == before, "a database was left half-restored"
+        assert list(work_dir.iterdir()) == [], "a sandbox or download was left behind"
+    finally:
+        drop_database(pg, target)
