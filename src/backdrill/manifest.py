@@ -7,13 +7,12 @@ version this backdrill does not know is an :class:`IntegrityError` naming the ke
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from backdrill.errors import IntegrityError
+from backdrill.documents import parse_versioned
 from backdrill.odoo import OdooFacts
 
 SCHEMA_VERSION = 1
@@ -114,22 +113,4 @@ class DbManifest(BaseModel):
 
 def parse_db_manifest(data: bytes, where: str) -> DbManifest:
     """Parse and validate; IntegrityError naming ``where`` and the problem otherwise."""
-    try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IntegrityError(f"manifest {where} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise IntegrityError(f"manifest {where} is not a JSON object")
-    version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise IntegrityError(
-            f"manifest {where} has schema_version {version!r}; this backdrill reads "
-            f"{SCHEMA_VERSION}",
-            hint="upgrade backdrill",
-        )
-    try:
-        return DbManifest.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = " -> ".join(str(p) for p in err["loc"])
-        raise IntegrityError(f"manifest {where}: {loc}: {err['msg']}") from None
+    return parse_versioned(DbManifest, data, kind="manifest", where=where, version=SCHEMA_VERSION)

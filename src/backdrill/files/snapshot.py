@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from backdrill.errors import IntegrityError
+from backdrill.documents import parse_versioned
 from backdrill.zstdio import compressed, decompressed
 
 SCHEMA_VERSION = 1
@@ -120,22 +120,4 @@ def parse_snapshot(data: bytes, where: str) -> Snapshot:
     else:
         if snapshot.schema_version == SCHEMA_VERSION:
             return snapshot
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IntegrityError(f"snapshot {where} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise IntegrityError(f"snapshot {where} is not a JSON object")
-    version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise IntegrityError(
-            f"snapshot {where} has schema_version {version!r}; this backdrill reads "
-            f"{SCHEMA_VERSION}",
-            hint="upgrade backdrill",
-        )
-    try:
-        return Snapshot.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = " -> ".join(str(p) for p in err["loc"])
-        raise IntegrityError(f"snapshot {where}: {loc}: {err['msg']}") from None
+    return parse_versioned(Snapshot, raw, kind="snapshot", where=where, version=SCHEMA_VERSION)

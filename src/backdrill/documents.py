@@ -1,0 +1,36 @@
+"""Strict parsing of the JSON documents backdrill stores (manifests, snapshots,
+reports): valid JSON, an object, a known ``schema_version``, and the model's fields,
+else one IntegrityError naming the document and the problem."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from backdrill.errors import IntegrityError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_versioned(model: type[M], data: bytes, *, kind: str, where: str, version: int) -> M:
+    """``model`` from ``data``; IntegrityError ("<kind> <where> …") otherwise."""
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{kind} {where} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise IntegrityError(f"{kind} {where} is not a JSON object")
+    found = doc.get("schema_version")
+    if found != version:
+        raise IntegrityError(
+            f"{kind} {where} has schema_version {found!r}; this backdrill reads {version}",
+            hint="upgrade backdrill",
+        )
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = " -> ".join(str(p) for p in err["loc"])
+        raise IntegrityError(f"{kind} {where}: {loc}: {err['msg']}") from None
