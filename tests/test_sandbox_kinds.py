@@ -1,0 +1,81 @@
+"""The other sandbox kinds: ``server`` (a scratch database on an existing server) and
+``docker`` (testcontainers; skipped where no Docker engine runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo
+from backdrill.sandbox.docker import docker_available
+from helpers.cli import Repo, run_cli, write_config
+
+
+def drill_databases(pg: ConnParams) -> list[str]:
+    with pg.connect() as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'backdrill_drill_%'"
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    dsn_file = tmp_path / "scratch_dsn"
+    dsn_file.write_text(
+        f"host={pg.host} port={pg.port} user={pg.user} password={pg.password} "
+        "dbname=postgres sslmode=disable\n"
+    )
+    config = write_config(
+        tmp_path / "c.yaml",
+        pg,
+        local_repo,
+        databases=[sample.database],
+        drill={
+            "sandbox": "server",
+            "server_dsn_file": str(dsn_file),
+            "report_dir": str(tmp_path / "reports"),
+            "work_dir": str(work_dir),
+        },
+    )
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    result = run_cli(capsys, "--config", str(config), "drill", "run")
+    assert result.code == 0, result.out + result.err
+    (path,) = (tmp_path / "reports").glob("*/report.json")
+    report = json.loads(path.read_text())
+    assert report["sandbox"]["kind"] == "server"
+    assert report["sandbox"]["segregated"].startswith("database backdrill_drill_")
+    assert drill_databases(pg) == []
+    assert str(pg.password) not in path.read_text() + result.out + result.err
+
+
+@pytest.mark.docker
+def test_docker_sandbox_drill_passes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+) -> None:
+    ok, why = docker_available()
+    if not ok:
+        pytest.skip(f"docker sandbox: {why}")
+    config = write_config(
+        tmp_path / "c.yaml",
+        pg,
+        local_repo,
+        databases=[sample.database],
+        drill={"sandbox": "docker", "report_dir": str(tmp_path / "reports")},
+    )
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    result = run_cli(capsys, "--config", str(config), "drill", "run")
+    assert result.code == 0, result.out + result.err
