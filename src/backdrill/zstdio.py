@@ -1,9 +1,6 @@
-"""Small zstd helpers for in-memory documents (manifests, reports), and streaming
-decompression of stored objects."""
+"""Small zstd helpers for in-memory documents (snapshots, roles)."""
 
 from __future__ import annotations
-
-from typing import IO
 
 import zstandard
 
@@ -19,13 +16,3 @@ def decompressed(data: bytes, where: str) -> bytes:
         return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(data))
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{where} is not a valid zstd stream: {exc}") from None
-
-
-def decompress_stream(source: IO[bytes], sink: IO[bytes], where: str) -> int:
-    """Decompress ``source`` into ``sink``; IntegrityError on a corrupt or truncated frame."""
-    dctx = zstandard.ZstdDecompressor()
-    try:
-        _read, written = dctx.copy_stream(source, sink, read_size=1 << 20, write_size=1 << 20)
-    except zstandard.ZstdError as exc:
-        raise IntegrityError(f"{where} is corrupt: {exc}") from None
-    return int(written)
