@@ -68,12 +68,3 @@ def compress_stream(
     )
     cctx = zstandard.ZstdCompressor(compression_params=params)
     cctx.copy_stream(source, sink, read_size=CHUNK, write_size=CHUNK)  # type: ignore[arg-type]
-
-
-def sha256_stream(stream: IO[bytes], on_bytes: Callable[[int], None] | None = None) -> str:
-    digest = hashlib.sha256()
-    while chunk := stream.read(CHUNK):
-        digest.update(chunk)
-        if on_bytes is not None:
-            on_bytes(len(chunk))
-    return digest.hexdigest()
