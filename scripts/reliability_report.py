@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "reliability.md"
 SF = "tests/test_storage_faults.py"
+FF = "tests/test_files_faults.py"
 PF = "tests/test_pg_faults.py"
 BI = "tests/test_bad_input.py"
 EN = "tests/test_encryption.py"
@@ -83,17 +84,49 @@ MATRIX: list[Row] = [
         f"{SF}::test_default_retry_policy_rides_out_ten_seconds_and_gives_up_within_two_minutes",
     ),
     Row(
-        "5-minute outage mid-upload",
+        "5-minute outage mid-upload (scaled 20x: retries 4 s, clean-up budget 20 s)",
         "proxy: everything down from UploadPart 2",
-        "exit 5, one line 'gave up after N attempts', no manifest; prune afterwards leaves "
-        "no open upload and no lock",
-        f"{SF}::test_backup_fails_on_a_long_outage_with_exit_5_and_no_backup",
+        "exit 5, one line 'gave up after N attempts', no manifest; the clean-up waits for "
+        "the store: no open upload, lock released before the run exits",
+        f"{SF}::test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_is_back",
+    ),
+    Row(
+        "outage outlasting the clean-up budget too",
+        "proxy: everything down for 300 s, clean-up budget 2 s",
+        "exit 5, log says prune removes the upload; prune afterwards leaves no open upload "
+        "and no lock",
+        f"{SF}::test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes",
     ),
     Row(
         "every part answered 503",
         "proxy: all UploadPart",
         "exit 5 after retries, upload aborted, lock released, no manifest",
         f"{SF}::test_backup_fails_when_parts_keep_failing_and_aborts_the_upload",
+    ),
+    # -- the same faults during ``backup files`` (a 12 MB file in three parts + 43 files)
+    Row(
+        "backup files: 5 consecutive 503 / SlowDown / 500",
+        "proxy: PutObject of file objects, CreateMultipartUpload, UploadPart 2, snapshot",
+        "retried, snapshot committed, verify --read-data passes, restore byte-for-byte",
+        f"{FF}::test_files_backup_commits_after_five_consecutive_transient_errors",
+    ),
+    Row(
+        "backup files: connection reset mid-part (twice)",
+        "proxy: UploadPart 2",
+        "part re-sent, snapshot committed and verified",
+        f"{FF}::test_files_backup_commits_after_connection_resets_mid_part",
+    ),
+    Row(
+        "backup files: 10 s outage mid-upload",
+        "proxy: everything down from UploadPart 2",
+        "default policy rides it out, snapshot committed and verified",
+        f"{FF}::test_files_backup_rides_out_a_ten_second_outage_with_the_default_policy",
+    ),
+    Row(
+        "backup files: 5-minute outage (scaled)",
+        "proxy: everything down from UploadPart 2",
+        "exit 5, one line, no snapshot, no open upload, lock released",
+        f"{FF}::test_files_backup_fails_on_a_long_outage_with_exit_5_and_leaves_nothing_open",
     ),
     # -- permanent storage faults: not retried, one line, exit 5
     Row(
@@ -209,7 +242,7 @@ MATRIX: list[Row] = [
     ),
     # -- interruption
     Row(
-        "SIGTERM at random moments (24 runs: backup, drill, restore)",
+        "SIGTERM at random moments (24 runs: backup db, backup files, drill, restore)",
         "subprocess signal",
         "exit 143 within 10 s; no orphan, no sandbox dir, no open upload, lock released; "
         "a complete verified backup or none",
@@ -420,6 +453,13 @@ def render(outcome: dict[str, str], seconds: float, command: str) -> str:
         "download resumes with a ranged GET pinned to the ETag. PostgreSQL connections "
         "at start are retried 5 times over about 8 s when refused or starting up; a wrong "
         "password or a missing database is not retried.",
+        "",
+        "After a failure, the clean-up that talks to the store (aborting the multipart "
+        "upload, removing uncommitted objects, releasing the lock) keeps the same backoff "
+        "for up to 300 s more (`storage.retry.cleanup_seconds`): a failed run waits for an "
+        "outage to end rather than leave an open upload and a lock behind. After SIGINT or "
+        "SIGTERM it tries twice within 2 s instead, to exit within 10 s; whatever it could "
+        "not remove, the next `prune` does, and the log says so.",
         "",
     ]
     return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""SIGTERM at random moments of ``backup db``, ``drill run`` and ``restore db``, run as
-real subprocesses: always exit 143 within 10 s, no orphan process, no sandbox or
-download directory, no open multipart upload, the lock released, and either a complete
-committed backup (sha256 verified) or none."""
+"""SIGTERM at random moments of ``backup db``, ``backup files``, ``drill run`` and
+``restore db``, run as real subprocesses: always exit 143 within 10 s, no orphan process,
+no sandbox or download directory, no open multipart upload, the lock released, and
+either a complete committed backup (sha256 verified; every object of a snapshot
+present) or none."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from backdrill.files.snapshot import parse_snapshot
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo, create_sample
@@ -28,7 +30,10 @@ from helpers.cli import Repo, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 
 pytestmark = pytest.mark.reliability
-RUNS_PER_COMMAND = 8
+RUNS_PER_COMMAND = 6
+#: rewritten before each ``backup files``, so that every run uploads it anew in parts
+CHANGING_FILE = "changing.bin"
+CHANGING_SIZE = 24 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +66,9 @@ def _spawn(config: Path, args: list[str], env: dict[str, str]) -> subprocess.Pop
     )
 
 
-def _run(config: Path, args: list[str], env: dict[str, str], moment: float | None) -> Outcome:
+def _run(
+    name: str, config: Path, args: list[str], env: dict[str, str], moment: float | None
+) -> Outcome:
     started = time.monotonic()
     proc = _spawn(config, args, env)
     children: list[psutil.Process] = []
@@ -83,10 +90,10 @@ def _run(config: Path, args: list[str], env: dict[str, str], moment: float | Non
                 _out, err = proc.communicate(timeout=30)
                 pytest.fail(f"{args} hung after SIGTERM: {err.decode()[-6000:]}")
             elapsed = time.monotonic() - sent
-            return Outcome(args[0], moment, proc.returncode, elapsed, err.decode(), children)
+            return Outcome(name, moment, proc.returncode, elapsed, err.decode(), children)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
-    return Outcome(args[0], time.monotonic() - started, None, 0.0)
+    return Outcome(name, time.monotonic() - started, None, 0.0)
 
 
 def _databases(pg: ConnParams) -> set[str]:
@@ -95,8 +102,8 @@ def _databases(pg: ConnParams) -> set[str]:
 
 
 def _assert_clean(
-    outcome: Outcome, repo: Repo, work: Path, pg: ConnParams, committed_before: int
-) -> int:
+    outcome: Outcome, repo: Repo, work: Path, pg: ConnParams, committed_before: Committed
+) -> Committed:
     where = f"{outcome.command} at {outcome.moment:.2f}s"
     assert outcome.code == 143, f"{where}: exit {outcome.code}: {outcome.err[-3000:]}"
     assert outcome.exit_seconds < 10, f"{where}: took {outcome.exit_seconds:.1f}s to exit"
@@ -114,14 +121,33 @@ def _assert_clean(
     assert list_keys(repo, "locks/") == [], f"{where}: lock not released"
     assert not [d for d in _databases(pg) if "__restoring_" in d], f"{where}: temp database"
     found = manifests(repo)
-    assert len(found) in (committed_before, committed_before + 1), where
+    assert len(found) in (committed_before.db, committed_before.db + 1), where
     for manifest in found:
         key = f"db/{manifest['database']}/{manifest['id']}/dump.pgdump.zst"
         assert hashlib.sha256(read_object(repo, key)).hexdigest() == manifest["sha256"], where
     dumps = {k.rsplit("/", 1)[0] for k in list_keys(repo, "db/") if k.endswith(".zst")}
     committed = {f"db/{m['database']}/{m['id']}" for m in found}
     assert dumps == committed, f"{where}: a dump without a manifest was left"
-    return len(found)
+    snapshots = _complete_snapshots(repo, where)
+    assert snapshots in (committed_before.files, committed_before.files + 1), where
+    return Committed(len(found), snapshots)
+
+
+@dataclass(frozen=True)
+class Committed:
+    db: int
+    files: int
+
+
+def _complete_snapshots(repo: Repo, where: str) -> int:
+    """The number of committed snapshots; each one's objects must all be stored."""
+    stored = {k.rsplit("/", 1)[-1].split(".")[0] for k in list_keys(repo, "files/objects/")}
+    keys = [k for k in list_keys(repo, "files/") if "/snapshots/" in k]
+    for key in keys:
+        snapshot = parse_snapshot(read_object(repo, key), key)
+        missing = {e.sha256 for e in snapshot.files()} - stored
+        assert not missing, f"{where}: snapshot {key} lacks {len(missing)} objects"
+    return len(keys)
 
 
 def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
@@ -150,21 +176,33 @@ def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
         databases=[irq_sample.database],
         backup={"compression_level": 1},
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
+        files={"source": str(irq_sample.filestore)},
     )
+    changing = irq_sample.filestore / CHANGING_FILE
     env = {**os.environ, "PGPASSWORD": pg.password or "", "PYTHONFAULTHANDLER": "1"}
     target = f"irq_target_{secrets.token_hex(3)}"
     dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"
     commands = {
         "backup": ["backup", "db"],
+        "files": ["backup", "files"],
         "drill": ["drill", "run"],
         "restore": ["restore", "db", "--force", "--to", dsn],
     }
-    # one undisturbed run of each measures how long it takes (and makes a backup)
-    durations = {name: _run(config, args, env, None).moment for name, args in commands.items()}
+
+    def run(name: str, moment: float | None) -> Outcome:
+        if name == "files":
+            changing.write_bytes(os.urandom(CHANGING_SIZE))
+        return _run(name, config, commands[name], env, moment)
+
+    # one undisturbed run of each measures how long it takes (and makes a backup); the
+    # files backup's second run, the first one uploads the whole filestore
+    run("files", None)
+    durations = {name: run(name, None).moment for name in commands}
+    print(f"undisturbed durations: {durations}")
     drop_database(pg, target)
     for path in work_dir.iterdir():  # the drill's report directory is elsewhere
         pytest.fail(f"an undisturbed run left {path}")
-    committed = len(manifests(repo))
+    committed = Committed(len(manifests(repo)), _complete_snapshots(repo, "before"))
     seed = int(os.environ.get("INTERRUPT_SEED", str(time.time_ns() % 100_000)))
     print(f"interrupt moments seed: {seed} (set INTERRUPT_SEED to replay)")
     rng = random.Random(seed)
@@ -172,14 +210,14 @@ def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
     counts = dict.fromkeys(commands, 0)
     try:
         for i in range(RUNS_PER_COMMAND + 4):  # a few spare runs: some finish first
-            for name, args in commands.items():
+            for name in commands:
                 if counts[name] >= RUNS_PER_COMMAND:
                     continue
                 # moments spread over the whole run: stratified, then jittered
                 span = durations[name] * 0.95
                 stratum = i % RUNS_PER_COMMAND
                 moment = 0.15 + span * (stratum + rng.random()) / RUNS_PER_COMMAND
-                outcome = _run(config, args, env, moment)
+                outcome = run(name, moment)
                 if outcome.code is None:
                     continue  # finished before the signal: not an interruption
                 if outcome.code == 0:
@@ -193,6 +231,6 @@ def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
                 committed = _assert_clean(outcome, repo, work_dir, pg, committed)
     finally:
         drop_database(pg, target)
-    per_command = {n: sum(o.command == commands[n][0] for o in outcomes) for n in commands}
+    per_command = {n: sum(o.command == n for o in outcomes) for n in commands}
     assert len(outcomes) >= 20, per_command
     assert all(count >= 5 for count in per_command.values()), per_command

@@ -172,7 +172,12 @@ def test_default_retry_policy_rides_out_ten_seconds_and_gives_up_within_two_minu
     assert policy.max_seconds <= 120
 
 
-def test_backup_fails_on_a_long_outage_with_exit_5_and_no_backup(
+#: the default policy scaled down about 20x so that the outage tests stay short:
+#: 4 attempts over about 4 s, then up to 20 s of clean-up (defaults: 90 s and 300 s)
+SCALED_RETRY = {"attempts": 4, "max_seconds": 4, "base_seconds": 0.2, "max_wait_seconds": 1}
+
+
+def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_is_back(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
@@ -180,24 +185,45 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_no_backup(
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
-    """A 5-minute outage beginning mid-upload, against a policy scaled down (4 attempts,
-    4 s) so the test stays short: exit 5 with one line, no manifest. The abort and the
-    lock release cannot reach the store during the outage; once it is back, prune
-    removes the upload and takes the dead run's lock over."""
-    repo = with_retry(
-        proxied_repo,
-        {"attempts": 4, "max_seconds": 4, "base_seconds": 0.2, "max_wait_seconds": 1},
-    )
+    """The 5-minute outage, scaled: it outlasts the retries (exit 5, one line, no
+    manifest) but not the clean-up budget, so the run aborts its upload and releases
+    its lock when the store is back, before it exits: nothing is left open."""
+    outage = 12.0
+    repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 20})
+    fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=outage))
+    started = time.monotonic()
+    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database, subprocess=True)
+    elapsed = time.monotonic() - started
+    assert result.code == 5, result.err
+    assert outage <= elapsed < outage + 20
+    (line,) = error_lines(result)
+    assert "cannot upload part" in line and "gave up after 4 attempts" in line, line
+    assert "Traceback" not in result.err
+    assert manifests(repo) == []
+    assert open_uploads(repo) == []
+    assert list_keys(repo, "locks/") == []
+    assert list_keys(repo, "db/") == []
+
+
+def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    mp_sample: SampleInfo,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    """The store stays down past the clean-up budget too: exit 5 without waiting longer;
+    the log says the upload is left to prune, and once the store is back prune removes
+    it and takes the dead run's lock over."""
+    repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 2})
     fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=300))
     started = time.monotonic()
     # a separate process, so that its lock is left by a dead holder, as after a real run
     config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database, subprocess=True)
-    elapsed = time.monotonic() - started
     assert result.code == 5, result.err
-    assert elapsed < 60
-    (line,) = error_lines(result)
-    assert "cannot upload part" in line and "gave up after 4 attempts" in line, line
-    assert "Traceback" not in result.err
+    assert time.monotonic() - started < 60
+    assert "`backdrill prune` removes it" in result.err
     fault_proxy.clear()  # the outage ends
     assert manifests(repo) == []
     prune = run_cli(capsys, "--config", str(config), "prune")

@@ -117,6 +117,9 @@ class RetryConfig(_Model):
     max_seconds: Annotated[float, Field(gt=0, le=3600)] = 90.0
     base_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
     max_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
+    #: after a failure, how long aborting the upload and releasing the lock may wait
+    #: for the store to come back (an interrupt cuts this to seconds)
+    cleanup_seconds: Annotated[float, Field(ge=0, le=3600)] = 300.0
 
 
 class EncryptionConfig(_Model):

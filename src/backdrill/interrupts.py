@@ -5,18 +5,24 @@ raises :class:`Interrupted` at once, so every ``with`` block unwinds; inside one
 sandbox teardown, an upload abort, a lock release) it records the signal, lets the
 clean-up finish, and raises at the end of the block. A clean-up cut in half would leave
 the very things an interrupt must not leave: a running postmaster, a directory, a lock.
+
+:func:`cleaning_up` marks a clean-up that talks to the storage (an upload abort, a lock
+release, removing uncommitted objects): after a failure it may wait for the store to
+come back (``storage -> retry -> cleanup_seconds``); after a signal it must not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from backdrill.errors import Interrupted
 
 _depth = 0
 _pending: int | None = None
 _received = False
+_cleaning_up: ContextVar[bool] = ContextVar("cleaning_up", default=False)
 
 
 def reset() -> None:
@@ -52,3 +58,19 @@ def shielded() -> Iterator[None]:
         if _depth == 0 and _pending is not None:
             signum, _pending = _pending, None
             raise Interrupted(signum)
+
+
+@contextmanager
+def cleaning_up() -> Iterator[None]:
+    """A shielded clean-up of storage state; see :func:`in_cleanup`."""
+    token = _cleaning_up.set(True)
+    try:
+        with shielded():
+            yield
+    finally:
+        _cleaning_up.reset(token)
+
+
+def in_cleanup() -> bool:
+    """Inside :func:`cleaning_up` (in this thread)."""
+    return _cleaning_up.get()

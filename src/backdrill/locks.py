@@ -31,7 +31,7 @@ from typing import Self
 from urllib.parse import quote
 
 from backdrill.errors import BackdrillError, LockHeld, NotFound
-from backdrill.interrupts import shielded
+from backdrill.interrupts import cleaning_up
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
 from backdrill.timeutil import isoformat, parse_time, utcnow
 
@@ -242,7 +242,7 @@ class RepoLock:
                 log.warning("cannot refresh the lock %s: %s", self.key, exc)
 
     def release(self) -> None:
-        with shielded():
+        with cleaning_up():
             self._release()
 
     def _release(self) -> None:

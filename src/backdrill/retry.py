@@ -36,6 +36,12 @@ class RetryPolicy:
     base_seconds: float = 0.5
     max_wait_seconds: float = 20.0
 
+    def for_cleanup(self, seconds: float) -> RetryPolicy:
+        """The same backoff, bounded by ``seconds`` only: a clean-up after a failure
+        waits that long for the store to come back."""
+        attempts = max(self.attempts, 1000)
+        return RetryPolicy(attempts, seconds, self.base_seconds, self.max_wait_seconds)
+
     def worst_case_seconds(self) -> float:
         """Upper bound of the time spent waiting between attempts (requests excluded)."""
         waits = [

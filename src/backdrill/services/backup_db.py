@@ -27,7 +27,7 @@ from backdrill import __version__
 from backdrill.catalog import backup_dir
 from backdrill.crypto import EncryptingSink, keys_for, seal_fields
 from backdrill.errors import BackdrillError, ConfigError, PostgresError, UsageError
-from backdrill.interrupts import shielded
+from backdrill.interrupts import cleaning_up
 from backdrill.locks import RepoLock, db_scope
 from backdrill.manifest import (
     CUSTOM_FORMAT,
@@ -249,7 +249,7 @@ def _remove_uncommitted(ctx: RunContext, prefix: str) -> None:
     """After a failure or an interrupt, delete what a backup stored but never committed
     (its manifest was not written): an orphan is no backup, only clutter for prune.
     When the manifest did get written (the interrupt came after), the backup stands."""
-    with shielded():
+    with cleaning_up():
         try:
             if ctx.storage.head(prefix + MANIFEST_NAME) is None:
                 for info in list(ctx.storage.list_objects(prefix)):

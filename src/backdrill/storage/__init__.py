@@ -37,6 +37,7 @@ def open_storage(url: str, options: S3Options | None = None) -> Storage:
                 base_seconds=opts.retry.base_seconds,
                 max_wait_seconds=opts.retry.max_wait_seconds,
             ),
+            cleanup_seconds=opts.retry.cleanup_seconds,
             sse=opts.sse,
         )
     return S3Storage(url, parsed.netloc, parsed.path, opts)

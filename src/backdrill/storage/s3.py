@@ -41,7 +41,7 @@ from backdrill.storage.base import (
 )
 
 log = logging.getLogger(__name__)
-_CLEANUP_RETRY = RetryPolicy(attempts=2, max_seconds=2, base_seconds=0.2, max_wait_seconds=1)
+_INTERRUPTED_RETRY = RetryPolicy(attempts=2, max_seconds=2, base_seconds=0.2, max_wait_seconds=1)
 MiB = 1024 * 1024
 MAX_PARTS = 10_000
 _PERMANENT_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"}
@@ -290,7 +290,7 @@ class _S3Writer(ObjectWriter):
             self._shutdown()
 
     def _abort(self) -> None:
-        with shielded():
+        with interrupts.cleaning_up():
             self._abort_upload()
 
     def _abort_upload(self) -> None:
@@ -319,10 +319,12 @@ class S3Storage(Storage):
         max_concurrency: int = 4,
         object_lock: ObjectLockConfig | None = None,
         retry_policy: RetryPolicy | None = None,
+        cleanup_seconds: float = 300.0,
         sse: SseConfig | None = None,
     ) -> None:
         self.url = url
         self.retry = retry_policy or RetryPolicy()
+        self.cleanup_retry = self.retry.for_cleanup(cleanup_seconds)
         self.sse = sse
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -339,12 +341,18 @@ class S3Storage(Storage):
         what = f"S3 {op} s3://{self.bucket}/{key}".rstrip("/")
         return retry.call(
             lambda: fn(**kwargs),
-            # interrupted: the clean-up (abort, lock release) must end within seconds
-            policy=_CLEANUP_RETRY if interrupts.received() else self.retry,
+            policy=self._policy(),
             transient=is_transient,
             what=what,
             describe=describe_error,
         )
+
+    def _policy(self) -> RetryPolicy:
+        if interrupts.received():  # the clean-up (abort, lock release) must end in seconds
+            return _INTERRUPTED_RETRY
+        # a clean-up after a failure waits for the store to come back: an upload left
+        # open or a lock left behind would outlive the outage
+        return self.cleanup_retry if interrupts.in_cleanup() else self.retry
 
     def _sse_args(self) -> dict[str, Any]:
         if self.sse is None:
@@ -455,24 +463,29 @@ class S3Storage(Storage):
             raise self._fail("set the object lock retention of", key, exc) from None
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        # Best effort within a few seconds: the caller is already failing (or interrupted,
-        # and must exit within 10 s); prune removes what could not be aborted.
-        policy = RetryPolicy(attempts=3, max_seconds=5, base_seconds=0.5, max_wait_seconds=2)
+        """Best effort: the caller is already failing. Under :func:`cleaning_up` the
+        retries wait for the store (``cleanup_seconds``); what could not be aborted,
+        prune removes."""
         try:
-            retry.call(
-                lambda: self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self._full(key), UploadId=upload_id
-                ),
-                policy=policy,
-                transient=is_transient,
-                what=f"S3 AbortMultipartUpload s3://{self.bucket}/{self._full(key)}",
-                describe=describe_error,
+            self._call(
+                "AbortMultipartUpload",
+                self.client.abort_multipart_upload,
+                Bucket=self.bucket,
+                Key=self._full(key),
+                UploadId=upload_id,
             )
         except botocore.exceptions.ClientError as exc:
             if _error_code(exc) != "NoSuchUpload":
-                log.warning("could not abort the upload of %s: %s", key, describe_error(exc))
+                self._left_open(key, exc)
         except botocore.exceptions.BotoCoreError as exc:
-            log.warning("could not abort the upload of %s: %s", key, describe_error(exc))
+            self._left_open(key, exc)
+
+    def _left_open(self, key: str, exc: BaseException) -> None:
+        log.warning(
+            "could not abort the upload of %s: %s; `backdrill prune` removes it",
+            key,
+            describe_error(exc),
+        )
 
     # -- Storage -----------------------------------------------------------------
     def open_writer(self, key: str) -> ObjectWriter:

@@ -1,0 +1,150 @@
+"""Storage faults during ``backup files``, injected by the proxy in front of moto:
+transient ones are retried and the snapshot commits, every content verified afterwards
+(``verify files --read-data``, a byte-for-byte restore); an outage longer than the
+retries fails with exit 5 and leaves no snapshot, no open upload and no lock."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backdrill.config import RetryConfig
+from helpers.cli import Repo, Result, run_cli, run_cli_process
+from helpers.files import files_config, make_tree, tree_state
+from helpers.repo import list_keys, open_uploads
+from helpers.s3proxy import FaultProxy, Rule
+
+pytestmark = pytest.mark.reliability
+DEFAULT_RETRY: dict[str, Any] = RetryConfig().model_dump()
+QUICK_RETRY = {"attempts": 8, "max_seconds": 30, "base_seconds": 0.05, "max_wait_seconds": 2}
+SCALED_RETRY = {"attempts": 4, "max_seconds": 4, "base_seconds": 0.2, "max_wait_seconds": 1}
+BIG = 12 * 1024 * 1024  # incompressible: three multipart parts of 5 MB
+
+
+@pytest.fixture(scope="module")
+def filestore(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("filestore")
+    make_tree(root, count=40)
+    (root / "big.bin").write_bytes(os.urandom(BIG))
+    return root
+
+
+def _config(tmp_path: Path, repo: Repo, filestore: Path, retry: dict[str, Any]) -> Path:
+    repo = replace(repo, storage={**repo.storage, "retry": retry})
+    return files_config(tmp_path / "c.yaml", repo, str(filestore))
+
+
+def _snapshots(repo: Repo) -> list[str]:
+    return [k for k in list_keys(repo, "files/") if "/snapshots/" in k]
+
+
+def assert_committed_and_verified(
+    capsys: pytest.CaptureFixture[str], config: Path, repo: Repo, filestore: Path, tmp: Path
+) -> None:
+    assert len(_snapshots(repo)) == 1
+    assert open_uploads(repo) == []
+    assert list_keys(repo, "locks/") == []
+    verify = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    assert verify.code == 0, verify.err
+    target = tmp / "restored"
+    restore = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    assert restore.code == 0, restore.err
+    assert tree_state(target) == tree_state(filestore)
+
+
+def _backup(capsys: pytest.CaptureFixture[str], config: Path) -> Result:
+    return run_cli(capsys, "--config", str(config), "backup", "files")
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "method", "contains"),
+    [
+        (503, "ServiceUnavailable", "PUT", "files/objects/"),
+        (503, "SlowDown", "POST", "uploads"),
+        (503, "ServiceUnavailable", "PUT", "partNumber=2"),
+        (500, "InternalError", "PUT", "/snapshots/"),
+    ],
+    ids=["503-object", "slowdown-create", "503-part", "500-snapshot"],
+)
+def test_files_backup_commits_after_five_consecutive_transient_errors(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    filestore: Path,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+    status: int,
+    code: str,
+    method: str,
+    contains: str,
+) -> None:
+    config = _config(tmp_path, proxied_repo, filestore, QUICK_RETRY)
+    rule = fault_proxy.add(
+        Rule("error", method=method, contains=contains, times=5, status=status, code=code)
+    )
+    result = _backup(capsys, config)
+    assert result.code == 0, result.err
+    assert rule.hits == 5
+    assert code in result.err
+    assert_committed_and_verified(capsys, config, proxied_repo, filestore, tmp_path)
+
+
+def test_files_backup_commits_after_connection_resets_mid_part(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    filestore: Path,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    config = _config(tmp_path, proxied_repo, filestore, QUICK_RETRY)
+    rule = fault_proxy.add(Rule("reset", method="PUT", contains="partNumber=2", times=2))
+    result = _backup(capsys, config)
+    assert result.code == 0, result.err
+    assert rule.hits == 2
+    assert_committed_and_verified(capsys, config, proxied_repo, filestore, tmp_path)
+
+
+def test_files_backup_rides_out_a_ten_second_outage_with_the_default_policy(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    filestore: Path,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    config = _config(tmp_path, proxied_repo, filestore, DEFAULT_RETRY)
+    rule = fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=10))
+    started = time.monotonic()
+    result = _backup(capsys, config)
+    assert result.code == 0, result.err
+    assert rule.hits >= 2
+    assert time.monotonic() - started >= 10
+    assert_committed_and_verified(capsys, config, proxied_repo, filestore, tmp_path)
+
+
+def test_files_backup_fails_on_a_long_outage_with_exit_5_and_leaves_nothing_open(
+    tmp_path: Path,
+    filestore: Path,
+    proxied_repo: Repo,
+    fault_proxy: FaultProxy,
+) -> None:
+    """The 5-minute outage, scaled like tests/test_storage_faults.py: it outlasts the
+    retries but not the clean-up budget: exit 5, no snapshot, the upload aborted and
+    the lock released once the store is back, before the run exits."""
+    outage = 12.0
+    config = _config(tmp_path, proxied_repo, filestore, {**SCALED_RETRY, "cleanup_seconds": 20})
+    fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=outage))
+    started = time.monotonic()
+    result = run_cli_process("--config", str(config), "backup", "files")
+    elapsed = time.monotonic() - started
+    assert result.code == 5, result.err
+    assert outage <= elapsed < outage + 20
+    errors = [ln for ln in result.err.splitlines() if '"level": "error"' in ln]
+    assert len(errors) == 1 and "gave up after 4 attempts" in errors[0], result.err
+    assert "Traceback" not in result.err
+    assert _snapshots(proxied_repo) == []
+    assert open_uploads(proxied_repo) == []
+    assert list_keys(proxied_repo, "locks/") == []
