@@ -3,8 +3,10 @@ error text kept for the report."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from backdrill.errors import PostgresError
 from backdrill.pg.binaries import Program
 from backdrill.pg.command import Child
 from backdrill.pg.connection import ConnParams
+
+log = logging.getLogger(__name__)
 
 
 def default_jobs(configured: int | str = "auto") -> int:
@@ -57,8 +61,11 @@ def pg_restore(program: Program, dump: Path, target: ConnParams, options: Restor
         argv.append("--no-privileges")
     argv.append(dump)
     env = target.child_env()
+    started = time.monotonic()
     with Child(argv, env=env, stdout=subprocess.DEVNULL, what="pg_restore") as child:
         code = child.wait()
         if code != 0:
             errors = child.error_lines or child.stderr_text(20).splitlines()
             raise RestoreFailed(child.failure_message(code), errors)
+    seconds = round(time.monotonic() - started, 3)
+    log.info("pg_restore finished in %.1f s", seconds, extra={"fields": {"seconds": seconds}})
