@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,12 @@ def _latest_snapshot(capsys: pytest.CaptureFixture[str], config: Path) -> dict[s
     shown = _cli(capsys, config, "show", json.loads(listed.out)[-1]["id"], "--json")
     assert shown.code == 0, shown.err
     return json.loads(shown.out)  # type: ignore[no-any-return]
+
+
+def _next_second() -> None:
+    """Snapshot ids sort by their second, then a random suffix: a backup taken in a later
+    second is surely the previous snapshot of the next backup."""
+    time.sleep(1 - time.time() % 1 + 0.01)
 
 
 def _age_key(data: bytes) -> str:
@@ -221,6 +228,7 @@ def test_incremental_backups_stay_encrypted_and_turning_encryption_on_uploads_ag
     first = run_backup_files(run_context(clear)).snapshot
     plaintext = set(_file_objects(repo))
     assert first.new_objects == 14 and not any(k.endswith(".age") for k in plaintext)
+    _next_second()
 
     encrypted = _config(tmp_path / "enc.yaml", repo, source, recipient, identity_file)
     turned_on = run_backup_files(run_context(encrypted))
