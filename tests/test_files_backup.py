@@ -168,7 +168,7 @@ def test_unchanged_second_snapshot_reads_and_uploads_nothing_then_exactly_ten_ch
     assert third.snapshot.new_objects == 10
     assert third.snapshot.new_bytes == sum(len(d) for d in new_contents)
     added = _objects(repo) - before
-    assert added == {object_key(hashlib.sha256(d).hexdigest()) for d in new_contents}
+    assert added == {object_key(hashlib.sha256(d).hexdigest(), "zstd") for d in new_contents}
 
 
 def test_rehash_reads_every_file_but_uploads_nothing_new(tmp_path: Path, local_repo: Repo) -> None:
@@ -208,7 +208,7 @@ def test_object_missing_from_the_repository_is_read_and_stored_again(
     make_tree(source, count=3)
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
     run_backup_files(run_context(config))
-    key = object_key(hashlib.sha256(content(2)).hexdigest())
+    key = object_key(hashlib.sha256(content(2)).hexdigest(), "zstd")
     (Path(local_repo.url.removeprefix("file://")) / key).unlink()
     again = run_backup_files(run_context(config))
     assert again.snapshot.files_read == 1 and again.snapshot.new_objects == 1

@@ -38,7 +38,7 @@ def test_flipped_byte_fails_verify_read_data_and_restore_with_exit_4_naming_the_
         path, data = odoo_name(content(3)), content(3)
     else:
         path, data = "deep/random.bin", (tmp_path / "filestore" / "deep/random.bin").read_bytes()
-    _flip_a_byte(repo, object_key(hashlib.sha256(data).hexdigest()))
+    _flip_a_byte(repo, object_key(hashlib.sha256(data).hexdigest(), "zstd"))
 
     ok = run_cli(capsys, "--config", str(config), "verify", snapshot_id)
     assert ok.code == 0, ok.err  # sizes still match: only reading the data finds it
@@ -66,7 +66,7 @@ def test_missing_object_fails_verify_naming_every_file_that_shares_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
     config, _snapshot_id = _backed_up(tmp_path, capsys, local_repo)
-    key = object_key(hashlib.sha256(content(0)).hexdigest())
+    key = object_key(hashlib.sha256(content(0)).hexdigest(), "zstd")
     delete_object(local_repo, key)
     verify = run_cli(capsys, "--config", str(config), "verify", "--all")
     assert verify.code == 4

@@ -14,6 +14,7 @@ from backdrill.errors import IntegrityError, NotFound, UsageError
 from backdrill.files.catalog import find_snapshot, list_snapshots
 from backdrill.files.restore import MAX_NAMED
 from backdrill.files.snapshot import Snapshot
+from backdrill.services.fetch import object_reader
 from backdrill.services.verify_files import SnapshotVerification, parse_subset, verify_snapshots
 from backdrill.timeutil import human_size
 
@@ -111,7 +112,7 @@ def _verify_snapshots(app_state: AppState, snapshots: list[Snapshot], fraction: 
     if not snapshots:
         return []
     results = verify_snapshots(
-        app_state.storage,
+        object_reader(app_state.config, app_state.storage),
         snapshots,
         read_fraction=fraction,
         reporter=app_state.run_context().reporter,

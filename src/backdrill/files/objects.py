@@ -1,38 +1,63 @@
 """Content-addressed objects: ``files/objects/<sha256[0:2]>/<sha256>``, each stored once,
-zstd-compressed when that makes it smaller.
+zstd-compressed when that makes it smaller; in an encrypted repository
+(``storage.encryption``) ``files/objects/<sha256[0:2]>/<sha256>.age`` instead, always
+zstd-compressed then age-encrypted to the recipients (:class:`EncryptingSink`).
 
 Writing: a file's bytes are spooled (in memory up to a few MB, then a temporary file)
-while hashed; only a content the repository lacks is compressed and uploaded.
-Reading: an object is streamed, decompressed, counted and re-hashed; any difference
-from its entry is an :class:`IntegrityError` naming the file.
+while hashed; only a content the repository lacks is compressed and uploaded. Writing
+needs the public keys only.
+Reading (:class:`ObjectReader`): an object is streamed, decrypted, decompressed, counted
+and re-hashed; any difference from its entry is an :class:`IntegrityError` naming the
+file. The identity is asked for only when an encrypted object is met.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import zstandard
 
-from backdrill.errors import IntegrityError, NotFound
-from backdrill.files.snapshot import OBJECTS_PREFIX, FileEntry, StoredForm, object_key
+from backdrill.crypto import DecryptingReader, EncryptingSink, Keys, Sink
+from backdrill.errors import ConfigError, IntegrityError, NotFound
+from backdrill.files.snapshot import (
+    ENCRYPTED_FORM,
+    ENCRYPTED_SUFFIX,
+    OBJECTS_PREFIX,
+    FileEntry,
+    StoredForm,
+    is_encrypted,
+    object_key,
+    stored_form,
+)
 from backdrill.storage import Storage
 from backdrill.streams import CHUNK
 
 SPOOL_IN_MEMORY = 2 * 1024 * 1024
+#: what -> the age identities (ConfigError when there is none)
+IdentitiesProvider = Callable[[str], list[Any]]
 
 
-def stored_objects(storage: Storage) -> dict[str, int]:
-    """sha256 -> stored size of every object in the repository: ONE listing pass."""
+def listed_objects(storage: Storage) -> dict[str, int]:
+    """key -> stored size of every object under ``files/objects/``: ONE listing pass."""
+    return {info.key: info.size for info in storage.list_objects(OBJECTS_PREFIX)}
+
+
+def stored_objects(listed: dict[str, int], *, encrypted: bool) -> dict[str, int]:
+    """Pure: sha256 -> stored size of the objects a backup in this mode may reuse, the
+    ``.age`` ones when ``encrypted``, the plaintext ones otherwise (turning encryption
+    on uploads every content again, encrypted)."""
+    form: StoredForm = ENCRYPTED_FORM if encrypted else "zstd"
     found: dict[str, int] = {}
-    for info in storage.list_objects(OBJECTS_PREFIX):
-        name = info.key.rsplit("/", 1)[-1]
-        if len(name) == 64 and info.key == object_key(name):
-            found[name] = info.size
+    for key, size in listed.items():
+        sha256 = key.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
+        if len(sha256) == 64 and key == object_key(sha256, form):
+            found[sha256] = size
     return found
 
 
@@ -48,11 +73,20 @@ class StoredObject:
 
 class ObjectStore:
     """The objects of one repository during a backup: those listed at the start plus
-    those uploaded since. Thread-safe; a content is claimed by one uploader only."""
+    those uploaded since. Thread-safe; a content is claimed by one uploader only.
+    With ``keys``, every content is stored encrypted (``age-zstd``)."""
 
-    def __init__(self, storage: Storage, stored: dict[str, int], *, level: int = 3) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        stored: dict[str, int],
+        *,
+        level: int = 3,
+        keys: Keys | None = None,
+    ) -> None:
         self.storage = storage
         self.level = level
+        self.keys = keys
         self._stored = dict(stored)
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
@@ -73,72 +107,161 @@ class ObjectStore:
             self._claimed.add(sha256)
             return True
 
+    def form_of(self, raw_size: int, stored_size: int) -> StoredForm:
+        return stored_form(raw_size, stored_size, encrypted=self.keys is not None)
+
     def upload(self, sha256: str, raw: IO[bytes], raw_size: int) -> StoredObject:
         """Store the spooled content ``raw`` (positioned anywhere) under its address."""
         raw.seek(0)
-        with new_spool() as packed:
-            compressor = getattr(self._local, "compressor", None)
-            if compressor is None:  # a zstd context per thread: creating one is costly
-                compressor = zstandard.ZstdCompressor(level=self.level, write_checksum=True)
-                self._local.compressor = compressor
-            if raw_size <= SPOOL_IN_MEMORY:
-                packed.write(compressor.compress(raw.read()))
-            else:
-                compressor.copy_stream(raw, packed, read_size=CHUNK, write_size=CHUNK)
-            packed_size = packed.tell()
-            body = packed if packed_size < raw_size else raw
-            size = packed_size if body is packed else raw_size
-            body.seek(0)
-            with self.storage.open_writer(object_key(sha256)) as writer:
-                while chunk := body.read(CHUNK):
-                    writer.write(chunk)
+        if self.keys is not None:
+            stored = self._upload_encrypted(sha256, raw, raw_size, self.keys)
+        else:
+            stored = self._upload_plain(sha256, raw, raw_size)
         with self._lock:
-            self._stored[sha256] = size
+            self._stored[sha256] = stored.stored_size
             self.new_objects += 1
             self.new_bytes += raw_size
-            self.uploaded_bytes += size
-        return StoredObject("zstd" if body is packed else "raw", size)
+            self.uploaded_bytes += stored.stored_size
+        return stored
+
+    def _compress(self, raw: IO[bytes], raw_size: int, out: Sink) -> None:
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:  # a zstd context per thread: creating one is costly
+            compressor = zstandard.ZstdCompressor(level=self.level, write_checksum=True)
+            self._local.compressor = compressor
+        if raw_size <= SPOOL_IN_MEMORY:
+            out.write(compressor.compress(raw.read()))
+        else:
+            compressor.copy_stream(raw, cast(IO[bytes], out), read_size=CHUNK, write_size=CHUNK)
+
+    def _upload_plain(self, sha256: str, raw: IO[bytes], raw_size: int) -> StoredObject:
+        """zstd when that is smaller, else the bytes as they are."""
+        with new_spool() as packed:
+            self._compress(raw, raw_size, packed)
+            packed_size = packed.tell()
+            form = stored_form(raw_size, packed_size)
+            body = packed if form == "zstd" else raw
+            body.seek(0)
+            with self.storage.open_writer(object_key(sha256, form)) as writer:
+                while chunk := body.read(CHUNK):
+                    writer.write(chunk)
+        return StoredObject(form, packed_size if body is packed else raw_size)
+
+    def _upload_encrypted(
+        self, sha256: str, raw: IO[bytes], raw_size: int, keys: Keys
+    ) -> StoredObject:
+        """zstd, then age frames, streamed straight into the object (no second spool)."""
+        with self.storage.open_writer(object_key(sha256, ENCRYPTED_FORM)) as writer:
+            sealed = EncryptingSink(writer, keys)
+            self._compress(raw, raw_size, sealed)
+            sealed.close()
+            size = writer.bytes_written
+        return StoredObject(ENCRYPTED_FORM, size)
 
 
-def copy_object(
-    storage: Storage,
-    entry: FileEntry,
-    sink: Callable[[bytes], object],
-    on_bytes: Callable[[int], None] | None = None,
-) -> None:
-    """Stream the content of ``entry`` into ``sink``, verifying the stored size, the size
-    and the sha256 of the content. IntegrityError naming the file when anything differs."""
+def entry_key(entry: FileEntry) -> str:
     assert entry.sha256 is not None
-    key = object_key(entry.sha256)
-    where = f"file {entry.path}"
-    try:
-        stream = storage.open_reader(key)
-    except NotFound:
-        raise IntegrityError(f"{where}: object {key} is missing from the repository") from None
-    digest = hashlib.sha256()
-    counted = _CountingStream(stream)
-    size = 0
-    with stream:
+    return object_key(entry.sha256, entry.stored)
+
+
+class ObjectReader:
+    """Reads the content objects of one repository. ``identities`` is called at most
+    once, and only when an encrypted object is met: a clear repository (or a backup)
+    never needs the identity. Thread-safe."""
+
+    def __init__(self, storage: Storage, identities: IdentitiesProvider | None = None) -> None:
+        self.storage = storage
+        self._provider = identities
+        self._identities: list[Any] | None = None
+        self._lock = threading.Lock()
+
+    def identities(self, what: str) -> list[Any]:
+        with self._lock:
+            if self._identities is None:
+                if self._provider is None:
+                    raise ConfigError(f"{what} is encrypted and no identity is configured")
+                self._identities = self._provider(what)
+            return self._identities
+
+    def check_identity(self, entries: Iterable[FileEntry]) -> None:
+        """Before anything is written: read the smallest encrypted object, so that a
+        missing or wrong identity is a ConfigError now, not after the first files. A
+        damaged object is left to the caller, who reads it again and names it."""
+        encrypted = [e for e in entries if e.sha256 is not None and is_encrypted(e.stored)]
+        if encrypted:
+            with contextlib.suppress(IntegrityError):
+                self.copy(min(encrypted, key=lambda e: e.stored_size or 0), _discard)
+
+    def copy(
+        self,
+        entry: FileEntry,
+        sink: Callable[[bytes], object],
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        """Stream the content of ``entry`` into ``sink``, verifying the stored size, the
+        size and the sha256 of the content. IntegrityError naming the file when anything
+        differs (a tampered encrypted object fails authentication); ConfigError when
+        the identity is missing or wrong."""
+        key = entry_key(entry)
+        where = f"file {entry.path}"
+        try:
+            stream = self.storage.open_reader(key)
+        except NotFound:
+            raise IntegrityError(f"{where}: object {key} is missing from the repository") from None
+        with stream:
+            counted = _CountingStream(stream)
+            source, decrypting = self._layers(entry, key, counted)
+            size, digest = _pump(source, sink, on_bytes, where, key)
+            if decrypting is not None and decrypting.read():  # reads to the end: finish()
+                raise IntegrityError(f"{where}: object {key} has data after its content")
+        if entry.stored_size is not None and counted.count != entry.stored_size:
+            raise IntegrityError(
+                f"{where}: object {key} has {counted.count} bytes, expected {entry.stored_size}"
+            )
+        if size != entry.size or digest != entry.sha256:
+            raise IntegrityError(f"{where}: content of object {key} does not match its sha256")
+
+    def _layers(
+        self, entry: FileEntry, key: str, counted: _CountingStream
+    ) -> tuple[IO[bytes], DecryptingReader | None]:
+        """The plaintext of the object: decrypted and decompressed as its form needs."""
         source: IO[bytes] = cast(IO[bytes], counted)
-        if entry.stored == "zstd":
+        decrypting = None
+        if is_encrypted(entry.stored):
+            what = f"file {entry.path}"
+            decrypting = DecryptingReader(source, self.identities(what), f"{what}: object {key}")
+            source = cast(IO[bytes], decrypting)
+        if entry.stored in ("zstd", ENCRYPTED_FORM):
             source = zstandard.ZstdDecompressor().stream_reader(
                 source, read_size=CHUNK, closefd=False
             )
-        try:
-            while chunk := source.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                sink(chunk)
-                if on_bytes is not None:
-                    on_bytes(len(chunk))
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"{where}: object {key} is corrupt: {exc}") from None
-    if entry.stored_size is not None and counted.count != entry.stored_size:
-        raise IntegrityError(
-            f"{where}: object {key} has {counted.count} bytes, expected {entry.stored_size}"
-        )
-    if size != entry.size or digest.hexdigest() != entry.sha256:
-        raise IntegrityError(f"{where}: content of object {key} does not match its sha256")
+        return source, decrypting
+
+
+def _pump(
+    source: IO[bytes],
+    sink: Callable[[bytes], object],
+    on_bytes: Callable[[int], None] | None,
+    where: str,
+    key: str,
+) -> tuple[int, str]:
+    """Copy ``source`` into ``sink``: the size and sha256 of what went through."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            sink(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"{where}: object {key} is corrupt: {exc}") from None
+    return size, digest.hexdigest()
+
+
+def _discard(_chunk: bytes) -> None:
+    pass
 
 
 class _CountingStream:

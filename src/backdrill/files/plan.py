@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from backdrill.files.snapshot import FileEntry, Snapshot
+from backdrill.files.snapshot import FileEntry, Snapshot, is_encrypted
 from backdrill.files.source import SourceItem
 
 
@@ -25,6 +25,17 @@ def previous_entries(previous: Snapshot | None) -> dict[str, FileEntry]:
     return {e.path: e for e in previous.entries if e.type == "file"}
 
 
+def reusable(entry: FileEntry, stored: Mapping[str, int], *, encrypted: bool) -> bool:
+    """The object of ``entry`` is still stored with its recorded size, in the form this
+    backup writes (encrypted or not: a plaintext object never stands in an encrypted
+    snapshot, nor the reverse)."""
+    return (
+        entry.sha256 is not None
+        and is_encrypted(entry.stored) == encrypted
+        and stored.get(entry.sha256) == entry.stored_size
+    )
+
+
 def unchanged(item: SourceItem, entry: FileEntry) -> bool:
     if entry.status != "ok" or entry.size != item.size or entry.sha256 is None:
         return False
@@ -38,10 +49,12 @@ def plan_backup(
     previous: Mapping[str, FileEntry],
     stored: Mapping[str, int],
     *,
+    encrypted: bool = False,
     rehash: bool = False,
 ) -> BackupPlan:
-    """``stored`` maps the sha256 of every object in the repository to its size: an entry
-    is reused only when its object is still there with the recorded size."""
+    """``stored`` maps the sha256 of every object of this backup's form (encrypted or
+    not) in the repository to its size: an entry is reused only when its object is
+    still there with the recorded size."""
     plan = BackupPlan()
     for item in items:
         if item.kind == "symlink":
@@ -61,8 +74,7 @@ def plan_backup(
             not rehash
             and entry is not None
             and unchanged(item, entry)
-            and entry.sha256 is not None
-            and stored.get(entry.sha256) == entry.stored_size
+            and reusable(entry, stored, encrypted=encrypted)
         ):
             same_mode = entry.mode == item.mode
             plan.reused.append(entry if same_mode else entry.model_copy(update={"mode": item.mode}))

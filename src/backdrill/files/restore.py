@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backdrill.errors import IntegrityError, StorageError, UsageError
-from backdrill.files.objects import copy_object
+from backdrill.files.objects import ObjectReader
 from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import FileEntry, Snapshot
 from backdrill.files.source import safe_relative_path
@@ -51,7 +51,7 @@ class RestoreTarget(ABC):
     def is_empty(self) -> bool: ...
 
     @abstractmethod
-    def write_file(self, storage: Storage, entry: FileEntry, advance: Advance) -> None:
+    def write_file(self, reader: ObjectReader, entry: FileEntry, advance: Advance) -> None:
         """Write, verify, then publish one file; nothing under its name if it fails."""
 
     @abstractmethod
@@ -84,12 +84,12 @@ class DirTarget(RestoreTarget):
             raise IntegrityError(f"file {entry.path}: a symlink in the target leads outside it")
         return dest
 
-    def write_file(self, storage: Storage, entry: FileEntry, advance: Advance) -> None:
+    def write_file(self, reader: ObjectReader, entry: FileEntry, advance: Advance) -> None:
         dest = self._destination(entry)
         tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}.{secrets.token_hex(4)}")
         try:
             with tmp.open("xb") as out:
-                copy_object(storage, entry, out.write, advance)
+                reader.copy(entry, out.write, advance)
             os.chmod(tmp, entry.mode)
             os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
             os.replace(tmp, dest)
@@ -122,20 +122,20 @@ class StorageTarget(RestoreTarget):
     def is_empty(self) -> bool:
         return next(iter(self.storage.list_objects("")), None) is None
 
-    def write_file(self, storage: Storage, entry: FileEntry, advance: Advance) -> None:
+    def write_file(self, reader: ObjectReader, entry: FileEntry, advance: Advance) -> None:
         if not safe_relative_path(entry.path):
             raise IntegrityError(f"file {entry.path!r}: unsafe path in the snapshot")
         # the writer commits only when the block exits cleanly: a file whose content
         # does not verify never appears under its name
         with self.storage.open_writer(entry.path) as writer:
-            copy_object(storage, entry, writer.write, advance)
+            reader.copy(entry, writer.write, advance)
 
     def write_symlink(self, entry: FileEntry) -> bool:
         return False
 
 
 def restore_to(
-    storage: Storage,
+    reader: ObjectReader,
     snapshot: Snapshot,
     target: RestoreTarget,
     reporter: Reporter,
@@ -146,7 +146,8 @@ def restore_to(
 ) -> RestoreSummary:
     """Restore every entry of ``snapshot`` into ``target``. A file that does not verify is
     not written; the others are. With ``strict`` (the default), an IntegrityError naming
-    the failed files follows; otherwise they are listed in the summary."""
+    the failed files follows; otherwise they are listed in the summary. A missing or
+    wrong identity (encrypted objects) is a ConfigError before anything is written."""
     if not force and not target.is_empty():
         raise UsageError(
             f"restore target {target.display} is not empty",
@@ -155,6 +156,7 @@ def restore_to(
     started = time.monotonic()
     summary = RestoreSummary(snapshot.id, target.display)
     files = snapshot.files()
+    reader.check_identity(files)
     lock = threading.Lock()
     with reporter.task(f"restore {snapshot.source_name}", total=snapshot.total_bytes) as advance:
         for entry in snapshot.entries:
@@ -166,7 +168,7 @@ def restore_to(
 
         def one(entry: FileEntry) -> None:
             try:
-                target.write_file(storage, entry, advance)
+                target.write_file(reader, entry, advance)
             except IntegrityError as exc:
                 with lock:
                     summary.failed.append(FailedFile(entry.path, exc.message))
@@ -194,7 +196,7 @@ def failed_files_error(failed: list[FailedFile], action: str) -> IntegrityError:
 
 
 def restore_snapshot(
-    storage: Storage,
+    reader: ObjectReader,
     snapshot: Snapshot,
     target_dir: Path,
     reporter: Reporter,
@@ -203,6 +205,4 @@ def restore_snapshot(
     strict: bool = True,
 ) -> RestoreSummary:
     """Restore ``snapshot`` into the directory ``target_dir`` (the drill's entry point)."""
-    return restore_to(
-        storage, snapshot, DirTarget(target_dir), reporter, force=force, strict=strict
-    )
+    return restore_to(reader, snapshot, DirTarget(target_dir), reporter, force=force, strict=strict)

@@ -3,6 +3,10 @@
 ``files/<source_name>/snapshots/<id>.json.zst`` lists every file of the source with its
 content address; the contents live once each under ``files/objects/``. Parsed strictly,
 like :mod:`backdrill.manifest`: anything malformed is an :class:`IntegrityError`.
+
+Snapshots stay in clear, even in an encrypted repository: incremental planning, prune
+and ``verify`` read paths, sizes and sha256 without the identity. Only the contents are
+encrypted (stored form ``age-zstd``, under their own ``.age`` keys).
 """
 
 from __future__ import annotations
@@ -22,22 +26,35 @@ OBJECTS_PREFIX = "files/objects/"
 SNAPSHOTS_DIR = "snapshots"
 SNAPSHOT_SUFFIX = ".json.zst"
 
-StoredForm = Literal["zstd", "raw"]
+#: ``age-zstd``: zstd-compressed, then age-encrypted (:mod:`backdrill.crypto` frames)
+StoredForm = Literal["zstd", "raw", "age-zstd"]
 EntryType = Literal["file", "symlink"]
 EntryStatus = Literal["ok", "changed"]
+ENCRYPTED_FORM: StoredForm = "age-zstd"
+ENCRYPTED_SUFFIX = ".age"
 
 
-def object_key(sha256: str) -> str:
-    return f"{OBJECTS_PREFIX}{sha256[:2]}/{sha256}"
+def is_encrypted(form: StoredForm | None) -> bool:
+    return form == ENCRYPTED_FORM
+
+
+def object_key(sha256: str, form: StoredForm | None) -> str:
+    """THE mapping of a content and its stored form to its key: encrypted objects live
+    under their own ``.age`` keys, never mixed with plaintext ones (``zstd``, ``raw``,
+    or None: forms told apart by size alone)."""
+    suffix = ENCRYPTED_SUFFIX if is_encrypted(form) else ""
+    return f"{OBJECTS_PREFIX}{sha256[:2]}/{sha256}{suffix}"
 
 
 def snapshot_key(source_name: str, snapshot_id: str) -> str:
     return f"{FILES_ROOT}{source_name}/{SNAPSHOTS_DIR}/{snapshot_id}{SNAPSHOT_SUFFIX}"
 
 
-def stored_form(raw_size: int, stored_size: int) -> StoredForm:
-    """An object is stored compressed only when that made it strictly smaller, so its
-    size in the repository tells its form."""
+def stored_form(raw_size: int, stored_size: int, *, encrypted: bool = False) -> StoredForm:
+    """An encrypted object is always ``age-zstd``. A plaintext one is stored compressed
+    only when that made it strictly smaller, so its size in the repository tells its form."""
+    if encrypted:
+        return ENCRYPTED_FORM
     return "zstd" if stored_size < raw_size else "raw"
 
 

@@ -3,6 +3,8 @@
 scan the source -> plan (reuse unchanged entries of the previous snapshot) -> read the
 rest concurrently (hash while spooling; re-read once if it changed meanwhile) -> upload
 contents the repository lacks (one listing pass says which) -> snapshot written LAST.
+With ``storage.encryption``, contents are encrypted to the recipients (``.age``
+objects; plaintext objects are never reused) and the snapshot stays in clear.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ from datetime import timedelta
 from typing import IO
 
 from backdrill import __version__
+from backdrill.crypto import keys_for
 from backdrill.errors import UsageError
 from backdrill.files.catalog import RESERVED_NAMES, latest_snapshot
-from backdrill.files.objects import SPOOL_IN_MEMORY, ObjectStore, new_spool, stored_objects
+from backdrill.files.objects import (
+    SPOOL_IN_MEMORY,
+    ObjectStore,
+    listed_objects,
+    new_spool,
+    stored_objects,
+)
 from backdrill.files.plan import plan_backup, previous_entries
 from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import (
@@ -25,7 +34,6 @@ from backdrill.files.snapshot import (
     FileEntry,
     SkippedEntry,
     Snapshot,
-    stored_form,
 )
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
 from backdrill.locks import RepoLock, files_scope
@@ -140,9 +148,15 @@ class FileBackup:
                 skipped.append(found)
             else:
                 items.append(found)
-        stored = stored_objects(storage)
-        store = ObjectStore(storage, stored, level=self.ctx.config.backup.compression_level)
-        plan = plan_backup(items, previous_entries(previous), stored, rehash=self.rehash)
+        keys = keys_for(self.ctx.config.storage.encryption)  # public keys: enough to write
+        encrypted = keys is not None
+        stored = stored_objects(listed_objects(storage), encrypted=encrypted)
+        store = ObjectStore(
+            storage, stored, level=self.ctx.config.backup.compression_level, keys=keys
+        )
+        plan = plan_backup(
+            items, previous_entries(previous), stored, encrypted=encrypted, rehash=self.rehash
+        )
         log.info(
             "files backup of %s started",
             self.source.display,
@@ -154,6 +168,7 @@ class FileBackup:
                     "unchanged": len(plan.reused),
                     "to_read": len(plan.to_read),
                     "previous": previous.id if previous else None,
+                    "encrypted": encrypted,
                 }
             },
         )
@@ -243,7 +258,7 @@ class FileBackup:
             size = store.stored_size(result.sha256)
             entries.append(
                 result.model_copy(
-                    update={"stored_size": size, "stored": stored_form(result.size, size)}
+                    update={"stored_size": size, "stored": store.form_of(result.size, size)}
                 )
             )
         return entries, skipped

@@ -17,6 +17,7 @@ from backdrill.manifest import DbManifest
 from backdrill.sandbox import SandboxInfo
 from backdrill.services.backup_files import configured_source_name
 from backdrill.services.context import RunContext
+from backdrill.services.fetch import object_reader
 from backdrill.timeutil import human_size
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ def restore_filestore(
     outcome.snapshot, outcome.after_backup = choice.snapshot, choice.after
     target = workdir / "filestore" / manifest.database
     try:
-        summary = restore_snapshot(ctx.storage, choice.snapshot, target, ctx.reporter)
+        reader = object_reader(ctx.config, ctx.storage)
+        summary = restore_snapshot(reader, choice.snapshot, target, ctx.reporter)
     except IntegrityError as exc:
         outcome.integrity_error = exc
         outcome.checks.append(Check("filestore_restore", "fail", str(exc)))

@@ -1,11 +1,13 @@
-"""Download a database backup to local disk: every object's sha256 verified while
-streaming, decrypted (when the repository is encrypted) and zstd-decompressed on the
-fly. A mismatch, a short object or a corrupt frame is an IntegrityError and the partial
-file is removed."""
+"""Read the repository: download a database backup to local disk (every object's sha256
+verified while streaming, decrypted when the repository is encrypted and
+zstd-decompressed on the fly; a mismatch, a short object or a corrupt frame is an
+IntegrityError and the partial file is removed), and the identity that readers of
+encrypted backups and filestore objects need."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -18,6 +20,7 @@ from backdrill.catalog import backup_dir
 from backdrill.config import Config
 from backdrill.crypto import IDENTITY_ENV, Decryptor, Keys, unseal_fields
 from backdrill.errors import ConfigError, IntegrityError, StorageError
+from backdrill.files.objects import ObjectReader
 from backdrill.manifest import DIRECTORY_PREFIX, DbManifest, StoredObject
 from backdrill.progress import Advance, NullReporter, Reporter
 from backdrill.storage import Storage
@@ -48,6 +51,12 @@ def identities_for(config: Config, what: str) -> list[Any]:
     if keys.identity_source is None and os.environ.get(IDENTITY_ENV):
         keys = Keys(keys.recipients, IDENTITY_ENV, None)
     return keys.identities(what)
+
+
+def object_reader(config: Config, storage: Storage) -> ObjectReader:
+    """The reader of filestore objects: it reads the identity only if it meets an
+    encrypted object (restore files, verify --read-data, the drill's filestore)."""
+    return ObjectReader(storage, functools.partial(identities_for, config))
 
 
 def readable_manifest(config: Config, manifest: DbManifest) -> DbManifest:

@@ -24,12 +24,11 @@ from urllib.parse import unquote
 
 from backdrill.catalog import DB_ROOT, BrokenEntry, backup_dir, db_dir, list_db_backups
 from backdrill.errors import IntegrityError, LockHeld
+from backdrill.files.snapshot import FILES_ROOT, OBJECTS_PREFIX
 from backdrill.locks import LOCKS_ROOT, REPOSITORY_SCOPE, RepoLock
 from backdrill.retention import Decision, Item, Policy, decide
 from backdrill.services.context import RunContext
 from backdrill.services.prune_scopes import (
-    FILES_OBJECTS,
-    FILES_ROOT,
     DbScope,
     Entry,
     FilesScope,
@@ -223,7 +222,7 @@ class _Pruner:
 
     def sweep(self, referenced: set[str], objects: Mapping[str, ObjectInfo]) -> None:
         for key, info in objects.items():
-            if not key.startswith(FILES_OBJECTS) or key in referenced:
+            if not key.startswith(OBJECTS_PREFIX) or key in referenced:
                 continue
             if not self._old(info.last_modified):
                 self.report.young_unreferenced += 1

@@ -12,20 +12,24 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, get_args
 from urllib.parse import unquote
 
 from backdrill.catalog import BrokenEntry, DbListing, backup_dir, db_dir
 from backdrill.errors import BackdrillError, IntegrityError
+from backdrill.files.snapshot import (
+    FILES_ROOT,
+    OBJECTS_PREFIX,
+    SNAPSHOT_SUFFIX,
+    StoredForm,
+    object_key,
+)
 from backdrill.locks import db_scope, files_scope
 from backdrill.manifest import MANIFEST_NAME
 from backdrill.storage.base import ObjectInfo, Storage
 from backdrill.zstdio import decompressed
 
-FILES_ROOT = "files/"
-FILES_OBJECTS = "files/objects/"
 GLOBALS_ROOT = "globals/"
-SNAPSHOT_SUFFIX = ".json.zst"
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Entry:
     #: the commit marker (manifest, snapshot) first, then the objects it commits
     keys: tuple[str, ...]
     size: int
-    #: content objects (sha256) this entry references in ``files/objects/``
+    #: keys of the content objects this entry references in ``files/objects/``
     refs: frozenset[str] = frozenset()
 
 
@@ -138,12 +142,26 @@ class GlobalsScope:
 @dataclass(frozen=True)
 class SnapshotRefs:
     created_at: datetime | None
+    #: object keys (:func:`backdrill.files.snapshot.object_key`)
     objects: frozenset[str]
 
 
+def _entry_ref(item: Any, where: str) -> str:
+    """The key of the content object of one snapshot entry: its sha256 and its stored
+    form (an encrypted object lives under its own ``.age`` key)."""
+    sha = item.get("sha256") if isinstance(item, dict) else None
+    if not isinstance(sha, str):
+        raise IntegrityError(f"snapshot {where}: an entry lacks sha256")
+    form = item.get("stored")
+    if form is not None and form not in get_args(StoredForm):
+        raise IntegrityError(f"snapshot {where}: an entry has an unknown stored form {form!r}")
+    return object_key(sha, form)
+
+
 def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
-    """The one place that reads a filestore snapshot: zstd-compressed JSON with an
-    ``entries`` list whose items carry ``sha256``. Replace with the snapshot model."""
+    """What prune needs of a filestore snapshot, read leniently (only what it needs):
+    zstd-compressed JSON with an ``entries`` list whose items carry ``sha256`` (and
+    ``stored``, the form that names their object)."""
     try:
         doc = json.loads(decompressed(data, where))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -153,14 +171,12 @@ def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
     version = doc.get("schema_version", 1)
     if version != 1:
         raise IntegrityError(f"snapshot {where} has schema_version {version!r}; this reads 1")
-    refs: set[str] = set()
-    for item in doc["entries"]:
-        if isinstance(item, dict) and item.get("type") == "symlink":
-            continue  # a symlink records its target, no content object
-        sha = item.get("sha256") if isinstance(item, dict) else None
-        if not isinstance(sha, str):
-            raise IntegrityError(f"snapshot {where}: an entry lacks sha256")
-        refs.add(sha)
+    refs = {
+        _entry_ref(item, where)
+        for item in doc["entries"]
+        # a symlink records its target, no content object
+        if not (isinstance(item, dict) and item.get("type") == "symlink")
+    }
     created: datetime | None = None
     if isinstance(doc.get("created_at"), str):
         try:
@@ -170,14 +186,10 @@ def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
     return SnapshotRefs(created, frozenset(refs))
 
 
-def object_key(sha256: str) -> str:
-    return f"{FILES_OBJECTS}{sha256[:2]}/{sha256}"
-
-
 def file_sources(objects: Mapping[str, ObjectInfo]) -> list[str]:
     sources = set()
     for key in objects:
-        if key.startswith(FILES_ROOT) and not key.startswith(FILES_OBJECTS):
+        if key.startswith(FILES_ROOT) and not key.startswith(OBJECTS_PREFIX):
             parts = key[len(FILES_ROOT) :].split("/")
             if len(parts) == 3 and parts[1] == "snapshots":
                 sources.add(unquote(parts[0]))
@@ -220,4 +232,4 @@ class FilesScope:
         return result
 
     def referenced_objects(self, kept: Iterable[Entry]) -> set[str]:
-        return {object_key(sha) for entry in kept for sha in entry.refs}
+        return {key for entry in kept for key in entry.refs}

@@ -18,6 +18,7 @@ from backdrill.files.restore import (
 )
 from backdrill.files.snapshot import Snapshot
 from backdrill.services.context import RunContext
+from backdrill.services.fetch import object_reader
 from backdrill.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def run_restore_files(
     )
     try:
         summary = restore_to(
-            ctx.storage,
+            object_reader(ctx.config, ctx.storage),
             snapshot,
             target,
             ctx.reporter,

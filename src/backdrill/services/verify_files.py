@@ -13,11 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from backdrill.errors import IntegrityError
-from backdrill.files.objects import copy_object, stored_objects
+from backdrill.files.objects import ObjectReader, entry_key, listed_objects
 from backdrill.files.restore import FailedFile
-from backdrill.files.snapshot import FileEntry, Snapshot, object_key
+from backdrill.files.snapshot import FileEntry, Snapshot
 from backdrill.progress import NullReporter, Reporter
-from backdrill.storage import Storage
 
 
 @dataclass
@@ -42,47 +41,47 @@ def parse_subset(text: str) -> float:
     return number / 100
 
 
-def pick_subset(shas: Sequence[str], fraction: float, rng: random.Random) -> list[str]:
+def pick_subset(keys: Sequence[str], fraction: float, rng: random.Random) -> list[str]:
     """ceil(fraction x n) distinct objects (at least one), drawn with ``rng``."""
     if fraction >= 1:
-        return list(shas)
-    count = min(len(shas), max(1, math.ceil(fraction * len(shas))))
-    return rng.sample(list(shas), count)
+        return list(keys)
+    count = min(len(keys), max(1, math.ceil(fraction * len(keys))))
+    return rng.sample(list(keys), count)
 
 
 def _objects_of(snapshot: Snapshot) -> dict[str, list[FileEntry]]:
-    by_sha: dict[str, list[FileEntry]] = {}
+    """object key -> the files whose content it holds."""
+    by_key: dict[str, list[FileEntry]] = {}
     for entry in snapshot.files():
         if entry.sha256 is not None:
-            by_sha.setdefault(entry.sha256, []).append(entry)
-    return by_sha
+            by_key.setdefault(entry_key(entry), []).append(entry)
+    return by_key
 
 
 def check_presence(
-    stored: dict[str, int], snapshot: Snapshot
+    listed: dict[str, int], snapshot: Snapshot
 ) -> tuple[list[FailedFile], list[str]]:
-    """Pure: the files whose object is missing or has the wrong size, and the sha256 of
+    """Pure: the files whose object is missing or has the wrong size, and the keys of
     the objects that are present."""
     failed: list[FailedFile] = []
     present: list[str] = []
-    for sha, entries in sorted(_objects_of(snapshot).items()):
-        size = stored.get(sha)
+    for key, entries in sorted(_objects_of(snapshot).items()):
+        size = listed.get(key)
         expected = entries[0].stored_size
-        key = object_key(sha)
         if size is None:
             reason = f"object {key} is missing from the repository"
         elif expected is not None and size != expected:
             reason = f"object {key} has {size} bytes, expected {expected}"
         else:
-            present.append(sha)
+            present.append(key)
             continue
         failed.extend(FailedFile(e.path, f"file {e.path}: {reason}") for e in entries)
     return failed, present
 
 
 def verify_snapshot(
-    storage: Storage,
-    stored: dict[str, int],
+    reader: ObjectReader,
+    listed: dict[str, int],
     snapshot: Snapshot,
     *,
     read_fraction: float = 0.0,
@@ -91,35 +90,35 @@ def verify_snapshot(
     workers: int = 4,
     read_cache: dict[str, str | None] | None = None,
 ) -> SnapshotVerification:
-    """``stored``: sha256 -> stored size of every object in the repository.
-    ``read_cache`` (sha256 -> problem or None) spares re-reading an object shared by
-    several snapshots."""
+    """``listed``: key -> stored size of every object in the repository.
+    ``read_cache`` (key -> problem or None) spares re-reading an object shared by
+    several snapshots. Reading encrypted objects needs the identity (ConfigError)."""
     cache = read_cache if read_cache is not None else {}
     result = SnapshotVerification(snapshot.id, snapshot.source_name)
-    by_sha = _objects_of(snapshot)
-    result.objects = len(by_sha)
-    result.failed, present = check_presence(stored, snapshot)
+    by_key = _objects_of(snapshot)
+    result.objects = len(by_key)
+    result.failed, present = check_presence(listed, snapshot)
     if read_fraction > 0 and present:
         chosen = pick_subset(present, read_fraction, rng or random.SystemRandom())
         lock = threading.Lock()
-        total = sum(by_sha[sha][0].size for sha in chosen)
+        total = sum(by_key[key][0].size for key in chosen)
         with (
             (reporter or NullReporter()).task(f"verify {snapshot.id}", total=total) as advance,
             ThreadPoolExecutor(workers, thread_name_prefix="verify") as pool,
         ):
 
-            def read_one(sha: str) -> None:
-                entries = by_sha[sha]
-                if sha in cache:
-                    detail = cache[sha]
+            def read_one(key: str) -> None:
+                entries = by_key[key]
+                if key in cache:
+                    detail = cache[key]
                 else:
                     detail = None
                     try:
-                        copy_object(storage, entries[0], lambda _chunk: None, advance)
+                        reader.copy(entries[0], lambda _chunk: None, advance)
                     except IntegrityError as exc:
                         detail = exc.message.split(": ", 1)[-1]
                     with lock:
-                        cache[sha] = detail
+                        cache[key] = detail
                         result.objects_read += 1
                         result.bytes_read += entries[0].size
                 if detail is not None:
@@ -134,7 +133,7 @@ def verify_snapshot(
 
 
 def verify_snapshots(
-    storage: Storage,
+    reader: ObjectReader,
     snapshots: Sequence[Snapshot],
     *,
     read_fraction: float = 0.0,
@@ -144,12 +143,12 @@ def verify_snapshots(
     """Verify each snapshot against ONE listing of the repository's objects."""
     if not snapshots:
         return []
-    stored = stored_objects(storage)
+    listed = listed_objects(reader.storage)
     read_cache: dict[str, str | None] = {}
     return [
         verify_snapshot(
-            storage,
-            stored,
+            reader,
+            listed,
             snapshot,
             read_fraction=read_fraction,
             reporter=reporter,
