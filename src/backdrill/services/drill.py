@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,27 +117,33 @@ def _verify(
     return checks
 
 
+def _provision(sandbox: Sandbox, database: str, phases: _Phases) -> SandboxInfo:
+    with phases.time("provision"):
+        return sandbox.provision(database)
+
+
 def _restore(
     ctx: RunContext,
     manifest: DbManifest,
-    info: SandboxInfo,
+    provisioning: Future[SandboxInfo],
     jobs: int,
     phases: _Phases,
     workdir: Path,
     files: FilesOutcome,
-) -> tuple[list[Check], Neutralization | None]:
-    """Download, verify, restore and neutralize: the checks of these phases, and what
-    the neutralization changed."""
+) -> tuple[SandboxInfo, list[Check], Neutralization | None]:
+    """Download (while the sandbox is provisioned), verify, restore and neutralize:
+    the sandbox, the checks of these phases, and what the neutralization changed."""
     checks: list[Check] = []
     done: Neutralization | None = None
+    with phases.time("download"):
+        dump = fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config)
+    info = provisioning.result()
     major = int(manifest.server_version.split(".")[0])
     program = binaries.find_program(
         "pg_restore",
         max(major, int(info.server_version.split(".")[0])),
         bin_dir=ctx.config.postgres.bin_dir,
     )
-    with phases.time("download"):
-        dump = fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config)
     count = len(manifest.stored_objects())
     what = f"{count} objects" if count > 1 else "the dump"
     checks.append(
@@ -160,7 +167,7 @@ def _restore(
                 done = neutralize(conn)
                 log.info("restored copy neutralized: %s", done.describe())
         restore_filestore(ctx, manifest, workdir, files)
-    return checks, done
+    return info, checks, done
 
 
 def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
@@ -201,11 +208,12 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
     workdir = tempfile.TemporaryDirectory(
         prefix="backdrill-drill-", dir=str(work_parent) if work_parent else None
     )
+    # the sandbox is provisioned in a thread while the dump downloads: the two overlap
+    provisioner = ThreadPoolExecutor(1, thread_name_prefix="provision")
+    provisioning = provisioner.submit(_provision, sandbox, manifest.database, phases)
     try:
-        with phases.time("provision"):
-            info = sandbox.provision(manifest.database)
-        restore_checks, neutralized = _restore(
-            ctx, manifest, info, jobs, phases, Path(workdir.name), files
+        info, restore_checks, neutralized = _restore(
+            ctx, manifest, provisioning, jobs, phases, Path(workdir.name), files
         )
         checks.extend(restore_checks)
         with phases.time("verify"):
@@ -225,6 +233,9 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
         checks.append(Check("drill", "fail", str(exc)))
     finally:
         workdir.cleanup()
+        provisioner.shutdown(wait=True)  # a sandbox being made is finished, then torn down
+        if info is None and provisioning.done() and provisioning.exception() is None:
+            info = provisioning.result()
         if options.keep_sandbox:
             keep_hint = sandbox.connect_hint()
             cleanup = "kept (--keep-sandbox)"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, BinaryIO, cast
 
 import zstandard
 
@@ -22,9 +23,14 @@ from backdrill.crypto import IDENTITY_ENV, Decryptor, Keys, unseal_fields
 from backdrill.errors import ConfigError, IntegrityError, StorageError
 from backdrill.files.objects import ObjectReader
 from backdrill.manifest import DIRECTORY_PREFIX, DbManifest, StoredObject
+from backdrill.pg.dumpindex import DumpIndexer
 from backdrill.progress import Advance, NullReporter, Reporter
 from backdrill.storage import Storage
 from backdrill.streams import CHUNK
+
+log = logging.getLogger(__name__)
+#: bytes kept from the end of a dump: where its last data block must end
+TAIL = 64
 
 
 def object_key(manifest: DbManifest, obj: StoredObject) -> str:
@@ -79,14 +85,20 @@ def fetch_object(
     dest: Path,
     advance: Advance,
     decryptor: Decryptor | None = None,
+    *,
+    index: bool = False,
 ) -> None:
-    """Write the decompressed object to ``dest``, verifying sha256 and both sizes."""
+    """Write the decompressed object to ``dest``, verifying sha256 and both sizes.
+    ``index``: the object is a custom-format dump; give it the data offsets pg_dump
+    could not write to a pipe (:mod:`backdrill.pg.dumpindex`)."""
     digest = hashlib.sha256()
     stored = 0
     dctx = zstandard.ZstdDecompressor()
     try:
         with storage.open_reader(key) as source, dest.open("wb") as out:
-            writer = dctx.stream_writer(out, closefd=False)
+            indexing = _IndexingFile(out) if index else None
+            target = cast(IO[bytes], indexing) if indexing is not None else out
+            writer = dctx.stream_writer(target, closefd=False)
             while chunk := source.read(CHUNK):
                 digest.update(chunk)
                 stored += len(chunk)
@@ -100,25 +112,53 @@ def fetch_object(
             if decryptor is not None:
                 decryptor.finish()
             writer.flush()  # type: ignore[no-untyped-call]
-        if stored != obj.stored_size:
-            raise IntegrityError(
-                f"checksum mismatch: {key} is {stored} bytes, the manifest records "
-                f"{obj.stored_size} (truncated or replaced)"
-            )
-        if digest.hexdigest() != obj.sha256:
-            raise IntegrityError(
-                f"checksum mismatch: {key} has sha256 {digest.hexdigest()}, the manifest "
-                f"records {obj.sha256}"
-            )
-        raw = dest.stat().st_size
-        if raw != obj.raw_size:
-            raise IntegrityError(
-                f"{key} decompressed to {raw} bytes; the manifest records {obj.raw_size}"
-            )
+            _check_object(key, obj, stored, digest.hexdigest(), raw=out.tell())
+            if indexing is not None:
+                indexing.apply_offsets()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             dest.unlink()
         raise
+
+
+def _check_object(key: str, obj: StoredObject, stored: int, sha256: str, raw: int) -> None:
+    if stored != obj.stored_size:
+        raise IntegrityError(
+            f"checksum mismatch: {key} is {stored} bytes, the manifest records "
+            f"{obj.stored_size} (truncated or replaced)"
+        )
+    if sha256 != obj.sha256:
+        raise IntegrityError(
+            f"checksum mismatch: {key} has sha256 {sha256}, the manifest records {obj.sha256}"
+        )
+    if raw != obj.raw_size:
+        raise IntegrityError(
+            f"{key} decompressed to {raw} bytes; the manifest records {obj.raw_size}"
+        )
+
+
+class _IndexingFile:
+    """The dump file being written, watched by a :class:`DumpIndexer`."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._indexer = DumpIndexer()
+        self._tail = b""
+
+    def write(self, data: bytes) -> int:
+        self._indexer.feed(data)
+        self._tail = (self._tail + data[-TAIL:])[-TAIL:]
+        return self._out.write(data)
+
+    def apply_offsets(self) -> None:
+        self._out.flush()
+        patches = self._indexer.patches(self._out.tell(), self._tail)
+        for position, data in patches:
+            os.pwrite(self._out.fileno(), data, position)
+        if patches:
+            log.info("dump indexed: %d data blocks located for parallel restore", len(patches))
+        else:
+            log.info("dump not indexed (%s): pg_restore scans it", self._indexer.why)
 
 
 def fetch_backup(
@@ -146,7 +186,8 @@ def fetch_backup(
         if not manifest.is_directory:
             dump = workdir / "dump.pgdump"
             key = dump_key(manifest)
-            fetch_object(storage, key, manifest.stored_objects()[0], dump, advance, decryptor(key))
+            obj = manifest.stored_objects()[0]
+            fetch_object(storage, key, obj, dump, advance, decryptor(key), index=True)
             return dump
         directory = workdir / "dump.d"
         directory.mkdir()
