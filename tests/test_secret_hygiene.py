@@ -99,6 +99,7 @@ def test_canary_secrets_appear_in_no_output_report_object_or_argv(
                 },
                 "notify": {"webhook_url_file": str(secrets_dir / "hook")},
                 "drill": {"work_dir": str(work_dir), "report_dir": str(reports)},
+                "files": {"source": str(sample.filestore)},
             }
         )
     )
@@ -116,6 +117,8 @@ def test_canary_secrets_appear_in_no_output_report_object_or_argv(
     runs = [
         ("json", ["backup", "db"], 0),
         ("text", ["--debug", "backup", "db"], 0),
+        ("json", ["backup", "files"], 0),
+        ("text", ["restore", "files", "--to", str(tmp_path / "restored-files")], 0),
         ("json", ["list", "--json"], 0),
         ("text", ["verify", "--all", "--read-data"], 0),
         ("json", ["drill", "run"], 0),

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from backdrill.cli.notify_hooks import notify_drill
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
 from backdrill.errors import IntegrityError
-from backdrill.notify import drill_event, send
 from backdrill.timeutil import human_duration
 
 app = typer.Typer(
@@ -75,7 +75,7 @@ def drill_run(
     out.print(f"  report: {outcome.report_dir / 'report.html'}")
     if outcome.keep_hint:
         out.print(f"  sandbox kept: {outcome.keep_hint}")
-    send(app_state.config.notify, drill_event(r, exit_code=outcome.exit_code))
+    notify_drill(app_state, outcome)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 

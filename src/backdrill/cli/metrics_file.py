@@ -7,9 +7,6 @@ import logging
 
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError
-from backdrill.metrics import build_registry, write_textfile
-from backdrill.services.status import StatusReport, check_repository
-from backdrill.ssot import Policy, policy
 from backdrill.timeutil import utcnow
 
 log = logging.getLogger("backdrill")
@@ -20,6 +17,11 @@ def write_metrics_file(app_state: AppState, exit_code: int) -> None:
     path = app_state.metrics_file
     if path is None:
         return
+    # imported only when asked for: prometheus_client and the SSOT weigh on start-up
+    from backdrill.metrics import build_registry, write_textfile
+    from backdrill.services.status import StatusReport, check_repository
+    from backdrill.ssot import Policy, policy
+
     try:
         try:
             report, facts = check_repository(app_state.storage, app_state.config)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
 from backdrill.manifest import DbManifest
-from backdrill.notify import backup_event, send
-from backdrill.ssot import policy
+
+if TYPE_CHECKING:
+    from backdrill.services.drill import DrillOutcome
 
 
 def notify_backup(
@@ -17,6 +20,12 @@ def notify_backup(
     error: BackdrillError | Interrupted | None,
 ) -> None:
     """One event per database backup (``notify.on`` decides which are sent)."""
+    if app_state.config.notify.webhook_url is None:
+        return
+    # imported only when a webhook is configured: they weigh on every run's start-up
+    from backdrill.notify import backup_event, send
+    from backdrill.ssot import policy
+
     event = backup_event(
         kind="backup db",
         run_id=app_state.run_id,
@@ -27,3 +36,12 @@ def notify_backup(
         error=error,
     )
     send(app_state.config.notify, event)
+
+
+def notify_drill(app_state: AppState, outcome: DrillOutcome) -> None:
+    """One event per drill."""
+    if app_state.config.notify.webhook_url is None:
+        return
+    from backdrill.notify import drill_event, send
+
+    send(app_state.config.notify, drill_event(outcome.report, exit_code=outcome.exit_code))

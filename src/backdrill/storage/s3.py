@@ -239,14 +239,19 @@ class _S3Writer(ObjectWriter):
         self._pool: ThreadPoolExecutor | None = None
 
     def write(self, data: bytes) -> None:
-        self._buffer += data
+        """Each byte is copied once, into the part it belongs to; a full part is handed
+        to the upload pool as it is and a new one started."""
         self.bytes_written += len(data)
-        while len(self._buffer) >= self._part_size:
-            chunk = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
-            self._submit(chunk)
+        view = memoryview(data)
+        while view:
+            room = self._part_size - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) >= self._part_size:
+                part, self._buffer = self._buffer, bytearray()
+                self._submit(part)
 
-    def _submit(self, chunk: bytes) -> None:
+    def _submit(self, chunk: bytes | bytearray) -> None:
         if self._upload_id is None:
             with shielded():  # an upload created but not recorded could not be aborted
                 self._upload_id = self._store.create_multipart(self._key)
@@ -279,8 +284,8 @@ class _S3Writer(ObjectWriter):
             return
         try:
             if self._buffer or not self._parts:
-                self._submit(bytes(self._buffer))
-                self._buffer.clear()
+                part, self._buffer = self._buffer, bytearray()
+                self._submit(part)
             parts = [f.result() for f in self._parts]
             self._store.complete_multipart(self._key, self._upload_id, parts)
         except BaseException:
@@ -409,7 +414,9 @@ class S3Storage(Storage):
             raise self._fail("start an upload to", key, exc) from None
         return cast(str, resp["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes | bytearray
+    ) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if self.object_lock is not None:
             extra["ContentMD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
