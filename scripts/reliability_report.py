@@ -255,6 +255,14 @@ MATRIX: list[Row] = [
         "tests/test_drill.py::test_drill_interrupted_by_sigterm_leaves_no_sandbox",
     ),
     Row(
+        "SIGTERM while the manifest is being written (before / after it lands)",
+        "in-process: the manifest PUT raises Interrupted",
+        "exit 143; the committed dump removed when no manifest landed, the whole backup "
+        "kept when it did",
+        "tests/test_backup_db.py::"
+        "test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one",
+    ),
+    Row(
         "run killed by SIGKILL",
         "SIGKILL to backdrill",
         "orphan removed by the next prune (dead-holder lock takeover)",

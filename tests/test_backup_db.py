@@ -16,9 +16,11 @@ import psutil
 import pytest
 import zstandard
 
+from backdrill.errors import Interrupted
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo, create_sample
+from backdrill.storage.local import LocalStorage
 from conftest import drop_database
 from helpers.cli import Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
@@ -307,3 +309,37 @@ def test_storage_failing_mid_write_on_local_leaves_no_partial_file(
     assert len(errors) == 1 and "File too large" in errors[0], result.err
     assert list_keys(local_repo) == []
     assert not _pg_dump_children()
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["before-manifest", "after-manifest"])
+def test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    monkeypatch: pytest.MonkeyPatch,
+    landed: bool,
+) -> None:
+    """SIGTERM while the manifest is on its way: the dump is already committed. If the
+    manifest never landed, the dump is removed; if it did, the backup stands whole."""
+    real_put = LocalStorage.put_bytes
+
+    def put_bytes(self: LocalStorage, key: str, data: bytes, *, if_absent: bool = False) -> None:
+        if key.endswith("/manifest.json"):
+            if landed:
+                real_put(self, key, data, if_absent=if_absent)
+            raise Interrupted(signal.SIGTERM)
+        real_put(self, key, data, if_absent=if_absent)
+
+    monkeypatch.setattr(LocalStorage, "put_bytes", put_bytes)
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    assert result.code == 143, result.err
+    if landed:
+        (manifest,) = manifests(local_repo)
+        key = f"db/{sample.database}/{manifest['id']}/dump.pgdump.zst"
+        assert hashlib.sha256(read_object(local_repo, key)).hexdigest() == manifest["sha256"]
+    else:
+        assert list_keys(local_repo, "db/") == []
+    assert list_keys(local_repo, "locks/") == []

@@ -148,7 +148,10 @@ def test_drill_passes_and_report_holds_every_field(
     assert 0 <= rpo["achieved_seconds"] < 600
     assert rto["target_seconds"] == 14400 and rto["met"] is True
     assert set(rto["phases"]) == {"provision", "download", "restore", "verify"}
-    assert rto["achieved_seconds"] >= sum(rto["phases"].values()) * 0.99
+    # provision and download run side by side; restore and verify follow them
+    phases = rto["phases"]
+    serial = max(phases["provision"], phases["download"]) + phases["restore"] + phases["verify"]
+    assert serial * 0.99 <= rto["achieved_seconds"] < sum(phases.values()) + 60
     statuses = {c["name"]: c["status"] for c in report["checks"]}  # type: ignore[union-attr]
     for name in (
         "checksum",

@@ -18,7 +18,6 @@ import pytest
 from backdrill.config import RetryConfig
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.retry import RetryPolicy
 from backdrill.sample.odoo import SampleInfo, create_sample
 from conftest import drop_database
 from helpers.cli import Repo, Result, run_cli, run_cli_process, write_config
@@ -163,7 +162,7 @@ def test_backup_rides_out_a_ten_second_outage_with_the_default_policy(
 
 
 def test_default_retry_policy_rides_out_ten_seconds_and_gives_up_within_two_minutes() -> None:
-    policy = RetryPolicy(**DEFAULT_RETRY)
+    policy = RetryConfig().policy()
     # the least a policy waits (no jitter) before its 6th attempt must exceed 10 s
     least = sum(policy.base_seconds * 2**n for n in range(5))
     assert least > 10

@@ -27,6 +27,7 @@ from pydantic import (
 
 from backdrill.errors import ConfigError
 from backdrill.redact import SECRETS
+from backdrill.retry import RetryPolicy
 
 DEFAULT_LOCATIONS = (Path("backdrill.yaml"), Path("/etc/backdrill/backdrill.yaml"))
 
@@ -120,6 +121,11 @@ class RetryConfig(_Model):
     #: after a failure, how long aborting the upload and releasing the lock may wait
     #: for the store to come back (an interrupt cuts this to seconds)
     cleanup_seconds: Annotated[float, Field(ge=0, le=3600)] = 300.0
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.attempts, self.max_seconds, self.base_seconds, self.max_wait_seconds
+        )
 
 
 class EncryptionConfig(_Model):

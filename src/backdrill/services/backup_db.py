@@ -262,7 +262,23 @@ def backup_database(
     ctx: RunContext, params: ConnParams, database: str, jobs: int = 1
 ) -> DbManifest:
     """Back up one database; return its committed manifest. With ``jobs`` > 1, pg_dump's
-    directory format with that many parallel workers."""
+    directory format with that many parallel workers.
+
+    Whatever goes wrong from the moment the backup has a place in the repository until
+    its manifest is written (pg_dump, the storage, a signal at any instant, even while
+    the manifest is on its way), what it stored is removed: no backup, or a whole one."""
+    started: list[str] = []  # the backup's prefix, once it has one
+    try:
+        return _backup_database(ctx, params, database, jobs, started)
+    except BaseException:
+        for prefix in started:
+            _remove_uncommitted(ctx, prefix)
+        raise
+
+
+def _backup_database(
+    ctx: RunContext, params: ConnParams, database: str, jobs: int, started: list[str]
+) -> DbManifest:
     cfg = ctx.config
     db_params = params.with_db(database)
     started_at = utcnow()
@@ -283,6 +299,7 @@ def backup_database(
         assert isinstance(created_at, datetime)
         backup_id = new_id(created_at)
         prefix = backup_dir(database, backup_id)
+        started.append(prefix)
         log.info(
             "backup of %s started",
             database,
@@ -311,9 +328,6 @@ def backup_database(
             else:
                 result = _dump_custom(ctx, argv, env, prefix, database)
             tables, odoo = counter.outcome()
-        except BaseException:
-            _remove_uncommitted(ctx, prefix)
-            raise
         finally:
             counter.join()
             if not conn.closed:

@@ -6,7 +6,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from backdrill.config import S3Options, StorageConfig
-from backdrill.retry import RetryPolicy
 from backdrill.storage.base import AlreadyExists, ObjectInfo, ObjectWriter, Storage
 
 __all__ = ["AlreadyExists", "ObjectInfo", "ObjectWriter", "Storage", "open_storage"]
@@ -31,12 +30,7 @@ def open_storage(url: str, options: S3Options | None = None) -> Storage:
             part_size_mb=opts.part_size_mb,
             max_concurrency=opts.max_concurrency,
             object_lock=opts.object_lock,
-            retry_policy=RetryPolicy(
-                attempts=opts.retry.attempts,
-                max_seconds=opts.retry.max_seconds,
-                base_seconds=opts.retry.base_seconds,
-                max_wait_seconds=opts.retry.max_wait_seconds,
-            ),
+            retry_policy=opts.retry.policy(),
             cleanup_seconds=opts.retry.cleanup_seconds,
             sse=opts.sse,
         )
