@@ -60,27 +60,40 @@ class Toc:
 
 
 class _Reader:
-    """pg_dump's archive primitives (ReadInt, ReadStr, ReadOffset) over a buffer."""
+    """pg_dump's archive primitives (ReadInt, ReadStr, ReadOffset) over a buffer,
+    from ``pos``; a TOC holds about 15 fields per object, so these stay lean."""
 
-    def __init__(self, data: bytes | bytearray, int_size: int = 4) -> None:
+    def __init__(self, data: bytes | bytearray, pos: int = 0, int_size: int = 4) -> None:
         self.data = data
-        self.pos = 0
+        self.pos = pos
         self.int_size = int_size
 
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise _NeedMore
-        out = bytes(self.data[self.pos : self.pos + n])
+    def _need(self, n: int) -> int:
+        start = self.pos
         self.pos += n
-        return out
+        if self.pos > len(self.data):
+            raise _NeedMore
+        return start
+
+    def take(self, n: int) -> bytes:
+        start = self._need(n)
+        return bytes(self.data[start : self.pos])
 
     def byte(self) -> int:
-        return self.take(1)[0]
+        return self.data[self._need(1)]
 
     def int(self) -> int:
-        sign = self.byte()
-        value = int.from_bytes(self.take(self.int_size), "little")
-        return -value if sign else value
+        start = self._need(1 + self.int_size)
+        value = int.from_bytes(self.data[start + 1 : self.pos], "little")
+        return -value if self.data[start] else value
+
+    def skip_str(self) -> bool:
+        """Skip a string; False for the NULL string."""
+        length = self.int()
+        if length < 0:
+            return False
+        self._need(length)
+        return True
 
     def str(self) -> str | None:
         length = self.int()
@@ -89,48 +102,81 @@ class _Reader:
         return self.take(length).decode("utf-8", "replace")
 
 
-def parse_toc(data: bytes | bytearray) -> Toc:
-    """The header and TOC at the start of a custom-format archive; _NeedMore when
-    ``data`` stops short of its end, _Unsupported when it is not one we know."""
-    r = _Reader(data)
-    if r.take(len(MAGIC)) != MAGIC:
-        raise _Unsupported("not a pg_dump custom-format archive")
-    version = (r.byte(), r.byte())
-    r.byte()  # revision
-    if version not in KNOWN_VERSIONS:
-        raise _Unsupported(f"archive version {version[0]}.{version[1]}")
-    r.int_size = r.byte()
-    off_size = r.byte()
-    if r.byte() != CUSTOM_FORMAT:
-        raise _Unsupported("not the custom format")
-    # 1.15 records the algorithm (0: none), 1.14 the zlib level (0: none)
-    compression = r.byte() if version >= (1, 15) else r.int()
-    if compression != 0:
-        raise _Unsupported("compressed data blocks")
-    for _ in range(7):  # the dump's time: sec, min, hour, mday, mon, year, isdst
-        r.int()
-    for _ in range(3):  # database name, server version, pg_dump version
-        r.str()
-    entries = []
-    for _ in range(r.int()):
+class TocParser:
+    """Parses the header and TOC of a custom-format archive as its bytes arrive: call
+    :meth:`parse` with the growing buffer; each entry is read once (an entry cut off
+    by the end of the buffer is read again, whole, next time)."""
+
+    def __init__(self) -> None:
+        self._pos = 0
+        self._int_size = 4
+        self._off_size = 8
+        self._count: int | None = None
+        self._entries: list[TocEntry] = []
+
+    def parse(self, data: bytes | bytearray) -> Toc | None:
+        """The TOC once ``data`` holds all of it, else None; _Unsupported when the
+        archive is not one this module knows."""
+        r = _Reader(data, self._pos, self._int_size)
+        try:
+            if self._count is None:
+                self._count = self._header(r)
+                self._pos = r.pos
+            while len(self._entries) < self._count:
+                self._entries.append(self._entry(r))
+                self._pos = r.pos
+        except _NeedMore:
+            return None
+        return Toc(self._int_size, self._off_size, self._entries, self._pos)
+
+    def _header(self, r: _Reader) -> int:
+        """Read the header; the number of TOC entries that follow it."""
+        if r.take(len(MAGIC)) != MAGIC:
+            raise _Unsupported("not a pg_dump custom-format archive")
+        version = (r.byte(), r.byte())
+        r.byte()  # revision
+        if version not in KNOWN_VERSIONS:
+            raise _Unsupported(f"archive version {version[0]}.{version[1]}")
+        r.int_size = r.byte()
+        off_size = r.byte()
+        if r.byte() != CUSTOM_FORMAT:
+            raise _Unsupported("not the custom format")
+        # 1.15 records the algorithm (0: none), 1.14 the zlib level (0: none)
+        compression = r.byte() if version >= (1, 15) else r.int()
+        if compression != 0:
+            raise _Unsupported("compressed data blocks")
+        for _ in range(7):  # the dump's time: sec, min, hour, mday, mon, year, isdst
+            r.int()
+        for _ in range(3):  # database name, server version, pg_dump version
+            r.skip_str()
+        self._int_size, self._off_size = r.int_size, off_size
+        return r.int()
+
+    def _entry(self, r: _Reader) -> TocEntry:
         dump_id = r.int()
         r.int()  # had a data dumper
-        r.str(), r.str()  # catalog id: table oid, oid
-        r.str()  # tag
+        for _field in range(3):  # catalog id (table oid, oid), tag
+            r.skip_str()
         desc = r.str() or ""
         r.int()  # section
-        for _field in range(6):  # defn, drop, copy, namespace, tablespace, table AM
-            r.str()
-        r.str(), r.str()  # owner, "false" (WITH OIDS)
-        while r.str() is not None:  # dependencies, a NULL string ends them
+        for _field in range(8):  # defn, drop, copy, namespace, tablespace, table AM,
+            r.skip_str()  # owner, "false" (WITH OIDS)
+        while r.skip_str():  # dependencies, a NULL string ends them
             pass
         offset_field = r.pos
         flag = r.byte()
-        r.take(off_size)
+        r.take(self._off_size)
         if flag not in (POS_NOT_SET, POS_SET, NO_DATA):
             raise _Unsupported(f"TOC entry {dump_id}: data offset flag {flag}")
-        entries.append(TocEntry(dump_id, desc, flag, offset_field))
-    return Toc(r.int_size, off_size, entries, r.pos)
+        return TocEntry(dump_id, desc, flag, offset_field)
+
+
+def parse_toc(data: bytes | bytearray) -> Toc:
+    """The header and TOC at the start of ``data``, which must hold all of it."""
+    toc = TocParser().parse(data)
+    if toc is None:
+        raise _Unsupported("the TOC is cut off")
+    return toc
 
 
 class DumpIndexer:
@@ -149,6 +195,7 @@ class DumpIndexer:
         self._found: list[int] = []  # position of each block found so far
         self._due: int | None = None  # the next header must start exactly here
         self._body: int | None = None  # a block just found: is it empty?
+        self._toc_parser = TocParser()
         self._off = False
         self.why = ""
 
@@ -174,11 +221,10 @@ class DumpIndexer:
         log.debug("dump not indexed: %s", why)
 
     def _read_toc(self) -> None:
-        try:
-            toc = parse_toc(self._buf)
-        except _NeedMore:
+        toc = self._toc_parser.parse(self._buf)
+        if toc is None:
             if len(self._buf) > MAX_TOC_BYTES:
-                raise _Unsupported("TOC larger than 64 MB") from None
+                raise _Unsupported("TOC larger than 64 MB")
             return
         pending = [e for e in toc.entries if e.flag == POS_NOT_SET]
         if any(e.flag == POS_SET for e in toc.entries) or not pending:
