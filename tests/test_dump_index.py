@@ -156,7 +156,7 @@ def test_dumps_it_cannot_or_need_not_index_are_left_alone(
     assert why in indexer.why
 
 
-def test_garbage_and_truncated_dumps_give_no_patches(
+def test_garbage_unknown_versions_and_truncated_dumps_give_no_patches(
     pg: ConnParams, pg_bin_dir: Path, tmp_path: Path, sample: SampleInfo
 ) -> None:
     garbage = DumpIndexer()
@@ -165,6 +165,11 @@ def test_garbage_and_truncated_dumps_give_no_patches(
     dump = tmp_path / "dump.pgdump"
     _dump(pg, pg_bin_dir, sample.database, dump, "--compress=0")
     data = dump.read_bytes()
+    newer = bytearray(data)
+    newer[6] = 15  # archive version 1.15 (pg_dump 16): not one the indexer knows
+    unknown = DumpIndexer()
+    unknown.feed(bytes(newer))
+    assert unknown.patches(len(newer), data[-64:]) == [] and "version 1.15" in unknown.why
     for cut in (len(data) // 2, len(data) - 3):
         indexer = DumpIndexer()
         indexer.feed(data[:cut])

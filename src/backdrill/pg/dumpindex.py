@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"PGDMP"
 CUSTOM_FORMAT = 1
-#: archive versions whose TOC layout this module knows (pg_dump 12 to 16)
-KNOWN_VERSIONS = {(1, 14): "compression level", (1, 15): "compression algorithm"}
+#: archive versions indexed: 1.14 is what pg_dump 12 to 15 write, the one tested here.
+#: Others (pg_dump 16 writes 1.15) are restored as they are, unindexed
+KNOWN_VERSIONS = {(1, 14)}
 BLK_DATA = 1
 POS_NOT_SET, POS_SET, NO_DATA = 1, 2, 3
 MAX_TOC_BYTES = 64 * 1024 * 1024
@@ -141,9 +142,7 @@ class TocParser:
         off_size = r.byte()
         if r.byte() != CUSTOM_FORMAT:
             raise _Unsupported("not the custom format")
-        # 1.15 records the algorithm (0: none), 1.14 the zlib level (0: none)
-        compression = r.byte() if version >= (1, 15) else r.int()
-        if compression != 0:
+        if r.int() != 0:  # the zlib level: 0 means uncompressed data blocks
             raise _Unsupported("compressed data blocks")
         for _ in range(7):  # the dump's time: sec, min, hour, mday, mon, year, isdst
             r.int()
