@@ -198,10 +198,6 @@ class DumpIndexer:
         self._off = False
         self.why = ""
 
-    @property
-    def active(self) -> bool:
-        return not self._off
-
     def feed(self, data: bytes) -> None:
         if self._off:
             return
