@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from backdrill.errors import IntegrityError, NotFound, UsageError
-from backdrill.files.catalog import select_snapshot, select_snapshot_after
+from backdrill.files.catalog import latest_snapshot, select_snapshot, select_snapshot_after
 from backdrill.files.plan import plan_backup
 from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, Snapshot, parse_snapshot
 from backdrill.files.source import SourceItem, safe_relative_path
 from backdrill.services.verify_files import parse_subset, pick_subset
+from backdrill.storage.local import LocalStorage
 from backdrill.zstdio import compressed
 
 T0 = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
@@ -165,3 +167,24 @@ def test_snapshot_parsing_is_strict() -> None:
         parse_snapshot(
             compressed(good.model_dump_json().replace('"file_count":0,', "").encode()), "k"
         )
+
+
+def test_latest_snapshot_orders_two_of_the_same_second_by_creation_time(tmp_path: Path) -> None:
+    """Ids sort by time to the second only; within a second the random suffix must not
+    decide which snapshot an incremental backup builds on."""
+    storage = LocalStorage(tmp_path)
+    first, second = snap(0), snap(0)
+    first = first.model_copy(update={"id": first.id[:-6] + "ffffff"})
+    second = second.model_copy(
+        update={"id": second.id[:-6] + "000000", "created_at": T0 + timedelta(milliseconds=400)}
+    )
+    older = snap(-1)
+    for snapshot in (older, first, second):
+        storage.put_bytes(snapshot.key(), snapshot.encode())
+    latest = latest_snapshot(storage, "odoo")
+    assert latest is not None and latest.id == second.id
+    storage.put_bytes(first.key(), b"broken")  # an unreadable newest is passed over
+    assert latest_snapshot(storage, "odoo") == second
+    storage.delete(second.key())
+    storage.delete(first.key())
+    assert latest_snapshot(storage, "odoo") == older

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, unquote
 
-from backdrill.errors import BackdrillError, NotFound, UsageError
+from backdrill.errors import BackdrillError
 from backdrill.manifest import MANIFEST_NAME, DbManifest, parse_db_manifest
+from backdrill.selection import Words, select
 from backdrill.storage import Storage
 
 DB_ROOT = "db/"
@@ -78,6 +79,17 @@ def list_db_backups(storage: Storage, database: str | None = None) -> DbListing:
     return listing
 
 
+BACKUP_WORDS = Words(
+    entry="backup",
+    entries="backups",
+    committed="committed backup",
+    group="database",
+    groups="databases",
+    option="--database NAME",
+    listing="`backdrill list db`",
+)
+
+
 def select_backup(
     backups: Iterable[DbManifest],
     spec: str = "latest",
@@ -87,24 +99,11 @@ def select_backup(
 ) -> DbManifest:
     """Pure: the backup named by ``spec`` (an id or ``latest``), optionally the newest one
     of ``database`` created strictly before ``before``."""
-    candidates = [m for m in backups if database is None or m.database == database]
-    if spec != "latest":
-        for manifest in candidates:
-            if manifest.id == spec:
-                if before is not None and manifest.created_at >= before:
-                    raise NotFound(f"backup {spec} was created at or after --before")
-                return manifest
-        raise NotFound(f"no committed backup with id {spec}", hint="see `backdrill list db`")
-    if before is not None:
-        candidates = [m for m in candidates if m.created_at < before]
-    if not candidates:
-        scope = f" of database {database}" if database else ""
-        when = f" before {before.isoformat()}" if before else ""
-        raise NotFound(f"no committed backup{scope}{when}")
-    databases = {m.database for m in candidates}
-    if database is None and len(databases) > 1:
-        raise UsageError(
-            f"the repository holds backups of several databases ({', '.join(sorted(databases))})",
-            hint="choose one with --database NAME",
-        )
-    return max(candidates, key=lambda m: (m.created_at, m.id))
+    return select(
+        backups,
+        spec,
+        group_of=lambda m: m.database,
+        group=database,
+        before=before,
+        words=BACKUP_WORDS,
+    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backdrill.catalog import BrokenEntry
-from backdrill.errors import BackdrillError, NotFound, UsageError
+from backdrill.errors import BackdrillError, NotFound
 from backdrill.files.snapshot import (
     FILES_ROOT,
     OBJECTS_PREFIX,
@@ -17,6 +17,7 @@ from backdrill.files.snapshot import (
     Snapshot,
     parse_snapshot,
 )
+from backdrill.selection import Words, select
 from backdrill.storage import Storage
 
 RESERVED_NAMES = frozenset({OBJECTS_PREFIX[len(FILES_ROOT) :].rstrip("/")})
@@ -52,26 +53,44 @@ def list_snapshots(storage: Storage, source_name: str | None = None) -> Snapshot
 
 
 def latest_snapshot(storage: Storage, source_name: str) -> Snapshot | None:
-    """The newest readable snapshot of one source, parsing only as many manifests as it
-    takes (ids sort by time); None when there is none."""
+    """The newest readable snapshot of one source, parsing only the manifests of the
+    newest second (ids sort by time to the second; within one, ``created_at`` decides);
+    None when there is none."""
     prefix = f"{FILES_ROOT}{source_name}/{SNAPSHOTS_DIR}/"
-    keys = [
-        info.key
+    ids = [
+        info.key[len(prefix) : -len(SNAPSHOT_SUFFIX)]
         for info in storage.list_objects(prefix)
         if info.key.endswith(SNAPSHOT_SUFFIX) and "/" not in info.key[len(prefix) :]
     ]
-    for key in sorted(keys, reverse=True):
+    newest: Snapshot | None = None
+    for snapshot_id in sorted(ids, reverse=True):
+        if newest is not None and snapshot_id.split("-")[0] != newest.id.split("-")[0]:
+            break  # an older second
+        key = f"{prefix}{snapshot_id}{SNAPSHOT_SUFFIX}"
         try:
-            return parse_snapshot(storage.get_bytes(key), key)
+            snapshot = parse_snapshot(storage.get_bytes(key), key)
         except BackdrillError as exc:
             if exc.exit_code == 5:
                 raise
             continue
-    return None
+        if newest is None or (snapshot.created_at, snapshot.id) > (newest.created_at, newest.id):
+            newest = snapshot
+    return newest
 
 
 def find_snapshot(snapshots: Iterable[Snapshot], snapshot_id: str) -> Snapshot | None:
     return next((s for s in snapshots if s.id == snapshot_id), None)
+
+
+SNAPSHOT_WORDS = Words(
+    entry="snapshot",
+    entries="snapshots",
+    committed="committed files snapshot",
+    group="source",
+    groups="sources",
+    option="--source-name NAME",
+    listing="`backdrill list files`",
+)
 
 
 def select_snapshot(
@@ -83,29 +102,14 @@ def select_snapshot(
 ) -> Snapshot:
     """Pure: the snapshot named by ``spec`` (an id or ``latest``), optionally the newest
     of ``source_name`` created strictly before ``before``."""
-    candidates = [s for s in snapshots if source_name is None or s.source_name == source_name]
-    if spec != "latest":
-        found = find_snapshot(candidates, spec)
-        if found is None:
-            raise NotFound(
-                f"no committed files snapshot with id {spec}", hint="see `backdrill list files`"
-            )
-        if before is not None and found.created_at >= before:
-            raise NotFound(f"snapshot {spec} was created at or after --before")
-        return found
-    if before is not None:
-        candidates = [s for s in candidates if s.created_at < before]
-    if not candidates:
-        scope = f" of source {source_name}" if source_name else ""
-        when = f" before {before.isoformat()}" if before else ""
-        raise NotFound(f"no committed files snapshot{scope}{when}")
-    names = {s.source_name for s in candidates}
-    if source_name is None and len(names) > 1:
-        raise UsageError(
-            f"the repository holds snapshots of several sources ({', '.join(sorted(names))})",
-            hint="choose one with --source-name NAME",
-        )
-    return max(candidates, key=lambda s: (s.created_at, s.id))
+    return select(
+        snapshots,
+        spec,
+        group_of=lambda s: s.source_name,
+        group=source_name,
+        before=before,
+        words=SNAPSHOT_WORDS,
+    )
 
 
 @dataclass(frozen=True)
