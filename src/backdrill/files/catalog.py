@@ -33,21 +33,33 @@ def source_names(storage: Storage) -> list[str]:
     return [n for n in storage.list_dirs(FILES_ROOT) if n not in RESERVED_NAMES]
 
 
+def _snapshot_keys(storage: Storage, source_name: str) -> list[str]:
+    """The snapshot manifests of one source (one listing)."""
+    prefix = f"{FILES_ROOT}{source_name}/{SNAPSHOTS_DIR}/"
+    return [
+        info.key
+        for info in storage.list_objects(prefix)
+        if info.key.endswith(SNAPSHOT_SUFFIX) and "/" not in info.key[len(prefix) :]
+    ]
+
+
+def _second(key: str) -> str:
+    """The time of a snapshot's id, to the second (``20261126T040000Z``)."""
+    return key.rsplit("/", 1)[-1].split("-", maxsplit=1)[0]
+
+
 def list_snapshots(storage: Storage, source_name: str | None = None) -> SnapshotListing:
     """Every committed snapshot (of one source, or of all), oldest first."""
     names = [source_name] if source_name else source_names(storage)
     listing = SnapshotListing()
     for name in names:
-        prefix = f"{FILES_ROOT}{name}/{SNAPSHOTS_DIR}/"
-        for info in storage.list_objects(prefix):
-            if not info.key.endswith(SNAPSHOT_SUFFIX) or "/" in info.key[len(prefix) :]:
-                continue
+        for key in _snapshot_keys(storage, name):
             try:
-                listing.snapshots.append(parse_snapshot(storage.get_bytes(info.key), info.key))
+                listing.snapshots.append(parse_snapshot(storage.get_bytes(key), key))
             except BackdrillError as exc:
                 if exc.exit_code == 5:  # storage failure, not a broken manifest
                     raise
-                listing.broken.append(BrokenEntry(info.key, str(exc)))
+                listing.broken.append(BrokenEntry(key, str(exc)))
     listing.snapshots.sort(key=lambda s: (s.created_at, s.id))
     return listing
 
@@ -56,17 +68,10 @@ def latest_snapshot(storage: Storage, source_name: str) -> Snapshot | None:
     """The newest readable snapshot of one source, parsing only the manifests of the
     newest second (ids sort by time to the second; within one, ``created_at`` decides);
     None when there is none."""
-    prefix = f"{FILES_ROOT}{source_name}/{SNAPSHOTS_DIR}/"
-    ids = [
-        info.key[len(prefix) : -len(SNAPSHOT_SUFFIX)]
-        for info in storage.list_objects(prefix)
-        if info.key.endswith(SNAPSHOT_SUFFIX) and "/" not in info.key[len(prefix) :]
-    ]
     newest: Snapshot | None = None
-    for snapshot_id in sorted(ids, reverse=True):
-        if newest is not None and snapshot_id.split("-")[0] != newest.id.split("-")[0]:
+    for key in sorted(_snapshot_keys(storage, source_name), reverse=True):
+        if newest is not None and _second(key) != _second(newest.key()):
             break  # an older second
-        key = f"{prefix}{snapshot_id}{SNAPSHOT_SUFFIX}"
         try:
             snapshot = parse_snapshot(storage.get_bytes(key), key)
         except BackdrillError as exc:

@@ -94,8 +94,8 @@ def fetch_object(
     digest = hashlib.sha256()
     stored = 0
     dctx = zstandard.ZstdDecompressor()
-    try:
-        with storage.open_reader(key) as source, dest.open("wb") as out:
+    try:  # w+b: the indexer reads back the tail of the dump it watched
+        with storage.open_reader(key) as source, dest.open("w+b") as out:
             indexing = _IndexingFile(out) if index else None
             target = cast(IO[bytes], indexing) if indexing is not None else out
             writer = dctx.stream_writer(target, closefd=False)
@@ -143,16 +143,16 @@ class _IndexingFile:
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
         self._indexer = DumpIndexer()
-        self._tail = b""
 
     def write(self, data: bytes) -> int:
         self._indexer.feed(data)
-        self._tail = (self._tail + data[-TAIL:])[-TAIL:]
         return self._out.write(data)
 
     def apply_offsets(self) -> None:
         self._out.flush()
-        patches = self._indexer.patches(self._out.tell(), self._tail)
+        size = self._out.tell()
+        tail = os.pread(self._out.fileno(), TAIL, max(0, size - TAIL))
+        patches = self._indexer.patches(size, tail)
         for position, data in patches:
             os.pwrite(self._out.fileno(), data, position)
         if patches:

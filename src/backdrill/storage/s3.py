@@ -385,6 +385,11 @@ class S3Storage(Storage):
             hint = "check the S3 credentials and the bucket policy"
         return StorageError(f"cannot {action} {where}: {describe_error(exc)}", hint=hint)
 
+    def _read_failure(self, key: str, exc: BaseException) -> NotFound | StorageError:
+        if _error_code(exc) in {"NoSuchKey", "404"}:
+            return NotFound(f"object {key} does not exist in s3://{self.bucket}/{self.prefix}")
+        return self._fail("read", key, exc)
+
     def _lock_args(self, body: bytes | None = None) -> dict[str, Any]:
         if self.object_lock is None:
             return {}
@@ -540,14 +545,8 @@ class S3Storage(Storage):
                     Range=f"bytes={start}-{end}",
                 ),
             )
-        except botocore.exceptions.ClientError as exc:
-            if _error_code(exc) in {"NoSuchKey", "404"}:
-                raise NotFound(
-                    f"object {key} does not exist in s3://{self.bucket}/{self.prefix}"
-                ) from None
-            raise self._fail("read", key, exc) from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._fail("read", key, exc) from None
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._read_failure(key, exc) from None
 
     def open_reader(self, key: str) -> BinaryIO:
         """A stream of the object. The first GET asks for two parts: that is the whole
@@ -568,14 +567,8 @@ class S3Storage(Storage):
                 if _error_code(exc) != "InvalidRange":
                     raise
                 resp = self.get_range(key, 0)  # an empty object has no byte 0
-        except botocore.exceptions.ClientError as exc:
-            if _error_code(exc) in {"NoSuchKey", "404"}:
-                raise NotFound(
-                    f"object {key} does not exist in s3://{self.bucket}/{self.prefix}"
-                ) from None
-            raise self._fail("read", key, exc) from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._fail("read", key, exc) from None
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._read_failure(key, exc) from None
         total = _total_size(resp)
         if total is not None and total > head:
             resp["Body"].close()
