@@ -231,8 +231,7 @@ def test_pg_dump_killed_mid_stream_leaves_nothing_and_exits_5(
         killer.join()
     assert killed, "pg_dump finished before the test could kill it"
     assert result.code == 5
-    error_lines = [ln for ln in result.err.splitlines() if '"level": "error"' in ln]
-    assert any("pg_dump was killed by signal 9" in ln for ln in error_lines), result.err
+    assert any("pg_dump was killed by signal 9" in ln for ln in result.errors), result.err
     assert "Traceback" not in result.err
     assert manifests(repo) == []
     assert open_uploads(repo) == []
@@ -267,9 +266,8 @@ def test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload(
     result = run_cli(capsys, "--config", str(config), "backup", "db")
     assert rule.hits >= 1, "the upload never reached a second part"
     assert result.code == 5
-    errors = [ln for ln in result.err.splitlines() if '"level": "error"' in ln]
-    assert len(errors) == 1
-    assert "cannot upload part 2 of" in errors[0] and "AccessDenied" in errors[0]
+    (error,) = result.errors
+    assert "cannot upload part 2 of" in error and "AccessDenied" in error
     fault_proxy.clear()
     assert manifests(proxied_repo) == []
     assert open_uploads(proxied_repo) == []
@@ -305,8 +303,8 @@ def test_storage_failing_mid_write_on_local_leaves_no_partial_file(
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)
     assert result.code == 5
-    errors = [ln for ln in result.err.splitlines() if '"level": "error"' in ln]
-    assert len(errors) == 1 and "File too large" in errors[0], result.err
+    (error,) = result.errors
+    assert "File too large" in error, result.err
     assert list_keys(local_repo) == []
     assert not _pg_dump_children()
 

@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from backdrill.config import RetryConfig
 from helpers.cli import Repo, Result, run_cli, run_cli_process
 from helpers.files import files_config, make_tree, tree_state
 from helpers.repo import list_keys, open_uploads
+from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
 from helpers.s3proxy import FaultProxy, Rule
 
 pytestmark = pytest.mark.reliability
-DEFAULT_RETRY: dict[str, Any] = RetryConfig().model_dump()
-QUICK_RETRY = {"attempts": 8, "max_seconds": 30, "base_seconds": 0.05, "max_wait_seconds": 2}
-SCALED_RETRY = {"attempts": 4, "max_seconds": 4, "base_seconds": 0.2, "max_wait_seconds": 1}
 BIG = 12 * 1024 * 1024  # incompressible: three multipart parts of 5 MB
 
 
@@ -35,8 +31,7 @@ def filestore(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(tmp_path: Path, repo: Repo, filestore: Path, retry: dict[str, Any]) -> Path:
-    repo = replace(repo, storage={**repo.storage, "retry": retry})
-    return files_config(tmp_path / "c.yaml", repo, str(filestore))
+    return files_config(tmp_path / "c.yaml", with_retry(repo, retry), str(filestore))
 
 
 def _snapshots(repo: Repo) -> list[str]:
@@ -142,8 +137,8 @@ def test_files_backup_fails_on_a_long_outage_with_exit_5_and_leaves_nothing_open
     elapsed = time.monotonic() - started
     assert result.code == 5, result.err
     assert outage <= elapsed < outage + 20
-    errors = [ln for ln in result.err.splitlines() if '"level": "error"' in ln]
-    assert len(errors) == 1 and "gave up after 4 attempts" in errors[0], result.err
+    (error,) = result.errors
+    assert "gave up after 4 attempts" in error, result.err
     assert "Traceback" not in result.err
     assert _snapshots(proxied_repo) == []
     assert open_uploads(proxied_repo) == []

@@ -23,10 +23,6 @@ from helpers.tcpfwd import LateForwarder
 pytestmark = pytest.mark.reliability
 
 
-def error_lines(err: str) -> list[str]:
-    return [ln for ln in err.splitlines() if '"level": "error"' in ln]
-
-
 def test_postgres_refusing_connections_at_start_is_retried(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -89,7 +85,7 @@ def test_a_connection_lost_mid_dump_fails_the_backup_cleanly(
     runner.join(timeout=60)
     result = out["r"]
     assert result.code == 5, result.err  # type: ignore[attr-defined]
-    (line,) = error_lines(result.err)  # type: ignore[attr-defined]
+    (line,) = result.errors  # type: ignore[attr-defined]
     assert "pg_dump" in line or "connection" in line, line
     assert "Traceback" not in result.err  # type: ignore[attr-defined]
     assert manifests(repo) == []
@@ -121,7 +117,7 @@ def test_a_database_that_does_not_exist_exits_5_naming_it(
     result = run_cli(capsys, "--config", str(config), "backup", "db")
     assert result.code == 5
     assert time.monotonic() - started < 5, "a missing database was retried"
-    (line,) = error_lines(result.err)
+    (line,) = result.errors
     assert 'database \\"no_such_db\\" does not exist' in line, line
 
 
@@ -142,7 +138,7 @@ def test_pg_dump_missing_exits_5_with_one_line(
     config.write_text(yaml.safe_dump(doc))
     result = run_cli(capsys, "--config", str(config), "backup", "db")
     assert result.code == 5, result.err
-    (line,) = error_lines(result.err)
+    (line,) = result.errors
     assert f"no usable pg_dump for PostgreSQL 15 in postgres -> bin_dir {empty}" in line, line
     assert "Traceback" not in result.err
     assert manifests(local_repo) == []

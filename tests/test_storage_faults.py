@@ -22,12 +22,10 @@ from backdrill.sample.odoo import SampleInfo, create_sample
 from conftest import drop_database
 from helpers.cli import Repo, Result, run_cli, run_cli_process, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
+from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
 from helpers.s3proxy import FaultProxy, Rule
 
 pytestmark = pytest.mark.reliability
-DEFAULT_RETRY: dict[str, Any] = RetryConfig().model_dump()
-#: the default shape with shorter waits: 7 retries over about 6 s
-QUICK_RETRY = {"attempts": 8, "max_seconds": 30, "base_seconds": 0.05, "max_wait_seconds": 2}
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +37,6 @@ def mp_sample(
     info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=20)
     yield info
     drop_database(pg_cluster.params, name)
-
-
-def with_retry(repo: Repo, retry: dict[str, Any]) -> Repo:
-    return replace(repo, storage={**repo.storage, "retry": retry})
 
 
 def backup(
@@ -85,10 +79,6 @@ def assert_committed_and_verified(repo: Repo) -> dict[str, Any]:
 def retry_warnings(result: Result) -> list[dict[str, Any]]:
     records = [json.loads(ln) for ln in result.err.splitlines() if ln.startswith("{")]
     return [r for r in records if "retrying in" in r.get("message", "")]
-
-
-def error_lines(result: Result) -> list[str]:
-    return [ln for ln in result.err.splitlines() if '"level": "error"' in ln]
 
 
 @pytest.mark.parametrize(
@@ -171,11 +161,6 @@ def test_default_retry_policy_rides_out_ten_seconds_and_gives_up_within_two_minu
     assert policy.max_seconds <= 120
 
 
-#: the default policy scaled down about 20x so that the outage tests stay short:
-#: 4 attempts over about 4 s, then up to 20 s of clean-up (defaults: 90 s and 300 s)
-SCALED_RETRY = {"attempts": 4, "max_seconds": 4, "base_seconds": 0.2, "max_wait_seconds": 1}
-
-
 def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_is_back(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -195,7 +180,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
     elapsed = time.monotonic() - started
     assert result.code == 5, result.err
     assert outage <= elapsed < outage + 20
-    (line,) = error_lines(result)
+    (line,) = result.errors
     assert "cannot upload part" in line and "gave up after 4 attempts" in line, line
     assert "Traceback" not in result.err
     assert manifests(repo) == []
@@ -245,7 +230,7 @@ def test_backup_fails_when_parts_keep_failing_and_aborts_the_upload(
     fault_proxy.add(Rule("error", method="PUT", contains="partNumber", times=10_000))
     _config, result = backup(tmp_path, capsys, pg, proxied_repo, mp_sample.database)
     assert result.code == 5, result.err
-    (line,) = error_lines(result)
+    (line,) = result.errors
     assert "ServiceUnavailable" in line and "gave up after 3 attempts" in line
     fault_proxy.clear()
     assert manifests(proxied_repo) == []
@@ -272,7 +257,7 @@ def test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line(
     assert result.code == 5
     assert rule.hits == 1, "a permanent error was retried"
     assert retry_warnings(result) == []
-    (line,) = error_lines(result)
+    (line,) = result.errors
     assert code in line and "check the S3 credentials" in line
     assert "Traceback" not in result.err
 
@@ -288,7 +273,7 @@ def test_a_bucket_that_does_not_exist_exits_5_naming_it(
     repo = replace(proxied_repo, url="s3://no-such-bucket-here/prod")
     _config, result = backup(tmp_path, capsys, pg, repo, sample.database)
     assert result.code == 5
-    (line,) = error_lines(result)
+    (line,) = result.errors
     assert "NoSuchBucket" in line and "create the bucket no-such-bucket-here" in line
     assert len(fault_proxy.requests) == 1, "NoSuchBucket was retried"
 
@@ -307,7 +292,7 @@ def test_an_endpoint_whose_name_does_not_resolve_exits_5_without_retrying(
     assert result.code == 5
     assert time.monotonic() - started < 20
     assert retry_warnings(result) == []
-    (line,) = error_lines(result)
+    (line,) = result.errors
     assert "does not resolve" in line
 
 
@@ -323,7 +308,7 @@ def test_an_unreachable_endpoint_is_retried_then_exits_5(
     _config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database)
     assert result.code == 5
     assert [w["attempt"] for w in retry_warnings(result)] == [1, 2]
-    (line,) = error_lines(result)
+    (line,) = result.errors
     assert "gave up after 3 attempts" in line
 
 

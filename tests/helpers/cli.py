@@ -32,6 +32,11 @@ class Result:
     out: str
     err: str
 
+    @property
+    def errors(self) -> list[str]:
+        """The error records of a ``--log-format json`` run (raw lines)."""
+        return [ln for ln in self.err.splitlines() if '"level": "error"' in ln]
+
 
 def write_config(
     path: Path,
