@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,6 +105,13 @@ def test_error_line_and_log_lines_escape_names(
     line = TextFormatter().format(record)
     _no_raw_controls(line)
     assert f"dump of {SHOWN}" in line and f"database={SHOWN}" in line
+    try:
+        raise ValueError(ANSI)
+    except ValueError:
+        record = logging.makeLogRecord({"msg": "failed", "exc_info": sys.exc_info()})
+    line = TextFormatter().format(record)
+    _no_raw_controls(line)
+    assert f"ValueError: {SHOWN}" in line and "Traceback" in line
     # JSON escapes C0 itself; C1 (0x9b: a one-byte CSI) and bidi overrides it leaves raw
     record = logging.makeLogRecord({"msg": "dump of %s", "args": ("a\x9b31m\u202eb",)})
     line = JsonFormatter().format(record)

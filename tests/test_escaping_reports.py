@@ -115,6 +115,27 @@ def test_report_html_of_a_drill_with_markup_in_names_runs_no_script(
     assert "<h1>FAIL</h1>" in dom
 
 
+def test_the_pages_policy_stops_markup_that_escaped_escaping(
+    failed_drill: Path, tmp_path: Path
+) -> None:
+    """Defence in depth: should a value ever reach the page unescaped, the page's
+    Content-Security-Policy still runs no inline script or event handler."""
+    chromium = chromium_or_skip()
+    page = failed_drill / "report.html"
+    injected = page.read_text().replace(
+        "<main>",
+        "<main><img src=x onerror=\"document.title='handler'\">"
+        "<svg onload=\"document.title='svg'\"></svg>"
+        "<script>document.title='script'</script>",
+        1,
+    )
+    assert injected != page.read_text()
+    page.write_text(injected)
+    dom = dom_after_load(chromium, tmp_path / "chromium", page)
+    assert re.search(r"<title>backdrill drill [^<]*</title>", dom), dom[:500]
+    assert "<h1>FAIL</h1>" in dom
+
+
 def test_report_md_keeps_one_row_per_check_and_no_html(failed_drill: Path) -> None:
     text = (failed_drill / "report.md").read_text()
     # no raw HTML: every < is backslash-escaped (CommonMark shows it as a literal <)

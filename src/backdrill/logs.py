@@ -66,7 +66,8 @@ class TextFormatter(logging.Formatter):
         if extra:
             line = f"{line}  {extra}"
         if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
+            trace = self.formatException(record.exc_info).splitlines()
+            line = "\n".join([line, *(terminal(t) for t in trace)])
         return SECRETS.redact(line)
 
 
