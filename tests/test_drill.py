@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
+from helpers.browser import chromium_or_skip, headless
 from helpers.cli import Repo, Result, run_cli, write_config
 from helpers.repo import delete_object, list_keys, manifests, read_object, write_object
 
@@ -346,11 +346,7 @@ def test_html_report_screenshot_shows_the_verdict(
 ) -> None:
     from PIL import Image
 
-    chromium = next(
-        (c for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None
-    )
-    if chromium is None:
-        pytest.skip("Chromium is not installed (make system-deps installs Debian's chromium)")
+    chromium = chromium_or_skip()
     backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir)
     assert drill(capsys, backed).code == 0
     (html,) = backed.reports.glob("*/report.html")
@@ -376,26 +372,3 @@ def test_html_report_screenshot_shows_the_verdict(
     assert green > 0.3 * top.width * top.height * 0.5, green
     dom = headless(chromium, tmp_path / "chromium2", "--dump-dom", html.as_uri())
     assert "<h1>PASS</h1>" in dom
-
-
-def headless(chromium: str, profile: Path, *args: str) -> str:
-    """Run Debian's Chromium headless, offline, as root; return its stdout."""
-    return subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from backdrill.redact import SECRETS
+from backdrill.text import json_line, terminal
 
 LogFormat = Literal["text", "json"]
 
@@ -54,18 +55,19 @@ class JsonFormatter(logging.Formatter):
         doc.update(_fields(record))
         if record.exc_info:
             doc["traceback"] = self.formatException(record.exc_info)
-        return SECRETS.redact(json.dumps(doc, default=str, ensure_ascii=False))
+        return SECRETS.redact(json_line(json.dumps(doc, default=str, ensure_ascii=False)))
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
-        extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        line = f"{stamp} {record.levelname.lower():7} {record.getMessage()}"
+        extra = " ".join(f"{k}={terminal(str(v))}" for k, v in _fields(record).items())
+        line = f"{stamp} {record.levelname.lower():7} {terminal(record.getMessage())}"
         if extra:
             line = f"{line}  {extra}"
         if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
+            trace = self.formatException(record.exc_info).splitlines()
+            line = "\n".join([line, *(terminal(t) for t in trace)])
         return SECRETS.redact(line)
 
 

@@ -26,6 +26,7 @@ from backdrill.manifest import DbManifest
 from backdrill.redact import SECRETS
 from backdrill.report.model import DrillReport
 from backdrill.ssot import Policy
+from backdrill.text import webhook
 from backdrill.timeutil import human_duration, human_size, isoformat
 
 log = logging.getLogger(__name__)
@@ -55,17 +56,20 @@ class Event:
     exit_code: int = 0
 
     def text(self) -> str:
-        subject = f"{self.kind} of {self.database}" if self.database else self.kind
+        """The message a chat shows; every field from outside escaped (``text.webhook``)."""
+        kind, host, run = webhook(self.kind), webhook(self.host), webhook(self.run_id)
+        subject = f"{kind} of {webhook(self.database)}" if self.database else kind
         if self.status == "failure":
-            return f"backdrill: {subject} FAILED on {self.host}: {self.error} (run {self.run_id})"
-        parts = [f"backdrill: {subject} succeeded on {self.host}"]
+            error = webhook(str(self.error))
+            return f"backdrill: {subject} FAILED on {host}: {error} (run {run})"
+        parts = [f"backdrill: {subject} succeeded on {host}"]
         if self.stored_size is not None:
             parts.append(f"{human_size(self.stored_size)} stored")
         if self.duration_seconds is not None:
             parts.append(f"in {human_duration(self.duration_seconds)}")
-        ref = f"run {self.run_id}"
+        ref = f"run {run}"
         if self.backup_id:
-            ref = f"backup {self.backup_id}, {ref}"
+            ref = f"backup {webhook(self.backup_id)}, {ref}"
         return " ".join(parts) + f" ({ref})"
 
     def payload(self) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from backdrill.text import terminal
+
 
 class Advance(Protocol):
     def __call__(self, amount: int) -> None: ...
@@ -41,7 +43,7 @@ class RichReporter:
     @contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Advance]:
         progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -50,7 +52,7 @@ class RichReporter:
             transient=True,
         )
         with progress:
-            task_id = progress.add_task(description, total=total)
+            task_id = progress.add_task(terminal(description), total=total)
             yield lambda amount: progress.advance(task_id, amount)
 
 

@@ -34,6 +34,7 @@ from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError, Interrupted
 from backdrill.logs import LogFormat, default_format, new_run_id, setup_logging
 from backdrill.redact import SECRETS
+from backdrill.text import terminal
 
 log = logging.getLogger("backdrill")
 
@@ -181,7 +182,7 @@ def _dispatch(argv: list[str] | None, *, process: bool) -> int:
             traceback.print_exc()
         text = SECRETS.redact(f"{type(exc).__name__}: {exc}")
         print(
-            f"backdrill: internal error: {text} (run with --debug for the traceback)",
+            f"backdrill: internal error: {terminal(text)} (run with --debug for the traceback)",
             file=sys.stderr,
         )
         return 1

@@ -9,6 +9,7 @@ import typer
 from backdrill.cli.errors import report_error
 from backdrill.cli.notify_hooks import notify_backup
 from backdrill.cli.options import parse_wait
+from backdrill.cli.render import warn
 from backdrill.cli.state import state
 from backdrill.errors import BackdrillError, GoalNotMet, Interrupted
 from backdrill.services.backup_db import run_backup_db
@@ -74,10 +75,7 @@ def backup_db(
         for failed in failures:
             report_error(failed.error, prefix=f"backup of {failed.database} failed: ")
         names = ", ".join(o.database for o in failures)
-        typer.echo(
-            f"backdrill: error: {len(failures)} of {len(outcomes)} backups failed: {names}",
-            err=True,
-        )
+        warn(f"backdrill: error: {len(failures)} of {len(outcomes)} backups failed: {names}")
         raise typer.Exit(first.exit_code)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.cli.render import print_json, table
+from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.errors import IntegrityError, NotFound
 from backdrill.files.catalog import find_snapshot, list_snapshots
@@ -62,7 +62,7 @@ def list_cmd(
         )
     )
     for broken in listing.broken:
-        typer.echo(f"warning: unreadable manifest {broken.key}: {broken.reason}", err=True)
+        warn(f"warning: unreadable manifest {broken.key}: {broken.reason}")
 
 
 def _list_files(app_state: AppState, as_json: bool) -> None:
@@ -91,7 +91,7 @@ def _list_files(app_state: AppState, as_json: bool) -> None:
         )
     )
     for broken in listing.broken:
-        typer.echo(f"warning: unreadable snapshot {broken.key}: {broken.reason}", err=True)
+        warn(f"warning: unreadable snapshot {broken.key}: {broken.reason}")
 
 
 def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> None:

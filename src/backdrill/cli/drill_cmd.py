@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.notify_hooks import notify_drill
-from backdrill.cli.render import print_json, table
+from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import state
 from backdrill.errors import IntegrityError
 from backdrill.timeutil import human_duration
@@ -121,7 +121,7 @@ def drill_history(
         problems = verify_chain(evidence.reports)
         if problems:
             for p in problems:
-                typer.echo(f"broken link at drill {p.drill_id}: {p.detail}", err=True)
+                warn(f"broken link at drill {p.drill_id}: {p.detail}")
             raise IntegrityError(
                 f"the evidence chain is broken at {len(problems)} place(s): "
                 + ", ".join(p.drill_id for p in problems)

@@ -8,6 +8,7 @@ import sys
 from backdrill.errors import BackdrillError, Interrupted
 from backdrill.logs import JsonFormatter
 from backdrill.redact import SECRETS
+from backdrill.text import terminal
 
 log = logging.getLogger("backdrill")
 
@@ -23,7 +24,7 @@ def report_error(exc: BackdrillError | None, *, prefix: str = "") -> None:
     if _json_logging():
         log.error(text, extra={"fields": {"exit_code": exc.exit_code, "error": type(exc).__name__}})
     else:
-        print(f"backdrill: error: {text}", file=sys.stderr)
+        print(f"backdrill: error: {terminal(text)}", file=sys.stderr)
 
 
 def report_interrupt(exc: Interrupted) -> None:
@@ -31,4 +32,4 @@ def report_interrupt(exc: Interrupted) -> None:
     if _json_logging():
         log.error(text, extra={"fields": {"exit_code": exc.exit_code, "error": "Interrupted"}})
     else:
-        print(f"backdrill: {text}", file=sys.stderr)
+        print(f"backdrill: {terminal(text)}", file=sys.stderr)

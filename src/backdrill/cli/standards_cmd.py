@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from backdrill.cli.render import table
+from backdrill.cli.render import table, warn
 from backdrill.cli.state import state
 
 app = typer.Typer(help="Enterprise-standards validation of the repository.", no_args_is_help=True)
@@ -35,7 +35,7 @@ def check(
     )
     if not report.ok:
         for failure in report.failures:
-            typer.echo(f"backdrill: standards: {failure.check}: {failure.detail}", err=True)
+            warn(f"backdrill: standards: {failure.check}: {failure.detail}")
         out.print(f"{len(report.failures)} check(s) failed")
         raise typer.Exit(1)
     out.print("all enterprise-standards checks passed")

@@ -11,6 +11,7 @@ import click
 import typer
 from rich.console import Console
 
+from backdrill.cli.render import terminal_console
 from backdrill.config import Config, find_config_file, load_config
 from backdrill.logs import LogFormat
 from backdrill.progress import default_reporter
@@ -26,9 +27,7 @@ class AppState:
     debug: bool
     metrics_file: Path | None = None
     out: Console = field(
-        default_factory=lambda: Console(
-            soft_wrap=True, width=None if is_tty() else 200, markup=False, highlight=False
-        )
+        default_factory=lambda: terminal_console(soft_wrap=True, width=None if is_tty() else 200)
     )
     _config: Config | None = None
     _storage: Storage | None = None

@@ -17,6 +17,7 @@ from backdrill.errors import ExternalServiceError
 from backdrill.services.facts import RepoFacts, gather, source_name
 from backdrill.ssot import Policy, policy
 from backdrill.storage import Storage
+from backdrill.text import nagios_label, nagios_text
 from backdrill.timeutil import human_duration, isoformat, utcnow
 
 
@@ -73,18 +74,21 @@ class StatusReport:
         return int(self.state)
 
     def summary(self) -> str:
-        """The Nagios first line: state, the worst checks, and performance data."""
+        """The Nagios first line: state, the worst checks, and performance data. Names
+        from the repository are escaped: no ``|`` before the performance data, labels
+        quoted (``text.nagios_text``, ``text.nagios_label``)."""
         if self.error is not None:
-            return f"BACKDRILL CRITICAL - repository unreadable: {self.error}"
+            return f"BACKDRILL CRITICAL - repository unreadable: {nagios_text(self.error)}"
         bad = [c for c in self.checks if c.state == self.state and c.state != State.OK]
         text = "; ".join(f"{c.name}: {c.detail}" for c in bad) or f"{len(self.checks)} checks ok"
         perf = " ".join(
-            f"'{c.name}'={c.age_seconds:.0f}s;{c.target_seconds * self.warning_fraction:.0f};"
+            f"{nagios_label(c.name)}={c.age_seconds:.0f}s;"
+            f"{c.target_seconds * self.warning_fraction:.0f};"
             f"{c.target_seconds * self.critical_fraction:.0f};0"
             for c in self.checks
             if c.age_seconds is not None and c.target_seconds is not None
         )
-        return f"BACKDRILL {self.state.name} - {text}" + (f" | {perf}" if perf else "")
+        return f"BACKDRILL {self.state.name} - {nagios_text(text)}" + (f" | {perf}" if perf else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
