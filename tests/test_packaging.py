@@ -9,6 +9,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
+import backdrill
+from helpers.cli import run_cli
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -87,3 +92,17 @@ def test_typer_is_declared_with_a_tested_range() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     (typer,) = [r for r in project["dependencies"] if r.startswith("typer")]
     assert re.fullmatch(r"typer>=0\.29(\.\d+)?,<0\.\d+", typer), typer
+
+
+def test_version_and_usage_errors_go_through_typers_public_exceptions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No click import: typer.Exit (--version) and typer.TyperException (usage errors)."""
+    version = run_cli(capsys, "--version")
+    assert version.code == 0
+    assert version.out.strip() == f"backdrill {backdrill.__version__}"
+    unknown = run_cli(capsys, "backup", "db", "--no-such-option")
+    assert unknown.code == 2
+    assert "No such option: --no-such-option" in unknown.err
+    assert "Usage: backdrill backup db" in unknown.err
+    assert "Traceback" not in unknown.err  # more mistakes: tests/test_bad_input.py
