@@ -4,7 +4,17 @@
 #   docker build -t backdrill:0.1.0 .
 #   docker build --build-arg PG_MAJOR=16 -t backdrill:0.1.0-pg16 .
 #   docker run --rm -v /etc/backdrill:/etc/backdrill:ro backdrill:0.1.0 backup db
+#
+# Two stages: the first builds backdrill's wheel; the image installs that wheel without
+# extras, the artifact scripts/smoke-wheel.sh tests (CI: .ci/run).
 ARG PYTHON_VERSION=3.12
+FROM python:${PYTHON_VERSION}-slim-bookworm AS wheel
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /build
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip wheel --no-deps --wheel-dir /dist .
+
 FROM python:${PYTHON_VERSION}-slim-bookworm
 
 ARG PG_MAJOR=15
@@ -31,10 +41,8 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/*; \
     "/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump" --version
 
-WORKDIR /build
-COPY pyproject.toml README.md ./
-COPY src ./src
-RUN pip install . && rm -rf /build
+COPY --from=wheel /dist/ /tmp/dist/
+RUN pip install /tmp/dist/backdrill-*.whl && rm -rf /tmp/dist && backdrill --version
 
 RUN groupadd --system --gid 10001 backdrill \
     && useradd --system --uid 10001 --gid backdrill --home-dir /var/lib/backdrill \

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all venv system-deps lint fmt test demo bench clean
+.PHONY: all venv system-deps lint fmt test smoke-wheel demo bench clean
 
 all: test
 
@@ -29,6 +29,10 @@ fmt: venv
 
 test: venv system-deps lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# the wheel, installed without extras into a fresh venv, runs against PostgreSQL and S3
+smoke-wheel: venv system-deps
+	VENV=$(VENV) bash scripts/smoke-wheel.sh
 
 demo: venv system-deps
 	$(PY) scripts/demo.py

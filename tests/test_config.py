@@ -8,7 +8,7 @@ import pytest
 
 from backdrill.config import find_config_file, load_config
 from backdrill.errors import ConfigError
-from helpers.cli import run_cli
+from helpers.cli import run_cli, run_cli_process
 
 VALID = "storage:\n  url: file:///var/backups/backdrill\n"
 
@@ -101,3 +101,98 @@ def test_secrets_come_from_files_and_never_show_in_repr(tmp_path: Path) -> None:
     assert config.storage.secret_access_key.get_secret_value() == "s3cr3t-s3"
     assert "s3cr3t" not in repr(config)
     assert "s3cr3t" not in str(config.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            VALID + "files: {source: /a}\nfiles: {source: /b}\n",
+            "files: key repeated at line 4 (first at line 3)",
+        ),
+        (
+            "storage:\n  url: file:///a\n  region: x\n  url: file:///b\n",
+            "storage -> url: key repeated at line 4 (first at line 2)",
+        ),
+        (
+            VALID + "postgres: {databases: [a]}\nretention: [{days: 1, days: 2}]\n",
+            "retention -> 0 -> days: key repeated at line 4",
+        ),
+    ],
+)
+def test_a_repeated_key_is_an_error_naming_its_path_and_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    path = tmp_path / "backdrill.yaml"
+    path.write_text(text)
+    result = run_cli(capsys, "--config", str(path), "list")
+    assert result.code == 3
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert expected in lines[0]
+
+
+def test_on_off_yes_no_are_strings_as_keys_and_values(tmp_path: Path) -> None:
+    """YAML 1.1 reads them as booleans: `notify: {on: [...]}` became the key True."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        VALID
+        + "notify: {webhook_url: http://hook.example/x, on: [failure, success]}\n"
+        + "postgres:\n  databases: [on, off, yes, no, y, n, Yes, OFF]\n"
+        + "  sslmode: disable\n"
+    )
+    config = load_config(path)
+    assert config.notify.on == ["failure", "success"]
+    assert config.postgres.databases == ["on", "off", "yes", "no", "y", "n", "Yes", "OFF"]
+
+
+def test_true_and_false_remain_booleans(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("storage: {url: 's3://b/p', verify_tls: false}\nbackup: {globals: True}\n")
+    config = load_config(path)
+    assert config.storage.verify_tls is False
+    assert config.backup.globals is True
+
+
+def test_every_config_problem_is_reported_at_once_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "backdrill.yaml"
+    path.write_text(
+        "storage: {url: ftp://host/x}\n"
+        "postgres: {port: 99999, prot: 5432}\n"
+        "retention: {days: 0}\n"
+        "drill: {sandbox: vm}\n"
+    )
+    assert run_cli(capsys, "--config", str(path), "list").code == 3
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    lines = str(info.value).splitlines()
+    assert [ln.split(": ")[1] for ln in lines] == [
+        "postgres -> port",
+        "postgres -> prot",
+        "storage -> url",
+        "retention -> days",
+        "drill -> sandbox",
+    ]
+    assert all(ln.startswith(f"{path}: ") for ln in lines)
+    assert "more)" not in str(info.value)
+
+
+def test_every_problem_is_one_stderr_line_in_text_mode(tmp_path: Path) -> None:
+    path = tmp_path / "backdrill.yaml"
+    path.write_text("storage: {url: ftp://host/x}\nretention: {days: 0}\n")
+    result = run_cli_process("--log-format", "text", "--config", str(path), "list")
+    assert result.code == 3
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 2, result.err
+    assert all(ln.startswith("backdrill: error: ") for ln in lines)
+    assert "storage -> url" in lines[0]
+    assert "retention -> days" in lines[1]
+
+
+def test_an_oversized_config_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    path = tmp_path / "backdrill.yaml"
+    path.write_text(VALID + "#" * (2 << 20) + "\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config(path)

@@ -1,9 +1,11 @@
-"""Configuration: the YAML file of PRODUCT.md section 2, validated by pydantic.
+"""Configuration: the YAML file (README "Configuration"), validated by pydantic.
 
 Lookup order: ``--config``, ``$BACKDRILL_CONFIG``, ``./backdrill.yaml``,
 ``/etc/backdrill/backdrill.yaml``. Secrets come from the environment (libpq's and
 AWS's own variables) or from ``*_file`` keys, never necessarily from the YAML.
-Any error becomes one :class:`ConfigError` line naming the key path.
+The YAML is read by :mod:`backdrill.yamlstrict` (only true/false are booleans, a
+repeated key is an error). A :class:`ConfigError` names every problem at once, one
+line each, with its key path.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,8 +29,12 @@ from pydantic import (
 from backdrill.errors import ConfigError
 from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
+from backdrill.yamlstrict import YamlProblem
+from backdrill.yamlstrict import load as load_yaml
 
 DEFAULT_LOCATIONS = (Path("backdrill.yaml"), Path("/etc/backdrill/backdrill.yaml"))
+#: a config file is a few KiB; anything this large is not one
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class _Model(BaseModel):
@@ -313,7 +318,7 @@ def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line: the most specific error's key path and message, and how many more."""
+    """Every problem, one line each: the file, the key path and what is wrong."""
     errors = exc.errors(include_url=False, include_input=False)
     cleaned = [(_clean_loc(tuple(e["loc"])), e) for e in errors]
     # for a union, keep the alternative that got furthest (the longest key path)
@@ -322,21 +327,22 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         for loc, e in cleaned
         if not any(len(other) > len(loc) and other[: len(loc)] == loc for other, _ in cleaned)
     ]
-    seen: list[tuple[int | str, ...]] = []
-    for loc, _e in specific:
-        if loc not in seen:
-            seen.append(loc)
-    loc, first = specific[0]
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        what = "unknown key"
-    elif kind == "missing":
-        what = "required key is missing"
-    else:
-        what = first["msg"].removeprefix("Value error, ")
-    more = f" (and {len(seen) - 1} more)" if len(seen) > 1 else ""
-    path = " -> ".join(_key_text(p) for p in loc) if loc else "(top level)"
-    return one_line(f"{source}: {path}: {what}{more}")
+    lines: list[str] = []
+    seen: set[tuple[int | str, ...]] = set()
+    for loc, error in specific:
+        if loc in seen:  # another alternative of the same union member
+            continue
+        seen.add(loc)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            what = "unknown key"
+        elif kind == "missing":
+            what = "required key is missing"
+        else:
+            what = error["msg"].removeprefix("Value error, ")
+        path = " -> ".join(_key_text(p) for p in loc) if loc else "(top level)"
+        lines.append(one_line(f"{source}: {path}: {what}"))
+    return "\n".join(lines)
 
 
 def _key_text(key: int | str) -> str:
@@ -369,14 +375,15 @@ def parse_config(data: Any, source: str, base_dir: Path | None = None) -> Config
 def load_config(path: Path) -> Config:
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes; not a config")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+        data = load_yaml(text)
+    except YamlProblem as exc:
+        raise ConfigError(one_line(f"{source}: {exc}")) from None
     return parse_config(data, source, path.parent)

@@ -1,4 +1,4 @@
-"""One exception hierarchy, each class carrying its exit code (PRODUCT.md section 3).
+"""One exception hierarchy, each class carrying its exit code (README "Exit codes").
 
 Library code raises these; only the CLI entry point turns them into an exit code and
 one line on stderr. Messages must never contain secrets: build them from redacted

@@ -1,4 +1,4 @@
-"""The manifest of a database backup: the commit marker, written last (PRODUCT.md §4).
+"""The manifest of a database backup: the commit marker, written last (docs/format.md).
 
 Parsed strictly: a manifest that is not valid JSON, lacks a field, or has a schema
 version this backdrill does not know is an :class:`IntegrityError` naming the key.

@@ -1,4 +1,4 @@
-"""Odoo facts a drill must respect (PRODUCT.md section 6): recognising an Odoo database,
+"""Odoo facts a drill must respect (README, drills): recognising an Odoo database,
 recording what a restore must reproduce, and neutralizing a restored copy the way
 ``odoo-bin neutralize`` does, so it can send no e-mail and run no cron."""
 

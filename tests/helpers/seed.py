@@ -1,5 +1,5 @@
 """Write committed manifests, snapshots and drill reports with chosen times straight into
-a local repository directory (following manifest.py's model and PRODUCT.md sections 4-5)."""
+a local repository directory (following manifest.py's model and docs/format.md)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,8 @@ import sys
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
-import click
 import typer
 
 from backdrill import __version__, interrupts
@@ -59,12 +58,6 @@ serve_cmd.register(app)
 
 _debug = False
 _state: AppState | None = None
-# typer >= 0.2x vendors its own click: its exceptions are not click's
-_EXITS: tuple[type[Any], ...] = (click.exceptions.Exit, typer.Exit)
-_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
-_USAGE_ERRORS: tuple[type[Any], ...] = (click.ClickException,)
-if not issubclass(typer.BadParameter, click.ClickException):  # the vendored click
-    _USAGE_ERRORS += (typer.BadParameter.__mro__[2],)
 
 
 def _version(value: bool) -> None:
@@ -138,7 +131,7 @@ def install_signal_handlers() -> None:
 
 
 def main(argv: list[str] | None = None, *, process: bool = False) -> int:
-    """Run the CLI; return the exit code (PRODUCT.md section 3). With ``process`` (the
+    """Run the CLI; return the exit code (README "Exit codes"). With ``process`` (the
     console script), a signal arriving once the work is over is ignored: the process
     exits with the work's code instead of dying by the signal half-way through its exit
     (Python restores the default handlers while it finalizes)."""
@@ -158,12 +151,12 @@ def _dispatch(argv: list[str] | None, *, process: bool) -> int:
     try:
         command = typer.main.get_command(app)
         result = command.main(args=argv, prog_name="backdrill", standalone_mode=False)
-    except _EXITS as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except _USAGE_ERRORS as exc:
-        exc.show()
+    except typer.TyperException as exc:  # usage errors: the vendored click's, typer's own
+        show_usage_error(exc)
         return int(exc.exit_code)
-    except _ABORTS:
+    except typer.Abort:
         print("backdrill: interrupted", file=sys.stderr)
         return 130
     except BackdrillError as exc:
@@ -194,6 +187,16 @@ def _dispatch(argv: list[str] | None, *, process: bool) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
     return result if isinstance(result, int) else 0
+
+
+def show_usage_error(exc: typer.TyperException) -> None:
+    """Print a command-line error as click does (usage, then the error); typer names no
+    public class with ``show`` (it lives in its private vendored click), so look it up."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        print(f"Error: {exc.format_message()}", file=sys.stderr)
 
 
 def run() -> None:  # console script

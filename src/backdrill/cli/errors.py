@@ -1,4 +1,4 @@
-"""Printing an expected error: one line on stderr, or one JSON log record."""
+"""Printing an expected error: one line on stderr per problem, or one JSON log record."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def report_error(exc: BackdrillError | None, *, prefix: str = "") -> None:
     text = SECRETS.redact(f"{prefix}{exc}")
     if _json_logging():
         log.error(text, extra={"fields": {"exit_code": exc.exit_code, "error": type(exc).__name__}})
-    else:
-        print(f"backdrill: error: {terminal(text)}", file=sys.stderr)
+    else:  # a config error names every problem, one line each
+        for line in text.splitlines() or [""]:
+            print(f"backdrill: error: {terminal(line)}", file=sys.stderr)
 
 
 def report_interrupt(exc: Interrupted) -> None:

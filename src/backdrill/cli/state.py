@@ -7,7 +7,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 
@@ -58,7 +57,7 @@ class AppState:
             self._storage = None
 
 
-def state(ctx: typer.Context | click.Context) -> AppState:
+def state(ctx: typer.Context) -> AppState:
     obj = ctx.find_root().obj
     if not isinstance(obj, AppState):  # pragma: no cover - the root callback always sets it
         raise RuntimeError("backdrill application state is missing")

@@ -1,6 +1,6 @@
 """What a drill needs of the filestore: restore a snapshot (the same code as ``restore
 files``), pick the snapshot that goes with a database backup, and check that every
-``ir_attachment`` with a ``store_fname`` has its file, with the right sha1 (PRODUCT.md §6).
+``ir_attachment`` with a ``store_fname`` has its file, with the right sha1.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The manifest of a filestore snapshot: the commit marker, written last (PRODUCT.md §4).
+"""The manifest of a filestore snapshot: the commit marker, written last (docs/format.md).
 
 ``files/<source_name>/snapshots/<id>.json.zst`` lists every file of the source with its
 content address; the contents live once each under ``files/objects/``. Parsed strictly,

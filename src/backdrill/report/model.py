@@ -1,4 +1,4 @@
-"""``report.json`` (PRODUCT.md section 5): schema-versioned; rename no key, add freely."""
+"""``report.json`` (docs/format.md): schema-versioned; rename no key, add freely."""
 
 from __future__ import annotations
 
