@@ -113,10 +113,11 @@ class DirectoryWatcher:
 
     def _run(self) -> None:
         assert self._watch is not None
+        poller = select.poll()
+        poller.register(self._watch.fd, select.POLLIN)
         while not self._stop.is_set():
             try:
-                readable, _, _ = select.select([self._watch.fd], [], [], _POLL_SECONDS)
-                if readable:
+                if poller.poll(_POLL_SECONDS * 1000):
                     with self._lock:
                         self._drain()
                         self._lock.notify_all()
@@ -153,9 +154,9 @@ class DirectoryWatcher:
             if not entry.stored and self.degraded is None and stored_while_running(event.name):
                 self._ready.add(event.name)
 
-    def take_ready(self, timeout: float) -> str | None:
-        """A data file closed by its writer and not written since, or None after
-        ``timeout`` seconds."""
+    def take_ready(self, timeout: float) -> tuple[str, int] | None:
+        """A data file closed by its writer and not written since, with its count of
+        writes (what a later write is told apart by), or None after ``timeout`` seconds."""
         with self._lock:
             if not self._ready:
                 self._lock.wait(timeout)
@@ -163,7 +164,7 @@ class DirectoryWatcher:
                 return None
             name = min(self._ready)
             self._ready.discard(name)
-            return name
+            return name, self._entries[name].writes
 
     def writes(self, name: str) -> int:
         with self._lock:
@@ -204,10 +205,10 @@ class _Shipper(Generic[T]):
         self.objects: dict[str, T] = {}
         self.stored: set[str] = set()  # committed and deleted
 
-    def ship(self, name: str, *, exited: bool) -> None:
-        """Store ``name`` and delete it. While pg_dump runs, a file written meanwhile is
-        left for its next close; after pg_dump exited, that is an error."""
-        writes = self.watcher.writes(name)
+    def ship(self, name: str, writes: int, *, exited: bool) -> None:
+        """Store ``name`` (as it was after ``writes`` writes) and delete it. While
+        pg_dump runs, a file written meanwhile is left for its next close; after pg_dump
+        exited, that is an error."""
         path = self.directory / name
         try:
             fh = path.open("rb")
@@ -253,8 +254,8 @@ class _Shipper(Generic[T]):
             self.watcher.check_unspoiled()
         for name in left:
             if name != TOC:
-                self.ship(name, exited=True)
-        self.ship(TOC, exited=True)
+                self.ship(name, self.watcher.writes(name), exited=True)
+        self.ship(TOC, self.watcher.writes(TOC), exited=True)
         self.watcher.check_unspoiled()
 
 
@@ -286,9 +287,9 @@ def dump_directory(
         ):
             shipper = _Shipper(out, watcher, store)
             while dump.proc.poll() is None:
-                name = watcher.take_ready(_POLL_SECONDS)
-                if name is not None:
-                    shipper.ship(name, exited=False)
+                ready = watcher.take_ready(_POLL_SECONDS)
+                if ready is not None:
+                    shipper.ship(*ready, exited=False)
                 watcher.check_unspoiled()
             dump.check()
             shipper.ship_rest()
