@@ -7,26 +7,21 @@ it with ``--snapshot``. ``created_at`` is that snapshot's moment (the recovery p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import subprocess
-import tempfile
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 import psycopg
 
 from backdrill import __version__
 from backdrill.catalog import backup_dir
 from backdrill.crypto import EncryptingSink, keys_for, seal_fields
-from backdrill.errors import BackdrillError, ConfigError, PostgresError, UsageError
+from backdrill.errors import BackdrillError, PostgresError, UsageError
 from backdrill.interrupts import cleaning_up
 from backdrill.locks import RepoLock, db_scope
 from backdrill.manifest import (
@@ -45,6 +40,7 @@ from backdrill.odoo import OdooFacts, odoo_facts
 from backdrill.pg import binaries
 from backdrill.pg.command import Child
 from backdrill.pg.connection import ConnParams, first_line, list_databases, server_version
+from backdrill.pg.dumpdir import dump_directory
 from backdrill.pg.introspect import count_rows
 from backdrill.services.context import RunContext
 from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
@@ -156,22 +152,6 @@ def _dump_custom(
     return DumpResult([obj], obj.raw_size, obj.stored_size, obj.sha256)
 
 
-def _open_files_under(directory: Path) -> set[str]:
-    """Names of files in ``directory`` that some process holds open (Linux /proc)."""
-    held: set[str] = set()
-    prefix = f"{directory}/"
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
-        try:
-            for fd in fd_dir.iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith(prefix):
-                        held.add(target[len(prefix) :])
-        except OSError:
-            continue
-    return held
-
-
 def _dump_directory(
     ctx: RunContext,
     argv: list[str | Path],
@@ -180,66 +160,23 @@ def _dump_directory(
     database: str,
     jobs: int,
 ) -> DumpResult:
-    """pg_dump's directory format with ``jobs`` parallel workers: each table file is
-    compressed and uploaded as soon as pg_dump closes it, then deleted, so the local
-    disk holds only the files being written."""
-    parent = ctx.config.backup.work_dir
-    objects: list[StoredObject] = []
-    try:
-        staging = tempfile.TemporaryDirectory(
-            prefix="backdrill-dump-", dir=str(parent) if parent else None
-        )
-    except OSError as exc:
-        raise ConfigError(
-            f"backup -> work_dir {parent or tempfile.gettempdir()}: {exc.strerror}"
-        ) from None
-    with staging as tmp:
-        out = Path(tmp) / "dump"
-        argv = [*argv, "--format=directory", f"--jobs={jobs}", f"--file={out}"]
-        with (
-            Child(argv, env=env, stdout=subprocess.DEVNULL, what="pg_dump") as dump,
-            ctx.reporter.task(f"dump {database}") as advance,
-        ):
+    """pg_dump's directory format with ``jobs`` parallel workers: each file is stored
+    once pg_dump has finished writing it (pg/dumpdir.py), through the same zstd ->
+    sha256 -> storage path as a single-file dump."""
+    with ctx.reporter.task(f"dump {database}") as advance:
 
-            def ship(name: str) -> None:
-                path = out / name
-                key = f"{prefix}{DIRECTORY_PREFIX}{name}.zst"
-                with path.open("rb") as fh:
-                    source = CountingReader(fh, advance)
-                    sink = _compress_into(ctx, source, key)
-                objects.append(
-                    StoredObject(
-                        name=key[len(prefix) :],
-                        raw_size=source.count,
-                        stored_size=sink.count,
-                        sha256=sink.hexdigest(),
-                    )
-                )
-                path.unlink()
+        def store(name: str, fh: BinaryIO, before_commit: Callable[[], None]) -> StoredObject:
+            key = f"{prefix}{DIRECTORY_PREFIX}{name}.zst"
+            source = CountingReader(fh, advance)
+            sink = _compress_into(ctx, source, key, before_commit=before_commit)
+            return StoredObject(
+                name=key[len(prefix) :],
+                raw_size=source.count,
+                stored_size=sink.count,
+                sha256=sink.hexdigest(),
+            )
 
-            done: set[str] = set()
-            while dump.proc.poll() is None:
-                if out.is_dir():
-                    held = _open_files_under(out)
-                    ready = sorted(
-                        p.name
-                        for p in out.iterdir()
-                        if p.name.endswith(".dat")
-                        and p.name != "toc.dat"
-                        and p.name not in held
-                        and p.name not in done
-                    )
-                    for name in ready:
-                        if dump.proc.poll() is not None:
-                            break
-                        ship(name)
-                        done.add(name)
-                time.sleep(0.1)
-            dump.check()
-            for path in sorted(out.iterdir()):  # what is left, toc.dat last
-                if path.name not in done and path.name != "toc.dat":
-                    ship(path.name)
-            ship("toc.dat")
+        objects = dump_directory(argv, env, jobs, ctx.config.backup.work_dir, store)
     raw = sum(o.raw_size for o in objects)
     stored = sum(o.stored_size for o in objects)
     return DumpResult(objects, raw, stored, tree_digest(objects))
