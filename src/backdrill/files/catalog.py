@@ -15,7 +15,7 @@ from backdrill.files.snapshot import (
     SNAPSHOT_SUFFIX,
     SNAPSHOTS_DIR,
     Snapshot,
-    parse_snapshot,
+    load_snapshot,
 )
 from backdrill.selection import Words, select
 from backdrill.storage import Storage
@@ -55,7 +55,7 @@ def list_snapshots(storage: Storage, source_name: str | None = None) -> Snapshot
     for name in names:
         for key in _snapshot_keys(storage, name):
             try:
-                listing.snapshots.append(parse_snapshot(storage.get_bytes(key), key))
+                listing.snapshots.append(load_snapshot(storage, key))
             except BackdrillError as exc:
                 if exc.exit_code == 5:  # storage failure, not a broken manifest
                     raise
@@ -73,7 +73,7 @@ def latest_snapshot(storage: Storage, source_name: str) -> Snapshot | None:
         if newest is not None and _second(key) != _second(newest.key()):
             break  # an older second
         try:
-            snapshot = parse_snapshot(storage.get_bytes(key), key)
+            snapshot = load_snapshot(storage, key)
         except BackdrillError as exc:
             if exc.exit_code == 5:
                 raise
