@@ -80,6 +80,12 @@ class FileEntry(_Strict):
     #: ``changed``: the file kept changing while it was read (twice); the content stored
     #: is what the last read saw
     status: EntryStatus = "ok"
+    #: the owner at backup time (directory sources; absent in older snapshots): a
+    #: restore running as root gives it back, by name, else by number
+    uid: int | None = None
+    gid: int | None = None
+    owner: str | None = None
+    group: str | None = None
 
 
 class SkippedEntry(_Strict):
