@@ -23,7 +23,10 @@ def read_document(storage: Storage, key: str, *, limit: int) -> bytes:
     (A compressed document is then decompressed with the same bound:
     :func:`backdrill.zstdio.decompressed`.)"""
     with storage.open_reader(key) as stream:
-        return read_all(bounded_reader(stream, limit=limit, what=f"document {key}", zstd=False))
+        stored = bounded_reader(
+            stream, limit=limit, what=f"document {key}", zstd=False, recorded=False
+        )
+        return read_all(stored)
 
 
 def parse_versioned(model: type[M], data: bytes, *, kind: str, where: str, version: int) -> M:

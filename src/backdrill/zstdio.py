@@ -28,8 +28,11 @@ class BoundedReader:
     raises IntegrityError (``what`` names the object). A corrupt zstd stream is an
     IntegrityError too. ``count``: the bytes yielded so far."""
 
-    def __init__(self, source: Readable, *, limit: int, what: str, zstd: bool) -> None:
+    def __init__(
+        self, source: Readable, *, limit: int, what: str, zstd: bool, recorded: bool = True
+    ) -> None:
         self._what = what
+        self._recorded = recorded
         self._limit = limit
         self._zstd = zstd
         self.count = 0
@@ -51,16 +54,20 @@ class BoundedReader:
         self.count += len(data)
         if self.count > self._limit:
             grows = "decompresses to" if self._zstd else "holds"
+            bound = "recorded for it" if self._recorded else "its kind may hold"
             raise IntegrityError(
-                f"{self._what} {grows} more than the {self._limit} bytes recorded for it "
+                f"{self._what} {grows} more than the {self._limit} bytes {bound} "
                 "(a decompression bomb or a replaced object); stopped there"
             )
         return data
 
 
-def bounded_reader(source: Readable, *, limit: int, what: str, zstd: bool = True) -> BoundedReader:
-    """``source`` read (and zstd-decompressed when ``zstd``) up to ``limit`` bytes."""
-    return BoundedReader(source, limit=limit, what=what, zstd=zstd)
+def bounded_reader(
+    source: Readable, *, limit: int, what: str, zstd: bool = True, recorded: bool = True
+) -> BoundedReader:
+    """``source`` read (and zstd-decompressed when ``zstd``) up to ``limit`` bytes:
+    the size recorded for it, or (``recorded`` False) the limit of a kind of document."""
+    return BoundedReader(source, limit=limit, what=what, zstd=zstd, recorded=recorded)
 
 
 def read_all(reader: BoundedReader) -> bytes:
@@ -73,4 +80,4 @@ def read_all(reader: BoundedReader) -> bytes:
 
 def decompressed(data: bytes, where: str, *, limit: int) -> bytes:
     """The zstd-compressed document ``data``, decompressed up to ``limit`` bytes."""
-    return read_all(bounded_reader(io.BytesIO(data), limit=limit, what=where))
+    return read_all(bounded_reader(io.BytesIO(data), limit=limit, what=where, recorded=False))

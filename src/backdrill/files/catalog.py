@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backdrill.catalog import BrokenEntry
-from backdrill.errors import BackdrillError, NotFound
+from backdrill.errors import BackdrillError, IntegrityError, NotFound
 from backdrill.files.snapshot import (
     FILES_ROOT,
     OBJECTS_PREFIX,
@@ -134,3 +134,11 @@ def select_snapshot_after(snapshots: Sequence[Snapshot], moment: datetime) -> Sn
     if not snapshots:
         raise NotFound("no committed files snapshot", hint="run `backdrill backup files`")
     return SnapshotChoice(max(snapshots, key=lambda s: (s.created_at, s.id)), after=False)
+
+
+def named_broken(broken: Iterable[BrokenEntry], snapshot_id: str) -> None:
+    """IntegrityError with the reason when the snapshot asked for by id is unreadable:
+    name the problem, not "no such snapshot"."""
+    for entry in broken:
+        if entry.key.endswith(f"/{snapshot_id}{SNAPSHOT_SUFFIX}"):
+            raise IntegrityError(entry.reason)
