@@ -66,9 +66,9 @@ def test_a_snapshot_symlink_then_a_file_under_it_creates_nothing_outside_the_tar
     _rewrite_snapshot(local_repo, under_the_link)
     target = tmp_path / "restored"
     code, err = _restore(capsys, config, target)
+    assert list(outside.iterdir()) == [], "the restore wrote outside its target"
     assert code == 4, err
     assert "a/deeper/x lies under a" in err
-    assert list(outside.iterdir()) == [], "the restore wrote outside its target"
     assert not target.exists() or list(target.iterdir()) == []
 
 
@@ -86,9 +86,9 @@ def test_a_symlink_already_in_the_target_is_never_followed(
     target.mkdir()
     (target / "a").symlink_to(outside)  # planted before a forced restore
     code, err = _restore(capsys, config, target, "--force")
+    assert list(outside.iterdir()) == [], "the restore wrote through a symlink"
     assert code == 4, err
     assert "a is a symlink or a file in the target" in err
-    assert list(outside.iterdir()) == [], "the restore wrote through a symlink"
     assert (target / "b").read_bytes() == b"fine"
     assert (target / "a").is_symlink()
 
