@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import zstandard
 
-from backdrill.files.snapshot import SNAPSHOT_SUFFIX
+from backdrill.files.restore import path_conflict
+from backdrill.files.snapshot import SNAPSHOT_SUFFIX, FileEntry
 from helpers.cli import Repo, run_cli
 from helpers.files import files_config
 from helpers.repo import list_keys, read_object, write_object
@@ -181,3 +182,17 @@ def test_as_root_owners_are_recorded_and_restored_by_name(
     assert code == 0, err
     assert (older / "ab" / "file").read_bytes() == b"attachment"
     assert (older / "ab" / "file").stat().st_uid == 0
+
+
+def test_path_conflict_refuses_paths_under_a_symlink_and_duplicates_only() -> None:
+    def entry(path: str, kind: str = "file") -> FileEntry:
+        target = "elsewhere" if kind == "symlink" else None
+        return FileEntry(path=path, type=kind, size=0, mtime_ns=0, mode=0o644, target=target)
+
+    # an S3 source may hold both "a" and "a/x": not refused (only the directory
+    # target fails "a/x", naming it)
+    assert path_conflict([entry("a"), entry("a/x")]) is None
+    assert path_conflict([entry("a", "symlink"), entry("a/b/x")]) == (
+        "a/b/x lies under a, which it records as a symlink"
+    )
+    assert path_conflict([entry("a"), entry("a")]) == "a is recorded twice"

@@ -61,20 +61,24 @@ class RestoreTarget(ABC):
 
 
 def path_conflict(entries: Iterable[FileEntry]) -> str | None:
-    """Pure: why the entries cannot all be restored, or None. A snapshot of a directory
-    never holds a path twice, nor a path under one it records as a file or symlink
-    (``a -> /elsewhere`` then ``a/x``): such a snapshot was not written by a backup."""
-    kinds: dict[str, str] = {}
+    """Pure: why the entries cannot all be restored, or None. No backup records a path
+    twice, nor a path under one it records as a symlink (``a -> /elsewhere`` then
+    ``a/x``: symlinks come from directory sources, where ``a`` cannot be both). An S3
+    source may hold both ``a`` and ``a/x`` as objects: that is not refused here."""
+    paths: set[str] = set()
+    links: set[str] = set()
     for entry in entries:
-        if entry.path in kinds:
+        if entry.path in paths:
             return f"{entry.path} is recorded twice"
-        kinds[entry.path] = entry.type
-    for path in kinds:
+        paths.add(entry.path)
+        if entry.type == "symlink":
+            links.add(entry.path)
+    for path in paths:
         parts = path.split("/")
         for depth in range(1, len(parts)):
             above = "/".join(parts[:depth])
-            if above in kinds:
-                return f"{path} lies under {above}, which it records as a {kinds[above]}"
+            if above in links:
+                return f"{path} lies under {above}, which it records as a symlink"
     return None
 
 
@@ -123,7 +127,7 @@ def restore_to(
     if conflict is not None:
         raise IntegrityError(
             f"snapshot {snapshot.id} is inconsistent: {conflict}; nothing was restored",
-            hint="the snapshot was not written by a backup of a directory",
+            hint="no backup writes such a snapshot: it was altered in the repository",
         )
     started = time.monotonic()
     summary = RestoreSummary(snapshot.id, target.display)
