@@ -48,8 +48,9 @@ class BoundedReader:
         try:
             data = self._source.read(want)
         except zstandard.ZstdError as exc:
+            recorded = "; the stored object does not match its record" if self._recorded else ""
             raise IntegrityError(
-                f"{self._what} is corrupt: not a valid zstd stream ({exc})"
+                f"{self._what} is corrupt: not a valid zstd stream ({exc}){recorded}"
             ) from None
         self.count += len(data)
         if self.count > self._limit:
