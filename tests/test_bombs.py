@@ -14,7 +14,7 @@ import pytest
 import zstandard
 
 from backdrill.files.snapshot import SNAPSHOT_SUFFIX
-from backdrill.limits import MAX_SNAPSHOT_BYTES
+from backdrill.limits import MAX_MANIFEST_BYTES, MAX_SNAPSHOT_BYTES
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.timeutil import new_id
@@ -60,23 +60,23 @@ def _snapshot_doc(repo: Repo) -> tuple[str, dict]:
 
 
 def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
     source = tmp_path / "filestore"
     (source / "ab").mkdir(parents=True)
     (source / "ab" / "bomb").write_bytes(b"attachment " * 500)
     (source / "ab" / "fine").write_bytes(b"another attachment " * 300)
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    config = files_config(tmp_path / "c.yaml", repo, str(source))
     assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
-    key, doc = _snapshot_doc(local_repo)
+    key, doc = _snapshot_doc(repo)
     (entry,) = [e for e in doc["entries"] if e["path"] == "ab/bomb"]
     assert entry["stored"] == "zstd"
     object_key = f"files/objects/{entry['sha256'][:2]}/{entry['sha256']}"
     bomb = zstd_bomb(300 * MiB)
     assert len(bomb) < 64 * 1024
-    write_object(local_repo, object_key, bomb)
+    write_object(repo, object_key, bomb)
     entry["stored_size"] = len(bomb)  # only the size of the content lies now
-    write_object(local_repo, key, zstandard.ZstdCompressor().compress(json.dumps(doc).encode()))
+    write_object(repo, key, zstandard.ZstdCompressor().compress(json.dumps(doc).encode()))
 
     target = tmp_path / "restored"
     restored, _rss = run_cli_limited(
@@ -204,3 +204,16 @@ def test_a_snapshot_document_bomb_is_refused_in_bounded_memory(
         str(tmp_path / "out"),
     )
     one_error(by_id, key)
+
+
+def test_an_oversized_manifest_is_named_and_not_read_past_its_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    source.mkdir()
+    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    key = f"db/prod/{new_id()}/manifest.json"
+    write_object(local_repo, key, b" " * (MAX_MANIFEST_BYTES + 1) + b"{}")
+    listed = run_cli(capsys, "--config", str(config), "list")
+    assert key in listed.err
+    assert f"more than the {MAX_MANIFEST_BYTES} bytes its kind may hold" in listed.err
