@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, unquote
 
+from backdrill.documents import read_document
 from backdrill.errors import BackdrillError
+from backdrill.limits import MAX_MANIFEST_BYTES
 from backdrill.manifest import MANIFEST_NAME, DbManifest, parse_db_manifest
 from backdrill.selection import Words, select
 from backdrill.storage import Storage
@@ -68,7 +70,7 @@ def list_db_backups(storage: Storage, database: str | None = None) -> DbListing:
             continue
         key = f"{backup_dir(db, backup_id)}{MANIFEST_NAME}"
         try:
-            manifest = parse_db_manifest(storage.get_bytes(key), key)
+            manifest = parse_db_manifest(read_document(storage, key, limit=MAX_MANIFEST_BYTES), key)
         except BackdrillError as exc:
             if exc.exit_code == 5:  # storage failure, not a broken manifest
                 raise

@@ -1,6 +1,7 @@
 """Strict parsing of the JSON documents backdrill stores (manifests, snapshots,
 reports): valid JSON, an object, a known ``schema_version``, and the model's fields,
-else one IntegrityError naming the document and the problem."""
+else one IntegrityError naming the document and the problem. Documents are read with
+:func:`read_document`, never past their limit (:mod:`backdrill.limits`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,22 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from backdrill.errors import IntegrityError
+from backdrill.storage.base import Storage
+from backdrill.zstdio import bounded_reader, read_all
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def read_document(storage: Storage, key: str, *, limit: int) -> bytes:
+    """The stored bytes of the document ``key``, streamed: at most ``limit`` bytes are
+    read; past it, an IntegrityError naming the key. NotFound when it does not exist.
+    (A compressed document is then decompressed with the same bound:
+    :func:`backdrill.zstdio.decompressed`.)"""
+    with storage.open_reader(key) as stream:
+        stored = bounded_reader(
+            stream, limit=limit, what=f"document {key}", zstd=False, recorded=False
+        )
+        return read_all(stored)
 
 
 def parse_versioned(model: type[M], data: bytes, *, kind: str, where: str, version: int) -> M:

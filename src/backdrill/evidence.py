@@ -8,7 +8,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from backdrill.documents import read_document
 from backdrill.errors import BackdrillError
+from backdrill.limits import MAX_REPORT_BYTES
 from backdrill.report.model import DrillReport, content_digest, parse_report
 from backdrill.storage import Storage
 
@@ -60,7 +62,7 @@ def load_evidence(storage: Storage) -> EvidenceLog:
     log = EvidenceLog()
     for key in keys:
         drill_id = key[len(EVIDENCE_ROOT) :].split("/", 1)[0]
-        raw = storage.get_bytes(key)
+        raw = read_document(storage, key, limit=MAX_REPORT_BYTES)
         try:
             log.reports.append(StoredReport(drill_id, raw, parse_report(raw, key)))
         except BackdrillError as exc:

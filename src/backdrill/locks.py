@@ -30,8 +30,10 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
-from backdrill.errors import BackdrillError, LockHeld, NotFound
+from backdrill.documents import read_document
+from backdrill.errors import BackdrillError, IntegrityError, LockHeld, NotFound
 from backdrill.interrupts import cleaning_up
+from backdrill.limits import MAX_LOCK_BYTES
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
 from backdrill.timeutil import isoformat, parse_time, utcnow
 
@@ -156,9 +158,11 @@ class RepoLock:
     def _read(self) -> LockInfo | bool | None:
         """The current holder; None if unreadable; False if there is no lock object."""
         try:
-            return LockInfo.parse(self.storage.get_bytes(self.key))
+            return LockInfo.parse(read_document(self.storage, self.key, limit=MAX_LOCK_BYTES))
         except NotFound:
             return False
+        except IntegrityError:  # larger than any lock: not one this backdrill wrote
+            return None
 
     def _try_once(self, attempts: int = 5) -> LockInfo | None:
         """Take the lock, or return the live holder.

@@ -115,3 +115,6 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
     directory and renamed, so the collector never reads half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(os.fspath(path), registry)
+    # the units run with UMask=0077; node_exporter (another user) must read the file,
+    # which holds no secret
+    os.chmod(path, 0o644)

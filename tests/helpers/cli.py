@@ -85,3 +85,33 @@ def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: floa
         check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_cli_limited(
+    *args: str, file_size: int | None = None, env: dict[str, str] | None = None
+) -> tuple[Result, int]:
+    """The CLI as ``python -m backdrill`` in a subprocess whose files cannot grow past
+    ``file_size`` bytes (RLIMIT_FSIZE); the result and the child's peak RSS in bytes."""
+    import resource
+    import tempfile
+
+    def limits() -> None:
+        if file_size is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backdrill", "--log-format", "json", *args],
+            stdout=out,
+            stderr=err,
+            env=full_env,
+            preexec_fn=limits,  # noqa: PLW1509 - the limit is the point
+        )
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = Result(proc.returncode, out.read().decode(), err.read().decode())
+    return result, usage.ru_maxrss * 1024

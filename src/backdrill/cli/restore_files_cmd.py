@@ -28,8 +28,16 @@ def restore_files(
     force: Annotated[
         bool, typer.Option("--force", help="Restore into a non-empty target, overwriting.")
     ] = False,
+    keep_special_bits: Annotated[
+        bool,
+        typer.Option(
+            "--keep-special-bits",
+            help="Restore the setuid, setgid and sticky bits too (dropped by default).",
+        ),
+    ] = False,
 ) -> None:
-    """Restore a filestore snapshot, verifying every file's sha256, with modes and mtimes."""
+    """Restore a filestore snapshot, verifying every file's sha256, with modes and mtimes
+    (and owners, when run as root)."""
     from backdrill.services.restore_files import run_restore_files
 
     app_state = state(ctx)
@@ -48,6 +56,7 @@ def restore_files(
         before=moment,
         source_name=source_name,
         force=force,
+        keep_special_bits=keep_special_bits,
     )
     line = (
         f"restored snapshot {summary.snapshot_id} to {summary.target}: {summary.files} files "

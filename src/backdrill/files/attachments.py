@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 
 from backdrill.files.catalog import SnapshotChoice, select_snapshot_after
-from backdrill.files.restore import RestoreSummary, restore_snapshot
+from backdrill.files.restore import RestoreSummary
+from backdrill.files.restore_dir import restore_snapshot
 from backdrill.streams import CHUNK
 
 __all__ = [

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backdrill.catalog import BrokenEntry
-from backdrill.errors import BackdrillError, NotFound
+from backdrill.errors import BackdrillError, IntegrityError, NotFound
 from backdrill.files.snapshot import (
     FILES_ROOT,
     OBJECTS_PREFIX,
     SNAPSHOT_SUFFIX,
     SNAPSHOTS_DIR,
     Snapshot,
-    parse_snapshot,
+    load_snapshot,
 )
 from backdrill.selection import Words, select
 from backdrill.storage import Storage
@@ -55,7 +55,7 @@ def list_snapshots(storage: Storage, source_name: str | None = None) -> Snapshot
     for name in names:
         for key in _snapshot_keys(storage, name):
             try:
-                listing.snapshots.append(parse_snapshot(storage.get_bytes(key), key))
+                listing.snapshots.append(load_snapshot(storage, key))
             except BackdrillError as exc:
                 if exc.exit_code == 5:  # storage failure, not a broken manifest
                     raise
@@ -73,7 +73,7 @@ def latest_snapshot(storage: Storage, source_name: str) -> Snapshot | None:
         if newest is not None and _second(key) != _second(newest.key()):
             break  # an older second
         try:
-            snapshot = parse_snapshot(storage.get_bytes(key), key)
+            snapshot = load_snapshot(storage, key)
         except BackdrillError as exc:
             if exc.exit_code == 5:
                 raise
@@ -134,3 +134,11 @@ def select_snapshot_after(snapshots: Sequence[Snapshot], moment: datetime) -> Sn
     if not snapshots:
         raise NotFound("no committed files snapshot", hint="run `backdrill backup files`")
     return SnapshotChoice(max(snapshots, key=lambda s: (s.created_at, s.id)), after=False)
+
+
+def named_broken(broken: Iterable[BrokenEntry], snapshot_id: str) -> None:
+    """IntegrityError with the reason when the snapshot asked for by id is unreadable:
+    name the problem, not "no such snapshot"."""
+    for entry in broken:
+        if entry.key.endswith(f"/{snapshot_id}{SNAPSHOT_SUFFIX}"):
+            raise IntegrityError(entry.reason)

@@ -37,6 +37,7 @@ from backdrill.files.snapshot import (
 )
 from backdrill.storage import Storage
 from backdrill.streams import CHUNK
+from backdrill.zstdio import BoundedReader, Readable, bounded_reader
 
 SPOOL_IN_MEMORY = 2 * 1024 * 1024
 #: what -> the age identities (ConfigError when there is none)
@@ -209,9 +210,13 @@ class ObjectReader:
         except NotFound:
             raise IntegrityError(f"{where}: object {key} is missing from the repository") from None
         with stream:
-            counted = _CountingStream(stream)
+            # never more than the snapshot records: not from the store, nor decompressed
+            stored_limit = entry.stored_size if entry.stored_size is not None else entry.size
+            counted = bounded_reader(
+                stream, limit=stored_limit, what=f"{where}: object {key}", zstd=False
+            )
             source, decrypting = self._layers(entry, key, counted)
-            size, digest = _pump(source, sink, on_bytes, where, key)
+            size, digest = _pump(source, sink, on_bytes)
             if decrypting is not None and decrypting.read():  # reads to the end: finish()
                 raise IntegrityError(f"{where}: object {key} has data after its content")
         if entry.stored_size is not None and counted.count != entry.stored_size:
@@ -222,54 +227,38 @@ class ObjectReader:
             raise IntegrityError(f"{where}: content of object {key} does not match its sha256")
 
     def _layers(
-        self, entry: FileEntry, key: str, counted: _CountingStream
-    ) -> tuple[IO[bytes], DecryptingReader | None]:
-        """The plaintext of the object: decrypted and decompressed as its form needs."""
-        source: IO[bytes] = cast(IO[bytes], counted)
+        self, entry: FileEntry, key: str, counted: BoundedReader
+    ) -> tuple[BoundedReader, DecryptingReader | None]:
+        """The plaintext of the object: decrypted and decompressed as its form needs,
+        never more than the size the snapshot records (:func:`bounded_reader`)."""
+        what = f"file {entry.path}: object {key}"
+        source: Readable = counted
         decrypting = None
         if is_encrypted(entry.stored):
-            what = f"file {entry.path}"
-            decrypting = DecryptingReader(source, self.identities(what), f"{what}: object {key}")
-            source = cast(IO[bytes], decrypting)
-        if entry.stored in ("zstd", ENCRYPTED_FORM):
-            source = zstandard.ZstdDecompressor().stream_reader(
-                source, read_size=CHUNK, closefd=False
+            decrypting = DecryptingReader(
+                cast(IO[bytes], source), self.identities(f"file {entry.path}"), what
             )
-        return source, decrypting
+            source = decrypting
+        zstd = entry.stored in ("zstd", ENCRYPTED_FORM)
+        return bounded_reader(source, limit=entry.size, what=what, zstd=zstd), decrypting
 
 
 def _pump(
-    source: IO[bytes],
+    source: BoundedReader,
     sink: Callable[[bytes], object],
     on_bytes: Callable[[int], None] | None,
-    where: str,
-    key: str,
 ) -> tuple[int, str]:
     """Copy ``source`` into ``sink``: the size and sha256 of what went through."""
     digest = hashlib.sha256()
     size = 0
-    try:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            sink(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-    except zstandard.ZstdError as exc:
-        raise IntegrityError(f"{where}: object {key} is corrupt: {exc}") from None
+    while chunk := source.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        sink(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
     return size, digest.hexdigest()
 
 
 def _discard(_chunk: bytes) -> None:
     pass
-
-
-class _CountingStream:
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self.count += len(data)
-        return data

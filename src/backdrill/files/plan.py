@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from backdrill.files.ownership import with_owner
 from backdrill.files.snapshot import FileEntry, Snapshot, is_encrypted
 from backdrill.files.source import SourceItem
 
@@ -58,16 +59,15 @@ def plan_backup(
     plan = BackupPlan()
     for item in items:
         if item.kind == "symlink":
-            plan.links.append(
-                FileEntry(
-                    path=item.path,
-                    type="symlink",
-                    size=0,
-                    mtime_ns=item.mtime_ns,
-                    mode=item.mode,
-                    target=item.target,
-                )
+            link = FileEntry(
+                path=item.path,
+                type="symlink",
+                size=0,
+                mtime_ns=item.mtime_ns,
+                mode=item.mode,
+                target=item.target,
             )
+            plan.links.append(with_owner(link, item.owner))
             continue
         entry = previous.get(item.path)
         if (
@@ -77,7 +77,8 @@ def plan_backup(
             and reusable(entry, stored, encrypted=encrypted)
         ):
             same_mode = entry.mode == item.mode
-            plan.reused.append(entry if same_mode else entry.model_copy(update={"mode": item.mode}))
+            kept = entry if same_mode else entry.model_copy(update={"mode": item.mode})
+            plan.reused.append(with_owner(kept, item.owner))  # chown leaves mtime alone
         else:
             plan.to_read.append(item)
     return plan

@@ -1,19 +1,18 @@
-"""Restore a snapshot: every file written under a temporary name while its sha256 is
-verified, then given its mode and mtime and renamed into place. Used by ``restore
-files`` and by the drill (:func:`restore_snapshot`)."""
+"""Restore a snapshot into a target: every file verified against its sha256 before it
+appears under its name. Used by ``restore files`` and by the drill. The targets: a
+directory (:mod:`backdrill.files.restore_dir`: modes, owners, mtimes, symlinks; never
+outside it) or an S3 bucket/prefix (:class:`StorageTarget`: contents only; modes,
+owners and symlinks do not apply there)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from backdrill.errors import IntegrityError, StorageError, UsageError
+from backdrill.errors import IntegrityError, UsageError
 from backdrill.files.objects import ObjectReader
 from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import FileEntry, Snapshot
@@ -21,7 +20,6 @@ from backdrill.files.source import safe_relative_path
 from backdrill.progress import Advance, Reporter
 from backdrill.storage import Storage
 
-TMP_PREFIX = ".backdrill-restore-"
 MAX_NAMED = 20
 
 
@@ -58,58 +56,30 @@ class RestoreTarget(ABC):
     def write_symlink(self, entry: FileEntry) -> bool:
         """False when the target cannot hold symlinks."""
 
+    def prepare(self, snapshot: Snapshot) -> None:  # noqa: B027 - optional hook
+        """Before the first entry is written (create the target directory)."""
 
-class DirTarget(RestoreTarget):
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.display = str(root)
-        self._real_root: Path | None = None
 
-    def is_empty(self) -> bool:
-        if not self.root.exists():
-            return True
-        if not self.root.is_dir():
-            raise UsageError(f"restore target {self.root} exists and is not a directory")
-        return next(self.root.iterdir(), None) is None
-
-    def _destination(self, entry: FileEntry) -> Path:
-        if not safe_relative_path(entry.path):
-            raise IntegrityError(f"file {entry.path!r}: unsafe path in the snapshot")
-        if self._real_root is None:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._real_root = self.root.resolve()
-        dest = self.root / entry.path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not dest.parent.resolve().is_relative_to(self._real_root):
-            raise IntegrityError(f"file {entry.path}: a symlink in the target leads outside it")
-        return dest
-
-    def write_file(self, reader: ObjectReader, entry: FileEntry, advance: Advance) -> None:
-        dest = self._destination(entry)
-        tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}.{secrets.token_hex(4)}")
-        try:
-            with tmp.open("xb") as out:
-                reader.copy(entry, out.write, advance)
-            os.chmod(tmp, entry.mode)
-            os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
-            os.replace(tmp, dest)
-        except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise StorageError(f"cannot write {dest}: {exc.strerror}") from None
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-
-    def write_symlink(self, entry: FileEntry) -> bool:
-        assert entry.target is not None
-        dest = self._destination(entry)
-        tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}.{secrets.token_hex(4)}")
-        os.symlink(entry.target, tmp)
-        os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
-        os.replace(tmp, dest)
-        return True
+def path_conflict(entries: Iterable[FileEntry]) -> str | None:
+    """Pure: why the entries cannot all be restored, or None. No backup records a path
+    twice, nor a path under one it records as a symlink (``a -> /elsewhere`` then
+    ``a/x``: symlinks come from directory sources, where ``a`` cannot be both). An S3
+    source may hold both ``a`` and ``a/x`` as objects: that is not refused here."""
+    paths: set[str] = set()
+    links: set[str] = set()
+    for entry in entries:
+        if entry.path in paths:
+            return f"{entry.path} is recorded twice"
+        paths.add(entry.path)
+        if entry.type == "symlink":
+            links.add(entry.path)
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            above = "/".join(parts[:depth])
+            if above in links:
+                return f"{path} lies under {above}, which it records as a symlink"
+    return None
 
 
 class StorageTarget(RestoreTarget):
@@ -153,10 +123,17 @@ def restore_to(
             f"restore target {target.display} is not empty",
             hint="restore into an empty directory or pass --force to overwrite",
         )
+    conflict = path_conflict(snapshot.entries)
+    if conflict is not None:
+        raise IntegrityError(
+            f"snapshot {snapshot.id} is inconsistent: {conflict}; nothing was restored",
+            hint="no backup writes such a snapshot: it was altered in the repository",
+        )
     started = time.monotonic()
     summary = RestoreSummary(snapshot.id, target.display)
     files = snapshot.files()
     reader.check_identity(files)
+    target.prepare(snapshot)
     lock = threading.Lock()
     with reporter.task(f"restore {snapshot.source_name}", total=snapshot.total_bytes) as advance:
         for entry in snapshot.entries:
@@ -193,16 +170,3 @@ def failed_files_error(failed: list[FailedFile], action: str) -> IntegrityError:
         hint="every other file was restored; `backdrill verify ID --read-data` lists all "
         "damaged files of a snapshot",
     )
-
-
-def restore_snapshot(
-    reader: ObjectReader,
-    snapshot: Snapshot,
-    target_dir: Path,
-    reporter: Reporter,
-    *,
-    force: bool = False,
-    strict: bool = True,
-) -> RestoreSummary:
-    """Restore ``snapshot`` into the directory ``target_dir`` (the drill's entry point)."""
-    return restore_to(reader, snapshot, DirTarget(target_dir), reporter, force=force, strict=strict)

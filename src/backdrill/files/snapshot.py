@@ -17,7 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from backdrill.documents import parse_versioned
+from backdrill.documents import parse_versioned, read_document
+from backdrill.limits import MAX_SNAPSHOT_BYTES
+from backdrill.storage.base import Storage
 from backdrill.zstdio import compressed, decompressed
 
 SCHEMA_VERSION = 1
@@ -78,6 +80,12 @@ class FileEntry(_Strict):
     #: ``changed``: the file kept changing while it was read (twice); the content stored
     #: is what the last read saw
     status: EntryStatus = "ok"
+    #: the owner at backup time (directory sources; absent in older snapshots): a
+    #: restore running as root gives it back, by name, else by number
+    uid: int | None = None
+    gid: int | None = None
+    owner: str | None = None
+    group: str | None = None
 
 
 class SkippedEntry(_Strict):
@@ -129,7 +137,7 @@ class Snapshot(BaseModel):
 
 def parse_snapshot(data: bytes, where: str) -> Snapshot:
     """Decompress, parse and validate; IntegrityError naming ``where`` otherwise."""
-    raw = decompressed(data, f"snapshot {where}")
+    raw = decompressed(data, f"snapshot {where}", limit=MAX_SNAPSHOT_BYTES)
     try:  # the fast path: pydantic parses the JSON itself
         snapshot = Snapshot.model_validate_json(raw)
     except ValidationError:
@@ -138,3 +146,9 @@ def parse_snapshot(data: bytes, where: str) -> Snapshot:
         if snapshot.schema_version == SCHEMA_VERSION:
             return snapshot
     return parse_versioned(Snapshot, raw, kind="snapshot", where=where, version=SCHEMA_VERSION)
+
+
+def load_snapshot(storage: Storage, key: str) -> Snapshot:
+    """The snapshot stored under ``key``: read and decompressed within
+    :data:`~backdrill.limits.MAX_SNAPSHOT_BYTES` each, then parsed."""
+    return parse_snapshot(read_document(storage, key, limit=MAX_SNAPSHOT_BYTES), key)

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from backdrill.config import S3Options
 from backdrill.errors import ConfigError, NotFound, UsageError
+from backdrill.files.ownership import Owner, owner_of
 from backdrill.files.snapshot import SkippedEntry
 from backdrill.storage import Storage, open_storage
 from backdrill.streams import CHUNK
@@ -38,6 +39,8 @@ class SourceItem:
     mode: int
     etag: str | None = None
     target: str | None = None
+    #: the owner at scan time (directory sources)
+    owner: Owner | None = None
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,17 @@ class DirSource(FileSource):
                     yield SkippedEntry(path=path, reason=f"cannot read symlink: {exc.strerror}")
                     continue
                 yield SourceItem(
-                    path, "symlink", 0, st.st_mtime_ns, stat.S_IMODE(st.st_mode), target=target
+                    path,
+                    "symlink",
+                    0,
+                    st.st_mtime_ns,
+                    stat.S_IMODE(st.st_mode),
+                    target=target,
+                    owner=owner_of(st),
                 )
             elif stat.S_ISREG(st.st_mode):
-                yield SourceItem(path, "file", st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode))
+                mode = stat.S_IMODE(st.st_mode)
+                yield SourceItem(path, "file", st.st_size, st.st_mtime_ns, mode, owner=owner_of(st))
             else:
                 yield SkippedEntry(path=path, reason=f"special file ({_kind(st.st_mode)})")
 

@@ -27,6 +27,7 @@ from backdrill.files.objects import (
     new_spool,
     stored_objects,
 )
+from backdrill.files.ownership import with_owner
 from backdrill.files.plan import plan_backup, previous_entries
 from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import (
@@ -294,7 +295,7 @@ class FileBackup:
                 if store.claim(sha256):
                     store.upload(sha256, spool, outcome.size)
                 # stored form and size are filled in once every upload has finished
-                return FileEntry(
+                entry = FileEntry(
                     path=item.path,
                     size=outcome.size,
                     mtime_ns=outcome.mtime_ns,
@@ -303,6 +304,7 @@ class FileBackup:
                     etag=outcome.etag,
                     status="ok" if outcome.status == "ok" else "changed",
                 )
+                return with_owner(entry, item.owner)
         raise AssertionError("unreachable")
 
 

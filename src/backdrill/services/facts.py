@@ -15,7 +15,9 @@ from urllib.parse import urlparse
 
 from backdrill.catalog import list_db_backups
 from backdrill.config import Config
+from backdrill.documents import read_document
 from backdrill.errors import BackdrillError
+from backdrill.limits import MAX_REPORT_BYTES
 from backdrill.manifest import DbManifest
 from backdrill.storage import Storage
 from backdrill.timeutil import is_id, parse_time, utcnow
@@ -146,7 +148,7 @@ def read_drills(storage: Storage, facts: RepoFacts) -> None:
     for drill_id in ids:
         key = f"{EVIDENCE_ROOT}{drill_id}/report.json"
         try:
-            drill = _parse_report(storage.get_bytes(key), drill_id)
+            drill = _parse_report(read_document(storage, key, limit=MAX_REPORT_BYTES), drill_id)
         except BackdrillError as exc:
             if exc.exit_code == 5:
                 raise

@@ -1,8 +1,9 @@
 """Read the repository: download a database backup to local disk (every object's sha256
 verified while streaming, decrypted when the repository is encrypted and
-zstd-decompressed on the fly; a mismatch, a short object or a corrupt frame is an
-IntegrityError and the partial file is removed), and the identity that readers of
-encrypted backups and filestore objects need."""
+zstd-decompressed on the fly, never past the sizes the manifest records; a mismatch, a
+short object, a corrupt frame or a decompression bomb is an IntegrityError and the
+partial file is removed), and the identity that readers of encrypted backups and
+filestore objects need."""
 
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ import shutil
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-import zstandard
-
 from backdrill.catalog import backup_dir
 from backdrill.config import Config
-from backdrill.crypto import IDENTITY_ENV, Decryptor, Keys, unseal_fields
+from backdrill.crypto import IDENTITY_ENV, DecryptingReader, Keys, Sink, unseal_fields
 from backdrill.errors import ConfigError, IntegrityError, StorageError
 from backdrill.files.objects import ObjectReader
 from backdrill.manifest import DIRECTORY_PREFIX, DbManifest, StoredObject
@@ -27,6 +26,7 @@ from backdrill.pg.dumpindex import DumpIndexer
 from backdrill.progress import Advance, NullReporter, Reporter
 from backdrill.storage import Storage
 from backdrill.streams import CHUNK
+from backdrill.zstdio import Readable, bounded_reader
 
 log = logging.getLogger(__name__)
 #: bytes kept from the end of a dump: where its last data block must end
@@ -84,41 +84,59 @@ def fetch_object(
     obj: StoredObject,
     dest: Path,
     advance: Advance,
-    decryptor: Decryptor | None = None,
+    identities: list[Any] | None = None,
     *,
     index: bool = False,
 ) -> None:
-    """Write the decompressed object to ``dest``, verifying sha256 and both sizes.
+    """Write the decompressed object to ``dest``, verifying sha256 and both sizes; never
+    more than the sizes the manifest records are read or written (:func:`bounded_reader`:
+    a decompression bomb stops at ``raw_size``). ``identities``: the object is encrypted.
     ``index``: the object is a custom-format dump; give it the data offsets pg_dump
     could not write to a pipe (:mod:`backdrill.pg.dumpindex`)."""
-    digest = hashlib.sha256()
-    stored = 0
-    dctx = zstandard.ZstdDecompressor()
+    what = f"object {key}"
     try:  # w+b: the indexer reads back the tail of the dump it watched
-        with storage.open_reader(key) as source, dest.open("w+b") as out:
+        with storage.open_reader(key) as stream, dest.open("w+b") as out:
+            stored = _HashingReader(
+                bounded_reader(stream, limit=obj.stored_size, what=what, zstd=False), advance
+            )
+            source: Readable = stored
+            if identities is not None:
+                source = DecryptingReader(cast(IO[bytes], stored), identities, key)
+            plain = bounded_reader(source, limit=obj.raw_size, what=what)
             indexing = _IndexingFile(out) if index else None
-            target = cast(IO[bytes], indexing) if indexing is not None else out
-            writer = dctx.stream_writer(target, closefd=False)
-            while chunk := source.read(CHUNK):
-                digest.update(chunk)
-                stored += len(chunk)
-                try:
-                    writer.write(decryptor.feed(chunk) if decryptor is not None else chunk)
-                except zstandard.ZstdError as exc:
-                    raise IntegrityError(
-                        f"{key} is corrupt ({exc}): the stored object does not match its manifest"
-                    ) from None
-                advance(len(chunk))
-            if decryptor is not None:
-                decryptor.finish()
-            writer.flush()  # type: ignore[no-untyped-call]
-            _check_object(key, obj, stored, digest.hexdigest(), raw=out.tell())
+            target: Sink = indexing if indexing is not None else out
+            while chunk := plain.read(CHUNK):
+                target.write(chunk)
+            while source.read(CHUNK):  # to the end: all the bytes the sha256 covers
+                pass
+            _check_object(key, obj, stored.count, stored.hexdigest(), raw=plain.count)
             if indexing is not None:
                 indexing.apply_offsets()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             dest.unlink()
         raise
+
+
+class _HashingReader:
+    """The stored bytes on their way in: hashed, counted, reported as progress."""
+
+    def __init__(self, source: Readable, advance: Advance) -> None:
+        self._source = source
+        self._advance = advance
+        self._hash = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(size)
+        if data:
+            self._hash.update(data)
+            self.count += len(data)
+            self._advance(len(data))
+        return data
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 def _check_object(key: str, obj: StoredObject, stored: int, sha256: str, raw: int) -> None:
@@ -174,11 +192,11 @@ def fetch_backup(
     if manifest.encrypted and config is None:
         raise ConfigError(f"backup {manifest.id} is encrypted; no identity was given")
 
-    def decryptor(key: str) -> Decryptor | None:
+    def decryptor(key: str) -> list[Any] | None:
         if not manifest.encrypted:
             return None
         assert config is not None
-        return Decryptor(identities_for(config, key), key)
+        return identities_for(config, key)
 
     with (reporter or NullReporter()).task(
         f"download {manifest.database}", total=manifest.stored_size

@@ -16,6 +16,7 @@ from typing import Any, Protocol, get_args
 from urllib.parse import unquote
 
 from backdrill.catalog import BrokenEntry, DbListing, backup_dir, db_dir
+from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.files.snapshot import (
     FILES_ROOT,
@@ -24,6 +25,7 @@ from backdrill.files.snapshot import (
     StoredForm,
     object_key,
 )
+from backdrill.limits import MAX_SNAPSHOT_BYTES
 from backdrill.locks import db_scope, files_scope
 from backdrill.manifest import MANIFEST_NAME
 from backdrill.storage.base import ObjectInfo, Storage
@@ -163,7 +165,7 @@ def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
     zstd-compressed JSON with an ``entries`` list whose items carry ``sha256`` (and
     ``stored``, the form that names their object)."""
     try:
-        doc = json.loads(decompressed(data, where))
+        doc = json.loads(decompressed(data, f"snapshot {where}", limit=MAX_SNAPSHOT_BYTES))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"snapshot {where} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
@@ -216,7 +218,9 @@ class FilesScope:
         for key in sorted(k for k in self.objects if k.startswith(prefix)):
             snapshot_id = key[len(prefix) :].removesuffix(SNAPSHOT_SUFFIX)
             try:
-                refs = parse_snapshot_refs(self.storage.get_bytes(key), key)
+                refs = parse_snapshot_refs(
+                    read_document(self.storage, key, limit=MAX_SNAPSHOT_BYTES), key
+                )
             except BackdrillError as exc:
                 if exc.exit_code == 5:
                     raise

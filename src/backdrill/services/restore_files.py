@@ -8,14 +8,14 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from backdrill.files.catalog import list_snapshots, select_snapshot
+from backdrill.files.catalog import list_snapshots, named_broken, select_snapshot
 from backdrill.files.restore import (
-    DirTarget,
     RestoreSummary,
     RestoreTarget,
     StorageTarget,
     restore_to,
 )
+from backdrill.files.restore_dir import DirTarget
 from backdrill.files.snapshot import Snapshot
 from backdrill.services.context import RunContext
 from backdrill.services.fetch import object_reader
@@ -34,6 +34,7 @@ def choose_snapshot(
     listing = list_snapshots(ctx.storage)
     for broken in listing.broken:
         log.warning("unreadable snapshot %s: %s", broken.key, broken.reason)
+    named_broken(listing.broken, spec)
     names = {s.source_name for s in listing.snapshots}
     if source_name is None and spec == "latest" and len(names) > 1:
         source_name = ctx.config.files.name  # the configured source, when it is named
@@ -48,7 +49,11 @@ def run_restore_files(
     before: datetime | None = None,
     source_name: str | None = None,
     force: bool = False,
+    keep_special_bits: bool = False,
 ) -> RestoreSummary:
+    """Into a directory: modes (setuid, setgid and sticky only with
+    ``keep_special_bits``), mtimes, symlinks, and owners when running as root. Into
+    S3: the contents only (modes, owners and symlinks do not apply to objects)."""
     snapshot = choose_snapshot(ctx, spec, before=before, source_name=source_name)
     parsed = urlparse(to)
     target: RestoreTarget
@@ -57,7 +62,8 @@ def run_restore_files(
         target = StorageTarget(target_storage)
     else:
         target_storage = None
-        target = DirTarget(Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(to))
+        directory = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(to)
+        target = DirTarget(directory, keep_special_bits=keep_special_bits)
     log.info(
         "restore of files snapshot %s started",
         snapshot.id,

@@ -2,6 +2,9 @@
 
 A file appears under its final name only when complete: it is written to a hidden
 ``.partial-*`` file in the same directory, fsynced, then renamed.
+
+The repository holds whole databases: every directory it creates is 0700 and every
+file 0600, whatever the umask (an existing directory keeps its mode).
 """
 
 from __future__ import annotations
@@ -25,6 +28,35 @@ from backdrill.storage.base import (
 )
 
 PARTIAL_PREFIX = ".partial-"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` with every directory it creates 0700 (``os.makedirs`` gives the
+    intermediate ones the umask's mode)."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue
+        os.chmod(directory, DIR_MODE)  # mkdir's mode is masked by the umask
+
+
+def create_private(path: Path) -> BinaryIO:
+    """A new file (never an existing one, never through a symlink), 0600."""
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
+    )
+    return os.fdopen(fd, "wb")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -39,9 +71,9 @@ class _LocalWriter(ObjectWriter):
     def __init__(self, final: Path) -> None:
         super().__init__()
         self._final = final
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(final.parent)
         self._tmp = final.with_name(f"{PARTIAL_PREFIX}{final.name}.{secrets.token_hex(4)}")
-        self._file = self._tmp.open("xb")
+        self._file = create_private(self._tmp)
 
     def write(self, data: bytes) -> None:
         try:
@@ -93,10 +125,11 @@ class LocalStorage(Storage):
         # Exclusive creation that is never seen half-written: write a temp file, then
         # hard-link it to the final name (link fails if the name exists), then unlink.
         final = self._path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(final.parent)
         tmp = final.with_name(f"{PARTIAL_PREFIX}{final.name}.{secrets.token_hex(4)}")
         try:
-            tmp.write_bytes(data)
+            with create_private(tmp) as out:
+                out.write(data)
             try:
                 os.link(tmp, final)
             except FileExistsError:

@@ -1,0 +1,219 @@
+"""Decompression bombs from an attacker who can write to the repository: a small object
+that expands far past the size its manifest or snapshot records. Every read stops at
+the recorded size (or a document's limit) with exit 4 naming the object, having written
+no more than that; the CLI runs as a subprocess whose files cannot grow past
+RLIMIT_FSIZE, and whose peak memory is measured."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from backdrill.files.snapshot import SNAPSHOT_SUFFIX
+from backdrill.limits import MAX_MANIFEST_BYTES, MAX_SNAPSHOT_BYTES
+from backdrill.pg.connection import ConnParams
+from backdrill.sample.odoo import SampleInfo
+from backdrill.timeutil import new_id
+from helpers.cli import Repo, Result, run_cli, run_cli_limited, write_config
+from helpers.files import files_config
+from helpers.repo import list_keys, manifests, read_object, write_object
+
+MiB = 1024 * 1024
+#: the child's files cannot grow past this: a bomb that is not stopped hits it
+FILE_LIMIT = 64 * MiB
+
+
+def zstd_bomb(size: int, head: bytes = b"", tail: bytes = b"") -> bytes:
+    """``head`` + ``size`` bytes of one repeated byte + ``tail``, zstd-compressed in
+    one frame: a few hundred MB become a few KB."""
+    cobj = zstandard.ZstdCompressor(level=1).compressobj()
+    parts = [cobj.compress(head)]
+    block = b"a" * MiB
+    for _ in range(size // MiB):
+        parts.append(cobj.compress(block))
+    parts.append(cobj.compress(tail))
+    parts.append(cobj.flush())
+    return b"".join(parts)
+
+
+def one_error(result: Result, *names: str) -> str:
+    """The run failed with exit 4 and one error record naming every one of ``names``."""
+    assert result.code == 4, (result.code, result.err[-2000:])
+    assert "Traceback" not in result.err, result.err[-2000:]
+    assert len(result.errors) == 1, result.err[-2000:]
+    message = str(json.loads(result.errors[0])["message"])
+    assert "\n" not in message
+    for name in names:
+        assert name in message, message
+    return message
+
+
+def _snapshot_doc(repo: Repo) -> tuple[str, dict]:
+    (key,) = [k for k in list_keys(repo, "files/") if k.endswith(SNAPSHOT_SUFFIX)]
+    return key, json.loads(
+        zstandard.ZstdDecompressor().decompressobj().decompress(read_object(repo, key))
+    )
+
+
+def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    (source / "ab").mkdir(parents=True)
+    (source / "ab" / "bomb").write_bytes(b"attachment " * 500)
+    (source / "ab" / "fine").write_bytes(b"another attachment " * 300)
+    config = files_config(tmp_path / "c.yaml", repo, str(source))
+    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
+    key, doc = _snapshot_doc(repo)
+    (entry,) = [e for e in doc["entries"] if e["path"] == "ab/bomb"]
+    assert entry["stored"] == "zstd"
+    object_key = f"files/objects/{entry['sha256'][:2]}/{entry['sha256']}"
+    bomb = zstd_bomb(300 * MiB)
+    assert len(bomb) < 64 * 1024
+    write_object(repo, object_key, bomb)
+    entry["stored_size"] = len(bomb)  # only the size of the content lies now
+    write_object(repo, key, zstandard.ZstdCompressor().compress(json.dumps(doc).encode()))
+
+    target = tmp_path / "restored"
+    restored, _rss = run_cli_limited(
+        "--config", str(config), "restore", "files", "--to", str(target), file_size=FILE_LIMIT
+    )
+    message = one_error(restored, object_key, "ab/bomb")
+    assert "decompresses to more than" in message
+    assert (target / "ab" / "fine").read_bytes() == b"another attachment " * 300
+    written = [p for p in target.rglob("*") if p.is_file()]
+    assert [p.name for p in written] == ["fine"], "the bomb left a file behind"
+
+    verified, _rss = run_cli_limited(
+        "--config", str(config), "verify", doc["id"], "--read-data", file_size=FILE_LIMIT
+    )
+    one_error(verified, object_key, "ab/bomb")
+
+
+def _backup_db(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    repo: Repo,
+) -> tuple[Path, dict]:
+    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
+    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    assert result.code == 0, result.err
+    (manifest,) = manifests(repo)
+    return config, manifest
+
+
+def _plant_dump_bomb(repo: Repo, manifest: dict) -> str:
+    """The dump replaced by a bomb; the manifest's stored size and sha256 match it, its
+    raw size (what the dump decompresses to) is the one lie left."""
+    prefix = f"db/{manifest['database']}/{manifest['id']}/"
+    key = f"{prefix}dump.pgdump.zst"
+    bomb = zstd_bomb(300 * MiB)
+    write_object(repo, key, bomb)
+    manifest["stored_size"] = len(bomb)
+    manifest["sha256"] = hashlib.sha256(bomb).hexdigest()
+    assert manifest["raw_size"] < FILE_LIMIT
+    write_object(repo, f"{prefix}manifest.json", json.dumps(manifest).encode())
+    return key
+
+
+def test_a_dump_bomb_stops_verify_read_data_at_the_recorded_raw_size(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+) -> None:
+    config, manifest = _backup_db(tmp_path, capsys, pg, sample, local_repo)
+    key = _plant_dump_bomb(local_repo, manifest)
+    result, _rss = run_cli_limited(
+        "--config", str(config), "verify", manifest["id"], "--read-data", file_size=FILE_LIMIT
+    )
+    message = one_error(result, key)
+    assert f"more than the {manifest['raw_size']} bytes recorded" in message
+
+
+def test_a_custom_format_dump_bomb_stops_restore_db_and_creates_nothing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+) -> None:
+    config, manifest = _backup_db(tmp_path, capsys, pg, sample, local_repo)
+    assert manifest["format"] == "pg_dump-custom+zstd"
+    key = _plant_dump_bomb(local_repo, manifest)
+    target = f"bombed_{manifest['id'][-6:]}"
+    dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"
+    result, _rss = run_cli_limited(
+        "--config",
+        str(config),
+        "restore",
+        "db",
+        "--to",
+        dsn,
+        file_size=FILE_LIMIT,
+        env={"PGPASSWORD": pg.password or ""},
+    )
+    one_error(result, key)
+    with pg.connect() as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()]
+    assert not [n for n in names if n.startswith(target)], names
+
+
+def test_a_snapshot_document_bomb_is_refused_in_bounded_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    source.mkdir()
+    (source / "a").write_bytes(b"a file")
+    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
+    bomb_id = new_id()
+    key = f"files/filestore/snapshots/{bomb_id}{SNAPSHOT_SUFFIX}"
+    size = 512 * MiB
+    bomb = zstd_bomb(size, head=b'{"schema_version": 1, "id": "x", "pad": "', tail=b'"}')
+    assert len(bomb) < 128 * 1024
+    write_object(local_repo, key, bomb)
+
+    listed, peak = run_cli_limited("--config", str(config), "list", "files")
+    assert listed.code == 0, listed.err[-2000:]
+    assert key in listed.err and "decompresses to more than" in listed.err
+    # the limit (64 MiB) and the interpreter, not the 512 MiB the bomb expands to
+    assert peak < MAX_SNAPSHOT_BYTES + 192 * MiB, f"peak RSS {peak // MiB} MiB"
+
+    pruned, peak = run_cli_limited("--config", str(config), "prune", "--dry-run")
+    assert "Traceback" not in pruned.err
+    assert peak < MAX_SNAPSHOT_BYTES + 192 * MiB, f"peak RSS {peak // MiB} MiB"
+
+    verified, _peak = run_cli_limited("--config", str(config), "verify", "--all")
+    one_error(verified, key)
+    by_id, _peak = run_cli_limited(
+        "--config",
+        str(config),
+        "restore",
+        "files",
+        "--snapshot",
+        bomb_id,
+        "--to",
+        str(tmp_path / "out"),
+    )
+    one_error(by_id, key)
+
+
+def test_an_oversized_manifest_is_named_and_not_read_past_its_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    source.mkdir()
+    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    key = f"db/prod/{new_id()}/manifest.json"
+    write_object(local_repo, key, b" " * (MAX_MANIFEST_BYTES + 1) + b"{}")
+    listed = run_cli(capsys, "--config", str(config), "list")
+    assert key in listed.err
+    assert f"more than the {MAX_MANIFEST_BYTES} bytes its kind may hold" in listed.err

@@ -1,0 +1,198 @@
+"""``restore files`` from a hostile snapshot: nothing is created outside the target,
+no symlink is followed, setuid/setgid/sticky bits only when asked for; and, as root,
+owners are given back by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from backdrill.files.restore import path_conflict
+from backdrill.files.snapshot import SNAPSHOT_SUFFIX, FileEntry
+from helpers.cli import Repo, run_cli
+from helpers.files import files_config
+from helpers.repo import list_keys, read_object, write_object
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="setuid files and chown need root")
+
+
+def _backup(tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo, source: Path) -> Path:
+    config = files_config(tmp_path / "c.yaml", repo, str(source))
+    result = run_cli(capsys, "--config", str(config), "backup", "files")
+    assert result.code == 0, result.err
+    return config
+
+
+def _rewrite_snapshot(repo: Repo, edit: Any) -> None:
+    (key,) = [k for k in list_keys(repo, "files/") if k.endswith(SNAPSHOT_SUFFIX)]
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(read_object(repo, key))
+    doc = json.loads(raw)
+    edit(doc)
+    write_object(repo, key, zstandard.ZstdCompressor().compress(json.dumps(doc).encode()))
+
+
+def _restore(
+    capsys: pytest.CaptureFixture[str], config: Path, target: Path, *extra: str
+) -> tuple[int, str]:
+    result = run_cli(
+        capsys, "--config", str(config), "restore", "files", "--to", str(target), *extra
+    )
+    assert "Traceback" not in result.err
+    return result.code, result.err
+
+
+def test_a_snapshot_symlink_then_a_file_under_it_creates_nothing_outside_the_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    source = tmp_path / "filestore"
+    (source / "z" / "deeper").mkdir(parents=True)
+    (source / "z" / "deeper" / "x").write_bytes(b"payload")
+    (source / "a").symlink_to(outside)
+    config = _backup(tmp_path, capsys, local_repo, source)
+
+    def under_the_link(doc: dict[str, Any]) -> None:
+        for entry in doc["entries"]:
+            if entry["path"] == "z/deeper/x":
+                entry["path"] = "a/deeper/x"  # a -> outside, then a/deeper/x
+
+    _rewrite_snapshot(local_repo, under_the_link)
+    target = tmp_path / "restored"
+    code, err = _restore(capsys, config, target)
+    assert list(outside.iterdir()) == [], "the restore wrote outside its target"
+    assert code == 4, err
+    assert "a/deeper/x lies under a" in err
+    assert not target.exists() or list(target.iterdir()) == []
+
+
+def test_a_symlink_already_in_the_target_is_never_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    source = tmp_path / "filestore"
+    (source / "a" / "deeper").mkdir(parents=True)
+    (source / "a" / "deeper" / "x").write_bytes(b"payload")
+    (source / "b").write_bytes(b"fine")
+    config = _backup(tmp_path, capsys, local_repo, source)
+    target = tmp_path / "restored"
+    target.mkdir()
+    (target / "a").symlink_to(outside)  # planted before a forced restore
+    code, err = _restore(capsys, config, target, "--force")
+    assert list(outside.iterdir()) == [], "the restore wrote through a symlink"
+    assert code == 4, err
+    assert "a is a symlink or a file in the target" in err
+    assert (target / "b").read_bytes() == b"fine"
+    assert (target / "a").is_symlink()
+
+
+@needs_root
+def test_setuid_setgid_and_sticky_bits_are_restored_only_when_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    source.mkdir()
+    (source / "tool").write_bytes(b"#!/bin/sh\nid\n")
+    (source / "tool").chmod(0o6755)
+    (source / "plain").write_bytes(b"plain")
+    (source / "plain").chmod(0o1640)
+    config = _backup(tmp_path, capsys, local_repo, source)
+
+    target = tmp_path / "restored"
+    code, err = _restore(capsys, config, target)
+    assert code == 0, err
+    assert stat.S_IMODE((target / "tool").stat().st_mode) == 0o755
+    assert stat.S_IMODE((target / "plain").stat().st_mode) == 0o640
+
+    kept = tmp_path / "kept"
+    code, err = _restore(capsys, config, kept, "--keep-special-bits")
+    assert code == 0, err
+    assert stat.S_IMODE((kept / "tool").stat().st_mode) == 0o6755
+    assert stat.S_IMODE((kept / "plain").stat().st_mode) == 0o1640
+
+
+def _unprivileged_user() -> pwd.struct_passwd:
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    pytest.skip("no unprivileged user on this host")
+
+
+@needs_root
+def test_as_root_owners_are_recorded_and_restored_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    user = _unprivileged_user()
+    source = tmp_path / "filestore"
+    (source / "ab").mkdir(parents=True)
+    (source / "ab" / "file").write_bytes(b"attachment")
+    (source / "link").symlink_to("ab/file")
+    for path in (source / "ab" / "file", source / "link"):
+        os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    config = _backup(tmp_path, capsys, local_repo, source)
+
+    owners: dict[str, tuple[object, ...]] = {}
+
+    def record(doc: dict[str, Any]) -> None:
+        for e in doc["entries"]:
+            owners[e["path"]] = (e["owner"], e["uid"], e["gid"])
+
+    _rewrite_snapshot(local_repo, record)
+    assert owners["ab/file"] == (user.pw_name, user.pw_uid, user.pw_gid)
+    assert owners["link"] == (user.pw_name, user.pw_uid, user.pw_gid)
+
+    target = tmp_path / "restored" / "filestore"
+    code, err = _restore(capsys, config, target)
+    assert code == 0, err
+    for path in (target, target / "ab", target / "ab" / "file", target / "link"):
+        st = path.lstat()
+        assert (st.st_uid, st.st_gid) == (user.pw_uid, user.pw_gid), path
+
+    # a name unknown here: the number recorded stands in for it
+    def rename(doc: dict[str, Any]) -> None:
+        for e in doc["entries"]:
+            e["owner"] = "no-such-user-here"
+            e["uid"] = 54321
+
+    _rewrite_snapshot(local_repo, rename)
+    by_number = tmp_path / "by-number"
+    code, err = _restore(capsys, config, by_number)
+    assert code == 0, err
+    assert (by_number / "ab" / "file").stat().st_uid == 54321
+
+    # an older snapshot, without owners, still loads and restores (owned by root)
+    def strip(doc: dict[str, Any]) -> None:
+        for e in doc["entries"]:
+            for name in ("uid", "gid", "owner", "group"):
+                e.pop(name, None)
+
+    _rewrite_snapshot(local_repo, strip)
+    older = tmp_path / "older"
+    code, err = _restore(capsys, config, older)
+    assert code == 0, err
+    assert (older / "ab" / "file").read_bytes() == b"attachment"
+    assert (older / "ab" / "file").stat().st_uid == 0
+
+
+def test_path_conflict_refuses_paths_under_a_symlink_and_duplicates_only() -> None:
+    def entry(path: str, kind: str = "file") -> FileEntry:
+        target = "elsewhere" if kind == "symlink" else None
+        return FileEntry(path=path, type=kind, size=0, mtime_ns=0, mode=0o644, target=target)
+
+    # an S3 source may hold both "a" and "a/x": not refused (only the directory
+    # target fails "a/x", naming it)
+    assert path_conflict([entry("a"), entry("a/x")]) is None
+    assert path_conflict([entry("a", "symlink"), entry("a/b/x")]) == (
+        "a/b/x lies under a, which it records as a symlink"
+    )
+    assert path_conflict([entry("a"), entry("a")]) == "a is recorded twice"
