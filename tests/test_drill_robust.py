@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from backdrill.pg.connection import ConnParams
-from backdrill.report.model import PASS_MEANING
+from backdrill.report.model import DRILL_PROVES
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Repo, Result, run_cli, write_config
 from helpers.repo import list_keys
@@ -224,11 +224,11 @@ def test_the_report_and_the_readme_say_what_a_pass_proves(
     result, _report = _backup_and_drill(tmp_path, capsys, pg, sample, local_repo, work_dir)
     assert result.code == 0, result.out + result.err
     (folder,) = (tmp_path / "reports").glob("*")
-    assert "Odoo itself was not started" in PASS_MEANING
-    assert "ir_attachment" in PASS_MEANING
+    assert "Odoo itself was not started" in DRILL_PROVES
+    assert "ir_attachment" in DRILL_PROVES
     md = _words((folder / "report.md").read_text())
-    assert _words(PASS_MEANING) in md
+    assert _words(DRILL_PROVES) in md
     page = _words(html.unescape(re.sub(r"<[^>]+>", "", (folder / "report.html").read_text())))
-    assert _words(PASS_MEANING) in page
+    assert _words(DRILL_PROVES) in page
     readme = _words(README.read_text().replace("`", ""))
-    assert _words(PASS_MEANING) in readme
+    assert _words(DRILL_PROVES) in readme

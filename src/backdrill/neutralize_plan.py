@@ -97,9 +97,9 @@ def _filler(table: Table, column: Column) -> sql.Composable | None:
     return by_type.get(column.type_name, by_category.get(column.category))
 
 
-def _insert(table: Table, values: Mapping[str, str], *, where: sql.Composable | None) -> (
-    tuple[sql.Composed | None, str | None]
-):
+def _insert(
+    table: Table, values: Mapping[str, str], *, where: sql.Composable | None
+) -> tuple[sql.Composed | None, str | None]:
     """``INSERT INTO table (...) SELECT ...``: the given values of the columns that
     exist, and a filler for every other NOT NULL column without a default."""
     names: list[str] = []

@@ -15,7 +15,7 @@ REPORT_SCHEMA_VERSION = 1
 
 #: What a PASS proves and what it does not: the one text of the Markdown and HTML
 #: reports (and of the README's section on drills).
-PASS_MEANING = (
+DRILL_PROVES = (
     "What a PASS proves: the backup's objects were read back from the repository with "
     "their sha256; pg_restore restored the dump into a throwaway PostgreSQL without an "
     "error; every table's rows were counted and equal what was dumped and, when content "

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from backdrill.report.charts import TrendPoint, timeline_svg, trend_svg
-from backdrill.report.model import PASS_MEANING, DrillReport
+from backdrill.report.model import DRILL_PROVES, DrillReport
 from backdrill.timeutil import human_duration, human_size
 
 _ENV = Environment(
@@ -43,7 +43,7 @@ def _targets(reports: Sequence[DrillReport]) -> tuple[float, float]:
 
 
 def render_markdown(report: DrillReport) -> str:
-    return _ENV.get_template("report.md.j2").render(r=report, pass_meaning=PASS_MEANING)
+    return _ENV.get_template("report.md.j2").render(r=report, drill_proves=DRILL_PROVES)
 
 
 def render_html(report: DrillReport, earlier: Sequence[DrillReport]) -> str:
@@ -51,7 +51,7 @@ def render_html(report: DrillReport, earlier: Sequence[DrillReport]) -> str:
     rpo_t, rto_t = _targets(history)
     return _ENV.get_template("report.html.j2").render(
         r=report,
-        pass_meaning=PASS_MEANING,
+        drill_proves=DRILL_PROVES,
         timeline=timeline_svg(report.rto.phases) if report.rto else "",
         trend=trend_svg(trend_points(history), rpo_t, rto_t),
     )
