@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from backdrill.odoo import OdooFacts
+from backdrill.odoo import Neutralization, NeutralState, OdooFacts
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -74,3 +74,27 @@ def compare_odoo(expected: OdooFacts | None, actual: OdooFacts | None) -> list[C
             )
         )
     return checks
+
+
+def check_neutralized(done: Neutralization, state: NeutralState) -> Check:
+    """What the neutralization did, read back: ``database.is_neutralized`` true and no
+    active mail server but the dummy one."""
+    marked = state.marker is not None and state.marker.strip().lower() in ("true", "1")
+    problems = []
+    if not marked:
+        problems.append(f"database.is_neutralized is {state.marker!r}, not true")
+    if state.live_mail_servers is None:
+        problems.append("the active mail servers cannot be read (no ir_mail_server table)")
+    elif state.live_mail_servers:
+        problems.append(f"{state.live_mail_servers} active mail server(s) with a real host")
+    if problems:
+        return Check(
+            "odoo_neutralized",
+            "fail",
+            "the restored copy is not neutralized: " + ("; ".join(problems)),
+        )
+    return Check(
+        "odoo_neutralized",
+        "pass",
+        f"{done.describe()}; read back: database.is_neutralized = true, no active real mail server",
+    )

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from backdrill import text
 from backdrill.report.charts import TrendPoint, timeline_svg, trend_svg
-from backdrill.report.model import DrillReport
+from backdrill.report.model import DRILL_PROVES, DrillReport
 from backdrill.timeutil import human_duration, human_size
 
 _LOADER = PackageLoader("backdrill.report", "templates")
@@ -79,7 +79,7 @@ def _page(template: str, **values: object) -> str:
 
 
 def render_markdown(report: DrillReport) -> str:
-    return _MARKDOWN.get_template("report.md.j2").render(r=report)
+    return _MARKDOWN.get_template("report.md.j2").render(r=report, drill_proves=DRILL_PROVES)
 
 
 def render_html(report: DrillReport, earlier: Sequence[DrillReport]) -> str:
@@ -88,6 +88,7 @@ def render_html(report: DrillReport, earlier: Sequence[DrillReport]) -> str:
     return _page(
         "report.html.j2",
         r=report,
+        drill_proves=DRILL_PROVES,
         timeline=Markup(timeline_svg(report.rto.phases)) if report.rto else "",  # noqa: S704
         trend=Markup(trend_svg(trend_points(history), rpo_t, rto_t)),  # noqa: S704
     )

@@ -5,43 +5,50 @@ evidence reports."""
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
-import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from backdrill import __version__
+import psycopg
+
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.checks import Check, compare_odoo, compare_row_counts
-from backdrill.errors import BackdrillError, IntegrityError
-from backdrill.evidence import REPORT_NAMES, load_evidence, report_key
+from backdrill.checks import Check, check_neutralized, compare_odoo, compare_row_counts
+from backdrill.errors import (
+    BackdrillError,
+    ExternalServiceError,
+    GoalNotMet,
+    IntegrityError,
+    PostgresError,
+)
 from backdrill.manifest import DbManifest
-from backdrill.objectives import RpoResult, RtoResult, evaluate_rpo, evaluate_rto
-from backdrill.odoo import Neutralization, is_odoo, neutralize, odoo_facts
+from backdrill.objectives import evaluate_rpo, evaluate_rto
+from backdrill.odoo import (
+    Neutralization,
+    NeutralizationFailed,
+    is_odoo,
+    neutral_state,
+    neutralize,
+    odoo_facts,
+)
 from backdrill.pg import binaries
+from backdrill.pg.connection import first_line
 from backdrill.pg.introspect import row_count_map
 from backdrill.pg.restore import RestoreFailed, RestoreOptions, default_jobs, pg_restore
 from backdrill.report.model import (
-    BackupRef,
-    CheckEntry,
     DrillReport,
-    Rpo,
-    Rto,
-    SandboxRef,
-    seal,
 )
-from backdrill.report.render import render_html, render_markdown
 from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
 from backdrill.services.drill_files import FilesOutcome, check_filestore, restore_filestore
+from backdrill.services.drill_report import build_report, objective_check, write_evidence
 from backdrill.services.fetch import fetch_backup, readable_manifest
-from backdrill.timeutil import human_duration, new_id, utcnow
+from backdrill.timeutil import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,8 @@ class DrillOutcome:
 @dataclass
 class _Phases:
     seconds: dict[str, float] = field(default_factory=dict)
+    #: the phase an exception left first, to name where a drill failed
+    failed_in: str | None = None
 
     @contextlib.contextmanager
     def time(self, name: str) -> Iterator[None]:
@@ -75,18 +84,11 @@ class _Phases:
         log.info("drill phase %s started", name, extra={"fields": {"phase": name}})
         try:
             yield
+        except Exception:
+            self.failed_in = self.failed_in or name
+            raise
         finally:
             self.seconds[name] = round(time.monotonic() - start, 3)
-
-
-def operator_name() -> str:
-    override = os.environ.get("BACKDRILL_OPERATOR")
-    if override:
-        return override
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
 
 
 def _verify(
@@ -96,24 +98,11 @@ def _verify(
     with info.params.connect() as conn:
         checks = [compare_row_counts(manifest.row_counts(), row_count_map(conn), added)]
         checks.extend(compare_odoo(manifest.odoo, odoo_facts(conn)))
-        if manifest.odoo is not None:
-            row = conn.execute(
-                "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'"
-            ).fetchone()
-            active_mail = conn.execute(
-                "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host <> 'invalid'"
-            ).fetchone()
-            neutral = row is not None and str(row[0]).lower() in ("true", "1")
-            no_mail = active_mail is not None and active_mail[0] == 0
-            checks.append(
-                Check(
-                    "odoo_neutralized",
-                    "pass" if neutral and no_mail else "fail",
-                    "database.is_neutralized = true, no active real mail server"
-                    if neutral and no_mail
-                    else "the restored copy is not neutralized",
-                )
-            )
+        if neutralized is not None:  # a neutralization that failed is a check already
+            try:
+                checks.append(check_neutralized(neutralized, neutral_state(conn)))
+            except NeutralizationFailed as exc:
+                checks.append(Check("odoo_neutralized", "fail", str(exc)))
     return checks
 
 
@@ -163,232 +152,223 @@ def _restore(
             dump_path.unlink()
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
         with info.params.connect() as conn:
-            if is_odoo(conn):
-                done = neutralize(conn)
-                log.info("restored copy neutralized: %s", done.describe())
+            if manifest.odoo is not None or is_odoo(conn):
+                try:
+                    done = neutralize(conn)
+                    log.info("restored copy neutralized: %s", done.describe())
+                except NeutralizationFailed as exc:  # the copy stays as restored
+                    checks.append(Check("odoo_neutralized", "fail", str(exc)))
         restore_filestore(ctx, manifest, workdir, files)
     return info, checks, done
 
 
 def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
+    """Select the backup, then drill it: from there on, whatever goes wrong ends in a
+    written report (a failed check or an error), except an interrupt, which cleans up
+    and propagates."""
     cfg = ctx.config
     drill_start = utcnow()
-    drill_id = new_id(drill_start)
     listing = list_db_backups(ctx.storage)
     manifest = select_backup(listing.backups, options.backup, database=options.database)
     manifest = readable_manifest(cfg, manifest)  # exit 3 on a missing/wrong identity
     history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]
     kind = options.sandbox or cfg.drill.sandbox
-    jobs = options.jobs or default_jobs(cfg.drill.jobs)
-    log.info(
-        "drill %s of backup %s (%s) in a %s sandbox",
-        drill_id,
-        manifest.id,
-        manifest.database,
-        kind,
-        extra={"fields": {"drill_id": drill_id, "backup_id": manifest.id}},
-    )
-
-    phases = _Phases()
-    checks: list[Check] = []
-    error: BackdrillError | None = None
-    info: SandboxInfo | None = None
-    verified_at = None
-    keep_hint: str | None = None
-    sandbox: Sandbox = open_sandbox(
+    # a configuration error (unknown kind, no server_dsn): exit 3 before anything ran
+    sandbox = open_sandbox(
         kind,
         int(manifest.server_version.split(".")[0]),
         cfg,
         allow_newer=options.allow_newer,
         keep=options.keep_sandbox,
     )
-    cleanup = "done"
-    files = FilesOutcome()
-    work_parent = cfg.drill.work_dir
-    workdir = tempfile.TemporaryDirectory(
-        prefix="backdrill-drill-", dir=str(work_parent) if work_parent else None
+    drill = _Drill(ctx, options, manifest, new_id(drill_start), drill_start)
+    log.info(
+        "drill %s of backup %s (%s) in a %s sandbox",
+        drill.drill_id,
+        manifest.id,
+        manifest.database,
+        kind,
+        extra={"fields": {"drill_id": drill.drill_id, "backup_id": manifest.id}},
     )
-    # the sandbox is provisioned in a thread while the dump downloads: the two overlap
-    provisioner = ThreadPoolExecutor(1, thread_name_prefix="provision")
-    provisioning = provisioner.submit(_provision, sandbox, manifest.database, phases)
-    try:
-        info, restore_checks, neutralized = _restore(
-            ctx, manifest, provisioning, jobs, phases, Path(workdir.name), files
-        )
-        checks.extend(restore_checks)
-        with phases.time("verify"):
-            checks.extend(_verify(manifest, info, neutralized))
-            check_filestore(info, files)
-        checks.extend(files.checks)
-        error = files.integrity_error
-        verified_at = utcnow()
-    except RestoreFailed as exc:
-        error = exc
-        checks.append(Check("pg_restore", "fail", "\n".join(exc.errors[:20]) or str(exc)))
-    except IntegrityError as exc:
-        error = exc
-        checks.append(Check("checksum", "fail", str(exc)))
-    except BackdrillError as exc:
-        error = exc
-        checks.append(Check("drill", "fail", str(exc)))
-    finally:
-        workdir.cleanup()
-        provisioner.shutdown(wait=True)  # a sandbox being made is finished, then torn down
-        if info is None and provisioning.done() and provisioning.exception() is None:
-            info = provisioning.result()
-        if options.keep_sandbox:
-            keep_hint = sandbox.connect_hint()
-            cleanup = "kept (--keep-sandbox)"
-        else:
-            try:
-                sandbox.teardown()
-            except BackdrillError as exc:
-                cleanup = f"failed: {exc}"
+    _run(drill, sandbox)
+    report = _conclude(drill, history)
+    report_dir = write_evidence(ctx, report, options.report_dir or cfg.drill.report_dir)
+    code = _exit_code(drill.error, report.result == "pass", provisioned=drill.info is not None)
+    return DrillOutcome(report, report_dir, code, drill.keep_hint)
 
+
+@dataclass
+class _Drill:
+    """One drill, from the backup selected to the sandbox gone: what the report holds."""
+
+    ctx: RunContext
+    options: DrillOptions
+    manifest: DbManifest
+    drill_id: str
+    started: datetime
+    phases: _Phases = field(default_factory=_Phases)
+    checks: list[Check] = field(default_factory=list)
+    error: BackdrillError | None = None
+    info: SandboxInfo | None = None
+    verified_at: datetime | None = None
+    cleanup: str = "done"
+    keep_hint: str | None = None
+    files: FilesOutcome = field(default_factory=FilesOutcome)
+
+    def fail(self, name: str, error: BackdrillError, detail: str | None = None) -> None:
+        self.error = error
+        self.checks.append(Check(name, "fail", detail if detail is not None else str(error)))
+
+    def unexpected(self, error: BackdrillError) -> None:
+        """A failure no step turned into a check: one error line, and the drill fails."""
+        where = self.phases.failed_in
+        self.fail("drill", error, f"{where}: {error}" if where else str(error))
+        log.error(
+            "drill %s failed%s: %s",
+            self.drill_id,
+            f" in {where}" if where else "",
+            error,
+            extra={"fields": {"drill_id": self.drill_id, "error": type(error).__name__}},
+        )
+
+
+def _run(drill: _Drill, sandbox: Sandbox) -> None:
+    """Provision, download, restore and verify; record every failure in ``drill``;
+    always remove the work directory and tear the sandbox down (or keep it)."""
+    provisioner = ThreadPoolExecutor(1, thread_name_prefix="provision")
+    provisioning: Future[SandboxInfo] | None = None
+    workdir: Path | None = None
+    try:
+        workdir = _make_work_dir(drill.ctx.config.drill.work_dir)
+        # the sandbox is provisioned in a thread while the dump downloads: the two overlap
+        provisioning = provisioner.submit(
+            _provision, sandbox, drill.manifest.database, drill.phases
+        )
+        _restore_and_verify(drill, provisioning, workdir)
+    except RestoreFailed as exc:
+        drill.fail("pg_restore", exc, "\n".join(exc.errors[:20]) or str(exc))
+    except IntegrityError as exc:
+        drill.fail("checksum", exc)
+    except BackdrillError as exc:
+        drill.fail("drill", exc)
+    except psycopg.Error as exc:
+        drill.unexpected(PostgresError(f"PostgreSQL error: {first_line(exc)}"))
+    except OSError as exc:
+        drill.unexpected(GoalNotMet(f"file system error: {_os_error(exc)}"))
+    except Exception as exc:  # a bug must still end in the drill's report
+        log.debug("unexpected error in drill %s", drill.drill_id, exc_info=True)
+        drill.unexpected(GoalNotMet(f"unexpected {type(exc).__name__}: {first_line(exc)}"))
+    finally:
+        _remove_work_dir(drill, workdir)
+        provisioner.shutdown(wait=True)  # a sandbox being made is finished, then torn down
+        _finish_sandbox(drill, sandbox, provisioning)
+
+
+def _restore_and_verify(drill: _Drill, provisioning: Future[SandboxInfo], workdir: Path) -> None:
+    cfg = drill.ctx.config
+    jobs = drill.options.jobs or default_jobs(cfg.drill.jobs)
+    info, restore_checks, neutralized = _restore(
+        drill.ctx, drill.manifest, provisioning, jobs, drill.phases, workdir, drill.files
+    )
+    drill.info = info
+    drill.checks.extend(restore_checks)
+    with drill.phases.time("verify"):
+        drill.checks.extend(_verify(drill.manifest, info, neutralized))
+        check_filestore(info, drill.files)
+    drill.checks.extend(drill.files.checks)
+    drill.error = drill.files.integrity_error
+    drill.verified_at = utcnow()
+
+
+def _make_work_dir(parent: Path | None) -> Path:
+    return Path(tempfile.mkdtemp(prefix="backdrill-drill-", dir=str(parent) if parent else None))
+
+
+def _remove_work_dir(drill: _Drill, workdir: Path | None) -> None:
+    if workdir is None:
+        return
+    try:
+        shutil.rmtree(workdir)
+    except OSError as exc:
+        drill.cleanup = f"failed: work directory not removed: {_os_error(exc)}"
+        log.warning("drill %s: %s", drill.drill_id, drill.cleanup)
+
+
+def _finish_sandbox(
+    drill: _Drill, sandbox: Sandbox, provisioning: Future[SandboxInfo] | None
+) -> None:
+    if (
+        drill.info is None
+        and provisioning is not None
+        and provisioning.done()
+        and provisioning.exception() is None
+    ):
+        drill.info = provisioning.result()
+    if drill.options.keep_sandbox:
+        drill.keep_hint = sandbox.connect_hint()
+        drill.cleanup = "kept (--keep-sandbox)"
+        return
+    try:
+        sandbox.teardown()
+    except BackdrillError as exc:
+        drill.cleanup = f"failed: {exc}"
+    except (psycopg.Error, OSError) as exc:
+        drill.cleanup = f"failed: {first_line(exc)}"
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return first_line(exc)
+
+
+def _exit_code(error: BackdrillError | None, passed: bool, *, provisioned: bool) -> int:
+    """Integrity 4; an external service that prevented the drill (no sandbox) 5; else 1."""
+    if isinstance(error, IntegrityError):
+        return error.exit_code
+    if isinstance(error, ExternalServiceError) and not provisioned:
+        return error.exit_code
+    return 0 if passed else 1
+
+
+def _conclude(drill: _Drill, history: list[tuple[str, datetime]]) -> DrillReport:
+    """RPO and RTO against the targets, then the report."""
+    cfg, manifest = drill.ctx.config, drill.manifest
     rpo = evaluate_rpo(
-        drill_start=drill_start,
+        drill_start=drill.started,
         backup_created_at=manifest.created_at,
         target_seconds=cfg.targets.rpo_hours * 3600,
         history=history,
         window_days=cfg.retention.days,
     )
-    end = verified_at or utcnow()
     rto = evaluate_rto(
-        drill_start=drill_start,
-        verified_at=end,
+        drill_start=drill.started,
+        verified_at=drill.verified_at or utcnow(),
         target_seconds=cfg.targets.rto_hours * 3600,
-        phases=phases.seconds,
+        phases=drill.phases.seconds,
     )
-    rto_met = rto.met and verified_at is not None
-    checks.append(_objective_check("rpo", rpo.achieved_seconds, rpo.target_seconds, rpo.met))
-    checks.append(_objective_check("rto", rto.achieved_seconds, rto.target_seconds, rto_met))
-    files_fields = files.report_fields(drill_start)
+    rto_met = rto.met and drill.verified_at is not None
+    checks = drill.checks
+    checks.append(objective_check("rpo", rpo.achieved_seconds, rpo.target_seconds, rpo.met))
+    checks.append(objective_check("rto", rto.achieved_seconds, rto.target_seconds, rto_met))
+    files_fields = drill.files.report_fields(drill.started)
     if files_fields is not None:
         files_rpo = float(str(files_fields["rpo_seconds"]))
         target = cfg.targets.rpo_hours * 3600
-        checks.append(_objective_check("files_rpo", files_rpo, target, files_rpo <= target))
-    passed = error is None and not any(c.failed for c in checks)
-    report = _build_report(
-        ctx,
-        drill_id,
-        drill_start,
+        checks.append(objective_check("files_rpo", files_rpo, target, files_rpo <= target))
+    passed = drill.error is None and not any(c.failed for c in checks)
+    return build_report(
+        drill.ctx,
+        drill.drill_id,
+        drill.started,
         manifest,
-        info,
+        drill.info,
         checks,
         rpo,
         rto,
         rto_met,
         "pass" if passed else "fail",
-        cleanup,
-        error,
+        drill.cleanup,
+        drill.error,
         files_fields,
     )
-    report_dir = _write_evidence(ctx, report, options.report_dir or cfg.drill.report_dir)
-    if isinstance(error, IntegrityError):
-        code = error.exit_code
-    elif error is not None and error.exit_code == 5 and info is None:
-        code = 5
-    else:
-        code = 0 if passed else 1
-    return DrillOutcome(report, report_dir, code, keep_hint)
-
-
-def _objective_check(name: str, achieved: float, target: float, met: bool) -> Check:
-    detail = f"achieved {human_duration(achieved)}, target {human_duration(target)}"
-    return Check(name, "pass" if met else "fail", detail)
-
-
-def _build_report(
-    ctx: RunContext,
-    drill_id: str,
-    started: object,
-    manifest: DbManifest,
-    info: SandboxInfo | None,
-    checks: list[Check],
-    rpo: RpoResult,
-    rto: RtoResult,
-    rto_met: bool,
-    result: str,
-    cleanup: str,
-    error: BackdrillError | None,
-    files_snapshot: dict[str, object] | None,
-) -> DrillReport:
-    sandbox = None
-    if info is not None:
-        sandbox = SandboxRef(
-            kind=info.kind,
-            server_version=info.server_version,
-            address=info.address,
-            segregated=info.segregated,
-            tuned_for_restore=info.tuned_for_restore,
-            durability=(
-                "disposable: fsync, synchronous_commit and full_page_writes off, "
-                "wal_level minimal (tuned for restore speed)"
-                if info.tuned_for_restore
-                else "server defaults"
-            ),
-            newer_major=info.newer_major,
-        )
-    return DrillReport.model_validate(
-        {
-            "drill_id": drill_id,
-            "run_id": ctx.run_id,
-            "host": ctx.host,
-            "operator": operator_name(),
-            "backdrill_version": __version__,
-            "started_at": started,
-            "finished_at": utcnow(),
-            "backup": BackupRef(
-                id=manifest.id,
-                database=manifest.database,
-                created_at=manifest.created_at,
-                sha256=manifest.sha256,
-                size_bytes=manifest.stored_size,
-                raw_size_bytes=manifest.raw_size,
-                tables=len(manifest.tables),
-                rows=sum(t.rows for t in manifest.tables),
-            ),
-            "files_snapshot": files_snapshot,
-            "sandbox": sandbox,
-            "rpo": Rpo(**vars(rpo)),
-            "rto": Rto(
-                achieved_seconds=round(rto.achieved_seconds, 3),
-                target_seconds=rto.target_seconds,
-                met=rto_met,
-                phases=rto.phases,
-            ),
-            "checks": [CheckEntry(name=c.name, status=c.status, detail=c.detail) for c in checks],
-            "result": result,
-            "cleanup": cleanup,
-            "error": str(error) if error else None,
-            "previous_report_sha256": None,
-        }
-    )
-
-
-def _write_evidence(ctx: RunContext, report: DrillReport, report_root: Path) -> Path:
-    """Chain the report to the newest stored one, write it locally and to storage."""
-    evidence = load_evidence(ctx.storage)
-    latest = evidence.latest()
-    report = report.model_copy(update={"previous_report_sha256": latest.sha256 if latest else None})
-    raw = seal(report)
-    files = {
-        "report.md": render_markdown(report).encode(),
-        "report.html": render_html(report, evidence.parsed()).encode(),
-        "report.json": raw,
-    }
-    target = report_root / report.drill_id
-    target.mkdir(parents=True, exist_ok=True)
-    for name in REPORT_NAMES:
-        (target / name).write_bytes(files[name])
-    for name in REPORT_NAMES:
-        ctx.storage.put_bytes(report_key(report.drill_id, name), files[name])
-    log.info(
-        "drill %s %s; evidence in %s and %s",
-        report.drill_id,
-        report.result,
-        target,
-        report_key(report.drill_id, ""),
-        extra={"fields": {"drill_id": report.drill_id, "result": report.result}},
-    )
-    return target

@@ -1,0 +1,153 @@
+"""The end of a drill: its objective checks, its report, and the evidence written to
+``--report-dir`` and to ``evidence/<drill_id>/`` in the repository, chained to the
+report before it."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from pathlib import Path
+
+from backdrill import __version__
+from backdrill.checks import Check
+from backdrill.errors import BackdrillError, GoalNotMet
+from backdrill.evidence import REPORT_NAMES, load_evidence, report_key
+from backdrill.manifest import DbManifest
+from backdrill.objectives import RpoResult, RtoResult
+from backdrill.report.model import (
+    BackupRef,
+    CheckEntry,
+    DrillReport,
+    Rpo,
+    Rto,
+    SandboxRef,
+    seal,
+)
+from backdrill.report.render import render_html, render_markdown
+from backdrill.sandbox import SandboxInfo
+from backdrill.services.context import RunContext
+from backdrill.timeutil import human_duration, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def operator_name() -> str:
+    override = os.environ.get("BACKDRILL_OPERATOR")
+    if override:
+        return override
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def objective_check(name: str, achieved: float, target: float, met: bool) -> Check:
+    detail = f"achieved {human_duration(achieved)}, target {human_duration(target)}"
+    return Check(name, "pass" if met else "fail", detail)
+
+
+def build_report(
+    ctx: RunContext,
+    drill_id: str,
+    started: object,
+    manifest: DbManifest,
+    info: SandboxInfo | None,
+    checks: list[Check],
+    rpo: RpoResult,
+    rto: RtoResult,
+    rto_met: bool,
+    result: str,
+    cleanup: str,
+    error: BackdrillError | None,
+    files_snapshot: dict[str, object] | None,
+) -> DrillReport:
+    sandbox = None
+    if info is not None:
+        sandbox = SandboxRef(
+            kind=info.kind,
+            server_version=info.server_version,
+            address=info.address,
+            segregated=info.segregated,
+            tuned_for_restore=info.tuned_for_restore,
+            durability=(
+                "disposable: fsync, synchronous_commit and full_page_writes off, "
+                "wal_level minimal (tuned for restore speed)"
+                if info.tuned_for_restore
+                else "server defaults"
+            ),
+            newer_major=info.newer_major,
+        )
+    return DrillReport.model_validate(
+        {
+            "drill_id": drill_id,
+            "run_id": ctx.run_id,
+            "host": ctx.host,
+            "operator": operator_name(),
+            "backdrill_version": __version__,
+            "started_at": started,
+            "finished_at": utcnow(),
+            "backup": BackupRef(
+                id=manifest.id,
+                database=manifest.database,
+                created_at=manifest.created_at,
+                sha256=manifest.sha256,
+                size_bytes=manifest.stored_size,
+                raw_size_bytes=manifest.raw_size,
+                tables=len(manifest.tables),
+                rows=sum(t.rows for t in manifest.tables),
+            ),
+            "files_snapshot": files_snapshot,
+            "sandbox": sandbox,
+            "rpo": Rpo(**vars(rpo)),
+            "rto": Rto(
+                achieved_seconds=round(rto.achieved_seconds, 3),
+                target_seconds=rto.target_seconds,
+                met=rto_met,
+                phases=rto.phases,
+            ),
+            "checks": [CheckEntry(name=c.name, status=c.status, detail=c.detail) for c in checks],
+            "result": result,
+            "cleanup": cleanup,
+            "error": str(error) if error else None,
+            "previous_report_sha256": None,
+        }
+    )
+
+
+def write_evidence(ctx: RunContext, report: DrillReport, report_root: Path) -> Path:
+    """Chain the report to the newest stored one, write it locally and to storage."""
+    evidence = load_evidence(ctx.storage)
+    latest = evidence.latest()
+    report = report.model_copy(update={"previous_report_sha256": latest.sha256 if latest else None})
+    raw = seal(report)
+    files = {
+        "report.md": render_markdown(report).encode(),
+        "report.html": render_html(report, evidence.parsed()).encode(),
+        "report.json": raw,
+    }
+    target = report_root / report.drill_id
+    local_error: OSError | None = None
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in REPORT_NAMES:
+            (target / name).write_bytes(files[name])
+    except OSError as exc:  # a full or read-only disk: the repository still gets it
+        local_error = exc
+    for name in REPORT_NAMES:
+        ctx.storage.put_bytes(report_key(report.drill_id, name), files[name])
+    if local_error is not None:
+        reason = local_error.strerror or type(local_error).__name__
+        raise GoalNotMet(
+            f"drill {report.drill_id} {report.result}, but its report could not be written "
+            f"to {target}: {reason}; it is stored as {report_key(report.drill_id)}"
+        )
+    log.info(
+        "drill %s %s; evidence in %s and %s",
+        report.drill_id,
+        report.result,
+        target,
+        report_key(report.drill_id, ""),
+        extra={"fields": {"drill_id": report.drill_id, "result": report.result}},
+    )
+    return target
