@@ -24,9 +24,9 @@ from backdrill.evidence import REPORT_NAMES, load_evidence, report_key
 from backdrill.manifest import DbManifest
 from backdrill.objectives import RpoResult, RtoResult, evaluate_rpo, evaluate_rto
 from backdrill.odoo import Neutralization, is_odoo, neutralize, odoo_facts
-from backdrill.pg import binaries
+from backdrill.pg.database_properties import compare_properties, read_properties, tablespaces_check
 from backdrill.pg.introspect import row_count_map
-from backdrill.pg.restore import RestoreFailed, RestoreOptions, default_jobs, pg_restore
+from backdrill.pg.restore import RestoreFailed, default_jobs
 from backdrill.report.model import (
     BackupRef,
     CheckEntry,
@@ -41,6 +41,7 @@ from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
 from backdrill.services.drill_files import FilesOutcome, check_filestore, restore_filestore
 from backdrill.services.fetch import fetch_backup, readable_manifest
+from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.timeutil import human_duration, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def _verify(
     added = neutralized.inserted if neutralized else None
     with info.params.connect() as conn:
         checks = [compare_row_counts(manifest.row_counts(), row_count_map(conn), added)]
+        checks.append(compare_properties(manifest.database_properties, read_properties(conn)))
         checks.extend(compare_odoo(manifest.odoo, odoo_facts(conn)))
         if manifest.odoo is not None:
             row = conn.execute(
@@ -133,41 +135,46 @@ def _restore(
 ) -> tuple[SandboxInfo, list[Check], Neutralization | None]:
     """Download (while the sandbox is provisioned), verify, restore and neutralize:
     the sandbox, the checks of these phases, and what the neutralization changed."""
-    checks: list[Check] = []
-    done: Neutralization | None = None
     with phases.time("download"):
-        dump = fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config)
+        dump = Path(fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config))
     info = provisioning.result()
-    major = int(manifest.server_version.split(".")[0])
-    program = binaries.find_program(
-        "pg_restore",
-        max(major, int(info.server_version.split(".")[0])),
-        bin_dir=ctx.config.postgres.bin_dir,
-    )
-    count = len(manifest.stored_objects())
-    what = f"{count} objects" if count > 1 else "the dump"
-    checks.append(
-        Check(
-            "checksum",
-            "pass",
-            f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
-            "match the manifest",
-        )
-    )
+    checks = [_checksum_check(manifest)]
     with phases.time("restore"):
-        pg_restore(program, dump, info.params, RestoreOptions(jobs=jobs))
-        dump_path = Path(dump)
-        if dump_path.is_dir():
-            shutil.rmtree(dump_path)
-        else:
-            dump_path.unlink()
+        options = PipelineOptions(jobs=jobs)  # the same restore as `restore db`, no tablespaces
+        restore_backup(ctx.config, manifest, dump, info.admin, info.params.dbname, options)
+        _remove(dump)
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
-        with info.params.connect() as conn:
-            if is_odoo(conn):
-                done = neutralize(conn)
-                log.info("restored copy neutralized: %s", done.describe())
+        checks.append(tablespaces_check(manifest.database_properties))
+        done = _neutralize_if_odoo(info)
         restore_filestore(ctx, manifest, workdir, files)
     return info, checks, done
+
+
+def _checksum_check(manifest: DbManifest) -> Check:
+    count = len(manifest.stored_objects())
+    what = f"{count} objects" if count > 1 else "the dump"
+    return Check(
+        "checksum",
+        "pass",
+        f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
+        "match the manifest",
+    )
+
+
+def _remove(dump: Path) -> None:
+    if dump.is_dir():
+        shutil.rmtree(dump)
+    else:
+        dump.unlink()
+
+
+def _neutralize_if_odoo(info: SandboxInfo) -> Neutralization | None:
+    with info.params.connect() as conn:
+        if not is_odoo(conn):
+            return None
+        done = neutralize(conn)
+    log.info("restored copy neutralized: %s", done.describe())
+    return done
 
 
 def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
