@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from backdrill.pg.cluster import LocalCluster
-
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Repo, run_cli, write_config

@@ -28,8 +28,9 @@ SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate,
         WHERE s.setdatabase = d.oid AND s.setrole = 0),
        shobj_description(d.oid, 'pg_database'), d.datacl IS NULL,
        ARRAY(SELECT DISTINCT t.spcname FROM pg_tablespace t
-             WHERE t.oid IN (SELECT c.reltablespace FROM pg_class c WHERE c.reltablespace <> 0)
-                OR (t.oid = d.dattablespace AND t.spcname <> 'pg_default') ORDER BY 1)
+             WHERE (t.oid IN (SELECT c.reltablespace FROM pg_class c WHERE c.reltablespace <> 0)
+                OR t.oid = d.dattablespace) AND t.spcname NOT IN ('pg_default', 'pg_global')
+             ORDER BY 1)
 FROM pg_database d WHERE d.datname = current_database()
 """
 _GRANTS_SQL = """

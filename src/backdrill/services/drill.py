@@ -140,7 +140,9 @@ def _restore(
     info = provisioning.result()
     checks = [_checksum_check(manifest)]
     with phases.time("restore"):
-        options = PipelineOptions(jobs=jobs)  # the same restore as `restore db`, no tablespaces
+        # the same restore as `restore db`, without tablespaces; a backup that recorded no
+        # roles (made before they were) is restored without owners and grants, as it was
+        options = PipelineOptions(jobs=jobs, no_owner=manifest.roles is None)
         restore_backup(ctx.config, manifest, dump, info.admin, info.params.dbname, options)
         _remove(dump)
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))

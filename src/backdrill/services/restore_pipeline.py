@@ -92,9 +92,13 @@ def create_database(
             conn.execute(statement)
         except psycopg.Error as exc:
             raise PostgresError(_create_failure(name, props, exc)) from None
-        if props is not None:
-            statements = property_statements(name, props, owner_and_grants=owner_and_grants)
-            apply_statements(conn, statements, f"cannot set the properties of database {name}")
+    if props is None:
+        return
+    # from inside the new database: its encoding is the source's, so the comment and
+    # settings (text in shared catalogs) come back byte for byte as the backup read them
+    statements = property_statements(name, props, owner_and_grants=owner_and_grants)
+    with admin.with_db(name).connect() as conn:
+        apply_statements(conn, statements, f"cannot set the properties of database {name}")
 
 
 def _create_failure(name: str, props: DatabaseProperties | None, exc: psycopg.Error) -> str:
