@@ -142,8 +142,10 @@ def _restore(
     with phases.time("restore"):
         # the same restore as `restore db`, without tablespaces; a backup that recorded no
         # roles (made before they were) is restored without owners and grants, as it was
-        options = PipelineOptions(jobs=jobs, no_owner=manifest.roles is None)
-        restore_backup(ctx.config, manifest, dump, info.admin, info.params.dbname, options)
+        options = PipelineOptions(
+            jobs=jobs, no_owner=manifest.roles is None, bin_dir=ctx.config.postgres.bin_dir
+        )
+        restore_backup(manifest, dump, info.admin, info.params.dbname, options)
         _remove(dump)
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
         checks.append(tablespaces_check(manifest.database_properties))

@@ -187,13 +187,16 @@ def execute_restore(
     admin = admin_params(target)
     temp = _ident(target.dbname, f"__restoring_{secrets.token_hex(3)}")
     options = PipelineOptions(
-        jobs=plan.jobs, no_owner=choices.no_owner, keep_tablespaces=choices.keep_tablespaces
+        jobs=plan.jobs,
+        no_owner=choices.no_owner,
+        keep_tablespaces=choices.keep_tablespaces,
+        bin_dir=ctx.config.postgres.bin_dir,
     )
     try:  # from CREATE on: an interrupt between any two statements drops the copy
         with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
             dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter, ctx.config)
             log.info("dump downloaded and verified; restoring into %s", temp)
-            restored = restore_backup(ctx.config, manifest, Path(dump), admin, temp, options)
+            restored = restore_backup(manifest, Path(dump), admin, temp, options)
         done = _check_copy(manifest, target.with_db(temp), neutralize_copy=choices.neutralize)
         moved = _swap_into_place(admin, target.dbname, temp, plan.state)
     except BaseException:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import psycopg
 
-from backdrill.config import Config
 from backdrill.errors import PostgresError
 from backdrill.interrupts import shielded
 from backdrill.manifest import DbManifest
@@ -37,6 +36,8 @@ class PipelineOptions:
     no_owner: bool = False
     #: ``restore db --keep-tablespaces``; drills restore without tablespaces
     keep_tablespaces: bool = False
+    #: where to look for pg_restore first (``postgres -> bin_dir``)
+    bin_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,6 @@ class Restored:
 
 
 def restore_backup(
-    config: Config,
     manifest: DbManifest,
     dump: Path,
     admin: ConnParams,
@@ -62,9 +62,7 @@ def restore_backup(
     props = manifest.database_properties
     create_database(admin, database, props, major, owner_and_grants=not options.no_owner)
     source_major = int(manifest.server_version.split(".")[0])
-    program = binaries.find_program(
-        "pg_restore", max(major, source_major), bin_dir=config.postgres.bin_dir
-    )
+    program = binaries.find_program("pg_restore", max(major, source_major), bin_dir=options.bin_dir)
     restore_options = RestoreOptions(
         jobs=options.jobs,
         no_owner=options.no_owner,
