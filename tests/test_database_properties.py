@@ -75,6 +75,10 @@ def test_tablespaces_are_not_compared_and_old_manifests_skip() -> None:
     assert compare_properties(None, PROPS).status == "skip"
 
 
-def test_a_manifest_role_name_is_bounded() -> None:
+def test_manifest_names_and_settings_are_bounded() -> None:
     with pytest.raises(ValidationError):
         RoleFacts(name="r" * 300)
+    with pytest.raises(ValidationError):
+        RoleFacts(name="r", member_of=["m" * 300])
+    with pytest.raises(ValidationError):
+        PROPS.model_validate({**PROPS.model_dump(), "settings": ["x=" + "y" * 5000]})

@@ -5,7 +5,7 @@ database a restore creates, and compared after a drill."""
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from typing import Annotated, Literal, cast
 
 import psycopg
 from psycopg import sql
@@ -16,6 +16,9 @@ from backdrill.errors import PostgresError
 from backdrill.pg.connection import first_line
 
 TEXT_LIMIT = 4096
+#: one setting (``name=value``) or a tablespace name, as a manifest may hold it
+Setting = Annotated[str, Field(max_length=TEXT_LIMIT)]
+Name = Annotated[str, Field(max_length=256)]
 #: settings whose value is a list of names, each given as its own literal
 LIST_SETTINGS = frozenset(
     {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"}
@@ -60,11 +63,11 @@ class DatabaseProperties(BaseModel):
     locale_provider: Literal["libc", "icu"] = "libc"
     icu_locale: str | None = Field(default=None, max_length=TEXT_LIMIT)
     #: ``name=value`` as pg_db_role_setting holds them
-    settings: list[str] = Field(default_factory=list, max_length=1000)
+    settings: list[Setting] = Field(default_factory=list, max_length=1000)
     comment: str | None = Field(default=None, max_length=1 << 20)
     #: None: the default privileges (no GRANT or REVOKE ever ran)
     grants: list[DatabaseGrant] | None = Field(default=None, max_length=10_000)
-    tablespaces: list[str] = Field(default_factory=list, max_length=10_000)
+    tablespaces: list[Name] = Field(default_factory=list, max_length=10_000)
 
     def comparable(self) -> dict[str, object]:
         """What a restored copy must have equal (tablespaces are restored without)."""

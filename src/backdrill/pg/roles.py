@@ -7,6 +7,7 @@ shows none)."""
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import psycopg
 from psycopg import sql
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 #: a role name (63 bytes in PostgreSQL); anything longer in a manifest is refused
 NAME_LIMIT = 256
+RoleName = Annotated[str, Field(min_length=1, max_length=NAME_LIMIT)]
 #: the first oid of a user-created object: lower ones are built in (pg_read_all_data...)
 FIRST_USER_OID = 16384
 BOOTSTRAP_SUPERUSER_OID = 10
@@ -54,7 +56,7 @@ class RoleFacts(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=NAME_LIMIT)
+    name: RoleName
     superuser: bool = False
     inherit: bool = True
     createrole: bool = False
@@ -63,7 +65,7 @@ class RoleFacts(BaseModel):
     replication: bool = False
     bypassrls: bool = False
     connection_limit: int = -1
-    member_of: list[str] = Field(default_factory=list, max_length=10_000)
+    member_of: list[RoleName] = Field(default_factory=list, max_length=10_000)
 
     def attributes_sql(self) -> sql.Composable:
         flags = [
