@@ -81,4 +81,8 @@ def test_manifest_names_and_settings_are_bounded() -> None:
     with pytest.raises(ValidationError):
         RoleFacts(name="r", member_of=["m" * 300])
     with pytest.raises(ValidationError):
+        RoleFacts(name="a\x00b")
+    with pytest.raises(ValidationError):
+        PROPS.model_validate({**PROPS.model_dump(), "comment": "a\x00b"})
+    with pytest.raises(ValidationError):
         PROPS.model_validate({**PROPS.model_dump(), "settings": ["x=" + "y" * 5000]})

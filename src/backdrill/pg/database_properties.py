@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from backdrill.checks import Check
 from backdrill.errors import PostgresError
 from backdrill.pg.connection import first_line
+from backdrill.pg.roles import NO_NUL
 
 TEXT_LIMIT = 4096
 #: one setting (``name=value``) or a tablespace name, as a manifest may hold it
-Setting = Annotated[str, Field(max_length=TEXT_LIMIT)]
-Name = Annotated[str, Field(max_length=256)]
+Setting = Annotated[str, Field(max_length=TEXT_LIMIT, pattern=NO_NUL)]
+Name = Annotated[str, Field(max_length=256, pattern=NO_NUL)]
+Text = Annotated[str, Field(max_length=TEXT_LIMIT, pattern=NO_NUL)]
 #: settings whose value is a list of names, each given as its own literal
 LIST_SETTINGS = frozenset(
     {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"}
@@ -46,7 +48,7 @@ WHERE d.datname = current_database() ORDER BY 1, 2
 class DatabaseGrant(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    grantee: str = Field(max_length=256)  # a role name, or PUBLIC
+    grantee: Name  # a role name, or PUBLIC
     privilege: Literal["CONNECT", "CREATE", "TEMPORARY"]
     grantable: bool = False
 
@@ -56,15 +58,15 @@ class DatabaseProperties(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    owner: str = Field(max_length=256)
-    encoding: str = Field(max_length=64)
-    collate: str = Field(max_length=TEXT_LIMIT)
-    ctype: str = Field(max_length=TEXT_LIMIT)
+    owner: Name
+    encoding: Text
+    collate: Text
+    ctype: Text
     locale_provider: Literal["libc", "icu"] = "libc"
-    icu_locale: str | None = Field(default=None, max_length=TEXT_LIMIT)
+    icu_locale: Text | None = None
     #: ``name=value`` as pg_db_role_setting holds them
     settings: list[Setting] = Field(default_factory=list, max_length=1000)
-    comment: str | None = Field(default=None, max_length=1 << 20)
+    comment: Annotated[str, Field(max_length=1 << 20, pattern=NO_NUL)] | None = None
     #: None: the default privileges (no GRANT or REVOKE ever ran)
     grants: list[DatabaseGrant] | None = Field(default=None, max_length=10_000)
     tablespaces: list[Name] = Field(default_factory=list, max_length=10_000)

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 #: a role name (63 bytes in PostgreSQL); anything longer in a manifest is refused
 NAME_LIMIT = 256
-RoleName = Annotated[str, Field(min_length=1, max_length=NAME_LIMIT)]
+#: PostgreSQL text never holds NUL: a manifest that does is refused when parsed
+NO_NUL = r"^[^\x00]*$"
+RoleName = Annotated[str, Field(min_length=1, max_length=NAME_LIMIT, pattern=NO_NUL)]
 #: the first oid of a user-created object: lower ones are built in (pg_read_all_data...)
 FIRST_USER_OID = 16384
 BOOTSTRAP_SUPERUSER_OID = 10
