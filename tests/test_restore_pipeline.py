@@ -349,3 +349,31 @@ def test_a_manifest_from_before_roles_were_recorded_still_drills_as_it_did(
     checks = src.checks()
     assert checks["database_properties"]["status"] == "skip"
     assert checks["tablespaces"]["status"] == "skip"
+
+
+def test_an_icu_database_is_drilled_with_its_icu_locale(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    name = f"icu_{secrets.token_hex(3)}"
+    with pg.connect() as conn:
+        conn.execute(
+            f"CREATE DATABASE {name} LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8' "
+            "TEMPLATE template0"
+        )
+    try:
+        with pg.with_db(name).connect() as conn:
+            conn.execute("CREATE TABLE word AS SELECT 'Äpfel'::text AS s")
+        src = source(tmp_path, pg, local_repo, work_dir, name)
+        assert src.run(capsys, "backup", "db", "--database", name).code == 0
+        (manifest,) = manifests(local_repo)
+        props = manifest["database_properties"]
+        assert (props["locale_provider"], props["icu_locale"]) == ("icu", "de-DE")
+        drilled = src.run(capsys, "drill", "run")
+        assert drilled.code == 0, drilled.out + drilled.err
+        assert src.checks()["database_properties"]["status"] == "pass"
+    finally:
+        drop_database(pg, name)
