@@ -377,3 +377,29 @@ def test_an_icu_database_is_drilled_with_its_icu_locale(
         assert src.checks()["database_properties"]["status"] == "pass"
     finally:
         drop_database(pg, name)
+
+
+def test_restore_db_no_owner_creates_no_role_and_keeps_no_owner(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    local_repo: Repo,
+    work_dir: Path,
+    owned_db: tuple[str, str],
+    new_server: ConnParams,
+) -> None:
+    name, suffix = owned_db
+    with pg.with_db(name).connect() as conn:  # a policy needs its role, --no-owner or not
+        conn.execute("DROP POLICY tenant_t1 ON invoice")
+    src = source(tmp_path, pg, local_repo, work_dir, name)
+    assert src.run(capsys, "backup", "db", "--database", name).code == 0
+    restored = src.run(capsys, "restore", "db", "--no-owner", "--to", dsn(new_server, name))
+    assert restored.code == 0, restored.err
+    assert "created" not in restored.out
+    assert one_row(new_server, f"SELECT count(*) FROM pg_roles WHERE rolname LIKE '%{suffix}'") == (
+        0,
+    )
+    target = new_server.with_db(name)
+    assert one_row(
+        target, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'invoice'"
+    ) == ("postgres",)

@@ -146,7 +146,7 @@ def _restore(
             jobs=jobs, no_owner=manifest.roles is None, bin_dir=ctx.config.postgres.bin_dir
         )
         restore_backup(manifest, dump, info.admin, info.params.dbname, options)
-        _remove(dump)
+        shutil.rmtree(dump) if dump.is_dir() else dump.unlink()
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
         checks.append(tablespaces_check(manifest.database_properties))
         done = _neutralize_if_odoo(info)
@@ -163,13 +163,6 @@ def _checksum_check(manifest: DbManifest) -> Check:
         f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
         "match the manifest",
     )
-
-
-def _remove(dump: Path) -> None:
-    if dump.is_dir():
-        shutil.rmtree(dump)
-    else:
-        dump.unlink()
 
 
 def _neutralize_if_odoo(info: SandboxInfo) -> Neutralization | None:
