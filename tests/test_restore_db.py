@@ -3,13 +3,16 @@ under the real name, neutralizes on request."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
 
+from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Repo, run_cli, write_config
+from helpers.pgobjects import create_tablespace, drop_tablespace
 from helpers.repo import manifests
 
 
@@ -98,24 +101,25 @@ def test_a_restore_failing_midway_leaves_the_target_untouched(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
+    pg_cluster: LocalCluster,
     sample: SampleInfo,
     local_repo: Repo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # a table owned by a role that is gone by restore time: pg_restore fails on
-    # ALTER TABLE ... OWNER TO, after it has created part of the database
-    with pg.connect() as conn:
-        conn.execute("DROP ROLE IF EXISTS odoo_app_gone")
-        conn.execute("CREATE ROLE odoo_app_gone")
-    with pg.with_db(sample.database).connect() as conn:
-        conn.execute("ALTER TABLE res_partner OWNER TO odoo_app_gone")
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    with pg.with_db(sample.database).connect() as conn:
-        conn.execute("ALTER TABLE res_partner OWNER TO postgres")
-        conn.execute("DELETE FROM mail_message WHERE id % 2 = 0")
-    with pg.connect() as conn:
-        conn.execute("DROP ROLE odoo_app_gone")
+    # a table in a tablespace that is gone by restore time, restored with
+    # --keep-tablespaces: pg_restore fails on it after it has created part of the database
+    name = f"ts_gone_{secrets.token_hex(3)}"
+    location = create_tablespace(pg, pg_cluster, name)
+    try:
+        with pg.with_db(sample.database).connect() as conn:
+            conn.execute(f'ALTER TABLE res_partner SET TABLESPACE "{name}"')
+        config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+        assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+        with pg.with_db(sample.database).connect() as conn:
+            conn.execute("ALTER TABLE res_partner SET TABLESPACE pg_default")
+            conn.execute("DELETE FROM mail_message WHERE id % 2 = 0")
+    finally:
+        drop_tablespace(pg, name, location)
     remaining = scalar(pg, sample.database, "SELECT count(*) FROM mail_message")
     before = databases(pg)
     monkeypatch.setenv("PGPASSWORD", pg.password or "")
@@ -126,11 +130,12 @@ def test_a_restore_failing_midway_leaves_the_target_untouched(
         "restore",
         "db",
         "--force",
+        "--keep-tablespaces",
         "--to",
         dsn(pg, sample.database),
     )
     assert result.code == 5
-    assert 'role \\"odoo_app_gone\\" does not exist' in result.err
+    assert f"could not set default_tablespace to {name}" in result.err
     assert databases(pg) == before
     assert scalar(pg, sample.database, "SELECT count(*) FROM mail_message") == remaining
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backdrill.documents import parse_versioned
 from backdrill.odoo import OdooFacts
+from backdrill.pg.database_properties import DatabaseProperties
+from backdrill.pg.roles import RoleFacts
 
 SCHEMA_VERSION = 1
 DUMP_NAME = "dump.pgdump.zst"
@@ -77,6 +79,11 @@ class DbManifest(BaseModel):
     tables: list[TableRows]
     #: Odoo facts in the dump's snapshot, when the database is an Odoo database
     odoo: OdooFacts | None = None
+    #: the roles the database references (owners, grantees, policy roles; no password);
+    #: None in manifests written before they were recorded
+    roles: list[RoleFacts] | None = Field(default=None, max_length=100_000)
+    #: the database's own encoding, locale, settings, comment, grants and tablespaces
+    database_properties: DatabaseProperties | None = None
 
     #: the objects of a directory-format backup (empty for the single custom-format dump)
     objects: list[StoredObject] = []
@@ -101,7 +108,7 @@ class DbManifest(BaseModel):
     @property
     def encrypted(self) -> bool:
         """Stored with client-side encryption (crypto.py): the dump, and the sealed
-        fields (tables, odoo) that need the identity to read."""
+        fields (tables, odoo, roles, database properties) that need the identity to read."""
         return bool(self.model_extra and "encryption" in self.model_extra)
 
     def row_counts(self) -> dict[str, int]:

@@ -50,12 +50,28 @@ def restore_db(
         bool, typer.Option("--force", help="Replace a non-empty target (kept, renamed aside).")
     ] = False,
     no_owner: Annotated[
-        bool, typer.Option("--no-owner", help="Do not restore ownership and privileges.")
+        bool,
+        typer.Option(
+            "--no-owner", help="Do not restore ownership and privileges, nor create roles."
+        ),
+    ] = False,
+    keep_tablespaces: Annotated[
+        bool,
+        typer.Option(
+            "--keep-tablespaces",
+            help="Restore objects into their tablespaces (the target must have them).",
+        ),
     ] = False,
 ) -> None:
     """Restore a database backup into a real target: into a temporary database first,
     renamed into place only when the restore succeeded."""
-    from backdrill.services.restore_db import check_target, execute_restore, plan_restore
+    from backdrill.services.restore_db import (
+        RestoreChoices,
+        check_target,
+        execute_restore,
+        plan_restore,
+    )
+    from backdrill.services.restore_pipeline import created_roles_notice, tablespaces_notice
 
     app_state = state(ctx)
     run = app_state.run_context()
@@ -69,11 +85,18 @@ def restore_db(
     )
     check_target(plan, force=force)
     app_state.out.print(f"will {plan.describe()}")
-    result = execute_restore(run, plan, force=force, neutralize_copy=neutralize, no_owner=no_owner)
+    choices = RestoreChoices(force, neutralize, no_owner, keep_tablespaces)
+    result = execute_restore(run, plan, choices)
     app_state.out.print(
         f"restored backup {plan.manifest.id} into {result.database} in "
         f"{human_duration(result.seconds)}; row counts match the manifest"
     )
+    for notice in (
+        created_roles_notice(result.created_roles),
+        tablespaces_notice(plan.manifest.database_properties, kept=keep_tablespaces),
+    ):
+        if notice:
+            app_state.out.print(notice)
     if result.moved_aside:
         app_state.out.print(f"the previous database was kept as {result.moved_aside}")
     if result.neutralization:

@@ -33,9 +33,13 @@ def dbname_conninfo(name: str) -> str:
 
 @dataclass(frozen=True)
 class RestoreOptions:
+    """Owners, grants and policies are restored unless asked not to; tablespaces are
+    not (a sandbox or a new server rarely has the source's)."""
+
     jobs: int
-    no_owner: bool = True
-    no_privileges: bool = True
+    no_owner: bool = False
+    no_privileges: bool = False
+    no_tablespaces: bool = True
 
 
 class RestoreFailed(PostgresError):
@@ -59,6 +63,8 @@ def pg_restore(program: Program, dump: Path, target: ConnParams, options: Restor
         argv.append("--no-owner")
     if options.no_privileges:
         argv.append("--no-privileges")
+    if options.no_tablespaces:
+        argv.append("--no-tablespaces")
     argv.append(dump)
     env = target.child_env()
     started = time.monotonic()

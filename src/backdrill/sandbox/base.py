@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from backdrill.pg.connection import ConnParams
+import psycopg
+from psycopg import sql
+
+from backdrill.errors import SandboxError
+from backdrill.pg.connection import ConnParams, first_line
+
+#: the databases of a fresh cluster that cannot be replaced by a restored copy
+TEMPLATES = ("template0", "template1")
+#: where a throwaway cluster's maintenance connection goes: never the restored database
+MAINTENANCE_DB = "template1"
 
 
 @dataclass(frozen=True)
@@ -15,8 +24,10 @@ class SandboxInfo:
     kind: str
     server_version: str
     address: str
-    #: where to restore: a connection to the (empty) database created for the drill
+    #: where to restore: a connection to the database the restore pipeline creates
     params: ConnParams
+    #: the server's maintenance connection, which creates that database
+    admin: ConnParams
     segregated: str
     tuned_for_restore: bool
     newer_major: bool = False
@@ -31,7 +42,8 @@ class Sandbox(ABC):
 
     @abstractmethod
     def provision(self, database: str) -> SandboxInfo:
-        """Start (or reach) the server and create an empty ``database``-like database."""
+        """Start (or reach) the server and choose the name of the drill's database, free
+        on the server: the restore pipeline creates it."""
 
     @abstractmethod
     def teardown(self) -> None:
@@ -55,3 +67,22 @@ class Sandbox(ABC):
     ) -> None:
         if not self.keep:
             self.teardown()
+
+
+def free_throwaway_name(admin: ConnParams, database: str) -> str:
+    """The source's own name in a fresh cluster: a database the cluster was born with
+    (``postgres``) is dropped to make room; a template cannot be drilled."""
+    if database in TEMPLATES:
+        raise SandboxError(
+            f"database {database} is a template of the server: it cannot be restored "
+            "under its own name in a sandbox",
+            hint="drill the databases created from it instead",
+        )
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+    except psycopg.Error as exc:
+        raise SandboxError(f"cannot make room for database {database}: {first_line(exc)}") from None
+    return database

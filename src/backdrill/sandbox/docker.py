@@ -5,12 +5,10 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from psycopg import sql
-
 from backdrill.errors import SandboxError
 from backdrill.pg.connection import ConnParams, server_version
 from backdrill.redact import SECRETS
-from backdrill.sandbox.base import Sandbox, SandboxInfo
+from backdrill.sandbox.base import MAINTENANCE_DB, Sandbox, SandboxInfo, free_throwaway_name
 
 
 def docker_available() -> tuple[bool, str]:
@@ -62,17 +60,17 @@ class DockerSandbox(Sandbox):
             password=password,
             sslmode="disable",
         )
-        with params.connect() as conn:
+        admin = params.with_db(MAINTENANCE_DB)
+        with admin.connect() as conn:
             version = server_version(conn)
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(database))
-            )
+        name = free_throwaway_name(admin, database)
         short_id = container.get_wrapped_container().short_id
         self.info = SandboxInfo(
             kind=self.kind,
             server_version=version,
             address=f"{params.host}:{params.port} (container {short_id})",
-            params=params.with_db(database),
+            params=admin.with_db(name),
+            admin=admin,
             segregated="a fresh container of the official image, removed after the drill",
             tuned_for_restore=True,
         )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from psycopg import sql
-
 from backdrill.errors import SandboxError
 from backdrill.pg import binaries
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import server_version
-from backdrill.sandbox.base import Sandbox, SandboxInfo
+from backdrill.sandbox.base import MAINTENANCE_DB, Sandbox, SandboxInfo, free_throwaway_name
 
 
 class LocalSandbox(Sandbox):
@@ -47,17 +45,16 @@ class LocalSandbox(Sandbox):
         bin_dir, major = self._server_bin_dir()
         self.cluster = LocalCluster(bin_dir, base_dir=self.base_dir)
         self.cluster.start()
-        params = self.cluster.params
-        with params.connect() as conn:
+        admin = self.cluster.params.with_db(MAINTENANCE_DB)
+        with admin.connect() as conn:
             version = server_version(conn)
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(database))
-            )
+        name = free_throwaway_name(admin, database)
         self.info = SandboxInfo(
             kind=self.kind,
             server_version=version,
             address=self.cluster.address,
-            params=params.with_db(database),
+            params=admin.with_db(name),
+            admin=admin,
             segregated=(
                 "separate throwaway cluster on 127.0.0.1 only, private socket directory, "
                 f"random port and password, data in {self.cluster.root}"

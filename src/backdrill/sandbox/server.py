@@ -9,7 +9,7 @@ import psycopg
 from psycopg import conninfo, sql
 
 from backdrill.errors import ConfigError, SandboxError
-from backdrill.pg.connection import ConnParams, first_line, server_version
+from backdrill.pg.connection import ConnParams, server_version
 from backdrill.sandbox.base import Sandbox, SandboxInfo
 
 
@@ -40,20 +40,15 @@ class ServerSandbox(Sandbox):
 
     def provision(self, database: str) -> SandboxInfo:
         name = f"backdrill_drill_{secrets.token_hex(4)}"
-        try:
-            with self.admin.connect() as conn:
-                version = server_version(conn)
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
-                )
-        except psycopg.Error as exc:
-            raise SandboxError(f"cannot create the drill database: {first_line(exc)}") from None
-        self.database = name
+        with self.admin.connect() as conn:
+            version = server_version(conn)
+        self.database = name  # created by the restore pipeline, dropped by teardown
         self.info = SandboxInfo(
             kind=self.kind,
             server_version=version,
             address=self.admin.describe().rsplit("/", 1)[0],
             params=self.admin.with_db(name),
+            admin=self.admin,
             segregated=f"database {name} on a scratch server given by drill -> server_dsn",
             tuned_for_restore=False,
         )

@@ -41,7 +41,9 @@ from backdrill.pg import binaries
 from backdrill.pg.command import Child
 from backdrill.pg.connection import ConnParams, first_line, list_databases, server_version
 from backdrill.pg.dumpdir import dump_directory
+from backdrill.pg.database_properties import DatabaseProperties, read_properties
 from backdrill.pg.introspect import count_rows
+from backdrill.pg.roles import RoleFacts, referenced_roles
 from backdrill.services.context import RunContext
 from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
 from backdrill.timeutil import new_id, utcnow
@@ -77,20 +79,25 @@ def resolve_databases(
 
 
 class _SnapshotFacts(threading.Thread):
-    """Counts rows (and reads Odoo facts) in the snapshot transaction while pg_dump
-    streams, so they describe exactly what the dump holds."""
+    """Counts rows (and reads Odoo facts, the referenced roles and the database's own
+    properties) in the snapshot transaction while pg_dump streams, so they describe
+    exactly what the dump holds."""
 
     def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         super().__init__(name="row-counts", daemon=True)
         self.conn = conn
         self.tables: list[TableRows] = []
         self.odoo: OdooFacts | None = None
+        self.roles: list[RoleFacts] = []
+        self.properties: DatabaseProperties | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
             self.tables = count_rows(self.conn)
             self.odoo = odoo_facts(self.conn)
+            self.roles = referenced_roles(self.conn)
+            self.properties = read_properties(self.conn)
         except BaseException as exc:
             self.error = exc
 
@@ -291,6 +298,8 @@ def _backup_database(
         host=ctx.host,
         tables=tables,
         odoo=odoo,
+        roles=counter.roles,
+        database_properties=counter.properties,
     )
     document = manifest.to_json()
     keys = keys_for(cfg.storage.encryption)

@@ -36,10 +36,10 @@ from backdrill.odoo import (
     neutralize,
     odoo_facts,
 )
-from backdrill.pg import binaries
 from backdrill.pg.connection import first_line
+from backdrill.pg.database_properties import compare_properties, read_properties, tablespaces_check
 from backdrill.pg.introspect import row_count_map
-from backdrill.pg.restore import RestoreFailed, RestoreOptions, default_jobs, pg_restore
+from backdrill.pg.restore import RestoreFailed, default_jobs
 from backdrill.report.model import (
     DrillReport,
 )
@@ -48,6 +48,7 @@ from backdrill.services.context import RunContext
 from backdrill.services.drill_files import FilesOutcome, check_filestore, restore_filestore
 from backdrill.services.drill_report import build_report, objective_check, write_evidence
 from backdrill.services.fetch import fetch_backup, readable_manifest
+from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.timeutil import new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def _verify(
     added = neutralized.inserted if neutralized else None
     with info.params.connect() as conn:
         checks = [compare_row_counts(manifest.row_counts(), row_count_map(conn), added)]
+        checks.append(compare_properties(manifest.database_properties, read_properties(conn)))
         checks.extend(compare_odoo(manifest.odoo, odoo_facts(conn)))
         if neutralized is not None:  # a neutralization that failed is a check already
             try:
@@ -122,44 +124,52 @@ def _restore(
 ) -> tuple[SandboxInfo, list[Check], Neutralization | None]:
     """Download (while the sandbox is provisioned), verify, restore and neutralize:
     the sandbox, the checks of these phases, and what the neutralization changed."""
-    checks: list[Check] = []
-    done: Neutralization | None = None
     with phases.time("download"):
-        dump = fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config)
+        dump = Path(fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config))
     info = provisioning.result()
-    major = int(manifest.server_version.split(".")[0])
-    program = binaries.find_program(
-        "pg_restore",
-        max(major, int(info.server_version.split(".")[0])),
-        bin_dir=ctx.config.postgres.bin_dir,
-    )
-    count = len(manifest.stored_objects())
-    what = f"{count} objects" if count > 1 else "the dump"
-    checks.append(
-        Check(
-            "checksum",
-            "pass",
-            f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
-            "match the manifest",
-        )
-    )
+    checks = [_checksum_check(manifest)]
     with phases.time("restore"):
-        pg_restore(program, dump, info.params, RestoreOptions(jobs=jobs))
-        dump_path = Path(dump)
-        if dump_path.is_dir():
-            shutil.rmtree(dump_path)
-        else:
-            dump_path.unlink()
+        # the same restore as `restore db`, without tablespaces; a backup that recorded no
+        # roles (made before they were) is restored without owners and grants, as it was
+        options = PipelineOptions(
+            jobs=jobs, no_owner=manifest.roles is None, bin_dir=ctx.config.postgres.bin_dir
+        )
+        restore_backup(manifest, dump, info.admin, info.params.dbname, options)
+        shutil.rmtree(dump) if dump.is_dir() else dump.unlink()
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
-        with info.params.connect() as conn:
-            if manifest.odoo is not None or is_odoo(conn):
-                try:
-                    done = neutralize(conn)
-                    log.info("restored copy neutralized: %s", done.describe())
-                except NeutralizationFailed as exc:  # the copy stays as restored
-                    checks.append(Check("odoo_neutralized", "fail", str(exc)))
+        checks.append(tablespaces_check(manifest.database_properties))
+        done, failed = _neutralize_if_odoo(info, manifest)
+        if failed is not None:
+            checks.append(failed)
         restore_filestore(ctx, manifest, workdir, files)
     return info, checks, done
+
+
+def _checksum_check(manifest: DbManifest) -> Check:
+    count = len(manifest.stored_objects())
+    what = f"{count} objects" if count > 1 else "the dump"
+    return Check(
+        "checksum",
+        "pass",
+        f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
+        "match the manifest",
+    )
+
+
+def _neutralize_if_odoo(
+    info: SandboxInfo, manifest: DbManifest
+) -> tuple[Neutralization | None, Check | None]:
+    """Neutralize an Odoo copy: what it changed, or the failed check (the copy then
+    stays as restored)."""
+    with info.params.connect() as conn:
+        if manifest.odoo is None and not is_odoo(conn):
+            return None, None
+        try:
+            done = neutralize(conn)
+        except NeutralizationFailed as exc:
+            return None, Check("odoo_neutralized", "fail", str(exc))
+    log.info("restored copy neutralized: %s", done.describe())
+    return done, None
 
 
 def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:

@@ -9,7 +9,7 @@ import logging
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -24,14 +24,15 @@ from backdrill.interrupts import shielded
 from backdrill.manifest import DbManifest
 from backdrill.objectives import estimate_restore_seconds
 from backdrill.odoo import Neutralization, is_odoo, neutralize
-from backdrill.pg import binaries
-from backdrill.pg.connection import ConnParams, first_line, server_version
+from backdrill.pg.connection import ConnParams, first_line
 from backdrill.pg.introspect import USER_TABLES_SQL, row_count_map
-from backdrill.pg.restore import RestoreOptions, default_jobs, pg_restore
+from backdrill.pg.restore import default_jobs
+from backdrill.pg.roles import RoleFacts
 from backdrill.redact import SECRETS
 from backdrill.sandbox.server import params_from_dsn
 from backdrill.services.context import RunContext
 from backdrill.services.fetch import fetch_backup, readable_manifest
+from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class RestoreResult:
     moved_aside: str | None
     seconds: float
     neutralization: Neutralization | None
+    #: roles the backup references that the server lacked, created without a password
+    created_roles: list[RoleFacts] = field(default_factory=list)
 
 
 def _ident(base: str, suffix: str) -> str:
@@ -127,7 +130,7 @@ def plan_restore(
     listing = list_db_backups(ctx.storage)
     manifest = select_backup(listing.backups, backup, database=database, before=before)
     manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
-    admin = target.with_db("postgres")
+    admin = admin_params(target)
     return RestorePlan(
         manifest=manifest,
         target=target,
@@ -162,57 +165,70 @@ def check_target(plan: RestorePlan, *, force: bool) -> None:
         )
 
 
+@dataclass(frozen=True)
+class RestoreChoices:
+    """What the operator chose on the command line."""
+
+    force: bool = False
+    neutralize: bool = False
+    #: no ownership nor grants restored, no role created
+    no_owner: bool = False
+    #: restore objects into the tablespaces they were in (the server must have them)
+    keep_tablespaces: bool = False
+
+
 def execute_restore(
-    ctx: RunContext,
-    plan: RestorePlan,
-    *,
-    force: bool = False,
-    neutralize_copy: bool = False,
-    no_owner: bool = False,
+    ctx: RunContext, plan: RestorePlan, choices: RestoreChoices | None = None
 ) -> RestoreResult:
-    check_target(plan, force=force)
+    choices = choices or RestoreChoices()
+    check_target(plan, force=choices.force)
     target, manifest = plan.target, plan.manifest
     started = time.monotonic()
-    admin = target.with_db("postgres")
+    admin = admin_params(target)
     temp = _ident(target.dbname, f"__restoring_{secrets.token_hex(3)}")
-    restored = target.with_db(temp)
-    done: Neutralization | None = None
+    options = PipelineOptions(
+        jobs=plan.jobs,
+        no_owner=choices.no_owner,
+        keep_tablespaces=choices.keep_tablespaces,
+        bin_dir=ctx.config.postgres.bin_dir,
+    )
     try:  # from CREATE on: an interrupt between any two statements drops the copy
-        # shielded: a CREATE the server finishes after the client gave up on it would
-        # escape the DROP below
-        with shielded(), admin.connect() as conn:
-            major = int(server_version(conn).split(".")[0])
-            create = sql.SQL("CREATE DATABASE {} TEMPLATE template0")
-            conn.execute(create.format(sql.Identifier(temp)))
-        program = binaries.find_program(
-            "pg_restore",
-            max(major, int(manifest.server_version.split(".")[0])),
-            bin_dir=ctx.config.postgres.bin_dir,
-        )
         with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
             dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter, ctx.config)
             log.info("dump downloaded and verified; restoring into %s", temp)
-            pg_restore(
-                program,
-                dump,
-                restored,
-                RestoreOptions(jobs=plan.jobs, no_owner=no_owner, no_privileges=no_owner),
-            )
-        with restored.connect() as conn:
-            if neutralize_copy:
-                if not is_odoo(conn):
-                    raise Refused(f"--neutralize: {manifest.database} is not an Odoo database")
-                done = neutralize(conn)
-                log.info("neutralized: %s", done.describe())
-            added = done.inserted if done else None
-            check = compare_row_counts(manifest.row_counts(), row_count_map(conn), added)
-        if check.failed:
-            raise IntegrityError(f"the restored data does not match the manifest: {check.detail}")
+            restored = restore_backup(manifest, Path(dump), admin, temp, options)
+        done = _check_copy(manifest, target.with_db(temp), neutralize_copy=choices.neutralize)
         moved = _swap_into_place(admin, target.dbname, temp, plan.state)
     except BaseException:
         _drop(admin, temp)
         raise
-    return RestoreResult(target.dbname, moved, time.monotonic() - started, done)
+    return RestoreResult(
+        target.dbname, moved, time.monotonic() - started, done, restored.created_roles
+    )
+
+
+def _check_copy(
+    manifest: DbManifest, restored: ConnParams, *, neutralize_copy: bool
+) -> Neutralization | None:
+    """Neutralize the copy when asked, then compare its row counts with the manifest."""
+    done: Neutralization | None = None
+    with restored.connect() as conn:
+        if neutralize_copy:
+            if not is_odoo(conn):
+                raise Refused(f"--neutralize: {manifest.database} is not an Odoo database")
+            done = neutralize(conn)
+            log.info("neutralized: %s", done.describe())
+        added = done.inserted if done else None
+        check = compare_row_counts(manifest.row_counts(), row_count_map(conn), added)
+    if check.failed:
+        raise IntegrityError(f"the restored data does not match the manifest: {check.detail}")
+    return done
+
+
+def admin_params(target: ConnParams) -> ConnParams:
+    """The maintenance connection: never the target database itself, which may be
+    renamed aside or replaced (a restore of ``postgres`` goes through template1)."""
+    return target.with_db("template1" if target.dbname == "postgres" else "postgres")
 
 
 def _swap_into_place(admin: ConnParams, name: str, temp: str, state: TargetState) -> str | None:

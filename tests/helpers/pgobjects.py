@@ -1,0 +1,40 @@
+"""PostgreSQL objects that need more than SQL to make: a tablespace needs a directory
+the server's user owns; a second, empty cluster stands for a new server."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from backdrill.pg.cluster import LocalCluster
+from backdrill.pg.connection import ConnParams
+
+
+def tablespace_dir(cluster: LocalCluster) -> Path:
+    """An empty directory under /tmp owned by the server's user (delete it after)."""
+    parent = Path(tempfile.mkdtemp(prefix="backdrill-test-ts-"))
+    parent.chmod(0o755)
+    location = parent / "ts"
+    location.mkdir(mode=0o700)
+    if cluster.run_as:
+        shutil.chown(location, cluster.run_as, cluster.run_as)
+    return location
+
+
+def create_tablespace(pg: ConnParams, cluster: LocalCluster, name: str) -> Path:
+    location = tablespace_dir(cluster)
+    with pg.connect() as conn:
+        conn.execute(f"CREATE TABLESPACE \"{name}\" LOCATION '{location}'")
+    return location
+
+
+def drop_tablespace(pg: ConnParams, name: str, location: Path) -> None:
+    with pg.connect() as conn:
+        conn.execute(f'DROP TABLESPACE IF EXISTS "{name}"')
+    shutil.rmtree(location.parent, ignore_errors=True)
+
+
+def dsn(pg: ConnParams, dbname: str) -> str:
+    """A DSN without the password (restore db reads it from PGPASSWORD)."""
+    return f"host={pg.host} port={pg.port} user={pg.user} dbname={dbname} sslmode=disable"
