@@ -40,8 +40,8 @@ from backdrill.odoo import OdooFacts, odoo_facts
 from backdrill.pg import binaries
 from backdrill.pg.command import Child
 from backdrill.pg.connection import ConnParams, first_line, list_databases, server_version
-from backdrill.pg.dumpdir import dump_directory
 from backdrill.pg.database_properties import DatabaseProperties, read_properties
+from backdrill.pg.dumpdir import dump_directory
 from backdrill.pg.introspect import count_rows
 from backdrill.pg.roles import RoleFacts, referenced_roles
 from backdrill.services.context import RunContext
