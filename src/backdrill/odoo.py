@@ -86,6 +86,11 @@ class Neutralization:
         )
 
 
+#: the tables :func:`neutralize` changes (in the current schema): their restored content
+#: legitimately differs from the backup's
+NEUTRALIZED_TABLES = ("ir_mail_server", "ir_cron", "fetchmail_server", "ir_config_parameter")
+
+
 def neutralize(conn: Conn) -> Neutralization:
     """Odoo's base neutralization, in one transaction."""
     with conn.transaction():

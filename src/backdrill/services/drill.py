@@ -18,14 +18,13 @@ from pathlib import Path
 
 from backdrill import __version__
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.checks import Check, compare_odoo, compare_row_counts
+from backdrill.checks import Check, compare_odoo
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.evidence import REPORT_NAMES, load_evidence, report_key
 from backdrill.manifest import DbManifest
 from backdrill.objectives import RpoResult, RtoResult, evaluate_rpo, evaluate_rto
 from backdrill.odoo import Neutralization, is_odoo, neutralize, odoo_facts
 from backdrill.pg import binaries
-from backdrill.pg.introspect import row_count_map
 from backdrill.pg.restore import RestoreFailed, RestoreOptions, default_jobs, pg_restore
 from backdrill.report.model import (
     BackupRef,
@@ -41,6 +40,7 @@ from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
 from backdrill.services.drill_files import FilesOutcome, check_filestore, restore_filestore
 from backdrill.services.fetch import fetch_backup, readable_manifest
+from backdrill.services.verify_content import verify_content
 from backdrill.timeutil import human_duration, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,8 @@ def operator_name() -> str:
 def _verify(
     manifest: DbManifest, info: SandboxInfo, neutralized: Neutralization | None
 ) -> list[Check]:
-    added = neutralized.inserted if neutralized else None
+    checks = verify_content(manifest, info.params, neutralized)
     with info.params.connect() as conn:
-        checks = [compare_row_counts(manifest.row_counts(), row_count_map(conn), added)]
         checks.extend(compare_odoo(manifest.odoo, odoo_facts(conn)))
         if manifest.odoo is not None:
             row = conn.execute(

@@ -17,7 +17,6 @@ import psycopg
 from psycopg import sql
 
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.checks import compare_row_counts
 from backdrill.errors import IntegrityError, PostgresError, Refused
 from backdrill.evidence import load_evidence
 from backdrill.interrupts import shielded
@@ -26,12 +25,13 @@ from backdrill.objectives import estimate_restore_seconds
 from backdrill.odoo import Neutralization, is_odoo, neutralize
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, first_line, server_version
-from backdrill.pg.introspect import USER_TABLES_SQL, row_count_map
+from backdrill.pg.introspect import USER_TABLES_SQL
 from backdrill.pg.restore import RestoreOptions, default_jobs, pg_restore
 from backdrill.redact import SECRETS
 from backdrill.sandbox.server import params_from_dsn
 from backdrill.services.context import RunContext
 from backdrill.services.fetch import fetch_backup, readable_manifest
+from backdrill.services.verify_content import verify_content
 from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
@@ -204,10 +204,10 @@ def execute_restore(
                     raise Refused(f"--neutralize: {manifest.database} is not an Odoo database")
                 done = neutralize(conn)
                 log.info("neutralized: %s", done.describe())
-            added = done.inserted if done else None
-            check = compare_row_counts(manifest.row_counts(), row_count_map(conn), added)
-        if check.failed:
-            raise IntegrityError(f"the restored data does not match the manifest: {check.detail}")
+        failed = [c for c in verify_content(manifest, restored, done) if c.failed]
+        if failed:
+            detail = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+            raise IntegrityError(f"the restored data does not match the manifest: {detail}")
         moved = _swap_into_place(admin, target.dbname, temp, plan.state)
     except BaseException:
         _drop(admin, temp)
