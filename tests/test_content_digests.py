@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 
 from backdrill.manifest import parse_db_manifest
+from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
+from backdrill.pg.content import in_recovery
 from backdrill.services.verify_content import verify_content
 from backdrill.zstdio import compressed, decompressed
 from helpers.cli import Repo, run_cli, write_config
 from helpers.repo import manifests, read_object, write_object
+from helpers.standby import Standby
 
 LO_BYTES = b"large-object-payload-" * 200 + b"MARKER-LO-BYTE-Q" + b"-tail" * 50
 
@@ -145,9 +148,10 @@ def test_the_manifest_holds_digests_and_a_clean_drill_proves_them(
     for name in ("row_counts", "content", "large_objects", "sequences"):
         assert checks[name].startswith("pass"), checks
     # the materialized view is named, not silently passed over
-    assert checks["materialized_views"].startswith("skip") and "people_count" in checks[
-        "materialized_views"
-    ]
+    assert (
+        checks["materialized_views"].startswith("skip")
+        and "people_count" in checks["materialized_views"]
+    )
 
 
 def test_a_value_changed_at_the_same_length_in_the_dump_fails_the_drill_naming_the_table(
@@ -266,6 +270,41 @@ def test_a_sql_ascii_database_backs_up_and_drills(
         code, checks = drill_checks(capsys, backed)
         assert code == 0, checks
         assert checks["content"].startswith("pass"), checks
+    finally:
+        with pg.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg_cluster: LocalCluster,
+    pg: ConnParams,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    name = f"standby_{secrets.token_hex(4)}"
+    with pg.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with pg.with_db(name).connect() as conn:
+            conn.execute("CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 20) g")
+            conn.execute(
+                "CREATE UNLOGGED TABLE scratch AS SELECT g AS id FROM generate_series(1, 7) g"
+            )
+        with Standby(pg_cluster) as standby:
+            standby.catch_up()
+            with standby.params.connect() as conn:
+                assert in_recovery(conn)
+            backed = back_up(tmp_path, capsys, standby.params, local_repo, work_dir, name)
+        assert backed.manifest["not_dumped"] == [{"schema": "public", "name": "scratch"}]
+        content = backed.manifest["content"]
+        assert isinstance(content, dict)
+        assert [(t["name"], t["rows"]) for t in content["tables"]] == [("kept", 20)]
+        code, checks = drill_checks(capsys, backed)
+        assert code == 0, checks
+        assert checks["content"].startswith("pass"), checks
+        assert checks["not_dumped"].startswith("skip") and "public.scratch" in checks["not_dumped"]
     finally:
         with pg.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
