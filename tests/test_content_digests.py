@@ -40,6 +40,9 @@ CREATE TABLE x."y.z" (v int);
 CREATE TABLE "x.y".z (v int);
 INSERT INTO x."y.z" SELECT generate_series(1, 5);
 INSERT INTO "x.y".z SELECT generate_series(1, 5);
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE moods (id int, m mood, ms mood[]);
+INSERT INTO moods VALUES (1, 'ok', '{sad,happy}'), (2, 'happy', NULL);
 CREATE SEQUENCE counter START 40;
 SELECT nextval('counter'), nextval('counter');
 CREATE MATERIALIZED VIEW people_count AS SELECT count(*) AS n FROM people;
@@ -137,8 +140,12 @@ def test_the_manifest_holds_digests_and_a_clean_drill_proves_them(
     content = backed.manifest["content"]
     assert isinstance(content, dict)
     tables = {(t["schema"], t["name"]): t for t in content["tables"]}
-    assert set(tables) == {("public", "people"), ("x", "y.z"), ("x.y", "z")}
+    assert set(tables) == {("public", "people"), ("public", "moods"), ("x", "y.z"), ("x.y", "z")}
     assert tables[("public", "people")]["rows"] == 300
+    # hashed by value where every type allows it; by text where a restore changes the
+    # hashed OIDs (enums)
+    assert tables[("public", "people")]["method"] == "record"
+    assert tables[("public", "moods")]["method"] == "text"
     (lo,) = content["large_objects"]
     assert lo["size"] == len(LO_BYTES)
     sequences = {(s["schema"], s["name"]): s for s in content["sequences"]}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -22,6 +22,7 @@ from psycopg import sql
 from backdrill.digests import (
     ContentFacts,
     LargeObjectContent,
+    Method,
     SequenceValue,
     TableContent,
     TableKey,
@@ -71,6 +72,51 @@ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
   AND d.deptype IN ('a', 'i')
 """
 
+# Tables whose every column hashes by value, the same in a restored copy: built-in
+# types (a domain over one, an array of one), deterministic collations. Enums, reg*
+# types and the like hash OIDs that a restore changes: those tables are digested by text.
+HASHABLE_TYPES = [
+    "bool",
+    "char",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "text",
+    "varchar",
+    "bpchar",
+    "name",
+    "bytea",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "interval",
+    "uuid",
+    "jsonb",
+    "oid",
+]
+RECORD_HASHABLE_SQL = """
+WITH cols AS (
+  SELECT a.attrelid, a.attcollation,
+         CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END AS base
+  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+  WHERE a.attnum > 0 AND NOT a.attisdropped
+)
+SELECT n.nspname, c.relname,
+       bool_and(cols.attcollation IN (0, 100, 950) AND e.typname = ANY(%s)
+                AND e.typnamespace = 'pg_catalog'::regnamespace)
+FROM cols
+JOIN pg_class c ON c.oid = cols.attrelid AND c.relkind = 'r'
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type b ON b.oid = cols.base
+JOIN pg_type e ON e.oid = CASE WHEN b.typlen = -1 AND b.typelem <> 0 THEN b.typelem ELSE b.oid END
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+GROUP BY 1, 2
+"""
+
 _LO_FIRST_SQL = """
 SELECT m.oid, length(x.c), md5(x.c)
 FROM pg_largeobject_metadata m, LATERAL (SELECT lo_get(m.oid, 0, %s::int) AS c) x
@@ -88,6 +134,8 @@ class Inventory:
     matviews: list[TableKey] = field(default_factory=list)
     not_dumped: list[TableKey] = field(default_factory=list)
     in_recovery: bool = False
+    #: how each table is digested (absent: ``text``)
+    methods: dict[TableKey, Method] = field(default_factory=dict)
 
 
 def in_recovery(conn: Conn) -> bool:
@@ -107,6 +155,10 @@ def inventory(conn: Conn) -> Inventory:
             inv.sequences.append(key)
         else:
             inv.matviews.append(key)
+    if conn.info.server_version >= 140000:  # hash_record_extended
+        for schema, name, hashable in conn.execute(RECORD_HASHABLE_SQL, (HASHABLE_TYPES,)):
+            if hashable:
+                inv.methods[(text(schema), text(name))] = "record"
     return inv
 
 
@@ -124,15 +176,26 @@ def _prepare(conn: Conn, snapshot: str | None) -> None:
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
 
 
-def table_content(conn: Conn, schema: str, name: str) -> TableContent:
-    query = sql.SQL(
-        "SELECT count(*), coalesce(sum(('x' || left(md5(ROW(t.*)::text), 16))"
-        "::bit(64)::bigint), 0)::text FROM ONLY {}.{} AS t"
-    ).format(sql.Identifier(schema), sql.Identifier(name))
+_ROW_DIGEST: dict[Method, str] = {
+    "record": "hash_record_extended(ROW(t.*), 0)",
+    "text": "('x' || left(md5(ROW(t.*)::text), 16))::bit(64)::bigint",
+}
+
+
+def table_content(conn: Conn, schema: str, name: str, method: Method) -> TableContent:
+    query = sql.SQL("SELECT count(*), coalesce(sum({}), 0)::text FROM ONLY {}.{} AS t").format(
+        sql.SQL(_ROW_DIGEST[method]), sql.Identifier(schema), sql.Identifier(name)
+    )
     row = conn.execute(query).fetchone()
     assert row is not None
     return TableContent.model_validate(
-        {"schema": schema, "name": name, "rows": int(str(row[0])), "sum64": text(row[1])}
+        {
+            "schema": schema,
+            "name": name,
+            "rows": int(str(row[0])),
+            "sum64": text(row[1]),
+            "method": method,
+        }
     )
 
 
@@ -173,11 +236,18 @@ def large_objects(conn: Conn) -> list[LargeObjectContent]:
 
 
 def compute_content(
-    params: ConnParams, inv: Inventory, *, snapshot: str | None = None, workers: int = 2
+    params: ConnParams,
+    inv: Inventory,
+    *,
+    snapshot: str | None = None,
+    workers: int = 2,
+    methods: Mapping[TableKey, Method] | None = None,
 ) -> ContentFacts:
     """The content facts of the tables and sequences of ``inv`` and of every large
     object, read through ``workers`` connections (each importing ``snapshot`` if
-    given). PostgresError on any failure."""
+    given); each table digested by its method in ``methods`` (the manifest's, when
+    verifying) or else in ``inv``. PostgresError on any failure."""
+    chosen = {**inv.methods, **(methods or {})}
     tasks: queue.SimpleQueue[Callable[[Conn], None]] = queue.SimpleQueue()
     tables: list[TableContent] = []
     sequences: list[SequenceValue] = []
@@ -186,7 +256,7 @@ def compute_content(
 
     def add_table(schema: str, name: str) -> Callable[[Conn], None]:
         def run(conn: Conn) -> None:
-            found = table_content(conn, schema, name)
+            found = table_content(conn, schema, name, chosen.get((schema, name), "text"))
             with lock:
                 tables.append(found)
 

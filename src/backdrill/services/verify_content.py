@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from backdrill.checks import Check
 from backdrill.digests import (
+    ALGORITHM,
     TableKey,
     compare_large_objects,
     compare_row_counts,
@@ -57,25 +58,28 @@ def verify_content(
     with params.connect() as conn:
         inv = inventory(conn)
         owners = owned_sequences(conn)
-        counted = None if manifest.content else row_count_map(conn)
+        proven = manifest.content is not None and manifest.content.algorithm == ALGORITHM
+        counted = {} if proven else row_count_map(conn)
     inv.tables = [t for t in inv.tables if (t[0], t[1]) not in not_dumped]
     checks: list[Check] = []
-    if manifest.content is None or counted is not None:
-        actual = {k: n for k, n in (counted or {}).items() if k not in not_dumped}
+    if manifest.content is None or not proven:
+        actual = {k: n for k, n in counted.items() if k not in not_dumped}
         checks.append(compare_row_counts(manifest.row_counts(), actual, added))
-        checks.append(Check("content", "skip", NOT_PROVEN))
+        why = NOT_PROVEN
+        if manifest.content is not None:
+            why = (
+                f"rows counted, content not proven: the backup's digests are "
+                f"{manifest.content.algorithm[:40]!r}, this backdrill computes {ALGORITHM!r}"
+            )
+        checks.append(Check("content", "skip", why))
     else:
         want = manifest.content
-        got = compute_content(params, inv, workers=workers)
+        methods = {t.key: t.method for t in want.tables}
+        got = compute_content(params, inv, workers=workers, methods=methods)
         tables = {t.key: t for t in got.tables}
         changed = {t.key for t in want.tables} & neutralized_tables(neutralized)
-        checks.append(
-            compare_row_counts(
-                {t.key: t.rows for t in want.tables},
-                {k: t.rows for k, t in tables.items()},
-                added,
-            )
-        )
+        actual = {k: t.rows for k, t in tables.items()}
+        checks.append(compare_row_counts(manifest.row_counts(), actual, added))
         checks.append(compare_tables(want.tables, tables, changed))
         checks.append(
             compare_large_objects(want.large_objects, {o.oid: o for o in got.large_objects})
