@@ -360,11 +360,16 @@ downloaded dump gets the data offsets pg_dump could not write to a pipe
 it row by row. backup db (local) against the same work done by `pg_dump | zstd -1` in C:
 {local_s.median / pipe.median:.2f}x.
 
+`backup db` computes content digests by default (`backup.content_digests`: every table
+read once more in the dump's snapshot by two connections while pg_dump streams); the
+"digests off" row is the same backup counting rows only. The drill's verify phase
+recomputes them in the sandbox (issue 12 targets below).
+
 Reproduce: `make bench` (`BENCH_SIZE=<MB>`, `BENCH_REPS=<n>` to change).
 
 {table}
 
-Targets (issue 8):
+Targets (issues 8 and 12):
 
 {chr(10).join(verdicts)}
 """

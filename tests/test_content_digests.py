@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyrage
 import pytest
 
+from backdrill.digests import display
 from backdrill.manifest import parse_db_manifest
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.pg.content import in_recovery
+from backdrill.sample.odoo import SampleInfo
 from backdrill.services.verify_content import verify_content
 from backdrill.zstdio import compressed, decompressed
 from helpers.cli import Repo, run_cli, write_config
@@ -315,3 +318,55 @@ def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
     finally:
         with pg.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_an_odoo_drill_names_the_tables_its_neutralization_changed(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    """Neutralization changes ir_mail_server, ir_cron, ir_config_parameter: the drill
+    counts them and says so; every other table's content is proven."""
+    backed = back_up(tmp_path, capsys, pg, local_repo, work_dir, sample.database)
+    code, checks = drill_checks(capsys, backed)
+    assert code == 0, checks
+    assert checks["content"].startswith("pass"), checks
+    neutralized = checks["content_neutralized"]
+    assert neutralized.startswith("skip")
+    for table in ("public.ir_mail_server", "public.ir_cron", "public.ir_config_parameter"):
+        assert table in neutralized
+    assert "public.res_partner" not in neutralized
+    assert checks["sequences"].startswith("pass"), checks
+    assert "public.ir_mail_server_id_seq" in checks["sequences_neutralized"]
+
+
+def test_encrypted_manifests_seal_the_digests_and_the_drill_still_proves_them(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    content_db: str,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    key = pyrage.x25519.Identity.generate()
+    identity = tmp_path / "age-identity.txt"
+    identity.write_text(f"{key}\n")
+    encryption = {"recipients": [str(key.to_public())], "identity_file": str(identity)}
+    repo = Repo(local_repo.url, {"encryption": encryption})
+    backed = back_up(tmp_path, capsys, pg, repo, work_dir, content_db)
+    assert "content" not in backed.manifest and "sealed" in backed.manifest
+    assert "people" not in json.dumps(backed.manifest)
+    code, checks = drill_checks(capsys, backed)
+    assert code == 0, checks
+    assert checks["content"].startswith("pass") and checks["large_objects"].startswith("pass")
+
+
+def test_names_in_checks_are_quoted_unambiguous_and_bounded() -> None:
+    assert display("public", "res_partner") == "public.res_partner"
+    assert display("x", "y.z") == 'x."y.z"'
+    assert display("x.y", "z") == '"x.y".z'
+    assert display("a", 'q"\n') == 'a."q""\\x0a"'
+    assert len(display("s", "n" * 5000)) < 300

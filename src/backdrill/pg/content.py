@@ -42,6 +42,10 @@ SESSION_SETTINGS = {
     "bytea_output": "hex",
     "lc_monetary": "C",
     "search_path": "",
+    # as pg_dump: every row or an error, never rows filtered by a policy; no timeout
+    "row_security": "off",
+    "statement_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
 }
 LO_CHUNK = 1 << 20
 

@@ -1,8 +1,9 @@
 """``backup db``: pg_dump → zstd → sha256 → storage, then the manifest, written last.
 
-The dump and the per-table row counts describe the same instant: a REPEATABLE READ
-transaction exports its snapshot, counts every user table in it, and pg_dump imports
-it with ``--snapshot``. ``created_at`` is that snapshot's moment (the recovery point).
+The dump, the per-table row counts and the content digests (pg/content.py) describe the
+same instant: a REPEATABLE READ transaction exports its snapshot, counts and digests
+every user table in it (through connections importing it), and pg_dump imports it with
+``--snapshot``. ``created_at`` is that snapshot's moment (the recovery point).
 """
 
 from __future__ import annotations
@@ -345,7 +346,12 @@ def _backup_database(
                 }
             },
         )
-        inv = inventory(conn)
+        try:
+            inv = inventory(conn)
+        except psycopg.Error as exc:
+            raise PostgresError(
+                f"cannot list the tables of {database}: {first_line(exc)}"
+            ) from None
         digests = cfg.backup.content_digest_jobs if cfg.backup.content_digests else None
         counter = _SnapshotFacts(conn, db_params, snapshot, inv, digests)
         counter.start()
