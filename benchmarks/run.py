@@ -47,6 +47,7 @@ FC = "pg_dump -Fc > file"
 Z0 = "pg_dump -Fc -Z0 > /dev/null"
 PIPE = "pg_dump -Fc -Z0 | zstd -1 > file (C pipeline, reference)"
 LOCAL = "backdrill backup db -> local"
+NODIG = "backdrill backup db -> local, content digests off"
 S3 = "backdrill backup db -> S3 (moto)"
 QUARTER = "backdrill backup db -> local, 1/4 size"
 DRILL = "backdrill drill run"
@@ -124,6 +125,13 @@ def main() -> None:
                 "  access_key_id: bench\n  secret_access_key: bench-secret\n",
                 work,
             )
+            nodig = write_config(
+                work / "nodig.yaml",
+                params,
+                "odoo",
+                f"  url: file://{work / 'repo-nodig'}\nbackup:\n  content_digests: false\n",
+                work,
+            )
             quarter = write_config(
                 work / "quarter.yaml",
                 params,
@@ -135,7 +143,7 @@ def main() -> None:
             z0_file = work / "z0.pgdump"
             subprocess.run([pg_dump, "-Fc", "-Z0", "-f", z0_file, "odoo"], env=env, check=True)
             restore_name = f"pg_restore -j{jobs} (file -> fresh sandbox)"
-            names = [FC, Z0, PIPE, LOCAL, S3, QUARTER, restore_name, DRILL]
+            names = [FC, Z0, PIPE, LOCAL, S3, QUARTER, restore_name, DRILL, NODIG]
             series = {n: Series(n) for n in names}
             pipe_cmd = f"{pg_dump} -Fc -Z0 odoo | zstd -q -1 -T1 > {work / 'pipe.zst'}"
             for rnd in range(reps):
@@ -150,6 +158,7 @@ def main() -> None:
                     (LOCAL, local, work / "repo"),
                     (S3, s3, None),
                     (QUARTER, quarter, work / "repo4"),
+                    (NODIG, nodig, work / "repo-nodig"),
                 ):
                     series[name].runs.append(
                         measure([*BACKDRILL, "--config", config, "backup", "db"], env=env)
@@ -193,14 +202,35 @@ def main() -> None:
         moto.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    fc, z0, _pipe, local_s, s3_s, quarter_s, restore_s, drill_s, files_first, files_again = (
-        series.values()
-    )
+    (
+        fc,
+        z0,
+        _pipe,
+        local_s,
+        s3_s,
+        quarter_s,
+        restore_s,
+        drill_s,
+        nodig_s,
+        files_first,
+        files_again,
+    ) = series.values()
     targets = [
         Target(
             "backup db (local) / pg_dump -Fc -Z0 (physical limit)", local_s.median / z0.median, 1.15
         ),
         Target("backup db (local) / pg_dump -Fc", local_s.median / fc.median, 0.55),
+        Target(
+            "backup db with content digests / pg_dump -Fc (issue 12)",
+            local_s.median / fc.median,
+            0.6,
+        ),
+        Target("backup db, digests off / pg_dump -Fc", nodig_s.median / fc.median, 0.55),
+        Target(
+            "drill verify phase / drill restore phase (issue 12)",
+            drill_s.extra["phase_verify"] / drill_s.extra["phase_restore"],
+            0.4,
+        ),
         Target(
             "stored size / pg_dump -Fc size", local_s.extra["size_mb"] / fc.extra["size_mb"], 1.0
         ),
@@ -273,9 +303,19 @@ def write_report(
     reps: int,
     jobs: int,
 ) -> None:
-    fc, z0, pipe, local_s, s3_s, quarter_s, restore_s, drill_s, files_first, files_again = (
-        series.values()
-    )
+    (
+        fc,
+        z0,
+        pipe,
+        local_s,
+        s3_s,
+        quarter_s,
+        restore_s,
+        drill_s,
+        nodig_s,
+        files_first,
+        files_again,
+    ) = series.values()
     lines = [
         "| contender | median s | min-max s | ratio | peak RSS MB | stored MB |",
         "|---|---|---|---|---|---|",
@@ -283,6 +323,7 @@ def write_report(
         _row(z0, None),
         _row(pipe, z0),
         _row(local_s, z0),
+        _row(nodig_s, fc),
         _row(s3_s, local_s),
         _row(quarter_s, None),
         _row(restore_s, None),
@@ -319,11 +360,16 @@ downloaded dump gets the data offsets pg_dump could not write to a pipe
 it row by row. backup db (local) against the same work done by `pg_dump | zstd -1` in C:
 {local_s.median / pipe.median:.2f}x.
 
+`backup db` computes content digests by default (`backup.content_digests`: every table
+read once more in the dump's snapshot by two connections while pg_dump streams); the
+"digests off" row is the same backup counting rows only. The drill's verify phase
+recomputes them in the sandbox (issue 12 targets below).
+
 Reproduce: `make bench` (`BENCH_SIZE=<MB>`, `BENCH_REPS=<n>` to change).
 
 {table}
 
-Targets (issue 8):
+Targets (issues 8 and 12):
 
 {chr(10).join(verdicts)}
 """

@@ -21,29 +21,6 @@ class Check:
         return self.status == "fail"
 
 
-def compare_row_counts(
-    expected: dict[str, int], actual: dict[str, int], added: dict[str, int] | None = None
-) -> Check:
-    """Every table of the manifest restored with exactly its row count, and no other.
-    ``added`` holds rows backdrill itself inserted since (neutralization)."""
-    expected = {t: n + (added or {}).get(t, 0) for t, n in expected.items()}
-    missing = sorted(set(expected) - set(actual))
-    extra = sorted(set(actual) - set(expected))
-    differ = sorted(t for t in set(expected) & set(actual) if expected[t] != actual[t])
-    if not (missing or extra or differ):
-        total = sum(expected.values())
-        return Check("row_counts", "pass", f"{len(expected)} tables, {total} rows, all equal")
-    parts = []
-    if differ:
-        shown = ", ".join(f"{t}: expected {expected[t]}, got {actual[t]}" for t in differ[:10])
-        parts.append(f"{len(differ)} table(s) differ ({shown})")
-    if missing:
-        parts.append(f"{len(missing)} table(s) missing ({', '.join(missing[:10])})")
-    if extra:
-        parts.append(f"{len(extra)} unexpected table(s) ({', '.join(extra[:10])})")
-    return Check("row_counts", "fail", "; ".join(parts))
-
-
 def compare_odoo(expected: OdooFacts | None, actual: OdooFacts | None) -> list[Check]:
     """Installed modules equal, users and ``database.uuid`` present and equal."""
     if expected is None:

@@ -228,6 +228,11 @@ class BackupConfig(_Model):
     #: where --jobs backups stage the files pg_dump is writing (default: the temp dir)
     work_dir: Path | None = None
     globals: bool = True
+    #: per table, large object and sequence, a digest of its content computed in the
+    #: dump's snapshot, which drills and restores compare (false: rows counted only)
+    content_digests: bool = True
+    #: connections that compute the digests in parallel, each importing the snapshot
+    content_digest_jobs: Annotated[int, Field(ge=1, le=16)] = 2
 
 
 class NotifyConfig(_Model):

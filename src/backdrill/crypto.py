@@ -35,7 +35,7 @@ _HEAD = struct.Struct(">QB")
 _LEN = struct.Struct(">I")
 IDENTITY_ENV = "BACKDRILL_AGE_IDENTITY"
 #: manifest fields sealed with the recipients: what the database holds
-SEALED_FIELDS = ("tables", "odoo", "roles", "database_properties")
+SEALED_FIELDS = ("tables", "odoo", "roles", "database_properties", "content", "not_dumped")
 
 
 class Sink(Protocol):

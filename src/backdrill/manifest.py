@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backdrill.digests import ContentFacts, TableKey, TableRef
 from backdrill.documents import parse_versioned
 from backdrill.odoo import OdooFacts
 from backdrill.pg.database_properties import DatabaseProperties
@@ -34,8 +35,8 @@ class TableRows(BaseModel):
     rows: int
 
     @property
-    def qualified(self) -> str:
-        return f"{self.schema_name}.{self.table}"
+    def key(self) -> TableKey:
+        return (self.schema_name, self.table)
 
 
 class StoredObject(BaseModel):
@@ -84,6 +85,11 @@ class DbManifest(BaseModel):
     roles: list[RoleFacts] | None = Field(default=None, max_length=100_000)
     #: the database's own encoding, locale, settings, comment, grants and tablespaces
     database_properties: DatabaseProperties | None = None
+    #: per table, large object and sequence, what its content is (digests.py); None:
+    #: a backup made without digests, whose restore can only be counted
+    content: ContentFacts | None = None
+    #: tables whose data the dump does not hold: unlogged tables of a hot standby
+    not_dumped: list[TableRef] = []
 
     #: the objects of a directory-format backup (empty for the single custom-format dump)
     objects: list[StoredObject] = []
@@ -111,8 +117,8 @@ class DbManifest(BaseModel):
         fields (tables, odoo, roles, database properties) that need the identity to read."""
         return bool(self.model_extra and "encryption" in self.model_extra)
 
-    def row_counts(self) -> dict[str, int]:
-        return {t.qualified: t.rows for t in self.tables}
+    def row_counts(self) -> dict[TableKey, int]:
+        return {t.key: t.rows for t in self.tables}
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)

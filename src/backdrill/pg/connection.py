@@ -143,6 +143,14 @@ def first_line(exc: BaseException) -> str:
     return SECRETS.redact(text[0] if text else type(exc).__name__)
 
 
+def as_text(value: object) -> str:
+    """A text value from the server: psycopg returns bytes where the database (hence the
+    connection) is SQL_ASCII; those are decoded, never shown as ``b'...'``."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
+
+
 def server_version(conn: psycopg.Connection[tuple[object, ...]]) -> str:
     """``15.4`` from server_version_num."""
     num = conn.info.server_version
@@ -155,7 +163,7 @@ def list_databases(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
     rows = conn.execute(
         "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname"
     ).fetchall()
-    return [str(r[0]) for r in rows]
+    return [as_text(r[0]) for r in rows]
 
 
 def quote_ident(name: str) -> sql.Identifier:

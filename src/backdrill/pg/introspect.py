@@ -5,7 +5,9 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from backdrill.digests import TableKey
 from backdrill.manifest import TableRows
+from backdrill.pg.connection import as_text
 
 # User tables whose data pg_dump writes: ordinary and unlogged tables (leaf partitions
 # included), not temporary ones, not members of an extension.
@@ -22,11 +24,17 @@ ORDER BY 1, 2
 """
 
 
-def count_rows(conn: psycopg.Connection[tuple[object, ...]]) -> list[TableRows]:
-    """Exact row counts of every user table, in the connection's current snapshot."""
-    tables = [(str(s), str(t)) for s, t in conn.execute(USER_TABLES_SQL).fetchall()]
+def count_rows(
+    conn: psycopg.Connection[tuple[object, ...]], skip: frozenset[TableKey] = frozenset()
+) -> list[TableRows]:
+    """Exact row counts of every user table but ``skip`` (not dumped), in the
+    connection's current snapshot."""
+    rows = conn.execute(USER_TABLES_SQL).fetchall()
+    tables = [(as_text(s), as_text(t)) for s, t in rows]
     counts: list[TableRows] = []
     for schema, table in tables:
+        if (schema, table) in skip:
+            continue
         query = sql.SQL("SELECT count(*) FROM {}.{}").format(
             sql.Identifier(schema), sql.Identifier(table)
         )
@@ -36,5 +44,5 @@ def count_rows(conn: psycopg.Connection[tuple[object, ...]]) -> list[TableRows]:
     return counts
 
 
-def row_count_map(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
-    return {t.qualified: t.rows for t in count_rows(conn)}
+def row_count_map(conn: psycopg.Connection[tuple[object, ...]]) -> dict[TableKey, int]:
+    return {t.key: t.rows for t in count_rows(conn)}

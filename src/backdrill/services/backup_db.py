@@ -1,8 +1,9 @@
 """``backup db``: pg_dump → zstd → sha256 → storage, then the manifest, written last.
 
-The dump and the per-table row counts describe the same instant: a REPEATABLE READ
-transaction exports its snapshot, counts every user table in it, and pg_dump imports
-it with ``--snapshot``. ``created_at`` is that snapshot's moment (the recovery point).
+The dump, the per-table row counts and the content digests (pg/content.py) describe the
+same instant: a REPEATABLE READ transaction exports its snapshot, counts and digests
+every user table in it (through connections importing it), and pg_dump imports it with
+``--snapshot``. ``created_at`` is that snapshot's moment (the recovery point).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import psycopg
 from backdrill import __version__
 from backdrill.catalog import backup_dir
 from backdrill.crypto import EncryptingSink, keys_for, seal_fields
+from backdrill.digests import ContentFacts, TableRef
 from backdrill.errors import BackdrillError, PostgresError, UsageError
 from backdrill.interrupts import cleaning_up
 from backdrill.locks import RepoLock, db_scope
@@ -39,7 +41,14 @@ from backdrill.manifest import (
 from backdrill.odoo import OdooFacts, odoo_facts
 from backdrill.pg import binaries
 from backdrill.pg.command import Child
-from backdrill.pg.connection import ConnParams, first_line, list_databases, server_version
+from backdrill.pg.connection import (
+    ConnParams,
+    as_text,
+    first_line,
+    list_databases,
+    server_version,
+)
+from backdrill.pg.content import Inventory, compute_content, inventory
 from backdrill.pg.database_properties import DatabaseProperties, read_properties
 from backdrill.pg.dumpdir import dump_directory
 from backdrill.pg.introspect import count_rows
@@ -79,14 +88,27 @@ def resolve_databases(
 
 
 class _SnapshotFacts(threading.Thread):
-    """Counts rows (and reads Odoo facts, the referenced roles and the database's own
-    properties) in the snapshot transaction while pg_dump streams, so they describe
-    exactly what the dump holds."""
+    """Counts rows, computes the content digests (pg/content.py, through their own
+    connections importing the snapshot), reads the Odoo facts, the referenced roles and
+    the database's own properties in the snapshot transaction while pg_dump streams, so
+    they describe exactly what the dump holds."""
 
-    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        params: ConnParams,
+        snapshot: str,
+        inv: Inventory,
+        digest_jobs: int | None,
+    ) -> None:
         super().__init__(name="row-counts", daemon=True)
         self.conn = conn
+        self.params = params
+        self.snapshot = snapshot
+        self.inv = inv
+        self.digest_jobs = digest_jobs
         self.tables: list[TableRows] = []
+        self.content: ContentFacts | None = None
         self.odoo: OdooFacts | None = None
         self.roles: list[RoleFacts] = []
         self.properties: DatabaseProperties | None = None
@@ -94,18 +116,29 @@ class _SnapshotFacts(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.tables = count_rows(self.conn)
+            if self.digest_jobs is None:
+                self.tables = count_rows(self.conn, frozenset(self.inv.not_dumped))
+            else:
+                self.content = compute_content(
+                    self.params, self.inv, snapshot=self.snapshot, workers=self.digest_jobs
+                )
+                self.tables = [
+                    TableRows.model_validate(
+                        {"schema": t.schema_name, "table": t.name, "rows": t.rows}
+                    )
+                    for t in self.content.tables
+                ]
             self.odoo = odoo_facts(self.conn)
             self.roles = referenced_roles(self.conn)
             self.properties = read_properties(self.conn)
         except BaseException as exc:
             self.error = exc
 
-    def outcome(self) -> tuple[list[TableRows], OdooFacts | None]:
+    def outcome(self) -> tuple[list[TableRows], ContentFacts | None, OdooFacts | None]:
         self.join()
         if self.error is not None:
             raise PostgresError(f"counting rows failed: {first_line(self.error)}")
-        return self.tables, self.odoo
+        return self.tables, self.content, self.odoo
 
 
 @dataclass(frozen=True)
@@ -239,7 +272,7 @@ def _backup_database(
                 f"cannot export a snapshot of {database}: {first_line(exc)}"
             ) from None
         assert row is not None
-        snapshot, created_at = str(row[0]), row[1]
+        snapshot, created_at = as_text(row[0]), row[1]
         assert isinstance(created_at, datetime)
         backup_id = new_id(created_at)
         prefix = backup_dir(database, backup_id)
@@ -257,7 +290,14 @@ def _backup_database(
                 }
             },
         )
-        counter = _SnapshotFacts(conn)
+        try:
+            inv = inventory(conn)
+        except psycopg.Error as exc:
+            raise PostgresError(
+                f"cannot list the tables of {database}: {first_line(exc)}"
+            ) from None
+        digests = cfg.backup.content_digest_jobs if cfg.backup.content_digests else None
+        counter = _SnapshotFacts(conn, db_params, snapshot, inv, digests)
         counter.start()
         argv: list[str | Path] = [
             pg_dump.path,
@@ -265,13 +305,15 @@ def _backup_database(
             f"--snapshot={snapshot}",
             "--no-password",
         ]
+        if inv.in_recovery:  # a hot standby cannot read unlogged tables
+            argv.append("--no-unlogged-table-data")
         env = db_params.child_env()
         try:
             if jobs > 1:
                 result = _dump_directory(ctx, argv, env, prefix, database, jobs)
             else:
                 result = _dump_custom(ctx, argv, env, prefix, database)
-            tables, odoo = counter.outcome()
+            tables, content, odoo = counter.outcome()
         finally:
             counter.join()
             if not conn.closed:
@@ -300,6 +342,8 @@ def _backup_database(
         odoo=odoo,
         roles=counter.roles,
         database_properties=counter.properties,
+        content=content,
+        not_dumped=[TableRef.model_validate({"schema": s, "name": n}) for s, n in inv.not_dumped],
     )
     document = manifest.to_json()
     keys = keys_for(cfg.storage.encryption)

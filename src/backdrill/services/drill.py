@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.checks import Check, check_neutralized, compare_odoo, compare_row_counts
+from backdrill.checks import Check, check_neutralized, compare_odoo
 from backdrill.errors import (
     BackdrillError,
     ExternalServiceError,
@@ -38,7 +38,6 @@ from backdrill.odoo import (
 )
 from backdrill.pg.connection import first_line
 from backdrill.pg.database_properties import compare_properties, read_properties, tablespaces_check
-from backdrill.pg.introspect import row_count_map
 from backdrill.pg.restore import RestoreFailed, default_jobs
 from backdrill.report.model import (
     DrillReport,
@@ -49,6 +48,7 @@ from backdrill.services.drill_files import FilesOutcome, check_filestore, restor
 from backdrill.services.drill_report import build_report, objective_check, write_evidence
 from backdrill.services.fetch import fetch_backup, readable_manifest
 from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
+from backdrill.services.verify_content import verify_content
 from backdrill.timeutil import new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,8 @@ class _Phases:
 def _verify(
     manifest: DbManifest, info: SandboxInfo, neutralized: Neutralization | None
 ) -> list[Check]:
-    added = neutralized.inserted if neutralized else None
+    checks = verify_content(manifest, info.params, neutralized)
     with info.params.connect() as conn:
-        checks = [compare_row_counts(manifest.row_counts(), row_count_map(conn), added)]
         checks.append(compare_properties(manifest.database_properties, read_properties(conn)))
         checks.extend(compare_odoo(manifest.odoo, odoo_facts(conn)))
         if neutralized is not None:  # a neutralization that failed is a check already

@@ -17,7 +17,6 @@ import psycopg
 from psycopg import sql
 
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.checks import compare_row_counts
 from backdrill.errors import IntegrityError, PostgresError, Refused
 from backdrill.evidence import load_evidence
 from backdrill.interrupts import shielded
@@ -25,7 +24,7 @@ from backdrill.manifest import DbManifest
 from backdrill.objectives import estimate_restore_seconds
 from backdrill.odoo import Neutralization, is_odoo, neutralize
 from backdrill.pg.connection import ConnParams, first_line
-from backdrill.pg.introspect import USER_TABLES_SQL, row_count_map
+from backdrill.pg.introspect import USER_TABLES_SQL
 from backdrill.pg.restore import default_jobs
 from backdrill.pg.roles import RoleFacts
 from backdrill.redact import SECRETS
@@ -33,6 +32,7 @@ from backdrill.sandbox.server import params_from_dsn
 from backdrill.services.context import RunContext
 from backdrill.services.fetch import fetch_backup, readable_manifest
 from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
+from backdrill.services.verify_content import verify_content
 from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,8 @@ def execute_restore(
 def _check_copy(
     manifest: DbManifest, restored: ConnParams, *, neutralize_copy: bool
 ) -> Neutralization | None:
-    """Neutralize the copy when asked, then compare its row counts with the manifest."""
+    """Neutralize the copy when asked, then compare its rows and content with the
+    manifest (services/verify_content.py), as a drill does."""
     done: Neutralization | None = None
     with restored.connect() as conn:
         if neutralize_copy:
@@ -218,10 +219,10 @@ def _check_copy(
                 raise Refused(f"--neutralize: {manifest.database} is not an Odoo database")
             done = neutralize(conn)
             log.info("neutralized: %s", done.describe())
-        added = done.inserted if done else None
-        check = compare_row_counts(manifest.row_counts(), row_count_map(conn), added)
-    if check.failed:
-        raise IntegrityError(f"the restored data does not match the manifest: {check.detail}")
+    failed = [c for c in verify_content(manifest, restored, done) if c.failed]
+    if failed:
+        detail = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        raise IntegrityError(f"the restored data does not match the manifest: {detail}")
     return done
 
 
