@@ -77,7 +77,10 @@ def verify_cmd(
         db_results += run_verify_db(run_ctx, backup_id, read_data=read_data, listing=listing)
     else:
         assert backup_id is not None
-        found = find_snapshot(list_snapshots(app_state.storage).snapshots, backup_id)
+        listing.refuse_broken(backup_id)  # a misplaced manifest: exit 4 naming it
+        snapshot_listing = list_snapshots(app_state.storage)
+        snapshot_listing.refuse_broken(backup_id)
+        found = find_snapshot(snapshot_listing.snapshots, backup_id)
         if found is None:
             raise NotFound(
                 f"no backup with id {backup_id} (neither a database backup nor a files snapshot)",

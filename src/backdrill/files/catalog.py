@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backdrill.catalog import BrokenEntry
-from backdrill.errors import BackdrillError, NotFound
+from backdrill.errors import BackdrillError, IntegrityError, NotFound
 from backdrill.files.snapshot import (
     FILES_ROOT,
     OBJECTS_PREFIX,
@@ -27,6 +27,14 @@ RESERVED_NAMES = frozenset({OBJECTS_PREFIX[len(FILES_ROOT) :].rstrip("/")})
 class SnapshotListing:
     snapshots: list[Snapshot] = field(default_factory=list)
     broken: list[BrokenEntry] = field(default_factory=list)
+
+    def refuse_broken(self, snapshot_id: str) -> None:
+        """IntegrityError (exit 4) naming the snapshot when the one asked for by id is
+        unreadable or misplaced."""
+        name = f"{snapshot_id}{SNAPSHOT_SUFFIX}"
+        for broken in self.broken:
+            if broken.key.rsplit("/", 1)[-1] == name:
+                raise IntegrityError(broken.reason)
 
 
 def source_names(storage: Storage) -> list[str]:

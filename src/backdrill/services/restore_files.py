@@ -34,6 +34,7 @@ def choose_snapshot(
     listing = list_snapshots(ctx.storage)
     for broken in listing.broken:
         log.warning("unreadable snapshot %s: %s", broken.key, broken.reason)
+    listing.refuse_broken(spec)
     names = {s.source_name for s in listing.snapshots}
     if source_name is None and spec == "latest" and len(names) > 1:
         source_name = ctx.config.files.name  # the configured source, when it is named
