@@ -85,6 +85,9 @@ def test_a_forged_snapshot_is_named_by_verify_list_restore_and_prune_deletes_not
     assert verified.code == 4, verified.out + verified.err
     assert key in verified.err
     assert problem in verified.err
+    every = run_cli(capsys, "--config", str(config), "verify", "--all")
+    assert every.code == 4, every.out + every.err
+    assert key in every.err
     listed = run_cli(capsys, "--config", str(config), "list", "files", "--json")
     assert listed.code == 0
     assert key in listed.err

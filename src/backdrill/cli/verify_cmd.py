@@ -70,9 +70,12 @@ def verify_cmd(
     listing = list_db_backups(app_state.storage)
     db_results: list[VerifyResult] = []
     snapshots: list[Snapshot] = []
+    broken: list[str] = []  # unreadable or misplaced snapshots: each one a failure
     if all_backups:
         db_results += run_verify_db(run_ctx, None, read_data=read_data, listing=listing)
-        snapshots = list_snapshots(app_state.storage).snapshots
+        every = list_snapshots(app_state.storage)
+        snapshots = every.snapshots
+        broken = [b.reason for b in every.broken]
     elif any(m.id == backup_id for m in listing.backups):
         db_results += run_verify_db(run_ctx, backup_id, read_data=read_data, listing=listing)
     else:
@@ -89,6 +92,10 @@ def verify_cmd(
         snapshots = [found]
     problems = _render_db(app_state, db_results, shown=bool(db_results) or not snapshots)
     problems += _verify_snapshots(app_state, snapshots, fraction)
+    for reason in broken:
+        app_state.out.print(f"FAIL: {reason}")
+    if broken:
+        problems.append(f"{len(broken)} unreadable files snapshot(s): {broken[0]}")
     if problems:
         named = "; ".join(problems[:MAX_NAMED])
         more = f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
