@@ -179,7 +179,7 @@ def test_prune_of_a_manifest_whose_id_is_another_backups_deletes_nothing_and_exi
     assert manifest_key("odoo", newest) in list_keys(repo)
 
 
-def test_a_manifest_dated_in_the_future_is_flagged_by_verify_list_and_refused_by_a_drill(
+def test_a_manifest_dated_in_the_future_is_flagged_by_verify_list_refused_by_drill_restore(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
     now = utcnow()
@@ -188,7 +188,14 @@ def test_a_manifest_dated_in_the_future_is_flagged_by_verify_list_and_refused_by
         future = fake_db_backup(storage, "odoo", now + FAR)
     key = manifest_key("odoo", future)
     config = prune_config(tmp_path / "c.yaml", repo, days=30)
-    for args in (["verify", future], ["verify", "--all"], ["drill", "run", "--backup", future]):
+    restore = ["restore", "db", "--to", "postgresql://nobody@127.0.0.1:9/odoo", "--backup", future]
+    for args in (
+        ["verify", future],
+        ["verify", "--all"],
+        ["show", future],
+        ["drill", "run", "--backup", future],
+        restore,
+    ):
         result = run_cli(capsys, "--config", str(config), *args)
         assert result.code == 4, (args, result.out, result.err)
         assert key in result.out + result.err, args
