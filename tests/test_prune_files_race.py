@@ -86,7 +86,7 @@ def test_prune_during_the_first_backup_of_a_new_source_keeps_the_objects_it_reus
     assert run_prune(_prune_context(config)).skipped_scopes == {}
 
 
-def test_backup_files_waits_for_a_running_prune_and_exits_6_when_it_will_not_end(
+def test_backup_files_waits_for_a_running_prune_or_exits_6_when_it_does_not_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
     """The other order: a prune that started first (it may not have seen the backup's
@@ -101,8 +101,17 @@ def test_backup_files_waits_for_a_running_prune_and_exits_6_when_it_will_not_end
     assert "prune-run" in held.err
     assert list_keys(repo, "files/newsource/") == []
     assert list_keys(repo, "locks/") == []  # its own lock released
-    done = run_cli(capsys, "--config", str(config), "backup", "files")
+    with storage_of(repo) as storage:
+        prune_lock = RepoLock(storage, REPOSITORY_SCOPE, run_id="prune-run", command="prune")
+        prune_lock.acquire()
+        ending = threading.Timer(1.0, prune_lock.release)
+        ending.start()
+        try:
+            done = run_cli(capsys, "--config", str(config), "backup", "files", "--wait", "60s")
+        finally:
+            ending.join()
     assert done.code == 0, done.err
+    assert "waiting for the lock locks/prune" in done.err
 
 
 def test_prune_does_not_sweep_what_a_first_snapshot_committed_during_it_references(
