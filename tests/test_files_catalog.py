@@ -153,7 +153,7 @@ def test_safe_relative_paths(path: str, safe: bool) -> None:
 
 def test_snapshot_parsing_is_strict() -> None:
     good = snap(0)
-    assert parse_snapshot(good.encode(), "k") == good
+    assert parse_snapshot(good.encode(), good.key()) == good
     with pytest.raises(IntegrityError, match="not a valid zstd stream"):
         parse_snapshot(b"junk", "k")
     with pytest.raises(IntegrityError, match="schema_version 2"):

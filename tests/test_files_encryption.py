@@ -357,7 +357,8 @@ def test_one_key_per_form_and_a_backup_reuses_only_objects_of_its_own_form() -> 
 def test_prune_refs_name_the_object_of_each_form_and_refuse_an_unknown_one() -> None:
     def refs(*entries: dict[str, object]) -> frozenset[str]:
         doc = {"schema_version": 1, "entries": list(entries)}
-        return parse_snapshot_refs(compressed(json.dumps(doc).encode()), "s").objects
+        key = "files/s/snapshots/20261126T040000Z-1a2b3c.json.zst"
+        return parse_snapshot_refs(compressed(json.dumps(doc).encode()), key).objects
 
     sha = "ef" * 32
     assert refs({"sha256": sha, "stored": "age-zstd"}) == {object_key(sha, "age-zstd")}

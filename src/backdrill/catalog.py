@@ -1,6 +1,7 @@
 """The repository's catalogue of committed backups, read from manifests.
 
-A backup exists only when its manifest does. Unreadable manifests are collected, not
+A backup exists only when its manifest does. Unreadable manifests, and manifests not
+valid where they lie (:func:`backdrill.manifest.check_where_it_lies`), are collected, not
 skipped silently (Barman's catalog), so that prune can refuse to act while any exists.
 """
 
@@ -9,24 +10,32 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from backdrill.documents import read_document
-from backdrill.errors import BackdrillError
+from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.limits import MAX_MANIFEST_BYTES
-from backdrill.manifest import MANIFEST_NAME, DbManifest, parse_db_manifest
+from backdrill.manifest import (
+    DB_ROOT,
+    MANIFEST_NAME,
+    DbManifest,
+    backup_dir,
+    db_dir,
+    parse_db_manifest,
+)
 from backdrill.selection import Words, select
 from backdrill.storage import Storage
 
-DB_ROOT = "db/"
-
-
-def db_dir(database: str) -> str:
-    return f"{DB_ROOT}{quote(database, safe='')}/"
-
-
-def backup_dir(database: str, backup_id: str) -> str:
-    return f"{db_dir(database)}{backup_id}/"
+__all__ = [
+    "BACKUP_WORDS",
+    "DB_ROOT",
+    "BrokenEntry",
+    "DbListing",
+    "backup_dir",
+    "db_dir",
+    "list_db_backups",
+    "select_backup",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,13 @@ class DbListing:
 
     def databases(self) -> list[str]:
         return sorted({m.database for m in self.backups})
+
+    def refuse_broken(self, backup_id: str) -> None:
+        """IntegrityError (exit 4) naming the manifest when the backup asked for by id
+        has an unreadable or misplaced one: the problem, not "no such backup"."""
+        for broken in self.broken:
+            if broken.key.split("/")[-2:-1] == [backup_id]:
+                raise IntegrityError(broken.reason)
 
 
 def _split(key: str) -> tuple[str, str, str] | None:

@@ -6,12 +6,14 @@ else one IntegrityError naming the document and the problem. Documents are read 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from backdrill.errors import IntegrityError
 from backdrill.storage.base import Storage
+from backdrill.timeutil import MAX_CLOCK_SKEW, isoformat, utcnow
 from backdrill.zstdio import bounded_reader, read_all
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,3 +51,19 @@ def parse_versioned(model: type[M], data: bytes, *, kind: str, where: str, versi
         err = exc.errors(include_url=False)[0]
         loc = " -> ".join(str(p) for p in err["loc"])
         raise IntegrityError(f"{kind} {where}: {loc}: {err['msg']}") from None
+
+
+def check_not_future(
+    moment: datetime, *, kind: str, where: str, now: datetime | None = None
+) -> None:
+    """Part of "valid where it lies": a document's ``created_at`` has a time zone and is
+    not later than now plus :data:`MAX_CLOCK_SKEW`; IntegrityError naming it otherwise
+    (a time in the future would read as a negative age, a negative RPO)."""
+    if moment.tzinfo is None:
+        raise IntegrityError(f"{kind} {where}: created_at has no time zone")
+    limit = (now or utcnow()) + MAX_CLOCK_SKEW
+    if moment > limit:
+        raise IntegrityError(
+            f"{kind} {where}: created_at {isoformat(moment)} is in the future "
+            f"(after {isoformat(limit)}, {MAX_CLOCK_SKEW.total_seconds():.0f} s ahead of now)"
+        )

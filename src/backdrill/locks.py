@@ -12,6 +12,11 @@ at once with :class:`LockHeld` (exit 6) naming the holder, or waits with ``wait`
 Scopes: ``db-<database>`` (``backup db``), ``files-<source>`` (``backup files``) and
 ``prune`` (the repository). ``prune`` holds ``prune`` and also the lock of each scope
 it deletes in, so a backup and a prune of the same scope never run at the same time.
+
+The shared filestore objects: ``backup files`` takes its ``files-<source>`` lock, THEN
+waits until no ``prune`` lock is held (:func:`wait_until_free`), THEN lists the objects
+it may reuse; ``prune`` takes ``prune``, THEN sweeps only if no ``files-*`` lock but its
+own is held (:func:`live_holders`). Whichever wrote first, the other sees its lock.
 """
 
 from __future__ import annotations
@@ -100,6 +105,41 @@ def is_stale(info: LockInfo | None, now: datetime, host: str) -> str | None:
     if info.host == host and not _pid_alive(info.pid):
         return f"process {info.pid} no longer runs on this host"
     return None
+
+
+def _live_holder(storage: Storage, key: str, host: str) -> LockInfo | None:
+    """The holder of the lock object ``key`` unless it is absent or stale."""
+    try:
+        holder = LockInfo.parse(storage.get_bytes(key))
+    except NotFound:
+        return None
+    return holder if holder is not None and is_stale(holder, utcnow(), host) is None else None
+
+
+def live_holders(storage: Storage, scope_prefix: str, host: str | None = None) -> list[LockInfo]:
+    """The live holders of the locks ``locks/<scope_prefix>*`` (one listing, one read
+    per lock): neither expired nor left by a dead process of this host."""
+    host = host or socket.gethostname()
+    keys = [info.key for info in storage.list_objects(lock_key(scope_prefix))]
+    found = (_live_holder(storage, key, host) for key in keys)
+    return [h for h in found if h is not None]
+
+
+def wait_until_free(
+    storage: Storage, scope: str, *, wait: timedelta | None = None, host: str | None = None
+) -> None:
+    """Return once ``locks/<scope>`` is not held (absent or stale), without taking it;
+    LockHeld (exit 6) naming the holder when ``wait`` runs out first."""
+    host = host or socket.gethostname()
+    deadline = time.monotonic() + (wait.total_seconds() if wait else 0)
+    while (holder := _live_holder(storage, lock_key(scope), host)) is not None:
+        if time.monotonic() >= deadline:
+            raise LockHeld(
+                f"{scope} is locked by {holder.describe()}",
+                hint=f"wait for it, or pass --wait DURATION; lock object {lock_key(scope)}",
+            )
+        log.info("waiting for the lock %s held by %s", lock_key(scope), holder.describe())
+        time.sleep(min(POLL_SECONDS, max(0.05, deadline - time.monotonic())))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,7 +1,9 @@
 """The manifest of a database backup: the commit marker, written last (docs/format.md).
 
 Parsed strictly: a manifest that is not valid JSON, lacks a field, or has a schema
-version this backdrill does not know is an :class:`IntegrityError` naming the key.
+version this backdrill does not know is an :class:`IntegrityError` naming the key. It
+is also valid only where it lies (:func:`check_where_it_lies`): read from the key its
+database and id name, its objects inside its own directory, created in the past.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backdrill.digests import ContentFacts, TableKey, TableRef
-from backdrill.documents import parse_versioned
+from backdrill.documents import check_not_future, parse_versioned
+from backdrill.errors import IntegrityError
 from backdrill.odoo import OdooFacts
 from backdrill.pg.database_properties import DatabaseProperties
 from backdrill.pg.roles import RoleFacts
@@ -25,6 +29,18 @@ CUSTOM_FORMAT = "pg_dump-custom+zstd"
 #: ``backup db --jobs N``: pg_dump's directory format, one stored object per file
 DIRECTORY_FORMAT = "pg_dump-directory+zstd"
 DIRECTORY_PREFIX = "dump-"
+DB_ROOT = "db/"
+#: a stored object's name: one path segment of the backup's directory (no ``/``, no
+#: ``..``, not absolute), e.g. ``dump.pgdump.zst``, ``dump-toc.dat.zst``
+OBJECT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$"
+
+
+def db_dir(database: str) -> str:
+    return f"{DB_ROOT}{quote(database, safe='')}/"
+
+
+def backup_dir(database: str, backup_id: str) -> str:
+    return f"{db_dir(database)}{backup_id}/"
 
 
 class TableRows(BaseModel):
@@ -44,7 +60,7 @@ class StoredObject(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
+    name: str = Field(pattern=OBJECT_NAME_PATTERN)
     raw_size: int
     stored_size: int
     sha256: str
@@ -66,7 +82,7 @@ class DbManifest(BaseModel):
     created_at: datetime
     started_at: datetime
     finished_at: datetime
-    object: str = DUMP_NAME
+    object: str = Field(default=DUMP_NAME, pattern=OBJECT_NAME_PATTERN)
     format: str = CUSTOM_FORMAT
     compression: dict[str, str | int]
     raw_size: int
@@ -124,6 +140,27 @@ class DbManifest(BaseModel):
         return self.model_dump_json(by_alias=True, indent=2)
 
 
-def parse_db_manifest(data: bytes, where: str) -> DbManifest:
-    """Parse and validate; IntegrityError naming ``where`` and the problem otherwise."""
-    return parse_versioned(DbManifest, data, kind="manifest", where=where, version=SCHEMA_VERSION)
+def check_where_it_lies(manifest: DbManifest, key: str, now: datetime | None = None) -> None:
+    """IntegrityError naming ``key`` unless the manifest read from ``key`` is the one of
+    ``db/<its database>/<its id>/``, a directory backup's objects carry their prefix,
+    and it was not created in the future (beyond the clock skew allowance). Object
+    names are single segments of the directory already (:data:`OBJECT_NAME_PATTERN`)."""
+    lies_at = f"{backup_dir(manifest.database, manifest.id)}{MANIFEST_NAME}"
+    if key != lies_at:
+        raise IntegrityError(
+            f"manifest {key} names backup {manifest.id!r} of database {manifest.database!r}, "
+            f"whose manifest would be {lies_at!r}"
+        )
+    if manifest.is_directory and not all(
+        o.name.startswith(DIRECTORY_PREFIX) for o in manifest.objects
+    ):
+        raise IntegrityError(f"manifest {key}: an object lacks the prefix {DIRECTORY_PREFIX}")
+    check_not_future(manifest.created_at, kind="manifest", where=key, now=now)
+
+
+def parse_db_manifest(data: bytes, key: str, now: datetime | None = None) -> DbManifest:
+    """Parse and validate the manifest read from ``key``; IntegrityError naming ``key``
+    and the problem otherwise."""
+    manifest = parse_versioned(DbManifest, data, kind="manifest", where=key, version=SCHEMA_VERSION)
+    check_where_it_lies(manifest, key, now)
+    return manifest

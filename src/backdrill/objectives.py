@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from backdrill.timeutil import MAX_CLOCK_SKEW
+
 PHASES = ("provision", "download", "restore", "verify")
 
 
@@ -67,11 +69,15 @@ def evaluate_rpo(
     window_days: int,
 ) -> RpoResult:
     achieved = (drill_start - backup_created_at).total_seconds()
+    # a backup dated after the drill started: within the clock skew allowance it is
+    # fresh (0 s); beyond it the RPO is not met (manifests are refused at parsing)
+    believable = achieved >= -MAX_CLOCK_SKEW.total_seconds()
+    achieved = max(achieved, 0.0) if believable else achieved
     gap = worst_gap(history, now=drill_start, window=timedelta(days=window_days))
     return RpoResult(
         achieved_seconds=achieved,
         target_seconds=target_seconds,
-        met=achieved <= target_seconds,
+        met=believable and achieved <= target_seconds,
         worst_gap_seconds=gap.seconds,
         worst_gap_met=gap.seconds <= target_seconds,
         worst_gap_after=gap.after_id,

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+#: how far ahead of this host's clock a stored time may lie (another host's clock, the
+#: database server's statement_timestamp()); beyond it the document is not believed
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def utcnow() -> datetime:

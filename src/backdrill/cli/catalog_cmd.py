@@ -11,7 +11,7 @@ import typer
 from backdrill.catalog import list_db_backups, select_backup
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
-from backdrill.errors import IntegrityError, NotFound
+from backdrill.errors import NotFound
 from backdrill.files.catalog import find_snapshot, list_snapshots
 from backdrill.files.snapshot import Snapshot
 from backdrill.timeutil import human_duration, human_size, utcnow
@@ -40,6 +40,8 @@ def list_cmd(
         _list_files(app_state, as_json)
         return
     listing = list_db_backups(app_state.storage)
+    for broken in listing.broken:  # on stderr, also with --json
+        warn(f"warning: unreadable manifest {broken.key}: {broken.reason}")
     if as_json:
         print_json(app_state.out, [json.loads(m.to_json()) for m in listing.backups])
         return
@@ -61,12 +63,12 @@ def list_cmd(
             rows,
         )
     )
-    for broken in listing.broken:
-        warn(f"warning: unreadable manifest {broken.key}: {broken.reason}")
 
 
 def _list_files(app_state: AppState, as_json: bool) -> None:
     listing = list_snapshots(app_state.storage)
+    for broken in listing.broken:  # on stderr, also with --json
+        warn(f"warning: unreadable snapshot {broken.key}: {broken.reason}")
     if as_json:
         print_json(app_state.out, [s.summary() for s in listing.snapshots])
         return
@@ -90,8 +92,6 @@ def _list_files(app_state: AppState, as_json: bool) -> None:
             rows,
         )
     )
-    for broken in listing.broken:
-        warn(f"warning: unreadable snapshot {broken.key}: {broken.reason}")
 
 
 def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> None:
@@ -128,9 +128,7 @@ def show_cmd(
     """Show one backup's manifest or one files snapshot."""
     app_state = state(ctx)
     listing = list_db_backups(app_state.storage)
-    for broken in listing.broken:  # name the problem, not "no such backup"
-        if f"/{backup_id}/" in broken.key:
-            raise IntegrityError(broken.reason)
+    listing.refuse_broken(backup_id)  # name the problem, not "no such backup"
     try:
         manifest = select_backup(listing.backups, backup_id)
     except NotFound:

@@ -11,7 +11,7 @@ from backdrill.catalog import list_db_backups
 from backdrill.cli.render import table
 from backdrill.cli.state import AppState, state
 from backdrill.errors import IntegrityError, NotFound, UsageError
-from backdrill.files.catalog import find_snapshot, list_snapshots, named_broken
+from backdrill.files.catalog import find_snapshot, list_snapshots
 from backdrill.files.restore import MAX_NAMED
 from backdrill.files.snapshot import Snapshot
 from backdrill.services.fetch import object_reader
@@ -70,19 +70,20 @@ def verify_cmd(
     listing = list_db_backups(app_state.storage)
     db_results: list[VerifyResult] = []
     snapshots: list[Snapshot] = []
-    unreadable: list[str] = []
+    broken: list[str] = []  # unreadable or misplaced snapshots: each one a failure
     if all_backups:
         db_results += run_verify_db(run_ctx, None, read_data=read_data, listing=listing)
-        files_listing = list_snapshots(app_state.storage)
-        snapshots = files_listing.snapshots
-        unreadable = [f"unreadable snapshot: {b.reason}" for b in files_listing.broken]
+        every = list_snapshots(app_state.storage)
+        snapshots = every.snapshots
+        broken = [b.reason for b in every.broken]
     elif any(m.id == backup_id for m in listing.backups):
         db_results += run_verify_db(run_ctx, backup_id, read_data=read_data, listing=listing)
     else:
         assert backup_id is not None
-        files_listing = list_snapshots(app_state.storage)
-        named_broken(files_listing.broken, backup_id)
-        found = find_snapshot(files_listing.snapshots, backup_id)
+        listing.refuse_broken(backup_id)  # a misplaced manifest: exit 4 naming it
+        snapshot_listing = list_snapshots(app_state.storage)
+        snapshot_listing.refuse_broken(backup_id)
+        found = find_snapshot(snapshot_listing.snapshots, backup_id)
         if found is None:
             raise NotFound(
                 f"no backup with id {backup_id} (neither a database backup nor a files snapshot)",
@@ -90,7 +91,11 @@ def verify_cmd(
             )
         snapshots = [found]
     problems = _render_db(app_state, db_results, shown=bool(db_results) or not snapshots)
-    problems += unreadable + _verify_snapshots(app_state, snapshots, fraction)
+    problems += _verify_snapshots(app_state, snapshots, fraction)
+    for reason in broken:
+        app_state.out.print(f"FAIL: {reason}")
+    if broken:
+        problems.append(f"{len(broken)} unreadable files snapshot(s): {broken[0]}")
     if problems:
         named = "; ".join(problems[:MAX_NAMED])
         more = f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""

@@ -28,6 +28,14 @@ class SnapshotListing:
     snapshots: list[Snapshot] = field(default_factory=list)
     broken: list[BrokenEntry] = field(default_factory=list)
 
+    def refuse_broken(self, snapshot_id: str) -> None:
+        """IntegrityError (exit 4) naming the snapshot when the one asked for by id is
+        unreadable or misplaced."""
+        name = f"{snapshot_id}{SNAPSHOT_SUFFIX}"
+        for broken in self.broken:
+            if broken.key.rsplit("/", 1)[-1] == name:
+                raise IntegrityError(broken.reason)
+
 
 def source_names(storage: Storage) -> list[str]:
     return [n for n in storage.list_dirs(FILES_ROOT) if n not in RESERVED_NAMES]
@@ -134,11 +142,3 @@ def select_snapshot_after(snapshots: Sequence[Snapshot], moment: datetime) -> Sn
     if not snapshots:
         raise NotFound("no committed files snapshot", hint="run `backdrill backup files`")
     return SnapshotChoice(max(snapshots, key=lambda s: (s.created_at, s.id)), after=False)
-
-
-def named_broken(broken: Iterable[BrokenEntry], snapshot_id: str) -> None:
-    """IntegrityError with the reason when the snapshot asked for by id is unreadable:
-    name the problem, not "no such snapshot"."""
-    for entry in broken:
-        if entry.key.endswith(f"/{snapshot_id}{SNAPSHOT_SUFFIX}"):
-            raise IntegrityError(entry.reason)

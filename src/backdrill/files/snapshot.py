@@ -2,7 +2,8 @@
 
 ``files/<source_name>/snapshots/<id>.json.zst`` lists every file of the source with its
 content address; the contents live once each under ``files/objects/``. Parsed strictly,
-like :mod:`backdrill.manifest`: anything malformed is an :class:`IntegrityError`.
+like :mod:`backdrill.manifest`: anything malformed is an :class:`IntegrityError`, and so
+is a snapshot that is not valid where it lies (:func:`check_where_it_lies`).
 
 Snapshots stay in clear, even in an encrypted repository: incremental planning, prune
 and ``verify`` read paths, sizes and sha256 without the identity. Only the contents are
@@ -15,9 +16,10 @@ import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from backdrill.documents import parse_versioned, read_document
+from backdrill.documents import check_not_future, parse_versioned, read_document
+from backdrill.errors import IntegrityError
 from backdrill.limits import MAX_SNAPSHOT_BYTES
 from backdrill.storage.base import Storage
 from backdrill.zstdio import compressed, decompressed
@@ -34,6 +36,8 @@ EntryType = Literal["file", "symlink"]
 EntryStatus = Literal["ok", "changed"]
 ENCRYPTED_FORM: StoredForm = "age-zstd"
 ENCRYPTED_SUFFIX = ".age"
+#: a content address: the only thing an object key is made of (``files/objects/xx/<it>``)
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
 def is_encrypted(form: StoredForm | None) -> bool:
@@ -72,7 +76,7 @@ class FileEntry(_Strict):
     size: int
     mtime_ns: int
     mode: int
-    sha256: str | None = None
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
     stored: StoredForm | None = None
     stored_size: int | None = None
     etag: str | None = None
@@ -135,20 +139,60 @@ class Snapshot(BaseModel):
         return compressed(self.model_dump_json().encode())
 
 
-def parse_snapshot(data: bytes, where: str) -> Snapshot:
-    """Decompress, parse and validate; IntegrityError naming ``where`` otherwise."""
-    raw = decompressed(data, f"snapshot {where}", limit=MAX_SNAPSHOT_BYTES)
+def check_location(
+    key: str,
+    *,
+    snapshot_id: str,
+    source_name: str,
+    created_at: datetime | None,
+    now: datetime | None = None,
+) -> None:
+    """IntegrityError naming ``key`` unless a snapshot of this id and source lies at
+    ``key`` and was not created in the future (beyond the clock skew allowance)."""
+    lies_at = snapshot_key(source_name, snapshot_id)
+    if key != lies_at:
+        raise IntegrityError(
+            f"snapshot {key} names snapshot {snapshot_id!r} of source {source_name!r}, "
+            f"which would be {lies_at!r}"
+        )
+    if created_at is not None:
+        check_not_future(created_at, kind="snapshot", where=key, now=now)
+
+
+def check_where_it_lies(snapshot: Snapshot, key: str, now: datetime | None = None) -> None:
+    """The snapshot read from ``key`` is the one its id and source name say, created in
+    the past, and every file entry has a content address (object keys are
+    ``files/objects/xx/<sha256>``: :data:`SHA256_PATTERN` checked each at parsing)."""
+    check_location(
+        key,
+        snapshot_id=snapshot.id,
+        source_name=snapshot.source_name,
+        created_at=snapshot.created_at,
+        now=now,
+    )
+    if any(e.type == "file" and e.sha256 is None for e in snapshot.entries):
+        raise IntegrityError(f"snapshot {key}: a file entry lacks sha256")
+
+
+def parse_snapshot(data: bytes, key: str, now: datetime | None = None) -> Snapshot:
+    """Decompress, parse and validate the snapshot read from ``key``; IntegrityError
+    naming ``key`` otherwise."""
+    raw = decompressed(data, f"snapshot {key}", limit=MAX_SNAPSHOT_BYTES)
+    snapshot: Snapshot | None
     try:  # the fast path: pydantic parses the JSON itself
         snapshot = Snapshot.model_validate_json(raw)
     except ValidationError:
-        pass  # the slow path below says precisely what is wrong
-    else:
-        if snapshot.schema_version == SCHEMA_VERSION:
-            return snapshot
-    return parse_versioned(Snapshot, raw, kind="snapshot", where=where, version=SCHEMA_VERSION)
+        snapshot = None
+    if snapshot is None or snapshot.schema_version != SCHEMA_VERSION:
+        # the slow path says precisely what is wrong
+        snapshot = parse_versioned(
+            Snapshot, raw, kind="snapshot", where=key, version=SCHEMA_VERSION
+        )
+    check_where_it_lies(snapshot, key, now)
+    return snapshot
 
 
 def load_snapshot(storage: Storage, key: str) -> Snapshot:
     """The snapshot stored under ``key``: read and decompressed within
-    :data:`~backdrill.limits.MAX_SNAPSHOT_BYTES` each, then parsed."""
+    :data:`~backdrill.limits.MAX_SNAPSHOT_BYTES` each, then parsed and checked where it lies."""
     return parse_snapshot(read_document(storage, key, limit=MAX_SNAPSHOT_BYTES), key)

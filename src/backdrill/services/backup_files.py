@@ -37,7 +37,7 @@ from backdrill.files.snapshot import (
     Snapshot,
 )
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
-from backdrill.locks import RepoLock, files_scope
+from backdrill.locks import REPOSITORY_SCOPE, RepoLock, files_scope, wait_until_free
 from backdrill.progress import Advance
 from backdrill.services.context import RunContext
 from backdrill.storage.local import LocalStorage
@@ -316,8 +316,9 @@ def run_backup_files(
     wait: timedelta | None = None,
     during_read: DuringRead | None = None,
 ) -> BackupFilesResult:
-    """Back up one filestore source under its lock (``locks/files-<name>``): prune does
-    not sweep objects while a files backup, which may reuse any of them, runs."""
+    """Back up one filestore source under its lock (``locks/files-<name>``), once no
+    prune runs: prune does not sweep objects while a files backup, which may reuse any
+    of them, runs (:mod:`backdrill.locks`)."""
     spec, configured_name = resolve_source(ctx, source)
     files_source = open_source(spec, ctx.config.files.s3)
     try:
@@ -329,6 +330,9 @@ def run_backup_files(
             ctx.storage, files_scope(name), run_id=ctx.run_id, command="backup files", wait=wait
         )
         with lock:
+            # then, and only then, no prune may be running: one that started before
+            # our lock existed may not have seen it, and would sweep what we reuse
+            wait_until_free(ctx.storage, REPOSITORY_SCOPE, wait=wait)
             return backup.run()
     finally:
         files_source.close()

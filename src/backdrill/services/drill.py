@@ -178,6 +178,7 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
     cfg = ctx.config
     drill_start = utcnow()
     listing = list_db_backups(ctx.storage)
+    listing.refuse_broken(options.backup)
     manifest = select_backup(listing.backups, options.backup, database=options.database)
     manifest = readable_manifest(cfg, manifest)  # exit 3 on a missing/wrong identity
     history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]

@@ -20,7 +20,7 @@ from backdrill.errors import BackdrillError
 from backdrill.limits import MAX_REPORT_BYTES
 from backdrill.manifest import DbManifest
 from backdrill.storage import Storage
-from backdrill.timeutil import is_id, parse_time, utcnow
+from backdrill.timeutil import MAX_CLOCK_SKEW, is_id, parse_time, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +98,27 @@ def _snapshot_ids(storage: Storage, prefix: str) -> dict[str, list[tuple[str, st
     return found
 
 
-def read_snapshots(storage: Storage, source: str | None) -> dict[str, SnapshotFacts]:
+def read_snapshots(
+    storage: Storage, source: str | None, broken: list[str] | None = None
+) -> dict[str, SnapshotFacts]:
+    """The newest snapshot of each source; one whose id lies in the future (beyond the
+    clock skew allowance) is not believed: it goes to ``broken``."""
     found = _snapshot_ids(storage, f"{FILES_ROOT}{source}/snapshots/") if source else {}
     if not found:
         # unknown or differently named source: scan every source once
         found = _snapshot_ids(storage, FILES_ROOT)
+    limit = utcnow() + MAX_CLOCK_SKEW
     out: dict[str, SnapshotFacts] = {}
-    for name, entries in found.items():
+    for name, all_entries in found.items():
+        entries = []
+        for snapshot_id, key in all_entries:
+            if snapshot_created_at(storage, key, snapshot_id) > limit:
+                if broken is not None:
+                    broken.append(f"{key}: snapshot id {snapshot_id} lies in the future")
+                continue
+            entries.append((snapshot_id, key))
+        if not entries:
+            continue
         newest_id, key = max(entries)
         out[name] = SnapshotFacts(
             name, newest_id, snapshot_created_at(storage, key, newest_id), len(entries)
@@ -174,6 +188,6 @@ def gather(storage: Storage, config: Config) -> RepoFacts:
     for name, manifests in by_db.items():
         facts.databases[name] = DbFacts(name, manifests[-1], len(manifests))
     facts.broken.extend(f"{b.key}: {b.reason}" for b in listing.broken)
-    facts.snapshots = read_snapshots(storage, source_name(config))
+    facts.snapshots = read_snapshots(storage, source_name(config), facts.broken)
     read_drills(storage, facts)
     return facts

@@ -5,7 +5,8 @@ Safety rules, in order:
 
 - nothing at all is deleted while any manifest or snapshot is unreadable (exit 4);
 - ``prune`` holds the repository lock and each scope's lock; a scope whose backup is
-  running is skipped and reported, and the object sweep then waits for another day;
+  running is skipped and reported; while any files backup runs (of any source, a new
+  one included: ``locks/files-*``) the object sweep waits for another day;
 - the newest backups are never deleted (:mod:`backdrill.retention`), the oldest go first,
   the commit marker before its objects, so a half-deleted backup is never "committed";
 - objects under object lock retention or legal hold are skipped and reported;
@@ -25,7 +26,7 @@ from urllib.parse import unquote
 from backdrill.catalog import DB_ROOT, BrokenEntry, backup_dir, db_dir, list_db_backups
 from backdrill.errors import IntegrityError, LockHeld
 from backdrill.files.snapshot import FILES_ROOT, OBJECTS_PREFIX
-from backdrill.locks import LOCKS_ROOT, REPOSITORY_SCOPE, RepoLock
+from backdrill.locks import LOCKS_ROOT, REPOSITORY_SCOPE, RepoLock, files_scope, live_holders
 from backdrill.retention import Decision, Item, Policy, decide
 from backdrill.services.context import RunContext
 from backdrill.services.prune_scopes import (
@@ -250,6 +251,15 @@ def _scope_locks(
         yield skipped
 
 
+def _running_files_backups(ctx: RunContext) -> list[str]:
+    """The files backups running now, whatever their source, but this prune's own locks."""
+    return [
+        f"{h.scope}: {h.describe()}"
+        for h in live_holders(ctx.storage, files_scope(""))
+        if not (h.command == "prune" and h.run_id == ctx.run_id)
+    ]
+
+
 def run_prune(
     ctx: RunContext,
     *,
@@ -285,6 +295,9 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
         raise _refuse(broken)
     pruner = _Pruner(ctx, dry_run, now)
     with _scope_locks(ctx, scopes, pruner.report, dry_run) as skipped:
+        # a files backup of any source, one without a snapshot yet included, may reuse
+        # any old object: no sweep while one holds its lock (read BEFORE the re-read)
+        running = _running_files_backups(ctx)
         # re-read under the scope locks: a backup may have committed meanwhile
         if not dry_run:
             objects = {
@@ -304,8 +317,17 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
                 continue
             remaining = pruner.apply_scope(scope, listings[scope.name])
             referenced |= scope.referenced_objects(remaining)
-        # a running files backup may reuse any old object: no sweep while one runs
-        files_busy = any(s.name in skipped for s in files_scopes)
+        # a source whose first snapshot was committed since the first listing: its
+        # objects are not in ``referenced``
+        known = {s.source for s in files_scopes}
+        running += [
+            f"files/{n}: first snapshot committed meanwhile"
+            for n in file_sources(objects)
+            if n not in known
+        ]
+        for reason in running:
+            pruner.report.skipped_scopes.setdefault("files/objects", reason)
+        files_busy = bool(running) or any(s.name in skipped for s in files_scopes)
         if not files_busy:
             pruner.sweep(referenced, objects)
         busy_dbs = [s for s in db_scopes if s.name in skipped]

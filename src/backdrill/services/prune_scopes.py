@@ -9,6 +9,7 @@ Deleting an entry is the same for every scope (:func:`delete_entry`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,8 +22,10 @@ from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.files.snapshot import (
     FILES_ROOT,
     OBJECTS_PREFIX,
+    SHA256_PATTERN,
     SNAPSHOT_SUFFIX,
     StoredForm,
+    check_location,
     object_key,
 )
 from backdrill.limits import MAX_SNAPSHOT_BYTES
@@ -154,6 +157,8 @@ def _entry_ref(item: Any, where: str) -> str:
     sha = item.get("sha256") if isinstance(item, dict) else None
     if not isinstance(sha, str):
         raise IntegrityError(f"snapshot {where}: an entry lacks sha256")
+    if not re.fullmatch(SHA256_PATTERN, sha):
+        raise IntegrityError(f"snapshot {where}: an entry's sha256 is not a content address")
     form = item.get("stored")
     if form is not None and form not in get_args(StoredForm):
         raise IntegrityError(f"snapshot {where}: an entry has an unknown stored form {form!r}")
@@ -163,7 +168,9 @@ def _entry_ref(item: Any, where: str) -> str:
 def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
     """What prune needs of a filestore snapshot, read leniently (only what it needs):
     zstd-compressed JSON with an ``entries`` list whose items carry ``sha256`` (and
-    ``stored``, the form that names their object)."""
+    ``stored``, the form that names their object), valid where it lies: the id and
+    source name it states (if any) are those of its key ``where``, its ``created_at``
+    is not in the future (:func:`backdrill.files.snapshot.check_location`)."""
     try:
         doc = json.loads(decompressed(data, f"snapshot {where}", limit=MAX_SNAPSHOT_BYTES))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -185,6 +192,14 @@ def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
             created = datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00"))
         except ValueError:
             raise IntegrityError(f"snapshot {where}: created_at is not a time") from None
+    parts = where.split("/")
+    if len(parts) != 4 or parts[2] != "snapshots" or not parts[3].endswith(SNAPSHOT_SUFFIX):
+        raise IntegrityError(f"snapshot {where} lies outside files/<source>/snapshots/")
+    stored_id = parts[3].removesuffix(SNAPSHOT_SUFFIX)
+    snapshot_id, source_name = doc.get("id", stored_id), doc.get("source_name", parts[1])
+    if not isinstance(snapshot_id, str) or not isinstance(source_name, str):
+        raise IntegrityError(f"snapshot {where}: id and source_name must be strings")
+    check_location(where, snapshot_id=snapshot_id, source_name=source_name, created_at=created)
     return SnapshotRefs(created, frozenset(refs))
 
 

@@ -128,6 +128,7 @@ def plan_restore(
     target = params_from_dsn(to)
     SECRETS.add(target.password)
     listing = list_db_backups(ctx.storage)
+    listing.refuse_broken(backup)
     manifest = select_backup(listing.backups, backup, database=database, before=before)
     manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
     admin = admin_params(target)

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from backdrill.files.catalog import list_snapshots, named_broken, select_snapshot
+from backdrill.files.catalog import list_snapshots, select_snapshot
 from backdrill.files.restore import (
     RestoreSummary,
     RestoreTarget,
@@ -34,7 +34,7 @@ def choose_snapshot(
     listing = list_snapshots(ctx.storage)
     for broken in listing.broken:
         log.warning("unreadable snapshot %s: %s", broken.key, broken.reason)
-    named_broken(listing.broken, spec)
+    listing.refuse_broken(spec)
     names = {s.source_name for s in listing.snapshots}
     if source_name is None and spec == "latest" and len(names) > 1:
         source_name = ctx.config.files.name  # the configured source, when it is named

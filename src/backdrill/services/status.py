@@ -18,7 +18,7 @@ from backdrill.services.facts import RepoFacts, gather, source_name
 from backdrill.ssot import Policy, policy
 from backdrill.storage import Storage
 from backdrill.text import nagios_label, nagios_text
-from backdrill.timeutil import human_duration, isoformat, utcnow
+from backdrill.timeutil import MAX_CLOCK_SKEW, human_duration, isoformat, utcnow
 
 
 class State(enum.IntEnum):
@@ -120,10 +120,12 @@ def _aged(
     what: str,
 ) -> Check:
     age = (now - last_at).total_seconds()
+    if age < -MAX_CLOCK_SKEW.total_seconds():  # never a negative age reported as OK
+        detail = f"{what} {last_id} is dated {human_duration(-age)} in the future"
+        return Check(name, kind, subject, State.CRITICAL, detail, age, target, last_id, last_at)
+    age = max(age, 0.0)  # within the clock skew allowance
     state = age_state(age, target, policy)
-    detail = (
-        f"{what} {last_id} is {human_duration(max(age, 0))} old (target {human_duration(target)})"
-    )
+    detail = f"{what} {last_id} is {human_duration(age)} old (target {human_duration(target)})"
     return Check(name, kind, subject, state, detail, age, target, last_id, last_at)
 
 
