@@ -33,10 +33,12 @@ from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
 from backdrill.storage.base import (
     AlreadyExists,
+    Capabilities,
     ObjectInfo,
     ObjectWriter,
     PendingUpload,
     ProbeResult,
+    Retention,
     Storage,
 )
 
@@ -337,6 +339,7 @@ class S3Storage(Storage):
         self.max_concurrency = max_concurrency
         self.object_lock = object_lock
         self._bucket_locks: bool | None = None
+        self._capabilities: Capabilities | None = None
         self.client = make_client(options, max_pool=max(10, max_concurrency * 2))
 
     # -- helpers -----------------------------------------------------------------
@@ -390,14 +393,19 @@ class S3Storage(Storage):
             return NotFound(f"object {key} does not exist in s3://{self.bucket}/{self.prefix}")
         return self._fail("read", key, exc)
 
-    def _lock_args(self, body: bytes | None = None) -> dict[str, Any]:
-        if self.object_lock is None:
+    def _lock_args(
+        self, body: bytes | None = None, retention: Retention | None = None
+    ) -> dict[str, Any]:
+        """Object lock arguments of a write: ``retention`` when given, else the
+        repository-wide ``storage.object_lock``, else none."""
+        if retention is not None:
+            mode, until = retention.mode, retention.until
+        elif self.object_lock is not None:
+            mode = self.object_lock.mode
+            until = datetime.now(UTC) + timedelta(days=self.object_lock.days)
+        else:
             return {}
-        until = datetime.now(UTC) + timedelta(days=self.object_lock.days)
-        args: dict[str, Any] = {
-            "ObjectLockMode": self.object_lock.mode,
-            "ObjectLockRetainUntilDate": until,
-        }
+        args: dict[str, Any] = {"ObjectLockMode": mode, "ObjectLockRetainUntilDate": until}
         if body is not None:  # S3 requires an integrity header on object-lock writes
             args["ContentMD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
         return args
@@ -503,12 +511,19 @@ class S3Storage(Storage):
     def open_writer(self, key: str) -> ObjectWriter:
         return _S3Writer(self, key)
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_absent: bool = False,
+        retention: Retention | None = None,
+    ) -> None:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key), "Body": data}
         if if_absent:
             args["IfNoneMatch"] = "*"
         if not key.startswith("locks/"):  # lock objects are rewritten and deleted
-            args.update(self._lock_args(data))
+            args.update(self._lock_args(data, retention))
         args.update(self._sse_args())
         try:
             self._call("PutObject", self.client.put_object, **args)
@@ -697,6 +712,24 @@ class S3Storage(Storage):
             mode = resp.get("ObjectLockMode", "retention")
             reasons.append(f"{mode} until {until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
         return ", ".join(reasons) or None
+
+    def capabilities(self) -> Capabilities:
+        """Object lock as the bucket answers GetObjectLockConfiguration (asked once):
+        S3 stores differ (MinIO and AWS support it per bucket, others not at all)."""
+        if self._capabilities is None:
+            where = f"s3://{self.bucket}"
+            try:
+                enabled = self.object_lock_enabled()
+            except StorageError as exc:
+                enabled, why = False, f"its object lock configuration is unreadable ({exc})"
+            else:
+                why = {
+                    True: "object lock is enabled",
+                    False: "object lock is not enabled on the bucket",
+                    None: "the store does not support object lock",
+                }[enabled]
+            self._capabilities = Capabilities(object_lock=bool(enabled), detail=f"{where}: {why}")
+        return self._capabilities
 
     def object_lock_enabled(self) -> bool | None:
         """True/False when the store answers, None when it does not support the call."""
