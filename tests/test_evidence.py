@@ -293,7 +293,7 @@ def test_a_config_with_an_unusable_signing_key_is_refused_with_exit_3(
     assert "drill -> signing_key_file" in result.err or "signing_key_file" in result.err
     assert "hunter2" not in result.err + result.out
     usage = run_cli(capsys, "--config", str(config), "drill", "history", "--public-key", "x")
-    assert usage.code in (2, 3)
+    assert usage.code == 2 and "use it with --verify" in usage.err
 
 
 # -- object lock -----------------------------------------------------------------------------
@@ -359,6 +359,16 @@ def test_storage_declares_object_lock_and_writes_the_retention_asked_for(
     client: Any = s3_client(s3_endpoint)
     locked_bucket = locked_repo.url.removeprefix("s3://").split("/")[0]
     head = client.head_object(Bucket=locked_bucket, Key="prod/evidence/x/report.json")
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"] == until
+
+    # with a repository-wide storage.object_lock too, the stronger of the two applies
+    repo_wide = {**locked_repo.storage, "object_lock": {"mode": "COMPLIANCE", "days": 1}}
+    with open_repository(
+        StorageConfig.model_validate({"url": locked_repo.url, **repo_wide})
+    ) as storage:
+        storage.put_bytes("evidence/y/report.json", b"{}", retention=Retention("GOVERNANCE", until))
+    head = client.head_object(Bucket=locked_bucket, Key="prod/evidence/y/report.json")
     assert head["ObjectLockMode"] == "COMPLIANCE"
     assert head["ObjectLockRetainUntilDate"] == until
 

@@ -17,6 +17,12 @@ from backdrill.storage import Storage
 _CHUNK = 1 << 20
 
 
+def _shown(value: object) -> str:
+    """A recorded digest for a message: outside input, so bounded."""
+    text = str(value)
+    return text if len(text) <= 64 else f"{text[:64]}… ({len(text)} characters)"
+
+
 def _file_sha256(storage: Storage, key: str) -> str:
     digest = hashlib.sha256()
     with storage.open_reader(key) as stream:
@@ -64,7 +70,7 @@ def verify_rendered(
                     ChainProblem(
                         stored.drill_id,
                         f"does not match the sha256 its report.json records ({actual} is "
-                        f"not {recorded.get(name)}): the file was edited or replaced",
+                        f"not {_shown(recorded.get(name))}): the file was edited or replaced",
                         name,
                     )
                 )

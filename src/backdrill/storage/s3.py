@@ -396,16 +396,20 @@ class S3Storage(Storage):
     def _lock_args(
         self, body: bytes | None = None, retention: Retention | None = None
     ) -> dict[str, Any]:
-        """Object lock arguments of a write: ``retention`` when given, else the
-        repository-wide ``storage.object_lock``, else none."""
-        if retention is not None:
-            mode, until = retention.mode, retention.until
-        elif self.object_lock is not None:
-            mode = self.object_lock.mode
+        """Object lock arguments of a write: the stronger of ``retention`` and the
+        repository-wide ``storage.object_lock`` (COMPLIANCE over GOVERNANCE, the later
+        date), or none."""
+        wanted = [retention] if retention is not None else []
+        if self.object_lock is not None:
             until = datetime.now(UTC) + timedelta(days=self.object_lock.days)
-        else:
+            wanted.append(Retention(self.object_lock.mode, until))
+        if not wanted:
             return {}
-        args: dict[str, Any] = {"ObjectLockMode": mode, "ObjectLockRetainUntilDate": until}
+        compliance = any(r.mode == "COMPLIANCE" for r in wanted)
+        args: dict[str, Any] = {
+            "ObjectLockMode": "COMPLIANCE" if compliance else "GOVERNANCE",
+            "ObjectLockRetainUntilDate": max(r.until for r in wanted),
+        }
         if body is not None:  # S3 requires an integrity header on object-lock writes
             args["ContentMD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
         return args
