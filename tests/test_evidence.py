@@ -142,6 +142,7 @@ def keygen(capsys: pytest.CaptureFixture[str], out: Path) -> str:
     made = run_cli(capsys, "drill", "keygen", "--out", str(out))
     assert made.code == 0, made.err
     assert out.stat().st_mode & 0o777 == 0o600
+    assert out.read_text().splitlines()[1] not in made.out + made.err
     return made.out.rsplit("printed in the reports): ", 1)[1].strip()
 
 
@@ -180,16 +181,18 @@ def test_signed_history_verifies_with_the_public_key_and_names_the_drill_that_do
         work_dir,
         drill={"signing_key_file": str(key_file)},
     )
+    secret_pem = key_file.read_bytes()
+    secret_line = secret_pem.strip().splitlines()[1].decode()
     for _ in range(2):
         ran = run_cli(capsys, "--config", str(config), "drill", "run")
         assert ran.code == 0, ran.err
+        assert secret_line not in ran.out + ran.err
     first, second = drill_ids(local_repo)
-    secret_pem = key_file.read_bytes()
     for drill_id in (first, second):
         for name in ("report.json", "report.md", "report.html"):
             data = read_object(local_repo, f"evidence/{drill_id}/{name}")
             assert public_text.encode() in data  # the public key is printed in each
-            assert secret_pem.strip().splitlines()[1] not in data  # the private key nowhere
+            assert secret_line.encode() not in data  # the private key nowhere
 
     ok = history(capsys, config, "--public-key", str(public))
     assert ok.code == 0, ok.err
