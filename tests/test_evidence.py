@@ -196,7 +196,7 @@ def test_signed_history_verifies_with_the_public_key_and_names_the_drill_that_do
 
     ok = history(capsys, config, "--public-key", str(public))
     assert ok.code == 0, ok.err
-    assert "2 report(s) intact" in ok.out and "signed by the given key" in ok.out
+    assert "2 report(s) intact" in ok.out and ", signed by the given key" in ok.out
     # the base64 form printed in the reports is accepted as well
     (tmp_path / "printed.txt").write_text(public_text + "\n")
     assert history(capsys, config, "--public-key", str(tmp_path / "printed.txt")).code == 0
@@ -347,7 +347,16 @@ def test_evidence_is_written_under_object_lock_retention_where_the_bucket_has_it
         # the stored version cannot be deleted, not even by the bucket's owner
         with pytest.raises(ClientError):
             client.delete_object(Bucket=bucket, Key=key, VersionId=head["VersionId"])
-    assert history(capsys, config).code == 0
+    ok = history(capsys, config)
+    assert ok.code == 0, ok.err
+    assert "each written once" in ok.out
+    # the owner can still put a new version over a key (here: the same bytes, as a
+    # forger re-chaining the history would): the locked original stays, and it is named
+    key = f"evidence/{drill_id}/report.json"
+    write_object(locked_repo, key, read_object(locked_repo, key))
+    rewritten = history(capsys, config)
+    assert rewritten.code == 4
+    assert f"drill {drill_id}: report.json has 2 versions" in rewritten.err
 
 
 def test_storage_declares_object_lock_and_writes_the_retention_asked_for(

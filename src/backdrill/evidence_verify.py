@@ -118,3 +118,27 @@ def verify_signatures(
                 )
             )
     return problems
+
+
+def verify_single_versions(
+    log: EvidenceLog, counts: Mapping[str, int] | None
+) -> list[ChainProblem]:
+    """Pure: on a store that keeps versions (object lock), each evidence file was
+    written once; a second version (or a delete marker) over it is a rewrite, whatever
+    its content: the original stays under retention for the auditor to compare."""
+    if counts is None:
+        return []
+    problems: list[ChainProblem] = []
+    for stored in log.reports:
+        for name in (*RENDERED_NAMES, "report.json"):
+            n = counts.get(report_key(stored.drill_id, name), 0)
+            if n > 1:
+                problems.append(
+                    ChainProblem(
+                        stored.drill_id,
+                        f"has {n} versions: it was rewritten or deleted after the drill "
+                        "(the first version is the original)",
+                        name,
+                    )
+                )
+    return problems

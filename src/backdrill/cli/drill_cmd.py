@@ -150,8 +150,13 @@ def drill_history(
 def _verify_history(
     app_state: AppState, evidence: EvidenceLog, trusted: Ed25519PublicKey | None
 ) -> None:
-    from backdrill.evidence import verify_chain
-    from backdrill.evidence_verify import rendered_digests, verify_rendered, verify_signatures
+    from backdrill.evidence import EVIDENCE_ROOT, verify_chain
+    from backdrill.evidence_verify import (
+        rendered_digests,
+        verify_rendered,
+        verify_signatures,
+        verify_single_versions,
+    )
 
     chain = verify_chain(evidence.reports)
     for p in chain:
@@ -160,24 +165,28 @@ def _verify_history(
         evidence.reports, rendered_digests(app_state.storage, evidence)
     )
     signatures = verify_signatures(evidence.reports, trusted)
-    for p in [*files, *signatures]:
+    storage = app_state.storage
+    counts = storage.version_counts(EVIDENCE_ROOT) if storage.capabilities().object_lock else None
+    rewritten = verify_single_versions(evidence, counts)
+    for p in [*files, *signatures, *rewritten]:
         warn(f"drill {p.drill_id}: {p.file} {p.detail}")
     if unchecked:
         warn(
             f"{len(unchecked)} report(s) predate recorded digests of report.md and "
             f"report.html (only their report.json is checked): {', '.join(unchecked)}"
         )
-    problems = [*chain, *files, *signatures]
+    problems = [*chain, *files, *signatures, *rewritten]
     if problems:
         named = sorted({f"{p.drill_id} ({p.file})" for p in problems})
         raise IntegrityError(
             f"the evidence does not verify at {len(problems)} place(s): "
             + terminal(", ".join(named))
         )
-    signed = " and signed by the given key" if trusted is not None else ""
+    signed = ", signed by the given key" if trusted is not None else ""
+    once = ", each written once (object lock keeps versions)" if counts is not None else ""
     app_state.out.print(
         f"evidence chain verified: {len(evidence.reports)} report(s) intact "
-        f"(report.json, report.md, report.html){signed}"
+        f"(report.json, report.md, report.html){signed}{once}"
     )
 
 

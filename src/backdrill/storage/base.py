@@ -130,6 +130,11 @@ class Storage(ABC):
         """What this repository supports; backends with object lock override this."""
         return Capabilities(object_lock=False, detail=f"{self.url} has no object lock")
 
+    def version_counts(self, prefix: str) -> dict[str, int] | None:
+        """How many versions (delete markers included) each key under ``prefix`` has, or
+        None where the backend keeps no versions (a locked bucket keeps every one)."""
+        return None
+
     @abstractmethod
     def open_reader(self, key: str) -> BinaryIO:
         """A stream of the object's bytes; NotFound when it does not exist."""

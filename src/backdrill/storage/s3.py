@@ -644,6 +644,27 @@ class S3Storage(Storage):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("list", prefix or "", exc) from None
 
+    def version_counts(self, prefix: str) -> dict[str, int] | None:
+        """ListObjectVersions: versions and delete markers per key (None when the store
+        lacks the call)."""
+        counts: collections.Counter[str] = collections.Counter()
+        try:
+            for page in self._pages(
+                "ListObjectVersions",
+                self.client.list_object_versions,
+                Bucket=self.bucket,
+                Prefix=self._full(prefix),
+            ):
+                for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    counts[self._rel(item["Key"])] += 1
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in {"NotImplemented", "501"}:
+                return None
+            raise self._fail("list the versions under", prefix, exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("list the versions under", prefix, exc) from None
+        return dict(counts)
+
     def list_dirs(self, prefix: str) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         full_prefix = self._full(prefix)
@@ -797,6 +818,8 @@ class S3Storage(Storage):
                 token = {"KeyMarker": page["NextKeyMarker"]}
                 if page.get("NextUploadIdMarker"):
                     token["UploadIdMarker"] = page["NextUploadIdMarker"]
+                if page.get("NextVersionIdMarker"):
+                    token["VersionIdMarker"] = page["NextVersionIdMarker"]
             else:
                 return
 
