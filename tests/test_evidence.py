@@ -4,6 +4,7 @@ of evidence/ where the bucket has it. Real drills, real PostgreSQL, moto over HT
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -17,10 +18,18 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backdrill.config import StorageConfig
-from backdrill.errors import ConfigError, StorageError, UsageError
-from backdrill.evidence import evidence_lock
+from backdrill.errors import ConfigError, IntegrityError, StorageError, UsageError
+from backdrill.evidence import StoredReport, evidence_lock
+from backdrill.evidence_verify import verify_rendered, verify_signatures
 from backdrill.pg.connection import ConnParams
-from backdrill.report.model import content_digest, report_digest, signed_message
+from backdrill.report.model import (
+    DrillReport,
+    content_digest,
+    parse_report,
+    report_digest,
+    seal,
+    signed_message,
+)
 from backdrill.sample.odoo import SampleInfo
 from backdrill.signing import load_public_key, load_signing_key, public_key_text, sign
 from backdrill.storage import open_repository
@@ -411,3 +420,75 @@ def test_evidence_lock_decision() -> None:
     missing = evidence_lock("compliance", without, 30, now)
     assert missing.retention is None
     assert "object lock is not available (s3://b: not supported)" in missing.note
+
+
+# -- the verifiers over hostile seal fields (pure) ---------------------------------------
+
+
+def stored_report(drill_id: str, doc: dict[str, Any]) -> StoredReport:
+    raw = json.dumps(doc).encode()
+    return StoredReport(drill_id, raw, parse_report(raw, drill_id))
+
+
+def synthetic(key: Ed25519PrivateKey | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    report = DrillReport(
+        drill_id="d1",
+        run_id="r",
+        host="h",
+        operator="o",
+        backdrill_version="0",
+        started_at=now,
+        finished_at=now,
+        backup=None,
+        sandbox=None,
+        rpo=None,
+        rto=None,
+        result="fail",
+        cleanup="done",
+        previous_report_sha256=None,
+        signing_public_key=public_key_text(key.public_key()) if key else None,
+    )
+    pages = {"report.md": b"# FAIL\n", "report.html": b"<h1>FAIL</h1>"}
+    raw = seal(report, rendered=pages, signer=functools.partial(sign, key) if key else None)
+    return json.loads(raw), pages
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rendered", "not a mapping"),
+        ("rendered", {"report.md": 7, "report.html": "x" * 10_000}),
+        ("rendered", {}),
+        ("signature", 12),
+        ("signature", "!!not base64!!"),
+        ("signature", "A" * 88),
+        ("signing_public_key", "AAAA"),
+        ("signing_public_key", ["list"]),
+    ],
+)
+def test_verifiers_turn_hostile_seal_fields_into_named_problems(field: str, value: Any) -> None:
+    key = Ed25519PrivateKey.generate()
+    doc, pages = synthetic(key)
+    digests = {("d1", n): hashlib.sha256(b).hexdigest() for n, b in pages.items()}
+    assert verify_rendered([stored_report("d1", doc)], digests) == ([], [])
+    assert verify_signatures([stored_report("d1", doc)], key.public_key()) == []
+    doc[field] = value
+    doc["content_sha256"] = content_digest(doc)
+    try:
+        stored = stored_report("d1", doc)
+    except IntegrityError:
+        return  # refused by the model: verify_chain names it
+    files, _ = verify_rendered([stored], digests)
+    signatures = verify_signatures([stored], key.public_key())
+    problems = files + signatures
+    assert problems and all(p.drill_id == "d1" for p in problems)
+    assert all(len(p.detail) < 300 for p in problems)
+
+
+def test_unsigned_reports_pass_without_a_key_and_fail_with_one() -> None:
+    doc, _ = synthetic(None)
+    stored = stored_report("d1", doc)
+    assert verify_signatures([stored], None) == []
+    (problem,) = verify_signatures([stored], Ed25519PrivateKey.generate().public_key())
+    assert problem.detail == "is not signed"

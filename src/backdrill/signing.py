@@ -87,7 +87,10 @@ def parse_public_key(text: str) -> Ed25519PublicKey | None:
         return None
     if len(raw) != 32:
         return None
-    return Ed25519PublicKey.from_public_bytes(raw)
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        return None
 
 
 def public_key_text(key: Ed25519PublicKey) -> str:
