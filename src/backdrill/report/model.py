@@ -97,7 +97,7 @@ class DrillReport(_Model):
     previous_report_sha256: str | None
     #: base64 of the Ed25519 public key whose private half signed this report
     signing_public_key: str | None = None
-    #: the seal (see docs/reliability.md, "Evidence"): the digest of everything above,
+    #: the seal (docs/evidence.md): the digest of everything above,
     #: shown in report.md and report.html; then their digests; the signature of all that;
     #: and last the digest of the whole document
     report_sha256: str | None = None
