@@ -208,6 +208,11 @@ class DrillConfig(_Model):
     server_dsn_file: Path | None = None
     report_dir: Path = Path("drill-reports")
     work_dir: Path | None = None
+    #: object lock retention of evidence/ where the bucket has object lock enabled
+    #: (retain until now + retention.days); elsewhere evidence is written without it
+    evidence_lock: Literal["governance", "compliance", "off"] = "governance"
+    #: Ed25519 private key (PEM or raw 32-byte seed) that signs every report
+    signing_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _dsn_from_file(self) -> DrillConfig:
@@ -215,6 +220,18 @@ class DrillConfig(_Model):
             object.__setattr__(
                 self, "server_dsn", _read_secret_file(self.server_dsn_file, "server_dsn_file")
             )
+        return self
+
+    @model_validator(mode="after")
+    def _signing_key_readable(self) -> DrillConfig:
+        """A bad key is found now, not after an hour of drill; the key is not kept."""
+        if self.signing_key_file is not None:
+            from backdrill.signing import load_signing_key
+
+            try:
+                load_signing_key(self.signing_key_file)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
         return self
 
 

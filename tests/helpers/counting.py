@@ -7,7 +7,15 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from backdrill.storage.base import ObjectInfo, ObjectWriter, PendingUpload, ProbeResult, Storage
+from backdrill.storage.base import (
+    Capabilities,
+    ObjectInfo,
+    ObjectWriter,
+    PendingUpload,
+    ProbeResult,
+    Retention,
+    Storage,
+)
 
 
 class CountingStorage(Storage):
@@ -25,8 +33,18 @@ class CountingStorage(Storage):
     def open_writer(self, key: str) -> ObjectWriter:
         return self.inner.open_writer(key)
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
-        self.inner.put_bytes(key, data, if_absent=if_absent)
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_absent: bool = False,
+        retention: Retention | None = None,
+    ) -> None:
+        self.inner.put_bytes(key, data, if_absent=if_absent, retention=retention)
+
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities()
 
     def open_reader(self, key: str) -> BinaryIO:
         return self.inner.open_reader(key)

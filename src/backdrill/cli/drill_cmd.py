@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from backdrill.cli.notify_hooks import notify_drill
 from backdrill.cli.render import print_json, table, warn
-from backdrill.cli.state import state
-from backdrill.errors import IntegrityError
+from backdrill.cli.state import AppState, state
+from backdrill.errors import IntegrityError, UsageError
+from backdrill.text import terminal
 from backdrill.timeutil import human_duration
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from backdrill.evidence import EvidenceLog
 
 app = typer.Typer(
     help="Restore drills: prove the backups restore and meet RPO/RTO.", no_args_is_help=True
@@ -86,14 +92,34 @@ def drill_history(
     as_json: Annotated[bool, typer.Option("--json", help="Reports as a JSON array.")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="Write an HTML page here.")] = None,
     verify: Annotated[
-        bool, typer.Option("--verify", help="Recompute the hash chain; exit 4 if broken.")
+        bool,
+        typer.Option(
+            "--verify",
+            help="Recompute the hash chain and the digests of report.md and report.html; "
+            "exit 4 naming the drill and the file.",
+        ),
     ] = False,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="With --verify: every report must carry a valid signature of this "
+            "Ed25519 key (PEM, raw 32 bytes or the base64 printed in the reports).",
+        ),
+    ] = None,
 ) -> None:
     """Past drills: date, backup, RPO, RTO, result."""
-    from backdrill.evidence import load_evidence, verify_chain
+    from backdrill.evidence import load_evidence
     from backdrill.report.render import render_history_html
 
     app_state = state(ctx)
+    if public_key is not None and not verify:
+        raise UsageError("--public-key checks signatures: use it with --verify")
+    trusted = None
+    if public_key is not None:
+        from backdrill.signing import load_public_key
+
+        trusted = load_public_key(public_key)
 
     evidence = load_evidence(app_state.storage)
     reports = evidence.parsed()
@@ -118,12 +144,64 @@ def drill_history(
         html.write_text(render_history_html(reports), encoding="utf-8")
         app_state.out.print(f"history page: {html}")
     if verify:
-        problems = verify_chain(evidence.reports)
-        if problems:
-            for p in problems:
-                warn(f"broken link at drill {p.drill_id}: {p.detail}")
-            raise IntegrityError(
-                f"the evidence chain is broken at {len(problems)} place(s): "
-                + ", ".join(p.drill_id for p in problems)
-            )
-        app_state.out.print(f"evidence chain verified: {len(evidence.reports)} report(s) intact")
+        _verify_history(app_state, evidence, trusted)
+
+
+def _verify_history(
+    app_state: AppState, evidence: EvidenceLog, trusted: Ed25519PublicKey | None
+) -> None:
+    from backdrill.evidence import EVIDENCE_ROOT, verify_chain
+    from backdrill.evidence_verify import (
+        rendered_digests,
+        verify_rendered,
+        verify_signatures,
+        verify_single_versions,
+    )
+
+    chain = verify_chain(evidence.reports)
+    for p in chain:
+        warn(f"broken link at drill {p.drill_id}: {p.detail}")
+    files, unchecked = verify_rendered(
+        evidence.reports, rendered_digests(app_state.storage, evidence)
+    )
+    signatures = verify_signatures(evidence.reports, trusted)
+    storage = app_state.storage
+    counts = storage.version_counts(EVIDENCE_ROOT) if storage.capabilities().object_lock else None
+    rewritten = verify_single_versions(evidence, counts)
+    for p in [*files, *signatures, *rewritten]:
+        warn(f"drill {p.drill_id}: {p.file} {p.detail}")
+    if unchecked:
+        warn(
+            f"{len(unchecked)} report(s) predate recorded digests of report.md and "
+            f"report.html (only their report.json is checked): {', '.join(unchecked)}"
+        )
+    problems = [*chain, *files, *signatures, *rewritten]
+    if problems:
+        named = sorted({f"{p.drill_id} ({p.file})" for p in problems})
+        raise IntegrityError(
+            f"the evidence does not verify at {len(problems)} place(s): "
+            + terminal(", ".join(named))
+        )
+    signed = ", signed by the given key" if trusted is not None else ""
+    once = ", each written once (object lock keeps versions)" if counts is not None else ""
+    app_state.out.print(
+        f"evidence chain verified: {len(evidence.reports)} report(s) intact "
+        f"(report.json, report.md, report.html){signed}{once}"
+    )
+
+
+@app.command("keygen")
+def drill_keygen(
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Option("--out", help="Private key file to create (mode 0600); FILE.pub too.")
+    ],
+) -> None:
+    """Make an Ed25519 key to sign drill reports (drill.signing_key_file)."""
+    from backdrill.signing import write_new_key
+
+    text = write_new_key(out)
+    console = state(ctx).out
+    console.print(f"private key: {out} (set drill.signing_key_file to it; keep it secret)")
+    console.print(f"public key: {out}.pub (give it to `drill history --verify --public-key`)")
+    console.print(f"public key (as printed in the reports): {text}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -109,22 +110,67 @@ class DrillReport(_Model):
     cleanup: str
     error: str | None = None
     previous_report_sha256: str | None
+    #: base64 of the Ed25519 public key whose private half signed this report
+    signing_public_key: str | None = None
+    #: the seal (docs/evidence.md): the digest of everything above,
+    #: shown in report.md and report.html; then their digests; the signature of all that;
+    #: and last the digest of the whole document
+    report_sha256: str | None = None
+    rendered: dict[str, str] | None = None
+    signature: str | None = None
     content_sha256: str | None = None
 
     def document(self) -> dict[str, Any]:
         return json.loads(self.model_dump_json())  # type: ignore[no-any-return]
 
 
+#: the fields that seal a report, filled in this order after its content is final
+SEAL_FIELDS = ("report_sha256", "rendered", "signature", "content_sha256")
+#: the files rendered from a report whose digests its report.json records
+RENDERED_NAMES = ("report.md", "report.html")
+
+
+def _canonical(doc: dict[str, Any], without: Collection[str]) -> bytes:
+    body = {k: v for k, v in doc.items() if k not in without}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def content_digest(doc: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a report without its own ``content_sha256``."""
-    body = {k: v for k, v in doc.items() if k != "content_sha256"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_canonical(doc, ("content_sha256",))).hexdigest()
 
 
-def seal(report: DrillReport) -> bytes:
-    """The bytes of ``report.json``: pretty JSON with its content digest filled in."""
+def report_digest(doc: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a report without any seal field: the digest the
+    rendered pages show (they cannot show one that covers their own bytes)."""
+    return hashlib.sha256(_canonical(doc, SEAL_FIELDS)).hexdigest()
+
+
+def signed_message(doc: dict[str, Any]) -> bytes:
+    """What the signature signs: the canonical JSON without ``signature`` and
+    ``content_sha256`` (so it covers ``report_sha256`` and the rendered files' digests)."""
+    return _canonical(doc, ("signature", "content_sha256"))
+
+
+def with_report_digest(report: DrillReport) -> DrillReport:
+    """The report with ``report_sha256`` filled in: call it when the content is final,
+    before rendering, so the pages show the digest."""
+    return report.model_copy(update={"report_sha256": report_digest(report.document())})
+
+
+def seal(
+    report: DrillReport,
+    rendered: Mapping[str, bytes] | None = None,
+    signer: Callable[[bytes], str] | None = None,
+) -> bytes:
+    """The bytes of ``report.json``: pretty JSON with the sha256 of each ``rendered``
+    file, the ``signer``'s signature, and its content digest filled in."""
     doc = report.document()
+    doc["report_sha256"] = report_digest(doc)
+    if rendered is not None:
+        doc["rendered"] = {n: hashlib.sha256(data).hexdigest() for n, data in rendered.items()}
+    if signer is not None:
+        doc["signature"] = signer(signed_message(doc))
     doc["content_sha256"] = content_digest(doc)
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from backdrill.config import Config
 from backdrill.errors import BackdrillError
+from backdrill.evidence import evidence_lock
 from backdrill.locks import probe_conditional_write
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, list_databases, server_version
 from backdrill.ssot import conflicts_of, policy, ssot_of
 from backdrill.storage import Storage
 from backdrill.storage.base import ProbeResult
+from backdrill.timeutil import utcnow
 
 
 def _postgres_probes(config: Config) -> list[ProbeResult]:
@@ -78,4 +80,14 @@ def run_config_check(config: Config, storage: Storage) -> list[ProbeResult]:
         results.append(ProbeResult("storage reachable", False, str(exc)))
         return results
     results.append(probe_conditional_write(storage))
+    results.append(evidence_lock_probe(config, storage))
     return results
+
+
+def evidence_lock_probe(config: Config, storage: Storage) -> ProbeResult:
+    """How drill evidence will be written: under object lock, or why not (not a failure:
+    the evidence is then written without retention)."""
+    lock = evidence_lock(
+        config.drill.evidence_lock, storage.capabilities(), config.retention.days, utcnow()
+    )
+    return ProbeResult("evidence object lock", True, lock.note)

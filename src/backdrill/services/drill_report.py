@@ -4,6 +4,7 @@ report before it."""
 
 from __future__ import annotations
 
+import functools
 import getpass
 import logging
 import os
@@ -12,7 +13,13 @@ from pathlib import Path
 from backdrill import __version__
 from backdrill.checks import Check
 from backdrill.errors import BackdrillError, GoalNotMet
-from backdrill.evidence import REPORT_NAMES, load_evidence, report_key
+from backdrill.evidence import (
+    REPORT_NAMES,
+    evidence_lock,
+    load_evidence,
+    report_key,
+    store_report_files,
+)
 from backdrill.manifest import DbManifest
 from backdrill.objectives import RpoResult, RtoResult
 from backdrill.report.model import (
@@ -23,10 +30,12 @@ from backdrill.report.model import (
     Rto,
     SandboxRef,
     seal,
+    with_report_digest,
 )
 from backdrill.report.render import render_html, render_markdown
 from backdrill.sandbox import SandboxInfo
 from backdrill.services.context import RunContext
+from backdrill.signing import load_signing_key, public_key_text, sign
 from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
@@ -116,16 +125,27 @@ def build_report(
 
 
 def write_evidence(ctx: RunContext, report: DrillReport, report_root: Path) -> Path:
-    """Chain the report to the newest stored one, write it locally and to storage."""
+    """Chain the report to the newest stored one, render it, seal report.json with the
+    digests of report.md and report.html (and sign it with drill.signing_key_file), and
+    write the three locally and to storage (under object lock where the bucket has it)."""
+    cfg = ctx.config
     evidence = load_evidence(ctx.storage)
     latest = evidence.latest()
-    report = report.model_copy(update={"previous_report_sha256": latest.sha256 if latest else None})
-    raw = seal(report)
+    key = load_signing_key(cfg.drill.signing_key_file) if cfg.drill.signing_key_file else None
+    report = with_report_digest(
+        report.model_copy(
+            update={
+                "previous_report_sha256": latest.sha256 if latest else None,
+                "signing_public_key": public_key_text(key.public_key()) if key else None,
+            }
+        )
+    )
     files = {
         "report.md": render_markdown(report).encode(),
         "report.html": render_html(report, evidence.parsed()).encode(),
-        "report.json": raw,
     }
+    signer = functools.partial(sign, key) if key is not None else None
+    files["report.json"] = seal(report, rendered=files, signer=signer)
     target = report_root / report.drill_id
     local_error: OSError | None = None
     try:
@@ -134,8 +154,11 @@ def write_evidence(ctx: RunContext, report: DrillReport, report_root: Path) -> P
             (target / name).write_bytes(files[name])
     except OSError as exc:  # a full or read-only disk: the repository still gets it
         local_error = exc
-    for name in REPORT_NAMES:
-        ctx.storage.put_bytes(report_key(report.drill_id, name), files[name])
+    lock = evidence_lock(
+        cfg.drill.evidence_lock, ctx.storage.capabilities(), cfg.retention.days, utcnow()
+    )
+    log.info("%s", lock.note)  # once per drill: whether the history can be rewritten
+    store_report_files(ctx.storage, report.drill_id, files, lock)
     if local_error is not None:
         reason = local_error.strerror or type(local_error).__name__
         raise GoalNotMet(

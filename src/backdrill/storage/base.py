@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import BinaryIO, Literal, Self
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,26 @@ class ProbeResult:
     name: str
     ok: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared by the backend (callers never test its type).
+
+    ``object_lock``: objects can be written with a retention that nobody, not even the
+    bucket's owner, can shorten (GOVERNANCE: only with a bypass permission; COMPLIANCE:
+    nobody); ``detail`` says why or why not, for one log line or ``config check`` row."""
+
+    object_lock: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Object lock retention of one write."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    until: datetime
 
 
 class AlreadyExists(Exception):
@@ -95,8 +115,25 @@ class Storage(ABC):
     def open_writer(self, key: str) -> ObjectWriter: ...
 
     @abstractmethod
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
-        """Store a small object; with ``if_absent`` raise AlreadyExists if the key exists."""
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_absent: bool = False,
+        retention: Retention | None = None,
+    ) -> None:
+        """Store a small object; with ``if_absent`` raise AlreadyExists if the key exists.
+        ``retention`` (only where :meth:`capabilities` declares ``object_lock``) locks it."""
+
+    def capabilities(self) -> Capabilities:
+        """What this repository supports; backends with object lock override this."""
+        return Capabilities(object_lock=False, detail=f"{self.url} has no object lock")
+
+    def version_counts(self, prefix: str) -> dict[str, int] | None:
+        """How many versions (delete markers included) each key under ``prefix`` has, or
+        None where the backend keeps no versions (a locked bucket keeps every one)."""
+        return None
 
     @abstractmethod
     def open_reader(self, key: str) -> BinaryIO:

@@ -20,10 +20,12 @@ from typing import BinaryIO
 from backdrill.errors import NotFound, StorageError
 from backdrill.storage.base import (
     AlreadyExists,
+    Capabilities,
     ObjectInfo,
     ObjectWriter,
     PendingUpload,
     ProbeResult,
+    Retention,
     Storage,
 )
 
@@ -117,7 +119,23 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageError(f"cannot write {self.url}/{key}: {exc.strerror}") from None
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            object_lock=False,
+            detail="a local directory has no object lock: whoever can write to it can "
+            "rewrite its files",
+        )
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_absent: bool = False,
+        retention: Retention | None = None,
+    ) -> None:
+        if retention is not None:
+            raise StorageError(f"cannot lock {self.url}/{key}: a directory has no object lock")
         if not if_absent:
             with self.open_writer(key) as writer:
                 writer.write(data)

@@ -33,10 +33,12 @@ from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
 from backdrill.storage.base import (
     AlreadyExists,
+    Capabilities,
     ObjectInfo,
     ObjectWriter,
     PendingUpload,
     ProbeResult,
+    Retention,
     Storage,
 )
 
@@ -337,6 +339,7 @@ class S3Storage(Storage):
         self.max_concurrency = max_concurrency
         self.object_lock = object_lock
         self._bucket_locks: bool | None = None
+        self._capabilities: Capabilities | None = None
         self.client = make_client(options, max_pool=max(10, max_concurrency * 2))
 
     # -- helpers -----------------------------------------------------------------
@@ -390,13 +393,22 @@ class S3Storage(Storage):
             return NotFound(f"object {key} does not exist in s3://{self.bucket}/{self.prefix}")
         return self._fail("read", key, exc)
 
-    def _lock_args(self, body: bytes | None = None) -> dict[str, Any]:
-        if self.object_lock is None:
+    def _lock_args(
+        self, body: bytes | None = None, retention: Retention | None = None
+    ) -> dict[str, Any]:
+        """Object lock arguments of a write: the stronger of ``retention`` and the
+        repository-wide ``storage.object_lock`` (COMPLIANCE over GOVERNANCE, the later
+        date), or none."""
+        wanted = [retention] if retention is not None else []
+        if self.object_lock is not None:
+            until = datetime.now(UTC) + timedelta(days=self.object_lock.days)
+            wanted.append(Retention(self.object_lock.mode, until))
+        if not wanted:
             return {}
-        until = datetime.now(UTC) + timedelta(days=self.object_lock.days)
+        compliance = any(r.mode == "COMPLIANCE" for r in wanted)
         args: dict[str, Any] = {
-            "ObjectLockMode": self.object_lock.mode,
-            "ObjectLockRetainUntilDate": until,
+            "ObjectLockMode": "COMPLIANCE" if compliance else "GOVERNANCE",
+            "ObjectLockRetainUntilDate": max(r.until for r in wanted),
         }
         if body is not None:  # S3 requires an integrity header on object-lock writes
             args["ContentMD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
@@ -503,12 +515,19 @@ class S3Storage(Storage):
     def open_writer(self, key: str) -> ObjectWriter:
         return _S3Writer(self, key)
 
-    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_absent: bool = False,
+        retention: Retention | None = None,
+    ) -> None:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key), "Body": data}
         if if_absent:
             args["IfNoneMatch"] = "*"
         if not key.startswith("locks/"):  # lock objects are rewritten and deleted
-            args.update(self._lock_args(data))
+            args.update(self._lock_args(data, retention))
         args.update(self._sse_args())
         try:
             self._call("PutObject", self.client.put_object, **args)
@@ -625,6 +644,27 @@ class S3Storage(Storage):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("list", prefix or "", exc) from None
 
+    def version_counts(self, prefix: str) -> dict[str, int] | None:
+        """ListObjectVersions: versions and delete markers per key (None when the store
+        lacks the call)."""
+        counts: collections.Counter[str] = collections.Counter()
+        try:
+            for page in self._pages(
+                "ListObjectVersions",
+                self.client.list_object_versions,
+                Bucket=self.bucket,
+                Prefix=self._full(prefix),
+            ):
+                for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    counts[self._rel(item["Key"])] += 1
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in {"NotImplemented", "501"}:
+                return None
+            raise self._fail("list the versions under", prefix, exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("list the versions under", prefix, exc) from None
+        return dict(counts)
+
     def list_dirs(self, prefix: str) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         full_prefix = self._full(prefix)
@@ -698,6 +738,24 @@ class S3Storage(Storage):
             reasons.append(f"{mode} until {until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
         return ", ".join(reasons) or None
 
+    def capabilities(self) -> Capabilities:
+        """Object lock as the bucket answers GetObjectLockConfiguration (asked once):
+        S3 stores differ (MinIO and AWS support it per bucket, others not at all)."""
+        if self._capabilities is None:
+            where = f"s3://{self.bucket}"
+            try:
+                enabled = self.object_lock_enabled()
+            except StorageError as exc:
+                enabled, why = False, f"its object lock configuration is unreadable ({exc})"
+            else:
+                why = {
+                    True: "object lock is enabled",
+                    False: "object lock is not enabled on the bucket",
+                    None: "the store does not support object lock",
+                }[enabled]
+            self._capabilities = Capabilities(object_lock=bool(enabled), detail=f"{where}: {why}")
+        return self._capabilities
+
     def object_lock_enabled(self) -> bool | None:
         """True/False when the store answers, None when it does not support the call."""
         try:
@@ -760,6 +818,8 @@ class S3Storage(Storage):
                 token = {"KeyMarker": page["NextKeyMarker"]}
                 if page.get("NextUploadIdMarker"):
                     token["UploadIdMarker"] = page["NextUploadIdMarker"]
+                if page.get("NextVersionIdMarker"):
+                    token["VersionIdMarker"] = page["NextVersionIdMarker"]
             else:
                 return
 
