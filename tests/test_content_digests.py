@@ -324,7 +324,7 @@ def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_an_odoo_drill_names_the_tables_its_neutralization_changed(
+def test_an_odoo_drill_proves_the_tables_its_neutralization_then_changes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
@@ -332,19 +332,27 @@ def test_an_odoo_drill_names_the_tables_its_neutralization_changed(
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
-    """Neutralization changes ir_mail_server, ir_cron, ir_config_parameter: the drill
-    counts them and says so; every other table's content is proven."""
+    """The content is proven as restored, before the neutralization rewrites
+    ir_mail_server, ir_cron and ir_config_parameter: a value changed in one of them in
+    the dump fails the drill naming it, as any other table would."""
+    with pg.with_db(sample.database).connect() as conn:
+        conn.execute(
+            "INSERT INTO ir_config_parameter (key, value) "
+            "VALUES ('backdrill.probe', 'ODOO-VALUE-TAMPER-01')"
+        )
     backed = back_up(tmp_path, capsys, pg, local_repo, work_dir, sample.database)
     code, checks = drill_checks(capsys, backed)
     assert code == 0, checks
     assert checks["content"].startswith("pass"), checks
-    neutralized = checks["content_neutralized"]
-    assert neutralized.startswith("skip")
-    for table in ("public.ir_mail_server", "public.ir_cron", "public.ir_config_parameter"):
-        assert table in neutralized
-    assert "public.res_partner" not in neutralized
     assert checks["sequences"].startswith("pass"), checks
-    assert "public.ir_mail_server_id_seq" in checks["sequences_neutralized"]
+    assert checks["odoo_neutralized"].startswith("pass"), checks
+    assert "content_neutralized" not in checks  # nothing is only counted
+
+    patch_dump(backed, b"ODOO-VALUE-TAMPER-01", b"ODOO-VALUE-TAMPER-02")
+    code, checks = drill_checks(capsys, backed)
+    assert code in (1, 4), checks
+    assert checks["content"].startswith("fail"), checks
+    assert "public.ir_config_parameter" in checks["content"], checks
 
 
 def test_encrypted_manifests_seal_the_digests_and_the_drill_still_proves_them(

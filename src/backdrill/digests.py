@@ -111,11 +111,9 @@ def _listed(items: list[str]) -> str:
 def compare_row_counts(
     expected: Mapping[TableKey, int],
     actual: Mapping[TableKey, int],
-    added: Mapping[TableKey, int] | None = None,
 ) -> Check:
-    """Every table of the manifest restored with exactly its row count, and no other.
-    ``added`` holds rows backdrill itself inserted since (neutralization)."""
-    want = {t: n + (added or {}).get(t, 0) for t, n in expected.items()}
+    """Every table of the manifest restored with exactly its row count, and no other."""
+    want = dict(expected)
     missing = sorted(set(want) - set(actual))
     extra = sorted(set(actual) - set(want))
     differ = sorted(t for t in set(want) & set(actual) if want[t] != actual[t])
@@ -138,16 +136,14 @@ def compare_row_counts(
 def compare_tables(
     expected: Iterable[TableContent],
     actual: Mapping[TableKey, TableContent],
-    changed: set[TableKey],
 ) -> Check:
-    """Each table's digest equal to the manifest's, except the tables backdrill itself
-    changed since (``changed``: neutralization), which are only counted. Missing and
-    extra tables are the row-count check's to report."""
+    """Each table's digest equal to the manifest's. Missing and extra tables are the
+    row-count check's to report."""
     differ: list[str] = []
     compared = 0
     for table in expected:
         got = actual.get(table.key)
-        if got is None or table.key in changed:
+        if got is None:
             continue
         compared += 1
         if (got.rows, got.sum64) != (table.rows, table.sum64):
@@ -194,17 +190,16 @@ def compare_large_objects(
 
 
 def compare_sequences(
-    expected: list[SequenceValue], actual: Mapping[TableKey, SequenceValue], changed: set[TableKey]
+    expected: list[SequenceValue], actual: Mapping[TableKey, SequenceValue]
 ) -> Check:
-    """Each sequence restored at its value; those a neutralization advanced (``changed``)
-    only present."""
+    """Each sequence restored at its value."""
     differ: list[str] = []
     missing: list[str] = []
     for seq in expected:
         got = actual.get(seq.key)
         if got is None:
             missing.append(display(*seq.key))
-        elif seq.key not in changed and (got.last_value, got.is_called) != (
+        elif (got.last_value, got.is_called) != (
             seq.last_value,
             seq.is_called,
         ):

@@ -128,11 +128,6 @@ def _reason(exc: Exception) -> str:
     return first_line(exc)[:300]
 
 
-#: the tables :func:`neutralize` changes (in the current schema): their restored content
-#: legitimately differs from the backup's
-NEUTRALIZED_TABLES = ("ir_mail_server", "ir_cron", "fetchmail_server", "ir_config_parameter")
-
-
 def neutralize(conn: Conn) -> Neutralization:
     """Odoo's base neutralization on the tables and columns that exist, in one
     transaction; :class:`NeutralizationFailed` (nothing changed) if it cannot be done."""

@@ -63,19 +63,6 @@ WHERE c.relkind IN ('r', 'S', 'm') AND c.relpersistence <> 't'
 ORDER BY 1, 2
 """
 
-# Sequences owned by a table column (serial, identity): a neutralization that inserts
-# rows into the table advances them.
-OWNED_SEQUENCES_SQL = """
-SELECT sn.nspname, s.relname, tn.nspname, t.relname
-FROM pg_depend d
-JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-JOIN pg_namespace sn ON sn.oid = s.relnamespace
-JOIN pg_class t ON t.oid = d.refobjid
-JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-  AND d.deptype IN ('a', 'i')
-"""
-
 # Tables whose every column hashes by value, the same in a restored copy: built-in
 # types (a domain over one, an array of one), deterministic collations. Enums, reg*
 # types and the like hash OIDs that a restore changes: those tables are digested by text.
@@ -164,12 +151,6 @@ def inventory(conn: Conn) -> Inventory:
             if hashable:
                 inv.methods[(text(schema), text(name))] = "record"
     return inv
-
-
-def owned_sequences(conn: Conn) -> dict[TableKey, TableKey]:
-    """sequence -> the table owning it."""
-    rows = conn.execute(OWNED_SEQUENCES_SQL).fetchall()
-    return {(text(a), text(b)): (text(c), text(d)) for a, b, c, d in rows}
 
 
 def _prepare(conn: Conn, snapshot: str | None) -> None:

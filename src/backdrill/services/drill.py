@@ -89,15 +89,17 @@ class _Phases:
             self.failed_in = self.failed_in or name
             raise
         finally:
-            self.seconds[name] = round(time.monotonic() - start, 3)
+            spent = time.monotonic() - start  # a phase may come back: its parts add up
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + spent, 3)
 
 
 def _verify(
     manifest: DbManifest, info: SandboxInfo, neutralized: Neutralization | None
 ) -> list[Check]:
-    checks = verify_content(manifest, info.params, neutralized)
+    """The checks of the neutralized copy: database properties, Odoo facts and the
+    neutralization itself (its content was proven before: :func:`_prove_content`)."""
     with info.params.connect() as conn:
-        checks.append(compare_properties(manifest.database_properties, read_properties(conn)))
+        checks = [compare_properties(manifest.database_properties, read_properties(conn))]
         checks.extend(compare_odoo(manifest.odoo, odoo_facts(conn)))
         if neutralized is not None:  # a neutralization that failed is a check already
             try:
@@ -119,10 +121,9 @@ def _restore(
     jobs: int,
     phases: _Phases,
     workdir: Path,
-    files: FilesOutcome,
-) -> tuple[SandboxInfo, list[Check], Neutralization | None]:
-    """Download (while the sandbox is provisioned), verify, restore and neutralize:
-    the sandbox, the checks of these phases, and what the neutralization changed."""
+) -> tuple[SandboxInfo, list[Check]]:
+    """Download (while the sandbox is provisioned), verify and restore: the sandbox and
+    the checks of these phases."""
     with phases.time("download"):
         dump = Path(fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config))
     info = provisioning.result()
@@ -137,11 +138,7 @@ def _restore(
         shutil.rmtree(dump) if dump.is_dir() else dump.unlink()
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
         checks.append(tablespaces_check(manifest.database_properties))
-        done, failed = _neutralize_if_odoo(info, manifest)
-        if failed is not None:
-            checks.append(failed)
-        restore_filestore(ctx, manifest, workdir, files)
-    return info, checks, done
+    return info, checks
 
 
 def _checksum_check(manifest: DbManifest) -> Check:
@@ -275,13 +272,23 @@ def _run(drill: _Drill, sandbox: Sandbox) -> None:
 
 
 def _restore_and_verify(drill: _Drill, provisioning: Future[SandboxInfo], workdir: Path) -> None:
+    """Restore; prove the content as restored (before the neutralization changes the
+    Odoo settings it must change); neutralize and restore the filestore; then verify
+    the rest. The verify phase's time is the sum of its two parts."""
     cfg = drill.ctx.config
     jobs = drill.options.jobs or default_jobs(cfg.drill.jobs)
-    info, restore_checks, neutralized = _restore(
-        drill.ctx, drill.manifest, provisioning, jobs, drill.phases, workdir, drill.files
+    info, restore_checks = _restore(
+        drill.ctx, drill.manifest, provisioning, jobs, drill.phases, workdir
     )
     drill.info = info
     drill.checks.extend(restore_checks)
+    with drill.phases.time("verify"):
+        drill.checks.extend(verify_content(drill.manifest, info.params))
+    with drill.phases.time("restore"):
+        neutralized, failed = _neutralize_if_odoo(info, drill.manifest)
+        if failed is not None:
+            drill.checks.append(failed)
+        restore_filestore(drill.ctx, drill.manifest, workdir, drill.files)
     with drill.phases.time("verify"):
         drill.checks.extend(_verify(drill.manifest, info, neutralized))
         check_filestore(info, drill.files)

@@ -211,19 +211,19 @@ def execute_restore(
 def _check_copy(
     manifest: DbManifest, restored: ConnParams, *, neutralize_copy: bool
 ) -> Neutralization | None:
-    """Neutralize the copy when asked, then compare its rows and content with the
-    manifest (services/verify_content.py), as a drill does."""
-    done: Neutralization | None = None
-    with restored.connect() as conn:
-        if neutralize_copy:
-            if not is_odoo(conn):
-                raise Refused(f"--neutralize: {manifest.database} is not an Odoo database")
-            done = neutralize(conn)
-            log.info("neutralized: %s", done.describe())
-    failed = [c for c in verify_content(manifest, restored, done) if c.failed]
+    """Compare the copy's rows and content with the manifest, as a drill does
+    (services/verify_content.py), then neutralize it when asked."""
+    failed = [c for c in verify_content(manifest, restored) if c.failed]
     if failed:
         detail = "; ".join(f"{c.name}: {c.detail}" for c in failed)
         raise IntegrityError(f"the restored data does not match the manifest: {detail}")
+    if not neutralize_copy:
+        return None
+    with restored.connect() as conn:
+        if not is_odoo(conn):
+            raise Refused(f"--neutralize: {manifest.database} is not an Odoo database")
+        done = neutralize(conn)
+    log.info("neutralized: %s", done.describe())
     return done
 
 

@@ -2,7 +2,9 @@
 with content digests (``backup.content_digests``) the content of every table, large
 object and sequence, recomputed in the restored copy and compared one by one. What
 cannot be compared (not dumped, changed by the neutralization, materialized views) is
-named in a ``skip`` check, never passed over in silence.
+named in a ``skip`` check, never passed over in silence. It runs on the copy as
+restored, before a drill or ``restore db --neutralize`` neutralizes it: every table,
+the Odoo settings the neutralization changes included, is proven as it was dumped.
 
 The one entry point of the drill and of ``restore db``: :func:`verify_content`.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 from backdrill.checks import Check
 from backdrill.digests import (
     ALGORITHM,
-    TableKey,
     compare_large_objects,
     compare_row_counts,
     compare_sequences,
@@ -20,9 +21,8 @@ from backdrill.digests import (
     listed_check,
 )
 from backdrill.manifest import DbManifest
-from backdrill.odoo import NEUTRALIZED_TABLES, Neutralization
 from backdrill.pg.connection import ConnParams
-from backdrill.pg.content import compute_content, inventory, owned_sequences
+from backdrill.pg.content import compute_content, inventory
 from backdrill.pg.introspect import row_count_map
 
 NOT_PROVEN = (
@@ -31,40 +31,25 @@ NOT_PROVEN = (
 )
 
 
-def _table_key(qualified: str) -> TableKey:
-    schema, _, name = qualified.rpartition(".")  # Odoo table names hold no dot
-    return (schema, name)
-
-
-def neutralized_tables(neutralized: Neutralization | None) -> set[TableKey]:
-    if neutralized is None:
-        return set()
-    schemas = {_table_key(k)[0] for k in neutralized.inserted} or {"public"}
-    return {(schema, table) for schema in schemas for table in NEUTRALIZED_TABLES}
-
-
 def verify_content(
     manifest: DbManifest,
     params: ConnParams,
-    neutralized: Neutralization | None = None,
     *,
     workers: int = 2,
 ) -> list[Check]:
     """The checks of the restored database at ``params`` against ``manifest``: row
     counts, then (if the manifest has digests) ``content``, ``large_objects`` and
     ``sequences``, and ``skip`` checks naming what is not compared and why."""
-    added = {_table_key(k): n for k, n in (neutralized.inserted if neutralized else {}).items()}
     not_dumped = {t.key for t in manifest.not_dumped}
     with params.connect() as conn:
         inv = inventory(conn)
-        owners = owned_sequences(conn)
         proven = manifest.content is not None and manifest.content.algorithm == ALGORITHM
         counted = {} if proven else row_count_map(conn)
     inv.tables = [t for t in inv.tables if (t[0], t[1]) not in not_dumped]
     checks: list[Check] = []
     if manifest.content is None or not proven:
         actual = {k: n for k, n in counted.items() if k not in not_dumped}
-        checks.append(compare_row_counts(manifest.row_counts(), actual, added))
+        checks.append(compare_row_counts(manifest.row_counts(), actual))
         why = NOT_PROVEN
         if manifest.content is not None:
             why = (
@@ -77,28 +62,13 @@ def verify_content(
         methods = {t.key: t.method for t in want.tables}
         got = compute_content(params, inv, workers=workers, methods=methods)
         tables = {t.key: t for t in got.tables}
-        changed = {t.key for t in want.tables} & neutralized_tables(neutralized)
         actual = {k: t.rows for k, t in tables.items()}
-        checks.append(compare_row_counts(manifest.row_counts(), actual, added))
-        checks.append(compare_tables(want.tables, tables, changed))
+        checks.append(compare_row_counts(manifest.row_counts(), actual))
+        checks.append(compare_tables(want.tables, tables))
         checks.append(
             compare_large_objects(want.large_objects, {o.oid: o for o in got.large_objects})
         )
-        advanced = {s for s, owner in owners.items() if owner in changed}
-        checks.append(
-            compare_sequences(want.sequences, {s.key: s for s in got.sequences}, advanced)
-        )
-        why = "changed by the neutralization of the restored copy: rows counted only"
-        for check in (
-            listed_check("content_neutralized", changed, why),
-            listed_check(
-                "sequences_neutralized",
-                advanced & {s.key for s in want.sequences},
-                "advanced by the neutralization's inserts: present, value not compared",
-            ),
-        ):
-            if check is not None:
-                checks.append(check)
+        checks.append(compare_sequences(want.sequences, {s.key: s for s in got.sequences}))
     for check in (
         listed_check(
             "not_dumped",
