@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backdrill.checks import Check
 from backdrill.errors import PostgresError
-from backdrill.pg.connection import first_line
+from backdrill.pg.connection import as_text, first_line
 from backdrill.pg.roles import NO_NUL
 
 TEXT_LIMIT = 4096
@@ -92,20 +92,22 @@ def read_properties(conn: psycopg.Connection[tuple[object, ...]]) -> DatabasePro
     grants = None
     if not row[8]:
         grants = [
-            DatabaseGrant.model_validate({"grantee": g, "privilege": p, "grantable": o})
+            DatabaseGrant.model_validate(
+                {"grantee": as_text(g), "privilege": as_text(p), "grantable": o}
+            )
             for g, p, o in conn.execute(_GRANTS_SQL).fetchall()
         ]
     return DatabaseProperties(
-        owner=str(row[0]),
-        encoding=str(row[1]),
-        collate=str(row[2]),
-        ctype=str(row[3]),
-        locale_provider="icu" if row[4] == "i" else "libc",
-        icu_locale=str(row[5]) if row[5] is not None else None,
-        settings=[str(s) for s in cast("list[object]", row[6] or [])],
-        comment=str(row[7]) if row[7] is not None else None,
+        owner=as_text(row[0]),
+        encoding=as_text(row[1]),
+        collate=as_text(row[2]),
+        ctype=as_text(row[3]),
+        locale_provider="icu" if as_text(row[4]) == "i" else "libc",
+        icu_locale=as_text(row[5]) if row[5] is not None else None,
+        settings=[as_text(s) for s in cast("list[object]", row[6] or [])],
+        comment=as_text(row[7]) if row[7] is not None else None,
         grants=grants,
-        tablespaces=[str(t) for t in cast("list[object]", row[9])],
+        tablespaces=[as_text(t) for t in cast("list[object]", row[9])],
     )
 
 

@@ -14,7 +14,7 @@ from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
 from backdrill.errors import PostgresError
-from backdrill.pg.connection import first_line
+from backdrill.pg.connection import as_text, first_line
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def referenced_roles(conn: psycopg.Connection[tuple[object, ...]]) -> list[RoleF
     ).fetchall()
     return [
         RoleFacts(
-            name=str(r[0]),
+            name=as_text(r[0]),
             superuser=bool(r[1]),
             inherit=bool(r[2]),
             createrole=bool(r[3]),
@@ -106,7 +106,7 @@ def referenced_roles(conn: psycopg.Connection[tuple[object, ...]]) -> list[RoleF
             replication=bool(r[6]),
             bypassrls=bool(r[7]),
             connection_limit=int(str(r[8])),
-            member_of=[str(m) for m in r[9]],  # type: ignore[attr-defined]
+            member_of=[as_text(m) for m in r[9]],  # type: ignore[attr-defined]
         )
         for r in rows
     ]
@@ -114,7 +114,7 @@ def referenced_roles(conn: psycopg.Connection[tuple[object, ...]]) -> list[RoleF
 
 def existing_roles(conn: psycopg.Connection[tuple[object, ...]], names: list[str]) -> set[str]:
     rows = conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (names,))
-    return {str(r[0]) for r in rows.fetchall()}
+    return {as_text(r[0]) for r in rows.fetchall()}
 
 
 def create_missing_roles(

@@ -8,6 +8,7 @@ every user table in it (through connections importing it), and pg_dump imports i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -316,7 +317,9 @@ def _backup_database(
             tables, content, odoo = counter.outcome()
         finally:
             counter.join()
-            if not conn.closed:
+            # a connection the server dropped (the dump's failure says why) needs no
+            # rollback: its error must not hide that one
+            with contextlib.suppress(psycopg.Error):
                 conn.execute("ROLLBACK")
     finished_at = utcnow()
     manifest = DbManifest(
