@@ -30,6 +30,7 @@ from backdrill.digests import (
 from backdrill.errors import PostgresError
 from backdrill.pg.connection import ConnParams, first_line
 from backdrill.pg.connection import as_text as text
+from backdrill.pg.introspect import USER_RELATIONS
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -50,18 +51,10 @@ SESSION_SETTINGS = {
 LO_CHUNK = 1 << 20
 
 # Relations whose content a dump holds: tables (leaf partitions included), sequences
-# and materialized views; not temporary, not members of an extension.
-RELATIONS_SQL = """
-SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relpages
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'S', 'm') AND c.relpersistence <> 't'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                    AND d.deptype = 'e')
-ORDER BY 1, 2
-"""
+# and materialized views.
+RELATIONS_SQL = "SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relpages" + (
+    USER_RELATIONS.format(kinds="'r', 'S', 'm'")
+)
 
 # Tables whose every column hashes by value, the same in a restored copy: built-in
 # types (a domain over one, an array of one), deterministic collations. Enums, reg*

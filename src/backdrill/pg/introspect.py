@@ -9,12 +9,11 @@ from backdrill.digests import TableKey
 from backdrill.manifest import TableRows
 from backdrill.pg.connection import as_text
 
-# User tables whose data pg_dump writes: ordinary and unlogged tables (leaf partitions
-# included), not temporary ones, not members of an extension.
-USER_TABLES_SQL = """
-SELECT n.nspname, c.relname
+# The relations (``c``, schema ``n``) whose content a dump holds: not temporary, not in
+# a system schema, not members of an extension.
+USER_RELATIONS = """
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+WHERE c.relkind IN ({kinds}) AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
@@ -22,6 +21,10 @@ WHERE c.relkind = 'r' AND c.relpersistence <> 't'
                     AND d.deptype = 'e')
 ORDER BY 1, 2
 """
+
+# User tables whose data pg_dump writes: ordinary and unlogged tables (leaf partitions
+# included).
+USER_TABLES_SQL = "SELECT n.nspname, c.relname" + USER_RELATIONS.format(kinds="'r'")
 
 
 def count_rows(
