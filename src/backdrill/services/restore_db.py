@@ -197,7 +197,7 @@ def execute_restore(
         with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
             dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter, ctx.config)
             log.info("dump downloaded and verified; restoring into %s", temp)
-            restored = restore_backup(manifest, Path(dump), admin, temp, options)
+            restored = restore_backup(manifest, Path(dump), admin, temp, options, ctx.reporter)
         done = _check_copy(manifest, target.with_db(temp), neutralize_copy=choices.neutralize)
         moved = _swap_into_place(admin, target.dbname, temp, plan.state)
     except BaseException:
