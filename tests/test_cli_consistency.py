@@ -216,3 +216,13 @@ def test_empty_listings_say_what_to_run(
     assert (
         "no drills yet: run `backdrill drill run`" in run_cli(capsys, *cfg, "drill", "history").out
     )
+
+
+def test_a_drill_without_a_backup_says_how_to_make_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
+) -> None:
+    (tmp_path / "repo").mkdir()
+    config = write_config(tmp_path / "c.yaml", pg, local_repo)
+    result = run_cli(capsys, "--config", str(config), "drill", "run")
+    assert result.code == 4
+    assert "no committed backup" in result.err and "`backdrill backup db`" in result.err

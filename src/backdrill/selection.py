@@ -33,6 +33,7 @@ class Words:
     groups: str  # "databases"
     option: str  # "--database NAME"
     listing: str  # "`backdrill list db`"
+    making: str = ""  # "`backdrill backup db`": what makes one, when there is none
 
 
 MAX_CANDIDATES = 10  # an ambiguous prefix names at most this many ids
@@ -84,7 +85,8 @@ def select(
     if not candidates:
         scope = f" of {words.group} {group}" if group else ""
         when = f" before {before.isoformat()}" if before else ""
-        raise NotFound(f"no {words.committed}{scope}{when}")
+        making = f"make one with {words.making}" if words.making and not when else None
+        raise NotFound(f"no {words.committed}{scope}{when}", hint=making)
     groups = {group_of(e) for e in candidates}
     if group is None and len(groups) > 1:
         raise UsageError(
