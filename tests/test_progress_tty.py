@@ -98,6 +98,29 @@ def test_a_drill_on_a_terminal_shows_pg_restore_progress(
     assert not glued_log_lines(result.out), glued_log_lines(result.out)
 
 
+def test_restore_db_on_a_terminal_shows_its_phases_and_pg_restore_progress(
+    tmp_path: Path, pg: ConnParams, sample: SampleInfo, local_repo: Repo
+) -> None:
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    cfg = ("--log-format", "text", "--config", str(config))
+    assert run_cli_pty(*cfg, "backup", "db").code == 0
+    copy = f"{sample.database}_copy"
+    dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={copy} sslmode=disable"
+    try:
+        result = run_cli_pty(
+            *cfg, "restore", "db", "--to", dsn, "--jobs", "2", env={"PGPASSWORD": pg.password or ""}
+        )
+        assert result.code == 0, result.out
+    finally:
+        with pg.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+    shown = ANSI.sub("", result.out)
+    assert re.search(r"\(pg_restore\).*\d+/\d+ items", shown), shown
+    for phase in ("download", "restore", "verify", "swap"):
+        assert f"restore phase {phase}:" in shown
+    assert not glued_log_lines(result.out), glued_log_lines(result.out)
+
+
 LOGGING_DURING_A_BAR = """
 import logging, time
 from backdrill.logs import setup_logging
