@@ -16,6 +16,7 @@ from backdrill.pg.restore_progress import RestoreProgress, is_chatter, is_step
 from backdrill.progress import amount_text, shown_fraction
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Repo, run_cli_pty, write_config
+from helpers.repo import manifests
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")
 LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (debug|info|warning|error)\b")
@@ -73,7 +74,11 @@ def test_backup_db_on_a_terminal_shows_a_percentage_in_mib(
     assert result.code == 0, result.out
     shown = ANSI.sub("", result.out)
     assert re.search(r"dump \S+ .*\d+%", shown), shown
-    assert re.search(r"/~\d+\.\d (KiB|MiB)", shown), shown  # the estimated total
+    estimate = re.search(r"/~(\d+\.\d) (KiB|MiB)", shown)  # the estimated total
+    assert estimate, shown
+    (manifest,) = manifests(local_repo)
+    estimated = float(estimate.group(1)) * (1024 if estimate.group(2) == "KiB" else 2**20)
+    assert 0.5 < estimated / manifest["raw_size"] < 2  # the size of the data, not of the db
     assert not re.search(r"\d (kB|MB|GB)\b", shown), shown  # one unit system: binary
     assert not glued_log_lines(result.out), glued_log_lines(result.out)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -178,8 +179,7 @@ def _compress_into(
 
 
 def _dump_task(ctx: RunContext, database: str, size: int | None) -> AbstractContextManager[Advance]:
-    """The progress of a dump: out of the database's size, an estimate (the raw dump,
-    without indexes and free space, is usually smaller)."""
+    """The progress of a dump, out of an estimate of its size (_estimated_dump_size)."""
     return ctx.reporter.task(f"dump {database}", total=size or None, estimate=True)
 
 
@@ -236,16 +236,27 @@ def _dump_directory(
     return DumpResult(objects, raw, stored, tree_digest(objects))
 
 
-def _database_size(conn: psycopg.Connection[Any]) -> int | None:
-    """pg_database_size of the connected database, known before the dump (None when the
-    server will not tell: progress then shows no total, the backup goes on)."""
+# the data pg_dump writes out: user tables (heap and TOAST, not indexes nor catalogs) and
+# large objects; pg_database_size, the fallback, also counts indexes and free space
+_DATA_SIZE = """
+SELECT coalesce(sum(pg_table_size(c.oid)), 0) + pg_table_size('pg_catalog.pg_largeobject'),
+       pg_database_size(current_database())
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+def _estimated_dump_size(conn: psycopg.Connection[Any]) -> int | None:
+    """An estimate of the raw dump's size, known before the dump: the size of the data
+    (else of the database). None when the server will not tell: progress then shows no
+    total, and the backup goes on."""
     try:
-        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        row = conn.execute(_DATA_SIZE).fetchone()
     except psycopg.Error as exc:
         log.debug("no database size for the progress bar: %s", first_line(exc))
         return None
-    value = row[0] if row else None
-    return value if isinstance(value, int) and value > 0 else None
+    sizes = [int(v) for v in (row or ()) if isinstance(v, int | Decimal) and v > 0]
+    return sizes[0] if sizes else None
 
 
 def _remove_uncommitted(ctx: RunContext, prefix: str) -> None:
@@ -290,7 +301,7 @@ def _backup_database(
         pg_dump = binaries.find_program(
             "pg_dump", int(version.split(".")[0]), bin_dir=cfg.postgres.bin_dir
         )
-        size = _database_size(conn)
+        size = _estimated_dump_size(conn)
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             row = conn.execute("SELECT pg_export_snapshot(), statement_timestamp()").fetchone()
