@@ -101,6 +101,9 @@ def main() -> None:
             env = clean_env(home)
             run(program, env, "--help", expect="drill")
             run(program, env, "--version", expect="backdrill ")
+            # typer's vendored click: completion works in a virtualenv without click
+            run(program, env, "--show-completion", "bash", expect="_BACKDRILL_COMPLETE")
+            run(program, env, "backup", "db", "-h", expect="Example: backdrill backup db")
             cfg = ("--log-format", "text", "--config", str(config))
             run(program, env, *cfg, "config", "check")
             run(program, env, *cfg, "backup", "db")

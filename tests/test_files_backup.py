@@ -77,7 +77,7 @@ def test_restore_refuses_a_non_empty_target_unless_forced(
     target.mkdir()
     (target / "keep").write_text("x")
     refused = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
-    assert refused.code == 2
+    assert refused.code == 1  # Refused: the same code as restore db's non-empty target
     assert f"restore target {target} is not empty" in refused.err
     forced = run_cli(
         capsys, "--config", str(config), "restore", "files", "--to", str(target), "--force"
@@ -136,7 +136,7 @@ def test_restore_reproduces_an_s3_source_into_a_directory_and_into_a_bucket(
         "--to",
         f"s3://{s3_endpoint_client_bucket}/odoo",
     )
-    assert again.code == 2 and "is not empty" in again.err
+    assert again.code == 1 and "is not empty" in again.err
 
 
 def test_unchanged_second_snapshot_reads_and_uploads_nothing_then_exactly_ten_changes(

@@ -105,6 +105,7 @@ BACKUP_WORDS = Words(
     groups="databases",
     option="--database NAME",
     listing="`backdrill list db`",
+    making="`backdrill backup db`",
 )
 
 

@@ -71,6 +71,19 @@ class TextFormatter(logging.Formatter):
         return SECRETS.redact(line)
 
 
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each record, not as it was at set-up: while a
+    progress bar is live, rich replaces it with a proxy that prints each line above the
+    bar, so a log line is never glued to a bar fragment."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def default_format() -> LogFormat:
     return "text" if sys.stderr.isatty() else "json"
 
@@ -79,7 +92,7 @@ def setup_logging(fmt: LogFormat, run_id: str, *, debug: bool = False) -> None:
     root = logging.getLogger("backdrill")
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_RunIdFilter(run_id))
     root.addHandler(handler)

@@ -115,3 +115,48 @@ def run_cli_limited(
         err.seek(0)
         result = Result(proc.returncode, out.read().decode(), err.read().decode())
     return result, usage.ru_maxrss * 1024
+
+
+def run_cli_pty(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+    """``python -m backdrill`` with stdout and stderr on a pseudo-terminal (progress bars
+    on): the exit code and everything the terminal received, raw (escape codes kept),
+    in ``out``."""
+    import select
+    import time
+
+    full_env = dict(os.environ)
+    full_env.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"})
+    full_env.update(env or {})
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backdrill", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=full_env,
+        close_fds=True,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")

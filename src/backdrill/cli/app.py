@@ -3,6 +3,7 @@ top-level handler that turns exceptions into an exit code and one line."""
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import signal
@@ -37,13 +38,20 @@ from backdrill.text import terminal
 
 log = logging.getLogger("backdrill")
 
+
+class LogFormatChoice(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
 app = typer.Typer(
     name="backdrill",
     help="PostgreSQL/Odoo backups, and restore drills that prove RPO and RTO.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (typer's vendored click)
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(backup_cmd.app, name="backup")
@@ -79,7 +87,7 @@ def root(
         ),
     ] = None,
     log_format: Annotated[
-        str | None,
+        LogFormatChoice | None,
         typer.Option("--log-format", help="text or json (default: text on a terminal)."),
     ] = None,
     run_id: Annotated[
@@ -101,9 +109,7 @@ def root(
 ) -> None:
     global _debug  # noqa: PLW0603 - read by the top-level handler outside click
     _debug = debug
-    fmt = log_format or default_format()
-    if fmt not in ("text", "json"):
-        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    fmt = log_format.value if log_format is not None else default_format()
     chosen: LogFormat = "json" if fmt == "json" else "text"
     rid = run_id or os.environ.get("BACKDRILL_RUN_ID") or new_run_id()
     setup_logging(chosen, rid, debug=debug)

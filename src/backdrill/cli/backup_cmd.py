@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.errors import report_error
+from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_backup
 from backdrill.cli.options import parse_wait
 from backdrill.cli.render import warn
@@ -20,7 +21,7 @@ app = typer.Typer(
 )
 
 
-@app.command("db")
+@app.command("db", epilog=example("backup db"))
 def backup_db(
     ctx: typer.Context,
     database: Annotated[
@@ -79,7 +80,7 @@ def backup_db(
         raise typer.Exit(first.exit_code)
 
 
-@app.command("files")
+@app.command("files", epilog=example("backup files"))
 def backup_files(
     ctx: typer.Context,
     source: Annotated[

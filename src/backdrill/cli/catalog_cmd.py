@@ -9,11 +9,13 @@ from typing import Annotated
 import typer
 
 from backdrill.catalog import list_db_backups, select_backup
+from backdrill.cli.examples import example
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.errors import NotFound
 from backdrill.files.catalog import find_snapshot, list_snapshots
 from backdrill.files.snapshot import Snapshot
+from backdrill.selection import resolve_id
 from backdrill.timeutil import human_duration, human_size, utcnow
 
 
@@ -23,8 +25,8 @@ class Kind(enum.StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("list")(list_cmd)
-    app.command("show")(show_cmd)
+    app.command("list", epilog=example("list"))(list_cmd)
+    app.command("show", epilog=example("show"))(show_cmd)
 
 
 def list_cmd(
@@ -44,6 +46,9 @@ def list_cmd(
         warn(f"warning: unreadable manifest {broken.key}: {broken.reason}")
     if as_json:
         print_json(app_state.out, [json.loads(m.to_json()) for m in listing.backups])
+        return
+    if not listing.backups:
+        app_state.out.print(f"no backups yet in {app_state.storage.url}: run `backdrill backup db`")
         return
     now = utcnow()
     rows = [
@@ -71,6 +76,11 @@ def _list_files(app_state: AppState, as_json: bool) -> None:
         warn(f"warning: unreadable snapshot {broken.key}: {broken.reason}")
     if as_json:
         print_json(app_state.out, [s.summary() for s in listing.snapshots])
+        return
+    if not listing.snapshots:
+        app_state.out.print(
+            f"no files snapshots yet in {app_state.storage.url}: run `backdrill backup files`"
+        )
         return
     now = utcnow()
     rows = [
@@ -122,17 +132,26 @@ def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> No
 
 def show_cmd(
     ctx: typer.Context,
-    backup_id: Annotated[str, typer.Argument(metavar="ID", help="A backup id.")],
+    backup_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="A backup or files snapshot id, a unique prefix of one, or latest."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="The manifest as JSON.")] = False,
 ) -> None:
     """Show one backup's manifest or one files snapshot."""
     app_state = state(ctx)
     listing = list_db_backups(app_state.storage)
     listing.refuse_broken(backup_id)  # name the problem, not "no such backup"
+    snapshots = list_snapshots(app_state.storage).snapshots
+    if backup_id != "latest":  # a unique prefix of a backup or snapshot id names it
+        ids = [*(m.id for m in listing.backups), *(s.id for s in snapshots)]
+        backup_id = resolve_id(ids, backup_id, what="backup or snapshot") or backup_id
     try:
         manifest = select_backup(listing.backups, backup_id)
     except NotFound:
-        snapshot = find_snapshot(list_snapshots(app_state.storage).snapshots, backup_id)
+        snapshot = find_snapshot(snapshots, backup_id)
         if snapshot is None:
             raise
         _show_snapshot(app_state, snapshot, as_json)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from backdrill.cli.examples import example
 from backdrill.cli.render import table
 from backdrill.cli.state import state
 
@@ -12,7 +13,7 @@ app = typer.Typer(
 )
 
 
-@app.command("check")
+@app.command("check", epilog=example("config check"))
 def check(ctx: typer.Context) -> None:
     """Validate the config; reach PostgreSQL and storage; check pg_dump/pg_restore versions."""
     from backdrill.services.config_check import run_config_check  # psycopg: when needed

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_drill
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
@@ -19,12 +21,19 @@ if TYPE_CHECKING:
 
     from backdrill.evidence import EvidenceLog
 
+
+class SandboxChoice(enum.StrEnum):
+    local = "local"
+    docker = "docker"
+    server = "server"
+
+
 app = typer.Typer(
     help="Restore drills: prove the backups restore and meet RPO/RTO.", no_args_is_help=True
 )
 
 
-@app.command("run")
+@app.command("run", epilog=example("drill run"))
 def drill_run(
     ctx: typer.Context,
     backup: Annotated[str, typer.Option("--backup", help="Backup id or 'latest'.")] = "latest",
@@ -32,7 +41,8 @@ def drill_run(
         str | None, typer.Option("--database", help="Drill this database's backups.")
     ] = None,
     sandbox: Annotated[
-        str | None, typer.Option("--sandbox", help="local, docker or server (default: config).")
+        SandboxChoice | None,
+        typer.Option("--sandbox", help="local, docker or server (default: config)."),
     ] = None,
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Where to write the reports.")
@@ -56,7 +66,7 @@ def drill_run(
         DrillOptions(
             backup=backup,
             database=database,
-            sandbox=sandbox,
+            sandbox=sandbox.value if sandbox is not None else None,
             report_dir=report_dir,
             keep_sandbox=keep_sandbox,
             allow_newer=allow_newer,
@@ -86,7 +96,7 @@ def drill_run(
         raise typer.Exit(outcome.exit_code)
 
 
-@app.command("history")
+@app.command("history", epilog=example("drill history"))
 def drill_history(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Reports as a JSON array.")] = False,
@@ -125,6 +135,8 @@ def drill_history(
     reports = evidence.parsed()
     if as_json:
         print_json(app_state.out, [r.document() for r in reports])
+    elif not reports:
+        app_state.out.print("no drills yet: run `backdrill drill run`")
     else:
         rows = [
             (
@@ -190,7 +202,7 @@ def _verify_history(
     )
 
 
-@app.command("keygen")
+@app.command("keygen", epilog=example("drill keygen"))
 def drill_keygen(
     ctx: typer.Context,
     out: Annotated[

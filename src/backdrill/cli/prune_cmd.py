@@ -10,6 +10,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from backdrill.services.prune import PruneReport
 
+from backdrill.cli.examples import example
 from backdrill.cli.options import parse_wait
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("prune")(prune_cmd)
+    app.command("prune", epilog=example("prune"))(prune_cmd)
 
 
 def prune_cmd(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from backdrill.cli.examples import example
 from backdrill.cli.restore_files_cmd import restore_files
 from backdrill.cli.state import state
 from backdrill.errors import UsageError
@@ -28,7 +29,7 @@ def parse_before(value: str | None) -> object:
     return moment
 
 
-@app.command("db")
+@app.command("db", epilog=example("restore db"))
 def restore_db(
     ctx: typer.Context,
     to: Annotated[
@@ -108,4 +109,4 @@ def restore_db(
         )
 
 
-app.command("files")(restore_files)
+app.command("files", epilog=example("restore files"))(restore_files)

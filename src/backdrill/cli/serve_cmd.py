@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from backdrill.cli.examples import example
 from backdrill.cli.state import state
 from backdrill.errors import Interrupted
 
@@ -14,7 +15,7 @@ log = logging.getLogger("backdrill")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_cmd)
+    app.command("serve", epilog=example("serve"))(serve_cmd)
 
 
 def serve_cmd(

@@ -10,13 +10,14 @@ from typing import Annotated
 
 import typer
 
+from backdrill.cli.examples import example
 from backdrill.cli.render import table, warn
 from backdrill.cli.state import state
 
 app = typer.Typer(help="Enterprise-standards validation of the repository.", no_args_is_help=True)
 
 
-@app.command("check")
+@app.command("check", epilog=example("standards check"))
 def check(
     ctx: typer.Context,
     root: Annotated[

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from backdrill.cli.examples import example
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
 from backdrill.services.status import check_repository
@@ -15,7 +16,7 @@ from backdrill.timeutil import human_duration
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status")(status_cmd)
+    app.command("status", epilog=example("status"))(status_cmd)
 
 
 def status_cmd(

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from backdrill.catalog import list_db_backups
+from backdrill.catalog import DbListing, list_db_backups, select_backup
+from backdrill.cli.examples import example
 from backdrill.cli.render import table
 from backdrill.cli.state import AppState, state
 from backdrill.errors import IntegrityError, NotFound, UsageError
 from backdrill.files.catalog import find_snapshot, list_snapshots
 from backdrill.files.restore import MAX_NAMED
 from backdrill.files.snapshot import Snapshot
+from backdrill.selection import resolve_id
 from backdrill.services.fetch import object_reader
 from backdrill.services.verify_files import SnapshotVerification, parse_subset, verify_snapshots
 from backdrill.timeutil import human_size
@@ -23,14 +25,18 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify")(verify_cmd)
+    app.command("verify", epilog=example("verify"))(verify_cmd)
 
 
 def verify_cmd(
     ctx: typer.Context,
     backup_id: Annotated[
         str | None,
-        typer.Argument(metavar="ID", help="A backup or files snapshot id (see `list`)."),
+        typer.Argument(
+            metavar="ID",
+            help="A backup or files snapshot id, a unique prefix of one, or latest "
+            "(the newest database backup).",
+        ),
     ] = None,
     all_backups: Annotated[
         bool, typer.Option("--all", help="Every backup and every files snapshot.")
@@ -76,10 +82,12 @@ def verify_cmd(
         every = list_snapshots(app_state.storage)
         snapshots = every.snapshots
         broken = [b.reason for b in every.broken]
-    elif any(m.id == backup_id for m in listing.backups):
-        db_results += run_verify_db(run_ctx, backup_id, read_data=read_data, listing=listing)
     else:
         assert backup_id is not None
+        backup_id = _resolve(app_state, listing, backup_id)
+    if backup_id is not None and any(m.id == backup_id for m in listing.backups):
+        db_results += run_verify_db(run_ctx, backup_id, read_data=read_data, listing=listing)
+    elif backup_id is not None:
         listing.refuse_broken(backup_id)  # a misplaced manifest: exit 4 naming it
         snapshot_listing = list_snapshots(app_state.storage)
         snapshot_listing.refuse_broken(backup_id)
@@ -100,6 +108,16 @@ def verify_cmd(
         named = "; ".join(problems[:MAX_NAMED])
         more = f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
         raise IntegrityError(f"verification failed: {named}{more}")
+
+
+def _resolve(app_state: AppState, listing: DbListing, spec: str) -> str:
+    """``latest`` (the newest database backup, as ``show latest``), a whole id, or a
+    unique prefix of a backup or snapshot id: the id it names (else ``spec`` itself)."""
+    if spec == "latest":
+        return select_backup(listing.backups, "latest").id
+    snapshots = list_snapshots(app_state.storage).snapshots
+    ids = [*(m.id for m in listing.backups), *(s.id for s in snapshots)]
+    return resolve_id(ids, spec, what="backup or snapshot") or spec
 
 
 def _render_db(app_state: AppState, results: list[VerifyResult], *, shown: bool) -> list[str]:

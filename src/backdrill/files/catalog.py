@@ -103,6 +103,7 @@ SNAPSHOT_WORDS = Words(
     groups="sources",
     option="--source-name NAME",
     listing="`backdrill list files`",
+    making="`backdrill backup files`",
 )
 
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from backdrill.errors import IntegrityError, UsageError
+from backdrill.errors import IntegrityError, Refused
 from backdrill.files.objects import ObjectReader
 from backdrill.files.pool import bounded_map
 from backdrill.files.snapshot import FileEntry, Snapshot
@@ -119,7 +119,7 @@ def restore_to(
     the failed files follows; otherwise they are listed in the summary. A missing or
     wrong identity (encrypted objects) is a ConfigError before anything is written."""
     if not force and not target.is_empty():
-        raise UsageError(
+        raise Refused(
             f"restore target {target.display} is not empty",
             hint="restore into an empty directory or pass --force to overwrite",
         )

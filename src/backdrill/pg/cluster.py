@@ -12,6 +12,7 @@ import logging
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -226,6 +227,12 @@ class LocalCluster:
         with shielded():
             self._stop()
 
+    def stop_command(self) -> str:
+        """The shell command an operator runs to stop this server by hand (a kept
+        sandbox): pg_ctl by its full path, as the user the server runs as (pg_ctl
+        refuses root)."""
+        return stop_command(self.bin_dir, self.data_dir, self.run_as)
+
     def _stop(self) -> None:
         if self.root is None:
             return
@@ -265,6 +272,15 @@ class LocalCluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_command(bin_dir: Path, data_dir: Path, run_as: str | None) -> str:
+    """Pure: ``pg_ctl stop`` of ``data_dir``, through ``runuser`` when the server runs as
+    another user than the caller (root), every word quoted for the shell."""
+    words = [str(bin_dir / "pg_ctl"), "stop", "-D", str(data_dir)]
+    if run_as is not None:
+        words = ["runuser", "-u", run_as, "--", *words]
+    return shlex.join(words)
 
 
 def _kill_if_alive(pid: int, wait: float = 10.0) -> None:

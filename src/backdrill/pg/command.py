@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -40,8 +40,12 @@ class Child:
         cwd: Path | None = None,
         user: str | None = None,
         what: str | None = None,
+        chatter: Callable[[str], bool] | None = None,
     ) -> None:
+        """``chatter``: called with each stderr line; True when the line is progress
+        (``--verbose``), which is then neither an error line nor kept in the tail."""
         self.argv = [str(a) for a in argv]
+        self._chatter = chatter
         self.what = what or Path(self.argv[0]).name
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
         self.error_lines: list[str] = []
@@ -68,6 +72,8 @@ class Child:
         for raw in self.proc.stderr:
             line = SECRETS.redact(raw.decode("utf-8", "replace").rstrip())
             if not line:
+                continue
+            if self._chatter is not None and self._chatter(line):
                 continue
             self._stderr_tail.append(line)
             lowered = line.lower()

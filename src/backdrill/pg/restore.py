@@ -14,6 +14,8 @@ from backdrill.errors import PostgresError
 from backdrill.pg.binaries import Program
 from backdrill.pg.command import Child
 from backdrill.pg.connection import ConnParams
+from backdrill.pg.restore_progress import RestoreProgress, toc_entries
+from backdrill.progress import NullReporter, Reporter
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,21 @@ class RestoreFailed(PostgresError):
         self.errors = errors
 
 
-def pg_restore(program: Program, dump: Path, target: ConnParams, options: RestoreOptions) -> None:
-    """Restore ``dump`` into the existing database of ``target``."""
+def pg_restore(
+    program: Program,
+    dump: Path,
+    target: ConnParams,
+    options: RestoreOptions,
+    reporter: Reporter | None = None,
+) -> None:
+    """Restore ``dump`` into the existing database of ``target``; with a live
+    ``reporter``, show TOC entries restored out of the archive's (restore_progress.py)."""
+    reporter = reporter or NullReporter()
+    total = toc_entries(program, dump) if reporter.live else None
     argv: list[str | Path] = [
         program.path,
         f"--jobs={options.jobs}",
+        "--verbose",  # one line per TOC entry: the progress (never an error line)
         "--exit-on-error",
         "--no-password",
         f"--dbname={dbname_conninfo(target.dbname)}",
@@ -68,7 +80,16 @@ def pg_restore(program: Program, dump: Path, target: ConnParams, options: Restor
     argv.append(dump)
     env = target.child_env()
     started = time.monotonic()
-    with Child(argv, env=env, stdout=subprocess.DEVNULL, what="pg_restore") as child:
+    with (
+        reporter.task(f"restore {target.dbname} (pg_restore)", total, unit="items") as advance,
+        Child(
+            argv,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            what="pg_restore",
+            chatter=RestoreProgress(parallel=options.jobs > 1, advance=advance).feed,
+        ) as child,
+    ):
         code = child.wait()
         if code != 0:
             errors = child.error_lines or child.stderr_text(20).splitlines()

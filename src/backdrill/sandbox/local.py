@@ -76,7 +76,7 @@ class LocalSandbox(Sandbox):
         pwfile.write_text(self.cluster.password + "\n")
         pwfile.chmod(0o600)
         p = self.info.params
-        stop = f"pg_ctl stop -D {self.cluster.data_dir}"
+        stop = self.cluster.stop_command()
         return (
             f"PGPASSFILE= PGPASSWORD=$(cat {pwfile}) psql 'host={p.host} port={p.port} "
             f"user={p.user} dbname={p.dbname}'  (stop it with: {stop}, then rm -r "

@@ -13,10 +13,12 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import psycopg
 
@@ -54,6 +56,7 @@ from backdrill.pg.database_properties import DatabaseProperties, read_properties
 from backdrill.pg.dumpdir import dump_directory
 from backdrill.pg.introspect import count_rows
 from backdrill.pg.roles import RoleFacts, referenced_roles
+from backdrill.progress import Advance
 from backdrill.services.context import RunContext
 from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
 from backdrill.timeutil import new_id, utcnow
@@ -176,14 +179,24 @@ def _compress_into(
     return sink
 
 
+def _dump_task(ctx: RunContext, database: str, size: int | None) -> AbstractContextManager[Advance]:
+    """The progress of a dump, out of an estimate of its size (_estimated_dump_size)."""
+    return ctx.reporter.task(f"dump {database}", total=size or None, estimate=True)
+
+
 def _dump_custom(
-    ctx: RunContext, argv: list[str | Path], env: dict[str, str], prefix: str, database: str
+    ctx: RunContext,
+    argv: list[str | Path],
+    env: dict[str, str],
+    prefix: str,
+    database: str,
+    size: int | None,
 ) -> DumpResult:
     """pg_dump's custom format on stdout, streamed into one object: nothing on disk."""
     argv = [*argv, "--format=custom"]
     with (
         Child(argv, env=env, what="pg_dump") as dump,
-        ctx.reporter.task(f"dump {database}") as advance,
+        _dump_task(ctx, database, size) as advance,
     ):
         source = CountingReader(dump.stdout, advance)
         sink = _compress_into(ctx, source, prefix + DUMP_NAME, before_commit=dump.check)
@@ -200,11 +213,12 @@ def _dump_directory(
     prefix: str,
     database: str,
     jobs: int,
+    size: int | None,
 ) -> DumpResult:
     """pg_dump's directory format with ``jobs`` parallel workers: each file is stored
     once pg_dump has finished writing it (pg/dumpdir.py), through the same zstd ->
     sha256 -> storage path as a single-file dump."""
-    with ctx.reporter.task(f"dump {database}") as advance:
+    with _dump_task(ctx, database, size) as advance:
 
         def store(name: str, fh: BinaryIO, before_commit: Callable[[], None]) -> StoredObject:
             key = f"{prefix}{DIRECTORY_PREFIX}{name}.zst"
@@ -221,6 +235,29 @@ def _dump_directory(
     raw = sum(o.raw_size for o in objects)
     stored = sum(o.stored_size for o in objects)
     return DumpResult(objects, raw, stored, tree_digest(objects))
+
+
+# the data pg_dump writes out: user tables (heap and TOAST, not indexes nor catalogs) and
+# large objects; pg_database_size, the fallback, also counts indexes and free space
+_DATA_SIZE = """
+SELECT coalesce(sum(pg_table_size(c.oid)), 0) + pg_table_size('pg_catalog.pg_largeobject'),
+       pg_database_size(current_database())
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+def _estimated_dump_size(conn: psycopg.Connection[Any]) -> int | None:
+    """An estimate of the raw dump's size, known before the dump: the size of the data
+    (else of the database). None when the server will not tell: progress then shows no
+    total, and the backup goes on."""
+    try:
+        row = conn.execute(_DATA_SIZE).fetchone()
+    except psycopg.Error as exc:
+        log.debug("no database size for the progress bar: %s", first_line(exc))
+        return None
+    sizes = [int(v) for v in (row or ()) if isinstance(v, int | Decimal) and v > 0]
+    return sizes[0] if sizes else None
 
 
 def _remove_uncommitted(ctx: RunContext, prefix: str) -> None:
@@ -265,6 +302,7 @@ def _backup_database(
         pg_dump = binaries.find_program(
             "pg_dump", int(version.split(".")[0]), bin_dir=cfg.postgres.bin_dir
         )
+        size = _estimated_dump_size(conn)
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             row = conn.execute("SELECT pg_export_snapshot(), statement_timestamp()").fetchone()
@@ -311,9 +349,9 @@ def _backup_database(
         env = db_params.child_env()
         try:
             if jobs > 1:
-                result = _dump_directory(ctx, argv, env, prefix, database, jobs)
+                result = _dump_directory(ctx, argv, env, prefix, database, jobs, size)
             else:
-                result = _dump_custom(ctx, argv, env, prefix, database)
+                result = _dump_custom(ctx, argv, env, prefix, database, size)
             tables, content, odoo = counter.outcome()
         finally:
             counter.join()

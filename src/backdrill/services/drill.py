@@ -134,7 +134,7 @@ def _restore(
         options = PipelineOptions(
             jobs=jobs, no_owner=manifest.roles is None, bin_dir=ctx.config.postgres.bin_dir
         )
-        restore_backup(manifest, dump, info.admin, info.params.dbname, options)
+        restore_backup(manifest, dump, info.admin, info.params.dbname, options, ctx.reporter)
         shutil.rmtree(dump) if dump.is_dir() else dump.unlink()
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
         checks.append(tablespaces_check(manifest.database_properties))

@@ -195,10 +195,13 @@ def execute_restore(
     )
     try:  # from CREATE on: an interrupt between any two statements drops the copy
         with tempfile.TemporaryDirectory(prefix="backdrill-restore-") as tmp:
+            _phase("download", f"backup {manifest.id}")
             dump = fetch_backup(ctx.storage, manifest, Path(tmp), ctx.reporter, ctx.config)
-            log.info("dump downloaded and verified; restoring into %s", temp)
-            restored = restore_backup(manifest, Path(dump), admin, temp, options)
+            _phase("restore", f"dump downloaded and verified; restoring into {temp}")
+            restored = restore_backup(manifest, Path(dump), admin, temp, options, ctx.reporter)
+        _phase("verify", "row counts and content digests against the manifest")
         done = _check_copy(manifest, target.with_db(temp), neutralize_copy=choices.neutralize)
+        _phase("swap", f"renaming {temp} to {target.dbname}")
         moved = _swap_into_place(admin, target.dbname, temp, plan.state)
     except BaseException:
         _drop(admin, temp)
@@ -206,6 +209,11 @@ def execute_restore(
     return RestoreResult(
         target.dbname, moved, time.monotonic() - started, done, restored.created_roles
     )
+
+
+def _phase(name: str, detail: str) -> None:
+    """One line per phase, as a drill logs them (on a terminal: above the bars)."""
+    log.info("restore phase %s: %s", name, detail, extra={"fields": {"phase": name}})
 
 
 def _check_copy(

@@ -25,6 +25,7 @@ from backdrill.pg.database_properties import (
 )
 from backdrill.pg.restore import RestoreOptions, pg_restore
 from backdrill.pg.roles import RoleFacts, create_missing_roles
+from backdrill.progress import Reporter
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def restore_backup(
     admin: ConnParams,
     database: str,
     options: PipelineOptions,
+    reporter: Reporter | None = None,
 ) -> Restored:
     """Restore the downloaded ``dump`` of ``manifest`` into a new database ``database``
     of the server ``admin`` connects to (the maintenance database)."""
@@ -69,7 +71,7 @@ def restore_backup(
         no_privileges=options.no_owner,
         no_tablespaces=not options.keep_tablespaces,
     )
-    pg_restore(program, dump, admin.with_db(database), restore_options)
+    pg_restore(program, dump, admin.with_db(database), restore_options, reporter)
     return Restored(created)
 
 

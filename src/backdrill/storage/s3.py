@@ -27,7 +27,7 @@ from botocore.config import Config as BotoConfig
 
 from backdrill import interrupts, retry
 from backdrill.config import ObjectLockConfig, S3Options, SseConfig
-from backdrill.errors import NotFound, StorageError
+from backdrill.errors import ConfigError, NotFound, StorageError
 from backdrill.interrupts import shielded
 from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
@@ -347,13 +347,17 @@ class S3Storage(Storage):
         """One S3 request, retried on transient faults (every call site uses this)."""
         key = kwargs.get("Key") or ""
         what = f"S3 {op} s3://{self.bucket}/{key}".rstrip("/")
-        return retry.call(
-            lambda: fn(**kwargs),
-            policy=self._policy(),
-            transient=is_transient,
-            what=what,
-            describe=describe_error,
-        )
+        try:
+            return retry.call(
+                lambda: fn(**kwargs),
+                policy=self._policy(),
+                transient=is_transient,
+                what=what,
+                describe=describe_error,
+            )
+        except botocore.exceptions.NoCredentialsError as exc:
+            # missing credentials are configuration (exit 3), like a missing password file
+            raise ConfigError(describe_error(exc)) from None
 
     def _policy(self) -> RetryPolicy:
         if interrupts.received():  # the clean-up (abort, lock release) must end in seconds
