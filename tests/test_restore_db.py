@@ -59,10 +59,9 @@ def test_restore_into_a_non_empty_database_is_refused_without_force(
         capsys, "--config", str(backed), "restore", "db", "--to", dsn(pg, sample.database)
     )
     assert result.code == 1
-    assert (
-        f"database {sample.database} exists and has {len(manifests(local_repo)[0]['tables'])} "
-        "tables; refusing to replace it" in result.err
-    )
+    assert manifests(local_repo)[0]["tables"]
+    assert f"database {sample.database} exists and holds " in result.err
+    assert " relations" in result.err and "refusing to replace it" in result.err
     assert "--force" in result.err
     assert databases(pg) == before
 
@@ -210,3 +209,70 @@ def test_restore_with_a_malformed_before_time_is_a_usage_error(
         dsn(pg, "x"),
     )
     assert future.code == 2 and "is in the future" in future.err
+
+
+USER_OBJECTS = {
+    "materialized view and large object": (
+        "CREATE MATERIALIZED VIEW totals AS SELECT 42 AS answer; SELECT lo_from_bytea(0, 'x')",
+        "SELECT (SELECT count(*) FROM pg_matviews WHERE matviewname = 'totals')"
+        " + (SELECT count(*) FROM pg_largeobject_metadata)",
+        2,
+    ),
+    "function": (
+        "CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'",
+        "SELECT count(*) FROM pg_proc WHERE proname = 'answer'",
+        1,
+    ),
+    "schema": (
+        "CREATE SCHEMA ledger",
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'ledger'",
+        1,
+    ),
+    "type": (
+        "CREATE TYPE mood AS ENUM ('ok', 'sad')",
+        "SELECT count(*) FROM pg_type WHERE typname = 'mood'",
+        1,
+    ),
+    "view": (
+        "CREATE VIEW v AS SELECT 1 AS one",
+        "SELECT count(*) FROM pg_views WHERE viewname = 'v'",
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(USER_OBJECTS))
+def test_a_target_holding_any_object_of_its_own_is_refused_then_kept_aside(
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    backed: Path,
+    kind: str,
+) -> None:
+    """No tables, but something a user made: a restore without --force refuses it, and
+    with --force renames it aside; nothing a user created is ever dropped."""
+    create, count, expected = USER_OBJECTS[kind]
+    target = f"holder_{secrets.token_hex(3)}"
+    with pg.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{target}"')
+    try:
+        with pg.with_db(target).connect() as conn:
+            for statement in create.split("; "):
+                conn.execute(statement)  # type: ignore[arg-type]
+        refused = run_cli(capsys, "--config", str(backed), "restore", "db", "--to", dsn(pg, target))
+        assert refused.code == 1, refused.out + refused.err
+        assert "refusing to replace it" in refused.err
+        assert scalar(pg, target, count) == expected
+
+        before = databases(pg)
+        forced = run_cli(
+            capsys, "--config", str(backed), "restore", "db", "--to", dsn(pg, target), "--force"
+        )
+        assert forced.code == 0, forced.out + forced.err
+        (aside,) = databases(pg) - before
+        assert aside.startswith(f"{target}__before_restore_")
+        assert scalar(pg, aside, count) == expected
+    finally:
+        with pg.connect() as conn:
+            for name in databases(pg):
+                if name.startswith(target):
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

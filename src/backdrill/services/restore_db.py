@@ -24,7 +24,7 @@ from backdrill.manifest import DbManifest
 from backdrill.objectives import estimate_restore_seconds
 from backdrill.odoo import Neutralization, is_odoo, neutralize
 from backdrill.pg.connection import ConnParams, first_line
-from backdrill.pg.introspect import USER_TABLES_SQL
+from backdrill.pg.introspect import user_objects
 from backdrill.pg.restore import default_jobs
 from backdrill.pg.roles import RoleFacts
 from backdrill.redact import SECRETS
@@ -43,7 +43,15 @@ MAX_IDENT = 63
 @dataclass(frozen=True)
 class TargetState:
     exists: bool
-    tables: int
+    #: what a user made in it, by kind (pg/introspect.user_objects); empty: nothing
+    objects: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def holds_objects(self) -> bool:
+        return self.exists and bool(self.objects)
+
+    def describe(self) -> str:
+        return ", ".join(f"{n} {kind}" for kind, n in self.objects.items())
 
 
 @dataclass(frozen=True)
@@ -63,9 +71,9 @@ class RestorePlan:
             f"{m.raw_size} bytes of dump) into database {self.target.dbname} at {server} "
             f"with {self.jobs} jobs"
         )
-        if self.state.exists and self.state.tables:
+        if self.state.holds_objects:
             what += (
-                f"; the existing {self.target.dbname} ({self.state.tables} tables) is kept, "
+                f"; the existing {self.target.dbname} ({self.state.describe()}) is kept, "
                 "renamed aside"
             )
         if self.estimate:
@@ -93,10 +101,9 @@ def target_state(admin: ConnParams, target: ConnParams) -> TargetState:
             "SELECT 1 FROM pg_database WHERE datname = %s", (target.dbname,)
         ).fetchone()
     if not exists:
-        return TargetState(False, 0)
+        return TargetState(False)
     with target.connect() as conn:
-        tables = len(conn.execute(USER_TABLES_SQL).fetchall())
-    return TargetState(True, tables)
+        return TargetState(True, user_objects(conn))
 
 
 def last_drill_estimate(ctx: RunContext, manifest: DbManifest) -> str | None:
@@ -156,10 +163,10 @@ def _drop_now(admin: ConnParams, name: str) -> None:
 
 
 def check_target(plan: RestorePlan, *, force: bool) -> None:
-    """Refuse a target database that exists and has tables, unless forced."""
-    if plan.state.exists and plan.state.tables and not force:
+    """Refuse a target database that holds anything a user made, unless forced."""
+    if plan.state.holds_objects and not force:
         raise Refused(
-            f"database {plan.target.dbname} exists and has {plan.state.tables} tables; "
+            f"database {plan.target.dbname} exists and holds {plan.state.describe()}; "
             "refusing to replace it",
             hint="pass --force to restore anyway (the existing database is renamed aside, not "
             "dropped), or restore into another database name",
@@ -202,7 +209,7 @@ def execute_restore(
         _phase("verify", "row counts and content digests against the manifest")
         done = _check_copy(manifest, target.with_db(temp), neutralize_copy=choices.neutralize)
         _phase("swap", f"renaming {temp} to {target.dbname}")
-        moved = _swap_into_place(admin, target.dbname, temp, plan.state)
+        moved = _swap_into_place(admin, target, temp)
     except BaseException:
         _drop(admin, temp)
         raise
@@ -241,20 +248,21 @@ def admin_params(target: ConnParams) -> ConnParams:
     return target.with_db("template1" if target.dbname == "postgres" else "postgres")
 
 
-def _swap_into_place(admin: ConnParams, name: str, temp: str, state: TargetState) -> str | None:
-    """Rename the restored copy to ``name``; an existing database goes aside first."""
+def _swap_into_place(admin: ConnParams, target: ConnParams, temp: str) -> str | None:
+    """Rename the restored copy to the target's name. An existing database that holds
+    anything a user made (looked at again now: it may have changed since the plan) goes
+    aside first; only one holding nothing at all is dropped."""
+    name = target.dbname
     moved: str | None = None
     try:
+        state = target_state(admin, target)
         with admin.connect() as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            if exists:
+            if state.exists:
                 conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                     (name,),
                 )
-                if state.tables:
+                if state.holds_objects:
                     moved = _ident(name, f"__before_restore_{utcnow():%Y%m%d%H%M%S}")
                     conn.execute(
                         sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
