@@ -372,10 +372,179 @@ MATRIX: list[Row] = [
 ]
 
 
+ER = "tests/test_escaping_reports.py"
+EO = "tests/test_escaping_outputs.py"
+BO = "tests/test_bombs.py"
+RS = "tests/test_files_restore_safety.py"
+MV = "tests/test_manifest_validity.py"
+EV = "tests/test_evidence.py"
+
+#: what an attacker who can name a database or write to the bucket tries (issue 13)
+HOSTILE: list[Row] = [
+    Row(
+        "database, table and Odoo module named with markup (`<img src=x onerror=…>`)",
+        "PostgreSQL names, manifest",
+        "report.html opened in Chromium runs no script and shows the names as text",
+        f"{ER}::test_report_html_of_a_drill_with_markup_in_names_runs_no_script",
+    ),
+    Row(
+        "markup injected into a rendered report.html",
+        "the page itself",
+        "its Content-Security-Policy runs no script",
+        f"{ER}::test_the_pages_policy_stops_markup_that_escaped_escaping",
+    ),
+    Row(
+        "hostile drill_id and backup id in an evidence report.json",
+        "repository object",
+        "`drill history --html` escaped, no script",
+        f"{ER}::test_history_page_with_a_hostile_report_runs_no_script",
+    ),
+    Row(
+        "table name with `</td>`, `<`, `|` in a failing check",
+        "report.md",
+        "one table row per check, no raw HTML",
+        f"{ER}::test_report_md_keeps_one_row_per_check_and_no_html",
+    ),
+    Row(
+        "database and file names with ESC sequences and BEL",
+        "repository objects, filestore",
+        "`list`, `show`, `verify`, error and log lines show `\\x1b`, no raw control byte",
+        f"{EO}::test_list_show_verify_show_a_database_names_escape_sequences",
+    ),
+    Row(
+        "database named `<!channel> <http://…|click> &`",
+        "webhook text",
+        "Slack entities; the data field unchanged",
+        f"{EO}::test_webhook_text_escapes_a_hostile_database_name",
+    ),
+    Row(
+        "database named with `'`, `=`, `|`, newline",
+        "Nagios output",
+        "one line, no forged perfdata, labels quoted",
+        f"{EO}::test_nagios_output_escapes_names_in_text_and_perfdata",
+    ),
+    Row(
+        "restore db onto a database holding only a materialized view and a large object "
+        "(or a function, schema, type, view)",
+        "target database",
+        "refused without --force; with it renamed aside; nothing dropped",
+        "tests/test_restore_db.py::test_a_target_holding_any_object_of_its_own_is_refused_then_kept_aside",
+    ),
+    Row(
+        "filestore object that expands past its recorded size (bomb)",
+        "repository object, RLIMIT_FSIZE",
+        "restore files and verify --read-data exit 4 naming it, nothing past the size written",
+        f"{BO}::test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size",
+    ),
+    Row(
+        "dump that expands past its recorded raw size (bomb)",
+        "repository object, RLIMIT_FSIZE",
+        "verify --read-data and restore db exit 4 naming it; no database created",
+        f"{BO}::test_a_dump_bomb_stops_verify_read_data_at_the_recorded_raw_size",
+    ),
+    Row(
+        "custom-format dump bomb",
+        "repository object",
+        "restore db exits 4, creates nothing",
+        f"{BO}::test_a_custom_format_dump_bomb_stops_restore_db_and_creates_nothing",
+    ),
+    Row(
+        "snapshot document that expands to 512 MiB",
+        "repository object",
+        "list files and prune stay in bounded memory; verify and restore exit 4 naming it",
+        f"{BO}::test_a_snapshot_document_bomb_is_refused_in_bounded_memory",
+    ),
+    Row(
+        "oversized manifest",
+        "repository object",
+        "named, not read past its limit",
+        f"{BO}::test_an_oversized_manifest_is_named_and_not_read_past_its_limit",
+    ),
+    Row(
+        "snapshot with a symlink to outside, then a file under it",
+        "repository object",
+        "nothing created outside the target, exit 4",
+        f"{RS}::test_a_snapshot_symlink_then_a_file_under_it_creates_nothing_outside_the_target",
+    ),
+    Row(
+        "symlink planted in the target before a --force restore",
+        "target directory",
+        "never followed",
+        f"{RS}::test_a_symlink_already_in_the_target_is_never_followed",
+    ),
+    Row(
+        "setuid, setgid and sticky bits in a snapshot",
+        "repository object",
+        "restored without them unless --keep-special-bits",
+        f"{RS}::test_setuid_setgid_and_sticky_bits_are_restored_only_when_asked_for",
+    ),
+    Row(
+        "a fresh local repository under umask 022",
+        "local directory",
+        "directories 0700, files 0600; systemd units UMask=0077",
+        "tests/test_repo_permissions.py",
+    ),
+    Row(
+        "manifest whose object is `../<other id>/dump.pgdump.zst`",
+        "repository object",
+        "verify and show exit 4 naming the manifest",
+        f"{MV}::test_verify_of_a_manifest_pointing_at_another_backups_dump_exits_4_naming_it",
+    ),
+    Row(
+        "manifest whose id is another backup's",
+        "repository object",
+        "prune deletes nothing, exit 4 naming it",
+        f"{MV}::test_prune_of_a_manifest_whose_id_is_another_backups_deletes_nothing_and_exits_4",
+    ),
+    Row(
+        "manifest dated years ahead",
+        "repository object",
+        "verify exits 4, list warns, drill and restore refuse it",
+        f"{MV}::test_a_manifest_dated_in_the_future_is_flagged_by_verify_list_refused_by_drill_restore",
+    ),
+    Row(
+        "a backup or snapshot dated in the future",
+        "repository object",
+        "status never OK with a negative age",
+        f"{MV}::test_status_never_reports_a_backup_or_snapshot_dated_in_the_future_as_ok",
+    ),
+    Row(
+        "snapshot with another id, an entry sha256 `../..`, or dated ahead",
+        "repository object",
+        "verify and restore files exit 4 naming it; prune deletes nothing",
+        "tests/test_snapshot_validity.py",
+    ),
+    Row(
+        "prune during the first backup of a new files source, and the other order",
+        "race, forced at the pause point",
+        "no object a committed snapshot references is swept; the backup waits or exits 6",
+        "tests/test_prune_files_race.py",
+    ),
+    Row(
+        "FAIL edited into PASS in an evidence report.html or report.md",
+        "repository object",
+        "`drill history --verify` exits 4 naming the drill and the file",
+        f"{EV}::test_history_verify_names_the_drill_whose_report_html_or_md_was_edited",
+    ),
+    Row(
+        "one byte of a signed report changed, a report re-signed with another key",
+        "repository object",
+        "`drill history --verify --public-key` exits 4 naming the drill",
+        f"{EV}::test_signed_history_verifies_with_the_public_key_and_names_the_drill_that_does_not",
+    ),
+    Row(
+        "evidence rewritten on a bucket with object lock",
+        "S3 object lock",
+        "evidence written under GOVERNANCE retention; a new version is named by --verify",
+        f"{EV}::test_evidence_is_written_under_object_lock_retention_where_the_bucket_has_it",
+    ),
+]
+
+
 def node_ids() -> list[str]:
     """What pytest runs: each function once (its parameters all run)."""
     seen: list[str] = []
-    for row in MATRIX:
+    for row in [*MATRIX, *HOSTILE]:
         base = row.test.split("[", 1)[0]
         if base not in seen:
             seen.append(base)
@@ -412,9 +581,19 @@ def row_status(row: Row, outcome: dict[str, str]) -> str:
     return "passed" if "passed" in matched else "skipped"
 
 
+def _table(rows: list[Row], statuses: list[str]) -> list[str]:
+    lines = []
+    for i, (row, status) in enumerate(zip(rows, statuses, strict=True), 1):
+        cells = [str(i), row.fault, row.where, row.expected, f"`{row.test}`", status]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines
+
+
 def render(outcome: dict[str, str], seconds: float, command: str) -> str:
     statuses = [row_status(r, outcome) for r in MATRIX]
-    passed = statuses.count("passed")
+    hostile = [row_status(r, outcome) for r in HOSTILE]
+    passed = statuses.count("passed") + hostile.count("passed")
+    rows = len(MATRIX) + len(HOSTILE)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     lines = [
         "# Reliability: the fault matrix",
@@ -431,8 +610,8 @@ def render(outcome: dict[str, str], seconds: float, command: str) -> str:
         "## Last run",
         "",
         f"- finished: {when}",
-        f"- result: **{passed} of {len(MATRIX)} rows passed**"
-        + ("" if passed == len(MATRIX) else " (see the rows not marked passed)"),
+        f"- result: **{passed} of {rows} rows passed**"
+        + ("" if passed == rows else " (see the rows not marked passed)"),
         f"- tests run: {len(outcome)} ({sum(v == 'passed' for v in outcome.values())} passed, "
         f"{sum(v == 'failed' for v in outcome.values())} failed, "
         f"{sum(v == 'skipped' for v in outcome.values())} skipped) in {seconds:.0f} s",
@@ -444,9 +623,20 @@ def render(outcome: dict[str, str], seconds: float, command: str) -> str:
         "| # | fault | where injected | expected outcome | test | result |",
         "|---|---|---|---|---|---|",
     ]
-    for i, (row, status) in enumerate(zip(MATRIX, statuses, strict=True), 1):
-        cells = [str(i), row.fault, row.where, row.expected, f"`{row.test}`", status]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += _table(MATRIX, statuses)
+    lines += [
+        "",
+        "## Hostile input",
+        "",
+        "What someone who can name a database or a file, or write to the bucket, tries: "
+        "each case ends in escaped output, a named integrity error (exit 4) or a refusal, "
+        "never in a script run, a file written outside its target, memory or disk "
+        "exhausted, another backup's data deleted, or evidence quietly rewritten.",
+        "",
+        "| # | input | where | expected outcome | test | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += _table(HOSTILE, hostile)
     lines += [
         "",
         "## Retry policy",
@@ -480,7 +670,8 @@ def main() -> int:
     nodes = node_ids()
     if args.dry_run:
         print("\n".join(nodes))
-        print(f"{len(MATRIX)} rows, {len(nodes)} test functions", file=sys.stderr)
+        rows = len(MATRIX) + len(HOSTILE)
+        print(f"{rows} rows, {len(nodes)} test functions", file=sys.stderr)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
@@ -501,8 +692,9 @@ def main() -> int:
         outcome = results(junit) if junit.exists() else {}
     command = "python scripts/reliability_report.py" + (" " + " ".join(extra) if extra else "")
     DOC.write_text(render(outcome, seconds, command))
-    failed = [r.fault for r in MATRIX if row_status(r, outcome) != "passed"]
-    print(f"wrote {DOC.relative_to(ROOT)}: {len(MATRIX) - len(failed)} of {len(MATRIX)} passed")
+    every = [*MATRIX, *HOSTILE]
+    failed = [r.fault for r in every if row_status(r, outcome) != "passed"]
+    print(f"wrote {DOC.relative_to(ROOT)}: {len(every) - len(failed)} of {len(every)} passed")
     return 0 if not failed else 1
 
 
