@@ -1,0 +1,188 @@
+"""The HTTP side of ``serve``: a small WSGI app served by waitress.
+
+waitress, not the standard library's ``http.server``, because a server facing a network
+needs what it already does: a read timeout (an idle or half-sent request is dropped after
+``read_timeout_seconds``), a cap on open connections (past it, new ones wait in the
+listen backlog until one closes) and a fixed pool of worker threads. Every response
+carries the security headers below; ``HEAD`` answers with the headers of ``GET`` and no
+body. A client that hangs up is one log line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
+
+from backdrill.errors import UsageError
+from backdrill.text import terminal
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+log = logging.getLogger("backdrill.services.serve")
+
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)
+#: sent only when ``serve.behind_tls`` says a TLS-terminating proxy fronts the server
+#: (serve itself speaks plain HTTP; browsers ignore HSTS received over plain HTTP)
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
+
+#: a route: GET/HEAD -> (status code, content type, body)
+Route = Callable[[], tuple[int, str, bytes]]
+
+_REASONS = {
+    200: "OK",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    read_timeout_seconds: int = 30
+    connection_limit: int = 100
+    threads: int = 4
+    behind_tls: bool = False
+
+
+class WsgiApp:
+    """``GET`` and ``HEAD`` on the given paths; 404 elsewhere, 405 for other methods."""
+
+    def __init__(self, routes: dict[str, Route], *, behind_tls: bool) -> None:
+        self.routes = routes
+        self.headers = [*SECURITY_HEADERS, *([HSTS] if behind_tls else [])]
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", ""))
+        path = str(environ.get("PATH_INFO", ""))
+        extra: list[tuple[str, str]] = []
+        route = self.routes.get(path)
+        if route is None:
+            names = " or ".join(sorted(self.routes))
+            code, ctype, body = 404, "text/plain", f"not found: try {names}\n".encode()
+        elif method not in ("GET", "HEAD"):
+            code, ctype, body = 405, "text/plain", b"only GET and HEAD\n"
+            extra.append(("Allow", "GET, HEAD"))
+        else:
+            try:
+                code, ctype, body = route()
+            except Exception as exc:  # one bad request must not stop the server
+                log.error("serve: %s failed: %s", path, terminal(f"{type(exc).__name__}: {exc}"))
+                code, ctype, body = 500, "text/plain", f"{type(exc).__name__}\n".encode()
+        headers = [
+            ("Content-Type", ctype),
+            ("Content-Length", str(len(body))),
+            *self.headers,
+            *extra,
+        ]
+        start_response(f"{code} {_REASONS.get(code, 'Error')}", headers)
+        return [] if method == "HEAD" else [body]
+
+
+class _OneLine(logging.Handler):
+    """waitress's own log records, as one line each through backdrill's logger: a socket
+    error of a client that hung up is named, not dumped as a traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        level = record.levelno
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OSError):
+            text, level = f"a client hung up ({type(exc).__name__})", logging.INFO
+        elif text.startswith("Client disconnected while serving"):
+            return  # _Channel.handle_close has said so
+        elif exc is not None:
+            text = f"{text}: {type(exc).__name__}: {exc}"
+        log.log(level, "serve: %s", terminal(text[:300]))
+
+
+class _Channel(HTTPChannel):
+    """One line when a connection closes with its answer unsent (the client hung up):
+    waitress itself closes such a connection silently."""
+
+    _closed = False
+
+    def handle_close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self.requests or self.total_outbufs_len:
+                log.info(
+                    "serve: a client hung up before its answer was sent (%s)",
+                    terminal(str(self.addr)[:100]),
+                )
+        super().handle_close()
+
+
+def _route_waitress_logs() -> None:
+    logger = logging.getLogger("waitress")
+    if not any(isinstance(h, _OneLine) for h in logger.handlers):
+        logger.addHandler(_OneLine())
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+
+
+class HttpServer:
+    """waitress behind the interface of ``socketserver``: ``serve_forever`` in one thread,
+    ``shutdown`` from another, then ``server_close``."""
+
+    def __init__(self, app: WsgiApp, host: str, port: int, settings: HttpSettings) -> None:
+        _route_waitress_logs()
+        self._map: dict[int, Any] = {}  # waitress's socket map: its channels, by fd
+        listen = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"  # noqa: S104
+        try:
+            server = create_server(
+                app,
+                map=self._map,
+                listen=listen,
+                threads=settings.threads,
+                # waitress counts its listening socket and its wake-up pipe as connections
+                connection_limit=settings.connection_limit + 2,
+                channel_timeout=settings.read_timeout_seconds,
+                cleanup_interval=max(1, settings.read_timeout_seconds // 2),
+                ident="backdrill",
+                expose_tracebacks=False,
+            )
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"cannot listen on {host}:{port}: {reason}") from None
+        if not isinstance(server, BaseWSGIServer) or server.socket is None:  # one address
+            server.close()
+            raise UsageError(f"cannot listen on {host}:{port}: more than one address")
+        server.channel_class = _Channel
+        self._server = server
+        self._loop_timeout = float(server.adj.asyncore_loop_timeout)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        bound = server.socket.getsockname()
+        self.server_address: tuple[str, int] = (str(bound[0]), int(bound[1]))
+
+    def serve_forever(self) -> None:
+        self._stopped.clear()
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=self._loop_timeout, map=self._map, count=1)
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._server.pull_trigger()
+        self._stopped.wait(timeout=30)
+
+    def server_close(self) -> None:
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        wasyncore.close_all(self._map)
