@@ -117,6 +117,12 @@ def test_every_response_carries_the_security_headers(start: Start) -> None:
             assert resp.getheader(name) == value, (method, path, name)
         assert resp.getheader("Strict-Transport-Security") is None  # plain HTTP
     assert seen == {503, 200, 404, 405}
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:  # waitress's 400
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        answer = sock.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 400 ")
+    for name, value in SECURITY.items():
+        assert f"{name}: {value}\r\n" in answer, answer
 
 
 def test_hsts_only_when_configured_behind_tls(start: Start) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
+from waitress.task import ErrorTask
 
 from backdrill.errors import UsageError
 from backdrill.text import terminal
@@ -110,21 +111,32 @@ class _OneLine(logging.Handler):
         log.log(level, "serve: %s", terminal(text[:300]))
 
 
-class _Channel(HTTPChannel):
-    """One line when a connection closes with its answer unsent (the client hung up):
-    waitress itself closes such a connection silently."""
+def _channel_class(headers: list[tuple[str, str]]) -> type[HTTPChannel]:
+    class _ErrorTask(ErrorTask):
+        """waitress's own answers (400, 413, 431, ...) carry the same headers."""
 
-    _closed = False
+        def execute(self) -> None:
+            self.response_headers = [*self.response_headers, *headers]
+            super().execute()
 
-    def handle_close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            if self.requests or self.total_outbufs_len:
-                log.info(
-                    "serve: a client hung up before its answer was sent (%s)",
-                    terminal(str(self.addr)[:100]),
-                )
-        super().handle_close()
+    class _Channel(HTTPChannel):
+        """One line when a connection closes with its answer unsent (the client hung
+        up): waitress itself closes such a connection silently."""
+
+        error_task_class = _ErrorTask
+        _closed = False
+
+        def handle_close(self) -> None:
+            if not self._closed:
+                self._closed = True
+                if self.requests or self.total_outbufs_len:
+                    log.info(
+                        "serve: a client hung up before its answer was sent (%s)",
+                        terminal(str(self.addr)[:100]),
+                    )
+            super().handle_close()
+
+    return _Channel
 
 
 def _route_waitress_logs() -> None:
@@ -162,7 +174,7 @@ class HttpServer:
         if not isinstance(server, BaseWSGIServer) or server.socket is None:  # one address
             server.close()
             raise UsageError(f"cannot listen on {host}:{port}: more than one address")
-        server.channel_class = _Channel
+        server.channel_class = _channel_class(app.headers)
         self._server = server
         self._loop_timeout = float(server.adj.asyncore_loop_timeout)
         self._stop = threading.Event()
