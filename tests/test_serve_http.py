@@ -188,3 +188,17 @@ def test_a_client_that_hangs_up_early_is_one_line_and_no_traceback(
     hung_up = [r.getMessage() for r in records if "hung up" in r.getMessage()]
     assert len(hung_up) == clients, hung_up  # one line each
     assert all("\n" not in line for line in hung_up)
+
+
+def test_a_host_name_listens_on_its_first_ipv4_address(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    shutil.copy(REPO / "ops/ssot/system_design_map.yaml", tmp_path / "ssot.yaml")
+    path = tmp_path / "backdrill.yaml"
+    path.write_text(f"ssot: ssot.yaml\nstorage: {{url: 'file://{tmp_path / 'repo'}'}}\n")
+    server = make_server(
+        ("localhost", 0), HealthApp(RepositoryCache(storage, load_config(path), 60))
+    )
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.server_close()

@@ -11,6 +11,7 @@ body. A client that hangs up is one log line, never a traceback.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -147,6 +148,17 @@ def _route_waitress_logs() -> None:
     logger.setLevel(logging.INFO)
 
 
+def _ipv4(host: str, port: int) -> str:
+    """A name listens on its first IPv4 address (as the standard library's server did);
+    "" on every interface."""
+    if not host:
+        return "0.0.0.0"  # noqa: S104 - `--listen :9187` asks for every interface
+    try:
+        return str(socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc}") from None
+
+
 class HttpServer:
     """waitress behind the interface of ``socketserver``: ``serve_forever`` in one thread,
     ``shutdown`` from another, then ``server_close``."""
@@ -154,7 +166,7 @@ class HttpServer:
     def __init__(self, app: WsgiApp, host: str, port: int, settings: HttpSettings) -> None:
         _route_waitress_logs()
         self._map: dict[int, Any] = {}  # waitress's socket map: its channels, by fd
-        listen = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"  # noqa: S104
+        listen = f"[{host}]:{port}" if ":" in host else f"{_ipv4(host, port)}:{port}"
         try:
             server = create_server(
                 app,
