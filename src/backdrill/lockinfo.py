@@ -124,14 +124,17 @@ def held_message(
     scope: str, key: str, holder: Holder, now: datetime, ttl: timedelta
 ) -> tuple[str, str]:
     """The message and hint of :class:`backdrill.errors.LockHeld` for a held lock."""
-    message = f"{scope} is locked by {holder.describe()}; lock object {key}"
+    message = f"{scope} is locked by {holder.describe()}"
     if isinstance(holder, ForeignLock):
-        return message, f"if no run holds it, remove it with `backdrill unlock {scope} --force`"
+        return (
+            f"{message}; lock object {key}",
+            f"if no run holds it, remove it with `backdrill unlock {scope} --force`",
+        )
+    if holder.expires - now > 10 * ttl:  # a refreshed lock expires within one lease
+        message += f", far past this backdrill's {int(ttl.total_seconds())} s lease"
     hint = (
         "wait for it, or pass --wait DURATION; if that run is gone, "
         f"`backdrill unlock {scope}` removes the lock once it has expired or its process "
         f"is gone from this host, `backdrill unlock {scope} --force` at once"
     )
-    if holder.expires - now > 10 * ttl:  # a refreshed lock expires within one lease
-        message += f" (an expiry far past this backdrill's {int(ttl.total_seconds())} s lease)"
-    return message, hint
+    return f"{message}; lock object {key}", hint
