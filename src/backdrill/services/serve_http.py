@@ -15,7 +15,8 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
@@ -24,9 +25,6 @@ from waitress.task import ErrorTask
 
 from backdrill.errors import UsageError
 from backdrill.text import terminal
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger("backdrill.services.serve")
 
