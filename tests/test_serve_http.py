@@ -11,6 +11,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -156,38 +157,53 @@ def test_connections_past_the_cap_wait_until_one_closes(start: Start) -> None:
     assert request(port, "GET", "/health", timeout=15).status == 200
 
 
-def test_a_client_that_hangs_up_early_is_one_line_and_no_traceback(
-    start: Start, capfd: pytest.CaptureFixture[str]
-) -> None:
-    records: list[logging.LogRecord] = []
+@pytest.fixture
+def records() -> Iterator[list[logging.LogRecord]]:
+    """What backdrill logs at INFO and above while the test runs (and only to here: an
+    earlier in-process CLI run leaves a handler on a closed stream)."""
+    kept: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
+            kept.append(record)
 
     logger = logging.getLogger("backdrill")
     old_handlers, old_level = logger.handlers[:], logger.level
-    logger.handlers = [Keep()]  # only ours (an earlier in-process CLI run left its own)
-    logger.setLevel(logging.INFO)
-    try:
-        _server, port = start()
-        clients = 20
-        for _ in range(clients):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=15)
-            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()  # a reset, before the answer is read
-        time.sleep(1.5)
-        assert request(port, "GET", "/health").status == 200  # still serving
-    finally:
-        logger.handlers = old_handlers
-        logger.setLevel(old_level)
+    logger.handlers = [Keep(level=logging.INFO)]
+    logger.setLevel(logging.DEBUG)
+    yield kept
+    logger.handlers = old_handlers
+    logger.setLevel(old_level)
+
+
+def test_a_client_that_hangs_up_early_is_one_line_and_no_traceback(
+    start: Start, capfd: pytest.CaptureFixture[str], records: list[logging.LogRecord]
+) -> None:
+    _server, port = start()
+    clients = 20
+    for _ in range(clients):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, before the answer is read
+    time.sleep(1.5)
+    assert request(port, "GET", "/health").status == 200  # still serving
     err = capfd.readouterr().err
     assert "Traceback" not in err
     assert not [r for r in records if r.exc_info], [r.getMessage() for r in records]
     hung_up = [r.getMessage() for r in records if "hung up" in r.getMessage()]
     assert len(hung_up) == clients, hung_up  # one line each
     assert all("\n" not in line for line in hung_up)
+
+
+def test_a_busy_server_logs_nothing_per_request(
+    start: Start, records: list[logging.LogRecord]
+) -> None:
+    _server, port = start(threads=1)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(lambda _i: request(port, "GET", "/metrics").status, range(100)))
+    assert codes == [200] * 100
+    assert [r.getMessage() for r in records] == []
 
 
 def test_a_host_name_listens_on_its_first_ipv4_address(tmp_path: Path) -> None:

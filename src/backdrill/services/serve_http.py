@@ -101,7 +101,9 @@ class _OneLine(logging.Handler):
         text = record.getMessage()
         level = record.levelno
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, OSError):
+        if record.name == "waitress.queue":  # "Task queue depth is N": every busy moment
+            level = logging.DEBUG
+        elif isinstance(exc, OSError):
             text, level = f"a client hung up ({type(exc).__name__})", logging.INFO
         elif text.startswith("Client disconnected while serving"):
             return  # _Channel.handle_close has said so
