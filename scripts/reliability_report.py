@@ -394,7 +394,7 @@ MATRIX: list[Row] = [
         "restore db --to a DSN whose port is no port (`:notaport`, 0, 99999999)",
         "command line",
         "exit 3 in one line",
-        "tests/test_no_internal_error.py::test_restore_db_to_a_dsn_whose_port_is_no_port_is_a_config_error",
+        "tests/test_bad_input_seen.py::test_restore_db_to_a_dsn_whose_port_is_no_port_is_a_config_error",
     ),
     Row(
         'lock object with pid 10**30 or "abc", bad JSON, missing fields',

@@ -10,90 +10,27 @@ import copy
 import json
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers.cli import Repo, Result, run_cli
+from helpers.cli_env import cli, fresh_env
 from helpers.repo import write_object
 from helpers.seed import write_drill, write_manifest
 
 pytestmark = pytest.mark.reliability
 
-#: README "Exit codes" (status: Nagios 0-3)
-EXIT_CODES = {0, 1, 2, 3, 4, 5, 6}
 SETTINGS = settings(
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@dataclass
-class Env:
-    root: Path
-    repo: Repo
-    source: Path
-    config: Path
-
-    @property
-    def repo_dir(self) -> Path:
-        return self.root / "repo"
-
-
-def fresh_env(tmp_path: Path, config: dict[str, Any] | None = None) -> Env:
-    """A new directory per example: a filestore source (a file, a dangling symlink, a
-    symlink to a directory) and a local repository, with a closed PostgreSQL port."""
-    root = Path(tempfile.mkdtemp(dir=tmp_path))
-    source = root / "src"
-    (source / "d").mkdir(parents=True)
-    (source / "d" / "file").write_bytes(b"attachment")
-    os.symlink("nowhere", source / "dangling")
-    os.symlink("d", source / "dirlink")
-    repo = Repo(url=f"file://{root / 'repo'}")
-    doc: dict[str, Any] = config if config is not None else {}
-    doc.pop("notify", None)  # no webhook to the network
-    doc["storage"] = {"url": repo.url}
-    doc["files"] = {"source": str(source)}
-    doc["postgres"] = {"host": "127.0.0.1", "port": closed_port(), "connect_timeout": 1}
-    path = root / "backdrill.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return Env(root, repo, source, path)
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def check(result: Result, args: list[str]) -> None:
-    where = f"{args}: {result.err[-2000:]}"
-    assert "internal error" not in result.err, where
-    assert "Traceback" not in result.err, where
-    assert result.code in EXIT_CODES, where
-    for line in result.err.splitlines():
-        if line.startswith("{"):  # a JSON log record: one line, parseable
-            json.loads(line)
-    if result.code not in (0, 2) or result.errors:
-        messages = [json.loads(line)["message"] for line in result.errors]
-        assert messages, where  # the error is named
-        assert all("\n" not in m or m.count("\n") < 50 for m in messages), where
-
-
-def cli(capsys: pytest.CaptureFixture[str], env: Env, *args: str) -> Result:
-    full = ["--config", str(env.config), *args]
-    result = run_cli(capsys, *full)
-    check(result, full)
-    return result
 
 
 # -- arbitrary JSON, and mutations of real documents ----------------------------------
@@ -452,58 +389,3 @@ def test_arbitrary_configuration_never_makes_an_internal_error(
     env = fresh_env(tmp_path, doc)
     args = [{"SNAPSHOT": "x", "BACKUP": "y"}.get(a, a) for a in command]
     cli(capsys, env, *args)
-
-
-# -- the two cases seen ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "dsn",
-    [
-        "postgresql://u@127.0.0.1:notaport/db",
-        "postgresql://u@127.0.0.1:99999999/db",
-        "postgresql://u@127.0.0.1:0/db",
-        "host=127.0.0.1 port=abc dbname=db",
-        "host=a,b port=5432,5433 dbname=db",
-        "host=127.0.0.1 port=٥٤٣٢ dbname=db",
-    ],
-)
-def test_restore_db_to_a_dsn_whose_port_is_no_port_is_a_config_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], dsn: str
-) -> None:
-    env = fresh_env(tmp_path)
-    result = cli(capsys, env, "restore", "db", "--to", dsn)
-    assert result.code == 3, result.err
-    (line,) = result.errors
-    assert "the DSN's port is not a port number" in json.loads(line)["message"]
-
-
-def test_a_dangling_symlink_beside_a_directory_and_a_symlink_to_it_back_up_and_restore(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    env = fresh_env(tmp_path)  # src: d/file, dangling -> nowhere, dirlink -> d
-    assert cli(capsys, env, "backup", "files").code == 0
-    out = env.root / "out"
-    assert cli(capsys, env, "restore", "files", "--to", str(out)).code == 0
-    assert os.readlink(out / "dangling") == "nowhere"
-    assert os.readlink(out / "dirlink") == "d"
-    assert (out / "d" / "file").read_bytes() == b"attachment"
-    assert cli(capsys, env, "verify", "--all", "--read-data").code == 0
-
-
-def test_a_snapshot_with_a_file_under_a_dangling_symlink_is_refused_naming_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    env = fresh_env(tmp_path)
-    assert cli(capsys, env, "backup", "files").code == 0
-    (snap,) = env.repo_dir.glob("files/*/snapshots/*.json.zst")
-    doc = json.loads(zstandard.ZstdDecompressor().decompress(snap.read_bytes()))
-    (file_entry,) = [e for e in doc["entries"] if e["path"] == "d/file"]
-    doc["entries"].append({**file_entry, "path": "dangling/file"})
-    snap.write_bytes(zstandard.ZstdCompressor().compress(json.dumps(doc).encode()))
-    out = env.root / "out"
-    result = cli(capsys, env, "restore", "files", "--to", str(out))
-    assert result.code == 4
-    assert "dangling/file lies under dangling" in json.loads(result.errors[-1])["message"]
-    assert not out.exists() or list(out.iterdir()) == []
-    assert cli(capsys, env, "backup", "files").code == 0  # the next backup is not stopped
