@@ -223,3 +223,14 @@ def test_a_lock_this_backdrill_wrote_parses_back(tmp_path: Path) -> None:
             RepoLock(storage, "db-odoo", run_id="x", command="backup db").acquire()
         assert f"pid {lock._info().pid}" in str(caught.value)
         assert "far past" not in str(caught.value)
+
+
+def test_a_long_run_id_is_still_a_lock_of_this_backdrill_shown_cut(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    with RepoLock(storage, "db-odoo", run_id="r" * 5000, command="backup db") as lock:
+        with pytest.raises(LockHeld) as caught:
+            RepoLock(storage, "db-odoo", run_id="x", command="backup db").acquire()
+        message = str(caught.value)
+        assert "did not write" not in message
+        assert f"run {'r' * 80}…," in message and "r" * 81 not in message
+        assert not lock.lost

@@ -18,7 +18,6 @@ from backdrill.timeutil import parse_time
 
 #: Linux's PID_MAX_LIMIT (2**22); no process id is larger
 MAX_PID = 4_194_304
-_MAX_FIELD = 256
 _SHOWN = 80
 _SCOPE = re.compile(r"[A-Za-z0-9_~%-][A-Za-z0-9_.~%-]{0,299}")
 
@@ -64,8 +63,8 @@ class LockInfo:
             if name == "pid":
                 if type(value) is not int or not 0 < value <= MAX_PID:
                     return ForeignLock(f"pid {shown(value)} is not a process id")
-            elif not isinstance(value, str) or not value or len(value) > _MAX_FIELD:
-                return ForeignLock(f"field {name} is missing or not a short text")
+            elif not isinstance(value, str):  # any length: a --run-id is the user's
+                return ForeignLock(f"field {name} is missing or not text")
             fields[name] = value
         for name in ("created_at", "expires_at"):
             try:
