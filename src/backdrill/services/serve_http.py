@@ -121,19 +121,33 @@ def _channel_class(headers: list[tuple[str, str]]) -> type[HTTPChannel]:
             super().execute()
 
     class _Channel(HTTPChannel):
-        """One line when a connection closes with its answer unsent (the client hung
-        up): waitress itself closes such a connection silently."""
+        """One line when a client hangs up: it reset the connection, or closed it with
+        its answer unsent. waitress itself closes such a connection silently."""
 
         error_task_class = _ErrorTask
         _closed = False
+        _reset = False
+
+        def recv(self, buffer_size: int) -> bytes:
+            # waitress's recv, but a reset is remembered (it turns it into a plain EOF)
+            if self.socket is None:
+                return b""
+            try:
+                data = self.socket.recv(buffer_size)
+            except ConnectionError:
+                self._reset = True
+                data = b""
+            if not data:
+                self.handle_close()
+            return data
 
         def handle_close(self) -> None:
             if not self._closed:
                 self._closed = True
-                if self.requests or self.total_outbufs_len:
+                if self._reset or self.requests or self.total_outbufs_len:
+                    why = "reset the connection" if self._reset else "left before its answer"
                     log.info(
-                        "serve: a client hung up before its answer was sent (%s)",
-                        terminal(str(self.addr)[:100]),
+                        "serve: a client hung up: %s (%s)", why, terminal(str(self.addr)[:100])
                     )
             super().handle_close()
 
