@@ -538,6 +538,52 @@ HOSTILE: list[Row] = [
         "evidence written under GOVERNANCE retention; a new version is named by --verify",
         f"{EV}::test_evidence_is_written_under_object_lock_retention_where_the_bucket_has_it",
     ),
+    Row(
+        "arbitrary command lines (hypothesis)",
+        "command line",
+        "exit 0-6, errors named in one line; never a traceback or internal error",
+        "tests/test_no_internal_error.py::test_arbitrary_command_lines_never_make_an_internal_error",
+    ),
+    Row(
+        "arbitrary config documents (hypothesis)",
+        "config file",
+        "exit 0-6, never a traceback or internal error",
+        "tests/test_no_internal_error.py::test_arbitrary_configuration_never_makes_an_internal_error",
+    ),
+    Row(
+        "mutated manifests, snapshots (a file under a dangling symlink), locks, "
+        "drill reports (hypothesis)",
+        "repository objects",
+        "list, show, verify, status, prune, history, restore files, backup files, unlock: "
+        "exit 0-6, never an internal error",
+        "tests/test_no_internal_error.py::"
+        "test_arbitrary_repository_documents_never_make_an_internal_error",
+    ),
+    Row(
+        "restore db --to a DSN whose port is no port (`:notaport`, 0, 99999999)",
+        "command line",
+        "exit 3 in one line",
+        "tests/test_bad_input_seen.py::test_restore_db_to_a_dsn_whose_port_is_no_port_is_a_config_error",
+    ),
+    Row(
+        'lock object with pid 10**30 or "abc", bad JSON, missing fields',
+        "repository object",
+        "a foreign lock, named, exit 6; never taken over, never an internal error",
+        "tests/test_unlock.py::test_a_malformed_lock_is_a_foreign_lock_named_never_an_internal_error",
+    ),
+    Row(
+        "a lock forged to expire in 2099",
+        "repository object",
+        "backup exits 6 naming holder, since, expiry and `backdrill unlock SCOPE`",
+        "tests/test_unlock.py::test_a_forged_lock_expiring_in_2099_is_named_with_its_expiry_and_how_to_clear_it",
+    ),
+    Row(
+        "HEAD requests, idle clients, more clients than the cap, clients hanging up early",
+        "`serve` over HTTP",
+        "HEAD answered without a body; idle closed after the read timeout; the cap holds; "
+        "one log line, no traceback",
+        "tests/test_serve_http.py",
+    ),
 ]
 
 

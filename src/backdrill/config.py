@@ -271,6 +271,13 @@ class NotifyConfig(_Model):
 class ServeConfig(_Model):
     listen: str = "127.0.0.1:9187"
     cache_seconds: Annotated[float, Field(ge=0, le=86400)] = 60.0
+    #: a connection that sends nothing (or half a request) for this long is closed
+    read_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    #: open connections served at once; more wait in the listen backlog
+    connection_limit: Annotated[int, Field(ge=1, le=10000)] = 100
+    threads: Annotated[int, Field(ge=1, le=64)] = 4
+    #: a TLS-terminating proxy fronts serve: send Strict-Transport-Security
+    behind_tls: bool = False
 
 
 class Config(_Model):

@@ -7,7 +7,9 @@ thread while the work runs, and deleted at the end, also on errors and interrupt
 
 A lock past its expiry, or held by a process of this host that no longer exists (a
 run killed by SIGKILL), is taken over with a warning. Otherwise the second run fails
-at once with :class:`LockHeld` (exit 6) naming the holder, or waits with ``wait``.
+at once with :class:`LockHeld` (exit 6) naming the holder, its expiry and how to clear
+it, or waits with ``wait``. A lock object this backdrill did not write is a foreign lock
+(:mod:`backdrill.lockinfo`): named, never taken over, removed only by ``unlock --force``.
 
 Scopes: ``db-<database>`` (``backup db``), ``files-<source>`` (``backup files``) and
 ``prune`` (the repository). ``prune`` holds ``prune`` and also the lock of each scope
@@ -22,15 +24,14 @@ own is held (:func:`live_holders`). Whichever wrote first, the other sees its lo
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from dataclasses import asdict
+from datetime import timedelta
 from types import TracebackType
 from typing import Self
 from urllib.parse import quote
@@ -39,8 +40,9 @@ from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError, LockHeld, NotFound
 from backdrill.interrupts import cleaning_up
 from backdrill.limits import MAX_LOCK_BYTES
+from backdrill.lockinfo import ForeignLock, Holder, LockInfo, held_message, is_stale
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
-from backdrill.timeutil import isoformat, parse_time, utcnow
+from backdrill.timeutil import isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,94 +64,6 @@ REPOSITORY_SCOPE = "prune"
 
 def lock_key(scope: str) -> str:
     return f"{LOCKS_ROOT}{scope}"
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    scope: str
-    token: str
-    command: str
-    host: str
-    pid: int
-    run_id: str
-    created_at: str
-    expires_at: str
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), indent=2).encode()
-
-    @classmethod
-    def parse(cls, data: bytes) -> LockInfo | None:
-        """None when the object is not a lock this backdrill wrote (treated as expired)."""
-        try:
-            doc = json.loads(data)
-            info = cls(**{k: doc[k] for k in cls.__dataclass_fields__})
-            parse_time(info.expires_at)
-        except (ValueError, KeyError, TypeError):
-            return None
-        return info
-
-    def describe(self) -> str:
-        return (
-            f"{self.command} on host {self.host}, pid {self.pid}, run {self.run_id}, "
-            f"since {self.created_at}"
-        )
-
-
-def is_stale(info: LockInfo | None, now: datetime, host: str) -> str | None:
-    """Pure but for a pid probe: why the lock may be taken over, or None if it holds."""
-    if info is None:
-        return "unreadable lock object"
-    if parse_time(info.expires_at) < now:
-        return f"expired at {info.expires_at}"
-    if info.host == host and not _pid_alive(info.pid):
-        return f"process {info.pid} no longer runs on this host"
-    return None
-
-
-def _live_holder(storage: Storage, key: str, host: str) -> LockInfo | None:
-    """The holder of the lock object ``key`` unless it is absent or stale."""
-    try:
-        holder = LockInfo.parse(storage.get_bytes(key))
-    except NotFound:
-        return None
-    return holder if holder is not None and is_stale(holder, utcnow(), host) is None else None
-
-
-def live_holders(storage: Storage, scope_prefix: str, host: str | None = None) -> list[LockInfo]:
-    """The live holders of the locks ``locks/<scope_prefix>*`` (one listing, one read
-    per lock): neither expired nor left by a dead process of this host."""
-    host = host or socket.gethostname()
-    keys = [info.key for info in storage.list_objects(lock_key(scope_prefix))]
-    found = (_live_holder(storage, key, host) for key in keys)
-    return [h for h in found if h is not None]
-
-
-def wait_until_free(
-    storage: Storage, scope: str, *, wait: timedelta | None = None, host: str | None = None
-) -> None:
-    """Return once ``locks/<scope>`` is not held (absent or stale), without taking it;
-    LockHeld (exit 6) naming the holder when ``wait`` runs out first."""
-    host = host or socket.gethostname()
-    deadline = time.monotonic() + (wait.total_seconds() if wait else 0)
-    while (holder := _live_holder(storage, lock_key(scope), host)) is not None:
-        if time.monotonic() >= deadline:
-            raise LockHeld(
-                f"{scope} is locked by {holder.describe()}",
-                hint=f"wait for it, or pass --wait DURATION; lock object {lock_key(scope)}",
-            )
-        log.info("waiting for the lock %s held by %s", lock_key(scope), holder.describe())
-        time.sleep(min(POLL_SECONDS, max(0.05, deadline - time.monotonic())))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RepoLock:
@@ -195,16 +109,11 @@ class RepoLock:
             expires_at=isoformat(utcnow() + self.ttl),
         )
 
-    def _read(self) -> LockInfo | bool | None:
-        """The current holder; None if unreadable; False if there is no lock object."""
-        try:
-            return LockInfo.parse(read_document(self.storage, self.key, limit=MAX_LOCK_BYTES))
-        except NotFound:
-            return False
-        except IntegrityError:  # larger than any lock: not one this backdrill wrote
-            return None
+    def _read(self) -> Holder | None:
+        """The current holder; None if there is no lock object."""
+        return read_holder(self.storage, self.key)
 
-    def _try_once(self, attempts: int = 5) -> LockInfo | None:
+    def _try_once(self, attempts: int = 5) -> Holder | None:
         """Take the lock, or return the live holder.
 
         The object is read first, so that even a store ignoring ``If-None-Match`` does
@@ -213,17 +122,15 @@ class RepoLock:
         if attempts <= 0:
             raise LockHeld(f"{self.scope}: the lock object {self.key} keeps changing")
         current = self._read()
-        if current is not False:
-            holder = current if isinstance(current, LockInfo) else None
-            why = is_stale(holder, utcnow(), self.host)
+        if current is not None:
+            why = is_stale(current, utcnow(), self.host)
             if why is None:
-                assert holder is not None
-                return holder
+                return current
             log.warning(
                 "taking over the lock %s: %s",
                 self.key,
                 why,
-                extra={"fields": {"lock": self.key, "previous": holder and asdict(holder)}},
+                extra={"fields": {"lock": self.key, "previous": asdict(current)}},
             )
             if self._read() == current:  # unchanged since we judged it: remove it
                 self.storage.delete(self.key)
@@ -260,10 +167,8 @@ class RepoLock:
             if holder is None:
                 break
             if time.monotonic() >= deadline:
-                raise LockHeld(
-                    f"{self.scope} is locked by {holder.describe()}",
-                    hint=f"wait for it, or pass --wait DURATION; lock object {self.key}",
-                )
+                message, hint = held_message(self.scope, self.key, holder, utcnow(), self.ttl)
+                raise LockHeld(message, hint=hint)
             log.info("waiting for the lock %s held by %s", self.key, holder.describe())
             time.sleep(min(POLL_SECONDS, max(0.05, deadline - time.monotonic())))
         self._held = True
@@ -315,6 +220,16 @@ class RepoLock:
         self.release()
 
 
+def read_holder(storage: Storage, key: str) -> Holder | None:
+    """What the lock object ``key`` says; None when there is none."""
+    try:
+        return LockInfo.parse(read_document(storage, key, limit=MAX_LOCK_BYTES))
+    except NotFound:
+        return None
+    except IntegrityError:  # larger than any lock: not one this backdrill wrote
+        return ForeignLock(f"larger than {MAX_LOCK_BYTES} bytes")
+
+
 def probe_conditional_write(storage: Storage) -> ProbeResult:
     """``config check``: write a probe lock twice; the second write must be refused."""
     key = f"{LOCKS_ROOT}.probe-{secrets.token_hex(4)}"
@@ -335,3 +250,37 @@ def probe_conditional_write(storage: Storage) -> ProbeResult:
         "the store ignores If-None-Match: two runs could both take a lock; "
         "do not run backups and prune concurrently on this store",
     )
+
+
+def _live_holder(storage: Storage, key: str, host: str) -> Holder | None:
+    """The holder of the lock object ``key`` unless it is absent or stale (a foreign
+    lock holds: it is never taken for stale)."""
+    holder = read_holder(storage, key)
+    return holder if holder is not None and is_stale(holder, utcnow(), host) is None else None
+
+
+def live_holders(
+    storage: Storage, scope_prefix: str, host: str | None = None
+) -> list[tuple[str, Holder]]:
+    """The live locks ``locks/<scope_prefix>*`` (one listing, one read per lock), each
+    with its key: neither expired nor left by a dead process of this host."""
+    host = host or socket.gethostname()
+    keys = [info.key for info in storage.list_objects(lock_key(scope_prefix))]
+    found = ((key, _live_holder(storage, key, host)) for key in keys)
+    return [(key, h) for key, h in found if h is not None]
+
+
+def wait_until_free(
+    storage: Storage, scope: str, *, wait: timedelta | None = None, host: str | None = None
+) -> None:
+    """Return once ``locks/<scope>`` is not held (absent or stale), without taking it;
+    LockHeld (exit 6) naming the holder when ``wait`` runs out first."""
+    host = host or socket.gethostname()
+    key = lock_key(scope)
+    deadline = time.monotonic() + (wait.total_seconds() if wait else 0)
+    while (holder := _live_holder(storage, key, host)) is not None:
+        if time.monotonic() >= deadline:
+            message, hint = held_message(scope, key, holder, utcnow(), DEFAULT_TTL)
+            raise LockHeld(message, hint=hint)
+        log.info("waiting for the lock %s held by %s", key, holder.describe())
+        time.sleep(min(POLL_SECONDS, max(0.05, deadline - time.monotonic())))

@@ -26,6 +26,7 @@ from backdrill.cli import (
     serve_cmd,
     standards_cmd,
     status_cmd,
+    unlock_cmd,
     verify_cmd,
 )
 from backdrill.cli.errors import report_error, report_interrupt
@@ -63,6 +64,7 @@ prune_cmd.register(app)
 verify_cmd.register(app)
 status_cmd.register(app)
 serve_cmd.register(app)
+unlock_cmd.register(app)
 
 _debug = False
 _state: AppState | None = None

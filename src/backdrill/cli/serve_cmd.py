@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -27,18 +28,25 @@ def serve_cmd(
 ) -> None:
     """Serve /health (200, or 503 when CRITICAL) and /metrics (Prometheus)."""
     from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
+    from backdrill.services.serve_http import HttpSettings
 
     app_state = state(ctx)
     config = app_state.config
     address = parse_listen(listen or config.serve.listen)
     cache = RepositoryCache(app_state.storage, config, config.serve.cache_seconds)
-    server = make_server(address, HealthApp(cache))
+    settings = HttpSettings(
+        read_timeout_seconds=config.serve.read_timeout_seconds,
+        connection_limit=config.serve.connection_limit,
+        threads=config.serve.threads,
+        behind_tls=config.serve.behind_tls,
+    )
+    server = make_server(address, HealthApp(cache), settings)
     host, port = str(server.server_address[0]), server.server_address[1]
     log.info(
         "serving /health and /metrics on http://%s:%s",
         f"[{host}]" if ":" in host else host,
         port,
-        extra={"fields": {"cache_seconds": config.serve.cache_seconds}},
+        extra={"fields": {"cache_seconds": config.serve.cache_seconds, **asdict(settings)}},
     )
     try:
         server.serve_forever()

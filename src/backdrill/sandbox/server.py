@@ -19,7 +19,11 @@ def params_from_dsn(dsn: str) -> ConnParams:
         parts = conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         raise ConfigError("the DSN is not a valid libpq connection string or URL") from None
-    port = parts.get("port")
+    port = str(parts.get("port") or "")
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
+        raise ConfigError(
+            "the DSN's port is not a port number (1-65535)", hint="one host and one port"
+        )
     return ConnParams(
         host=str(parts["host"]) if parts.get("host") else None,
         port=int(port) if port else None,

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 from backdrill.catalog import DB_ROOT, BrokenEntry, backup_dir, db_dir, list_db_backups
 from backdrill.errors import IntegrityError, LockHeld
 from backdrill.files.snapshot import FILES_ROOT, OBJECTS_PREFIX
+from backdrill.lockinfo import LockInfo
 from backdrill.locks import LOCKS_ROOT, REPOSITORY_SCOPE, RepoLock, files_scope, live_holders
 from backdrill.retention import Decision, Item, Policy, decide
 from backdrill.services.context import RunContext
@@ -254,9 +255,9 @@ def _scope_locks(
 def _running_files_backups(ctx: RunContext) -> list[str]:
     """The files backups running now, whatever their source, but this prune's own locks."""
     return [
-        f"{h.scope}: {h.describe()}"
-        for h in live_holders(ctx.storage, files_scope(""))
-        if not (h.command == "prune" and h.run_id == ctx.run_id)
+        f"{key[len(LOCKS_ROOT) :]}: {h.describe()}"
+        for key, h in live_holders(ctx.storage, files_scope(""))
+        if not (isinstance(h, LockInfo) and h.command == "prune" and h.run_id == ctx.run_id)
     ]
 
 

@@ -1,19 +1,18 @@
-"""``serve``: ``GET /health`` and ``GET /metrics`` over the standard library's threading
-HTTP server. The repository is listed at most once per ``cache_seconds`` however many
-requests arrive; the status is re-evaluated against the clock on every request, so
-``/health`` turns 503 the moment the last backup ages past the RPO.
+"""``serve``: ``GET /health`` and ``GET /metrics`` (and ``HEAD``), served by waitress
+(:mod:`backdrill.services.serve_http`). The repository is listed at most once per
+``cache_seconds`` however many requests arrive; the status is re-evaluated against the
+clock on every request, so ``/health`` turns 503 the moment the last backup ages past the
+RPO.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -22,6 +21,7 @@ from backdrill.errors import ExternalServiceError, UsageError
 from backdrill.metrics import build_registry, render
 from backdrill.redact import SECRETS
 from backdrill.services.facts import RepoFacts, gather
+from backdrill.services.serve_http import HttpServer, HttpSettings, WsgiApp
 from backdrill.services.status import State, StatusReport, evaluate_config
 from backdrill.ssot import policy
 from backdrill.storage import Storage
@@ -97,52 +97,20 @@ class HealthApp:
         return render(build_registry(facts, report, policy(self.cache.config)))
 
 
-def _handler(app: HealthApp) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "backdrill"
-        sys_version = ""
+def make_server(
+    listen: tuple[str, int], app: HealthApp, settings: HttpSettings | None = None
+) -> HttpServer:
+    """The server of ``serve``: ``serve_forever()``, then ``shutdown()`` from another
+    thread (or an interrupt in this one), then ``server_close()``."""
+    settings = settings or HttpSettings()
 
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            try:
-                if path == "/health":
-                    code, body = app.health()
-                    self._send(code, "application/json", body)
-                elif path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, app.metrics())
-                else:
-                    self._send(404, "text/plain", b"not found: try /health or /metrics\n")
-            except Exception as exc:  # one bad request must not stop the server
-                log.exception("serve: %s failed", path)
-                self._send(500, "text/plain", f"{type(exc).__name__}\n".encode())
+    def health() -> tuple[int, str, bytes]:
+        code, body = app.health()
+        return code, "application/json", body
 
-        def _send(self, code: int, content_type: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+    def metrics() -> tuple[int, str, bytes]:
+        return 200, CONTENT_TYPE_LATEST, app.metrics()
 
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("serve: " + format, *args)
-
-    return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-def make_server(listen: tuple[str, int], app: HealthApp) -> ThreadingHTTPServer:
+    routes = {"/health": health, "/metrics": metrics}
     host, port = listen
-    cls = _Server6 if ":" in host else _Server
-    try:
-        return cls((host, port), _handler(app))
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return HttpServer(WsgiApp(routes, behind_tls=settings.behind_tls), host, port, settings)
