@@ -18,15 +18,18 @@ REPORT_SCHEMA_VERSION = 1
 #: reports (and of the README's section on drills).
 DRILL_PROVES = (
     "What a PASS proves: the backup's objects were read back from the repository with "
-    "their sha256; pg_restore restored the dump into a throwaway PostgreSQL without an "
-    "error; every table's rows were counted and equal what was dumped and, when content "
-    "digests are on, so is their content; for Odoo, the installed modules, the users and "
+    "their sha256; the dump was restored into a throwaway PostgreSQL the way restore db "
+    "restores it (roles, owners, grants, policies, the database's encoding, locale, "
+    "settings and comment) without an error; every table's rows were counted and equal "
+    "what was dumped and, when content digests are on, so is their content, and every "
+    "large object's and sequence's; for Odoo, the installed modules, the users and "
     "database.uuid match, the copy was neutralized, and, with a filestore configured, "
     "every attachment referenced by ir_attachment has its file with its sha1; the RPO and "
     "RTO targets were met. What it does not prove: Odoo itself was not started and the "
     "application was not exercised (no login, no page, no module upgrade); files of the "
     "filestore that no ir_attachment references were not checked; the restore ran in a "
-    "sandbox, so the production server's configuration, roles and capacity were not tested."
+    "sandbox, so the production server's configuration (postgresql.conf, pg_hba.conf, "
+    "extensions installed on it), role passwords and capacity were not tested."
 )
 
 
