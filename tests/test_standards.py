@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -182,9 +183,9 @@ def test_the_repository_hook_is_local_and_uses_the_committed_baseline() -> None:
     assert all(r["repo"] == "local" for r in config["repos"])
     assert (REPO / ".secrets.baseline").is_file()
     ci = (REPO / ".ci/run").read_text().splitlines()
-    assert ci.index("make test") > next(
-        i for i, line in enumerate(ci) if "pre-commit run --all-files" in line
-    )
+    assert ci.index("make secret-scan") < ci.index("make test")
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^secret-scan: venv\n\t.*pre-commit run --all-files", makefile, re.M)
 
 
 def test_the_hook_refuses_a_planted_secret(tmp_path: Path) -> None:
