@@ -60,8 +60,9 @@ def overdue(age: SecretFileAge, rotation_days: int) -> bool:
 
 
 def describe(age: SecretFileAge, rotation_days: int) -> str:
-    """Pure: one line naming the key and the file, never its content."""
-    where = one_line(f"{age.key} {age.path}")
+    """Pure: one line naming the file (the check's name holds the key), never its
+    content."""
+    where = one_line(str(age.path))
     if age.age_seconds is None:
         return f"{where}: cannot examine: {one_line(str(age.error))}"
     text = f"{where} unchanged for {human_duration(age.age_seconds)}"
