@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all venv system-deps lint fmt test smoke-wheel demo bench clean
+.PHONY: all venv system-deps lint fmt secret-scan test smoke-wheel demo bench clean
 
 all: test
 
@@ -26,6 +26,11 @@ lint: venv
 fmt: venv
 	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
 	$(VENV)/bin/ruff format src tests benchmarks scripts
+
+# no secrets in git: the local detect-secrets hook of .pre-commit-config.yaml, run from
+# the venv (test extras), offline: `pre-commit run --all-files`
+secret-scan: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 
 test: venv system-deps lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ import pyrage
 import pytest
 
 from backdrill.crypto import FRAME, Decryptor, EncryptingSink, Keys
-from backdrill.errors import IntegrityError
+from backdrill.errors import ConfigError, IntegrityError
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
@@ -193,3 +193,29 @@ def test_sse_options_are_passed_to_s3(
     for key in list_keys(repo, "db/"):
         head = client.head_object(Bucket=bucket, Key=f"{root}/{key}")
         assert head.get("ServerSideEncryption") == "AES256", key
+
+
+def test_rotated_identity_file_with_old_and_new_keys_reads_both_generations(
+    tmp_path: Path,
+) -> None:
+    """Rotating the age key (RUNBOOK_Secrets_Management): backups sealed to the old
+    recipient stay readable while the identity file holds the old key beside the new."""
+    from backdrill.config import EncryptionConfig
+    from backdrill.crypto import decrypt_bytes, encrypt_bytes
+
+    old, new = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    before = encrypt_bytes(b"sealed before the rotation", Keys([old.to_public()], None, None))
+    after = encrypt_bytes(b"sealed after the rotation", Keys([new.to_public()], None, None))
+    path = tmp_path / "age-identity.txt"
+    path.write_text(
+        f"# new, since the rotation\n{new}\n# old: keep until its backups expire\n{old}\n"
+    )
+    cfg = EncryptionConfig(recipients=[str(new.to_public())], identity_file=path)
+    identities = Keys.from_config(cfg).identities("the backup")
+    assert decrypt_bytes(before, identities, "old") == b"sealed before the rotation"
+    assert decrypt_bytes(after, identities, "new") == b"sealed after the rotation"
+    # without the old key, the old generation is unreadable: the reason to keep it
+    path.write_text(f"{new}\n")
+    only_new = Keys.from_config(cfg).identities("the backup")
+    with pytest.raises(ConfigError, match="not one of the recipients"):
+        decrypt_bytes(before, only_new, "old")

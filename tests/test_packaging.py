@@ -49,7 +49,7 @@ def test_ci_runs_the_wheel_smoke_test_before_the_suite() -> None:
         for ln in (REPO / ".ci" / "run").read_text().splitlines()
         if ln.strip() and not ln.startswith(("#", "set ", "cd "))
     ]
-    assert steps == ["make smoke-wheel", "make test"]
+    assert steps == ["make smoke-wheel", "make secret-scan", "make test"]
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^smoke-wheel: .*\n\t.*scripts/smoke-wheel\.sh$", makefile, re.M)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ def copy(tmp_path: Path) -> Path:
     root = tmp_path / "checkout"
     for rel in ("ops", "docs", "cron"):
         shutil.copytree(REPO / rel, root / rel)
+    shutil.copy(REPO / ".pre-commit-config.yaml", root / ".pre-commit-config.yaml")
     return root
 
 
@@ -144,3 +146,63 @@ def test_ci_workflow_runs_the_wrapper() -> None:
     workflow = yaml.safe_load((REPO / ".github/workflows/enterprise-standards.yml").read_text())
     steps = workflow["jobs"]["validate"]["steps"]
     assert any(s.get("run") == "python scripts/validate_enterprise_standards.py" for s in steps)
+
+
+def test_checkout_without_a_pre_commit_config_fails(
+    capsys: pytest.CaptureFixture[str], copy: Path
+) -> None:
+    (copy / ".pre-commit-config.yaml").unlink()
+    result = run_cli(capsys, "standards", "check", "--root", str(copy))
+    assert result.code == 1
+    assert result.err.strip().splitlines() == [
+        "backdrill: standards: secret scanning (pre-commit): .pre-commit-config.yaml is missing"
+    ]
+
+
+def test_pre_commit_config_without_a_secret_scanner_fails(
+    capsys: pytest.CaptureFixture[str], copy: Path
+) -> None:
+    config = {
+        "repos": [
+            {"repo": "local", "hooks": [{"id": "ruff", "name": "ruff", "entry": "ruff check"}]}
+        ]
+    }
+    (copy / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+    result = run_cli(capsys, "standards", "check", "--root", str(copy))
+    assert result.code == 1
+    assert "secret scanning (pre-commit): .pre-commit-config.yaml has no secret-scanning hook" in (
+        result.err
+    )
+
+
+def test_the_repository_hook_is_local_and_uses_the_committed_baseline() -> None:
+    """Offline CI: a local hook (nothing cloned) running detect-secrets on the baseline."""
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    hooks = [h for r in config["repos"] if r["repo"] == "local" for h in r["hooks"]]
+    assert any("detect-secrets-hook --baseline .secrets.baseline" in h["entry"] for h in hooks)
+    assert all(r["repo"] == "local" for r in config["repos"])
+    assert (REPO / ".secrets.baseline").is_file()
+    ci = (REPO / ".ci/run").read_text().splitlines()
+    assert ci.index("make secret-scan") < ci.index("make test")
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^secret-scan: venv\n\t.*pre-commit run --all-files", makefile, re.M)
+
+
+def test_the_hook_refuses_a_planted_secret(tmp_path: Path) -> None:
+    """The scanner the hook runs finds a key outside tests/ (it fails, naming the file)."""
+    planted = tmp_path / "settings.py"
+    planted.write_text('aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9EXAMPLEKEY"\n')
+    clean = tmp_path / "clean.py"
+    clean.write_text("x = 1\n")
+    hook = Path(sys.executable).with_name("detect-secrets-hook")
+    baseline = str(REPO / ".secrets.baseline")
+    args = [str(hook), "--baseline", baseline]
+    ok = subprocess.run(
+        [*args, str(clean)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    found = subprocess.run(
+        [*args, str(planted)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert found.returncode != 0
+    assert "settings.py" in found.stdout

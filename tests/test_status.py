@@ -244,7 +244,11 @@ def test_status_is_ok_after_a_real_backup_and_drill_on_each_backend(
     doc = json.loads(result.out)
     assert doc["status"] == "OK"
     states = {c["name"]: c["state"] for c in doc["checks"]}
-    assert states == {f"database {sample.database}": "OK", "restore drill": "OK"}
+    assert states == {
+        f"database {sample.database}": "OK",
+        "restore drill": "OK",
+        "secret postgres -> password_file": "OK",  # a fresh file: within the rotation period
+    }
     (drill,) = [c for c in doc["checks"] if c["kind"] == "drill"]
     (report,) = (tmp_path / "reports").glob("*/report.json")
     assert drill["last_id"] == json.loads(report.read_text())["drill_id"]

@@ -29,6 +29,7 @@ from pydantic import (
 from backdrill.errors import ConfigError
 from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
+from backdrill.security import SecurityConfig
 from backdrill.yamlstrict import YamlProblem
 from backdrill.yamlstrict import load as load_yaml
 
@@ -291,6 +292,7 @@ class Config(_Model):
     backup: BackupConfig = Field(default_factory=BackupConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
     # set by backdrill.ssot.resolve when `ssot:` is given
     _ssot: Any = PrivateAttr(default=None)
     _ssot_path: Path | None = PrivateAttr(default=None)

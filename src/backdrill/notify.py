@@ -4,13 +4,15 @@ The body carries a ``text`` field (what Slack's incoming webhooks and n8n show) 
 event's fields. Delivery is retried (tenacity) on connection errors, 429 and 5xx, for at
 most ``notify.retry_seconds`` (30 s); it never raises: a webhook that stays down is a
 warning in the log and leaves the command's exit code alone. The URL holds a token: it is
-registered as a secret by the config and never logged.
+registered as a secret by the config and never logged. An ``https://`` receiver must
+offer TLS 1.3 (or ``security -> tls_min_version``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +30,7 @@ from backdrill.report.model import DrillReport
 from backdrill.ssot import Policy
 from backdrill.text import webhook
 from backdrill.timeutil import human_duration, human_size, isoformat
+from backdrill.tls import client_context, is_version_refusal, refusal_hint
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +164,23 @@ class _Retry(Exception):
     """A delivery attempt that may succeed later (connection error, 429, 5xx)."""
 
 
-def post_json(url: str, body: dict[str, Any], *, retry_seconds: float, timeout: float) -> int:
+class _TlsRefused(Exception):
+    """The receiver offers no TLS version at or above the minimum: never retried."""
+
+
+def post_json(
+    url: str,
+    body: dict[str, Any],
+    *,
+    retry_seconds: float,
+    timeout: float,
+    tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+) -> int:
     """POST ``body``; return the number of attempts. Raises _Retry or HTTPError when
-    the budget is spent or the receiver refuses for good (4xx)."""
+    the budget is spent or the receiver refuses for good (4xx), _TlsRefused when it
+    offers only TLS below ``tls_min``."""
     data = json.dumps(body, default=str).encode()
+    context = client_context(tls_min)
     start = time.monotonic()
 
     def stop(state: RetryCallState) -> bool:
@@ -188,7 +204,9 @@ def post_json(url: str, body: dict[str, Any], *, retry_seconds: float, timeout: 
                 },
             )
             try:
-                with urllib.request.urlopen(request, timeout=min(timeout, remaining)) as resp:  # noqa: S310
+                with urllib.request.urlopen(  # noqa: S310
+                    request, timeout=min(timeout, remaining), context=context
+                ) as resp:
                     resp.read()
             except urllib.error.HTTPError as exc:
                 if exc.code == 429 or exc.code >= 500:
@@ -196,11 +214,15 @@ def post_json(url: str, body: dict[str, Any], *, retry_seconds: float, timeout: 
                 raise
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
+                if isinstance(reason, ssl.SSLError) and is_version_refusal(str(reason)):
+                    raise _TlsRefused(refusal_hint()) from None
                 raise _Retry(str(reason)) from None
     return attempts
 
 
-def send(config: NotifyConfig, event: Event) -> bool:
+def send(
+    config: NotifyConfig, event: Event, *, tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+) -> bool:
     """Deliver ``event`` if the config asks for it; True when delivered. Never raises."""
     if not wanted(config, event):
         return False
@@ -213,7 +235,11 @@ def send(config: NotifyConfig, event: Event) -> bool:
             event.payload(),
             retry_seconds=config.retry_seconds,
             timeout=config.timeout_seconds,
+            tls_min=tls_min,
         )
+    except _TlsRefused as exc:
+        log.warning("webhook notification failed: %s", exc)
+        return False
     except urllib.error.HTTPError as exc:
         log.warning("webhook notification failed: the receiver answered HTTP %s", exc.code)
         return False

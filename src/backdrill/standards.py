@@ -1,6 +1,7 @@
 """The enterprise-standards validation of the System Design Map ("Validation &
 Enforcement"): required SSOT files exist, the YAML is valid, all 9 domains are defined,
-each has ``stack`` and ``owners``, the required runbooks are present.
+each has ``stack`` and ``owners``, the required runbooks are present, and the checkout
+scans for secrets before commits (a pre-commit configuration with a secret-scanning hook).
 
 Runs on a repository checkout (``--root``), not on a backdrill configuration. Every
 check is a pure function of the files under the root; each failure is one named line.
@@ -13,8 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backdrill.config import one_line
 from backdrill.errors import ConfigError
 from backdrill.ssot import DEFAULT_PATH, DOMAINS, parse_ssot, read_yaml
+
+PRE_COMMIT_CONFIG = ".pre-commit-config.yaml"
+#: hook ids (or entries) of known secret scanners
+SECRET_SCANNERS = ("detect-secrets", "gitleaks", "trufflehog")
 
 REQUIRED_SSOT_FILES = (DEFAULT_PATH,)
 
@@ -122,6 +128,42 @@ def check_runbooks(root: Path, data: dict[str, Any] | None) -> list[Finding]:
     return findings
 
 
+def _hooks(data: Any) -> list[dict[str, Any]]:
+    repos = data.get("repos") if isinstance(data, dict) else None
+    if not isinstance(repos, list):
+        return []
+    return [
+        hook
+        for repo in repos
+        if isinstance(repo, dict) and isinstance(repo.get("hooks"), list)
+        for hook in repo["hooks"]
+        if isinstance(hook, dict)
+    ]
+
+
+def check_secret_scanning(root: Path) -> Finding:
+    """No secrets in git: a pre-commit configuration with a secret-scanning hook."""
+    name = "secret scanning (pre-commit)"
+    path = root / PRE_COMMIT_CONFIG
+    if not path.is_file():
+        return Finding(name, False, f"{PRE_COMMIT_CONFIG} is missing")
+    try:
+        data = read_yaml(path)
+    except ConfigError as exc:
+        return Finding(name, False, exc.message)
+    for hook in _hooks(data):
+        text = f"{hook.get('id', '')} {hook.get('entry', '')}".lower()
+        scanner = next((s for s in SECRET_SCANNERS if s in text), None)
+        if scanner is not None:
+            hook_id = one_line(str(hook.get("id")))
+            return Finding(name, True, f"{PRE_COMMIT_CONFIG}: hook {hook_id} ({scanner})")
+    return Finding(
+        name,
+        False,
+        f"{PRE_COMMIT_CONFIG} has no secret-scanning hook ({', '.join(SECRET_SCANNERS)})",
+    )
+
+
 Extra = Callable[[Path, dict[str, Any]], list[Finding]]
 
 
@@ -149,4 +191,5 @@ def run_standards_check(root: Path, extra: tuple[Extra, ...] = ()) -> StandardsR
         for check in extra:
             findings.extend(check(root, data))
     findings.extend(check_runbooks(root, data))
+    findings.append(check_secret_scanning(root))
     return StandardsReport(root, findings)

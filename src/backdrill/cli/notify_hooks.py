@@ -35,7 +35,7 @@ def notify_backup(
         manifest=manifest,
         error=error,
     )
-    send(app_state.config.notify, event)
+    send(app_state.config.notify, event, tls_min=app_state.config.security.ssl_min)
 
 
 def notify_drill(app_state: AppState, outcome: DrillOutcome) -> None:
@@ -44,4 +44,8 @@ def notify_drill(app_state: AppState, outcome: DrillOutcome) -> None:
         return
     from backdrill.notify import drill_event, send
 
-    send(app_state.config.notify, drill_event(outcome.report, exit_code=outcome.exit_code))
+    send(
+        app_state.config.notify,
+        drill_event(outcome.report, exit_code=outcome.exit_code),
+        tls_min=app_state.config.security.ssl_min,
+    )

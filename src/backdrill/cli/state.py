@@ -40,7 +40,9 @@ class AppState:
     @property
     def storage(self) -> Storage:
         if self._storage is None:
-            self._storage = open_repository(self.config.storage)
+            self._storage = open_repository(
+                self.config.storage, tls_min=self.config.security.ssl_min
+            )
         return self._storage
 
     def run_context(self) -> RunContext:

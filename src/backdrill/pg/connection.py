@@ -2,14 +2,16 @@
 
 Secrets travel to child programs only through their environment (PGPASSWORD), never
 argv; every other parameter goes through the environment too, so a database name with
-``=`` or spaces is never parsed as a connection string.
+``=`` or spaces is never parsed as a connection string. When TLS is in use, libpq
+refuses anything below ``ssl_min_protocol_version`` (TLS 1.3 unless ``security ->
+tls_min_version`` lowers it).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 from psycopg import sql
@@ -19,6 +21,8 @@ from backdrill.config import PostgresConfig
 from backdrill.errors import PostgresError
 from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
+from backdrill.security import SecurityConfig
+from backdrill.tls import is_version_refusal, refusal_hint
 
 #: connection attempts at start: rides out a restart of a few seconds
 CONNECT_RETRY = RetryPolicy(attempts=5, max_seconds=20, base_seconds=0.5, max_wait_seconds=5)
@@ -46,9 +50,11 @@ class ConnParams:
     sslmode: str | None = None
     connect_timeout: int = 10
     dbname: str = "postgres"
+    #: libpq's name: TLSv1.2 or TLSv1.3 (applies only when TLS is in use)
+    ssl_min_protocol_version: str = "TLSv1.3"
 
     @classmethod
-    def from_config(cls, cfg: PostgresConfig) -> ConnParams:
+    def from_config(cls, cfg: PostgresConfig, security: SecurityConfig | None = None) -> ConnParams:
         return cls(
             host=cfg.host,
             port=cfg.port,
@@ -57,18 +63,11 @@ class ConnParams:
             sslmode=cfg.sslmode,
             connect_timeout=cfg.connect_timeout,
             dbname=cfg.maintenance_db,
+            ssl_min_protocol_version=(security or SecurityConfig()).libpq_min,
         )
 
     def with_db(self, dbname: str) -> ConnParams:
-        return ConnParams(
-            self.host,
-            self.port,
-            self.user,
-            self.password,
-            self.sslmode,
-            self.connect_timeout,
-            dbname,
-        )
+        return replace(self, dbname=dbname)
 
     def kwargs(self) -> dict[str, str | int]:
         """Keyword arguments for psycopg.connect (unset ones fall back to libpq's env)."""
@@ -77,6 +76,7 @@ class ConnParams:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        out["ssl_min_protocol_version"] = self.ssl_min_protocol_version
         out["application_name"] = "backdrill"
         return out
 
@@ -89,6 +89,7 @@ class ConnParams:
             "PGUSER": self.user,
             "PGPASSWORD": self.password,
             "PGSSLMODE": self.sslmode,
+            "PGSSLMINPROTOCOLVERSION": self.ssl_min_protocol_version,
             "PGDATABASE": self.dbname,
             "PGCONNECT_TIMEOUT": str(self.connect_timeout),
         }
@@ -121,6 +122,8 @@ class ConnParams:
             )
         except psycopg.Error as exc:
             notes = "; ".join(getattr(exc, "__notes__", ()))
+            if is_version_refusal(str(exc)):
+                notes = "; ".join(filter(None, (notes, refusal_hint())))
             raise PostgresError(
                 f"cannot connect to PostgreSQL at {self.describe()}: {first_line(exc)}"
                 + (f" ({notes})" if notes else "")

@@ -444,7 +444,7 @@ def run_backup_db(
 ) -> list[DbBackupOutcome]:
     """Back up each selected database, one after the other, each under its lock
     (``locks/db-<name>``); a failure of one does not stop the others."""
-    params = ConnParams.from_config(ctx.config.postgres)
+    params = ConnParams.from_config(ctx.config.postgres, ctx.config.security)
     databases = resolve_databases(ctx, params, database, all_databases)
     outcomes: list[DbBackupOutcome] = []
     for name in databases:

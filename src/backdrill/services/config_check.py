@@ -7,7 +7,8 @@ from backdrill.errors import BackdrillError
 from backdrill.evidence import evidence_lock
 from backdrill.locks import probe_conditional_write
 from backdrill.pg import binaries
-from backdrill.pg.connection import ConnParams, list_databases, server_version
+from backdrill.pg.connection import ConnParams, as_text, list_databases, server_version
+from backdrill.services.config_security import security_probes, tls_probes
 from backdrill.ssot import conflicts_of, policy, ssot_of
 from backdrill.storage import Storage
 from backdrill.storage.base import ProbeResult
@@ -15,16 +16,27 @@ from backdrill.timeutil import utcnow
 
 
 def _postgres_probes(config: Config) -> list[ProbeResult]:
-    params = ConnParams.from_config(config.postgres)
+    params = ConnParams.from_config(config.postgres, config.security)
     results: list[ProbeResult] = []
     try:
         with params.connect() as conn:
             version = server_version(conn)
             available = set(list_databases(conn))
+            row = conn.execute(
+                "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            ).fetchone()
     except BackdrillError as exc:
         return [ProbeResult("postgres reachable", False, str(exc))]
     results.append(
         ProbeResult("postgres reachable", True, f"{params.describe()}, server {version}")
+    )
+    tls = as_text(row[0]) if row is not None and row[0] is not None else None
+    results.append(
+        ProbeResult(
+            "postgres TLS",
+            True,
+            f"{tls} negotiated" if tls else f"not in use (sslmode {params.sslmode or 'default'})",
+        )
     )
     major = int(version.split(".")[0])
     for name in ("pg_dump", "pg_restore"):
@@ -73,7 +85,9 @@ def ssot_probes(config: Config) -> list[ProbeResult]:
 def run_config_check(config: Config, storage: Storage) -> list[ProbeResult]:
     results = [ProbeResult("config valid", True, "parsed and validated")]
     results.extend(ssot_probes(config))
+    results.extend(security_probes(config))
     results.extend(_postgres_probes(config))
+    results.extend(tls_probes(config))
     try:
         results.extend(storage.probe())
     except BackdrillError as exc:

@@ -58,7 +58,7 @@ def run_restore_files(
     parsed = urlparse(to)
     target: RestoreTarget
     if parsed.scheme == "s3":
-        target_storage = open_storage(to, ctx.config.files.s3)
+        target_storage = open_storage(to, ctx.config.files.s3, tls_min=ctx.config.security.ssl_min)
         target = StorageTarget(target_storage)
     else:
         target_storage = None

@@ -3,17 +3,21 @@
 Each check is the age of the newest committed database backup (per database), filestore
 snapshot (per source) and passed drill, against its target: OK, WARNING beyond the
 policy's warning fraction of the target, CRITICAL beyond the target or when there is none.
+Beside them, the security checks: each secret file older than the rotation period, and a
+TLS minimum lowered below the standard, are WARNING.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from backdrill.config import Config
 from backdrill.errors import ExternalServiceError
+from backdrill.secret_age import SecretFileAge, describe, overdue, secret_file_ages
+from backdrill.security import SecurityConfig
 from backdrill.services.facts import RepoFacts, gather, source_name
 from backdrill.ssot import Policy, policy
 from backdrill.storage import Storage
@@ -32,7 +36,7 @@ class State(enum.IntEnum):
 @dataclass(frozen=True)
 class Check:
     name: str
-    kind: str  # db | files | drill | repository
+    kind: str  # db | files | drill | repository | security
     subject: str | None
     state: State
     detail: str
@@ -229,15 +233,34 @@ def _drill_check(facts: RepoFacts, policy: Policy, now: datetime) -> Check:
     return check
 
 
+def security_checks(security: SecurityConfig, ages: list[SecretFileAge]) -> list[Check]:
+    """Pure: a WARNING for a lowered TLS minimum; one check per secret file, WARNING when
+    older than the rotation period (or not examinable)."""
+    checks: list[Check] = []
+    deviation = security.deviation()
+    if deviation is not None:
+        checks.append(Check("tls minimum", "security", None, State.WARNING, deviation))
+    for age in ages:
+        state = State.WARNING if overdue(age, security.rotation_days) else State.OK
+        detail = describe(age, security.rotation_days)
+        checks.append(
+            Check(f"secret {age.key}", "security", age.key, state, detail, age.age_seconds)
+        )
+    return checks
+
+
 def check_repository(
     storage: Storage, config: Config, now: datetime | None = None
 ) -> tuple[StatusReport, RepoFacts | None]:
     """Gather the facts and evaluate them; an unreadable repository is CRITICAL."""
+    at = now or utcnow()
+    security = security_checks(config.security, secret_file_ages(config, at))
     try:
         facts = gather(storage, config)
     except ExternalServiceError as exc:
-        return StatusReport(checked_at=now or utcnow(), error=str(exc)), None
-    return evaluate_config(facts, config, now or facts.read_at), facts
+        return StatusReport(checked_at=at, checks=security, error=str(exc)), None
+    report = evaluate_config(facts, config, now or facts.read_at)
+    return replace(report, checks=report.checks + security), facts
 
 
 def evaluate_config(facts: RepoFacts, config: Config, now: datetime) -> StatusReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -11,8 +12,11 @@ from backdrill.storage.base import AlreadyExists, ObjectInfo, ObjectWriter, Stor
 __all__ = ["AlreadyExists", "ObjectInfo", "ObjectWriter", "Storage", "open_storage"]
 
 
-def open_storage(url: str, options: S3Options | None = None) -> Storage:
-    """Open ``s3://bucket/prefix`` (with ``options``) or ``file:///path``."""
+def open_storage(
+    url: str, options: S3Options | None = None, *, tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+) -> Storage:
+    """Open ``s3://bucket/prefix`` (with ``options``, refusing TLS below ``tls_min``) or
+    ``file:///path``."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         from backdrill.storage.local import LocalStorage
@@ -33,9 +37,12 @@ def open_storage(url: str, options: S3Options | None = None) -> Storage:
             retry_policy=opts.retry.policy(),
             cleanup_seconds=opts.retry.cleanup_seconds,
             sse=opts.sse,
+            tls_min=tls_min,
         )
-    return S3Storage(url, parsed.netloc, parsed.path, opts)
+    return S3Storage(url, parsed.netloc, parsed.path, opts, tls_min=tls_min)
 
 
-def open_repository(config: StorageConfig) -> Storage:
-    return open_storage(config.url, config)
+def open_repository(
+    config: StorageConfig, *, tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+) -> Storage:
+    return open_storage(config.url, config, tls_min=tls_min)

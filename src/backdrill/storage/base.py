@@ -29,11 +29,13 @@ class PendingUpload:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """One line of ``config check``: what was checked, whether it holds, and detail."""
+    """One line of ``config check``: what was checked, whether it holds, and detail;
+    ``warning``: it holds but departs from the standard (shown as WARNING, exit 0)."""
 
     name: str
     ok: bool
     detail: str
+    warning: bool = False
 
 
 @dataclass(frozen=True)

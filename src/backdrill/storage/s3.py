@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import secrets
+import ssl
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,7 @@ from typing import Any, BinaryIO, cast
 import boto3
 import botocore.exceptions
 from botocore.config import Config as BotoConfig
+from botocore.httpsession import URLLib3Session, create_urllib3_context
 
 from backdrill import interrupts, retry
 from backdrill.config import ObjectLockConfig, S3Options, SseConfig
@@ -41,6 +43,7 @@ from backdrill.storage.base import (
     Retention,
     Storage,
 )
+from backdrill.tls import is_version_refusal, refusal_hint, tighten
 
 log = logging.getLogger(__name__)
 _INTERRUPTED_RETRY = RetryPolicy(attempts=2, max_seconds=2, base_seconds=0.2, max_wait_seconds=1)
@@ -123,13 +126,18 @@ def describe_error(exc: BaseException) -> str:
         text = f"{exc} (the host name does not resolve: check storage -> endpoint_url)"
     else:
         text = str(exc) or type(exc).__name__
+    if isinstance(exc, botocore.exceptions.SSLError) and is_version_refusal(text):
+        text += f" ({refusal_hint()})"
     notes = "; ".join(getattr(exc, "__notes__", ()))
     text = text.rstrip(": ") + (f" ({notes})" if notes else "")
     return SECRETS.redact(text)
 
 
-def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
-    """A boto3 S3 client configured for portability across S3-compatible stores."""
+def make_client(
+    options: S3Options, *, max_pool: int = 10, tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+) -> Any:
+    """A boto3 S3 client configured for portability across S3-compatible stores, that
+    refuses TLS below ``tls_min`` (:func:`_require_tls`)."""
     boto_config = BotoConfig(
         s3={"addressing_style": options.addressing_style},
         request_checksum_calculation="when_required",
@@ -146,7 +154,7 @@ def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
     if options.verify_tls and options.ca_bundle is not None:
         verify = str(options.ca_bundle)
     session = boto3.session.Session()
-    return session.client(
+    client = session.client(
         "s3",
         endpoint_url=options.endpoint_url,
         region_name=options.region or "us-east-1",
@@ -160,6 +168,34 @@ def make_client(options: S3Options, *, max_pool: int = 10) -> Any:
         verify=verify,
         config=boto_config,
     )
+    _require_tls(client, tls_min)
+    return client
+
+
+def _require_tls(client: Any, minimum: ssl.TLSVersion) -> None:
+    """Make ``client`` refuse TLS below ``minimum``.
+
+    botocore takes no SSL context nor minimum version (boto/botocore#1822, #2488): its
+    URLLib3Session builds one context (``_get_ssl_context``) for its pool manager at
+    construction, and another per proxy later. Both are tightened here, on this client's
+    session only; a botocore whose session is shaped otherwise is refused (StorageError)
+    rather than left at its default minimum."""
+    session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    manager = getattr(session, "_manager", None)
+    context = getattr(manager, "connection_pool_kw", {}).get("ssl_context")
+    if not isinstance(session, URLLib3Session) or not isinstance(context, ssl.SSLContext):
+        raise StorageError(
+            "cannot set the TLS minimum on this botocore's HTTP session "
+            f"(botocore {botocore.__version__}); refusing to connect without it"
+        )
+    tighten(context, minimum)
+
+    def tightened_context() -> ssl.SSLContext:
+        fresh: ssl.SSLContext = create_urllib3_context()
+        tighten(fresh, minimum)
+        return fresh
+
+    session._get_ssl_context = tightened_context
 
 
 def _total_size(resp: dict[str, Any]) -> int | None:
@@ -328,6 +364,7 @@ class S3Storage(Storage):
         retry_policy: RetryPolicy | None = None,
         cleanup_seconds: float = 300.0,
         sse: SseConfig | None = None,
+        tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
     ) -> None:
         self.url = url
         self.retry = retry_policy or RetryPolicy()
@@ -340,7 +377,7 @@ class S3Storage(Storage):
         self.object_lock = object_lock
         self._bucket_locks: bool | None = None
         self._capabilities: Capabilities | None = None
-        self.client = make_client(options, max_pool=max(10, max_concurrency * 2))
+        self.client = make_client(options, max_pool=max(10, max_concurrency * 2), tls_min=tls_min)
 
     # -- helpers -----------------------------------------------------------------
     def _call(self, op: str, fn: Any, **kwargs: Any) -> Any:
