@@ -812,6 +812,8 @@ class S3Storage(Storage):
             if code in {"NotImplemented", "501"}:
                 return None
             raise self._fail("read the object lock configuration of", "", exc) from None
+        except botocore.exceptions.BotoCoreError as exc:  # TLS, connection: named, not raw
+            raise self._fail("read the object lock configuration of", "", exc) from None
         conf = resp.get("ObjectLockConfiguration", {})
         return bool(conf.get("ObjectLockEnabled") == "Enabled")
 
