@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from backdrill.attempts import Attempt, new_attempt
 from backdrill.cli.notify_hooks import notify_drill
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import state
 from backdrill.errors import IntegrityError
-from backdrill.timeutil import human_duration
+from backdrill.timeutil import human_duration, utcnow
+
+if TYPE_CHECKING:
+    from backdrill.services.drill import DrillOutcome
 
 app = typer.Typer(
     help="Restore drills: prove the backups restore and meet RPO/RTO.", no_args_is_help=True
@@ -44,7 +48,9 @@ def drill_run(
     from backdrill.services.drill import DrillOptions, run_drill
 
     app_state = state(ctx)
-
+    # a drill that raises instead of writing a report could not start: recorded as an
+    # attempt with result error (cli/attempt_record.py), no evidence report
+    app_state.begin_attempt("drill-run", database or "")
     outcome = run_drill(
         app_state.run_context(),
         DrillOptions(
@@ -58,6 +64,7 @@ def drill_run(
         ),
     )
     r = outcome.report
+    app_state.attempts.append(_drill_attempt(outcome, database))
     out = app_state.out
     out.print(f"drill {r.drill_id}: {r.result.upper()}")
     if r.rpo and r.rto:
@@ -78,6 +85,21 @@ def drill_run(
     notify_drill(app_state, outcome)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
+
+
+def _drill_attempt(outcome: DrillOutcome, database: str | None) -> Attempt:
+    r = outcome.report
+    failed = next((c for c in r.checks if c.status == "fail"), None)
+    error = r.error or (f"{failed.name}: {failed.detail}" if failed else None)
+    return new_attempt(
+        "drill-run",
+        r.backup.database if r.backup is not None else database or "",
+        outcome.exit_code,
+        utcnow(),
+        result="ok" if r.result == "pass" else "failed",
+        error=None if r.result == "pass" else error or "the drill failed",
+        duration_seconds=r.rto.achieved_seconds if r.rto is not None else None,
+    )
 
 
 @app.command("history")

@@ -1,0 +1,47 @@
+"""After a command that records its attempts (``backup db``, ``backup files``, ``drill
+run``): write the outcomes it recorded, else one record of its scope with the exit code
+and the error line. Best effort: never fails the command."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from backdrill.attempts import new_attempt, one_line, record_attempt
+from backdrill.cli.state import AppState
+from backdrill.errors import BackdrillError
+from backdrill.timeutil import utcnow
+
+log = logging.getLogger("backdrill")
+
+
+def record_attempts(app_state: AppState, exit_code: int, error: str | None) -> None:
+    if app_state.attempt_scope is None and not app_state.attempts:
+        return
+    attempts = list(app_state.attempts)
+    if not attempts and app_state.attempt_scope is not None:
+        command, scope = app_state.attempt_scope
+        result = None
+        if command == "drill-run" and exit_code != 0:
+            # a drill that ended in a report recorded its outcome itself: this one
+            # raised before any report, so it could not start
+            result = "error"
+        attempts.append(
+            new_attempt(
+                command,
+                scope,
+                exit_code,
+                utcnow(),
+                error=error or (f"exit code {exit_code}" if exit_code else None),
+                result=result,
+                duration_seconds=round(time.monotonic() - app_state.started, 3),
+            )
+        )
+    try:
+        storage = app_state.storage
+        for attempt in attempts:
+            record_attempt(storage, attempt)
+    except BackdrillError as exc:  # no usable config or repository: nowhere to record
+        log.warning("cannot record the attempt: %s", one_line(str(exc)))
+    finally:
+        app_state.close()
