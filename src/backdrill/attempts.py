@@ -209,7 +209,10 @@ def read_attempts(storage: Storage, broken: list[str] | None = None) -> list[Att
         if not info.key.endswith(".json") or info.key.count("/") != 1:
             continue
         try:
-            out.append(_read_one(storage, info.key))
+            attempt = _read_one(storage, info.key)
+            if attempt_key(attempt.command, attempt.scope) != info.key:
+                raise ValueError("its command and scope do not match its key")
+            out.append(attempt)
         except ExternalServiceError:
             raise
         except BackdrillError as exc:

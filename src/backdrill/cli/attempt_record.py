@@ -1,6 +1,7 @@
 """After a command that records its attempts (``backup db``, ``backup files``, ``drill
-run``): write the outcomes it recorded, else one record of its scope with the exit code
-and the error line. Best effort: never fails the command."""
+run``): write the outcomes it recorded (one per database), and one record of the scope
+it was asked for (the run as a whole) with the exit code and the error line. Best
+effort: never fails the command."""
 
 from __future__ import annotations
 
@@ -19,24 +20,27 @@ def record_attempts(app_state: AppState, exit_code: int, error: str | None) -> N
     if app_state.attempt_scope is None and not app_state.attempts:
         return
     attempts = list(app_state.attempts)
-    if not attempts and app_state.attempt_scope is not None:
+    if app_state.attempt_scope is not None:
         command, scope = app_state.attempt_scope
-        result = None
-        if command == "drill-run" and exit_code != 0:
-            # a drill that ended in a report recorded its outcome itself: this one
-            # raised before any report, so it could not start
-            result = "error"
-        attempts.append(
-            new_attempt(
-                command,
-                scope,
-                exit_code,
-                utcnow(),
-                error=error or (f"exit code {exit_code}" if exit_code else None),
-                result=result,
-                duration_seconds=round(time.monotonic() - app_state.started, 3),
+        if all((a.command, a.scope) != (command, scope) for a in attempts):
+            # the run as a whole (``backup db --all``: scope ""), so that a failure of the
+            # whole run is replaced by the next run's outcome
+            failed = next((a for a in attempts if a.failed), None)
+            result = None
+            if command == "drill-run" and exit_code != 0 and not attempts:
+                result = "error"  # it raised before any report: it could not start
+            reason = error or (failed.error if failed else None)
+            attempts.append(
+                new_attempt(
+                    command,
+                    scope,
+                    exit_code,
+                    utcnow(),
+                    error=reason or (f"exit code {exit_code}" if exit_code else None),
+                    result=result,
+                    duration_seconds=round(time.monotonic() - app_state.started, 3),
+                )
             )
-        )
     try:
         storage = app_state.storage
         for attempt in attempts:
