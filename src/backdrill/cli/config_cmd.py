@@ -14,11 +14,18 @@ app = typer.Typer(
 
 @app.command("check")
 def check(ctx: typer.Context) -> None:
-    """Validate the config; reach PostgreSQL and storage; check pg_dump/pg_restore versions."""
+    """Validate the config; reach PostgreSQL, storage, the filestore and the webhook; check
+    pg_dump/pg_restore and what a drill needs. Every problem at once, in seconds."""
     from backdrill.services.config_check import run_config_check  # psycopg: when needed
+    from backdrill.storage import open_probe_storage
 
     app_state = state(ctx)
-    results = run_config_check(app_state.config, app_state.storage)
+    config = app_state.config
+    storage = open_probe_storage(config.storage.url, config.storage)
+    try:
+        results = run_config_check(config, storage)
+    finally:
+        storage.close()
     rows = [("ok" if r.ok else "FAIL", r.name, r.detail) for r in results]
     app_state.out.print(table("backdrill config check", ["status", "check", "detail"], rows))
     failed = [r for r in results if not r.ok]

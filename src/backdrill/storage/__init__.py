@@ -8,7 +8,14 @@ from urllib.parse import unquote, urlparse
 from backdrill.config import S3Options, StorageConfig
 from backdrill.storage.base import AlreadyExists, ObjectInfo, ObjectWriter, Storage
 
-__all__ = ["AlreadyExists", "ObjectInfo", "ObjectWriter", "Storage", "open_storage"]
+__all__ = [
+    "AlreadyExists",
+    "ObjectInfo",
+    "ObjectWriter",
+    "Storage",
+    "open_probe_storage",
+    "open_storage",
+]
 
 
 def open_storage(url: str, options: S3Options | None = None) -> Storage:
@@ -39,3 +46,30 @@ def open_storage(url: str, options: S3Options | None = None) -> Storage:
 
 def open_repository(config: StorageConfig) -> Storage:
     return open_storage(config.url, config)
+
+
+#: ``config check``: seconds to wait for a store to accept a connection, and to answer
+PROBE_TIMEOUTS = (3.0, 10.0)
+
+
+def open_probe_storage(url: str, options: S3Options | None = None) -> Storage:
+    """``url`` opened for ``config check``: one attempt per request and short timeouts,
+    so a host that does not answer is reported in seconds, not after a retry storm."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return open_storage(url, options)
+    from backdrill.retry import NO_RETRY
+    from backdrill.storage.s3 import S3Storage
+
+    opts = options or S3Options()
+    return S3Storage(
+        url,
+        parsed.netloc,
+        parsed.path,
+        opts,
+        object_lock=opts.object_lock if isinstance(opts, StorageConfig) else None,
+        retry_policy=NO_RETRY,
+        cleanup_seconds=0,
+        sse=opts.sse if isinstance(opts, StorageConfig) else None,
+        timeouts=PROBE_TIMEOUTS,
+    )
