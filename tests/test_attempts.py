@@ -243,3 +243,25 @@ def test_an_unwritable_repository_does_not_fail_the_command_for_its_attempt_reco
     assert result.code != 0
     assert "internal error" not in result.err
     assert "cannot record the attempt" in result.err
+
+
+def test_a_failure_older_than_the_newest_committed_backup_is_superseded() -> None:
+    """A record of the later success lost (best effort): the committed backup says more."""
+    stale = Attempt(
+        command="backup-db",
+        scope="odoo",
+        result="failed",
+        exit_code=5,
+        finished_at=NOW - timedelta(hours=3),
+        error="cannot connect to PostgreSQL",
+    )
+    assert evaluate(_facts(stale), Policy(), NOW).state == State.OK
+
+
+def test_attempt_keys_never_collide() -> None:
+    """The run as a whole, plain names and digests of other names: distinct keys."""
+    scopes = ["", "odoo", "~all", "a b", "x" * 300, "é", "../etc"]
+    keys = [attempt_key("backup-db", s) for s in scopes]
+    assert len(set(keys)) == len(keys)
+    assert all(k.startswith("status/backup-db-") and k.count("/") == 1 for k in keys)
+    assert attempt_key("backup-db", "odoo") == "status/backup-db-odoo.json"

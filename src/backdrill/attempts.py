@@ -87,10 +87,16 @@ def one_line(text: str) -> str:
 
 
 def attempt_key(command: str, scope: str) -> str:
-    """``status/backup-db-odoo.json``; a scope that is not a plain name (any byte may be
-    in a database name) is named by its digest instead."""
-    name = scope if _SAFE.match(scope) else "x" + hashlib.sha256(scope.encode()).hexdigest()[:32]
-    return f"{STATUS_ROOT}{command}-{name or '_'}.json"
+    """``status/backup-db-odoo.json``; the run as a whole (no scope) is ``~all``, and a
+    scope that is not a plain name (any byte may be in a database name) is named by its
+    digest, ``~<hex>`` (``~`` is never in a plain name: no two scopes share a key)."""
+    if not scope:
+        name = "~all"
+    elif _SAFE.match(scope):
+        name = scope
+    else:
+        name = "~" + hashlib.sha256(scope.encode()).hexdigest()[:32]
+    return f"{STATUS_ROOT}{command}-{name}.json"
 
 
 def new_attempt(

@@ -11,6 +11,7 @@ import time
 from backdrill.attempts import new_attempt, one_line, record_attempt
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError
+from backdrill.storage import open_probe_storage
 from backdrill.timeutil import utcnow
 
 log = logging.getLogger("backdrill")
@@ -42,10 +43,16 @@ def record_attempts(app_state: AppState, exit_code: int, error: str | None) -> N
                 )
             )
     try:
-        storage = app_state.storage
-        for attempt in attempts:
-            record_attempt(storage, attempt)
+        config = app_state.config
+        # one attempt per request, short timeouts: the command has ended and its exit
+        # code stands; a record lost to an outage is a warning (and a stale failure is
+        # superseded by a newer committed backup: status.attempt_checks)
+        storage = open_probe_storage(config.storage.url, config.storage)
     except BackdrillError as exc:  # no usable config or repository: nowhere to record
         log.warning("cannot record the attempt: %s", one_line(str(exc)))
+        return
+    try:
+        for attempt in attempts:
+            record_attempt(storage, attempt)
     finally:
-        app_state.close()
+        storage.close()

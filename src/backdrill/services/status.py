@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from backdrill.attempts import Attempt
 from backdrill.config import Config
 from backdrill.errors import ExternalServiceError
 from backdrill.services.facts import RepoFacts, gather, source_name
@@ -197,13 +198,24 @@ def evaluate(
 _WHAT = {"backup-db": "backup db", "backup-files": "backup files", "drill-run": "drill run"}
 
 
+def _superseded(facts: RepoFacts, attempt: Attempt) -> bool:
+    """A failed backup attempt older than the scope's newest committed backup (a record
+    of the later success was lost) no longer says anything."""
+    newer: datetime | None = None
+    if attempt.command == "backup-db" and attempt.scope in facts.databases:
+        newer = facts.databases[attempt.scope].latest.finished_at
+    elif attempt.command == "backup-files" and attempt.scope in facts.snapshots:
+        newer = facts.snapshots[attempt.scope].created_at
+    return newer is not None and newer > attempt.finished_at
+
+
 def attempt_checks(facts: RepoFacts, policy: Policy, now: datetime) -> list[Check]:
     """Pure: one check per command and scope whose last attempt failed: WARNING, and
     CRITICAL for a backup whose last success is older than the RPO (or never was)."""
     rpo = policy.rpo_hours * 3600
     checks = []
     for attempt in facts.attempts:
-        if not attempt.failed:
+        if not attempt.failed or _superseded(facts, attempt):
             continue
         what = _WHAT[attempt.command]
         scope = attempt.scope or "(all)"

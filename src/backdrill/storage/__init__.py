@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from backdrill.config import S3Options, StorageConfig
+from backdrill.retry import NO_RETRY, RetryPolicy
 from backdrill.storage.base import AlreadyExists, ObjectInfo, ObjectWriter, Storage
 
 __all__ = [
@@ -52,13 +53,15 @@ def open_repository(config: StorageConfig) -> Storage:
 PROBE_TIMEOUTS = (3.0, 10.0)
 
 
-def open_probe_storage(url: str, options: S3Options | None = None) -> Storage:
-    """``url`` opened for ``config check``: one attempt per request and short timeouts,
-    so a host that does not answer is reported in seconds, not after a retry storm."""
+def open_probe_storage(
+    url: str, options: S3Options | None = None, retry_policy: RetryPolicy | None = None
+) -> Storage:
+    """``url`` opened for ``config check`` (one attempt per request) or a best-effort
+    write (``retry_policy``), with short timeouts: a host that does not answer is
+    reported in seconds, not after a retry storm."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return open_storage(url, options)
-    from backdrill.retry import NO_RETRY
     from backdrill.storage.s3 import S3Storage
 
     opts = options or S3Options()
@@ -68,7 +71,7 @@ def open_probe_storage(url: str, options: S3Options | None = None) -> Storage:
         parsed.path,
         opts,
         object_lock=opts.object_lock if isinstance(opts, StorageConfig) else None,
-        retry_policy=NO_RETRY,
+        retry_policy=retry_policy or NO_RETRY,
         cleanup_seconds=0,
         sse=opts.sse if isinstance(opts, StorageConfig) else None,
         timeouts=PROBE_TIMEOUTS,
