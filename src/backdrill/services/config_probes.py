@@ -77,7 +77,8 @@ def _sandbox_probe(config: Config, major: int | None) -> ProbeResult:
         from backdrill.sandbox.docker import docker_available
 
         ok, why = docker_available()
-        return ProbeResult(name, ok, "a Docker engine answers" if ok else why)
+        fix = ": start Docker, install backdrill[docker], or set drill -> sandbox local|server"
+        return ProbeResult(name, ok, "a Docker engine answers" if ok else why + fix)
     if kind == "server":
         ok = config.drill.server_dsn is not None
         return ProbeResult(name, ok, "drill -> server_dsn set" if ok else "set drill -> server_dsn")
