@@ -128,8 +128,8 @@ def record_attempt(storage: Storage, attempt: Attempt) -> None:
     key = attempt_key(attempt.command, attempt.scope)
     try:
         previous = _read_one(storage, key)
-    except (BackdrillError, ValueError, TypeError, KeyError, UnicodeDecodeError):
-        previous = None  # missing or unreadable: this run starts the history again
+    except Exception:  # missing, unreadable or unreachable: the history starts again
+        previous = None
     success = previous.last_success_at if previous else None
     failure = previous.last_failure_at if previous else None
     if attempt.failed:

@@ -51,6 +51,10 @@ def record_attempts(app_state: AppState, exit_code: int, error: str | None) -> N
     except BackdrillError as exc:  # no usable config or repository: nowhere to record
         log.warning("cannot record the attempt: %s", one_line(str(exc)))
         return
+    except Exception as exc:  # best effort, whatever happened: boto3 half-imported when
+        # a signal cut its import short, say
+        log.warning("cannot record the attempt: %s", one_line(f"{type(exc).__name__}: {exc}"))
+        return
     try:
         for attempt in attempts:
             record_attempt(storage, attempt)
