@@ -76,6 +76,11 @@ def assert_committed_and_verified(repo: Repo) -> dict[str, Any]:
     return manifest
 
 
+def status_requests(proxy: FaultProxy) -> list[tuple[str, str]]:
+    """The requests of the attempt records backdrill writes after a command."""
+    return [(m, p) for m, p in proxy.requests if "/status/" in p]
+
+
 def retry_warnings(result: Result) -> list[dict[str, Any]]:
     records = [json.loads(ln) for ln in result.err.splitlines() if ln.startswith("{")]
     return [r for r in records if "retrying in" in r.get("message", "")]
@@ -255,7 +260,9 @@ def test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line(
     rule = fault_proxy.add(Rule("error", method="PUT", times=100, status=status, code=code))
     _config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database)
     assert result.code == 5
-    assert rule.hits == 1, "a permanent error was retried"
+    # the attempt records (status/, written after the command) are requests of their own
+    records = [r for r in status_requests(fault_proxy) if r[0] == "PUT"]
+    assert rule.hits == 1 + len(records), "a permanent error was retried"
     assert retry_warnings(result) == []
     (line,) = result.errors
     assert code in line and "check the S3 credentials" in line
@@ -275,7 +282,9 @@ def test_a_bucket_that_does_not_exist_exits_5_naming_it(
     assert result.code == 5
     (line,) = result.errors
     assert "NoSuchBucket" in line and "create the bucket no-such-bucket-here" in line
-    assert len(fault_proxy.requests) == 1, "NoSuchBucket was retried"
+    assert len(fault_proxy.requests) - len(status_requests(fault_proxy)) == 1, (
+        "NoSuchBucket was retried"
+    )
 
 
 def test_an_endpoint_whose_name_does_not_resolve_exits_5_without_retrying(

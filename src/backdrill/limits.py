@@ -19,3 +19,7 @@ MAX_MANIFEST_BYTES = 16 * MiB
 MAX_REPORT_BYTES = 16 * MiB
 #: a lock object in ``locks/`` (a few hundred bytes of JSON)
 MAX_LOCK_BYTES = 64 * 1024
+#: an attempt record in ``status/`` (a few hundred bytes of JSON)
+MAX_ATTEMPT_BYTES = 16 * 1024
+#: how many attempt records ``status`` and the metrics read
+MAX_ATTEMPT_RECORDS = 1000

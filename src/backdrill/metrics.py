@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
 
 from backdrill import __version__
+from backdrill.attempts import Attempt
 from backdrill.services.facts import RepoFacts
 from backdrill.services.status import StatusReport
 from backdrill.ssot import Policy
@@ -27,6 +29,7 @@ def build_registry(
     policy: Policy,
     *,
     last_run_exit_code: int | None = None,
+    last_run_command: str = "",
 ) -> CollectorRegistry:
     """Pure: a registry holding every backdrill series for ``facts`` and ``report``."""
     reg = CollectorRegistry(auto_describe=True)
@@ -50,9 +53,9 @@ def build_registry(
         if check.age_seconds is not None:
             age.labels(check.name).set(check.age_seconds)
     if last_run_exit_code is not None:
-        gauge("backdrill_last_run_exit_code", "exit code of the command that wrote this").set(
-            last_run_exit_code
-        )
+        gauge(
+            "backdrill_last_run_exit_code", "exit code of the command that wrote this", ("command",)
+        ).labels(last_run_command).set(last_run_exit_code)
     if facts is None:
         return reg
     gauge("backdrill_facts_timestamp_seconds", "when the repository was read").set(
@@ -79,10 +82,21 @@ def build_registry(
         success.labels("files", source).set(_ts(snap.created_at))
         point.labels("files", source).set(_ts(snap.created_at))
         count.labels("files", source).set(snap.count)
+    for source, attempt in _last_files_success(facts).items():
+        if attempt.duration_seconds is not None:
+            duration.labels("files", source).set(attempt.duration_seconds)
+        if attempt.size_bytes is not None:
+            size.labels("files", source).set(attempt.size_bytes)
+    _attempt_series(gauge, facts)
     gauge("backdrill_drills", "drill reports in the repository").set(facts.drill_count)
     gauge("backdrill_unreadable_entries", "unreadable manifests and reports").set(len(facts.broken))
     drill = facts.last_drill
     if drill is not None:
+        gauge(
+            "backdrill_last_drill_result",
+            "1 for the last drill, labelled with its database and result",
+            ("database", "result"),
+        ).labels(drill.database or "", drill.result).set(1)
         gauge("backdrill_last_drill_passed", "1 when the last drill passed").set(
             1 if drill.result == "pass" else 0
         )
@@ -104,6 +118,46 @@ def build_registry(
             "backdrill_last_passed_drill_timestamp_seconds", "when the last passed drill finished"
         ).set(_ts(passed.finished_at))
     return reg
+
+
+def _last_files_success(facts: RepoFacts) -> dict[str, Attempt]:
+    """The attempt record of each source whose last ``backup files`` succeeded."""
+    return {
+        a.scope: a
+        for a in facts.attempts
+        if a.command == "backup-files" and not a.failed and a.scope in facts.snapshots
+    }
+
+
+def _attempt_series(gauge: Callable[[str, str, tuple[str, ...]], Gauge], facts: RepoFacts) -> None:
+    """Per command and scope, from the repository's attempt records: every writer of a
+    metrics file rebuilds them from the same records, so a failure written by one cron
+    line is not overwritten by the next command's success."""
+    labels = ("command", "database", "source")
+    code = gauge("backdrill_attempt_exit_code", "exit code of the last attempt", labels)
+    failed = gauge("backdrill_attempt_failed", "1 when the last attempt failed", labels)
+    at = gauge("backdrill_attempt_timestamp_seconds", "when the last attempt ended", labels)
+    success = gauge(
+        "backdrill_attempt_last_success_timestamp_seconds", "when an attempt last succeeded", labels
+    )
+    failure = gauge(
+        "backdrill_attempt_last_failure_timestamp_seconds", "when an attempt last failed", labels
+    )
+    duration = gauge("backdrill_attempt_duration_seconds", "duration of the last attempt", labels)
+    size = gauge("backdrill_attempt_size_bytes", "bytes of the last attempt", labels)
+    for a in facts.attempts:
+        key = (a.command, *((a.scope, "") if a.scope_kind == "database" else ("", a.scope)))
+        code.labels(*key).set(a.exit_code)
+        failed.labels(*key).set(1 if a.failed else 0)
+        at.labels(*key).set(_ts(a.finished_at))
+        if a.last_success_at is not None:
+            success.labels(*key).set(_ts(a.last_success_at))
+        if a.last_failure_at is not None:
+            failure.labels(*key).set(_ts(a.last_failure_at))
+        if a.duration_seconds is not None:
+            duration.labels(*key).set(a.duration_seconds)
+        if a.size_bytes is not None:
+            size.labels(*key).set(a.size_bytes)
 
 
 def render(registry: CollectorRegistry) -> bytes:

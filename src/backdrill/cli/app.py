@@ -29,6 +29,7 @@ from backdrill.cli import (
     unlock_cmd,
     verify_cmd,
 )
+from backdrill.cli.attempt_record import record_attempts
 from backdrill.cli.errors import report_error, report_interrupt
 from backdrill.cli.metrics_file import write_metrics_file
 from backdrill.cli.state import AppState
@@ -68,6 +69,8 @@ unlock_cmd.register(app)
 
 _debug = False
 _state: AppState | None = None
+#: the one line of the error the command ended with, for its attempt record
+_last_error: str | None = None
 
 
 def _version(value: bool) -> None:
@@ -146,14 +149,17 @@ def main(argv: list[str] | None = None, *, process: bool = False) -> int:
     global _state  # noqa: PLW0603
     _state = None
     code = _dispatch(argv, process=process)
+    if _state is not None:
+        record_attempts(_state, code, _last_error)
     if _state is not None and _state.metrics_file is not None:
         write_metrics_file(_state, code)
     return code
 
 
 def _dispatch(argv: list[str] | None, *, process: bool) -> int:
-    global _debug  # noqa: PLW0603
+    global _debug, _last_error  # noqa: PLW0603
     _debug = False
+    _last_error = None
     interrupts.reset()
     install_signal_handlers()
     try:
@@ -171,9 +177,11 @@ def _dispatch(argv: list[str] | None, *, process: bool) -> int:
         if _debug:
             traceback.print_exc()
         report_error(exc)
+        _last_error = str(exc)
         return exc.exit_code
     except Interrupted as exc:
         report_interrupt(exc)
+        _last_error = str(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         report_interrupt(Interrupted(signal.SIGINT))
@@ -182,6 +190,7 @@ def _dispatch(argv: list[str] | None, *, process: bool) -> int:
         if _debug:
             traceback.print_exc()
         text = SECRETS.redact(f"{type(exc).__name__}: {exc}")
+        _last_error = f"internal error: {text}"
         print(
             f"backdrill: internal error: {terminal(text)} (run with --debug for the traceback)",
             file=sys.stderr,

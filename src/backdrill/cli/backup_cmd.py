@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated
+from urllib.parse import urlparse
 
 import typer
 
+from backdrill.attempts import Attempt, new_attempt
 from backdrill.cli.errors import report_error
 from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_backup
 from backdrill.cli.options import parse_wait
 from backdrill.cli.render import warn
-from backdrill.cli.state import state
+from backdrill.cli.state import AppState, state
 from backdrill.errors import BackdrillError, GoalNotMet, Interrupted
-from backdrill.services.backup_db import run_backup_db
-from backdrill.timeutil import human_duration, human_size
+from backdrill.services.backup_db import DbBackupOutcome, run_backup_db
+from backdrill.services.facts import source_name
+from backdrill.timeutil import human_duration, human_size, utcnow
 
 app = typer.Typer(
     help="Run a backup (from cron: db at 03:00 UTC, files at 04:00 UTC).", no_args_is_help=True
@@ -48,6 +52,7 @@ def backup_db(
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
 
     app_state = state(ctx)
+    app_state.begin_attempt("backup-db", database or "")
     run, wait_for = app_state.run_context(), parse_wait(wait)
     try:
         outcomes = run_backup_db(
@@ -65,6 +70,7 @@ def backup_db(
                 f"({human_size(m.raw_size)} dumped, {len(m.tables)} tables) "
                 f"in {human_duration(seconds)}"
             )
+    app_state.attempts.extend(_db_attempt(o) for o in outcomes)
     for outcome in outcomes:
         notify_backup(app_state, run.host, outcome.database, outcome.manifest, outcome.error)
     failures = [o for o in outcomes if o.error is not None]
@@ -78,6 +84,36 @@ def backup_db(
         names = ", ".join(o.database for o in failures)
         warn(f"backdrill: error: {len(failures)} of {len(outcomes)} backups failed: {names}")
         raise typer.Exit(first.exit_code)
+
+
+def _db_attempt(outcome: DbBackupOutcome) -> Attempt:
+    m = outcome.manifest
+    if outcome.error is not None or m is None:
+        code = outcome.error.exit_code if outcome.error is not None else 1
+        error = str(outcome.error) if outcome.error is not None else "no backup committed"
+        return new_attempt("backup-db", outcome.database, code, utcnow(), error=error)
+    return new_attempt(
+        "backup-db",
+        outcome.database,
+        0,
+        m.finished_at,
+        duration_seconds=(m.finished_at - m.started_at).total_seconds(),
+        size_bytes=m.stored_size,
+    )
+
+
+def _files_scope(app_state: AppState, source: str | None) -> str:
+    """The source name a run of ``backup files`` records its attempt under."""
+    try:
+        config = app_state.config
+    except BackdrillError:
+        return source or ""
+    if source is None or source == config.files.source:
+        return source_name(config) or ""
+    parsed = urlparse(source)
+    if parsed.scheme == "s3":
+        return PurePosixPath(parsed.path.strip("/")).name or parsed.netloc
+    return PurePosixPath(source.rstrip("/")).name
 
 
 @app.command("files", epilog=example("backup files"))
@@ -101,10 +137,22 @@ def backup_files(
     from backdrill.services.backup_files import run_backup_files
 
     app_state = state(ctx)
+    app_state.begin_attempt("backup-files", _files_scope(app_state, source))
     result = run_backup_files(
         app_state.run_context(), source=source, rehash=rehash, wait=parse_wait(wait)
     )
     s = result.snapshot
+    if not result.unreadable:
+        app_state.attempts.append(
+            new_attempt(
+                "backup-files",
+                s.source_name,
+                0,
+                s.finished_at,
+                duration_seconds=(s.finished_at - s.created_at).total_seconds(),
+                size_bytes=s.total_bytes,
+            )
+        )
     seconds = (s.finished_at - s.created_at).total_seconds()
     app_state.out.print(
         f"committed snapshot {s.id} of {s.source_name}: {s.file_count} files, "

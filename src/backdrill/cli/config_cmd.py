@@ -15,12 +15,21 @@ app = typer.Typer(
 
 @app.command("check", epilog=example("config check"))
 def check(ctx: typer.Context) -> None:
-    """Validate the config; reach PostgreSQL and storage; check pg_dump/pg_restore versions,
-    the TLS negotiated with each endpoint and the age of each secret file."""
+    """Validate the config; reach PostgreSQL, storage, the filestore and the webhook; check
+    pg_dump/pg_restore, what a drill needs, the TLS negotiated with each endpoint and the
+    age of each secret file. Every problem at once, in seconds."""
     from backdrill.services.config_check import run_config_check  # psycopg: when needed
+    from backdrill.storage import open_probe_storage
 
     app_state = state(ctx)
-    results = run_config_check(app_state.config, app_state.storage)
+    config = app_state.config
+    storage = open_probe_storage(
+        config.storage.url, config.storage, tls_min=config.security.ssl_min
+    )
+    try:
+        results = run_config_check(config, storage)
+    finally:
+        storage.close()
     rows = [
         ("FAIL" if not r.ok else "WARNING" if r.warning else "ok", r.name, r.detail)
         for r in results

@@ -8,18 +8,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from backdrill.attempts import Attempt, new_attempt
 from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_drill
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.errors import IntegrityError, UsageError
 from backdrill.text import terminal
-from backdrill.timeutil import human_duration
+from backdrill.timeutil import human_duration, utcnow
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from backdrill.evidence import EvidenceLog
+    from backdrill.services.drill import DrillOutcome
 
 
 class SandboxChoice(enum.StrEnum):
@@ -60,7 +62,9 @@ def drill_run(
     from backdrill.services.drill import DrillOptions, run_drill
 
     app_state = state(ctx)
-
+    # a drill that raises instead of writing a report could not start: recorded as an
+    # attempt with result error (cli/attempt_record.py), no evidence report
+    app_state.begin_attempt("drill-run", database or "")
     outcome = run_drill(
         app_state.run_context(),
         DrillOptions(
@@ -74,6 +78,7 @@ def drill_run(
         ),
     )
     r = outcome.report
+    app_state.attempts.append(_drill_attempt(outcome, database))
     out = app_state.out
     out.print(f"drill {r.drill_id}: {r.result.upper()}")
     if r.rpo and r.rto:
@@ -94,6 +99,21 @@ def drill_run(
     notify_drill(app_state, outcome)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
+
+
+def _drill_attempt(outcome: DrillOutcome, database: str | None) -> Attempt:
+    r = outcome.report
+    failed = next((c for c in r.checks if c.status == "fail"), None)
+    error = r.error or (f"{failed.name}: {failed.detail}" if failed else None)
+    return new_attempt(
+        "drill-run",
+        r.backup.database if r.backup is not None else database or "",
+        outcome.exit_code,
+        utcnow(),
+        result="ok" if r.result == "pass" else "failed",
+        error=None if r.result == "pass" else error or "the drill failed",
+        duration_seconds=r.rto.achieved_seconds if r.rto is not None else None,
+    )
 
 
 @app.command("history", epilog=example("drill history"))

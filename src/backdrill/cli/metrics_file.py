@@ -1,5 +1,9 @@
 """``--metrics-file PATH``: after any command, the repository's metrics (the same as
-``serve``'s ``/metrics``) for node_exporter's textfile collector, written atomically."""
+``serve``'s ``/metrics``) for node_exporter's textfile collector, written atomically.
+
+The file is rebuilt from the repository each time, attempt records included: several
+cron lines writing one file merge through the repository, none overwrites another's
+failure."""
 
 from __future__ import annotations
 
@@ -28,7 +32,10 @@ def write_metrics_file(app_state: AppState, exit_code: int) -> None:
             in_force = policy(app_state.config)
         except BackdrillError as exc:  # no usable config: still say the run happened
             report, facts, in_force = StatusReport(utcnow(), error=str(exc)), None, Policy()
-        registry = build_registry(facts, report, in_force, last_run_exit_code=exit_code)
+        command = app_state.attempt_scope[0] if app_state.attempt_scope else ""
+        registry = build_registry(
+            facts, report, in_force, last_run_exit_code=exit_code, last_run_command=command
+        )
         write_textfile(path, registry)
     except OSError as exc:
         log.warning("cannot write the metrics file %s: %s", path, exc.strerror or exc)

@@ -4,12 +4,14 @@ the console, and lazily the config, repository and run context."""
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from backdrill.attempts import Attempt
 from backdrill.cli.render import terminal_console
 from backdrill.config import Config, find_config_file, load_config
 from backdrill.logs import LogFormat
@@ -30,6 +32,15 @@ class AppState:
     )
     _config: Config | None = None
     _storage: Storage | None = None
+    #: the command and scope whose attempt is recorded after the command (attempts.py)
+    attempt_scope: tuple[str, str] | None = None
+    #: outcomes the command recorded itself (one per database of ``backup db --all``)
+    attempts: list[Attempt] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def begin_attempt(self, command: str, scope: str) -> None:
+        self.attempt_scope = (command, scope)
+        self.started = time.monotonic()
 
     @property
     def config(self) -> Config:

@@ -45,6 +45,12 @@ class Sandbox(ABC):
         """Start (or reach) the server and choose the name of the drill's database, free
         on the server: the restore pipeline creates it."""
 
+    def check_available(self) -> None:
+        """Raise a SandboxError when this kind cannot start here (a missing extra, no
+        engine, no server binaries): a drill that cannot start is an ``error``, recorded
+        as an attempt, never a failed drill in the evidence chain."""
+        return  # the server kind reaches its server when provisioned
+
     @abstractmethod
     def teardown(self) -> None:
         """Stop and delete everything; idempotent."""

@@ -32,6 +32,11 @@ class DockerSandbox(Sandbox):
         self.major = major
         self.container: Any = None
 
+    def check_available(self) -> None:
+        ok, why = docker_available()
+        if not ok:
+            raise SandboxError(f"cannot start a docker sandbox: {why}")
+
     def provision(self, database: str) -> SandboxInfo:
         ok, why = docker_available()
         if not ok:

@@ -41,6 +41,9 @@ class LocalSandbox(Sandbox):
             )
         return chosen.bin_dir, chosen.major
 
+    def check_available(self) -> None:
+        self._server_bin_dir()
+
     def provision(self, database: str) -> SandboxInfo:
         bin_dir, major = self._server_bin_dir()
         self.cluster = LocalCluster(bin_dir, base_dir=self.base_dir)

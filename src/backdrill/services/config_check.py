@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from backdrill.config import Config
 from backdrill.errors import BackdrillError
 from backdrill.evidence import evidence_lock
 from backdrill.locks import probe_conditional_write
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, as_text, list_databases, server_version
+from backdrill.retry import NO_RETRY
+from backdrill.services.config_probes import drill_probes, files_source_probes, webhook_probes
 from backdrill.services.config_security import security_probes, tls_probes
 from backdrill.ssot import conflicts_of, policy, ssot_of
 from backdrill.storage import Storage
 from backdrill.storage.base import ProbeResult
 from backdrill.timeutil import utcnow
 
+#: seconds ``config check`` waits for PostgreSQL to accept a connection
+PROBE_CONNECT_TIMEOUT = 5
 
-def _postgres_probes(config: Config) -> list[ProbeResult]:
+
+def _postgres_probes(config: Config) -> tuple[list[ProbeResult], int | None]:
+    """The rows of PostgreSQL, and the server's major version (None if unreachable)."""
     params = ConnParams.from_config(config.postgres, config.security)
+    params = replace(params, connect_timeout=min(params.connect_timeout, PROBE_CONNECT_TIMEOUT))
     results: list[ProbeResult] = []
     try:
-        with params.connect() as conn:
+        with params.connect(policy=NO_RETRY) as conn:
             version = server_version(conn)
             available = set(list_databases(conn))
             row = conn.execute(
                 "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
             ).fetchone()
     except BackdrillError as exc:
-        return [ProbeResult("postgres reachable", False, str(exc))]
+        detail = f"{exc}: check postgres -> host, port, user and password"
+        return [ProbeResult("postgres reachable", False, detail)], None
     results.append(
         ProbeResult("postgres reachable", True, f"{params.describe()}, server {version}")
     )
@@ -49,8 +59,9 @@ def _postgres_probes(config: Config) -> list[ProbeResult]:
     if isinstance(wanted, list):
         for db in wanted:
             ok = db in available
-            results.append(ProbeResult(f"database {db}", ok, "exists" if ok else "not found"))
-    return results
+            detail = "exists" if ok else "not found: fix postgres -> databases"
+            results.append(ProbeResult(f"database {db}", ok, detail))
+    return results, major
 
 
 def ssot_probes(config: Config) -> list[ProbeResult]:
@@ -82,19 +93,35 @@ def ssot_probes(config: Config) -> list[ProbeResult]:
     return rows
 
 
+def _storage_probes(storage: Storage) -> tuple[list[ProbeResult], bool]:
+    """The repository's rows, and whether it could be reached."""
+    try:
+        results = storage.probe()
+    except BackdrillError as exc:
+        return [ProbeResult("storage reachable", False, str(exc))], False
+    reachable = all(r.ok for r in results if r.name != "object lock")
+    if reachable:
+        results.append(probe_conditional_write(storage))
+    return results, reachable
+
+
 def run_config_check(config: Config, storage: Storage) -> list[ProbeResult]:
+    """Every probe, each whatever the others found: all problems are reported at once.
+    ``storage`` is opened for probing (short timeouts, no retries: storage/__init__.py
+    ``open_probe_storage``)."""
     results = [ProbeResult("config valid", True, "parsed and validated")]
     results.extend(ssot_probes(config))
     results.extend(security_probes(config))
-    results.extend(_postgres_probes(config))
+    pg_rows, major = _postgres_probes(config)
+    results.extend(pg_rows)
     results.extend(tls_probes(config))
-    try:
-        results.extend(storage.probe())
-    except BackdrillError as exc:
-        results.append(ProbeResult("storage reachable", False, str(exc)))
-        return results
-    results.append(probe_conditional_write(storage))
-    results.append(evidence_lock_probe(config, storage))
+    repo_rows, reachable = _storage_probes(storage)
+    results.extend(repo_rows)
+    if reachable:
+        results.append(evidence_lock_probe(config, storage))
+    results.extend(files_source_probes(config))
+    results.extend(drill_probes(config, storage if reachable else None, major))
+    results.extend(webhook_probes(config))
     return results
 
 

@@ -169,9 +169,10 @@ def _neutralize_if_odoo(
 
 
 def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
-    """Select the backup, then drill it: from there on, whatever goes wrong ends in a
-    written report (a failed check or an error), except an interrupt, which cleans up
-    and propagates."""
+    """Select the backup and check that the sandbox can start (else an exception: the
+    drill could not start, and no report is written), then drill it: from there on,
+    whatever goes wrong ends in a written report (a failed check or an error), except
+    an interrupt, which cleans up and propagates."""
     cfg = ctx.config
     drill_start = utcnow()
     listing = list_db_backups(ctx.storage)
@@ -188,6 +189,9 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
         allow_newer=options.allow_newer,
         keep=options.keep_sandbox,
     )
+    # a sandbox that cannot start here (no docker extra or engine, no server binaries)
+    # is a setup error, exit 5, and no evidence report: nothing was drilled
+    sandbox.check_available()
     drill = _Drill(ctx, options, manifest, new_id(drill_start), drill_start)
     log.info(
         "drill %s of backup %s (%s) in a %s sandbox",

@@ -1,6 +1,7 @@
 """What the repository holds, read once: the newest committed database backups, filestore
-snapshots and drill reports. ``status``, ``serve`` and ``--metrics-file`` evaluate these
-facts; reading them is the only part that touches storage.
+snapshots, drill reports and the last attempt of each command. ``status``, ``serve`` and
+``--metrics-file`` evaluate these facts; reading them is the only part that touches
+storage.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from backdrill.attempts import Attempt, read_attempts
 from backdrill.catalog import list_db_backups
 from backdrill.config import Config
 from backdrill.documents import read_document
@@ -63,6 +65,8 @@ class RepoFacts:
     last_passed_drill: DrillFacts | None = None
     drill_count: int = 0
     broken: list[str] = field(default_factory=list)
+    #: the last attempt of each command per scope (attempts.py)
+    attempts: list[Attempt] = field(default_factory=list)
 
 
 def source_name(config: Config) -> str | None:
@@ -190,4 +194,5 @@ def gather(storage: Storage, config: Config) -> RepoFacts:
     facts.broken.extend(f"{b.key}: {b.reason}" for b in listing.broken)
     facts.snapshots = read_snapshots(storage, source_name(config), facts.broken)
     read_drills(storage, facts)
+    facts.attempts = read_attempts(storage, facts.broken)
     return facts

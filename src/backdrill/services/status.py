@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from backdrill.attempts import Attempt
 from backdrill.config import Config
 from backdrill.errors import ExternalServiceError
 from backdrill.secret_age import SecretFileAge, describe, overdue, secret_file_ages
@@ -36,7 +37,7 @@ class State(enum.IntEnum):
 @dataclass(frozen=True)
 class Check:
     name: str
-    kind: str  # db | files | drill | repository | security
+    kind: str  # db | files | drill | attempt | repository | security
     subject: str | None
     state: State
     detail: str
@@ -179,6 +180,7 @@ def evaluate(
             )
         )
     checks.append(_drill_check(facts, policy, now))
+    checks.extend(attempt_checks(facts, policy, now))
     if facts.broken:
         checks.append(
             Check(
@@ -195,6 +197,59 @@ def evaluate(
         warning_fraction=policy.warning_fraction,
         critical_fraction=policy.critical_fraction,
     )
+
+
+_WHAT = {"backup-db": "backup db", "backup-files": "backup files", "drill-run": "drill run"}
+
+
+def _superseded(facts: RepoFacts, attempt: Attempt) -> bool:
+    """A failed backup attempt older than the scope's newest committed backup (a record
+    of the later success was lost) no longer says anything."""
+    newer: datetime | None = None
+    if attempt.command == "backup-db" and attempt.scope in facts.databases:
+        newer = facts.databases[attempt.scope].latest.finished_at
+    elif attempt.command == "backup-files" and attempt.scope in facts.snapshots:
+        newer = facts.snapshots[attempt.scope].created_at
+    return newer is not None and newer > attempt.finished_at
+
+
+def attempt_checks(facts: RepoFacts, policy: Policy, now: datetime) -> list[Check]:
+    """Pure: one check per command and scope whose last attempt failed: WARNING, and
+    CRITICAL for a backup whose last success is older than the RPO (or never was)."""
+    rpo = policy.rpo_hours * 3600
+    checks = []
+    for attempt in facts.attempts:
+        if not attempt.failed or _superseded(facts, attempt):
+            continue
+        what = _WHAT[attempt.command]
+        scope = attempt.scope or "(all)"
+        name = f"last {what} {scope}"
+        state = State.WARNING
+        success = attempt.last_success_at
+        if attempt.command != "drill-run" and (
+            success is None or (now - success).total_seconds() > rpo
+        ):
+            state = State.CRITICAL
+        verb = "could not start" if attempt.result == "error" else "failed"
+        detail = (
+            f"{what} {verb} at {isoformat(attempt.finished_at)} "
+            f"(exit {attempt.exit_code}): {attempt.error or 'no error recorded'}"
+        )
+        age = max((now - attempt.finished_at).total_seconds(), 0.0)
+        checks.append(
+            Check(
+                name,
+                "attempt",
+                attempt.scope,
+                state,
+                detail,
+                age,
+                None,
+                None,
+                attempt.finished_at,
+            )
+        )
+    return checks
 
 
 def _drill_check(facts: RepoFacts, policy: Policy, now: datetime) -> Check:

@@ -7,9 +7,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from backdrill.config import S3Options, StorageConfig
+from backdrill.retry import NO_RETRY, RetryPolicy
 from backdrill.storage.base import AlreadyExists, ObjectInfo, ObjectWriter, Storage
 
-__all__ = ["AlreadyExists", "ObjectInfo", "ObjectWriter", "Storage", "open_storage"]
+__all__ = [
+    "AlreadyExists",
+    "ObjectInfo",
+    "ObjectWriter",
+    "Storage",
+    "open_probe_storage",
+    "open_storage",
+]
 
 
 def open_storage(
@@ -46,3 +54,37 @@ def open_repository(
     config: StorageConfig, *, tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
 ) -> Storage:
     return open_storage(config.url, config, tls_min=tls_min)
+
+
+#: ``config check``: seconds to wait for a store to accept a connection, and to answer
+PROBE_TIMEOUTS = (3.0, 10.0)
+
+
+def open_probe_storage(
+    url: str,
+    options: S3Options | None = None,
+    retry_policy: RetryPolicy | None = None,
+    *,
+    tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+) -> Storage:
+    """``url`` opened for ``config check`` (one attempt per request) or a best-effort
+    write (``retry_policy``), with short timeouts: a host that does not answer is
+    reported in seconds, not after a retry storm."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return open_storage(url, options)
+    from backdrill.storage.s3 import S3Storage
+
+    opts = options or S3Options()
+    return S3Storage(
+        url,
+        parsed.netloc,
+        parsed.path,
+        opts,
+        object_lock=opts.object_lock if isinstance(opts, StorageConfig) else None,
+        retry_policy=retry_policy or NO_RETRY,
+        cleanup_seconds=0,
+        sse=opts.sse if isinstance(opts, StorageConfig) else None,
+        timeouts=PROBE_TIMEOUTS,
+        tls_min=tls_min,
+    )

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, cast
+from urllib.parse import urlparse
 
 import boto3
 import botocore.exceptions
@@ -113,6 +114,41 @@ def _is_dns_failure(exc: BaseException) -> bool:
     return False
 
 
+def _host_port(exc: BaseException) -> str:
+    """``host:port`` of the endpoint a transport error names (botocore keeps it in
+    ``kwargs``), without path or credentials."""
+    url = str(getattr(exc, "kwargs", {}).get("endpoint_url") or "")
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        return "the endpoint"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return f"{parsed.hostname}:{port}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    cause: BaseException | None = exc
+    seen = 0
+    while cause is not None and seen < 20:
+        yield cause
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+
+
+def _speaks_plain_http(exc: BaseException) -> bool:
+    markers = ("wrong_version_number", "wrong version number", "record layer failure")
+    return any(m in str(c).lower() for c in _causes(exc) for m in markers)
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(c).lower() for c in _causes(exc))
+    if "refused" in text:
+        return "connection refused"
+    if "unreachable" in text:
+        return "network unreachable"
+    if "reset" in text:
+        return "connection reset"
+    return "no connection"
+
+
 def describe_error(exc: BaseException) -> str:
     """A short, secret-free description of a boto error for one error line."""
     if isinstance(exc, botocore.exceptions.ClientError):
@@ -124,6 +160,16 @@ def describe_error(exc: BaseException) -> str:
         text += "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     elif isinstance(exc, botocore.exceptions.EndpointConnectionError) and _is_dns_failure(exc):
         text = f"{exc} (the host name does not resolve: check storage -> endpoint_url)"
+    elif isinstance(exc, botocore.exceptions.SSLError) and _speaks_plain_http(exc):
+        where = _host_port(exc)
+        text = f"TLS handshake with {where} failed: the endpoint speaks plain HTTP: use http:// "
+        text += "in storage -> endpoint_url (or enable TLS on the store)"
+    elif isinstance(exc, botocore.exceptions.ConnectTimeoutError):
+        text = f"no answer from {_host_port(exc)} (connect timeout): check storage -> "
+        text += "endpoint_url, and that no firewall drops the traffic"
+    elif isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        text = f"cannot connect to {_host_port(exc)} ({_reason(exc)}): check storage -> "
+        text += "endpoint_url and that the store is running"
     else:
         text = str(exc) or type(exc).__name__
     if isinstance(exc, botocore.exceptions.SSLError) and is_version_refusal(text):
@@ -134,7 +180,12 @@ def describe_error(exc: BaseException) -> str:
 
 
 def make_client(
-    options: S3Options, *, max_pool: int = 10, tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+    options: S3Options,
+    *,
+    max_pool: int = 10,
+    connect_timeout: float = 10,
+    read_timeout: float = 60,
+    tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
 ) -> Any:
     """A boto3 S3 client configured for portability across S3-compatible stores, that
     refuses TLS below ``tls_min`` (:func:`_require_tls`)."""
@@ -147,8 +198,8 @@ def make_client(
         # request twice; total_max_attempts counts the first request too.)
         retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_pool,
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
     )
     verify: bool | str = options.verify_tls
     if options.verify_tls and options.ca_bundle is not None:
@@ -365,6 +416,7 @@ class S3Storage(Storage):
         cleanup_seconds: float = 300.0,
         sse: SseConfig | None = None,
         tls_min: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+        timeouts: tuple[float, float] = (10, 60),
     ) -> None:
         self.url = url
         self.retry = retry_policy or RetryPolicy()
@@ -377,7 +429,13 @@ class S3Storage(Storage):
         self.object_lock = object_lock
         self._bucket_locks: bool | None = None
         self._capabilities: Capabilities | None = None
-        self.client = make_client(options, max_pool=max(10, max_concurrency * 2), tls_min=tls_min)
+        self.client = make_client(
+            options,
+            max_pool=max(10, max_concurrency * 2),
+            connect_timeout=timeouts[0],
+            read_timeout=timeouts[1],
+            tls_min=tls_min,
+        )
 
     # -- helpers -----------------------------------------------------------------
     def _call(self, op: str, fn: Any, **kwargs: Any) -> Any:
@@ -823,7 +881,7 @@ class S3Storage(Storage):
             self._call("HeadBucket", self.client.head_bucket, Bucket=self.bucket)
             results.append(ProbeResult("bucket reachable", True, f"s3://{self.bucket}"))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            results.append(ProbeResult("bucket reachable", False, describe_error(exc)))
+            results.append(ProbeResult("bucket reachable", False, self._probe_failure(exc)))
             return results
         probe_key = f".probe-{secrets.token_hex(4)}"
         try:
@@ -842,6 +900,26 @@ class S3Storage(Storage):
         except StorageError as exc:
             results.append(ProbeResult("object lock", self.object_lock is None, str(exc)))
         return results
+
+    def _probe_failure(self, exc: BaseException) -> str:
+        """What a failed HeadBucket means, with the fix: a missing bucket named."""
+        status = (
+            exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(exc, botocore.exceptions.ClientError)
+            else None
+        )
+        if _error_code(exc) in {"404", "NoSuchBucket"} or status == 404:
+            endpoint = SECRETS.redact(str(self.client.meta.endpoint_url))
+            return (
+                f"bucket {self.bucket} does not exist at {endpoint}: create it or fix "
+                "storage -> url"
+            )
+        if _error_code(exc) in {"403", "AccessDenied"} or status == 403:
+            return (
+                f"access to bucket {self.bucket} denied (HTTP 403): check the credentials "
+                "(storage -> access_key_id, secret_access_key_file) and the bucket policy"
+            )
+        return describe_error(exc)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
