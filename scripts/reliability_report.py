@@ -712,8 +712,20 @@ def render(outcome: dict[str, str], seconds: float, command: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="list the tests, run nothing")
+    parser.add_argument(
+        "--from-junit",
+        type=Path,
+        metavar="XML",
+        help="run nothing: take the results of a whole-suite run made with --junitxml=XML",
+    )
     args, extra = parser.parse_known_args()
     nodes = node_ids()
+    if args.from_junit is not None:
+        outcome = results(args.from_junit)
+        suite = ET.parse(args.from_junit).getroot()  # noqa: S314 - our own pytest's file
+        seconds = float(next(suite.iter("testsuite")).get("time") or 0)
+        command = "pytest --junitxml=XML (the whole suite), then this script --from-junit XML"
+        return _write(outcome, seconds, command)
     if args.dry_run:
         print("\n".join(nodes))
         rows = len(MATRIX) + len(HOSTILE)
@@ -737,6 +749,10 @@ def main() -> int:
         seconds = time.monotonic() - started
         outcome = results(junit) if junit.exists() else {}
     command = "python scripts/reliability_report.py" + (" " + " ".join(extra) if extra else "")
+    return _write(outcome, seconds, command)
+
+
+def _write(outcome: dict[str, str], seconds: float, command: str) -> int:
     DOC.write_text(render(outcome, seconds, command))
     every = [*MATRIX, *HOSTILE]
     failed = [r.fault for r in every if row_status(r, outcome) != "passed"]
