@@ -36,11 +36,10 @@ def check(ctx: typer.Context) -> None:
     ]
     app_state.out.print(table("backdrill config check", ["status", "check", "detail"], rows))
     failed = [r for r in results if not r.ok]
-    if failed:
-        app_state.out.print(f"{len(failed)} check(s) failed")
-        raise typer.Exit(1)
-    warned = [r for r in results if r.warning]
+    warned = [r for r in results if r.ok and r.warning]
+    summary = f"{len(failed)} check(s) failed" if failed else "all checks passed"
     if warned:
-        app_state.out.print(f"all checks passed; {len(warned)} warning(s)")
-        return
-    app_state.out.print("all checks passed")
+        summary += f"; {len(warned)} warning(s)"
+    app_state.out.print(summary)
+    if failed:
+        raise typer.Exit(1)
