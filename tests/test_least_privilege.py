@@ -1,0 +1,153 @@
+"""A login that is not a superuser (like DigitalOcean's ``doadmin``: LOGIN CREATEDB
+CREATEROLE): what it may read backs up, drills and restores; what it may not read is
+named with PostgreSQL's reason before any dump starts."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backdrill.pg.connection import ConnParams
+from helpers.cli import Repo, run_cli, write_config
+from helpers.repo import list_keys, manifests
+
+
+@dataclass
+class App:
+    login: ConnParams  # the non-superuser, connected to its own database
+    database: str
+
+
+@pytest.fixture
+def app(pg: ConnParams) -> Iterator[App]:
+    """A role LOGIN CREATEDB CREATEROLE and a database it owns, with tables it owns."""
+    suffix = secrets.token_hex(3)
+    role, database, password = f"app_{suffix}", f"appdb_{suffix}", secrets.token_hex(12)
+    with pg.connect() as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN CREATEDB CREATEROLE PASSWORD '{password}'")
+        conn.execute(f"CREATE DATABASE {database} OWNER {role}")
+    login = ConnParams(pg.host, pg.port, role, password, "disable", dbname=database)
+    with login.connect() as conn:
+        conn.execute("CREATE TABLE partner (id serial PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO partner (name) SELECT 'p' || g FROM generate_series(1, 50) g")
+    yield App(login, database)
+    with pg.connect() as conn:
+        for row in conn.execute(
+            "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles "
+            "WHERE rolname = %s)",
+            (role,),
+        ).fetchall():
+            conn.execute(f'DROP DATABASE IF EXISTS "{row[0]}" WITH (FORCE)')
+        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        for row in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"%{suffix}%",)
+        ).fetchall():
+            conn.execute(f'DROP OWNED BY "{row[0]}" CASCADE')
+            conn.execute(f'DROP ROLE "{row[0]}"')
+
+
+def config_for(tmp_path: Path, app: App, repo: Repo, **kwargs: object) -> Path:
+    return write_config(
+        tmp_path / "c.yaml",
+        app.login,
+        repo,
+        drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(kwargs.pop("work"))}
+        if "work" in kwargs
+        else {"report_dir": str(tmp_path / "reports")},
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    app: App,
+    local_repo: Repo,
+    work_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = config_for(tmp_path, app, local_repo, databases=[app.database], work=work_dir)
+    backed = run_cli(capsys, "--config", str(config), "backup", "db")
+    assert backed.code == 0, backed.err
+    (manifest,) = manifests(local_repo)
+    assert [r["name"] for r in manifest["roles"]] == [app.login.user]
+
+    drilled = run_cli(capsys, "--config", str(config), "drill", "run")
+    assert drilled.code == 0, drilled.out + drilled.err
+
+    target = f"{app.database}_restored"
+    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
+    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
+    restored = run_cli(
+        capsys, "--config", str(config), "restore", "db", "--to", to, "--database", app.database
+    )
+    assert restored.code == 0, restored.out + restored.err
+    with app.login.with_db(target).connect() as conn:
+        row = conn.execute(
+            "SELECT count(*), pg_get_userbyid(relowner) FROM partner, pg_class "
+            "WHERE relname = 'partner' GROUP BY 2"
+        ).fetchone()
+    assert row == (50, app.login.user)
+
+
+def test_a_table_the_login_may_not_read_is_named_before_the_dump(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    app: App,
+    repo: Repo,
+) -> None:
+    with pg.with_db(app.database).connect() as conn:
+        conn.execute("CREATE TABLE res_partner_secret (id int)")
+        conn.execute("REVOKE ALL ON res_partner_secret FROM PUBLIC")
+    config = config_for(tmp_path, app, repo, databases=[app.database])
+    result = run_cli(capsys, "--config", str(config), "--log-format", "text", "backup", "db")
+    assert result.code == 5, result.err
+    errors = [ln for ln in result.err.splitlines() if "error" in ln]
+    assert len(errors) == 1, result.err
+    assert "public.res_partner_secret" in errors[0]
+    assert "permission denied" in errors[0]
+    assert "snapshot" not in errors[0]
+    assert [k for k in list_keys(repo) if k.startswith("db/")] == []
+
+
+def test_all_backs_up_what_the_login_can_read_and_names_the_rest(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    app: App,
+    local_repo: Repo,
+) -> None:
+    closed, unreadable = f"{app.database}_closed", f"{app.database}_unreadable"
+    with pg.connect() as conn:
+        conn.execute(f"CREATE DATABASE {closed}")
+        conn.execute(f"REVOKE CONNECT ON DATABASE {closed} FROM PUBLIC")
+        conn.execute(f"CREATE DATABASE {unreadable}")
+    with pg.with_db(unreadable).connect() as conn:
+        conn.execute("CREATE TABLE secret_table (id int)")
+        conn.execute("REVOKE ALL ON secret_table FROM PUBLIC")
+    try:
+        config = config_for(tmp_path, app, local_repo)
+        result = run_cli(
+            capsys, "--config", str(config), "--log-format", "text", "backup", "db", "--all"
+        )
+        assert result.code == 5, result.err
+        backed = {m["database"] for m in manifests(local_repo)}
+        assert app.database in backed
+        assert closed not in backed and unreadable not in backed
+        lines = result.err.splitlines()
+        (closed_line,) = [ln for ln in lines if f"backup of {closed} failed" in ln]
+        assert "permission denied" in closed_line
+        (unreadable_line,) = [ln for ln in lines if f"backup of {unreadable} failed" in ln]
+        assert "public.secret_table" in unreadable_line
+        assert "permission denied" in unreadable_line
+        assert [k for k in list_keys(local_repo) if k.startswith("globals/")], result.err
+    finally:
+        with pg.connect() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {closed} WITH (FORCE)")
+            conn.execute(f"DROP DATABASE IF EXISTS {unreadable} WITH (FORCE)")
