@@ -35,19 +35,16 @@ def app(pg: ConnParams) -> Iterator[App]:
         conn.execute("CREATE TABLE partner (id serial PRIMARY KEY, name text)")
         conn.execute("INSERT INTO partner (name) SELECT 'p' || g FROM generate_series(1, 50) g")
     yield App(login, database)
-    with pg.connect() as conn:
-        for row in conn.execute(
-            "SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles "
-            "WHERE rolname = %s)",
-            (role,),
+    with pg.connect() as conn:  # every database and role of the test carries the suffix
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"%{suffix}%",)
         ).fetchall():
-            conn.execute(f'DROP DATABASE IF EXISTS "{row[0]}" WITH (FORCE)')
-        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        for row in conn.execute(
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for (name,) in conn.execute(
             "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"%{suffix}%",)
         ).fetchall():
-            conn.execute(f'DROP OWNED BY "{row[0]}" CASCADE')
-            conn.execute(f'DROP ROLE "{row[0]}"')
+            conn.execute(f'DROP OWNED BY "{name}" CASCADE')
+            conn.execute(f'DROP ROLE "{name}"')
 
 
 def config_for(tmp_path: Path, app: App, repo: Repo, **kwargs: object) -> Path:
@@ -151,3 +148,83 @@ def test_all_backs_up_what_the_login_can_read_and_names_the_rest(
         with pg.connect() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {closed} WITH (FORCE)")
             conn.execute(f"DROP DATABASE IF EXISTS {unreadable} WITH (FORCE)")
+
+
+def test_restore_by_a_non_superuser_creates_roles_it_may_and_says_what_differs(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    app: App,
+    local_repo: Repo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The backup (by a superuser) references an owner role and a BYPASSRLS role the
+    server no longer has: the non-superuser creates both (the second without BYPASSRLS,
+    and says so), becomes a member of them, gives the database to its recorded owner."""
+    suffix = app.database.removeprefix("appdb_")
+    owner, reader, source = f"owner_{suffix}", f"reader_{suffix}", f"src_{suffix}"
+    with pg.connect() as conn:
+        conn.execute(f"CREATE ROLE {owner} NOLOGIN")
+        conn.execute(f"CREATE ROLE {reader} NOLOGIN BYPASSRLS")
+        conn.execute(f"CREATE DATABASE {source} OWNER {owner}")
+    with pg.with_db(source).connect() as conn:
+        conn.execute(f"CREATE TABLE t (id int); ALTER TABLE t OWNER TO {owner}")
+        conn.execute(f"INSERT INTO t SELECT generate_series(1, 7); GRANT SELECT ON t TO {reader}")
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[source])
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    with pg.connect() as conn:
+        conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
+        conn.execute(f"DROP ROLE {owner}")
+        conn.execute(f"DROP ROLE {reader}")
+
+    target = f"{app.database}_copy"
+    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
+    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
+    result = run_cli(
+        capsys, "--config", str(config), "restore", "db", "--to", to, "--database", source
+    )
+    assert result.code == 0, result.out + result.err
+    assert f"role {reader} was created without BYPASSRLS" in result.out
+    with pg.with_db(target).connect() as conn:
+        row = conn.execute(
+            "SELECT pg_get_userbyid(d.datdba), (SELECT count(*) FROM t), "
+            "(SELECT rolbypassrls FROM pg_roles WHERE rolname = %s), "
+            "has_table_privilege(%s, 't', 'SELECT') "
+            "FROM pg_database d WHERE d.datname = current_database()",
+            (reader, reader),
+        ).fetchone()
+    assert row == (owner, 7, False, True)
+
+
+def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    app: App,
+    local_repo: Repo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The recorded owner exists and the login is not a member of it: one clear error
+    before any database is created."""
+    suffix = app.database.removeprefix("appdb_")
+    owner, source = f"owner_{suffix}", f"src_{suffix}"
+    with pg.connect() as conn:
+        conn.execute(f"CREATE ROLE {owner} NOLOGIN")
+        conn.execute(f"CREATE DATABASE {source} OWNER {owner}")
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[source])
+    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    with pg.connect() as conn:
+        conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
+        before = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+    target = f"{app.database}_copy"
+    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
+    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
+    result = run_cli(
+        capsys, "--config", str(config), "restore", "db", "--to", to, "--database", source
+    )
+    assert result.code == 5, result.out + result.err
+    assert f"is not a member of its recorded owner, role {owner}" in result.err
+    with pg.connect() as conn:
+        after = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+    assert after == before
