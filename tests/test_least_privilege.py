@@ -228,3 +228,24 @@ def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
     with pg.connect() as conn:
         after = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
     assert after == before
+
+
+def test_config_check_lists_what_the_login_lacks(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    app: App,
+    local_repo: Repo,
+) -> None:
+    with pg.connect() as conn:
+        conn.execute(f"ALTER ROLE {app.login.user} NOCREATEROLE")
+    with pg.with_db(app.database).connect() as conn:
+        conn.execute("CREATE TABLE secret_table (id int)")
+        conn.execute("REVOKE ALL ON secret_table FROM PUBLIC")
+    config = config_for(tmp_path, app, local_repo, databases=[app.database])
+    result = run_cli(capsys, "--config", str(config), "config", "check")
+    assert result.code != 0, result.out
+    out = " ".join(result.out.split())
+    assert f"login {app.login.user} is not a superuser: OK" in out
+    assert "lacks CREATEROLE: restore db cannot create missing roles" in out
+    assert "cannot read table public.secret_table (permission denied)" in out

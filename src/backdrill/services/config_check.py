@@ -8,6 +8,7 @@ from backdrill.evidence import evidence_lock
 from backdrill.locks import probe_conditional_write
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, list_databases, server_version
+from backdrill.services.login_probes import login_probes
 from backdrill.ssot import conflicts_of, policy, ssot_of
 from backdrill.storage import Storage
 from backdrill.storage.base import ProbeResult
@@ -20,12 +21,17 @@ def _postgres_probes(config: Config) -> list[ProbeResult]:
     try:
         with params.connect() as conn:
             version = server_version(conn)
-            available = set(list_databases(conn))
+            listed = list_databases(conn)
+            wanted = config.postgres.databases
+            to_read = listed if wanted == "all" else [d for d in wanted or [] if d in listed]
+            login_rows = login_probes(conn, params, to_read)
     except BackdrillError as exc:
         return [ProbeResult("postgres reachable", False, str(exc))]
     results.append(
         ProbeResult("postgres reachable", True, f"{params.describe()}, server {version}")
     )
+    results.extend(login_rows)
+    available = set(listed)
     major = int(version.split(".")[0])
     for name in ("pg_dump", "pg_restore"):
         try:
@@ -33,7 +39,6 @@ def _postgres_probes(config: Config) -> list[ProbeResult]:
             results.append(ProbeResult(name, True, f"{program.version} at {program.path}"))
         except BackdrillError as exc:
             results.append(ProbeResult(name, False, str(exc)))
-    wanted = config.postgres.databases
     if isinstance(wanted, list):
         for db in wanted:
             ok = db in available
