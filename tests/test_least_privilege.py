@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from backdrill.pg.connection import ConnParams
+from backdrill.pg.privileges import Unreadable, denial_message, unreadable_objects
+from backdrill.pg.role_restore import Login, creatable
+from backdrill.pg.roles import RoleFacts
 from helpers.cli import Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests
 
@@ -249,3 +252,41 @@ def test_config_check_lists_what_the_login_lacks(
     assert f"login {app.login.user} is not a superuser: OK" in out
     assert "lacks CREATEROLE: restore db cannot create missing roles" in out
     assert "cannot read table public.secret_table (permission denied)" in out
+
+
+def test_the_pre_flight_names_schemas_sequences_and_large_objects_too(
+    pg: ConnParams, app: App
+) -> None:
+    with pg.with_db(app.database).connect() as conn:
+        conn.execute("CREATE SCHEMA hidden; REVOKE ALL ON SCHEMA hidden FROM PUBLIC")
+        conn.execute("CREATE SEQUENCE secret_seq; REVOKE ALL ON secret_seq FROM PUBLIC")
+        row = conn.execute("SELECT lo_create(0)").fetchone()
+        assert row is not None
+        lo = int(str(row[0]))
+    with app.login.connect() as conn:
+        denied = {o.describe() for o in unreadable_objects(conn)}
+        assert denied == {"schema hidden", "sequence public.secret_seq", f"large object {lo}"}
+    with pg.with_db(app.database).connect() as conn:
+        conn.execute(f"GRANT SELECT ON LARGE OBJECT {lo} TO PUBLIC")
+        conn.execute(f"GRANT USAGE ON SCHEMA hidden TO {app.login.user}")
+        conn.execute(f"GRANT SELECT ON secret_seq TO {app.login.user}")
+    with app.login.connect() as conn:
+        assert unreadable_objects(conn) == []
+
+
+def test_a_non_superuser_creates_what_it_may_of_a_recorded_role() -> None:
+    plain = Login("app", superuser=False, createrole=True)
+    mighty = RoleFacts(name="r", superuser=True, replication=True, login=True)
+    made, note = creatable(mighty, plain)
+    assert made is not None and not made.superuser and not made.replication and made.login
+    assert note is not None and "without SUPERUSER, REPLICATION" in note
+    assert creatable(mighty, Login("postgres", superuser=True, createrole=True)) == (mighty, None)
+    made, note = creatable(RoleFacts(name="r"), Login("app", superuser=False, createrole=False))
+    assert made is None and note is not None and "lacks CREATEROLE" in note
+
+
+def test_the_denial_is_one_bounded_line() -> None:
+    many = [Unreadable("table", f"public.t{i}") for i in range(40)]
+    message = denial_message("app", "db", many)
+    assert "permission denied for table public.t0" in message
+    assert "and 35 more" in message and "public.t5," not in message
