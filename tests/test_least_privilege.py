@@ -4,13 +4,16 @@ named with PostgreSQL's reason before any dump starts."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams
 from backdrill.pg.privileges import Unreadable, denial_message, unreadable_objects
 from backdrill.pg.role_restore import Login, creatable
@@ -289,4 +292,35 @@ def test_the_denial_is_one_bounded_line() -> None:
     many = [Unreadable("table", f"public.t{i}") for i in range(40)]
     message = denial_message("app", "db", many)
     assert "permission denied for table public.t0" in message
-    assert "and 35 more" in message and "public.t5," not in message
+    assert "and 35 more" in message and "public.t5;" not in message
+
+
+def test_a_table_under_row_level_security_is_named_before_the_dump(
+    pg: ConnParams, app: App
+) -> None:
+    """pg_dump reads with row_security off: a policy the login is subject to fails it."""
+    with pg.with_db(app.database).connect() as conn:
+        conn.execute("CREATE TABLE guarded (id int); ALTER TABLE guarded ENABLE ROW LEVEL SECURITY")
+        conn.execute(f"GRANT SELECT ON guarded TO {app.login.user}")
+    with app.login.connect() as conn:
+        (denied,) = unreadable_objects(conn)
+    assert denied.reason().startswith("row-level security policy for table public.guarded")
+    # and pg_dump itself fails on it (the pre-flight refuses no backup that would work)
+    pg_dump = binaries.find_program("pg_dump", 15)
+    env = {**os.environ, **app.login.child_env()}
+    done = subprocess.run(
+        [str(pg_dump.path), "--schema-only", "--format=custom", "--no-sync", "--file=/dev/null"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr  # the schema is readable...
+    done = subprocess.run(
+        [str(pg_dump.path), "--format=custom", "--no-sync", "--file=/dev/null"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0 and "row-level security" in done.stderr  # ...the rows not

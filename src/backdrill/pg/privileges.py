@@ -31,19 +31,23 @@ WITH user_schemas AS (
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass
                     AND d.objid = n.oid AND d.deptype = 'e')
 )
-SELECT kind, name FROM (
-  SELECT 1 AS rank, 'schema' AS kind, s.nspname::text AS name
+SELECT kind, name, rls FROM (
+  SELECT 1 AS rank, 'schema' AS kind, s.nspname::text AS name, false AS rls
   FROM user_schemas s WHERE NOT has_schema_privilege(s.oid, 'USAGE')
   UNION ALL
   SELECT 2, CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END,
-         quote_ident(s.nspname) || '.' || quote_ident(c.relname)
+         quote_ident(s.nspname) || '.' || quote_ident(c.relname),
+         has_table_privilege(c.oid, 'SELECT')
   FROM pg_class c JOIN user_schemas s ON s.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'S') AND c.relpersistence <> 't'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                     AND d.objid = c.oid AND d.deptype = 'e')
-    AND NOT has_table_privilege(c.oid, 'SELECT')
+    AND (NOT has_table_privilege(c.oid, 'SELECT')
+         -- pg_dump reads with row_security off: a policy the login is subject to fails it
+         OR (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')
+             AND NOT (SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user)))
   UNION ALL
-  SELECT 3, 'large object', m.oid::text
+  SELECT 3, 'large object', m.oid::text, false
   FROM pg_largeobject_metadata m
   WHERE NOT current_setting('lo_compat_privileges')::boolean
     AND NOT pg_has_role(m.lomowner, 'USAGE')
@@ -61,9 +65,20 @@ IS_SUPERUSER_SQL = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
 class Unreadable:
     kind: str  # schema, table, sequence, large object
     name: str
+    #: readable, but under a row-level security policy the login is subject to
+    row_security: bool = False
 
     def describe(self) -> str:
         return f"{self.kind} {self.name}"
+
+    def reason(self) -> str:
+        """PostgreSQL's words for it, as pg_dump would fail with them."""
+        if self.row_security:
+            return (
+                f"row-level security policy for {self.describe()} (the login is neither "
+                "its owner nor BYPASSRLS)"
+            )
+        return f"permission denied for {self.describe()}"
 
 
 def is_superuser(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
@@ -77,16 +92,15 @@ def unreadable_objects(conn: psycopg.Connection[tuple[object, ...]]) -> list[Unr
     if is_superuser(conn):
         return []
     rows = conn.execute(UNREADABLE_SQL).fetchall()
-    return [Unreadable(as_text(kind), as_text(name)) for kind, name in rows]
+    return [Unreadable(as_text(kind), as_text(name), bool(rls)) for kind, name, rls in rows]
 
 
 def denial_message(login: str, database: str, objects: list[Unreadable]) -> str:
     """One line naming what the login may not read (at most NAMED_LIMIT, then a count)."""
-    named = ", ".join(o.describe() for o in objects[:NAMED_LIMIT])
+    named = "; ".join(o.reason() for o in objects[:NAMED_LIMIT])
     more = len(objects) - NAMED_LIMIT
-    rest = f" and {more} more" if more > 0 else ""
+    rest = f"; and {more} more" if more > 0 else ""
     return (
-        f"cannot back up {database}: permission denied for {named}{rest} "
-        f"(login {login} may not read it; grant it SELECT/USAGE, or back up with a login "
-        "that may)"
+        f"cannot back up {database}: {named}{rest} (login {login} may not read it all: "
+        "grant it what it lacks, or back up with a login that may)"
     )

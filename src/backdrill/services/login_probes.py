@@ -66,7 +66,8 @@ def _readable(params: ConnParams, database: str) -> ProbeResult:
     if not denied:
         return ProbeResult(name, True, "the login may read every table it holds")
     named = "; ".join(
-        f"cannot read {o.describe()} (permission denied)" for o in denied[:NAMED_LIMIT]
+        f"cannot read {o.describe()} ({o.reason().split(' for ', 1)[0]})"
+        for o in denied[:NAMED_LIMIT]
     )
     more = len(denied) - NAMED_LIMIT
     return ProbeResult(name, False, named + (f"; and {more} more" if more > 0 else ""))
