@@ -94,6 +94,7 @@ def restore_db(
     )
     for notice in (
         created_roles_notice(result.created_roles),
+        *(f"warning: {note}" for note in result.role_notes),
         tablespaces_notice(plan.manifest.database_properties, kept=keep_tablespaces),
     ):
         if notice:

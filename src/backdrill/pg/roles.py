@@ -6,17 +6,13 @@ shows none)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import psycopg
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
-from backdrill.errors import PostgresError
-from backdrill.pg.connection import as_text, first_line
-
-log = logging.getLogger(__name__)
+from backdrill.pg.connection import as_text
 
 #: a role name (63 bytes in PostgreSQL); anything longer in a manifest is refused
 NAME_LIMIT = 256
@@ -83,6 +79,15 @@ class RoleFacts(BaseModel):
         words.append(f"CONNECTION LIMIT {int(self.connection_limit)}")
         return sql.SQL(" ".join(words))
 
+    def powers(self) -> list[str]:
+        """The attributes only a superuser may give: SUPERUSER, REPLICATION, BYPASSRLS."""
+        flags = (
+            ("SUPERUSER", self.superuser),
+            ("REPLICATION", self.replication),
+            ("BYPASSRLS", self.bypassrls),
+        )
+        return [name for name, on in flags if on]
+
     def describe(self) -> str:
         flags = ["LOGIN" if self.login else "NOLOGIN"]
         flags += [n for n, on in (("SUPERUSER", self.superuser), ("CREATEDB", self.createdb)) if on]
@@ -110,46 +115,3 @@ def referenced_roles(conn: psycopg.Connection[tuple[object, ...]]) -> list[RoleF
         )
         for r in rows
     ]
-
-
-def existing_roles(conn: psycopg.Connection[tuple[object, ...]], names: list[str]) -> set[str]:
-    rows = conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (names,))
-    return {as_text(r[0]) for r in rows.fetchall()}
-
-
-def create_missing_roles(
-    conn: psycopg.Connection[tuple[object, ...]], roles: list[RoleFacts]
-) -> list[RoleFacts]:
-    """Create each recorded role the server lacks, with its attributes and no password,
-    then its memberships; roles that exist are left as they are. The created ones."""
-    present = existing_roles(conn, [r.name for r in roles])
-    missing = [r for r in roles if r.name not in present]
-    for role in missing:
-        _execute(
-            conn,
-            sql.SQL("CREATE ROLE {} WITH {}").format(
-                sql.Identifier(role.name), role.attributes_sql()
-            ),
-            f"cannot create role {role.name}",
-        )
-        log.info("role %s created (no password)", role.name)
-    for role in missing:
-        _grant_memberships(conn, role)
-    return missing
-
-
-def _grant_memberships(conn: psycopg.Connection[tuple[object, ...]], role: RoleFacts) -> None:
-    parents = existing_roles(conn, role.member_of)
-    for parent in role.member_of:
-        if parent not in parents:
-            log.warning("role %s: no role %s to make it a member of", role.name, parent)
-            continue
-        query = sql.SQL("GRANT {} TO {}").format(sql.Identifier(parent), sql.Identifier(role.name))
-        _execute(conn, query, f"cannot make role {role.name} a member of {parent}")
-
-
-def _execute(conn: psycopg.Connection[tuple[object, ...]], query: sql.Composed, what: str) -> None:
-    try:
-        conn.execute(query)
-    except psycopg.Error as exc:
-        raise PostgresError(f"{what}: {first_line(exc)}") from None

@@ -55,6 +55,7 @@ from backdrill.pg.content import Inventory, compute_content, inventory
 from backdrill.pg.database_properties import DatabaseProperties, read_properties
 from backdrill.pg.dumpdir import dump_directory
 from backdrill.pg.introspect import count_rows
+from backdrill.pg.privileges import denial_message, unreadable_objects
 from backdrill.pg.roles import RoleFacts, referenced_roles
 from backdrill.progress import Advance
 from backdrill.services.context import RunContext
@@ -273,6 +274,19 @@ def _remove_uncommitted(ctx: RunContext, prefix: str) -> None:
             log.warning("could not remove the uncommitted objects under %s: %s", prefix, exc)
 
 
+def _refuse_unreadable(conn: psycopg.Connection[tuple[object, ...]], database: str) -> None:
+    """Before anything is stored or pg_dump starts: what the login may not read, named
+    with PostgreSQL's reason (pg/privileges.py)."""
+    try:
+        denied = unreadable_objects(conn)
+    except psycopg.Error as exc:
+        raise PostgresError(
+            f"cannot check what {database} lets the login read: {first_line(exc)}"
+        ) from None
+    if denied:
+        raise PostgresError(denial_message(conn.info.user, database, denied))
+
+
 def backup_database(
     ctx: RunContext, params: ConnParams, database: str, jobs: int = 1
 ) -> DbManifest:
@@ -312,6 +326,7 @@ def _backup_database(
             ) from None
         assert row is not None
         snapshot, created_at = as_text(row[0]), row[1]
+        _refuse_unreadable(conn, database)
         assert isinstance(created_at, datetime)
         backup_id = new_id(created_at)
         prefix = backup_dir(database, backup_id)

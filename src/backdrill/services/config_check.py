@@ -13,6 +13,7 @@ from backdrill.pg.connection import ConnParams, as_text, list_databases, server_
 from backdrill.retry import NO_RETRY
 from backdrill.services.config_probes import drill_probes, files_source_probes, webhook_probes
 from backdrill.services.config_security import security_probes, tls_probes
+from backdrill.services.login_probes import login_probes
 from backdrill.ssot import conflicts_of, policy, ssot_of
 from backdrill.storage import Storage
 from backdrill.storage.base import ProbeResult
@@ -30,7 +31,10 @@ def _postgres_probes(config: Config) -> tuple[list[ProbeResult], int | None]:
     try:
         with params.connect(policy=NO_RETRY) as conn:
             version = server_version(conn)
-            available = set(list_databases(conn))
+            listed = list_databases(conn)
+            wanted = config.postgres.databases
+            to_read = listed if wanted == "all" else [d for d in wanted or [] if d in listed]
+            login_rows = login_probes(conn, params, to_read)
             row = conn.execute(
                 "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
             ).fetchone()
@@ -48,6 +52,8 @@ def _postgres_probes(config: Config) -> tuple[list[ProbeResult], int | None]:
             f"{tls} negotiated" if tls else f"not in use (sslmode {params.sslmode or 'default'})",
         )
     )
+    results.extend(login_rows)
+    available = set(listed)
     major = int(version.split(".")[0])
     for name in ("pg_dump", "pg_restore"):
         try:
@@ -55,7 +61,6 @@ def _postgres_probes(config: Config) -> tuple[list[ProbeResult], int | None]:
             results.append(ProbeResult(name, True, f"{program.version} at {program.path}"))
         except BackdrillError as exc:
             results.append(ProbeResult(name, False, str(exc)))
-    wanted = config.postgres.databases
     if isinstance(wanted, list):
         for db in wanted:
             ok = db in available

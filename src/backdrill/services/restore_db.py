@@ -89,6 +89,8 @@ class RestoreResult:
     neutralization: Neutralization | None
     #: roles the backup references that the server lacked, created without a password
     created_roles: list[RoleFacts] = field(default_factory=list)
+    #: how the roles differ from the record (a login that is not a superuser)
+    role_notes: list[str] = field(default_factory=list)
 
 
 def _ident(base: str, suffix: str) -> str:
@@ -214,7 +216,12 @@ def execute_restore(
         _drop(admin, temp)
         raise
     return RestoreResult(
-        target.dbname, moved, time.monotonic() - started, done, restored.created_roles
+        target.dbname,
+        moved,
+        time.monotonic() - started,
+        done,
+        restored.created_roles,
+        restored.role_notes,
     )
 
 

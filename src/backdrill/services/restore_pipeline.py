@@ -24,7 +24,8 @@ from backdrill.pg.database_properties import (
     property_statements,
 )
 from backdrill.pg.restore import RestoreOptions, pg_restore
-from backdrill.pg.roles import RoleFacts, create_missing_roles
+from backdrill.pg.role_restore import RolesOutcome, create_missing_roles, owner_problem
+from backdrill.pg.roles import RoleFacts
 from backdrill.progress import Reporter
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Restored:
     """What the pipeline did besides restoring the dump."""
 
     created_roles: list[RoleFacts] = field(default_factory=list)
+    #: how the roles differ from the record (a login that is not a superuser)
+    role_notes: list[str] = field(default_factory=list)
 
 
 def restore_backup(
@@ -58,10 +61,18 @@ def restore_backup(
 ) -> Restored:
     """Restore the downloaded ``dump`` of ``manifest`` into a new database ``database``
     of the server ``admin`` connects to (the maintenance database)."""
+    props = manifest.database_properties
     with admin.connect() as conn:
         major = conn.info.server_version // 10000
-        created = [] if options.no_owner else create_missing_roles(conn, manifest.roles or [])
-    props = manifest.database_properties
+        roles = RolesOutcome()
+        if not options.no_owner:
+            roles = create_missing_roles(conn, manifest.roles or [])
+            problem = owner_problem(conn, props.owner) if props is not None else None
+            if problem is not None:
+                raise PostgresError(
+                    f"cannot give database {database} to its recorded owner: {problem}",
+                    hint="or restore with --no-owner",
+                )
     create_database(admin, database, props, major, owner_and_grants=not options.no_owner)
     source_major = int(manifest.server_version.split(".")[0])
     program = binaries.find_program("pg_restore", max(major, source_major), bin_dir=options.bin_dir)
@@ -72,7 +83,7 @@ def restore_backup(
         no_tablespaces=not options.keep_tablespaces,
     )
     pg_restore(program, dump, admin.with_db(database), restore_options, reporter)
-    return Restored(created)
+    return Restored(roles.created, roles.notes)
 
 
 def create_database(
