@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError, LockHeld, NotFound
-from backdrill.interrupts import cleaning_up
+from backdrill.interrupts import cleaning_up, raise_if_received
 from backdrill.limits import MAX_LOCK_BYTES
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
 from backdrill.timeutil import isoformat, parse_time, utcnow
@@ -265,6 +265,7 @@ class RepoLock:
                     hint=f"wait for it, or pass --wait DURATION; lock object {self.key}",
                 )
             log.info("waiting for the lock %s held by %s", self.key, holder.describe())
+            raise_if_received()  # a worker thread of a parallel run: the signal went to main
             time.sleep(min(POLL_SECONDS, max(0.05, deadline - time.monotonic())))
         self._held = True
         self._thread = threading.Thread(

@@ -26,6 +26,7 @@ from backdrill.errors import (
     IntegrityError,
     PostgresError,
 )
+from backdrill.interrupts import raise_if_received
 from backdrill.manifest import DbManifest
 from backdrill.objectives import evaluate_rpo, evaluate_rto
 from backdrill.odoo import (
@@ -198,6 +199,7 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
         extra={"fields": {"drill_id": drill.drill_id, "backup_id": manifest.id}},
     )
     _run(drill, sandbox)
+    raise_if_received()  # a worker thread of `drill run --all`: no report of an interrupt
     report = _conclude(drill, history)
     report_dir = write_evidence(ctx, report, options.report_dir or cfg.drill.report_dir)
     code = _exit_code(drill.error, report.result == "pass", provisioned=drill.info is not None)
