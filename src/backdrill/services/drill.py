@@ -173,6 +173,29 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
     """Select the backup, then drill it: from there on, whatever goes wrong ends in a
     written report (a failed check or an error), except an interrupt, which cleans up
     and propagates."""
+    return record_drill(ctx, options, drill_unrecorded(ctx, options))
+
+
+@dataclass(frozen=True)
+class UnrecordedDrill:
+    """A drill done, its report not yet in the evidence: drills run in parallel
+    (``drill run --all --parallel``) are recorded afterwards in their ids' order, the
+    order of the evidence chain."""
+
+    report: DrillReport
+    exit_code: int
+    keep_hint: str | None
+
+
+def record_drill(ctx: RunContext, options: DrillOptions, done: UnrecordedDrill) -> DrillOutcome:
+    """Write the report (locally and chained in the evidence)."""
+    root = options.report_dir or ctx.config.drill.report_dir
+    report_dir = write_evidence(ctx, done.report, root)
+    return DrillOutcome(done.report, report_dir, done.exit_code, done.keep_hint)
+
+
+def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
+    """The drill itself: everything but writing its report."""
     cfg = ctx.config
     drill_start = utcnow()
     listing = list_db_backups(ctx.storage)
@@ -201,9 +224,8 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
     _run(drill, sandbox)
     raise_if_received()  # a worker thread of `drill run --all`: no report of an interrupt
     report = _conclude(drill, history)
-    report_dir = write_evidence(ctx, report, options.report_dir or cfg.drill.report_dir)
     code = _exit_code(drill.error, report.result == "pass", provisioned=drill.info is not None)
-    return DrillOutcome(report, report_dir, code, drill.keep_hint)
+    return UnrecordedDrill(report, code, drill.keep_hint)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """``drill run --all``: the latest backup of every database in the repository drilled,
 one after the other or ``parallel`` at once, each with its own report (chained in the
-evidence one after the other: drill_report.write_evidence is serialized), plus one
+evidence in their ids' order), plus one
 summary (``summary.json`` and ``summary.md`` in the report directory)."""
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from pathlib import Path
 from backdrill.catalog import list_db_backups
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.services.context import RunContext
-from backdrill.services.drill import DrillOptions, DrillOutcome, run_drill
+from backdrill.services.drill import (
+    DrillOptions,
+    DrillOutcome,
+    UnrecordedDrill,
+    drill_unrecorded,
+    record_drill,
+    run_drill,
+)
 from backdrill.services.parallel import run_bounded
 from backdrill.text import markdown
 
@@ -52,14 +59,41 @@ def drilled_databases(ctx: RunContext) -> list[str]:
 
 
 def run_drill_all(ctx: RunContext, options: DrillOptions, parallel: int) -> list[DatabaseDrill]:
-    def one(database: str) -> DatabaseDrill:
-        try:
-            outcome = run_drill(ctx, replace(options, database=database))
-        except BackdrillError as exc:
-            return DatabaseDrill(database, None, exc)
-        return DatabaseDrill(database, outcome, None)
+    """One after the other, each drill's report is written as it ends. In parallel, the
+    reports are written once all drills ended, in their ids' order: the evidence chain
+    links each report to the one before it in that order (evidence.verify_chain)."""
+    databases = drilled_databases(ctx)
+    if parallel <= 1:
+        return [_drill_one(ctx, options, name) for name in databases]
 
-    return run_bounded(drilled_databases(ctx), parallel, one)
+    def unrecorded(database: str) -> UnrecordedDrill | BackdrillError:
+        try:
+            return drill_unrecorded(ctx, replace(options, database=database))
+        except BackdrillError as exc:
+            return exc
+
+    done = dict(zip(databases, run_bounded(databases, parallel, unrecorded), strict=True))
+    outcomes: dict[str, DatabaseDrill] = {}
+    drilled = [(d, r) for d, r in done.items() if isinstance(r, UnrecordedDrill)]
+    for database, result in sorted(drilled, key=lambda dr: dr[1].report.drill_id):
+        try:
+            outcome = record_drill(ctx, options, result)
+        except BackdrillError as exc:
+            outcomes[database] = DatabaseDrill(database, None, exc)
+        else:
+            outcomes[database] = DatabaseDrill(database, outcome, None)
+    for database, failed in done.items():
+        if isinstance(failed, BackdrillError):
+            outcomes[database] = DatabaseDrill(database, None, failed)
+    return [outcomes[name] for name in databases]
+
+
+def _drill_one(ctx: RunContext, options: DrillOptions, database: str) -> DatabaseDrill:
+    try:
+        outcome = run_drill(ctx, replace(options, database=database))
+    except BackdrillError as exc:
+        return DatabaseDrill(database, None, exc)
+    return DatabaseDrill(database, outcome, None)
 
 
 def summary_rows(drills: list[DatabaseDrill]) -> list[dict[str, object]]:
