@@ -168,17 +168,19 @@ def test_sigterm_during_a_parallel_backup_cleans_up_every_running_dump(
 
 
 def test_concurrent_progress_tasks_share_one_live_display() -> None:
-    """Two databases dumped at once: one bar each, in one display (rich allows one)."""
+    """Two databases dumped at once: one bar each, in one live display."""
     console = Console(file=StringIO(), force_terminal=True, width=120)
     reporter = RichReporter(console)
     both_open = threading.Barrier(2, timeout=10)
     errors: list[BaseException] = []
+    displays: list[int] = []
 
     def dump(name: str) -> None:
         try:
             with reporter.task(f"dump {name}", total=100) as advance:
                 both_open.wait()
                 advance(50)
+                displays.append(len(console._live_stack))  # rich's stack of live displays
                 both_open.wait()
         except BaseException as exc:
             errors.append(exc)
@@ -190,6 +192,7 @@ def test_concurrent_progress_tasks_share_one_live_display() -> None:
     for t in threads:
         t.join()
     assert errors == []
+    assert displays == [1, 1]  # not one nested display per task
     assert console.file.getvalue().count("dump db_a") >= 1  # type: ignore[attr-defined]
 
 
