@@ -243,6 +243,8 @@ class BackupConfig(_Model):
     compression_threads: Annotated[int, Field(ge=0, le=64)] = 1
     #: > 1: pg_dump's directory format with this many parallel jobs (large databases)
     jobs: Annotated[int, Field(ge=1, le=64)] = 1
+    #: databases dumped at once by ``backup db`` (each its own lock, manifest, failure)
+    parallel: Annotated[int, Field(ge=1, le=16)] = 1
     #: where --jobs backups stage the files pg_dump is writing (default: the temp dir)
     work_dir: Path | None = None
     globals: bool = True

@@ -9,10 +9,15 @@ the very things an interrupt must not leave: a running postmaster, a directory, 
 :func:`cleaning_up` marks a clean-up that talks to the storage (an upload abort, a lock
 release, removing uncommitted objects): after a failure it may wait for the store to
 come back (``storage -> retry -> cleanup_seconds``); after a signal it must not.
+
+Worker threads (``backup db --parallel``, ``drill run --all --parallel``) never get the
+signal: they call :func:`raise_if_received` where they may start new work, and the
+shield depth is counted under a lock, since several threads may be cleaning up at once.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,28 +26,36 @@ from backdrill.errors import Interrupted
 
 _depth = 0
 _pending: int | None = None
-_received = False
+_received: int | None = None  # the signal number
+_depth_lock = threading.RLock()  # re-entrant: the handler runs on the main thread
 _cleaning_up: ContextVar[bool] = ContextVar("cleaning_up", default=False)
 
 
 def reset() -> None:
     """A new run in this process (the CLI's main(), called again by in-process tests)."""
     global _depth, _pending, _received
-    _depth, _pending, _received = 0, None, False
+    _depth, _pending, _received = 0, None, None
 
 
 def received() -> bool:
     """A signal arrived: clean-ups should keep their retries short (exit within 10 s)."""
-    return _received
+    return _received is not None
+
+
+def raise_if_received() -> None:
+    """In a worker thread, before starting new work: the signal the main thread got."""
+    if _received is not None and not _cleaning_up.get():
+        raise Interrupted(_received)
 
 
 def deliver(signum: int) -> None:
     """Called from the signal handler (main thread)."""
     global _pending, _received  # noqa: PLW0603 - signal state is process-wide by nature
-    _received = True
-    if _depth > 0:
-        _pending = signum
-        return
+    _received = signum
+    with _depth_lock:
+        if _depth > 0:
+            _pending = signum
+            return
     raise Interrupted(signum)
 
 
@@ -50,13 +63,17 @@ def deliver(signum: int) -> None:
 def shielded() -> Iterator[None]:
     """Run a clean-up to its end even if a signal arrives; raise Interrupted after."""
     global _depth, _pending  # noqa: PLW0603
-    _depth += 1
+    with _depth_lock:
+        _depth += 1
     try:
         yield
     finally:
-        _depth -= 1
-        if _depth == 0 and _pending is not None:
-            signum, _pending = _pending, None
+        with _depth_lock:
+            _depth -= 1
+            signum = None
+            if _depth == 0 and _pending is not None:
+                signum, _pending = _pending, None
+        if signum is not None:
             raise Interrupted(signum)
 
 

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError, LockHeld, NotFound
-from backdrill.interrupts import cleaning_up
+from backdrill.interrupts import cleaning_up, raise_if_received
 from backdrill.limits import MAX_LOCK_BYTES
 from backdrill.lockinfo import ForeignLock, Holder, LockInfo, held_message, is_stale
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
@@ -170,6 +170,7 @@ class RepoLock:
                 message, hint = held_message(self.scope, self.key, holder, utcnow(), self.ttl)
                 raise LockHeld(message, hint=hint)
             log.info("waiting for the lock %s held by %s", self.key, holder.describe())
+            raise_if_received()  # a worker thread of a parallel run: the signal went to main
             time.sleep(min(POLL_SECONDS, max(0.05, deadline - time.monotonic())))
         self._held = True
         self._thread = threading.Thread(

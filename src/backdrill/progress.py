@@ -21,6 +21,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -116,21 +117,19 @@ class _SpeedColumn(ProgressColumn):
 
 
 class RichReporter:
+    """One live display for all the tasks running at once (``backup db --parallel``:
+    one bar per database, each named after it); it shows while any task runs."""
+
     live = True
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._tasks = 0
 
-    @contextmanager
-    def task(
-        self,
-        description: str,
-        total: int | None = None,
-        *,
-        unit: Unit = "bytes",
-        estimate: bool = False,
-    ) -> Iterator[Advance]:
-        progress = Progress(
+    def _new_progress(self) -> Progress:
+        return Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
             _PercentColumn(),
@@ -142,7 +141,36 @@ class RichReporter:
             console=self.console,
             transient=True,
         )
-        with progress:
+
+    def _enter(self) -> Progress:
+        with self._lock:
+            if self._progress is None:
+                self._progress = self._new_progress()
+                self._progress.start()
+            self._tasks += 1
+            return self._progress
+
+    def _leave(self, progress: Progress, task_id: TaskID | None) -> None:
+        with self._lock:
+            if task_id is not None:
+                progress.remove_task(task_id)
+            self._tasks -= 1
+            if self._tasks == 0:
+                progress.stop()
+                self._progress = None
+
+    @contextmanager
+    def task(
+        self,
+        description: str,
+        total: int | None = None,
+        *,
+        unit: Unit = "bytes",
+        estimate: bool = False,
+    ) -> Iterator[Advance]:
+        progress = self._enter()
+        task_id: TaskID | None = None
+        try:
             task_id = progress.add_task(
                 terminal(description), total=total, unit=unit, estimate=estimate
             )
@@ -151,6 +179,7 @@ class RichReporter:
 
             def advance(amount: int) -> None:
                 nonlocal done
+                assert task_id is not None
                 with lock:
                     done += amount
                     if total and done > total * (ESTIMATE_CAP if estimate else 1.0):
@@ -161,6 +190,8 @@ class RichReporter:
                     progress.advance(task_id, amount)
 
             yield advance
+        finally:
+            self._leave(progress, task_id)
 
 
 def default_reporter() -> NullReporter | RichReporter:

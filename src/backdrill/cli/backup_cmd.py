@@ -48,6 +48,16 @@ def backup_db(
             "completes). Default: backup -> jobs, 1.",
         ),
     ] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel",
+            min=1,
+            max=16,
+            help="Databases dumped at once, each with its own lock and manifest. "
+            "Default: backup -> parallel, 1.",
+        ),
+    ] = None,
 ) -> None:
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
 
@@ -56,7 +66,12 @@ def backup_db(
     run, wait_for = app_state.run_context(), parse_wait(wait)
     try:
         outcomes = run_backup_db(
-            run, database=database, all_databases=all_databases, wait=wait_for, jobs=jobs
+            run,
+            database=database,
+            all_databases=all_databases,
+            wait=wait_for,
+            jobs=jobs,
+            parallel=parallel,
         )
     except (BackdrillError, Interrupted) as exc:
         notify_backup(app_state, run.host, database, None, exc)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from backdrill.evidence import EvidenceLog
-    from backdrill.services.drill import DrillOutcome
+    from backdrill.services.drill import DrillOptions, DrillOutcome
 
 
 class SandboxChoice(enum.StrEnum):
@@ -57,28 +57,92 @@ def drill_run(
         bool, typer.Option("--allow-newer", help="Restore into a newer PostgreSQL major if needed.")
     ] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")] = None,
+    all_databases: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Drill the latest backup of every database; a report each and "
+            "summary.json/summary.md.",
+        ),
+    ] = False,
+    parallel: Annotated[
+        int,
+        typer.Option("--parallel", min=1, max=16, help="With --all: drills (sandboxes) at once."),
+    ] = 1,
 ) -> None:
     """Restore a backup into a throwaway PostgreSQL, verify it, and write evidence."""
     from backdrill.services.drill import DrillOptions, run_drill
 
     app_state = state(ctx)
+    options = DrillOptions(
+        backup=backup,
+        database=database,
+        sandbox=sandbox.value if sandbox is not None else None,
+        report_dir=report_dir,
+        keep_sandbox=keep_sandbox,
+        allow_newer=allow_newer,
+        jobs=jobs,
+    )
+    if all_databases:
+        _drill_all(app_state, options, parallel)
+        return
+    if parallel != 1:
+        raise UsageError("--parallel runs several drills: use it with --all")
     # a drill that raises instead of writing a report could not start: recorded as an
     # attempt with result error (cli/attempt_record.py), no evidence report
     app_state.begin_attempt("drill-run", database or "")
-    outcome = run_drill(
-        app_state.run_context(),
-        DrillOptions(
-            backup=backup,
-            database=database,
-            sandbox=sandbox.value if sandbox is not None else None,
-            report_dir=report_dir,
-            keep_sandbox=keep_sandbox,
-            allow_newer=allow_newer,
-            jobs=jobs,
-        ),
+    outcome = run_drill(app_state.run_context(), options)
+    _print_drill(app_state, outcome)
+    notify_drill(app_state, outcome)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+def _drill_all(app_state: AppState, options: DrillOptions, parallel: int) -> None:
+    from backdrill.cli.errors import report_error
+    from backdrill.services.drill_all import (
+        run_drill_all,
+        summary_rows,
+        worst_exit_code,
+        write_summary,
     )
+
+    if options.database is not None or options.backup != "latest":
+        raise UsageError("--all drills the latest backup of every database: no --database/--backup")
+    run = app_state.run_context()
+    drills = run_drill_all(run, options, parallel)
+    if not drills:
+        raise UsageError("no backup to drill: run `backdrill backup db` first")
+    for drill in drills:
+        if drill.outcome is not None:
+            _print_drill(app_state, drill.outcome)
+            notify_drill(app_state, drill.outcome)
+        else:
+            report_error(drill.error, prefix=f"drill of {drill.database} failed: ")
+    summary = write_summary(options.report_dir or run.config.drill.report_dir, drills)
+    rows = [
+        (
+            str(r["database"]),
+            str(r["drill_id"] or "-"),
+            str(r["result"]),
+            human_duration(float(str(r["rto_seconds"]))) if r["rto_seconds"] else "-",
+            str(r["report"] or "-"),
+        )
+        for r in summary_rows(drills)
+    ]
+    out = app_state.out
+    out.print(table("drills", ["database", "drill", "result", "RTO", "report"], rows))
+    out.print(f"summary: {summary} (and summary.md)")
+    code = worst_exit_code(d.exit_code for d in drills)
+    if code:
+        failed = ", ".join(d.database for d in drills if d.exit_code)
+        warn(f"backdrill: error: drills failed: {failed}")
+        raise typer.Exit(code)
+
+
+def _print_drill(app_state: AppState, outcome: DrillOutcome) -> None:
     r = outcome.report
-    app_state.attempts.append(_drill_attempt(outcome, database))
+    app_state.attempts.append(_drill_attempt(outcome, None))
     out = app_state.out
     out.print(f"drill {r.drill_id}: {r.result.upper()}")
     if r.rpo and r.rto:
@@ -96,9 +160,6 @@ def drill_run(
     out.print(f"  report: {outcome.report_dir / 'report.html'}")
     if outcome.keep_hint:
         out.print(f"  sandbox kept: {outcome.keep_hint}")
-    notify_drill(app_state, outcome)
-    if outcome.exit_code:
-        raise typer.Exit(outcome.exit_code)
 
 
 def _drill_attempt(outcome: DrillOutcome, database: str | None) -> Attempt:

@@ -26,6 +26,20 @@ log = logging.getLogger(__name__)
 
 PIPE_SIZE = 1 << 20
 
+#: the children running now, so that an interrupt can stop those worker threads started
+_running: set[Child] = set()
+_running_lock = threading.Lock()
+
+
+def terminate_running() -> None:
+    """SIGTERM every running child's process group (an interrupt of a parallel run: each
+    worker thread then sees its child fail, cleans up and stops it for good)."""
+    with _running_lock:
+        children = list(_running)
+    for child in children:
+        if child.proc.poll() is None:
+            child._signal_group(signal.SIGTERM)
+
 
 class Child:
     """A running program whose stderr is collected (last lines) and logged at debug."""
@@ -64,6 +78,8 @@ class Child:
             )
         except OSError as exc:
             raise PostgresError(f"cannot start {self.what}: {exc.strerror}") from None
+        with _running_lock:
+            _running.add(self)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
 
@@ -94,6 +110,8 @@ class Child:
     def wait(self, timeout: float | None = None) -> int:
         code = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=5)
+        with _running_lock:
+            _running.discard(self)
         return code
 
     def check(self, timeout: float | None = None) -> None:
@@ -126,6 +144,8 @@ class Child:
                 with contextlib.suppress(OSError):
                     stream.close()
         self._reader.join(timeout=5)
+        with _running_lock:
+            _running.discard(self)
 
     def _signal_group(self, signum: int) -> None:
         try:

@@ -59,6 +59,7 @@ from backdrill.pg.privileges import denial_message, unreadable_objects
 from backdrill.pg.roles import RoleFacts, referenced_roles
 from backdrill.progress import Advance
 from backdrill.services.context import RunContext
+from backdrill.services.parallel import run_bounded
 from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
 from backdrill.timeutil import new_id, utcnow
 from backdrill.zstdio import compressed
@@ -456,22 +457,27 @@ def run_backup_db(
     all_databases: bool = False,
     wait: timedelta | None = None,
     jobs: int | None = None,
+    parallel: int | None = None,
 ) -> list[DbBackupOutcome]:
-    """Back up each selected database, one after the other, each under its lock
-    (``locks/db-<name>``); a failure of one does not stop the others."""
+    """Back up each selected database, ``parallel`` at once (backup -> parallel, 1: one
+    after the other), each under its lock (``locks/db-<name>``) with its own manifest; a
+    failure of one does not stop the others. Outcomes in the databases' order; the
+    roles and tablespaces once, after all of them."""
     params = ConnParams.from_config(ctx.config.postgres, ctx.config.security)
     databases = resolve_databases(ctx, params, database, all_databases)
-    outcomes: list[DbBackupOutcome] = []
-    for name in databases:
+    dump_jobs = jobs or ctx.config.backup.jobs
+
+    def one(name: str) -> DbBackupOutcome:
         try:
             lock = RepoLock(
                 ctx.storage, db_scope(name), run_id=ctx.run_id, command="backup db", wait=wait
             )
             with lock:
-                manifest = backup_database(ctx, params, name, jobs or ctx.config.backup.jobs)
-                outcomes.append(DbBackupOutcome(name, manifest, None))
+                return DbBackupOutcome(name, backup_database(ctx, params, name, dump_jobs), None)
         except BackdrillError as exc:
-            outcomes.append(DbBackupOutcome(name, None, exc))
+            return DbBackupOutcome(name, None, exc)
+
+    outcomes = run_bounded(databases, parallel or ctx.config.backup.parallel, one)
     if (all_databases or ctx.config.postgres.databases == "all") and ctx.config.backup.globals:
         backup_globals(ctx, params)
     return outcomes

@@ -26,6 +26,7 @@ from backdrill.errors import (
     IntegrityError,
     PostgresError,
 )
+from backdrill.interrupts import raise_if_received
 from backdrill.manifest import DbManifest
 from backdrill.objectives import evaluate_rpo, evaluate_rto
 from backdrill.odoo import (
@@ -169,10 +170,34 @@ def _neutralize_if_odoo(
 
 
 def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
-    """Select the backup and check that the sandbox can start (else an exception: the
-    drill could not start, and no report is written), then drill it: from there on,
-    whatever goes wrong ends in a written report (a failed check or an error), except
-    an interrupt, which cleans up and propagates."""
+    """Select the backup, then drill it: from there on, whatever goes wrong ends in a
+    written report (a failed check or an error), except an interrupt, which cleans up
+    and propagates."""
+    return record_drill(ctx, options, drill_unrecorded(ctx, options))
+
+
+@dataclass(frozen=True)
+class UnrecordedDrill:
+    """A drill done, its report not yet in the evidence: drills run in parallel
+    (``drill run --all --parallel``) are recorded afterwards in their ids' order, the
+    order of the evidence chain."""
+
+    report: DrillReport
+    exit_code: int
+    keep_hint: str | None
+
+
+def record_drill(ctx: RunContext, options: DrillOptions, done: UnrecordedDrill) -> DrillOutcome:
+    """Write the report (locally and chained in the evidence)."""
+    root = options.report_dir or ctx.config.drill.report_dir
+    report_dir = write_evidence(ctx, done.report, root)
+    return DrillOutcome(done.report, report_dir, done.exit_code, done.keep_hint)
+
+
+def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
+    """The drill itself: everything but writing its report. Selects the backup and
+    checks that the sandbox can start (else an exception: the drill could not start,
+    and no report is written)."""
     cfg = ctx.config
     drill_start = utcnow()
     listing = list_db_backups(ctx.storage)
@@ -202,10 +227,10 @@ def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
         extra={"fields": {"drill_id": drill.drill_id, "backup_id": manifest.id}},
     )
     _run(drill, sandbox)
+    raise_if_received()  # a worker thread of `drill run --all`: no report of an interrupt
     report = _conclude(drill, history)
-    report_dir = write_evidence(ctx, report, options.report_dir or cfg.drill.report_dir)
     code = _exit_code(drill.error, report.result == "pass", provisioned=drill.info is not None)
-    return DrillOutcome(report, report_dir, code, drill.keep_hint)
+    return UnrecordedDrill(report, code, drill.keep_hint)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import functools
 import getpass
 import logging
 import os
+import threading
 from pathlib import Path
 
 from backdrill import __version__
@@ -39,6 +40,10 @@ from backdrill.signing import load_signing_key, public_key_text, sign
 from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
+
+#: drills of several databases at once (``drill run --all --parallel``) write their
+#: evidence one at a time, so that each report links to the one stored before it
+_EVIDENCE_WRITE = threading.Lock()
 
 
 def operator_name() -> str:
@@ -128,6 +133,11 @@ def write_evidence(ctx: RunContext, report: DrillReport, report_root: Path) -> P
     """Chain the report to the newest stored one, render it, seal report.json with the
     digests of report.md and report.html (and sign it with drill.signing_key_file), and
     write the three locally and to storage (under object lock where the bucket has it)."""
+    with _EVIDENCE_WRITE:
+        return _write_evidence(ctx, report, report_root)
+
+
+def _write_evidence(ctx: RunContext, report: DrillReport, report_root: Path) -> Path:
     cfg = ctx.config
     evidence = load_evidence(ctx.storage)
     latest = evidence.latest()

@@ -1,0 +1,107 @@
+"""Benchmark of a host with many small databases: `backdrill backup db --all` with
+`--parallel 1` then `--parallel 2`, against a throwaway PostgreSQL and a local
+repository, with the real CLI. Prints one table:
+
+    parallel, wall seconds (median of alternated rounds), manifests, ratio to --parallel 1
+
+Target (issue 17): `--parallel 2` takes at most 0.6x the time of `--parallel 1`.
+Usage: `.venv/bin/python benchmarks/many_databases.py [--databases 50] [--rounds 1]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from backdrill.pg import binaries
+from backdrill.pg.cluster import LocalCluster
+from backdrill.pg.connection import ConnParams
+
+BACKDRILL = [sys.executable, "-m", "backdrill", "--log-format", "json"]
+
+
+def make_databases(params: ConnParams, count: int, rows: int) -> list[str]:
+    """``count`` small databases, each a few tables (an Odoo-ish shape, tiny)."""
+    names = [f"tenant_{i:03d}" for i in range(count)]
+    for name in names:
+        with params.connect() as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        with params.with_db(name).connect() as conn:
+            for table in ("res_partner", "sale_order", "account_move"):
+                conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text, note text)")
+                conn.execute(
+                    f"INSERT INTO {table} SELECT g, 'n' || g, md5(g::text) "
+                    "FROM generate_series(1, %s) g",
+                    (rows,),
+                )
+    return names
+
+
+def timed_backup(config: Path, parallel: int, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [*BACKDRILL, "--config", str(config), "backup", "db", "--all", "--parallel", str(parallel)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"backup db --parallel {parallel} exited {proc.returncode}:\n{proc.stderr}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--databases", type=int, default=50)
+    parser.add_argument("--rows", type=int, default=2000, help="rows per table")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    initdb = sorted(binaries.find_all("initdb"), key=lambda p: p.major)[-1]
+    work = Path(tempfile.mkdtemp(prefix="backdrill-bench-many-"))
+    work.chmod(0o755)
+    try:
+        with LocalCluster(initdb.bin_dir, tuning={"fsync": "off"}) as cluster:
+            params = cluster.params
+            make_databases(params, args.databases, args.rows)
+            env = {**os.environ, **params.child_env()}
+            configs = {}
+            for parallel in (1, 2):
+                configs[parallel] = work / f"p{parallel}.yaml"
+                configs[parallel].write_text(
+                    "postgres:\n"
+                    f"  host: {params.host}\n  port: {params.port}\n  user: {params.user}\n"
+                    "  sslmode: disable\n"
+                    f"storage:\n  url: file://{work / f'repo-{parallel}'}\n"
+                )
+            times: dict[int, list[float]] = {1: [], 2: []}
+            for _ in range(args.rounds):  # alternated: a shared machine's load hits both
+                for parallel, config in configs.items():
+                    shutil.rmtree(work / f"repo-{parallel}", ignore_errors=True)
+                    times[parallel].append(timed_backup(config, parallel, env))
+            rows = [
+                (p, statistics.median(t), len(list((work / f"repo-{p}").rglob("manifest.json"))))
+                for p, t in times.items()
+            ]
+        base = rows[0][1]
+        shape = f"{args.rows} rows x 3 tables each"
+        print(f"{args.databases} databases, {shape}, {os.cpu_count()} cores")
+        print("parallel  wall seconds  manifests  ratio to --parallel 1")
+        for parallel, seconds, manifests in rows:
+            print(f"{parallel:<8}  {seconds:<12.2f}  {manifests:<9}  {seconds / base:.2f}x")
+        ratio = rows[1][1] / base
+        print(f"target (--parallel 2 at most 0.6x): {'met' if ratio <= 0.6 else 'MISSED'}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
