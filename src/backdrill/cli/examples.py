@@ -18,6 +18,7 @@ EXAMPLES: dict[str, str] = {
     "status": "backdrill status --json",
     "serve": "backdrill serve --listen 127.0.0.1:9187",
     "standards check": "backdrill standards check --root .",
+    "unlock": "backdrill unlock db-odoo  (--force: a lock that is not stale)",
 }
 
 

@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 
+from backdrill.cli.examples import example
 from backdrill.cli.state import state
 
 
 def register(app: typer.Typer) -> None:
-    app.command("unlock")(unlock_cmd)
+    app.command("unlock", epilog=example("unlock"))(unlock_cmd)
 
 
 def unlock_cmd(
