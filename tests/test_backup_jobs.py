@@ -122,7 +122,7 @@ def test_parallel_backup_failing_late_removes_the_objects_it_uploaded(
     assert "AccessDenied" in result.err
     fault_proxy.clear()
     assert manifests(proxied_repo) == []
-    assert [k for k in list_keys(proxied_repo) if not k.startswith("locks/")] == []
+    assert [k for k in list_keys(proxied_repo) if not k.startswith(("locks/", "status/"))] == []
     assert open_uploads(proxied_repo) == []
     assert list(work_dir.iterdir()) == []
 
