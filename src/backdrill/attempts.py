@@ -80,7 +80,7 @@ def _iso(moment: datetime | None) -> str | None:
     return isoformat(moment) if moment is not None else None
 
 
-def one_line(text: str) -> str:
+def error_line(text: str) -> str:
     """An error message as one bounded, secret-free line."""
     line = " ".join(SECRETS.redact(text).split())
     return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
@@ -116,7 +116,7 @@ def new_attempt(
         result=result or ("ok" if exit_code == 0 else "failed"),
         exit_code=exit_code,
         finished_at=finished_at,
-        error=one_line(error) if error else None,
+        error=error_line(error) if error else None,
         duration_seconds=duration_seconds,
         size_bytes=size_bytes,
     )
@@ -140,7 +140,7 @@ def record_attempt(storage: Storage, attempt: Attempt) -> None:
     try:
         storage.put_bytes(key, record.to_json())
     except Exception as exc:  # best effort: the command's own outcome stands
-        log.warning("cannot record the attempt in %s: %s", key, one_line(str(exc)))
+        log.warning("cannot record the attempt in %s: %s", key, error_line(str(exc)))
 
 
 def _read_one(storage: Storage, key: str) -> Attempt:
@@ -195,7 +195,7 @@ def parse_attempt(data: bytes) -> Attempt:
         result=result,
         exit_code=code,
         finished_at=finished,
-        error=one_line(error) if error else None,
+        error=error_line(error) if error else None,
         duration_seconds=_number(doc, "duration_seconds"),
         size_bytes=int(size) if size is not None else None,
         last_success_at=_moment(doc, "last_success_at"),
@@ -226,5 +226,5 @@ def read_attempts(storage: Storage, broken: list[str] | None = None) -> list[Att
                 broken.append(f"{info.key}: {exc}")
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
             if broken is not None:
-                broken.append(f"{info.key}: unreadable attempt record: {one_line(str(exc))}")
+                broken.append(f"{info.key}: unreadable attempt record: {error_line(str(exc))}")
     return sorted(out, key=lambda a: (a.command, a.scope))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from backdrill.attempts import new_attempt, one_line, record_attempt
+from backdrill.attempts import error_line, new_attempt, record_attempt
 from backdrill.cli.state import AppState
 from backdrill.errors import BackdrillError
 from backdrill.storage import open_probe_storage
@@ -51,11 +51,11 @@ def record_attempts(app_state: AppState, exit_code: int, error: str | None) -> N
             config.storage.url, config.storage, tls_min=config.security.ssl_min
         )
     except BackdrillError as exc:  # no usable config or repository: nowhere to record
-        log.warning("cannot record the attempt: %s", one_line(str(exc)))
+        log.warning("cannot record the attempt: %s", error_line(str(exc)))
         return
     except Exception as exc:  # best effort, whatever happened: boto3 half-imported when
         # a signal cut its import short, say
-        log.warning("cannot record the attempt: %s", one_line(f"{type(exc).__name__}: {exc}"))
+        log.warning("cannot record the attempt: %s", error_line(f"{type(exc).__name__}: {exc}"))
         return
     try:
         for attempt in attempts:
