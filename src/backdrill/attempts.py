@@ -22,13 +22,13 @@ from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, ExternalServiceError
 from backdrill.limits import MAX_ATTEMPT_BYTES, MAX_ATTEMPT_RECORDS
 from backdrill.redact import SECRETS
+from backdrill.repository import layout
 from backdrill.storage import Storage
 from backdrill.timeutil import isoformat, parse_time
 
 log = logging.getLogger(__name__)
 
 #: the repository prefix of attempt records: ``status/<command>-<scope>.json``
-STATUS_ROOT = "status/"
 SCHEMA_VERSION = 1
 #: the commands that record their attempts, and the kind of their scope
 COMMANDS = {"backup-db": "database", "backup-files": "source", "drill-run": "database"}
@@ -96,7 +96,7 @@ def attempt_key(command: str, scope: str) -> str:
         name = scope
     else:
         name = "~" + hashlib.sha256(scope.encode()).hexdigest()[:32]
-    return f"{STATUS_ROOT}{command}-{name}.json"
+    return layout.attempt_key(command, name)
 
 
 def new_attempt(
@@ -207,10 +207,10 @@ def read_attempts(storage: Storage, broken: list[str] | None = None) -> list[Att
     """Every attempt record (at most MAX_ATTEMPT_RECORDS), sorted by command and scope;
     an unreadable one goes to ``broken``. A storage failure propagates."""
     out: list[Attempt] = []
-    for n, info in enumerate(storage.list_objects(STATUS_ROOT)):
+    for n, info in enumerate(storage.list_objects(layout.STATUS_ROOT)):
         if n >= MAX_ATTEMPT_RECORDS:
             if broken is not None:
-                broken.append(f"{STATUS_ROOT}: more than {MAX_ATTEMPT_RECORDS} records")
+                broken.append(f"{layout.STATUS_ROOT}: more than {MAX_ATTEMPT_RECORDS} records")
             break
         if not info.key.endswith(".json") or info.key.count("/") != 1:
             continue

@@ -10,29 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import unquote
 
 from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.limits import MAX_MANIFEST_BYTES
-from backdrill.manifest import (
+from backdrill.manifest import DbManifest, parse_db_manifest
+from backdrill.repository.layout import (
     DB_ROOT,
     MANIFEST_NAME,
-    DbManifest,
-    backup_dir,
     db_dir,
-    parse_db_manifest,
+    manifest_key,
+    split_backup_key,
 )
 from backdrill.selection import Words, select
 from backdrill.storage import Storage
 
 __all__ = [
     "BACKUP_WORDS",
-    "DB_ROOT",
     "BrokenEntry",
     "DbListing",
-    "backup_dir",
-    "db_dir",
     "list_db_backups",
     "select_backup",
 ]
@@ -62,19 +58,12 @@ class DbListing:
                 raise IntegrityError(broken.reason)
 
 
-def _split(key: str) -> tuple[str, str, str] | None:
-    parts = key[len(DB_ROOT) :].split("/")
-    if len(parts) != 3:
-        return None
-    return unquote(parts[0]), parts[1], parts[2]
-
-
 def list_db_backups(storage: Storage, database: str | None = None) -> DbListing:
     """Every committed database backup, oldest first, with broken and uncommitted ones."""
     prefix = db_dir(database) if database else DB_ROOT
     dirs: dict[tuple[str, str], set[str]] = {}
     for info in storage.list_objects(prefix):
-        split = _split(info.key)
+        split = split_backup_key(info.key)
         if split is None:
             continue
         db, backup_id, name = split
@@ -84,7 +73,7 @@ def list_db_backups(storage: Storage, database: str | None = None) -> DbListing:
         if MANIFEST_NAME not in names:
             listing.uncommitted.append((db, backup_id))
             continue
-        key = f"{backup_dir(db, backup_id)}{MANIFEST_NAME}"
+        key = manifest_key(db, backup_id)
         try:
             manifest = parse_db_manifest(read_document(storage, key, limit=MAX_MANIFEST_BYTES), key)
         except BackdrillError as exc:

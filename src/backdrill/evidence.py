@@ -14,16 +14,12 @@ from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.limits import MAX_REPORT_BYTES
 from backdrill.report.model import DrillReport, content_digest, parse_report, report_digest
+from backdrill.repository.layout import EVIDENCE_ROOT, REPORT_JSON, report_key, split_report_key
 from backdrill.storage import Storage
 from backdrill.storage.base import Capabilities, Retention
 
-EVIDENCE_ROOT = "evidence/"
 #: written in this order: report.json last, it is the link of the chain
 REPORT_NAMES = ("report.md", "report.html", "report.json")
-
-
-def report_key(drill_id: str, name: str = "report.json") -> str:
-    return f"{EVIDENCE_ROOT}{drill_id}/{name}"
 
 
 @dataclass(frozen=True)
@@ -70,8 +66,11 @@ def load_evidence(storage: Storage) -> EvidenceLog:
     """Every stored report.json, oldest first (drill ids sort by time)."""
     listing = {info.key: info.size for info in storage.list_objects(EVIDENCE_ROOT)}
     log = EvidenceLog(keys=set(listing))
-    for key in sorted(k for k in listing if k.endswith("/report.json")):
-        drill_id = key[len(EVIDENCE_ROOT) :].split("/", 1)[0]
+    for key in sorted(listing):
+        split = split_report_key(key)
+        if split is None or split[1] != REPORT_JSON:
+            continue
+        drill_id = split[0]
         try:  # bounded: an oversized or bomb report is named, the others still read
             raw = read_document(storage, key, limit=MAX_REPORT_BYTES)
         except IntegrityError as exc:

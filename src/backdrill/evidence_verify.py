@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from backdrill.evidence import ChainProblem, EvidenceLog, StoredReport, report_key
+from backdrill.evidence import ChainProblem, EvidenceLog, StoredReport
 from backdrill.report.model import RENDERED_NAMES, signed_message
+from backdrill.repository.layout import report_key
 from backdrill.signing import parse_public_key, public_key_text, same_key, signature_holds
 from backdrill.storage import Storage
 

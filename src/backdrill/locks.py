@@ -41,12 +41,12 @@ from backdrill.errors import BackdrillError, IntegrityError, LockHeld, NotFound
 from backdrill.interrupts import cleaning_up, raise_if_received
 from backdrill.limits import MAX_LOCK_BYTES
 from backdrill.lockinfo import ForeignLock, Holder, LockInfo, held_message, is_stale
+from backdrill.repository.layout import lock_key
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
 from backdrill.timeutil import isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
-LOCKS_ROOT = "locks/"
 DEFAULT_TTL = timedelta(minutes=5)
 POLL_SECONDS = 2.0
 
@@ -60,10 +60,6 @@ def files_scope(source: str) -> str:
 
 
 REPOSITORY_SCOPE = "prune"
-
-
-def lock_key(scope: str) -> str:
-    return f"{LOCKS_ROOT}{scope}"
 
 
 class RepoLock:
@@ -233,7 +229,7 @@ def read_holder(storage: Storage, key: str) -> Holder | None:
 
 def probe_conditional_write(storage: Storage) -> ProbeResult:
     """``config check``: write a probe lock twice; the second write must be refused."""
-    key = f"{LOCKS_ROOT}.probe-{secrets.token_hex(4)}"
+    key = lock_key(f".probe-{secrets.token_hex(4)}")
     name = "conditional writes (locks)"
     try:
         storage.put_bytes(key, b"probe-1", if_absent=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from typing import Literal
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,26 +20,17 @@ from backdrill.errors import IntegrityError
 from backdrill.odoo import OdooFacts
 from backdrill.pg.database_properties import DatabaseProperties
 from backdrill.pg.roles import RoleFacts
+from backdrill.repository.layout import manifest_key
 
 SCHEMA_VERSION = 1
 DUMP_NAME = "dump.pgdump.zst"
-MANIFEST_NAME = "manifest.json"
 CUSTOM_FORMAT = "pg_dump-custom+zstd"
 #: ``backup db --jobs N``: pg_dump's directory format, one stored object per file
 DIRECTORY_FORMAT = "pg_dump-directory+zstd"
 DIRECTORY_PREFIX = "dump-"
-DB_ROOT = "db/"
 #: a stored object's name: one path segment of the backup's directory (no ``/``, no
 #: ``..``, not absolute), e.g. ``dump.pgdump.zst``, ``dump-toc.dat.zst``
 OBJECT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$"
-
-
-def db_dir(database: str) -> str:
-    return f"{DB_ROOT}{quote(database, safe='')}/"
-
-
-def backup_dir(database: str, backup_id: str) -> str:
-    return f"{db_dir(database)}{backup_id}/"
 
 
 class TableRows(BaseModel):
@@ -145,7 +135,7 @@ def check_where_it_lies(manifest: DbManifest, key: str, now: datetime | None = N
     ``db/<its database>/<its id>/``, a directory backup's objects carry their prefix,
     and it was not created in the future (beyond the clock skew allowance). Object
     names are single segments of the directory already (:data:`OBJECT_NAME_PATTERN`)."""
-    lies_at = f"{backup_dir(manifest.database, manifest.id)}{MANIFEST_NAME}"
+    lies_at = manifest_key(manifest.database, manifest.id)
     if key != lies_at:
         raise IntegrityError(
             f"manifest {key} names backup {manifest.id!r} of database {manifest.database!r}, "

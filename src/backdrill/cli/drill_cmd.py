@@ -243,13 +243,14 @@ def drill_history(
 def _verify_history(
     app_state: AppState, evidence: EvidenceLog, trusted: Ed25519PublicKey | None
 ) -> None:
-    from backdrill.evidence import EVIDENCE_ROOT, verify_chain
+    from backdrill.evidence import verify_chain
     from backdrill.evidence_verify import (
         rendered_digests,
         verify_rendered,
         verify_signatures,
         verify_single_versions,
     )
+    from backdrill.repository.layout import EVIDENCE_ROOT
 
     chain = verify_chain(evidence.reports)
     for p in chain:

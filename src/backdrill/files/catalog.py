@@ -9,18 +9,15 @@ from datetime import datetime
 
 from backdrill.catalog import BrokenEntry
 from backdrill.errors import BackdrillError, IntegrityError, NotFound
-from backdrill.files.snapshot import (
+from backdrill.files.snapshot import Snapshot, load_snapshot
+from backdrill.repository.layout import (
     FILES_ROOT,
-    OBJECTS_PREFIX,
+    RESERVED_SOURCE_NAMES,
     SNAPSHOT_SUFFIX,
-    SNAPSHOTS_DIR,
-    Snapshot,
-    load_snapshot,
+    snapshots_prefix,
 )
 from backdrill.selection import Words, select
 from backdrill.storage import Storage
-
-RESERVED_NAMES = frozenset({OBJECTS_PREFIX[len(FILES_ROOT) :].rstrip("/")})
 
 
 @dataclass
@@ -38,12 +35,12 @@ class SnapshotListing:
 
 
 def source_names(storage: Storage) -> list[str]:
-    return [n for n in storage.list_dirs(FILES_ROOT) if n not in RESERVED_NAMES]
+    return [n for n in storage.list_dirs(FILES_ROOT) if n not in RESERVED_SOURCE_NAMES]
 
 
 def _snapshot_keys(storage: Storage, source_name: str) -> list[str]:
     """The snapshot manifests of one source (one listing)."""
-    prefix = f"{FILES_ROOT}{source_name}/{SNAPSHOTS_DIR}/"
+    prefix = snapshots_prefix(source_name)
     return [
         info.key
         for info in storage.list_objects(prefix)

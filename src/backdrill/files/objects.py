@@ -27,14 +27,13 @@ from backdrill.crypto import DecryptingReader, EncryptingSink, Keys, Sink
 from backdrill.errors import ConfigError, IntegrityError, NotFound
 from backdrill.files.snapshot import (
     ENCRYPTED_FORM,
-    ENCRYPTED_SUFFIX,
-    OBJECTS_PREFIX,
     FileEntry,
     StoredForm,
     is_encrypted,
     object_key,
     stored_form,
 )
+from backdrill.repository.layout import ENCRYPTED_SUFFIX, FILES_OBJECTS_ROOT
 from backdrill.storage import Storage
 from backdrill.streams import CHUNK
 from backdrill.zstdio import BoundedReader, Readable, bounded_reader
@@ -46,7 +45,7 @@ IdentitiesProvider = Callable[[str], list[Any]]
 
 def listed_objects(storage: Storage) -> dict[str, int]:
     """key -> stored size of every object under ``files/objects/``: ONE listing pass."""
-    return {info.key: info.size for info in storage.list_objects(OBJECTS_PREFIX)}
+    return {info.key: info.size for info in storage.list_objects(FILES_OBJECTS_ROOT)}
 
 
 def stored_objects(listed: dict[str, int], *, encrypted: bool) -> dict[str, int]:

@@ -21,21 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from backdrill.documents import check_not_future, parse_versioned, read_document
 from backdrill.errors import IntegrityError
 from backdrill.limits import MAX_SNAPSHOT_BYTES
+from backdrill.repository.layout import file_object_key, snapshot_key
 from backdrill.storage.base import Storage
 from backdrill.zstdio import compressed, decompressed
 
 SCHEMA_VERSION = 1
-FILES_ROOT = "files/"
-OBJECTS_PREFIX = "files/objects/"
-SNAPSHOTS_DIR = "snapshots"
-SNAPSHOT_SUFFIX = ".json.zst"
 
 #: ``age-zstd``: zstd-compressed, then age-encrypted (:mod:`backdrill.crypto` frames)
 StoredForm = Literal["zstd", "raw", "age-zstd"]
 EntryType = Literal["file", "symlink"]
 EntryStatus = Literal["ok", "changed"]
 ENCRYPTED_FORM: StoredForm = "age-zstd"
-ENCRYPTED_SUFFIX = ".age"
 #: a content address: the only thing an object key is made of (``files/objects/xx/<it>``)
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -48,12 +44,7 @@ def object_key(sha256: str, form: StoredForm | None) -> str:
     """THE mapping of a content and its stored form to its key: encrypted objects live
     under their own ``.age`` keys, never mixed with plaintext ones (``zstd``, ``raw``,
     or None: forms told apart by size alone)."""
-    suffix = ENCRYPTED_SUFFIX if is_encrypted(form) else ""
-    return f"{OBJECTS_PREFIX}{sha256[:2]}/{sha256}{suffix}"
-
-
-def snapshot_key(source_name: str, snapshot_id: str) -> str:
-    return f"{FILES_ROOT}{source_name}/{SNAPSHOTS_DIR}/{snapshot_id}{SNAPSHOT_SUFFIX}"
+    return file_object_key(sha256, encrypted=is_encrypted(form))
 
 
 def stored_form(raw_size: int, stored_size: int, *, encrypted: bool = False) -> StoredForm:

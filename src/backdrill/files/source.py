@@ -13,7 +13,7 @@ import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
@@ -21,6 +21,7 @@ from backdrill.config import S3Options
 from backdrill.errors import ConfigError, NotFound, UsageError
 from backdrill.files.ownership import Owner, owner_of
 from backdrill.files.snapshot import SkippedEntry
+from backdrill.repository.layout import source_name
 from backdrill.storage import Storage, open_storage
 from backdrill.streams import CHUNK
 
@@ -92,7 +93,7 @@ class DirSource(FileSource):
     def __init__(self, root: Path) -> None:
         self.root = Path(os.path.abspath(root))
         self.display = str(self.root)
-        self.name = self.root.name or "root"
+        self.name = source_name(str(self.root)) or "root"
 
     def scan(self) -> Iterator[SourceItem | SkippedEntry]:
         if not self.root.is_dir():
@@ -206,7 +207,7 @@ class S3Source(FileSource):
     def __init__(self, url: str, options: S3Options | None) -> None:
         parsed = urlparse(url)
         self.display = url
-        self.name = PurePosixPath(parsed.path.strip("/")).name or parsed.netloc
+        self.name = source_name(url) or parsed.netloc
         self.storage: Storage = open_storage(url, options or S3Options())
 
     def scan(self) -> Iterator[SourceItem | SkippedEntry]:

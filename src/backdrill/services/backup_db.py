@@ -23,7 +23,6 @@ from typing import IO, Any, BinaryIO
 import psycopg
 
 from backdrill import __version__
-from backdrill.catalog import backup_dir
 from backdrill.crypto import EncryptingSink, keys_for, seal_fields
 from backdrill.digests import ContentFacts, TableRef
 from backdrill.errors import BackdrillError, PostgresError, UsageError
@@ -34,7 +33,6 @@ from backdrill.manifest import (
     DIRECTORY_FORMAT,
     DIRECTORY_PREFIX,
     DUMP_NAME,
-    MANIFEST_NAME,
     SCHEMA_VERSION,
     DbManifest,
     StoredObject,
@@ -58,6 +56,7 @@ from backdrill.pg.introspect import count_rows
 from backdrill.pg.privileges import denial_message, unreadable_objects
 from backdrill.pg.roles import RoleFacts, referenced_roles
 from backdrill.progress import Advance
+from backdrill.repository.layout import MANIFEST_NAME, backup_dir, globals_key
 from backdrill.services.context import RunContext
 from backdrill.services.parallel import run_bounded
 from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
@@ -444,7 +443,7 @@ def backup_globals(ctx: RunContext, params: ConnParams) -> str | None:
     except PostgresError as exc:
         log.warning("roles were not saved: %s", exc)
         return None
-    key = f"globals/{new_id()}.sql.zst"
+    key = globals_key(new_id())
     ctx.storage.put_bytes(key, compressed(data))
     log.info("roles and tablespaces saved", extra={"fields": {"key": key}})
     return key

@@ -19,7 +19,7 @@ from typing import IO
 from backdrill import __version__
 from backdrill.crypto import keys_for
 from backdrill.errors import UsageError
-from backdrill.files.catalog import RESERVED_NAMES, latest_snapshot
+from backdrill.files.catalog import latest_snapshot
 from backdrill.files.objects import (
     SPOOL_IN_MEMORY,
     ObjectStore,
@@ -39,6 +39,8 @@ from backdrill.files.snapshot import (
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
 from backdrill.locks import REPOSITORY_SCOPE, RepoLock, files_scope, wait_until_free
 from backdrill.progress import Advance
+from backdrill.repository import layout
+from backdrill.repository.layout import RESERVED_SOURCE_NAMES
 from backdrill.services.context import RunContext
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import new_id, utcnow
@@ -102,16 +104,7 @@ def resolve_source(ctx: RunContext, source: str | None) -> tuple[str, str | None
 
 def configured_source_name(ctx: RunContext) -> str | None:
     """The snapshot source name of the configured ``files -> source``; None if unset."""
-    if not ctx.config.files.source:
-        return None
-    spec, configured_name = resolve_source(ctx, None)
-    if configured_name:
-        return configured_name
-    files_source = open_source(spec, ctx.config.files.s3)
-    try:
-        return files_source.name
-    finally:
-        files_source.close()
+    return layout.source_name(ctx.config.files.source, ctx.config.files.name)
 
 
 class FileBackup:
@@ -126,7 +119,7 @@ class FileBackup:
         rehash: bool = False,
         during_read: DuringRead | None = None,
     ) -> None:
-        if source_name in RESERVED_NAMES:
+        if source_name in RESERVED_SOURCE_NAMES:
             raise UsageError(f"files source name {source_name!r} is reserved; set files -> name")
         self.ctx = ctx
         self.source = source

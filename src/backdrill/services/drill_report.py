@@ -18,7 +18,6 @@ from backdrill.evidence import (
     REPORT_NAMES,
     evidence_lock,
     load_evidence,
-    report_key,
     store_report_files,
 )
 from backdrill.manifest import DbManifest
@@ -34,6 +33,7 @@ from backdrill.report.model import (
     with_report_digest,
 )
 from backdrill.report.render import render_html, render_markdown
+from backdrill.repository.layout import report_key
 from backdrill.sandbox import SandboxInfo
 from backdrill.services.context import RunContext
 from backdrill.signing import load_signing_key, public_key_text, sign

@@ -6,29 +6,23 @@ storage.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import PurePosixPath
-from typing import Any
-from urllib.parse import urlparse
+from datetime import datetime
 
 from backdrill.attempts import Attempt, read_attempts
 from backdrill.catalog import list_db_backups
 from backdrill.config import Config
 from backdrill.documents import read_document
-from backdrill.errors import BackdrillError
+from backdrill.errors import IntegrityError
 from backdrill.limits import MAX_REPORT_BYTES
 from backdrill.manifest import DbManifest
+from backdrill.report.model import DrillReport, parse_report
+from backdrill.repository import layout
 from backdrill.storage import Storage
-from backdrill.timeutil import MAX_CLOCK_SKEW, is_id, parse_time, utcnow
+from backdrill.timeutil import MAX_CLOCK_SKEW, is_id, utcnow
 
 log = logging.getLogger(__name__)
-
-FILES_ROOT = "files/"
-EVIDENCE_ROOT = "evidence/"
-SNAPSHOT_SUFFIX = ".json.zst"
 
 
 @dataclass(frozen=True)
@@ -70,35 +64,21 @@ class RepoFacts:
 
 
 def source_name(config: Config) -> str | None:
-    """The filestore source's name in the repository: ``files.name``, else the last
-    segment of ``files.source`` (a directory or an s3:// URL)."""
-    if config.files.name:
-        return config.files.name
-    if not config.files.source:
-        return None
-    parsed = urlparse(config.files.source)
-    if parsed.scheme == "s3":  # s3://bucket/prefix: the prefix's last segment, else the bucket
-        return PurePosixPath(parsed.path.strip("/")).name or parsed.netloc
-    return PurePosixPath(config.files.source.rstrip("/")).name or None
+    """The configured filestore source's name in the repository (the layout's rule)."""
+    return layout.source_name(config.files.source, config.files.name)
 
 
-def snapshot_created_at(storage: Storage, key: str, snapshot_id: str) -> datetime:
-    """When a snapshot was taken. For now, the time in its id (ids sort by time,
-    ``20261126T040000Z-1a2b3c``); the one place to change when snapshots are read."""
-    del storage, key
-    return datetime.strptime(snapshot_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-
-
-def _snapshot_ids(storage: Storage, prefix: str) -> dict[str, list[tuple[str, str]]]:
-    """``{source: [(snapshot id, key), …]}`` of snapshot objects under ``prefix``."""
-    found: dict[str, list[tuple[str, str]]] = {}
+def _snapshot_ids(storage: Storage, prefix: str) -> dict[str, list[tuple[str, datetime, str]]]:
+    """``{source: [(snapshot id, its time, key), …]}`` of snapshot objects under ``prefix``
+    (a snapshot is dated by its id: ids sort by time)."""
+    found: dict[str, list[tuple[str, datetime, str]]] = {}
     for info in storage.list_objects(prefix):
-        parts = info.key[len(FILES_ROOT) :].split("/")
-        if len(parts) != 3 or parts[1] != "snapshots" or not parts[2].endswith(SNAPSHOT_SUFFIX):
+        split = layout.split_snapshot_key(info.key)
+        if split is None or not is_id(split[1]):
             continue
-        snapshot_id = parts[2].removesuffix(SNAPSHOT_SUFFIX)
-        if is_id(snapshot_id):
-            found.setdefault(parts[0], []).append((snapshot_id, info.key))
+        moment = layout.id_time(split[1])
+        if moment is not None:
+            found.setdefault(split[0], []).append((split[1], moment, info.key))
     return found
 
 
@@ -107,74 +87,58 @@ def read_snapshots(
 ) -> dict[str, SnapshotFacts]:
     """The newest snapshot of each source; one whose id lies in the future (beyond the
     clock skew allowance) is not believed: it goes to ``broken``."""
-    found = _snapshot_ids(storage, f"{FILES_ROOT}{source}/snapshots/") if source else {}
+    found = _snapshot_ids(storage, layout.snapshots_prefix(source)) if source else {}
     if not found:
         # unknown or differently named source: scan every source once
-        found = _snapshot_ids(storage, FILES_ROOT)
+        found = _snapshot_ids(storage, layout.FILES_ROOT)
     limit = utcnow() + MAX_CLOCK_SKEW
     out: dict[str, SnapshotFacts] = {}
     for name, all_entries in found.items():
         entries = []
-        for snapshot_id, key in all_entries:
-            if snapshot_created_at(storage, key, snapshot_id) > limit:
+        for snapshot_id, moment, key in all_entries:
+            if moment > limit:
                 if broken is not None:
                     broken.append(f"{key}: snapshot id {snapshot_id} lies in the future")
                 continue
-            entries.append((snapshot_id, key))
-        if not entries:
-            continue
-        newest_id, key = max(entries)
-        out[name] = SnapshotFacts(
-            name, newest_id, snapshot_created_at(storage, key, newest_id), len(entries)
-        )
+            entries.append((snapshot_id, moment))
+        if entries:
+            newest_id, moment = max(entries)
+            out[name] = SnapshotFacts(name, newest_id, moment, len(entries))
     return out
 
 
-def _section(doc: dict[str, Any], key: str) -> dict[str, Any]:
-    value = doc.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _parse_report(data: bytes, drill_id: str) -> DrillFacts:
-    doc = json.loads(data)
-    if not isinstance(doc, dict) or doc.get("result") not in ("pass", "fail"):
-        raise ValueError("no result pass/fail")
-    finished = doc.get("finished_at")
-    rpo, rto, backup = (_section(doc, k) for k in ("rpo", "rto", "backup"))
+def _drill_facts(report: DrillReport) -> DrillFacts:
     return DrillFacts(
-        drill_id=str(doc.get("drill_id") or drill_id),
-        result=str(doc["result"]),
-        finished_at=parse_time(finished) if isinstance(finished, str) else None,
-        database=backup.get("database"),
-        rpo_seconds=rpo.get("achieved_seconds"),
-        rto_seconds=rto.get("achieved_seconds"),
+        drill_id=report.drill_id,
+        result=report.result,
+        finished_at=report.finished_at,
+        database=report.backup.database if report.backup else None,
+        rpo_seconds=report.rpo.achieved_seconds if report.rpo else None,
+        rto_seconds=report.rto.achieved_seconds if report.rto else None,
     )
 
 
 def read_drills(storage: Storage, facts: RepoFacts) -> None:
     """The newest drill report, and the newest passed one (reading back from the newest
-    until one passed)."""
+    until one passed). Reports are parsed strictly (:func:`parse_report`); one that
+    does not parse is named in ``broken``."""
     ids = sorted(
         {
-            info.key.split("/")[1]
-            for info in storage.list_objects(EVIDENCE_ROOT)
-            if info.key.endswith("/report.json") and info.key.count("/") == 2
+            split[0]
+            for info in storage.list_objects(layout.EVIDENCE_ROOT)
+            if (split := layout.split_report_key(info.key)) and split[1] == layout.REPORT_JSON
         },
         reverse=True,
     )
     facts.drill_count = len(ids)
     for drill_id in ids:
-        key = f"{EVIDENCE_ROOT}{drill_id}/report.json"
+        key = layout.report_key(drill_id)
         try:
-            drill = _parse_report(read_document(storage, key, limit=MAX_REPORT_BYTES), drill_id)
-        except BackdrillError as exc:
-            if exc.exit_code == 5:
-                raise
+            report = parse_report(read_document(storage, key, limit=MAX_REPORT_BYTES), key)
+        except IntegrityError as exc:  # a storage failure (StorageError) propagates
             facts.broken.append(f"{key}: {exc}")
             continue
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            facts.broken.append(f"{key}: unreadable drill report: {exc}")
-            continue
+        drill = _drill_facts(report)
         if facts.last_drill is None:
             facts.last_drill = drill
         if drill.result == "pass":

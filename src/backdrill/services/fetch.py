@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from backdrill.catalog import backup_dir
 from backdrill.config import Config
 from backdrill.crypto import IDENTITY_ENV, DecryptingReader, Keys, Sink, unseal_fields
 from backdrill.errors import ConfigError, IntegrityError, StorageError
@@ -24,6 +23,7 @@ from backdrill.files.objects import ObjectReader
 from backdrill.manifest import DIRECTORY_PREFIX, DbManifest, StoredObject
 from backdrill.pg.dumpindex import DumpIndexer
 from backdrill.progress import Advance, NullReporter, Reporter
+from backdrill.repository.layout import backup_object_key
 from backdrill.storage import Storage
 from backdrill.streams import CHUNK
 from backdrill.zstdio import Readable, bounded_reader
@@ -34,7 +34,7 @@ TAIL = 64
 
 
 def object_key(manifest: DbManifest, obj: StoredObject) -> str:
-    return f"{backup_dir(manifest.database, manifest.id)}{obj.name}"
+    return backup_object_key(manifest.database, manifest.id, obj.name)
 
 
 def dump_key(manifest: DbManifest) -> str:

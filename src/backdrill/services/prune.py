@@ -21,13 +21,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
 
-from backdrill.catalog import DB_ROOT, BrokenEntry, backup_dir, db_dir, list_db_backups
+from backdrill.catalog import BrokenEntry, list_db_backups
 from backdrill.errors import IntegrityError, LockHeld
-from backdrill.files.snapshot import FILES_ROOT, OBJECTS_PREFIX
 from backdrill.lockinfo import LockInfo
-from backdrill.locks import LOCKS_ROOT, REPOSITORY_SCOPE, RepoLock, files_scope, live_holders
+from backdrill.locks import REPOSITORY_SCOPE, RepoLock, files_scope, live_holders
+from backdrill.repository.layout import (
+    DB_ROOT,
+    FILES_OBJECTS_ROOT,
+    FILES_ROOT,
+    backup_dir,
+    database_of,
+    db_dir,
+    is_lock_key,
+    lock_scope_of,
+)
 from backdrill.retention import Decision, Item, Policy, decide
 from backdrill.services.context import RunContext
 from backdrill.services.prune_scopes import (
@@ -224,7 +232,7 @@ class _Pruner:
 
     def sweep(self, referenced: set[str], objects: Mapping[str, ObjectInfo]) -> None:
         for key, info in objects.items():
-            if not key.startswith(OBJECTS_PREFIX) or key in referenced:
+            if not key.startswith(FILES_OBJECTS_ROOT) or key in referenced:
                 continue
             if not self._old(info.last_modified):
                 self.report.young_unreferenced += 1
@@ -255,7 +263,7 @@ def _scope_locks(
 def _running_files_backups(ctx: RunContext) -> list[str]:
     """The files backups running now, whatever their source, but this prune's own locks."""
     return [
-        f"{key[len(LOCKS_ROOT) :]}: {h.describe()}"
+        f"{lock_scope_of(key)}: {h.describe()}"
         for key, h in live_holders(ctx.storage, files_scope(""))
         if not (isinstance(h, LockInfo) and h.command == "prune" and h.run_id == ctx.run_id)
     ]
@@ -279,14 +287,14 @@ def run_prune(
 
 def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
     storage = ctx.storage
-    objects = {i.key: i for i in storage.list_objects("") if not i.key.startswith(LOCKS_ROOT)}
+    objects = {i.key: i for i in storage.list_objects("") if not is_lock_key(i.key)}
     catalog = list_db_backups(storage)
     databases = sorted(
         {m.database for m in catalog.backups}
         | {db for db, _id in catalog.uncommitted}
-        | {unquote(b.key[len(DB_ROOT) :].split("/")[0]) for b in catalog.broken}
+        | {db for b in catalog.broken if (db := database_of(b.key)) is not None}
         # a backup killed before any object committed leaves only a pending upload
-        | {unquote(p.key[len(DB_ROOT) :].split("/")[0]) for p in storage.pending_uploads(DB_ROOT)}
+        | {db for p in storage.pending_uploads(DB_ROOT) if (db := database_of(p.key)) is not None}
     )
     db_scopes = [DbScope(db, catalog, objects) for db in databases]
     files_scopes = [FilesScope(src, storage, objects) for src in file_sources(objects)]
@@ -301,9 +309,7 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
         running = _running_files_backups(ctx)
         # re-read under the scope locks: a backup may have committed meanwhile
         if not dry_run:
-            objects = {
-                i.key: i for i in storage.list_objects("") if not i.key.startswith(LOCKS_ROOT)
-            }
+            objects = {i.key: i for i in storage.list_objects("") if not is_lock_key(i.key)}
             catalog = list_db_backups(storage)
             for db_scope in db_scopes:
                 db_scope.catalog, db_scope.objects = catalog, objects
@@ -322,12 +328,12 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
         # objects are not in ``referenced``
         known = {s.source for s in files_scopes}
         running += [
-            f"files/{n}: first snapshot committed meanwhile"
+            f"{FILES_ROOT}{n}: first snapshot committed meanwhile"
             for n in file_sources(objects)
             if n not in known
         ]
         for reason in running:
-            pruner.report.skipped_scopes.setdefault("files/objects", reason)
+            pruner.report.skipped_scopes.setdefault(FILES_OBJECTS_ROOT.rstrip("/"), reason)
         files_busy = bool(running) or any(s.name in skipped for s in files_scopes)
         if not files_busy:
             pruner.sweep(referenced, objects)
@@ -335,7 +341,7 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
         dirs = [
             (db, backup_dir(db, backup_id))
             for db, backup_id in catalog.uncommitted
-            if f"db/{db}" not in skipped
+            if f"{DB_ROOT}{db}" not in skipped
         ]
         pruner.uncommitted(dirs, objects)
         blocked = [db_dir(s.database) for s in busy_dbs]

@@ -12,29 +12,33 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, get_args
-from urllib.parse import unquote
 
-from backdrill.catalog import BrokenEntry, DbListing, backup_dir, db_dir
+from backdrill.catalog import BrokenEntry, DbListing
 from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.files.snapshot import (
-    FILES_ROOT,
-    OBJECTS_PREFIX,
     SHA256_PATTERN,
-    SNAPSHOT_SUFFIX,
     StoredForm,
     check_location,
     object_key,
 )
 from backdrill.limits import MAX_SNAPSHOT_BYTES
 from backdrill.locks import db_scope, files_scope
-from backdrill.manifest import MANIFEST_NAME
+from backdrill.repository.layout import (
+    DB_ROOT,
+    FILES_ROOT,
+    MANIFEST_NAME,
+    backup_dir,
+    db_dir,
+    id_time,
+    snapshots_prefix,
+    split_globals_key,
+    split_snapshot_key,
+)
 from backdrill.storage.base import ObjectInfo, Storage
 from backdrill.zstdio import decompressed
-
-GLOBALS_ROOT = "globals/"
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,6 @@ class Scope(Protocol):
     def referenced_objects(self, kept: Iterable[Entry]) -> set[str]: ...
 
 
-def id_time(entry_id: str) -> datetime | None:
-    """The moment encoded in a time-sortable id (``20261126T030000Z-1a2b3c``)."""
-    try:
-        return datetime.strptime(entry_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
 def _size(objects: Mapping[str, ObjectInfo], keys: Iterable[str]) -> int:
     return sum(objects[k].size for k in keys if k in objects)
 
@@ -88,7 +84,7 @@ class DbScope:
 
     @property
     def name(self) -> str:
-        return f"db/{self.database}"
+        return f"{DB_ROOT}{self.database}"
 
     @property
     def lock_scope(self) -> str:
@@ -131,11 +127,9 @@ class GlobalsScope:
     def listing(self) -> ScopeListing:
         result = ScopeListing()
         for key in sorted(self.objects):
-            if not key.startswith(GLOBALS_ROOT):
-                continue
-            entry_id = key[len(GLOBALS_ROOT) :].removesuffix(".sql.zst")
-            moment = id_time(entry_id)
-            if moment is None or "/" in entry_id:
+            entry_id = split_globals_key(key)
+            moment = id_time(entry_id) if entry_id else None
+            if entry_id is None or moment is None:
                 continue  # not ours: never touched
             result.entries.append(Entry(entry_id, moment, (key,), self.objects[key].size))
         return result
@@ -192,11 +186,10 @@ def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
             created = datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00"))
         except ValueError:
             raise IntegrityError(f"snapshot {where}: created_at is not a time") from None
-    parts = where.split("/")
-    if len(parts) != 4 or parts[2] != "snapshots" or not parts[3].endswith(SNAPSHOT_SUFFIX):
-        raise IntegrityError(f"snapshot {where} lies outside files/<source>/snapshots/")
-    stored_id = parts[3].removesuffix(SNAPSHOT_SUFFIX)
-    snapshot_id, source_name = doc.get("id", stored_id), doc.get("source_name", parts[1])
+    lies_at = split_snapshot_key(where)
+    if lies_at is None:
+        raise IntegrityError(f"snapshot {where} lies outside {snapshots_prefix('<source>')}")
+    snapshot_id, source_name = doc.get("id", lies_at[1]), doc.get("source_name", lies_at[0])
     if not isinstance(snapshot_id, str) or not isinstance(source_name, str):
         raise IntegrityError(f"snapshot {where}: id and source_name must be strings")
     check_location(where, snapshot_id=snapshot_id, source_name=source_name, created_at=created)
@@ -204,13 +197,7 @@ def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
 
 
 def file_sources(objects: Mapping[str, ObjectInfo]) -> list[str]:
-    sources = set()
-    for key in objects:
-        if key.startswith(FILES_ROOT) and not key.startswith(OBJECTS_PREFIX):
-            parts = key[len(FILES_ROOT) :].split("/")
-            if len(parts) == 3 and parts[1] == "snapshots":
-                sources.add(unquote(parts[0]))
-    return sorted(sources)
+    return sorted({split[0] for key in objects if (split := split_snapshot_key(key))})
 
 
 @dataclass
@@ -221,7 +208,7 @@ class FilesScope:
 
     @property
     def name(self) -> str:
-        return f"files/{self.source}"
+        return f"{FILES_ROOT}{self.source}"
 
     @property
     def lock_scope(self) -> str:
@@ -229,9 +216,11 @@ class FilesScope:
 
     def listing(self) -> ScopeListing:
         result = ScopeListing()
-        prefix = f"{FILES_ROOT}{self.source}/snapshots/"
-        for key in sorted(k for k in self.objects if k.startswith(prefix)):
-            snapshot_id = key[len(prefix) :].removesuffix(SNAPSHOT_SUFFIX)
+        for key in sorted(self.objects):
+            split = split_snapshot_key(key)
+            if split is None or split[0] != self.source:
+                continue
+            snapshot_id = split[1]
             try:
                 refs = parse_snapshot_refs(
                     read_document(self.storage, key, limit=MAX_SNAPSHOT_BYTES), key

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from backdrill.errors import LockHeld, NotFound, UsageError
 from backdrill.lockinfo import Holder, is_stale, shown, valid_scope
-from backdrill.locks import LOCKS_ROOT, lock_key, read_holder
+from backdrill.locks import read_holder
+from backdrill.repository.layout import LOCKS_ROOT, lock_key, lock_scope_of
 from backdrill.storage.base import Storage
 from backdrill.timeutil import utcnow
 
@@ -58,8 +59,8 @@ def unlock(storage: Storage, scope: str, *, force: bool, host: str | None = None
 def _held(storage: Storage) -> str:
     names = []
     for info in storage.list_objects(LOCKS_ROOT):
-        name = info.key[len(LOCKS_ROOT) :]
-        if valid_scope(name):
+        name = lock_scope_of(info.key)
+        if name is not None and valid_scope(name):
             names.append(name)
         if len(names) > _LISTED:
             return ", ".join(names[:_LISTED]) + ", …"

@@ -1,0 +1,1 @@
+"""The repository format: its layout, documents and the catalogues read from them."""

@@ -1,0 +1,209 @@
+"""THE repository layout: every key and prefix backdrill reads or writes, in one table.
+
+Nothing else in backdrill spells a repository key; modules ask this one (restic keeps
+its keys the same way, in one layout). docs/format.md describes each document.
+
+```
+db/<database>/<id>/manifest.json       a database backup's commit marker (written last)
+db/<database>/<id>/<object>            its dump objects (dump.pgdump.zst, dump-*.zst)
+globals/<id>.sql.zst                   roles and tablespaces (pg_dumpall --globals-only)
+files/<source>/snapshots/<id>.json.zst a filestore snapshot (its commit marker)
+files/objects/<xx>/<sha256>[.age]      filestore contents, content-addressed, shared
+evidence/<drill id>/report.{json,md,html}  drill reports, one hash chain
+locks/<scope>                          lock objects (conditional create, refreshed)
+status/<command>-<scope>.json          the last attempt of a command per scope
+```
+
+Database names may hold any byte but ``/``-free segments are needed: they are
+percent-quoted (:func:`db_dir`). Ids sort by time (:func:`id_time`).
+
+The parsers (``split_*``) return None for a key that is not theirs: a foreign or
+malformed key is never an error here, the caller decides what it means.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from urllib.parse import quote, unquote, urlparse
+
+DB_ROOT = "db/"
+GLOBALS_ROOT = "globals/"
+FILES_ROOT = "files/"
+FILES_OBJECTS_ROOT = "files/objects/"
+EVIDENCE_ROOT = "evidence/"
+LOCKS_ROOT = "locks/"
+STATUS_ROOT = "status/"
+
+MANIFEST_NAME = "manifest.json"
+GLOBALS_SUFFIX = ".sql.zst"
+SNAPSHOTS_DIR = "snapshots"
+SNAPSHOT_SUFFIX = ".json.zst"
+#: an encrypted filestore object's key ends so: never mixed with plaintext ones
+ENCRYPTED_SUFFIX = ".age"
+REPORT_JSON = "report.json"
+
+#: every top-level prefix, for a whole-repository listing that must know them all
+ROOTS = (DB_ROOT, GLOBALS_ROOT, FILES_ROOT, EVIDENCE_ROOT, LOCKS_ROOT, STATUS_ROOT)
+
+_ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+#: a source name is one plain segment (files/<source>/ must not escape files/)
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+#: the objects/ directory of files/ is not a source
+RESERVED_SOURCE_NAMES = frozenset({FILES_OBJECTS_ROOT[len(FILES_ROOT) :].rstrip("/")})
+
+
+# --- ids --------------------------------------------------------------------------
+
+
+def id_time(entry_id: str) -> datetime | None:
+    """The moment encoded in a time-sortable id (``20261126T030000Z-1a2b3c``)."""
+    try:
+        return datetime.strptime(entry_id[:16], _ID_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+# --- database backups -------------------------------------------------------------
+
+
+def db_dir(database: str) -> str:
+    return f"{DB_ROOT}{quote(database, safe='')}/"
+
+
+def backup_dir(database: str, backup_id: str) -> str:
+    return f"{db_dir(database)}{backup_id}/"
+
+
+def manifest_key(database: str, backup_id: str) -> str:
+    return f"{backup_dir(database, backup_id)}{MANIFEST_NAME}"
+
+
+def backup_object_key(database: str, backup_id: str, name: str) -> str:
+    return f"{backup_dir(database, backup_id)}{name}"
+
+
+def split_backup_key(key: str) -> tuple[str, str, str] | None:
+    """``db/<database>/<id>/<name>`` -> (database, id, name)."""
+    if not key.startswith(DB_ROOT):
+        return None
+    parts = key[len(DB_ROOT) :].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return unquote(parts[0]), parts[1], parts[2]
+
+
+def database_of(key: str) -> str | None:
+    """The database a ``db/`` key belongs to, whatever lies below its directory."""
+    if not key.startswith(DB_ROOT):
+        return None
+    segment = key[len(DB_ROOT) :].split("/", 1)[0]
+    return unquote(segment) if segment else None
+
+
+# --- globals ----------------------------------------------------------------------
+
+
+def globals_key(entry_id: str) -> str:
+    return f"{GLOBALS_ROOT}{entry_id}{GLOBALS_SUFFIX}"
+
+
+def split_globals_key(key: str) -> str | None:
+    """``globals/<id>.sql.zst`` -> id."""
+    if not key.startswith(GLOBALS_ROOT) or not key.endswith(GLOBALS_SUFFIX):
+        return None
+    entry_id = key[len(GLOBALS_ROOT) : -len(GLOBALS_SUFFIX)]
+    return entry_id if entry_id and "/" not in entry_id else None
+
+
+# --- filestore --------------------------------------------------------------------
+
+
+def source_name(source: str | None, name: str | None = None) -> str | None:
+    """THE name of a filestore source in the repository: ``files.name`` if given, else
+    the last segment of the directory or of the ``s3://bucket/prefix`` (the bucket when
+    there is no prefix); a relative directory is taken from the working directory, and
+    ``/`` is ``root``. None when there is no source."""
+    if name:
+        return name
+    if not source:
+        return None
+    parsed = urlparse(source)
+    if parsed.scheme == "s3":
+        return PurePosixPath(parsed.path.strip("/")).name or parsed.netloc or None
+    return PurePosixPath(os.path.abspath(source)).name or "root"
+
+
+def is_source_name(name: str) -> bool:
+    return (
+        bool(_SOURCE_NAME.match(name))
+        and name not in RESERVED_SOURCE_NAMES
+        and (name not in {".", ".."})
+    )
+
+
+def snapshots_prefix(source: str) -> str:
+    return f"{FILES_ROOT}{source}/{SNAPSHOTS_DIR}/"
+
+
+def snapshot_key(source: str, snapshot_id: str) -> str:
+    return f"{snapshots_prefix(source)}{snapshot_id}{SNAPSHOT_SUFFIX}"
+
+
+def split_snapshot_key(key: str) -> tuple[str, str] | None:
+    """``files/<source>/snapshots/<id>.json.zst`` -> (source, id)."""
+    if not key.startswith(FILES_ROOT) or key.startswith(FILES_OBJECTS_ROOT):
+        return None
+    parts = key[len(FILES_ROOT) :].split("/")
+    if len(parts) != 3 or parts[1] != SNAPSHOTS_DIR or not parts[2].endswith(SNAPSHOT_SUFFIX):
+        return None
+    snapshot_id = parts[2].removesuffix(SNAPSHOT_SUFFIX)
+    if not parts[0] or not snapshot_id:
+        return None
+    return parts[0], snapshot_id
+
+
+def file_object_key(sha256: str, *, encrypted: bool = False) -> str:
+    """A filestore content's key: ``files/objects/<first two hex>/<sha256>[.age]``."""
+    suffix = ENCRYPTED_SUFFIX if encrypted else ""
+    return f"{FILES_OBJECTS_ROOT}{sha256[:2]}/{sha256}{suffix}"
+
+
+# --- evidence, locks, attempts -----------------------------------------------------
+
+
+def report_key(drill_id: str, name: str = REPORT_JSON) -> str:
+    return f"{EVIDENCE_ROOT}{drill_id}/{name}"
+
+
+def split_report_key(key: str) -> tuple[str, str] | None:
+    """``evidence/<drill id>/<name>`` -> (drill id, name)."""
+    if not key.startswith(EVIDENCE_ROOT):
+        return None
+    parts = key[len(EVIDENCE_ROOT) :].split("/")
+    if len(parts) != 2 or not all(parts):
+        return None
+    return parts[0], parts[1]
+
+
+def lock_key(scope: str) -> str:
+    return f"{LOCKS_ROOT}{scope}"
+
+
+def lock_scope_of(key: str) -> str | None:
+    """``locks/<scope>`` -> scope."""
+    if not key.startswith(LOCKS_ROOT):
+        return None
+    return key[len(LOCKS_ROOT) :] or None
+
+
+def is_lock_key(key: str) -> bool:
+    """Lock objects are rewritten and deleted in place (storage treats them apart)."""
+    return key.startswith(LOCKS_ROOT)
+
+
+def attempt_key(command: str, name: str) -> str:
+    """``status/<command>-<name>.json``; ``name`` is already a plain segment."""
+    return f"{STATUS_ROOT}{command}-{name}.json"
