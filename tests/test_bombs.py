@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from backdrill.files.snapshot import SNAPSHOT_SUFFIX
 from backdrill.limits import MAX_MANIFEST_BYTES, MAX_SNAPSHOT_BYTES
 from backdrill.pg.connection import ConnParams
+from backdrill.repository.layout import SNAPSHOT_SUFFIX
 from backdrill.sample.odoo import SampleInfo
 from backdrill.timeutil import new_id
 from helpers.cli import Repo, Result, run_cli, run_cli_limited, write_config

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from backdrill.catalog import backup_dir
-from backdrill.manifest import MANIFEST_NAME
 from backdrill.pg.connection import ConnParams
 from backdrill.report.model import BackupRef, DrillReport, seal
+from backdrill.repository.layout import MANIFEST_NAME, backup_dir
 from backdrill.sample.odoo import create_sample
 from conftest import drop_database
 from helpers.browser import chromium_or_skip, dom_after_load

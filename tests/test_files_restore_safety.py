@@ -15,7 +15,8 @@ import pytest
 import zstandard
 
 from backdrill.files.restore import path_conflict
-from backdrill.files.snapshot import SNAPSHOT_SUFFIX, FileEntry
+from backdrill.files.snapshot import FileEntry
+from backdrill.repository.layout import SNAPSHOT_SUFFIX
 from helpers.cli import Repo, run_cli
 from helpers.files import files_config
 from helpers.repo import list_keys, read_object, write_object

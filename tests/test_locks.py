@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from backdrill.errors import LockHeld
-from backdrill.locks import LockInfo, RepoLock, lock_key, probe_conditional_write
+from backdrill.locks import LockInfo, RepoLock, probe_conditional_write
+from backdrill.repository.layout import lock_key
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import isoformat, utcnow
 from helpers.cli import Repo

@@ -14,12 +14,12 @@ from backdrill.errors import IntegrityError
 from backdrill.manifest import (
     DIRECTORY_FORMAT,
     DUMP_NAME,
-    MANIFEST_NAME,
     DbManifest,
     StoredObject,
     parse_db_manifest,
 )
 from backdrill.objectives import evaluate_rpo
+from backdrill.repository.layout import MANIFEST_NAME
 from backdrill.services.facts import DbFacts, RepoFacts
 from backdrill.services.status import State, evaluate
 from backdrill.ssot import Policy

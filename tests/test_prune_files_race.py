@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from backdrill.catalog import DB_ROOT
 from backdrill.config import load_config
 from backdrill.files.snapshot import object_key
 from backdrill.files.source import open_source
 from backdrill.locks import REPOSITORY_SCOPE, RepoLock
+from backdrill.repository.layout import DB_ROOT
 from backdrill.services.backup_files import FileBackup, run_backup_files
 from backdrill.services.context import RunContext
 from backdrill.services.prune import PruneReport, run_prune

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from backdrill.errors import LockHeld
-from backdrill.locks import RepoLock, lock_key
+from backdrill.locks import RepoLock
 from backdrill.pg.connection import ConnParams
+from backdrill.repository.layout import lock_key
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import isoformat, utcnow

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from backdrill.catalog import backup_dir
 from backdrill.config import StorageConfig
-from backdrill.manifest import DUMP_NAME, MANIFEST_NAME, SCHEMA_VERSION, DbManifest
+from backdrill.manifest import DUMP_NAME, SCHEMA_VERSION, DbManifest
+from backdrill.repository.layout import MANIFEST_NAME, backup_dir
 from backdrill.storage import Storage, open_repository
 from backdrill.timeutil import new_id
 from backdrill.zstdio import compressed
