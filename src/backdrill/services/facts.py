@@ -18,7 +18,7 @@ from backdrill.attempts import Attempt, read_attempts
 from backdrill.catalog import list_db_backups
 from backdrill.config import Config
 from backdrill.documents import read_document
-from backdrill.errors import BackdrillError
+from backdrill.errors import BackdrillError, ExternalServiceError
 from backdrill.limits import MAX_REPORT_BYTES
 from backdrill.manifest import DbManifest
 from backdrill.storage import Storage
@@ -167,9 +167,9 @@ def read_drills(storage: Storage, facts: RepoFacts) -> None:
         key = f"{EVIDENCE_ROOT}{drill_id}/report.json"
         try:
             drill = _parse_report(read_document(storage, key, limit=MAX_REPORT_BYTES), drill_id)
+        except ExternalServiceError:
+            raise
         except BackdrillError as exc:
-            if exc.exit_code == 5:
-                raise
             facts.broken.append(f"{key}: {exc}")
             continue
         except (ValueError, TypeError, UnicodeDecodeError) as exc:

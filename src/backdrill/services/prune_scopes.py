@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from backdrill.catalog import BrokenEntry, DbListing, backup_dir, db_dir
 from backdrill.documents import read_document
-from backdrill.errors import BackdrillError, IntegrityError
+from backdrill.errors import BackdrillError, ExternalServiceError, IntegrityError
 from backdrill.files.snapshot import (
     FILES_ROOT,
     OBJECTS_PREFIX,
@@ -236,9 +236,9 @@ class FilesScope:
                 refs = parse_snapshot_refs(
                     read_document(self.storage, key, limit=MAX_SNAPSHOT_BYTES), key
                 )
+            except ExternalServiceError:
+                raise
             except BackdrillError as exc:
-                if exc.exit_code == 5:
-                    raise
                 result.broken.append(BrokenEntry(key, str(exc)))
                 continue
             created = refs.created_at or id_time(snapshot_id)
