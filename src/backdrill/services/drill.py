@@ -37,6 +37,7 @@ from backdrill.odoo import (
     neutralize,
     odoo_facts,
 )
+from backdrill.pg.binaries import major_version
 from backdrill.pg.connection import first_line
 from backdrill.pg.database_properties import compare_properties, read_properties, tablespaces_check
 from backdrill.pg.restore import RestoreFailed, default_jobs
@@ -209,7 +210,7 @@ def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
     # a configuration error (unknown kind, no server_dsn): exit 3 before anything ran
     sandbox = open_sandbox(
         kind,
-        int(manifest.server_version.split(".")[0]),
+        major_version(manifest.server_version),
         cfg,
         allow_newer=options.allow_newer,
         keep=options.keep_sandbox,
