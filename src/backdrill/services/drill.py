@@ -46,8 +46,13 @@ from backdrill.report.model import (
 )
 from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
-from backdrill.services.drill_files import FilesOutcome, check_filestore, restore_filestore
-from backdrill.services.drill_report import build_report, objective_check, write_evidence
+from backdrill.services.drill_files import FilesRestore, check_filestore, restore_filestore
+from backdrill.services.drill_report import (
+    DrillFindings,
+    build_report,
+    objective_check,
+    write_evidence,
+)
 from backdrill.services.fetch import fetch_backup, readable_manifest
 from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.services.verify_content import verify_content
@@ -199,25 +204,10 @@ def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
     """The drill itself: everything but writing its report. Selects the backup and
     checks that the sandbox can start (else an exception: the drill could not start,
     and no report is written)."""
-    cfg = ctx.config
     drill_start = utcnow()
-    listing = list_db_backups(ctx.storage)
-    listing.refuse_broken(options.backup)
-    manifest = select_backup(listing.backups, options.backup, database=options.database)
-    manifest = readable_manifest(cfg, manifest)  # exit 3 on a missing/wrong identity
-    history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]
-    kind = options.sandbox or cfg.drill.sandbox
-    # a configuration error (unknown kind, no server_dsn): exit 3 before anything ran
-    sandbox = open_sandbox(
-        kind,
-        major_version(manifest.server_version),
-        cfg,
-        allow_newer=options.allow_newer,
-        keep=options.keep_sandbox,
-    )
-    # a sandbox that cannot start here (no docker extra or engine, no server binaries)
-    # is a setup error, exit 5, and no evidence report: nothing was drilled
-    sandbox.check_available()
+    manifest, history = _select(ctx, options)
+    kind = options.sandbox or ctx.config.drill.sandbox
+    sandbox = _ready_sandbox(ctx, options, manifest, kind)
     drill = _Drill(ctx, options, manifest, new_id(drill_start), drill_start)
     log.info(
         "drill %s of backup %s (%s) in a %s sandbox",
@@ -232,6 +222,37 @@ def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
     report = _conclude(drill, history)
     code = _exit_code(drill.error, report.result == "pass", provisioned=drill.info is not None)
     return UnrecordedDrill(report, code, drill.keep_hint)
+
+
+def _select(
+    ctx: RunContext, options: DrillOptions
+) -> tuple[DbManifest, list[tuple[str, datetime]]]:
+    """The backup to drill (its identity readable: exit 3 otherwise), and the creation
+    times of the backups of its database (the RPO's history)."""
+    listing = list_db_backups(ctx.storage)
+    listing.refuse_broken(options.backup)
+    manifest = select_backup(listing.backups, options.backup, database=options.database)
+    manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
+    history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]
+    return manifest, history
+
+
+def _ready_sandbox(
+    ctx: RunContext, options: DrillOptions, manifest: DbManifest, kind: str
+) -> Sandbox:
+    """The sandbox of ``kind`` for the backup's major version, checked to be able to
+    start: a configuration error (unknown kind, no server_dsn) is exit 3, a sandbox that
+    cannot start here (no docker extra or engine, no server binaries) a setup error,
+    exit 5; neither writes an evidence report: nothing was drilled."""
+    sandbox = open_sandbox(
+        kind,
+        major_version(manifest.server_version),
+        ctx.config,
+        allow_newer=options.allow_newer,
+        keep=options.keep_sandbox,
+    )
+    sandbox.check_available()
+    return sandbox
 
 
 @dataclass
@@ -250,7 +271,7 @@ class _Drill:
     verified_at: datetime | None = None
     cleanup: str = "done"
     keep_hint: str | None = None
-    files: FilesOutcome = field(default_factory=FilesOutcome)
+    files: FilesRestore = field(default_factory=FilesRestore)
 
     def fail(self, name: str, error: BackdrillError, detail: str | None = None) -> None:
         self.error = error
@@ -318,11 +339,11 @@ def _restore_and_verify(drill: _Drill, provisioning: Future[SandboxInfo], workdi
         neutralized, failed = _neutralize_if_odoo(info, drill.manifest)
         if failed is not None:
             drill.checks.append(failed)
-        restore_filestore(drill.ctx, drill.manifest, workdir, drill.files)
+        drill.files = restore_filestore(drill.ctx, drill.manifest, workdir)
     with drill.phases.time("verify"):
         drill.checks.extend(_verify(drill.manifest, info, neutralized))
-        check_filestore(info, drill.files)
-    drill.checks.extend(drill.files.checks)
+        attachments = check_filestore(info, drill.files)
+    drill.checks.extend([*drill.files.checks, *attachments])
     drill.error = drill.files.integrity_error
     drill.verified_at = utcnow()
 
@@ -395,27 +416,23 @@ def _conclude(drill: _Drill, history: list[tuple[str, datetime]]) -> DrillReport
         phases=drill.phases.seconds,
     )
     rto_met = rto.met and drill.verified_at is not None
-    checks = drill.checks
-    checks.append(objective_check("rpo", rpo.achieved_seconds, rpo.target_seconds, rpo.met))
-    checks.append(objective_check("rto", rto.achieved_seconds, rto.target_seconds, rto_met))
-    files_fields = drill.files.report_fields(drill.started)
-    if files_fields is not None:
-        files_rpo = float(str(files_fields["rpo_seconds"]))
+    checks = [
+        *drill.checks,
+        objective_check("rpo", rpo.achieved_seconds, rpo.target_seconds, rpo.met),
+        objective_check("rto", rto.achieved_seconds, rto.target_seconds, rto_met),
+    ]
+    files_rpo = drill.files.rpo_seconds(drill.started)
+    if files_rpo is not None:
         target = cfg.targets.rpo_hours * 3600
         checks.append(objective_check("files_rpo", files_rpo, target, files_rpo <= target))
-    passed = drill.error is None and not any(c.failed for c in checks)
-    return build_report(
-        drill.ctx,
-        drill.drill_id,
-        drill.started,
-        manifest,
-        drill.info,
-        checks,
-        rpo,
-        rto,
-        rto_met,
-        "pass" if passed else "fail",
-        drill.cleanup,
-        drill.error,
-        files_fields,
+    found = DrillFindings(
+        checks=checks,
+        rpo=rpo,
+        rto=rto,
+        rto_met=rto_met,
+        passed=drill.error is None and not any(c.failed for c in checks),
+        cleanup=drill.cleanup,
+        error=drill.error,
+        files=drill.files.reference(drill.started),
     )
+    return build_report(drill.ctx, drill.drill_id, drill.started, manifest, drill.info, found)
