@@ -80,7 +80,7 @@ def _size(objects: Mapping[str, ObjectInfo], keys: Iterable[str]) -> int:
     return sum(objects[k].size for k in keys if k in objects)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DbScope:
     database: str
     catalog: DbListing
@@ -114,7 +114,7 @@ class DbScope:
         return set()
 
 
-@dataclass
+@dataclass(frozen=True)
 class GlobalsScope:
     """``globals/<id>.sql.zst``: roles and tablespaces, dated by the time in their id."""
 
@@ -213,7 +213,7 @@ def file_sources(objects: Mapping[str, ObjectInfo]) -> list[str]:
     return sorted(sources)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FilesScope:
     source: str
     storage: Storage
