@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.checks import Check, check_neutralized, compare_odoo
+from backdrill.checks import Check
 from backdrill.errors import (
     BackdrillError,
     ExternalServiceError,
@@ -29,23 +29,16 @@ from backdrill.errors import (
 from backdrill.interrupts import raise_if_received
 from backdrill.manifest import DbManifest
 from backdrill.objectives import evaluate_rpo, evaluate_rto
-from backdrill.odoo import (
-    Neutralization,
-    NeutralizationFailed,
-    is_odoo,
-    neutral_state,
-    neutralize,
-    odoo_facts,
-)
 from backdrill.pg.binaries import major_version
 from backdrill.pg.connection import first_line
-from backdrill.pg.database_properties import compare_properties, read_properties, tablespaces_check
+from backdrill.pg.database_properties import tablespaces_check
 from backdrill.pg.restore import RestoreFailed, default_jobs
 from backdrill.report.model import (
     DrillReport,
 )
 from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
+from backdrill.services.drill_checks import checksum_check, neutralize_if_odoo, verify_copy
 from backdrill.services.drill_files import FilesRestore, check_filestore, restore_filestore
 from backdrill.services.drill_report import (
     DrillFindings,
@@ -100,22 +93,6 @@ class _Phases:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + spent, 3)
 
 
-def _verify(
-    manifest: DbManifest, info: SandboxInfo, neutralized: Neutralization | None
-) -> list[Check]:
-    """The checks of the neutralized copy: database properties, Odoo facts and the
-    neutralization itself (its content was proven before: :func:`_prove_content`)."""
-    with info.params.connect() as conn:
-        checks = [compare_properties(manifest.database_properties, read_properties(conn))]
-        checks.extend(compare_odoo(manifest.odoo, odoo_facts(conn)))
-        if neutralized is not None:  # a neutralization that failed is a check already
-            try:
-                checks.append(check_neutralized(neutralized, neutral_state(conn)))
-            except NeutralizationFailed as exc:
-                checks.append(Check("odoo_neutralized", "fail", str(exc)))
-    return checks
-
-
 def _provision(sandbox: Sandbox, database: str, phases: _Phases) -> SandboxInfo:
     with phases.time("provision"):
         return sandbox.provision(database)
@@ -134,7 +111,7 @@ def _restore(
     with phases.time("download"):
         dump = Path(fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config))
     info = provisioning.result()
-    checks = [_checksum_check(manifest)]
+    checks = [checksum_check(manifest)]
     with phases.time("restore"):
         # the same restore as `restore db`, without tablespaces; a backup that recorded no
         # roles (made before they were) is restored without owners and grants, as it was
@@ -146,33 +123,6 @@ def _restore(
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
         checks.append(tablespaces_check(manifest.database_properties))
     return info, checks
-
-
-def _checksum_check(manifest: DbManifest) -> Check:
-    count = len(manifest.stored_objects())
-    what = f"{count} objects" if count > 1 else "the dump"
-    return Check(
-        "checksum",
-        "pass",
-        f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
-        "match the manifest",
-    )
-
-
-def _neutralize_if_odoo(
-    info: SandboxInfo, manifest: DbManifest
-) -> tuple[Neutralization | None, Check | None]:
-    """Neutralize an Odoo copy: what it changed, or the failed check (the copy then
-    stays as restored)."""
-    with info.params.connect() as conn:
-        if manifest.odoo is None and not is_odoo(conn):
-            return None, None
-        try:
-            done = neutralize(conn)
-        except NeutralizationFailed as exc:
-            return None, Check("odoo_neutralized", "fail", str(exc))
-    log.info("restored copy neutralized: %s", done.describe())
-    return done, None
 
 
 def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
@@ -336,12 +286,12 @@ def _restore_and_verify(drill: _Drill, provisioning: Future[SandboxInfo], workdi
     with drill.phases.time("verify"):
         drill.checks.extend(verify_content(drill.manifest, info.params))
     with drill.phases.time("restore"):
-        neutralized, failed = _neutralize_if_odoo(info, drill.manifest)
+        neutralized, failed = neutralize_if_odoo(info, drill.manifest)
         if failed is not None:
             drill.checks.append(failed)
         drill.files = restore_filestore(drill.ctx, drill.manifest, workdir)
     with drill.phases.time("verify"):
-        drill.checks.extend(_verify(drill.manifest, info, neutralized))
+        drill.checks.extend(verify_copy(drill.manifest, info, neutralized))
         attachments = check_filestore(info, drill.files)
     drill.checks.extend([*drill.files.checks, *attachments])
     drill.error = drill.files.integrity_error
