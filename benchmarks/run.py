@@ -40,7 +40,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.restore import default_jobs
 from benchmarks.files_backup import make_filestore
 from benchmarks.generate import database_size_mb, make_database
-from benchmarks.measure import Series, measure
+from benchmarks.measure import Run, Series, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 FC = "pg_dump -Fc > file"
@@ -82,6 +82,55 @@ def stored_size(repo_dir: Path) -> int:
     return max(sizes) if sizes else 0
 
 
+def _configs(work: Path, params: ConnParams, endpoint: str) -> tuple[Path, Path, Path, Path]:
+    """The configs of the local, S3, no-digests and quarter-size backups."""
+    local = write_config(
+        work / "local.yaml", params, "odoo", f"  url: file://{work / 'repo'}\n", work
+    )
+    s3 = write_config(
+        work / "s3.yaml",
+        params,
+        "odoo",
+        f"  url: s3://bench/prod\n  endpoint_url: {endpoint}\n  region: us-east-1\n"
+        "  access_key_id: bench\n  secret_access_key: bench-secret\n",
+        work,
+    )
+    nodig = write_config(
+        work / "nodig.yaml",
+        params,
+        "odoo",
+        f"  url: file://{work / 'repo-nodig'}\nbackup:\n  content_digests: false\n",
+        work,
+    )
+    quarter = write_config(
+        work / "quarter.yaml",
+        params,
+        "odoo_quarter",
+        f"  url: file://{work / 'repo4'}\n",
+        work,
+    )
+    return local, s3, nodig, quarter
+
+
+def _timed_restore(bin_dir: Path, jobs: int, z0_file: Path) -> Run:
+    """pg_restore of the uncompressed dump into a fresh cluster, timed."""
+    with LocalCluster(bin_dir) as sandbox:
+        with sandbox.params.connect() as conn:
+            conn.execute("CREATE DATABASE odoo TEMPLATE template0")
+        renv = dict(os.environ)
+        renv.update(sandbox.params.with_db("odoo").child_env())
+        restore_argv = [
+            bin_dir / "pg_restore",
+            f"--jobs={jobs}",
+            "--exit-on-error",
+            "--no-owner",
+            "--no-privileges",
+            "--dbname=odoo",
+            z0_file,
+        ]
+        return measure(restore_argv, env=renv)
+
+
 def main() -> None:
     size_mb = float(os.environ.get("BENCH_SIZE", "1024"))
     reps = int(os.environ.get("BENCH_REPS", "3"))
@@ -114,31 +163,7 @@ def main() -> None:
             quarter_mb = database_size_mb(params, "odoo_quarter")
             env = dict(os.environ)
             env.update(params.with_db("odoo").child_env())
-            local = write_config(
-                work / "local.yaml", params, "odoo", f"  url: file://{work / 'repo'}\n", work
-            )
-            s3 = write_config(
-                work / "s3.yaml",
-                params,
-                "odoo",
-                f"  url: s3://bench/prod\n  endpoint_url: {endpoint}\n  region: us-east-1\n"
-                "  access_key_id: bench\n  secret_access_key: bench-secret\n",
-                work,
-            )
-            nodig = write_config(
-                work / "nodig.yaml",
-                params,
-                "odoo",
-                f"  url: file://{work / 'repo-nodig'}\nbackup:\n  content_digests: false\n",
-                work,
-            )
-            quarter = write_config(
-                work / "quarter.yaml",
-                params,
-                "odoo_quarter",
-                f"  url: file://{work / 'repo4'}\n",
-                work,
-            )
+            local, s3, nodig, quarter = _configs(work, params, endpoint)
             pg_dump = bin_dir / "pg_dump"
             z0_file = work / "z0.pgdump"
             subprocess.run([pg_dump, "-Fc", "-Z0", "-f", z0_file, "odoo"], env=env, check=True)
@@ -165,21 +190,7 @@ def main() -> None:
                     )
                     if repo is not None:
                         series[name].extra["size_mb"] = stored_size(repo) / 2**20
-                with LocalCluster(bin_dir) as sandbox:
-                    with sandbox.params.connect() as conn:
-                        conn.execute("CREATE DATABASE odoo TEMPLATE template0")
-                    renv = dict(os.environ)
-                    renv.update(sandbox.params.with_db("odoo").child_env())
-                    restore_argv = [
-                        bin_dir / "pg_restore",
-                        f"--jobs={jobs}",
-                        "--exit-on-error",
-                        "--no-owner",
-                        "--no-privileges",
-                        "--dbname=odoo",
-                        z0_file,
-                    ]
-                    series[restore_name].runs.append(measure(restore_argv, env=renv))
+                series[restore_name].runs.append(_timed_restore(bin_dir, jobs, z0_file))
                 series[DRILL].runs.append(
                     measure([*BACKDRILL, "--config", local, "drill", "run"], env=env)
                 )

@@ -105,7 +105,7 @@ def test_list_and_show_render_table_and_stable_json(
     assert json.loads(shown.out) == manifest
     missing = run_cli(capsys, "--config", str(config), "show", "20990101T000000Z-000000")
     assert missing.code == 4
-    assert "no committed backup with id 20990101T000000Z-000000" in missing.err
+    assert "no backup with id 20990101T000000Z-000000" in missing.err
 
 
 def _inserter(params: ConnParams, stop: threading.Event, inserted: list[int]) -> None:

@@ -95,6 +95,8 @@ GOOD_KEY = "db/odoo/20261126T110000Z-aaaaaa/manifest.json"
         ({"created_at": (NOW + timedelta(minutes=6)).isoformat()}, "in the future"),
         ({"created_at": (NOW + FAR).isoformat()}, "in the future"),
         ({"created_at": "2026-11-26T11:00:00"}, "no time zone"),
+        ({"server_version": "x.1"}, "server_version"),  # its major picks the programs
+        ({"server_version": "15" * 40}, "server_version"),
     ],
 )
 def test_a_manifest_not_valid_where_it_lies_is_an_integrity_error_naming_its_key(

@@ -113,7 +113,7 @@ def new_attempt(
     return Attempt(
         command=command,
         scope=scope[:MAX_SCOPE_CHARS],
-        result=result or ("ok" if exit_code == 0 else "failed"),
+        result=result or ("failed" if exit_code else "ok"),
         exit_code=exit_code,
         finished_at=finished_at,
         error=error_line(error) if error else None,

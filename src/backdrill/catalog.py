@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backdrill.documents import read_document
-from backdrill.errors import BackdrillError, IntegrityError
+from backdrill.errors import BackdrillError, ExternalServiceError, IntegrityError
 from backdrill.limits import MAX_MANIFEST_BYTES
 from backdrill.manifest import DbManifest, parse_db_manifest
 from backdrill.repository.layout import (
@@ -76,9 +76,9 @@ def list_db_backups(storage: Storage, database: str | None = None) -> DbListing:
         key = manifest_key(db, backup_id)
         try:
             manifest = parse_db_manifest(read_document(storage, key, limit=MAX_MANIFEST_BYTES), key)
+        except ExternalServiceError:  # storage failure, not a broken manifest
+            raise
         except BackdrillError as exc:
-            if exc.exit_code == 5:  # storage failure, not a broken manifest
-                raise
             listing.broken.append(BrokenEntry(key, str(exc)))
             continue
         listing.backups.append(manifest)

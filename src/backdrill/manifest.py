@@ -18,6 +18,7 @@ from backdrill.digests import ContentFacts, TableKey, TableRef
 from backdrill.documents import check_not_future, parse_versioned
 from backdrill.errors import IntegrityError
 from backdrill.odoo import OdooFacts
+from backdrill.pg.binaries import VERSION_PATTERN
 from backdrill.pg.database_properties import DatabaseProperties
 from backdrill.pg.roles import RoleFacts
 from backdrill.repository.layout import manifest_key
@@ -78,7 +79,7 @@ class DbManifest(BaseModel):
     raw_size: int
     stored_size: int
     sha256: str
-    server_version: str
+    server_version: str = Field(pattern=VERSION_PATTERN)
     pg_dump_version: str
     backdrill_version: str
     run_id: str

@@ -23,6 +23,7 @@ from backdrill.cli import (
     drill_cmd,
     prune_cmd,
     restore_cmd,
+    restore_files_cmd,
     serve_cmd,
     standards_cmd,
     status_cmd,
@@ -55,11 +56,28 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(backup_cmd.app, name="backup")
-app.add_typer(restore_cmd.app, name="restore")
-app.add_typer(drill_cmd.app, name="drill")
-app.add_typer(standards_cmd.app, name="standards")
+
+
+def _group(name: str, help_text: str) -> typer.Typer:
+    """A sub-command group of ``app``; the command modules attach their commands to it."""
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
+# One registration style: every cli/*_cmd.py module exposes ``register(parent)``, which
+# attaches its commands to the Typer it is given: the root, or a group built here.
+config_cmd.register(
+    _group("config", "Validate the configuration and reach PostgreSQL and storage.")
+)
+backup_cmd.register(
+    _group("backup", "Run a backup (from cron: db at 03:00 UTC, files at 04:00 UTC).")
+)
+_restore = _group("restore", "Restore during an incident, safely.")
+restore_cmd.register(_restore)
+restore_files_cmd.register(_restore)
+drill_cmd.register(_group("drill", "Restore drills: prove the backups restore and meet RPO/RTO."))
+standards_cmd.register(_group("standards", "Enterprise-standards validation of the repository."))
 catalog_cmd.register(app)
 prune_cmd.register(app)
 verify_cmd.register(app)

@@ -20,12 +20,7 @@ from backdrill.services.backup_db import DbBackupOutcome, run_backup_db
 from backdrill.services.facts import source_name
 from backdrill.timeutil import human_duration, human_size, utcnow
 
-app = typer.Typer(
-    help="Run a backup (from cron: db at 03:00 UTC, files at 04:00 UTC).", no_args_is_help=True
-)
 
-
-@app.command("db", epilog=example("backup db"))
 def backup_db(
     ctx: typer.Context,
     database: Annotated[
@@ -131,7 +126,6 @@ def _files_scope(app_state: AppState, source: str | None) -> str:
     return PurePosixPath(source.rstrip("/")).name
 
 
-@app.command("files", epilog=example("backup files"))
 def backup_files(
     ctx: typer.Context,
     source: Annotated[
@@ -186,3 +180,9 @@ def backup_files(
             f"read, first {result.unreadable[0].path} ({result.unreadable[0].reason})",
             hint="fix the permissions of the filestore for the backup user",
         )
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("db", epilog=example("backup db"))(backup_db)
+    parent.command("files", epilog=example("backup files"))(backup_files)

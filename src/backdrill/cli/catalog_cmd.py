@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from backdrill.catalog import list_db_backups, select_backup
+from backdrill.catalog import list_db_backups
 from backdrill.cli.examples import example
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
-from backdrill.errors import NotFound
-from backdrill.files.catalog import find_snapshot, list_snapshots
+from backdrill.files.catalog import list_snapshots
 from backdrill.files.snapshot import Snapshot
-from backdrill.selection import resolve_id
+from backdrill.lookup import find_backup_or_snapshot
+from backdrill.manifest import DbManifest
 from backdrill.timeutil import human_duration, human_size, utcnow
 
 
@@ -142,20 +142,14 @@ def show_cmd(
 ) -> None:
     """Show one backup's manifest or one files snapshot."""
     app_state = state(ctx)
-    listing = list_db_backups(app_state.storage)
-    listing.refuse_broken(backup_id)  # name the problem, not "no such backup"
-    snapshots = list_snapshots(app_state.storage).snapshots
-    if backup_id != "latest":  # a unique prefix of a backup or snapshot id names it
-        ids = [*(m.id for m in listing.backups), *(s.id for s in snapshots)]
-        backup_id = resolve_id(ids, backup_id, what="backup or snapshot") or backup_id
-    try:
-        manifest = select_backup(listing.backups, backup_id)
-    except NotFound:
-        snapshot = find_snapshot(snapshots, backup_id)
-        if snapshot is None:
-            raise
-        _show_snapshot(app_state, snapshot, as_json)
-        return
+    found = find_backup_or_snapshot(app_state.storage, backup_id)
+    if isinstance(found, Snapshot):
+        _show_snapshot(app_state, found, as_json)
+    else:
+        _show_backup(app_state, found, as_json)
+
+
+def _show_backup(app_state: AppState, manifest: DbManifest, as_json: bool) -> None:
     if as_json:
         print_json(app_state.out, json.loads(manifest.to_json()))
         return

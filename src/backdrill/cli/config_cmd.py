@@ -8,12 +8,7 @@ from backdrill.cli.examples import example
 from backdrill.cli.render import table
 from backdrill.cli.state import state
 
-app = typer.Typer(
-    help="Validate the configuration and reach PostgreSQL and storage.", no_args_is_help=True
-)
 
-
-@app.command("check", epilog=example("config check"))
 def check(ctx: typer.Context) -> None:
     """Validate the config; reach PostgreSQL, storage, the filestore and the webhook; check
     pg_dump/pg_restore, what a drill needs, the TLS negotiated with each endpoint and the
@@ -43,3 +38,8 @@ def check(ctx: typer.Context) -> None:
     app_state.out.print(summary)
     if failed:
         raise typer.Exit(1)
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("check", epilog=example("config check"))(check)

@@ -30,12 +30,6 @@ class SandboxChoice(enum.StrEnum):
     server = "server"
 
 
-app = typer.Typer(
-    help="Restore drills: prove the backups restore and meet RPO/RTO.", no_args_is_help=True
-)
-
-
-@app.command("run", epilog=example("drill run"))
 def drill_run(
     ctx: typer.Context,
     backup: Annotated[str, typer.Option("--backup", help="Backup id or 'latest'.")] = "latest",
@@ -177,7 +171,6 @@ def _drill_attempt(outcome: DrillOutcome, database: str | None) -> Attempt:
     )
 
 
-@app.command("history", epilog=example("drill history"))
 def drill_history(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Reports as a JSON array.")] = False,
@@ -284,7 +277,6 @@ def _verify_history(
     )
 
 
-@app.command("keygen", epilog=example("drill keygen"))
 def drill_keygen(
     ctx: typer.Context,
     out: Annotated[
@@ -299,3 +291,10 @@ def drill_keygen(
     console.print(f"private key: {out} (set drill.signing_key_file to it; keep it secret)")
     console.print(f"public key: {out}.pub (give it to `drill history --verify --public-key`)")
     console.print(f"public key (as printed in the reports): {text}")
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("run", epilog=example("drill run"))(drill_run)
+    parent.command("history", epilog=example("drill history"))(drill_history)
+    parent.command("keygen", epilog=example("drill keygen"))(drill_keygen)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from backdrill.errors import UsageError
-from backdrill.timeutil import parse_duration
+from backdrill.timeutil import parse_duration, parse_time
 
 
 def parse_wait(value: str | None) -> timedelta | None:
@@ -16,3 +16,19 @@ def parse_wait(value: str | None) -> timedelta | None:
         return parse_duration(value)
     except ValueError as exc:
         raise UsageError(f"--wait: {exc}") from None
+
+
+def parse_before(value: str | None, *, now: datetime) -> datetime | None:
+    """Pure: ``--before TIME`` (``restore db``, ``restore files``): an ISO 8601 time (UTC
+    when it names no zone), not after ``now``; else a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        moment = parse_time(value)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 overflows into UTC
+        raise UsageError(
+            f"--before {value!r} is not a time", hint="use ISO 8601, e.g. 2026-11-26T03:00:00Z"
+        ) from None
+    if moment > now:
+        raise UsageError(f"--before {value} is in the future")
+    return moment

@@ -7,29 +7,11 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.examples import example
-from backdrill.cli.restore_files_cmd import restore_files
+from backdrill.cli.options import parse_before
 from backdrill.cli.state import state
-from backdrill.errors import UsageError
-from backdrill.timeutil import human_duration, parse_time, utcnow
-
-app = typer.Typer(help="Restore during an incident, safely.", no_args_is_help=True)
+from backdrill.timeutil import human_duration, utcnow
 
 
-def parse_before(value: str | None) -> object:
-    if value is None:
-        return None
-    try:
-        moment = parse_time(value)
-    except ValueError:
-        raise UsageError(
-            f"--before {value!r} is not a time", hint="use ISO 8601, e.g. 2026-11-26T03:00:00Z"
-        ) from None
-    if moment > utcnow():
-        raise UsageError(f"--before {value} is in the future")
-    return moment
-
-
-@app.command("db", epilog=example("restore db"))
 def restore_db(
     ctx: typer.Context,
     to: Annotated[
@@ -74,13 +56,14 @@ def restore_db(
     )
     from backdrill.services.restore_pipeline import created_roles_notice, tablespaces_notice
 
+    moment = parse_before(before, now=utcnow())
     app_state = state(ctx)
     run = app_state.run_context()
     plan = plan_restore(
         run,
         to=to,
         backup=backup,
-        before=parse_before(before),  # type: ignore[arg-type]
+        before=moment,
         database=database,
         jobs=jobs,
     )
@@ -110,4 +93,6 @@ def restore_db(
         )
 
 
-app.command("files", epilog=example("restore files"))(restore_files)
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("db", epilog=example("restore db"))(restore_db)

@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
+from backdrill.cli.examples import example
+from backdrill.cli.options import parse_before
 from backdrill.cli.state import state
-from backdrill.errors import UsageError
-from backdrill.timeutil import human_duration, human_size, parse_time
+from backdrill.timeutil import human_duration, human_size, utcnow
 
 
 def restore_files(
@@ -40,15 +41,8 @@ def restore_files(
     (and owners, when run as root)."""
     from backdrill.services.restore_files import run_restore_files
 
+    moment = parse_before(before, now=utcnow())
     app_state = state(ctx)
-    moment = None
-    if before is not None:
-        try:
-            moment = parse_time(before)
-        except ValueError:
-            raise UsageError(
-                f"--before {before!r} is not a time", hint="example: 2026-11-26T03:00:00Z"
-            ) from None
     summary = run_restore_files(
         app_state.run_context(),
         to,
@@ -66,3 +60,8 @@ def restore_files(
     if summary.skipped:
         line += f"; {len(summary.skipped)} symlinks not restorable to this target"
     app_state.out.print(line)
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach ``files`` to ``parent`` (the ``restore`` group app.py builds)."""
+    parent.command("files", epilog=example("restore files"))(restore_files)

@@ -14,10 +14,7 @@ from backdrill.cli.examples import example
 from backdrill.cli.render import table, warn
 from backdrill.cli.state import state
 
-app = typer.Typer(help="Enterprise-standards validation of the repository.", no_args_is_help=True)
 
-
-@app.command("check", epilog=example("standards check"))
 def check(
     ctx: typer.Context,
     root: Annotated[
@@ -40,3 +37,8 @@ def check(
         out.print(f"{len(report.failures)} check(s) failed")
         raise typer.Exit(1)
     out.print("all enterprise-standards checks passed")
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("check", epilog=example("standards check"))(check)

@@ -3,19 +3,20 @@ database backups (found in the db catalogue) and filestore snapshots; ``--all`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from backdrill.catalog import DbListing, list_db_backups, select_backup
+from backdrill.catalog import list_db_backups
 from backdrill.cli.examples import example
 from backdrill.cli.render import table
 from backdrill.cli.state import AppState, state
-from backdrill.errors import IntegrityError, NotFound, UsageError
-from backdrill.files.catalog import find_snapshot, list_snapshots
+from backdrill.errors import IntegrityError, UsageError
+from backdrill.files.catalog import list_snapshots
 from backdrill.files.restore import MAX_NAMED
 from backdrill.files.snapshot import Snapshot
-from backdrill.selection import resolve_id
+from backdrill.lookup import find_backup_or_snapshot
 from backdrill.services.fetch import object_reader
 from backdrill.services.verify_files import SnapshotVerification, parse_subset, verify_snapshots
 from backdrill.timeutil import human_size
@@ -60,64 +61,64 @@ def verify_cmd(
     """Check backups without restoring; exit 4 naming every failing one."""
     if (backup_id is None) == (not all_backups):
         raise UsageError("give either an ID or --all")
-    fraction = 1.0 if read_data else 0.0
-    if read_data_subset is not None:
-        if read_data:
-            raise UsageError("give either --read-data or --read-data-subset, not both")
-        try:
-            fraction = parse_subset(read_data_subset)
-        except ValueError as exc:
-            raise UsageError(f"--read-data-subset {read_data_subset!r}: {exc}") from None
-    from backdrill.services.verify_db import run_verify_db  # pg programs: when run
-
+    fraction = _read_fraction(read_data, read_data_subset)
     app_state = state(ctx)
-    run_ctx = app_state.run_context()
-
-    listing = list_db_backups(app_state.storage)
-    db_results: list[VerifyResult] = []
-    snapshots: list[Snapshot] = []
-    broken: list[str] = []  # unreadable or misplaced snapshots: each one a failure
-    if all_backups:
-        db_results += run_verify_db(run_ctx, None, read_data=read_data, listing=listing)
-        every = list_snapshots(app_state.storage)
-        snapshots = every.snapshots
-        broken = [b.reason for b in every.broken]
-    else:
+    chosen = _verify_all(app_state, read_data) if backup_id is None else None
+    if chosen is None:
         assert backup_id is not None
-        backup_id = _resolve(app_state, listing, backup_id)
-    if backup_id is not None and any(m.id == backup_id for m in listing.backups):
-        db_results += run_verify_db(run_ctx, backup_id, read_data=read_data, listing=listing)
-    elif backup_id is not None:
-        listing.refuse_broken(backup_id)  # a misplaced manifest: exit 4 naming it
-        snapshot_listing = list_snapshots(app_state.storage)
-        snapshot_listing.refuse_broken(backup_id)
-        found = find_snapshot(snapshot_listing.snapshots, backup_id)
-        if found is None:
-            raise NotFound(
-                f"no backup with id {backup_id} (neither a database backup nor a files snapshot)",
-                hint="see `backdrill list` and `backdrill list files`",
-            )
-        snapshots = [found]
-    problems = _render_db(app_state, db_results, shown=bool(db_results) or not snapshots)
-    problems += _verify_snapshots(app_state, snapshots, fraction)
-    for reason in broken:
+        chosen = _verify_one(app_state, backup_id, read_data)
+    problems = _render_db(app_state, chosen.db, shown=bool(chosen.db) or not chosen.snapshots)
+    problems += _verify_snapshots(app_state, chosen.snapshots, fraction)
+    for reason in chosen.broken:
         app_state.out.print(f"FAIL: {reason}")
-    if broken:
-        problems.append(f"{len(broken)} unreadable files snapshot(s): {broken[0]}")
+    if chosen.broken:
+        problems.append(f"{len(chosen.broken)} unreadable files snapshot(s): {chosen.broken[0]}")
     if problems:
         named = "; ".join(problems[:MAX_NAMED])
         more = f"; and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
         raise IntegrityError(f"verification failed: {named}{more}")
 
 
-def _resolve(app_state: AppState, listing: DbListing, spec: str) -> str:
-    """``latest`` (the newest database backup, as ``show latest``), a whole id, or a
-    unique prefix of a backup or snapshot id: the id it names (else ``spec`` itself)."""
-    if spec == "latest":
-        return select_backup(listing.backups, "latest").id
-    snapshots = list_snapshots(app_state.storage).snapshots
-    ids = [*(m.id for m in listing.backups), *(s.id for s in snapshots)]
-    return resolve_id(ids, spec, what="backup or snapshot") or spec
+@dataclass
+class _Verified:
+    """The database backups verified, and the snapshots still to verify."""
+
+    db: list[VerifyResult] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    #: unreadable or misplaced snapshots: each one a failure
+    broken: list[str] = field(default_factory=list)
+
+
+def _read_fraction(read_data: bool, read_data_subset: str | None) -> float:
+    """The share of snapshot objects to re-hash: ``--read-data`` (all), ``--read-data-subset``."""
+    if read_data_subset is None:
+        return 1.0 if read_data else 0.0
+    if read_data:
+        raise UsageError("give either --read-data or --read-data-subset, not both")
+    try:
+        return parse_subset(read_data_subset)
+    except ValueError as exc:
+        raise UsageError(f"--read-data-subset {read_data_subset!r}: {exc}") from None
+
+
+def _verify_all(app_state: AppState, read_data: bool) -> _Verified:
+    from backdrill.services.verify_db import run_verify_db  # pg programs: when run
+
+    listing = list_db_backups(app_state.storage)
+    db = run_verify_db(app_state.run_context(), None, read_data=read_data, listing=listing)
+    every = list_snapshots(app_state.storage)
+    return _Verified(db, every.snapshots, [b.reason for b in every.broken])
+
+
+def _verify_one(app_state: AppState, spec: str, read_data: bool) -> _Verified:
+    from backdrill.services.verify_db import run_verify_db  # pg programs: when run
+
+    listing = list_db_backups(app_state.storage)
+    found = find_backup_or_snapshot(app_state.storage, spec, db=listing)
+    if isinstance(found, Snapshot):
+        return _Verified(snapshots=[found])
+    run_ctx = app_state.run_context()
+    return _Verified(run_verify_db(run_ctx, found.id, read_data=read_data, listing=listing))
 
 
 def _render_db(app_state: AppState, results: list[VerifyResult], *, shown: bool) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from backdrill.catalog import BrokenEntry
-from backdrill.errors import BackdrillError, IntegrityError, NotFound
+from backdrill.errors import BackdrillError, ExternalServiceError, IntegrityError, NotFound
 from backdrill.files.snapshot import Snapshot, load_snapshot
 from backdrill.repository.layout import (
     FILES_ROOT,
@@ -61,9 +61,9 @@ def list_snapshots(storage: Storage, source_name: str | None = None) -> Snapshot
         for key in _snapshot_keys(storage, name):
             try:
                 listing.snapshots.append(load_snapshot(storage, key))
+            except ExternalServiceError:  # storage failure, not a broken manifest
+                raise
             except BackdrillError as exc:
-                if exc.exit_code == 5:  # storage failure, not a broken manifest
-                    raise
                 listing.broken.append(BrokenEntry(key, str(exc)))
     listing.snapshots.sort(key=lambda s: (s.created_at, s.id))
     return listing
@@ -79,9 +79,9 @@ def latest_snapshot(storage: Storage, source_name: str) -> Snapshot | None:
             break  # an older second
         try:
             snapshot = load_snapshot(storage, key)
-        except BackdrillError as exc:
-            if exc.exit_code == 5:
-                raise
+        except ExternalServiceError:
+            raise
+        except BackdrillError:
             continue
         if newest is None or (snapshot.created_at, snapshot.id) > (newest.created_at, newest.id):
             newest = snapshot

@@ -19,6 +19,15 @@ from pathlib import Path
 from backdrill.errors import PostgresError
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+#: a PostgreSQL version as backdrill records it: ``15.4``, ``9.6``, ``15``
+VERSION_PATTERN = r"^[0-9]{1,4}(\.[0-9]{1,4}){0,2}$"
+
+
+def major_version(version: str) -> int:
+    """Pure: the major version of ``15.4`` (15) or ``9.6`` (9); ValueError otherwise."""
+    if not re.fullmatch(VERSION_PATTERN, version):
+        raise ValueError(f"not a PostgreSQL version: {version[:40]!r}")
+    return int(version.split(".", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,7 @@ class Program:
 
     @property
     def major(self) -> int:
-        return int(self.version.split(".")[0])
+        return major_version(self.version)
 
     @property
     def bin_dir(self) -> Path:

@@ -95,6 +95,11 @@ def split_backup_key(key: str) -> tuple[str, str, str] | None:
     return unquote(parts[0]), parts[1], parts[2]
 
 
+def database_of_dir(segment: str) -> str:
+    """The database of a directory name under ``db/`` (as ``list_dirs`` gives it)."""
+    return unquote(segment)
+
+
 def database_of(key: str) -> str | None:
     """The database a ``db/`` key belongs to, whatever lies below its directory."""
     if not key.startswith(DB_ROOT):

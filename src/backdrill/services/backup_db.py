@@ -314,7 +314,7 @@ def _backup_database(
     with db_params.connect(autocommit=True) as conn:
         version = server_version(conn)
         pg_dump = binaries.find_program(
-            "pg_dump", int(version.split(".")[0]), bin_dir=cfg.postgres.bin_dir
+            "pg_dump", binaries.major_version(version), bin_dir=cfg.postgres.bin_dir
         )
         size = _estimated_dump_size(conn)
         try:
@@ -428,7 +428,7 @@ def backup_globals(ctx: RunContext, params: ConnParams) -> str | None:
     cfg = ctx.config
     try:
         with params.connect() as conn:
-            major = int(server_version(conn).split(".")[0])
+            major = binaries.major_version(server_version(conn))
         pg_dumpall = binaries.find_program("pg_dumpall", major, bin_dir=cfg.postgres.bin_dir)
         argv: list[str | Path] = [
             pg_dumpall.path,

@@ -54,7 +54,7 @@ def _postgres_probes(config: Config) -> tuple[list[ProbeResult], int | None]:
     )
     results.extend(login_rows)
     available = set(listed)
-    major = int(version.split(".")[0])
+    major = binaries.major_version(version)
     for name in ("pg_dump", "pg_restore"):
         try:
             program = binaries.find_program(name, major, bin_dir=config.postgres.bin_dir)

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.checks import Check, check_neutralized, compare_odoo
+from backdrill.checks import Check
 from backdrill.errors import (
     BackdrillError,
     ExternalServiceError,
@@ -29,24 +29,23 @@ from backdrill.errors import (
 from backdrill.interrupts import raise_if_received
 from backdrill.manifest import DbManifest
 from backdrill.objectives import evaluate_rpo, evaluate_rto
-from backdrill.odoo import (
-    Neutralization,
-    NeutralizationFailed,
-    is_odoo,
-    neutral_state,
-    neutralize,
-    odoo_facts,
-)
+from backdrill.pg.binaries import major_version
 from backdrill.pg.connection import first_line
-from backdrill.pg.database_properties import compare_properties, read_properties, tablespaces_check
+from backdrill.pg.database_properties import tablespaces_check
 from backdrill.pg.restore import RestoreFailed, default_jobs
 from backdrill.report.model import (
     DrillReport,
 )
 from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
 from backdrill.services.context import RunContext
-from backdrill.services.drill_files import FilesOutcome, check_filestore, restore_filestore
-from backdrill.services.drill_report import build_report, objective_check, write_evidence
+from backdrill.services.drill_checks import checksum_check, neutralize_if_odoo, verify_copy
+from backdrill.services.drill_files import FilesRestore, check_filestore, restore_filestore
+from backdrill.services.drill_report import (
+    DrillFindings,
+    build_report,
+    objective_check,
+    write_evidence,
+)
 from backdrill.services.fetch import fetch_backup, readable_manifest
 from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.services.verify_content import verify_content
@@ -94,22 +93,6 @@ class _Phases:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + spent, 3)
 
 
-def _verify(
-    manifest: DbManifest, info: SandboxInfo, neutralized: Neutralization | None
-) -> list[Check]:
-    """The checks of the neutralized copy: database properties, Odoo facts and the
-    neutralization itself (its content was proven before: :func:`_prove_content`)."""
-    with info.params.connect() as conn:
-        checks = [compare_properties(manifest.database_properties, read_properties(conn))]
-        checks.extend(compare_odoo(manifest.odoo, odoo_facts(conn)))
-        if neutralized is not None:  # a neutralization that failed is a check already
-            try:
-                checks.append(check_neutralized(neutralized, neutral_state(conn)))
-            except NeutralizationFailed as exc:
-                checks.append(Check("odoo_neutralized", "fail", str(exc)))
-    return checks
-
-
 def _provision(sandbox: Sandbox, database: str, phases: _Phases) -> SandboxInfo:
     with phases.time("provision"):
         return sandbox.provision(database)
@@ -128,7 +111,7 @@ def _restore(
     with phases.time("download"):
         dump = Path(fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config))
     info = provisioning.result()
-    checks = [_checksum_check(manifest)]
+    checks = [checksum_check(manifest)]
     with phases.time("restore"):
         # the same restore as `restore db`, without tablespaces; a backup that recorded no
         # roles (made before they were) is restored without owners and grants, as it was
@@ -140,33 +123,6 @@ def _restore(
         checks.append(Check("pg_restore", "pass", f"no errors ({jobs} parallel jobs)"))
         checks.append(tablespaces_check(manifest.database_properties))
     return info, checks
-
-
-def _checksum_check(manifest: DbManifest) -> Check:
-    count = len(manifest.stored_objects())
-    what = f"{count} objects" if count > 1 else "the dump"
-    return Check(
-        "checksum",
-        "pass",
-        f"sha256 {manifest.sha256} and size {manifest.stored_size} bytes of {what} "
-        "match the manifest",
-    )
-
-
-def _neutralize_if_odoo(
-    info: SandboxInfo, manifest: DbManifest
-) -> tuple[Neutralization | None, Check | None]:
-    """Neutralize an Odoo copy: what it changed, or the failed check (the copy then
-    stays as restored)."""
-    with info.params.connect() as conn:
-        if manifest.odoo is None and not is_odoo(conn):
-            return None, None
-        try:
-            done = neutralize(conn)
-        except NeutralizationFailed as exc:
-            return None, Check("odoo_neutralized", "fail", str(exc))
-    log.info("restored copy neutralized: %s", done.describe())
-    return done, None
 
 
 def run_drill(ctx: RunContext, options: DrillOptions) -> DrillOutcome:
@@ -198,25 +154,10 @@ def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
     """The drill itself: everything but writing its report. Selects the backup and
     checks that the sandbox can start (else an exception: the drill could not start,
     and no report is written)."""
-    cfg = ctx.config
     drill_start = utcnow()
-    listing = list_db_backups(ctx.storage)
-    listing.refuse_broken(options.backup)
-    manifest = select_backup(listing.backups, options.backup, database=options.database)
-    manifest = readable_manifest(cfg, manifest)  # exit 3 on a missing/wrong identity
-    history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]
-    kind = options.sandbox or cfg.drill.sandbox
-    # a configuration error (unknown kind, no server_dsn): exit 3 before anything ran
-    sandbox = open_sandbox(
-        kind,
-        int(manifest.server_version.split(".")[0]),
-        cfg,
-        allow_newer=options.allow_newer,
-        keep=options.keep_sandbox,
-    )
-    # a sandbox that cannot start here (no docker extra or engine, no server binaries)
-    # is a setup error, exit 5, and no evidence report: nothing was drilled
-    sandbox.check_available()
+    manifest, history = _select(ctx, options)
+    kind = options.sandbox or ctx.config.drill.sandbox
+    sandbox = _ready_sandbox(ctx, options, manifest, kind)
     drill = _Drill(ctx, options, manifest, new_id(drill_start), drill_start)
     log.info(
         "drill %s of backup %s (%s) in a %s sandbox",
@@ -231,6 +172,37 @@ def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
     report = _conclude(drill, history)
     code = _exit_code(drill.error, report.result == "pass", provisioned=drill.info is not None)
     return UnrecordedDrill(report, code, drill.keep_hint)
+
+
+def _select(
+    ctx: RunContext, options: DrillOptions
+) -> tuple[DbManifest, list[tuple[str, datetime]]]:
+    """The backup to drill (its identity readable: exit 3 otherwise), and the creation
+    times of the backups of its database (the RPO's history)."""
+    listing = list_db_backups(ctx.storage)
+    listing.refuse_broken(options.backup)
+    manifest = select_backup(listing.backups, options.backup, database=options.database)
+    manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
+    history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]
+    return manifest, history
+
+
+def _ready_sandbox(
+    ctx: RunContext, options: DrillOptions, manifest: DbManifest, kind: str
+) -> Sandbox:
+    """The sandbox of ``kind`` for the backup's major version, checked to be able to
+    start: a configuration error (unknown kind, no server_dsn) is exit 3, a sandbox that
+    cannot start here (no docker extra or engine, no server binaries) a setup error,
+    exit 5; neither writes an evidence report: nothing was drilled."""
+    sandbox = open_sandbox(
+        kind,
+        major_version(manifest.server_version),
+        ctx.config,
+        allow_newer=options.allow_newer,
+        keep=options.keep_sandbox,
+    )
+    sandbox.check_available()
+    return sandbox
 
 
 @dataclass
@@ -249,7 +221,7 @@ class _Drill:
     verified_at: datetime | None = None
     cleanup: str = "done"
     keep_hint: str | None = None
-    files: FilesOutcome = field(default_factory=FilesOutcome)
+    files: FilesRestore = field(default_factory=FilesRestore)
 
     def fail(self, name: str, error: BackdrillError, detail: str | None = None) -> None:
         self.error = error
@@ -314,14 +286,14 @@ def _restore_and_verify(drill: _Drill, provisioning: Future[SandboxInfo], workdi
     with drill.phases.time("verify"):
         drill.checks.extend(verify_content(drill.manifest, info.params))
     with drill.phases.time("restore"):
-        neutralized, failed = _neutralize_if_odoo(info, drill.manifest)
+        neutralized, failed = neutralize_if_odoo(info, drill.manifest)
         if failed is not None:
             drill.checks.append(failed)
-        restore_filestore(drill.ctx, drill.manifest, workdir, drill.files)
+        drill.files = restore_filestore(drill.ctx, drill.manifest, workdir)
     with drill.phases.time("verify"):
-        drill.checks.extend(_verify(drill.manifest, info, neutralized))
-        check_filestore(info, drill.files)
-    drill.checks.extend(drill.files.checks)
+        drill.checks.extend(verify_copy(drill.manifest, info, neutralized))
+        attachments = check_filestore(info, drill.files)
+    drill.checks.extend([*drill.files.checks, *attachments])
     drill.error = drill.files.integrity_error
     drill.verified_at = utcnow()
 
@@ -394,27 +366,23 @@ def _conclude(drill: _Drill, history: list[tuple[str, datetime]]) -> DrillReport
         phases=drill.phases.seconds,
     )
     rto_met = rto.met and drill.verified_at is not None
-    checks = drill.checks
-    checks.append(objective_check("rpo", rpo.achieved_seconds, rpo.target_seconds, rpo.met))
-    checks.append(objective_check("rto", rto.achieved_seconds, rto.target_seconds, rto_met))
-    files_fields = drill.files.report_fields(drill.started)
-    if files_fields is not None:
-        files_rpo = float(str(files_fields["rpo_seconds"]))
+    checks = [
+        *drill.checks,
+        objective_check("rpo", rpo.achieved_seconds, rpo.target_seconds, rpo.met),
+        objective_check("rto", rto.achieved_seconds, rto.target_seconds, rto_met),
+    ]
+    files_rpo = drill.files.rpo_seconds(drill.started)
+    if files_rpo is not None:
         target = cfg.targets.rpo_hours * 3600
         checks.append(objective_check("files_rpo", files_rpo, target, files_rpo <= target))
-    passed = drill.error is None and not any(c.failed for c in checks)
-    return build_report(
-        drill.ctx,
-        drill.drill_id,
-        drill.started,
-        manifest,
-        drill.info,
-        checks,
-        rpo,
-        rto,
-        rto_met,
-        "pass" if passed else "fail",
-        drill.cleanup,
-        drill.error,
-        files_fields,
+    found = DrillFindings(
+        checks=checks,
+        rpo=rpo,
+        rto=rto,
+        rto_met=rto_met,
+        passed=drill.error is None and not any(c.failed for c in checks),
+        cleanup=drill.cleanup,
+        error=drill.error,
+        files=drill.files.reference(drill.started),
     )
+    return build_report(drill.ctx, drill.drill_id, drill.started, manifest, drill.info, found)

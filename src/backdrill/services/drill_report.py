@@ -9,6 +9,8 @@ import getpass
 import logging
 import os
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from backdrill import __version__
@@ -26,6 +28,7 @@ from backdrill.report.model import (
     BackupRef,
     CheckEntry,
     DrillReport,
+    FilesRef,
     Rpo,
     Rto,
     SandboxRef,
@@ -61,37 +64,47 @@ def objective_check(name: str, achieved: float, target: float, met: bool) -> Che
     return Check(name, "pass" if met else "fail", detail)
 
 
+@dataclass(frozen=True)
+class DrillFindings:
+    """What a drill found, as its report states it."""
+
+    checks: list[Check]
+    rpo: RpoResult
+    rto: RtoResult
+    rto_met: bool
+    passed: bool
+    cleanup: str
+    error: BackdrillError | None
+    files: FilesRef | None
+
+
+def _sandbox_ref(info: SandboxInfo | None) -> SandboxRef | None:
+    if info is None:
+        return None
+    return SandboxRef(
+        kind=info.kind,
+        server_version=info.server_version,
+        address=info.address,
+        segregated=info.segregated,
+        tuned_for_restore=info.tuned_for_restore,
+        durability=(
+            "disposable: fsync, synchronous_commit and full_page_writes off, "
+            "wal_level minimal (tuned for restore speed)"
+            if info.tuned_for_restore
+            else "server defaults"
+        ),
+        newer_major=info.newer_major,
+    )
+
+
 def build_report(
     ctx: RunContext,
     drill_id: str,
-    started: object,
+    started: datetime,
     manifest: DbManifest,
     info: SandboxInfo | None,
-    checks: list[Check],
-    rpo: RpoResult,
-    rto: RtoResult,
-    rto_met: bool,
-    result: str,
-    cleanup: str,
-    error: BackdrillError | None,
-    files_snapshot: dict[str, object] | None,
+    found: DrillFindings,
 ) -> DrillReport:
-    sandbox = None
-    if info is not None:
-        sandbox = SandboxRef(
-            kind=info.kind,
-            server_version=info.server_version,
-            address=info.address,
-            segregated=info.segregated,
-            tuned_for_restore=info.tuned_for_restore,
-            durability=(
-                "disposable: fsync, synchronous_commit and full_page_writes off, "
-                "wal_level minimal (tuned for restore speed)"
-                if info.tuned_for_restore
-                else "server defaults"
-            ),
-            newer_major=info.newer_major,
-        )
     return DrillReport.model_validate(
         {
             "drill_id": drill_id,
@@ -111,19 +124,21 @@ def build_report(
                 tables=len(manifest.tables),
                 rows=sum(t.rows for t in manifest.tables),
             ),
-            "files_snapshot": files_snapshot,
-            "sandbox": sandbox,
-            "rpo": Rpo(**vars(rpo)),
+            "files_snapshot": found.files,
+            "sandbox": _sandbox_ref(info),
+            "rpo": Rpo(**vars(found.rpo)),
             "rto": Rto(
-                achieved_seconds=round(rto.achieved_seconds, 3),
-                target_seconds=rto.target_seconds,
-                met=rto_met,
-                phases=rto.phases,
+                achieved_seconds=round(found.rto.achieved_seconds, 3),
+                target_seconds=found.rto.target_seconds,
+                met=found.rto_met,
+                phases=found.rto.phases,
             ),
-            "checks": [CheckEntry(name=c.name, status=c.status, detail=c.detail) for c in checks],
-            "result": result,
-            "cleanup": cleanup,
-            "error": str(error) if error else None,
+            "checks": [
+                CheckEntry(name=c.name, status=c.status, detail=c.detail) for c in found.checks
+            ],
+            "result": "pass" if found.passed else "fail",
+            "cleanup": found.cleanup,
+            "error": str(found.error) if found.error else None,
             "previous_report_sha256": None,
         }
     )

@@ -22,16 +22,24 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from backdrill.catalog import BrokenEntry, list_db_backups
+from backdrill.catalog import BrokenEntry, DbListing, list_db_backups
 from backdrill.errors import IntegrityError, LockHeld
+from backdrill.files.catalog import source_names
 from backdrill.lockinfo import LockInfo
-from backdrill.locks import REPOSITORY_SCOPE, RepoLock, files_scope, live_holders
+from backdrill.locks import (
+    REPOSITORY_SCOPE,
+    RepoLock,
+    db_scope,
+    files_scope,
+    live_holders,
+)
 from backdrill.repository.layout import (
     DB_ROOT,
     FILES_OBJECTS_ROOT,
     FILES_ROOT,
     backup_dir,
     database_of,
+    database_of_dir,
     db_dir,
     is_lock_key,
     lock_scope_of,
@@ -242,22 +250,86 @@ class _Pruner:
 
 @contextlib.contextmanager
 def _scope_locks(
-    ctx: RunContext, scopes: list[Scope], report: PruneReport, dry_run: bool
+    ctx: RunContext, names: _ScopeNames, report: PruneReport, dry_run: bool
 ) -> Iterator[set[str]]:
     """Take each scope's lock; yield the names of the scopes whose backup is running."""
     skipped: set[str] = set()
     with contextlib.ExitStack() as stack:
-        for scope in scopes:
-            if dry_run or scope.lock_scope is None:
-                continue
-            lock = RepoLock(ctx.storage, scope.lock_scope, run_id=ctx.run_id, command="prune")
+        for name, lock_scope in [] if dry_run else names.locks():
+            lock = RepoLock(ctx.storage, lock_scope, run_id=ctx.run_id, command="prune")
             try:
                 stack.enter_context(lock)
             except LockHeld as exc:
-                skipped.add(scope.name)
-                report.skipped_scopes[scope.name] = str(exc)
-                log.warning("skipping %s: %s", scope.name, exc)
+                skipped.add(name)
+                report.skipped_scopes[name] = str(exc)
+                log.warning("skipping %s: %s", name, exc)
         yield skipped
+
+
+@dataclass(frozen=True)
+class _ScopeNames:
+    """The databases and filestore sources the repository holds, read before the scope
+    locks from the directory names alone (the objects are listed once, under them)."""
+
+    databases: list[str]
+    sources: list[str]
+
+    def locks(self) -> list[tuple[str, str]]:
+        """(scope name, lock scope) of every scope a backup locks."""
+        return [(f"{DB_ROOT}{db}", db_scope(db)) for db in self.databases] + [
+            (f"{FILES_ROOT}{src}", files_scope(src)) for src in self.sources
+        ]
+
+
+def _scope_names(storage: Storage) -> _ScopeNames:
+    databases = {database_of_dir(name) for name in storage.list_dirs(DB_ROOT)}
+    # a backup killed before any object committed leaves only a pending upload
+    databases |= {
+        db for p in storage.pending_uploads(DB_ROOT) if (db := database_of(p.key)) is not None
+    }
+    sources = source_names(storage)
+    return _ScopeNames(sorted(databases), sorted(sources))
+
+
+@dataclass(frozen=True)
+class _Repository:
+    """The repository as one listing under the scope locks saw it, and its scopes."""
+
+    catalog: DbListing
+    objects: dict[str, ObjectInfo]
+    db_scopes: list[DbScope]
+    files_scopes: list[FilesScope]
+    listings: dict[str, ScopeListing]
+
+    @property
+    def scopes(self) -> list[Scope]:
+        return [*self.db_scopes, *self.files_scopes, GlobalsScope(self.objects)]
+
+
+def _read_repository(storage: Storage, names: _ScopeNames) -> _Repository:
+    """List the repository once: the catalogue, then every object (so that a first
+    snapshot committed meanwhile is among the objects, see :func:`_unlocked_sources`);
+    refuse (exit 4) while any manifest or snapshot is unreadable."""
+    catalog = list_db_backups(storage)
+    objects = {i.key: i for i in storage.list_objects("") if not is_lock_key(i.key)}
+    db_scopes = [DbScope(db, catalog, objects) for db in names.databases]
+    files_scopes = [FilesScope(src, storage, objects) for src in names.sources]
+    scopes: list[Scope] = [*db_scopes, *files_scopes, GlobalsScope(objects)]
+    listings = {scope.name: scope.listing() for scope in scopes}
+    if broken := _all_broken(catalog.broken, listings):
+        raise _refuse(broken)
+    return _Repository(catalog, objects, db_scopes, files_scopes, listings)
+
+
+def _unlocked_sources(repo: _Repository) -> list[str]:
+    """Sources whose first snapshot was committed after the scope names were read: no
+    scope knows them, so their objects are not among the referenced ones."""
+    known = {s.source for s in repo.files_scopes}
+    return [
+        f"{FILES_ROOT}{n}: first snapshot committed meanwhile"
+        for n in file_sources(repo.objects)
+        if n not in known
+    ]
 
 
 def _running_files_backups(ctx: RunContext) -> list[str]:
@@ -286,66 +358,40 @@ def run_prune(
 
 
 def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
-    storage = ctx.storage
-    objects = {i.key: i for i in storage.list_objects("") if not is_lock_key(i.key)}
-    catalog = list_db_backups(storage)
-    databases = sorted(
-        {m.database for m in catalog.backups}
-        | {db for db, _id in catalog.uncommitted}
-        | {db for b in catalog.broken if (db := database_of(b.key)) is not None}
-        # a backup killed before any object committed leaves only a pending upload
-        | {db for p in storage.pending_uploads(DB_ROOT) if (db := database_of(p.key)) is not None}
-    )
-    db_scopes = [DbScope(db, catalog, objects) for db in databases]
-    files_scopes = [FilesScope(src, storage, objects) for src in file_sources(objects)]
-    scopes: list[Scope] = [*db_scopes, *files_scopes, GlobalsScope(objects)]
-    listings = {scope.name: scope.listing() for scope in scopes}
-    if broken := _all_broken(catalog.broken, listings):
-        raise _refuse(broken)
+    names = _scope_names(ctx.storage)
     pruner = _Pruner(ctx, dry_run, now)
-    with _scope_locks(ctx, scopes, pruner.report, dry_run) as skipped:
+    with _scope_locks(ctx, names, pruner.report, dry_run) as skipped:
         # a files backup of any source, one without a snapshot yet included, may reuse
-        # any old object: no sweep while one holds its lock (read BEFORE the re-read)
+        # any old object: no sweep while one holds its lock (read BEFORE the listing)
         running = _running_files_backups(ctx)
-        # re-read under the scope locks: a backup may have committed meanwhile
-        if not dry_run:
-            objects = {i.key: i for i in storage.list_objects("") if not is_lock_key(i.key)}
-            catalog = list_db_backups(storage)
-            for db_scope in db_scopes:
-                db_scope.catalog, db_scope.objects = catalog, objects
-            for files_scope in files_scopes:
-                files_scope.objects = objects
-            listings = {scope.name: scope.listing() for scope in scopes}
-            if broken := _all_broken(catalog.broken, listings):
-                raise _refuse(broken)
+        repo = _read_repository(ctx.storage, names)
         referenced: set[str] = set()
-        for scope in scopes:
+        for scope in repo.scopes:
             if scope.name in skipped:
                 continue
-            remaining = pruner.apply_scope(scope, listings[scope.name])
+            remaining = pruner.apply_scope(scope, repo.listings[scope.name])
             referenced |= scope.referenced_objects(remaining)
-        # a source whose first snapshot was committed since the first listing: its
-        # objects are not in ``referenced``
-        known = {s.source for s in files_scopes}
-        running += [
-            f"{FILES_ROOT}{n}: first snapshot committed meanwhile"
-            for n in file_sources(objects)
-            if n not in known
-        ]
+        running += _unlocked_sources(repo)
         for reason in running:
             pruner.report.skipped_scopes.setdefault(FILES_OBJECTS_ROOT.rstrip("/"), reason)
-        files_busy = bool(running) or any(s.name in skipped for s in files_scopes)
+        files_busy = bool(running) or any(s.name in skipped for s in repo.files_scopes)
         if not files_busy:
-            pruner.sweep(referenced, objects)
-        busy_dbs = [s for s in db_scopes if s.name in skipped]
-        dirs = [
-            (db, backup_dir(db, backup_id))
-            for db, backup_id in catalog.uncommitted
-            if f"{DB_ROOT}{db}" not in skipped
-        ]
-        pruner.uncommitted(dirs, objects)
-        blocked = [db_dir(s.database) for s in busy_dbs]
-        if files_busy:
-            blocked.append(FILES_ROOT)
-        pruner.pending(blocked)
+            pruner.sweep(referenced, repo.objects)
+        _remove_orphans(pruner, repo, skipped, files_busy=files_busy)
     return pruner.report
+
+
+def _remove_orphans(
+    pruner: _Pruner, repo: _Repository, skipped: set[str], *, files_busy: bool
+) -> None:
+    """Uncommitted backup directories and pending uploads, but those of busy scopes."""
+    dirs = [
+        (db, backup_dir(db, backup_id))
+        for db, backup_id in repo.catalog.uncommitted
+        if f"{DB_ROOT}{db}" not in skipped
+    ]
+    pruner.uncommitted(dirs, repo.objects)
+    blocked = [db_dir(s.database) for s in repo.db_scopes if s.name in skipped]
+    if files_busy:
+        blocked.append(FILES_ROOT)
+    pruner.pending(blocked)

@@ -17,7 +17,7 @@ from typing import Any, Protocol, get_args
 
 from backdrill.catalog import BrokenEntry, DbListing
 from backdrill.documents import read_document
-from backdrill.errors import BackdrillError, IntegrityError
+from backdrill.errors import BackdrillError, ExternalServiceError, IntegrityError
 from backdrill.files.snapshot import (
     SHA256_PATTERN,
     StoredForm,
@@ -76,7 +76,7 @@ def _size(objects: Mapping[str, ObjectInfo], keys: Iterable[str]) -> int:
     return sum(objects[k].size for k in keys if k in objects)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DbScope:
     database: str
     catalog: DbListing
@@ -110,7 +110,7 @@ class DbScope:
         return set()
 
 
-@dataclass
+@dataclass(frozen=True)
 class GlobalsScope:
     """``globals/<id>.sql.zst``: roles and tablespaces, dated by the time in their id."""
 
@@ -200,7 +200,7 @@ def file_sources(objects: Mapping[str, ObjectInfo]) -> list[str]:
     return sorted({split[0] for key in objects if (split := split_snapshot_key(key))})
 
 
-@dataclass
+@dataclass(frozen=True)
 class FilesScope:
     source: str
     storage: Storage
@@ -225,9 +225,9 @@ class FilesScope:
                 refs = parse_snapshot_refs(
                     read_document(self.storage, key, limit=MAX_SNAPSHOT_BYTES), key
                 )
+            except ExternalServiceError:
+                raise
             except BackdrillError as exc:
-                if exc.exit_code == 5:
-                    raise
                 result.broken.append(BrokenEntry(key, str(exc)))
                 continue
             created = refs.created_at or id_time(snapshot_id)

@@ -74,7 +74,7 @@ def restore_backup(
                     hint="or restore with --no-owner",
                 )
     create_database(admin, database, props, major, owner_and_grants=not options.no_owner)
-    source_major = int(manifest.server_version.split(".")[0])
+    source_major = binaries.major_version(manifest.server_version)
     program = binaries.find_program("pg_restore", max(major, source_major), bin_dir=options.bin_dir)
     restore_options = RestoreOptions(
         jobs=options.jobs,

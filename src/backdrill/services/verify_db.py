@@ -58,7 +58,7 @@ def verify_backup(ctx: RunContext, manifest: DbManifest, *, read_data: bool) -> 
         return result
     result.checks.append("objects present with the recorded sizes")
     if read_data:
-        major = int(manifest.server_version.split(".")[0])
+        major = binaries.major_version(manifest.server_version)
         pg_restore = binaries.find_program("pg_restore", major, bin_dir=ctx.config.postgres.bin_dir)
         try:
             _read_data(ctx, manifest, pg_restore.path, result)

@@ -402,7 +402,7 @@ class _S3Writer(ObjectWriter):
 
 
 class S3Storage(Storage):
-    def __init__(
+    def __init__(  # noqa: PLR0913  (split pending: issue 16)
         self,
         url: str,
         bucket: str,
