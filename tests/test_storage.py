@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,47 @@ def test_empty_and_small_objects_read_back(repo: Repo) -> None:
     with store.open_reader("empty") as stream:
         assert stream.read() == b""
     assert store.get_bytes("small") == b"abc"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        Rule("error", method="GET", contains="delimiter=", times=2, status=503),
+        Rule(
+            "error", method="GET", contains="delimiter=", times=2, status=500, code="InternalError"
+        ),
+        Rule("reset", method="GET", contains="delimiter=", times=2),
+    ],
+    ids=["503", "500", "reset"],
+)
+def test_s3_directory_listing_is_retried_like_every_request(
+    proxied_repo: Repo, fault_proxy: FaultProxy, rule: Rule
+) -> None:
+    """list_dirs (filestore sources, scopes) goes through the one request wrapper: a
+    transient fault on its ListObjectsV2 is retried, not the command's end."""
+    store = storage_for(proxied_repo)
+    for key in ("files/a/snapshots/1.json.zst", "files/b/snapshots/2.json.zst", "files/c"):
+        store.put_bytes(key, b"x")
+    fault_proxy.add(rule)
+    assert store.list_dirs("files/") == ["a", "b"]
+    assert rule.hits == 2
+
+
+def test_s3_every_listing_page_is_retried(proxied_repo: Repo, fault_proxy: FaultProxy) -> None:
+    """A fault on a later page of a listing retries that page, not the whole listing."""
+    store = storage_for(proxied_repo)
+    keys = [f"db/x/{i:04d}/manifest.json" for i in range(1005)]  # two pages of 1000
+    for key in keys:
+        store.put_bytes(key, b"{}")
+    rule = fault_proxy.add(Rule("error", method="GET", contains="continuation-token=", times=2))
+    assert [info.key for info in store.list_objects("db/")] == keys
+    assert rule.hits == 2
+
+
+def test_backends_declare_whether_their_objects_are_local_files(repo: Repo) -> None:
+    """Services ask the backend (never its type) whether the repository is a directory."""
+    store = storage_for(repo)
+    if repo.url.startswith("file://"):
+        assert store.local_root == Path(repo.url.removeprefix("file://"))
+    else:
+        assert store.local_root is None
