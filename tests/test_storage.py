@@ -136,3 +136,39 @@ def test_backends_declare_whether_their_objects_are_local_files(repo: Repo) -> N
         assert store.local_root == Path(repo.url.removeprefix("file://"))
     else:
         assert store.local_root is None
+
+
+def _write_big(store: Storage) -> None:
+    with store.open_writer("big") as writer:
+        writer.write(b"x" * (11 * 1024 * 1024))
+
+
+#: each S3 request of the backend, and the one thing that selects it at the proxy
+EVERY_REQUEST = {
+    "PutObject": ("PUT", "/prod/obj", lambda s: s.put_bytes("obj", b"new")),
+    "HeadObject": ("HEAD", "/prod/obj", lambda s: s.head("obj")),
+    "GetObject": ("GET", "/prod/obj", lambda s: s.get_bytes("obj")),
+    "DeleteObject": ("DELETE", "/prod/obj", lambda s: s.delete("obj")),
+    "ListObjectsV2": ("GET", "list-type=2", lambda s: list(s.list_objects("db/"))),
+    "ListObjectsV2 (dirs)": ("GET", "delimiter=", lambda s: s.list_dirs("db/")),
+    "ListMultipartUploads": ("GET", "?uploads", lambda s: s.pending_uploads("db/")),
+    "ListObjectVersions": ("GET", "?versions", lambda s: s.version_counts("db/")),
+    "GetObjectLockConfiguration": ("GET", "object-lock", lambda s: s.capabilities()),
+    "CreateMultipartUpload": ("POST", "/prod/big?uploads", _write_big),
+    "UploadPart": ("PUT", "partNumber=2", _write_big),
+    "CompleteMultipartUpload": ("POST", "/prod/big?uploadId", _write_big),
+}
+
+
+@pytest.mark.parametrize("request_name", list(EVERY_REQUEST))
+def test_s3_every_request_goes_through_the_retrying_wrapper(
+    proxied_repo: Repo, fault_proxy: FaultProxy, request_name: str
+) -> None:
+    """One 503 on any request of the backend is retried and the operation succeeds."""
+    method, contains, operation = EVERY_REQUEST[request_name]
+    store = storage_for(proxied_repo)
+    store.put_bytes("obj", b"old")
+    store.put_bytes("db/x/1/manifest.json", b"{}")
+    rule = fault_proxy.add(Rule("error", method=method, contains=contains, times=1))
+    operation(store)
+    assert rule.hits == 1

@@ -11,7 +11,6 @@ streaming writes (multipart, bounded parts in flight, aborted on any failure)
 from __future__ import annotations
 
 import collections
-import contextlib
 import secrets
 import ssl
 from collections.abc import Iterable, Iterator
@@ -20,7 +19,6 @@ from typing import Any, BinaryIO
 
 from backdrill.config import ObjectLockConfig, S3Options, SseConfig
 from backdrill.errors import StorageError
-from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
 from backdrill.storage.base import (
     AlreadyExists,
@@ -69,7 +67,7 @@ class S3Storage(Storage):
         self.object_lock = object_lock
         self._bucket_locks: bool | None = None
         self._capabilities: Capabilities | None = None
-        self.client = make_client(
+        client = make_client(
             options,
             max_pool=max(10, max_concurrency * 2),
             connect_timeout=timeouts[0],
@@ -77,7 +75,7 @@ class S3Storage(Storage):
             tls_min=tls_min,
         )
         self.requests = S3Requests(
-            self.client, bucket, prefix, retry_policy or RetryPolicy(), cleanup_seconds
+            client, bucket, prefix, retry_policy or RetryPolicy(), cleanup_seconds
         )
         self.write_options = WriteOptions(object_lock, sse)
         self.multipart = Multipart(self.requests, self.write_options)
@@ -110,16 +108,14 @@ class S3Storage(Storage):
             args.update(self.write_options.lock_args(data, retention))
         args.update(self.write_options.sse_args())
         try:
-            self.requests.call("PutObject", "write", key, self.client.put_object, **args)
+            self.requests.call("PutObject", "write", key, **args)
         except RequestFailed as exc:
             if if_absent and exc.code in _EXISTS:
                 raise AlreadyExists(key) from None
             raise
 
     def delete(self, key: str) -> None:
-        self.requests.call(
-            "DeleteObject", "delete", key, self.client.delete_object, **self._key_args(key)
-        )
+        self.requests.call("DeleteObject", "delete", key, **self._key_args(key))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         batch = list(keys)
@@ -144,9 +140,7 @@ class S3Storage(Storage):
     def head_raw(self, key: str) -> dict[str, Any]:
         """The full HEAD response (object lock retention and legal hold fields)."""
         args = self._key_args(key)
-        return dict(
-            self.requests.call("HeadObject", "inspect", key, self.client.head_object, **args)
-        )
+        return dict(self.requests.call("HeadObject", "inspect", key, **args))
 
     # -- listings ------------------------------------------------------------------
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -154,7 +148,6 @@ class S3Storage(Storage):
             "ListObjectsV2",
             "list",
             prefix,
-            self.client.list_objects_v2,
             Bucket=self.bucket,
             Prefix=self.requests.full_prefix(prefix),
         )
@@ -173,7 +166,6 @@ class S3Storage(Storage):
             "ListObjectsV2",
             "list",
             prefix,
-            self.client.list_objects_v2,
             Bucket=self.bucket,
             Prefix=full_prefix,
             Delimiter="/",
@@ -193,7 +185,6 @@ class S3Storage(Storage):
             "ListObjectVersions",
             "list the versions under",
             prefix,
-            self.client.list_object_versions,
             Bucket=self.bucket,
             Prefix=self.requests.full(prefix),
         )
@@ -212,7 +203,6 @@ class S3Storage(Storage):
             "ListMultipartUploads",
             "list uploads under",
             prefix,
-            self.client.list_multipart_uploads,
             Bucket=self.bucket,
             Prefix=self.requests.full_prefix(prefix),
         )
@@ -279,7 +269,6 @@ class S3Storage(Storage):
                 "GetObjectLockConfiguration",
                 "read the object lock configuration of",
                 "",
-                self.client.get_object_lock_configuration,
                 Bucket=self.bucket,
             )
         except RequestFailed as exc:
@@ -295,9 +284,7 @@ class S3Storage(Storage):
     def probe(self) -> list[ProbeResult]:
         results: list[ProbeResult] = []
         try:
-            self.requests.call(
-                "HeadBucket", "reach", "", self.client.head_bucket, Bucket=self.bucket
-            )
+            self.requests.call("HeadBucket", "reach", "", Bucket=self.bucket)
             results.append(ProbeResult("bucket reachable", True, f"s3://{self.bucket}"))
         except RequestFailed as exc:
             results.append(ProbeResult("bucket reachable", False, self._probe_failure(exc)))
@@ -323,7 +310,7 @@ class S3Storage(Storage):
     def _probe_failure(self, exc: RequestFailed) -> str:
         """What a failed HeadBucket means, with the fix: a missing bucket named."""
         if exc.code in {"404", "NoSuchBucket"} or exc.status == 404:
-            endpoint = SECRETS.redact(str(self.client.meta.endpoint_url))
+            endpoint = self.requests.endpoint()
             return (
                 f"bucket {self.bucket} does not exist at {endpoint}: create it or fix "
                 "storage -> url"
@@ -336,5 +323,4 @@ class S3Storage(Storage):
         return exc.description
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.close()
+        self.requests.close()

@@ -35,7 +35,6 @@ def open_object(
                 "GetObject",
                 "read",
                 key,
-                requests.client.get_object,
                 Bucket=requests.bucket,
                 Key=requests.full(key),
                 Range=f"bytes=0-{head - 1}",
@@ -63,17 +62,15 @@ def get_from(
         args["Range"] = f"bytes={offset}-"
     if etag:
         args["IfMatch"] = etag
-    return cast(
-        dict[str, Any], requests.call("GetObject", action, key, requests.client.get_object, **args)
-    )
+    return cast(dict[str, Any], requests.call("GetObject", action, key, **args))
 
 
 def read_range(requests: S3Requests, key: str, start: int, end: int) -> bytes:
     """Bytes ``start..end`` (inclusive), read whole and checked for length; a short
     or broken read is retried like any transient fault."""
 
-    def fetch(**kwargs: Any) -> bytes:
-        data = requests.client.get_object(**kwargs)["Body"].read()
+    def whole(resp: dict[str, Any]) -> bytes:
+        data = resp["Body"].read()
         if len(data) != end - start + 1:
             raise botocore.exceptions.IncompleteReadError(
                 actual_bytes=len(data), expected_bytes=end - start + 1
@@ -87,7 +84,7 @@ def read_range(requests: S3Requests, key: str, start: int, end: int) -> bytes:
                 "GetObject",
                 "read",
                 key,
-                fetch,
+                consume=whole,
                 Bucket=requests.bucket,
                 Key=requests.full(key),
                 Range=f"bytes={start}-{end}",

@@ -3,14 +3,18 @@ faults (:func:`~backdrill.storage.s3_errors.is_transient`, the repository's retr
 policy, shorter once interrupted, longer during a clean-up) and turns a failure into
 one :class:`~backdrill.storage.s3_errors.RequestFailed` naming the action and object.
 Every request of the S3 backend goes through it, each page of a listing on its own
-(:meth:`S3Requests.pages`)."""
+(:meth:`S3Requests.pages`): the client is this module's alone."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+from botocore import xform_name
+
 from backdrill import interrupts, retry
+from backdrill.redact import SECRETS
 from backdrill.retry import RetryPolicy
 from backdrill.storage.s3_errors import BOTO_ERRORS, describe_error, is_transient, request_failed
 
@@ -24,7 +28,7 @@ class S3Requests:
     def __init__(
         self, client: Any, bucket: str, prefix: str, policy: RetryPolicy, cleanup_seconds: float
     ) -> None:
-        self.client = client
+        self._client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.retry = policy
@@ -51,14 +55,32 @@ class S3Requests:
         # open or a lock left behind would outlive the outage
         return self.cleanup_retry if interrupts.in_cleanup() else self.retry
 
-    def call(self, op: str, action: str, key: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """``fn(**kwargs)``, the request ``op`` (e.g. ``GetObject``), retried on transient
-        faults; a failure is RequestFailed("cannot <action> s3://bucket/prefix/<key>: ...")
-        or, without credentials, a ConfigError."""
-        what = f"S3 {op} s3://{self.bucket}/{kwargs.get('Key') or ''}".rstrip("/")
+    def call(
+        self,
+        op: str,
+        action: str,
+        key: str,
+        *,
+        consume: Callable[[dict[str, Any]], Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The request ``op`` (e.g. ``GetObject``) with ``kwargs``, retried on transient
+        faults, and its answer (or what ``consume`` makes of it, in the same attempt: a
+        body read whole is retried with its request); a failure is
+        RequestFailed("cannot <action> s3://bucket/prefix/<key>: ...") or, without
+        credentials, a ConfigError."""
+        method = getattr(self._client, xform_name(op))
+        number = kwargs.get("PartNumber")
+        label = f"{op} {number}" if number is not None else op
+        what = f"S3 {label} s3://{self.bucket}/{kwargs.get('Key') or ''}".rstrip("/")
+
+        def attempt() -> Any:
+            answer = method(**kwargs)
+            return consume(answer) if consume is not None else answer
+
         try:
             return retry.call(
-                lambda: fn(**kwargs),
+                attempt,
                 policy=self.policy(),
                 transient=is_transient,
                 what=what,
@@ -67,13 +89,11 @@ class S3Requests:
         except BOTO_ERRORS as exc:
             raise request_failed(action, self.where(key), self.bucket, exc) from None
 
-    def pages(
-        self, op: str, action: str, key: str, fn: Callable[..., Any], **kwargs: Any
-    ) -> Iterator[dict[str, Any]]:
+    def pages(self, op: str, action: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """The pages of a listing, each page request retried on its own."""
         token: dict[str, Any] = {}
         while True:
-            page = cast(dict[str, Any], self.call(op, action, key, fn, **kwargs, **token))
+            page = cast(dict[str, Any], self.call(op, action, key, **kwargs, **token))
             yield page
             if not page.get("IsTruncated"):
                 return
@@ -87,3 +107,11 @@ class S3Requests:
                     token["VersionIdMarker"] = page["NextVersionIdMarker"]
             else:
                 return
+
+    def endpoint(self) -> str:
+        """The endpoint's URL, secrets redacted."""
+        return SECRETS.redact(str(self._client.meta.endpoint_url))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close()

@@ -81,12 +81,10 @@ class Multipart:
         return {"Bucket": self.requests.bucket, "Key": self.requests.full(key)}
 
     def create(self, key: str) -> str:
-        client = self.requests.client
         resp = self.requests.call(
             "CreateMultipartUpload",
             "start an upload to",
             key,
-            client.create_multipart_upload,
             **self._args(key),
             **self.options.lock_args(),
             **self.options.sse_args(),
@@ -100,10 +98,9 @@ class Multipart:
         if self.options.object_lock is not None:
             extra["ContentMD5"] = content_md5(body)
         resp = self.requests.call(
-            f"UploadPart {number}",
+            "UploadPart",
             f"upload part {number} of",
             key,
-            self.requests.client.upload_part,
             **self._args(key),
             UploadId=upload_id,
             PartNumber=number,
@@ -117,7 +114,6 @@ class Multipart:
             "CompleteMultipartUpload",
             "complete the upload of",
             key,
-            self.requests.client.complete_multipart_upload,
             **self._args(key),
             UploadId=upload_id,
             MultipartUpload={"Parts": parts},
@@ -134,7 +130,6 @@ class Multipart:
             "PutObjectRetention",
             "set the object lock retention of",
             key,
-            self.requests.client.put_object_retention,
             **self._args(key),
             Retention={
                 "Mode": args["ObjectLockMode"],
@@ -151,7 +146,6 @@ class Multipart:
                 "AbortMultipartUpload",
                 "abort the upload of",
                 key,
-                self.requests.client.abort_multipart_upload,
                 **self._args(key),
                 UploadId=upload_id,
             )
