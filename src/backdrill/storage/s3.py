@@ -5,7 +5,8 @@ The Storage of an S3 repository. Uses the portable subset of the S3 API (the cli
 retries and maps errors (:mod:`~backdrill.storage.s3_requests`,
 :mod:`~backdrill.storage.s3_errors`); reads are :mod:`~backdrill.storage.s3_reader`'s,
 streaming writes (multipart, bounded parts in flight, aborted on any failure)
-:mod:`~backdrill.storage.s3_writer`'s.
+:mod:`~backdrill.storage.s3_writer`'s; the bucket's object lock
+:mod:`~backdrill.storage.s3_object_lock`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import collections
 import secrets
 import ssl
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from backdrill.config import ObjectLockConfig, S3Options, SseConfig
@@ -32,6 +32,7 @@ from backdrill.storage.base import (
 )
 from backdrill.storage.s3_client import make_client
 from backdrill.storage.s3_errors import MISSING_KEY, NOT_IMPLEMENTED, RequestFailed
+from backdrill.storage.s3_object_lock import BucketObjectLock
 from backdrill.storage.s3_reader import open_object
 from backdrill.storage.s3_requests import S3Requests
 from backdrill.storage.s3_writer import Multipart, S3Writer, WriteOptions
@@ -40,7 +41,6 @@ MiB = 1024 * 1024
 #: lock objects are rewritten and deleted: never written with a retention
 UNRETAINED_PREFIX = "locks/"
 _EXISTS = {"PreconditionFailed", "ConditionalRequestConflict"}
-_NO_LOCK_CONFIG = {"ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound"}
 
 
 class S3Storage(Storage):
@@ -65,8 +65,6 @@ class S3Storage(Storage):
         self.part_size = part_size_mb * MiB
         self.max_concurrency = max_concurrency
         self.object_lock = object_lock
-        self._bucket_locks: bool | None = None
-        self._capabilities: Capabilities | None = None
         client = make_client(
             options,
             max_pool=max(10, max_concurrency * 2),
@@ -79,6 +77,7 @@ class S3Storage(Storage):
         )
         self.write_options = WriteOptions(object_lock, sse)
         self.multipart = Multipart(self.requests, self.write_options)
+        self.bucket_lock = BucketObjectLock(self.requests)
 
     def _key_args(self, key: str) -> dict[str, Any]:
         return {"Bucket": self.bucket, "Key": self.requests.full(key)}
@@ -222,63 +221,10 @@ class S3Storage(Storage):
 
     # -- object lock -----------------------------------------------------------------
     def deletion_blocker(self, key: str) -> str | None:
-        """Read retention and legal hold with HEAD: on a versioned, locked bucket a plain
-        DELETE "succeeds" by adding a delete marker while the data stays."""
-        if self._bucket_locks is None:
-            try:
-                self._bucket_locks = self.object_lock_enabled() is not False
-            except StorageError:
-                self._bucket_locks = True
-        if not self._bucket_locks:
-            return None
-        try:
-            resp = self.head_raw(key)
-        except StorageError:
-            return None  # gone or unreadable: the delete itself will tell
-        reasons: list[str] = []
-        if resp.get("ObjectLockLegalHoldStatus") == "ON":
-            reasons.append("legal hold")
-        until = resp.get("ObjectLockRetainUntilDate")
-        if isinstance(until, datetime) and until > datetime.now(UTC):
-            mode = resp.get("ObjectLockMode", "retention")
-            reasons.append(f"{mode} until {until.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
-        return ", ".join(reasons) or None
+        return self.bucket_lock.deletion_blocker(lambda: self.head_raw(key))
 
     def capabilities(self) -> Capabilities:
-        """Object lock as the bucket answers GetObjectLockConfiguration (asked once):
-        S3 stores differ (MinIO and AWS support it per bucket, others not at all)."""
-        if self._capabilities is None:
-            where = f"s3://{self.bucket}"
-            try:
-                enabled = self.object_lock_enabled()
-            except StorageError as exc:
-                enabled, why = False, f"its object lock configuration is unreadable ({exc})"
-            else:
-                why = {
-                    True: "object lock is enabled",
-                    False: "object lock is not enabled on the bucket",
-                    None: "the store does not support object lock",
-                }[enabled]
-            self._capabilities = Capabilities(object_lock=bool(enabled), detail=f"{where}: {why}")
-        return self._capabilities
-
-    def object_lock_enabled(self) -> bool | None:
-        """True/False when the store answers, None when it does not support the call."""
-        try:
-            resp = self.requests.call(
-                "GetObjectLockConfiguration",
-                "read the object lock configuration of",
-                "",
-                Bucket=self.bucket,
-            )
-        except RequestFailed as exc:
-            if exc.code in _NO_LOCK_CONFIG:
-                return False
-            if exc.code in NOT_IMPLEMENTED:
-                return None
-            raise
-        conf = resp.get("ObjectLockConfiguration", {})
-        return bool(conf.get("ObjectLockEnabled") == "Enabled")
+        return self.bucket_lock.capabilities()
 
     # -- config check ----------------------------------------------------------------
     def probe(self) -> list[ProbeResult]:
@@ -297,7 +243,7 @@ class S3Storage(Storage):
         except StorageError as exc:
             results.append(ProbeResult("bucket writable", False, str(exc)))
         try:
-            enabled = self.object_lock_enabled()
+            enabled = self.bucket_lock.enabled()
             detail = {True: "enabled", False: "not enabled", None: "not supported by the store"}[
                 enabled
             ]
