@@ -77,6 +77,14 @@ class RequestFailed(StorageError):
         self.description = description
 
 
+def short_read(actual: int, expected: int) -> Exception:
+    """A body that ended before its length: transient, like a reset mid-body."""
+    error: Exception = botocore.exceptions.IncompleteReadError(
+        actual_bytes=actual, expected_bytes=expected
+    )
+    return error
+
+
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))

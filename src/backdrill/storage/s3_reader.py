@@ -12,10 +12,14 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, cast
 
-import botocore.exceptions
-
 from backdrill.errors import NotFound, StorageError
-from backdrill.storage.s3_errors import BOTO_ERRORS, MISSING_KEY, RequestFailed, describe_error
+from backdrill.storage.s3_errors import (
+    BOTO_ERRORS,
+    MISSING_KEY,
+    RequestFailed,
+    describe_error,
+    short_read,
+)
 from backdrill.storage.s3_requests import S3Requests
 
 log = logging.getLogger(__name__)
@@ -72,9 +76,7 @@ def read_range(requests: S3Requests, key: str, start: int, end: int) -> bytes:
     def whole(resp: dict[str, Any]) -> bytes:
         data = resp["Body"].read()
         if len(data) != end - start + 1:
-            raise botocore.exceptions.IncompleteReadError(
-                actual_bytes=len(data), expected_bytes=end - start + 1
-            )
+            raise short_read(len(data), end - start + 1)
         return bytes(data)
 
     try:
