@@ -44,6 +44,8 @@ _EXISTS = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
 class S3Storage(Storage):
+    """A repository under ``s3://bucket/prefix``; every request through ``self.requests``."""
+
     def __init__(
         self,
         url: str,
