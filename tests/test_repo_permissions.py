@@ -64,6 +64,30 @@ def test_a_fresh_local_repository_is_0700_with_files_0600(
     assert wrong == {}
 
 
+def test_a_files_backup_into_a_fresh_local_repository_creates_its_root_0700(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    sample: SampleInfo,
+    open_umask: None,
+) -> None:
+    """``backup files`` first, before any ``backup db``: the directory it creates for
+    the repository, and those above it, are private too."""
+    root = tmp_path / "new" / "repo"
+    repo = Repo(url=f"file://{root}", storage={})
+    config = write_config(
+        tmp_path / "c.yaml",
+        pg,
+        repo,
+        databases=[sample.database],
+        files={"source": str(sample.filestore)},
+    )
+    result = run_cli(capsys, "--config", str(config), "backup", "files")
+    assert result.code == 0, result.err
+    assert oct(stat.S_IMODE(root.stat().st_mode)) == oct(0o700)
+    assert oct(stat.S_IMODE(root.parent.stat().st_mode)) == oct(0o700)
+
+
 def test_every_systemd_service_sets_umask_0077() -> None:
     services = sorted(UNITS.glob("*.service"))
     assert services

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,83 @@ def test_empty_and_small_objects_read_back(repo: Repo) -> None:
     with store.open_reader("empty") as stream:
         assert stream.read() == b""
     assert store.get_bytes("small") == b"abc"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        Rule("error", method="GET", contains="delimiter=", times=2, status=503),
+        Rule(
+            "error", method="GET", contains="delimiter=", times=2, status=500, code="InternalError"
+        ),
+        Rule("reset", method="GET", contains="delimiter=", times=2),
+    ],
+    ids=["503", "500", "reset"],
+)
+def test_s3_directory_listing_is_retried_like_every_request(
+    proxied_repo: Repo, fault_proxy: FaultProxy, rule: Rule
+) -> None:
+    """list_dirs (filestore sources, scopes) goes through the one request wrapper: a
+    transient fault on its ListObjectsV2 is retried, not the command's end."""
+    store = storage_for(proxied_repo)
+    for key in ("files/a/snapshots/1.json.zst", "files/b/snapshots/2.json.zst", "files/c"):
+        store.put_bytes(key, b"x")
+    fault_proxy.add(rule)
+    assert store.list_dirs("files/") == ["a", "b"]
+    assert rule.hits == 2
+
+
+def test_s3_every_listing_page_is_retried(proxied_repo: Repo, fault_proxy: FaultProxy) -> None:
+    """A fault on a later page of a listing retries that page, not the whole listing."""
+    store = storage_for(proxied_repo)
+    keys = [f"db/x/{i:04d}/manifest.json" for i in range(1005)]  # two pages of 1000
+    for key in keys:
+        store.put_bytes(key, b"{}")
+    rule = fault_proxy.add(Rule("error", method="GET", contains="continuation-token=", times=2))
+    assert [info.key for info in store.list_objects("db/")] == keys
+    assert rule.hits == 2
+
+
+def test_backends_declare_whether_their_objects_are_local_files(repo: Repo) -> None:
+    """Services ask the backend (never its type) whether the repository is a directory."""
+    store = storage_for(repo)
+    if repo.url.startswith("file://"):
+        assert store.local_root == Path(repo.url.removeprefix("file://"))
+    else:
+        assert store.local_root is None
+
+
+def _write_big(store: Storage) -> None:
+    with store.open_writer("big") as writer:
+        writer.write(b"x" * (11 * 1024 * 1024))
+
+
+#: each S3 request of the backend, and the one thing that selects it at the proxy
+EVERY_REQUEST = {
+    "PutObject": ("PUT", "/prod/obj", lambda s: s.put_bytes("obj", b"new")),
+    "HeadObject": ("HEAD", "/prod/obj", lambda s: s.head("obj")),
+    "GetObject": ("GET", "/prod/obj", lambda s: s.get_bytes("obj")),
+    "DeleteObject": ("DELETE", "/prod/obj", lambda s: s.delete("obj")),
+    "ListObjectsV2": ("GET", "list-type=2", lambda s: list(s.list_objects("db/"))),
+    "ListObjectsV2 (dirs)": ("GET", "delimiter=", lambda s: s.list_dirs("db/")),
+    "ListMultipartUploads": ("GET", "?uploads", lambda s: s.pending_uploads("db/")),
+    "ListObjectVersions": ("GET", "?versions", lambda s: s.version_counts("db/")),
+    "GetObjectLockConfiguration": ("GET", "object-lock", lambda s: s.capabilities()),
+    "CreateMultipartUpload": ("POST", "/prod/big?uploads", _write_big),
+    "UploadPart": ("PUT", "partNumber=2", _write_big),
+    "CompleteMultipartUpload": ("POST", "/prod/big?uploadId", _write_big),
+}
+
+
+@pytest.mark.parametrize("request_name", list(EVERY_REQUEST))
+def test_s3_every_request_goes_through_the_retrying_wrapper(
+    proxied_repo: Repo, fault_proxy: FaultProxy, request_name: str
+) -> None:
+    """One 503 on any request of the backend is retried and the operation succeeds."""
+    method, contains, operation = EVERY_REQUEST[request_name]
+    store = storage_for(proxied_repo)
+    store.put_bytes("obj", b"old")
+    store.put_bytes("db/x/1/manifest.json", b"{}")
+    rule = fault_proxy.add(Rule("error", method=method, contains=contains, times=1))
+    operation(store)
+    assert rule.hits == 1

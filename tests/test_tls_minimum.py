@@ -262,7 +262,7 @@ def test_s3_endpoint_below_tls13_is_refused_unless_allowed(
 
 def test_s3_client_context_is_tightened(s3_endpoint: str) -> None:
     from backdrill.config import S3Options
-    from backdrill.storage.s3 import make_client
+    from backdrill.storage.s3_client import make_client
 
     client = make_client(S3Options(endpoint_url=s3_endpoint))
     context = client._endpoint.http_session._manager.connection_pool_kw["ssl_context"]

@@ -1,7 +1,7 @@
 """Retries of transient faults: exponential backoff with jitter, bounded by a number of
 attempts and a total time, each retry logged with its attempt number.
 
-Generic: the caller says which exceptions are transient (storage/s3.py knows boto's,
+Generic: the caller says which exceptions are transient (storage/s3_errors.py knows boto's,
 pg/connection.py knows libpq's); everything else propagates at once.
 """
 

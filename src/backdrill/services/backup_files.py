@@ -42,7 +42,7 @@ from backdrill.progress import Advance
 from backdrill.repository import layout
 from backdrill.repository.layout import RESERVED_SOURCE_NAMES
 from backdrill.services.context import RunContext
-from backdrill.storage.local import LocalStorage
+from backdrill.storage.local import make_dirs
 from backdrill.timeutil import new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -317,8 +317,8 @@ def run_backup_files(
     try:
         name = configured_name or files_source.name
         backup = FileBackup(ctx, files_source, name, rehash=rehash, during_read=during_read)
-        if isinstance(ctx.storage, LocalStorage):  # the first backup creates the repository
-            ctx.storage.root.mkdir(parents=True, exist_ok=True)
+        if ctx.storage.local_root is not None:  # the first backup creates the repository
+            make_dirs(ctx.storage.local_root)
         lock = RepoLock(
             ctx.storage, files_scope(name), run_id=ctx.run_id, command="backup files", wait=wait
         )

@@ -30,15 +30,12 @@ def open_storage(
         from backdrill.storage.local import LocalStorage
 
         return LocalStorage(Path(unquote(parsed.path)))
-    from backdrill.storage.s3 import S3Storage
+    from backdrill.storage.s3 import S3Settings, S3Storage
 
     opts = options or S3Options()
+    settings = S3Settings(tls_min=tls_min)
     if isinstance(opts, StorageConfig):
-        return S3Storage(
-            url,
-            parsed.netloc,
-            parsed.path,
-            opts,
+        settings = S3Settings(
             part_size_mb=opts.part_size_mb,
             max_concurrency=opts.max_concurrency,
             object_lock=opts.object_lock,
@@ -47,7 +44,7 @@ def open_storage(
             sse=opts.sse,
             tls_min=tls_min,
         )
-    return S3Storage(url, parsed.netloc, parsed.path, opts, tls_min=tls_min)
+    return S3Storage(url, parsed.netloc, parsed.path, opts, settings)
 
 
 def open_repository(
@@ -73,14 +70,10 @@ def open_probe_storage(
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return open_storage(url, options)
-    from backdrill.storage.s3 import S3Storage
+    from backdrill.storage.s3 import S3Settings, S3Storage
 
     opts = options or S3Options()
-    return S3Storage(
-        url,
-        parsed.netloc,
-        parsed.path,
-        opts,
+    settings = S3Settings(
         object_lock=opts.object_lock if isinstance(opts, StorageConfig) else None,
         retry_policy=retry_policy or NO_RETRY,
         cleanup_seconds=0,
@@ -88,3 +81,4 @@ def open_probe_storage(
         timeouts=PROBE_TIMEOUTS,
         tls_min=tls_min,
     )
+    return S3Storage(url, parsed.netloc, parsed.path, opts, settings)

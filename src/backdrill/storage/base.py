@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, Self
 
@@ -112,6 +113,9 @@ class Storage(ABC):
 
     #: printable location, without secrets
     url: str
+    #: the directory whose files are the objects, for a backend that has one (a local
+    #: repository); None for a remote store. Declared, so callers never test the type.
+    local_root: Path | None = None
 
     @abstractmethod
     def open_writer(self, key: str) -> ObjectWriter: ...

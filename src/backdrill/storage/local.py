@@ -105,6 +105,7 @@ class _LocalWriter(ObjectWriter):
 class LocalStorage(Storage):
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.local_root = root
         self.url = f"file://{root}"
 
     def _path(self, key: str) -> Path:
