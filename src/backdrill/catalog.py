@@ -17,11 +17,14 @@ from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.limits import MAX_MANIFEST_BYTES
 from backdrill.manifest import (
     DB_ROOT,
+    DEFAULT_SOURCE,
     MANIFEST_NAME,
     DbManifest,
     backup_dir,
     db_dir,
     parse_db_manifest,
+    source_root,
+    split_source,
 )
 from backdrill.selection import Words, select
 from backdrill.storage import Storage
@@ -29,6 +32,7 @@ from backdrill.storage import Storage
 __all__ = [
     "BACKUP_WORDS",
     "DB_ROOT",
+    "DEFAULT_SOURCE",
     "BrokenEntry",
     "DbListing",
     "backup_dir",
@@ -48,11 +52,15 @@ class BrokenEntry:
 class DbListing:
     backups: list[DbManifest] = field(default_factory=list)
     broken: list[BrokenEntry] = field(default_factory=list)
-    #: (database, backup id) of directories holding objects but no manifest
-    uncommitted: list[tuple[str, str]] = field(default_factory=list)
+    #: (database, backup id, source) of directories holding objects but no manifest
+    uncommitted: list[tuple[str, str, str]] = field(default_factory=list)
 
     def databases(self) -> list[str]:
         return sorted({m.database for m in self.backups})
+
+    def groups(self) -> list[tuple[str, str]]:
+        """(source, database) of every database with a committed backup, sorted."""
+        return sorted({(m.source, m.database) for m in self.backups})
 
     def refuse_broken(self, backup_id: str) -> None:
         """IntegrityError (exit 4) naming the manifest when the backup asked for by id
@@ -62,29 +70,45 @@ class DbListing:
                 raise IntegrityError(broken.reason)
 
 
-def _split(key: str) -> tuple[str, str, str] | None:
-    parts = key[len(DB_ROOT) :].split("/")
+def split_key(key: str) -> tuple[str, str, str, str] | None:
+    """Pure: (source, database, backup id, object name) of a key of a backup's directory."""
+    found = split_source(key)
+    if found is None:
+        return None
+    source, rest = found
+    parts = rest[len(DB_ROOT) :].split("/")
     if len(parts) != 3:
         return None
-    return unquote(parts[0]), parts[1], parts[2]
+    return source, unquote(parts[0]), parts[1], parts[2]
 
 
-def list_db_backups(storage: Storage, database: str | None = None) -> DbListing:
-    """Every committed database backup, oldest first, with broken and uncommitted ones."""
-    prefix = db_dir(database) if database else DB_ROOT
-    dirs: dict[tuple[str, str], set[str]] = {}
-    for info in storage.list_objects(prefix):
-        split = _split(info.key)
-        if split is None:
-            continue
-        db, backup_id, name = split
-        dirs.setdefault((db, backup_id), set()).add(name)
+def _prefixes(database: str | None, source: str | None) -> list[str]:
+    if source is not None:
+        return [db_dir(database, source) if database else source_root(source) + DB_ROOT]
+    if database:
+        return [db_dir(database), source_root("")]
+    return [DB_ROOT, source_root("")]
+
+
+def list_db_backups(
+    storage: Storage, database: str | None = None, source: str | None = None
+) -> DbListing:
+    """Every committed database backup (of ``source``, None: of every source), oldest
+    first, with broken and uncommitted ones."""
+    dirs: dict[tuple[str, str, str], set[str]] = {}
+    for prefix in _prefixes(database, source):
+        for info in storage.list_objects(prefix):
+            split = split_key(info.key)
+            if split is None or (database is not None and split[1] != database):
+                continue
+            src, db, backup_id, name = split
+            dirs.setdefault((src, db, backup_id), set()).add(name)
     listing = DbListing()
-    for (db, backup_id), names in sorted(dirs.items()):
+    for (src, db, backup_id), names in sorted(dirs.items()):
         if MANIFEST_NAME not in names:
-            listing.uncommitted.append((db, backup_id))
+            listing.uncommitted.append((db, backup_id, src))
             continue
-        key = f"{backup_dir(db, backup_id)}{MANIFEST_NAME}"
+        key = f"{backup_dir(db, backup_id, src)}{MANIFEST_NAME}"
         try:
             manifest = parse_db_manifest(read_document(storage, key, limit=MAX_MANIFEST_BYTES), key)
         except BackdrillError as exc:
@@ -115,9 +139,12 @@ def select_backup(
     *,
     database: str | None = None,
     before: datetime | None = None,
+    source: str | None = None,
 ) -> DbManifest:
     """Pure: the backup named by ``spec`` (an id or ``latest``), optionally the newest one
-    of ``database`` created strictly before ``before``."""
+    of ``database`` (of ``source``) created strictly before ``before``."""
+    if source is not None:
+        backups = [m for m in backups if m.source == source]
     return select(
         backups,
         spec,

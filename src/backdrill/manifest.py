@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,17 +30,54 @@ CUSTOM_FORMAT = "pg_dump-custom+zstd"
 DIRECTORY_FORMAT = "pg_dump-directory+zstd"
 DIRECTORY_PREFIX = "dump-"
 DB_ROOT = "db/"
+#: the source of the top-level ``postgres:``, and of every manifest that names none
+DEFAULT_SOURCE = "default"
+#: the name of a source in keys and manifests (config.SOURCE_NAME_PATTERN)
+SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 #: a stored object's name: one path segment of the backup's directory (no ``/``, no
 #: ``..``, not absolute), e.g. ``dump.pgdump.zst``, ``dump-toc.dat.zst``
 OBJECT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$"
 
 
-def db_dir(database: str) -> str:
-    return f"{DB_ROOT}{quote(database, safe='')}/"
+def source_root(source: str = DEFAULT_SOURCE) -> str:
+    """Where a source's ``db/`` lies: the repository's root for the default source (the
+    keys of every repository written before sources existed), ``sources/<name>/`` for a
+    named one, so that two sources' same-named databases never share a key. Without an
+    argument: the root of every named source (``sources/``). The one place of these keys."""
+    if source == DEFAULT_SOURCE:
+        return ""
+    return f"sources/{quote(source, safe='')}/" if source else "sources/"
 
 
-def backup_dir(database: str, backup_id: str) -> str:
-    return f"{db_dir(database)}{backup_id}/"
+def split_source(key: str) -> tuple[str, str] | None:
+    """Pure: (source, the rest from ``db/``) of a key under a source's ``db/``; None for
+    any other key."""
+    if key.startswith(DB_ROOT):
+        return DEFAULT_SOURCE, key
+    root = source_root("")
+    if not key.startswith(root):
+        return None
+    name, _, rest = key[len(root) :].partition("/")
+    if not rest.startswith(DB_ROOT) or source_root(unquote(name)) != f"{root}{name}/":
+        return None
+    return unquote(name), rest
+
+
+def globals_root(source: str = DEFAULT_SOURCE) -> str:
+    """``globals/``: the roles and tablespaces of a source (``backup db --all``)."""
+    return f"{source_root(source)}globals/"
+
+
+def globals_key(entry_id: str, source: str = DEFAULT_SOURCE) -> str:
+    return f"{globals_root(source)}{entry_id}.sql.zst"
+
+
+def db_dir(database: str, source: str = DEFAULT_SOURCE) -> str:
+    return f"{source_root(source)}{DB_ROOT}{quote(database, safe='')}/"
+
+
+def backup_dir(database: str, backup_id: str, source: str = DEFAULT_SOURCE) -> str:
+    return f"{db_dir(database, source)}{backup_id}/"
 
 
 class TableRows(BaseModel):
@@ -78,6 +115,8 @@ class DbManifest(BaseModel):
     schema_version: int
     id: str
     kind: Literal["db"] = "db"
+    #: the PostgreSQL source (``sources:``); absent in manifests written before sources
+    source: str = Field(default=DEFAULT_SOURCE, pattern=SOURCE_PATTERN)
     database: str
     created_at: datetime
     started_at: datetime
@@ -142,14 +181,15 @@ class DbManifest(BaseModel):
 
 def check_where_it_lies(manifest: DbManifest, key: str, now: datetime | None = None) -> None:
     """IntegrityError naming ``key`` unless the manifest read from ``key`` is the one of
-    ``db/<its database>/<its id>/``, a directory backup's objects carry their prefix,
-    and it was not created in the future (beyond the clock skew allowance). Object
-    names are single segments of the directory already (:data:`OBJECT_NAME_PATTERN`)."""
-    lies_at = f"{backup_dir(manifest.database, manifest.id)}{MANIFEST_NAME}"
+    ``db/<its database>/<its id>/`` of its source (:func:`source_root`), a directory
+    backup's objects carry their prefix, and it was not created in the future (beyond
+    the clock skew allowance). Object names are single segments of the directory
+    already (:data:`OBJECT_NAME_PATTERN`)."""
+    lies_at = f"{backup_dir(manifest.database, manifest.id, manifest.source)}{MANIFEST_NAME}"
     if key != lies_at:
         raise IntegrityError(
-            f"manifest {key} names backup {manifest.id!r} of database {manifest.database!r}, "
-            f"whose manifest would be {lies_at!r}"
+            f"manifest {key} names backup {manifest.id!r} of database {manifest.database!r} "
+            f"of source {manifest.source!r}, whose manifest would be {lies_at!r}"
         )
     if manifest.is_directory and not all(
         o.name.startswith(DIRECTORY_PREFIX) for o in manifest.objects

@@ -54,6 +54,7 @@ def list_cmd(
     rows = [
         (
             m.id,
+            m.source,
             m.database,
             m.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
             human_size(m.stored_size),
@@ -64,7 +65,7 @@ def list_cmd(
     app_state.out.print(
         table(
             f"database backups in {app_state.storage.url}",
-            ["id", "database", "created", "size", "age"],
+            ["id", "source", "database", "created", "size", "age"],
             rows,
         )
     )

@@ -34,7 +34,7 @@ TAIL = 64
 
 
 def object_key(manifest: DbManifest, obj: StoredObject) -> str:
-    return f"{backup_dir(manifest.database, manifest.id)}{obj.name}"
+    return f"{backup_dir(manifest.database, manifest.id, manifest.source)}{obj.name}"
 
 
 def dump_key(manifest: DbManifest) -> str:

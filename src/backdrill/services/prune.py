@@ -21,13 +21,22 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
 
-from backdrill.catalog import DB_ROOT, BrokenEntry, backup_dir, db_dir, list_db_backups
+from backdrill.catalog import (
+    DB_ROOT,
+    DEFAULT_SOURCE,
+    BrokenEntry,
+    backup_dir,
+    db_dir,
+    list_db_backups,
+    split_key,
+)
+from backdrill.config import Config
 from backdrill.errors import IntegrityError, LockHeld
 from backdrill.files.snapshot import FILES_ROOT, OBJECTS_PREFIX
 from backdrill.lockinfo import LockInfo
 from backdrill.locks import LOCKS_ROOT, REPOSITORY_SCOPE, RepoLock, files_scope, live_holders
+from backdrill.manifest import source_root
 from backdrill.retention import Decision, Item, Policy, decide
 from backdrill.services.context import RunContext
 from backdrill.services.prune_scopes import (
@@ -37,8 +46,10 @@ from backdrill.services.prune_scopes import (
     GlobalsScope,
     Scope,
     ScopeListing,
+    db_scope_name,
     file_sources,
 )
+from backdrill.sources import configured_sources, retention_of
 from backdrill.storage.base import ObjectInfo, Storage
 from backdrill.timeutil import isoformat, utcnow
 
@@ -136,7 +147,6 @@ class _Pruner:
         self.storage: Storage = ctx.storage
         self.dry_run = dry_run
         self.now = now
-        self.policy = Policy.from_config(ctx.config.retention)
         self.grace = timedelta(hours=ctx.config.retention.grace_hours)
         self.report = PruneReport(dry_run, now)
 
@@ -158,7 +168,8 @@ class _Pruner:
         """Delete the expired entries, oldest first; return the entries that remain."""
         by_id = {e.id: e for e in listing.entries}
         remaining: list[Entry] = []
-        decisions = plan_scope(listing, self.policy, self.now)
+        policy = Policy.from_config(retention_of(self.ctx.config, scope.retention_source))
+        decisions = plan_scope(listing, policy, self.now)
         for decision in sorted(decisions, key=lambda d: (d.created_at, d.id)):
             entry = by_id[decision.id]
             action, detail = "keep", ""
@@ -277,20 +288,29 @@ def run_prune(
         return _prune(ctx, dry_run, now or utcnow())
 
 
+def _sources(config: Config, groups: list[tuple[str, str]]) -> list[str]:
+    """The sources whose globals are pruned: the default one, every configured one and
+    every one the repository holds backups of."""
+    names = {DEFAULT_SOURCE} | {s.name for s in configured_sources(config)}
+    return sorted(names | {src for src, _db in groups})
+
+
 def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
     storage = ctx.storage
     objects = {i.key: i for i in storage.list_objects("") if not i.key.startswith(LOCKS_ROOT)}
     catalog = list_db_backups(storage)
-    databases = sorted(
-        {m.database for m in catalog.backups}
-        | {db for db, _id in catalog.uncommitted}
-        | {unquote(b.key[len(DB_ROOT) :].split("/")[0]) for b in catalog.broken}
-        # a backup killed before any object committed leaves only a pending upload
-        | {unquote(p.key[len(DB_ROOT) :].split("/")[0]) for p in storage.pending_uploads(DB_ROOT)}
+    # a backup killed before any object committed leaves only a pending upload
+    pending = [p.key for root in (DB_ROOT, source_root("")) for p in storage.pending_uploads(root)]
+    keyed = [split_key(k) for k in [*(b.key for b in catalog.broken), *pending]]
+    groups = sorted(
+        {(m.source, m.database) for m in catalog.backups}
+        | {(src, db) for db, _id, src in catalog.uncommitted}
+        | {(k[0], k[1]) for k in keyed if k is not None}
     )
-    db_scopes = [DbScope(db, catalog, objects) for db in databases]
+    db_scopes = [DbScope(db, catalog, objects, src) for src, db in groups]
     files_scopes = [FilesScope(src, storage, objects) for src in file_sources(objects)]
-    scopes: list[Scope] = [*db_scopes, *files_scopes, GlobalsScope(objects)]
+    globals_scopes = [GlobalsScope(objects, src) for src in _sources(ctx.config, groups)]
+    scopes: list[Scope] = [*db_scopes, *files_scopes, *globals_scopes]
     listings = {scope.name: scope.listing() for scope in scopes}
     if broken := _all_broken(catalog.broken, listings):
         raise _refuse(broken)
@@ -333,12 +353,12 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
             pruner.sweep(referenced, objects)
         busy_dbs = [s for s in db_scopes if s.name in skipped]
         dirs = [
-            (db, backup_dir(db, backup_id))
-            for db, backup_id in catalog.uncommitted
-            if f"db/{db}" not in skipped
+            (db, backup_dir(db, backup_id, src))
+            for db, backup_id, src in catalog.uncommitted
+            if db_scope_name(db, src) not in skipped
         ]
         pruner.uncommitted(dirs, objects)
-        blocked = [db_dir(s.database) for s in busy_dbs]
+        blocked = [db_dir(s.database, s.source) for s in busy_dbs]
         if files_busy:
             blocked.append(FILES_ROOT)
         pruner.pending(blocked)

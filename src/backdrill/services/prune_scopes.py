@@ -30,11 +30,15 @@ from backdrill.files.snapshot import (
 )
 from backdrill.limits import MAX_SNAPSHOT_BYTES
 from backdrill.locks import db_scope, files_scope
-from backdrill.manifest import MANIFEST_NAME
+from backdrill.manifest import (
+    DB_ROOT,
+    DEFAULT_SOURCE,
+    MANIFEST_NAME,
+    globals_root,
+    source_root,
+)
 from backdrill.storage.base import ObjectInfo, Storage
 from backdrill.zstdio import decompressed
-
-GLOBALS_ROOT = "globals/"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,10 @@ class Scope(Protocol):
     def lock_scope(self) -> str | None:
         """The lock the backups of this scope take (None: no backup locks it)."""
 
+    @property
+    def retention_source(self) -> str:
+        """The PostgreSQL source whose retention applies (config ``sources:``)."""
+
     def listing(self) -> ScopeListing: ...
 
     def referenced_objects(self, kept: Iterable[Entry]) -> set[str]: ...
@@ -76,6 +84,11 @@ def id_time(entry_id: str) -> datetime | None:
         return None
 
 
+def db_scope_name(database: str, source: str = DEFAULT_SOURCE) -> str:
+    """Printable: ``db/odoo``; of a named source ``sources/supabase/db/postgres``."""
+    return f"{source_root(source)}{DB_ROOT}{database}"
+
+
 def _size(objects: Mapping[str, ObjectInfo], keys: Iterable[str]) -> int:
     return sum(objects[k].size for k in keys if k in objects)
 
@@ -85,28 +98,33 @@ class DbScope:
     database: str
     catalog: DbListing
     objects: Mapping[str, ObjectInfo]
+    source: str = DEFAULT_SOURCE
 
     @property
     def name(self) -> str:
-        return f"db/{self.database}"
+        return db_scope_name(self.database, self.source)
 
     @property
     def lock_scope(self) -> str:
-        return db_scope(self.database)
+        return db_scope(self.database, self.source)
+
+    @property
+    def retention_source(self) -> str:
+        return self.source
 
     def listing(self) -> ScopeListing:
         result = ScopeListing()
         for manifest in self.catalog.backups:
-            if manifest.database != self.database:
+            if manifest.database != self.database or manifest.source != self.source:
                 continue
-            prefix = backup_dir(manifest.database, manifest.id)
+            prefix = backup_dir(manifest.database, manifest.id, manifest.source)
             marker = prefix + MANIFEST_NAME
             others = sorted(k for k in self.objects if k.startswith(prefix) and k != marker)
             keys = (marker, *others)
             result.entries.append(
                 Entry(manifest.id, manifest.created_at, keys, _size(self.objects, keys))
             )
-        prefix = db_dir(self.database)
+        prefix = db_dir(self.database, self.source)
         result.broken = [b for b in self.catalog.broken if b.key.startswith(prefix)]
         return result
 
@@ -116,24 +134,31 @@ class DbScope:
 
 @dataclass
 class GlobalsScope:
-    """``globals/<id>.sql.zst``: roles and tablespaces, dated by the time in their id."""
+    """``globals/<id>.sql.zst``: roles and tablespaces, dated by the time in their id
+    (of a named source, under its root: :func:`backdrill.manifest.globals_root`)."""
 
     objects: Mapping[str, ObjectInfo]
+    source: str = DEFAULT_SOURCE
 
     @property
     def name(self) -> str:
-        return "globals"
+        return globals_root(self.source).rstrip("/")
 
     @property
     def lock_scope(self) -> str | None:
         return None
 
+    @property
+    def retention_source(self) -> str:
+        return self.source
+
     def listing(self) -> ScopeListing:
         result = ScopeListing()
+        root = globals_root(self.source)
         for key in sorted(self.objects):
-            if not key.startswith(GLOBALS_ROOT):
+            if not key.startswith(root):
                 continue
-            entry_id = key[len(GLOBALS_ROOT) :].removesuffix(".sql.zst")
+            entry_id = key[len(root) :].removesuffix(".sql.zst")
             moment = id_time(entry_id)
             if moment is None or "/" in entry_id:
                 continue  # not ours: never touched
@@ -226,6 +251,10 @@ class FilesScope:
     @property
     def lock_scope(self) -> str:
         return files_scope(self.source)
+
+    @property
+    def retention_source(self) -> str:
+        return DEFAULT_SOURCE  # the top-level retention
 
     def listing(self) -> ScopeListing:
         result = ScopeListing()
