@@ -13,11 +13,10 @@ from datetime import datetime
 from urllib.parse import unquote
 
 from backdrill.documents import read_document
-from backdrill.errors import BackdrillError, IntegrityError
+from backdrill.errors import BackdrillError, IntegrityError, UsageError
 from backdrill.limits import MAX_MANIFEST_BYTES
 from backdrill.manifest import (
     DB_ROOT,
-    DEFAULT_SOURCE,
     MANIFEST_NAME,
     DbManifest,
     backup_dir,
@@ -27,12 +26,12 @@ from backdrill.manifest import (
     split_source,
 )
 from backdrill.selection import Words, select
+from backdrill.sources import attempt_scope
 from backdrill.storage import Storage
 
 __all__ = [
     "BACKUP_WORDS",
     "DB_ROOT",
-    "DEFAULT_SOURCE",
     "BrokenEntry",
     "DbListing",
     "backup_dir",
@@ -142,13 +141,26 @@ def select_backup(
     source: str | None = None,
 ) -> DbManifest:
     """Pure: the backup named by ``spec`` (an id or ``latest``), optionally the newest one
-    of ``database`` (of ``source``) created strictly before ``before``."""
+    of ``database`` (of ``source``) created strictly before ``before``. A database name
+    that several sources back up needs ``source``; without a database, the groups are
+    named as ``<source>/<database>`` for a named source."""
+    backups = list(backups)
+    if source is None and database is not None:
+        holding = sorted({m.source for m in backups if m.database == database})
+        if len(holding) > 1 and spec == "latest":
+            raise UsageError(
+                f"sources {', '.join(holding)} each hold backups of database {database!r}",
+                hint="choose one with --source NAME",
+            )
+        source = holding[0] if len(holding) == 1 else None
     if source is not None:
         backups = [m for m in backups if m.source == source]
     return select(
         backups,
         spec,
-        group_of=lambda m: m.database,
+        group_of=lambda m: (
+            m.database if source is not None else attempt_scope(m.database, m.source)
+        ),
         group=database,
         before=before,
         words=BACKUP_WORDS,

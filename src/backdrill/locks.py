@@ -36,12 +36,12 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
+from backdrill.config import DEFAULT_SOURCE
 from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError, LockHeld, NotFound
 from backdrill.interrupts import cleaning_up, raise_if_received
 from backdrill.limits import MAX_LOCK_BYTES
 from backdrill.lockinfo import ForeignLock, Holder, LockInfo, held_message, is_stale
-from backdrill.manifest import DEFAULT_SOURCE
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
 from backdrill.timeutil import isoformat, utcnow
 

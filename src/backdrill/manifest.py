@@ -15,6 +15,10 @@ from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# the source of the top-level ``postgres:`` (and of every manifest that names none),
+# and a source's name in keys and manifests
+from backdrill.config import DEFAULT_SOURCE
+from backdrill.config import SOURCE_NAME_PATTERN as SOURCE_PATTERN
 from backdrill.digests import ContentFacts, TableKey, TableRef
 from backdrill.documents import check_not_future, parse_versioned
 from backdrill.errors import IntegrityError
@@ -30,10 +34,6 @@ CUSTOM_FORMAT = "pg_dump-custom+zstd"
 DIRECTORY_FORMAT = "pg_dump-directory+zstd"
 DIRECTORY_PREFIX = "dump-"
 DB_ROOT = "db/"
-#: the source of the top-level ``postgres:``, and of every manifest that names none
-DEFAULT_SOURCE = "default"
-#: the name of a source in keys and manifests (config.SOURCE_NAME_PATTERN)
-SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 #: a stored object's name: one path segment of the backup's directory (no ``/``, no
 #: ``..``, not absolute), e.g. ``dump.pgdump.zst``, ``dump-toc.dat.zst``
 OBJECT_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$"

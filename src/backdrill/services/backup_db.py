@@ -24,7 +24,7 @@ import psycopg
 
 from backdrill import __version__
 from backdrill.catalog import backup_dir
-from backdrill.config import Config
+from backdrill.config import DEFAULT_SOURCE, Config
 from backdrill.crypto import EncryptingSink, keys_for, seal_fields
 from backdrill.digests import ContentFacts, TableRef
 from backdrill.errors import BackdrillError, PostgresError, UsageError
@@ -32,7 +32,6 @@ from backdrill.interrupts import cleaning_up
 from backdrill.locks import RepoLock, db_scope
 from backdrill.manifest import (
     CUSTOM_FORMAT,
-    DEFAULT_SOURCE,
     DIRECTORY_FORMAT,
     DIRECTORY_PREFIX,
     DUMP_NAME,

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from backdrill.catalog import DEFAULT_SOURCE, list_db_backups
+from backdrill.catalog import list_db_backups
+from backdrill.config import DEFAULT_SOURCE
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.services.context import RunContext
 from backdrill.services.drill import (

@@ -16,11 +16,12 @@ from urllib.parse import urlparse
 
 from backdrill.attempts import Attempt, read_attempts
 from backdrill.catalog import list_db_backups
-from backdrill.config import Config
+from backdrill.config import DEFAULT_SOURCE, Config
 from backdrill.documents import read_document
 from backdrill.errors import BackdrillError
 from backdrill.limits import MAX_REPORT_BYTES
 from backdrill.manifest import DbManifest
+from backdrill.sources import attempt_scope
 from backdrill.storage import Storage
 from backdrill.timeutil import MAX_CLOCK_SKEW, is_id, parse_time, utcnow
 
@@ -36,6 +37,8 @@ class DbFacts:
     database: str
     latest: DbManifest
     count: int
+    #: the PostgreSQL source (config ``sources:``)
+    source: str = DEFAULT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,13 @@ class DrillFacts:
     database: str | None = None
     rpo_seconds: float | None = None
     rto_seconds: float | None = None
+    source: str | None = None
 
 
 @dataclass
 class RepoFacts:
     read_at: datetime
+    #: by database, ``<source>/<database>`` for a named source (sources.attempt_scope)
     databases: dict[str, DbFacts] = field(default_factory=dict)
     snapshots: dict[str, SnapshotFacts] = field(default_factory=dict)
     last_drill: DrillFacts | None = None
@@ -146,6 +151,7 @@ def _parse_report(data: bytes, drill_id: str) -> DrillFacts:
         result=str(doc["result"]),
         finished_at=parse_time(finished) if isinstance(finished, str) else None,
         database=backup.get("database"),
+        source=backup.get("source") if isinstance(backup.get("source"), str) else None,
         rpo_seconds=rpo.get("achieved_seconds"),
         rto_seconds=rto.get("achieved_seconds"),
     )
@@ -188,9 +194,10 @@ def gather(storage: Storage, config: Config) -> RepoFacts:
     listing = list_db_backups(storage)
     by_db: dict[str, list[DbManifest]] = {}
     for manifest in listing.backups:
-        by_db.setdefault(manifest.database, []).append(manifest)
+        by_db.setdefault(attempt_scope(manifest.database, manifest.source), []).append(manifest)
     for name, manifests in by_db.items():
-        facts.databases[name] = DbFacts(name, manifests[-1], len(manifests))
+        latest = manifests[-1]
+        facts.databases[name] = DbFacts(latest.database, latest, len(manifests), latest.source)
     facts.broken.extend(f"{b.key}: {b.reason}" for b in listing.broken)
     facts.snapshots = read_snapshots(storage, source_name(config), facts.broken)
     read_drills(storage, facts)

@@ -24,14 +24,13 @@ from typing import Any
 
 from backdrill.catalog import (
     DB_ROOT,
-    DEFAULT_SOURCE,
     BrokenEntry,
     backup_dir,
     db_dir,
     list_db_backups,
     split_key,
 )
-from backdrill.config import Config
+from backdrill.config import DEFAULT_SOURCE, Config
 from backdrill.errors import IntegrityError, LockHeld
 from backdrill.files.snapshot import FILES_ROOT, OBJECTS_PREFIX
 from backdrill.lockinfo import LockInfo

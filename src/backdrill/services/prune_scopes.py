@@ -17,6 +17,7 @@ from typing import Any, Protocol, get_args
 from urllib.parse import unquote
 
 from backdrill.catalog import BrokenEntry, DbListing, backup_dir, db_dir
+from backdrill.config import DEFAULT_SOURCE
 from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, IntegrityError
 from backdrill.files.snapshot import (
@@ -32,7 +33,6 @@ from backdrill.limits import MAX_SNAPSHOT_BYTES
 from backdrill.locks import db_scope, files_scope
 from backdrill.manifest import (
     DB_ROOT,
-    DEFAULT_SOURCE,
     MANIFEST_NAME,
     globals_root,
     source_root,

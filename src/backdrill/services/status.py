@@ -20,6 +20,7 @@ from backdrill.errors import ExternalServiceError
 from backdrill.secret_age import SecretFileAge, describe, overdue, secret_file_ages
 from backdrill.security import SecurityConfig
 from backdrill.services.facts import RepoFacts, gather, source_name
+from backdrill.sources import attempt_scope, configured_sources
 from backdrill.ssot import Policy, policy
 from backdrill.storage import Storage
 from backdrill.text import nagios_label, nagios_text
@@ -319,11 +320,18 @@ def check_repository(
 
 
 def evaluate_config(facts: RepoFacts, config: Config, now: datetime) -> StatusReport:
-    wanted = config.postgres.databases
+    """The databases every configured source lists must be backed up (a named source's
+    as ``<source>/<database>``)."""
+    wanted = [
+        attempt_scope(db, source.name)
+        for source in configured_sources(config)
+        if isinstance(source.postgres.databases, list)
+        for db in source.postgres.databases
+    ]
     return evaluate(
         facts,
         policy(config),
         now,
-        databases=list(wanted) if isinstance(wanted, list) else None,
+        databases=wanted or None,
         files_source=source_name(config),
     )
