@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,17 +16,26 @@ from typing import Any
 import pytest
 import yaml
 
-from backdrill.config import load_config
+from backdrill.catalog import list_db_backups, select_backup
+from backdrill.config import Config, load_config
+from backdrill.errors import ConfigError, UsageError
+from backdrill.locks import db_scope
+from backdrill.manifest import MANIFEST_NAME
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.redact import SECRETS
 from backdrill.services.context import RunContext
 from backdrill.services.prune import run_prune
+from backdrill.sources import configured_sources, find_source, retention_of
+from backdrill.ssot import conflicts_of, missing_sources, ssot_of
 from backdrill.storage import open_repository
 from backdrill.timeutil import utcnow
 from conftest import drop_database
 from helpers.cli import Repo, run_cli
-from helpers.repo import list_keys
+from helpers.history import fake_db_backup, prune_config, storage_of
+from helpers.repo import list_keys, read_object, write_object
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +160,148 @@ def test_two_sources_backed_up_in_one_run_pruned_by_their_own_retention_and_dril
         rows[drill["source"]] = report_json["backup"]["rows"]
     assert rows == {"default": 100, "supabase": 7}  # each drilled its own server's copy
     assert "supabase" in (reports / "summary.md").read_text()
+
+
+# -- a manifest's source is that of its key -----------------------------------------------
+
+
+def _forge(repo: Repo, key: str, **update: object) -> None:
+    doc = json.loads(read_object(repo, key))
+    doc.update(update)
+    write_object(repo, key, json.dumps(doc).encode())
+
+
+def test_a_manifest_claiming_another_source_than_its_key_exits_4_and_prune_deletes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+) -> None:
+    now = utcnow()
+    with storage_of(repo) as storage:
+        old = fake_db_backup(storage, "postgres", now - timedelta(days=90))
+        fake_db_backup(storage, "postgres", now - timedelta(days=1))
+        named = fake_db_backup(storage, "postgres", now - timedelta(days=2), source="supabase")
+    # a default source's manifest rewritten to claim it is Supabase's
+    forged = f"db/postgres/{old}/{MANIFEST_NAME}"
+    _forge(repo, forged, source="supabase")
+    # and a manifest under sources/supabase/ that names no source (an old one moved there)
+    moved = f"sources/supabase/db/postgres/{named}/{MANIFEST_NAME}"
+    doc = json.loads(read_object(repo, moved))
+    del doc["source"]
+    write_object(repo, moved, json.dumps(doc).encode())
+    before = list_keys(repo)
+    config = prune_config(tmp_path / "c.yaml", repo, days=30, min_keep=1, grace_hours=0)
+    for backup_id, key in ((old, forged), (named, moved)):
+        result = run_cli(capsys, "--config", str(config), "verify", backup_id)
+        assert result.code == 4, result.out + result.err
+        assert key in result.err
+    result = run_cli(capsys, "--config", str(config), "prune")
+    assert result.code == 4, result.out + result.err
+    assert forged in result.err and moved in result.err
+    assert list_keys(repo) == before
+
+
+def test_same_database_name_in_two_sources_keeps_two_keys_locks_and_needs_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    now = utcnow()
+    with storage_of(local_repo) as storage:
+        mine = fake_db_backup(storage, "postgres", now - timedelta(hours=2))
+        theirs = fake_db_backup(storage, "postgres", now - timedelta(hours=1), source="supabase")
+        listing = list_db_backups(storage)
+    assert listing.groups() == [("default", "postgres"), ("supabase", "postgres")]
+    assert db_scope("postgres") != db_scope("postgres", "supabase")
+    with pytest.raises(UsageError, match="--source"):
+        select_backup(listing.backups, database="postgres")
+    assert select_backup(listing.backups, database="postgres", source="default").id == mine
+    assert select_backup(listing.backups, database="postgres", source="supabase").id == theirs
+    with pytest.raises(UsageError, match=r"postgres, supabase/postgres"):
+        select_backup(listing.backups)  # several databases: named with their source
+    config = prune_config(tmp_path / "c.yaml", local_repo, days=30)
+    result = run_cli(capsys, "--config", str(config), "drill", "run", "--database", "postgres")
+    assert result.code == 2, result.out + result.err
+    assert "--source" in result.err
+    listed = run_cli(capsys, "--config", str(config), "list")
+    assert listed.code == 0 and "supabase" in listed.out and "default" in listed.out
+
+
+# -- the configuration ---------------------------------------------------------------------
+
+
+def _load(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"storage: {{url: 'file://{tmp_path}/repo'}}\n{text}")
+    return load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "sources:\n  supabase: {host: a}\n  supabase: {host: b}\n",
+            r"supabase.*(repeated|twice|duplicate)",
+        ),
+        ("postgres: {host: a}\nsources:\n  default: {host: b}\n", r"sources -> default"),
+        ("sources:\n  Supa Base: {host: b}\n", r"sources -> Supa Base"),
+        ("sources:\n  supabase: {host: b, retention: {days: 0}}\n", r"retention -> days"),
+        ("sources:\n  supabase: {host: b, colour: red}\n", r"colour: unknown key"),
+    ],
+)
+def test_config_errors_of_sources_name_the_key(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        _load(tmp_path, text)
+
+
+def test_sources_resolve_with_their_own_or_the_top_level_retention(tmp_path: Path) -> None:
+    only_named = _load(tmp_path, "sources:\n  a: {host: x}\n  b: {host: y, retention: {days: 7}}\n")
+    assert [s.name for s in configured_sources(only_named)] == ["a", "b"]
+    both = _load(
+        tmp_path,
+        "postgres: {host: z}\nretention: {days: 30}\n"
+        "sources:\n  b: {host: y, retention: {days: 7}, password: pw-of-b-42}\n",
+    )
+    assert [(s.name, s.retention.days) for s in configured_sources(both)] == [
+        ("default", 30),
+        ("b", 7),
+    ]
+    assert retention_of(both, "gone").days == 30  # a source no longer configured
+    assert "pw-of-b-42" not in SECRETS.redact("password pw-of-b-42")
+    plain = _load(tmp_path, "postgres: {host: z}\n")
+    assert [s.name for s in configured_sources(plain)] == ["default"]
+    with pytest.raises(UsageError, match="no source 'nope'") as caught:
+        find_source(plain, "nope")
+    assert "default" in (caught.value.hint or "")
+
+
+def test_the_ssot_backup_db_row_of_a_source_sets_its_retention(tmp_path: Path) -> None:
+    shutil.copy(REPO / "ops/ssot/system_design_map.yaml", tmp_path / "ssot.yaml")
+    config = _load(tmp_path, "ssot: ssot.yaml\nsources:\n  supabase: {host: y}\n")
+    by_name = {s.name: s for s in configured_sources(config)}
+    assert by_name["supabase"].retention.days == 7
+    assert by_name["supabase"].retention.min_keep == 7
+    assert retention_of(config, "default").days == 30
+    assert conflicts_of(config) == ()
+    missing = _load(tmp_path, "ssot: ssot.yaml\n")
+    assert missing_sources(missing, ssot_of(missing)) == ["supabase"]  # type: ignore[arg-type]
+    disagreeing = _load(
+        tmp_path, "ssot: ssot.yaml\nsources:\n  supabase: {host: y, retention: {days: 3}}\n"
+    )
+    assert conflicts_of(disagreeing) == (
+        "sources -> supabase -> retention -> days: config 3, SSOT 7",
+    )
+    assert retention_of(disagreeing, "supabase").days == 7  # the SSOT applies
+
+
+def test_unknown_source_and_ambiguous_database_are_usage_errors(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    second_cluster: LocalCluster,
+    local_repo: Repo,
+) -> None:
+    config = _two_sources_config(tmp_path, pg, second_cluster.params, "shop", local_repo)
+    unknown = run_cli(capsys, "--config", str(config), "backup", "db", "--source", "nope")
+    assert unknown.code == 2, unknown.out + unknown.err
+    assert "no source 'nope'" in unknown.err and "supabase" in unknown.err
+    ambiguous = run_cli(capsys, "--config", str(config), "backup", "db", "-d", "shop")
+    assert ambiguous.code == 2, ambiguous.out + ambiguous.err
+    assert "--source" in ambiguous.err
+    assert list_keys(local_repo, "db/") == list_keys(local_repo, "sources/") == []
