@@ -31,7 +31,7 @@ from backdrill.ssot import conflicts_of, missing_sources, ssot_of
 from backdrill.storage import open_repository
 from backdrill.timeutil import utcnow
 from conftest import drop_database
-from helpers.cli import Repo, run_cli
+from helpers.cli import Repo, run_cli, write_config
 from helpers.history import fake_db_backup, prune_config, storage_of
 from helpers.repo import list_keys, read_object, write_object
 
@@ -160,6 +160,20 @@ def test_two_sources_backed_up_in_one_run_pruned_by_their_own_retention_and_dril
         rows[drill["source"]] = report_json["backup"]["rows"]
     assert rows == {"default": 100, "supabase": 7}  # each drilled its own server's copy
     assert "supabase" in (reports / "summary.md").read_text()
+
+    metrics = tmp_path / "backdrill.prom"
+    status = run_cli(capsys, "--config", str(config), "--metrics-file", str(metrics), "status")
+    assert f"'database supabase/{shop}'=" in status.out and f"'database {shop}'=" in status.out
+    text = metrics.read_text()
+    for source, count in (("default", 3), ("supabase", 1)):
+        series = f'backdrill_backups{{database="{shop}",kind="db",source="{source}"}}'
+        assert f"{series} {count}.0" in text, text
+    assert 'backdrill_last_drill_result{database="' in text and 'source="supabase"' in text
+
+    check = run_cli(capsys, "--config", str(config), "config", "check")
+    assert "postgres reachable" in check.out
+    assert "postgres reachable (source supabase)" in check.out, check.out
+    assert f"database {shop} (source supabase)" in check.out
 
 
 # -- a manifest's source is that of its key -----------------------------------------------
@@ -305,3 +319,35 @@ def test_unknown_source_and_ambiguous_database_are_usage_errors(
     assert ambiguous.code == 2, ambiguous.out + ambiguous.err
     assert "--source" in ambiguous.err
     assert list_keys(local_repo, "db/") == list_keys(local_repo, "sources/") == []
+
+
+def test_a_single_source_config_and_a_repository_written_before_sources_still_work(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    local_repo: Repo,
+    work_dir: Path,
+) -> None:
+    name = f"old_{secrets.token_hex(3)}"
+    _create(pg, name, 12)
+    try:
+        reports = tmp_path / "reports"
+        drill = {"work_dir": str(work_dir), "report_dir": str(reports)}
+        config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[name], drill=drill)
+        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        assert result.code == 0, result.out + result.err
+        (key,) = [k for k in list_keys(local_repo) if k.endswith(MANIFEST_NAME)]
+        assert key.startswith(f"db/{name}/")  # the keys of every repository before sources
+        assert list_keys(local_repo, "sources/") == []
+        doc = json.loads(read_object(local_repo, key))
+        del doc["source"]  # as backdrill wrote manifests before sources existed
+        write_object(local_repo, key, json.dumps(doc).encode())
+        listed = run_cli(capsys, "--config", str(config), "list", "--json")
+        assert [m["source"] for m in json.loads(listed.out)] == ["default"]
+        result = run_cli(capsys, "--config", str(config), "drill", "run")
+        assert result.code == 0, result.out + result.err
+        assert f"of {name}, source default" in result.out
+        status = run_cli(capsys, "--config", str(config), "status")
+        assert f"database {name}" in status.out
+    finally:
+        drop_database(pg, name)
