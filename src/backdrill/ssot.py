@@ -69,11 +69,11 @@ class ScheduleEntry(_Model):
         if self.job is not None:
             if self.job not in JOBS:
                 raise ValueError(f"job must be one of: {', '.join(JOBS)}")
-            if not self.cron:
+            if not self.cron and self.source is None:  # a source's row rides its job's
                 raise ValueError(f"job {self.job!r} needs a cron schedule")
             from croniter import croniter
 
-            if not croniter.is_valid(self.cron):
+            if self.cron and not croniter.is_valid(self.cron):
                 raise ValueError(f"cron {self.cron!r} is not a valid cron expression")
         return self
 
