@@ -67,7 +67,7 @@ def targets_of(config: Config, name: str) -> TargetsConfig:
 
 def attempt_scope(database: str, source: str | None) -> str:
     """The scope a run records its attempt under and messages name: the database; of
-    a named source ``<source>/<database>``."""
-    if source is None or source == DEFAULT_SOURCE:
+    a named source ``<source>/<database>`` (no database: the run as a whole, "")."""
+    if source is None or source == DEFAULT_SOURCE or not database:
         return database
     return f"{source}/{database}"

@@ -97,7 +97,8 @@ def backup_db(
             )
     app_state.attempts.extend(_db_attempt(o) for o in outcomes)
     for outcome in outcomes:
-        notify_backup(app_state, run.host, outcome.database, outcome.manifest, outcome.error)
+        name = attempt_scope(outcome.database, outcome.source)
+        notify_backup(app_state, run.host, name, outcome.manifest, outcome.error)
     failures = [o for o in outcomes if o.error is not None]
     if failures:
         first = failures[0].error

@@ -162,6 +162,7 @@ def show_cmd(
         return
     rows: list[tuple[str, object]] = [
         ("id", manifest.id),
+        ("source", manifest.source),
         ("database", manifest.database),
         ("created_at (recovery point)", manifest.created_at.isoformat()),
         ("finished_at", manifest.finished_at.isoformat()),
