@@ -25,7 +25,9 @@ from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.redact import SECRETS
 from backdrill.services.context import RunContext
+from backdrill.services.facts import gather
 from backdrill.services.prune import run_prune
+from backdrill.services.status import State, evaluate_config
 from backdrill.sources import configured_sources, find_source, retention_of
 from backdrill.ssot import conflicts_of, missing_sources, ssot_of
 from backdrill.storage import open_repository
@@ -351,3 +353,24 @@ def test_a_single_source_config_and_a_repository_written_before_sources_still_wo
         assert f"database {name}" in status.out
     finally:
         drop_database(pg, name)
+
+
+def test_status_measures_each_source_against_its_own_rpo_target(
+    tmp_path: Path, local_repo: Repo
+) -> None:
+    now = utcnow()
+    with storage_of(local_repo) as storage:
+        fake_db_backup(storage, "odoo", now - timedelta(hours=2))
+        fake_db_backup(storage, "postgres", now - timedelta(hours=2), source="supabase")
+        config = _load(
+            tmp_path,
+            "postgres: {databases: [odoo]}\ntargets: {rpo_hours: 24}\nsources:\n"
+            "  supabase: {databases: [postgres], targets: {rpo_hours: 1}}\n",
+        )
+        config = config.model_copy(
+            update={"storage": config.storage.model_copy(update={"url": local_repo.url})}
+        )
+        report = evaluate_config(gather(storage, config), config, now)
+    states = {c.name: c.state for c in report.checks}
+    assert states["database odoo"] is State.OK
+    assert states["database supabase/postgres"] is State.CRITICAL  # 2 h old, its RPO 1 h

@@ -10,6 +10,7 @@ TLS minimum lowered below the standard, are WARNING.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -142,9 +143,11 @@ def evaluate(
     *,
     databases: list[str] | None = None,
     files_source: str | None = None,
+    rpo_hours: Mapping[str, float] | None = None,
 ) -> StatusReport:
     """Pure: every check of ``facts`` at ``now``. ``databases`` and ``files_source`` are
-    what the config says must be backed up (a missing one is CRITICAL)."""
+    what the config says must be backed up (a missing one is CRITICAL); ``rpo_hours``:
+    a PostgreSQL source's own RPO target (``sources: NAME: targets:``), by source."""
     rpo = policy.rpo_hours * 3600
     checks: list[Check] = []
     wanted = sorted(set(databases or []) | set(facts.databases))
@@ -159,7 +162,8 @@ def evaluate(
             checks.append(Check(name, "db", db, State.CRITICAL, "no committed backup", None, rpo))
             continue
         m = found.latest
-        checks.append(_aged(name, "db", db, m.id, m.created_at, rpo, policy, now, "last backup"))
+        target = (rpo_hours or {}).get(found.source, policy.rpo_hours) * 3600
+        checks.append(_aged(name, "db", db, m.id, m.created_at, target, policy, now, "last backup"))
     sources = sorted(set([files_source] if files_source else []) | set(facts.snapshots))
     for source in sources:
         name = f"filestore {source}"
@@ -334,4 +338,9 @@ def evaluate_config(facts: RepoFacts, config: Config, now: datetime) -> StatusRe
         now,
         databases=wanted or None,
         files_source=source_name(config),
+        rpo_hours={
+            name: source.targets.rpo_hours
+            for name, source in config.sources.items()
+            if source.targets is not None
+        },
     )
