@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -374,3 +375,35 @@ def test_status_measures_each_source_against_its_own_rpo_target(
     states = {c.name: c.state for c in report.checks}
     assert states["database odoo"] is State.OK
     assert states["database supabase/postgres"] is State.CRITICAL  # 2 h old, its RPO 1 h
+
+
+@pytest.mark.parametrize(
+    ("databases", "named"), [(["postgres"], "supabase/postgres"), ("all", "source supabase")]
+)
+def test_a_source_that_cannot_be_reached_does_not_stop_the_others(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    shop: str,
+    local_repo: Repo,
+    databases: list[str] | str,
+    named: str,
+) -> None:
+    """Listed databases fail one by one; ``all`` cannot even be listed: the source fails."""
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    doc = {
+        "postgres": {**_connection(pg, tmp_path / "pw1"), "databases": [shop]},
+        "sources": {
+            "supabase": {"host": "127.0.0.1", "port": port, "user": "x", "databases": databases}
+        },
+        "storage": {"url": local_repo.url},
+    }
+    config = tmp_path / "down.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    assert result.code == 5, result.out + result.err
+    assert "committed backup" in result.out and f"of {shop}:" in result.out
+    assert f"1 of 2 backups failed: {named}" in result.err
+    assert len([k for k in list_keys(local_repo, f"db/{shop}/") if k.endswith(MANIFEST_NAME)]) == 1

@@ -97,7 +97,7 @@ def backup_db(
             )
     app_state.attempts.extend(_db_attempt(o) for o in outcomes)
     for outcome in outcomes:
-        name = attempt_scope(outcome.database, outcome.source)
+        name = _label(outcome)
         notify_backup(app_state, run.host, name, outcome.manifest, outcome.error)
     failures = [o for o in outcomes if o.error is not None]
     if failures:
@@ -106,11 +106,19 @@ def backup_db(
         if len(outcomes) == 1:
             raise first
         for failed in failures:
-            name = attempt_scope(failed.database, failed.source)
+            name = _label(failed)
             report_error(failed.error, prefix=f"backup of {name} failed: ")
-        names = ", ".join(attempt_scope(o.database, o.source) for o in failures)
+        names = ", ".join(_label(o) for o in failures)
         warn(f"backdrill: error: {len(failures)} of {len(outcomes)} backups failed: {names}")
         raise typer.Exit(first.exit_code)
+
+
+def _label(outcome: DbBackupOutcome) -> str:
+    """``odoo``, ``supabase/postgres``; a source whose databases could not be listed:
+    ``source supabase``."""
+    if not outcome.database:
+        return f"source {outcome.source}"
+    return attempt_scope(outcome.database, outcome.source)
 
 
 def _db_attempt(outcome: DbBackupOutcome) -> Attempt:

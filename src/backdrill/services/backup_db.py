@@ -502,16 +502,23 @@ def run_backup_db(
     """Back up each selected database of each selected source (``source``: that one,
     else every configured one), ``parallel`` at once (backup -> parallel, 1: one after
     the other), each under its lock (``locks/db-<name>``) with its own manifest; a
-    failure of one does not stop the others. Outcomes in the sources' and databases'
+    failure of one does not stop the others, nor does a source whose databases cannot
+    be listed (its outcome has no database). Outcomes in the sources' and databases'
     order; each source's roles and tablespaces once, after all of them."""
     sources = select_sources(ctx.config, source, database)
     dump_jobs = jobs or ctx.config.backup.jobs
     work: list[tuple[Source, ConnParams, str]] = []
+    unlisted: list[DbBackupOutcome] = []  # sources whose databases could not be listed
     for src in sources:
         params = ConnParams.from_config(src.postgres, ctx.config.security)
-        work += [
-            (src, params, name) for name in resolve_databases(src, params, database, all_databases)
-        ]
+        try:
+            names = resolve_databases(src, params, database, all_databases)
+        except BackdrillError as exc:
+            if len(sources) == 1:
+                raise
+            unlisted.append(DbBackupOutcome("", None, exc, src.name))
+            continue
+        work += [(src, params, name) for name in names]
 
     def one(item: tuple[Source, ConnParams, str]) -> DbBackupOutcome:
         src, params, name = item
@@ -529,9 +536,10 @@ def run_backup_db(
         except BackdrillError as exc:
             return DbBackupOutcome(name, None, exc, src.name)
 
-    outcomes = run_bounded(work, parallel or ctx.config.backup.parallel, one)
+    outcomes = run_bounded(work, parallel or ctx.config.backup.parallel, one) + unlisted
+    failed_sources = {o.source for o in unlisted}
     if ctx.config.backup.globals:
-        for src in sources:
+        for src in [s for s in sources if s.name not in failed_sources]:
             if all_databases or src.postgres.databases == "all":
                 backup_globals(ctx, ConnParams.from_config(src.postgres, ctx.config.security), src)
     return outcomes
