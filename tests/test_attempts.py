@@ -64,7 +64,7 @@ def test_a_failed_backup_db_survives_a_later_backup_files_in_the_metrics_file(
     files = attempt_labels("backup-files", source=sample.filestore.name)
     assert found[("backdrill_attempt_exit_code", files)] == 0
     assert found[("backdrill_attempt_size_bytes", files)] > 0
-    kind = (("database", sample.filestore.name), ("kind", "files"))
+    kind = (("database", sample.filestore.name), ("kind", "files"), ("source", ""))
     assert ("backdrill_last_duration_seconds", kind) in found
     assert found[("backdrill_last_size_bytes", kind)] > 0
     # the record itself: one small JSON document per command and scope

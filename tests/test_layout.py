@@ -12,7 +12,16 @@ from backdrill.files.source import DirSource
 from backdrill.repository import layout
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "backdrill"
-KEY_STRINGS = ('"db/', '"files/', '"evidence/', '"locks/', '"globals/', '"snapshots/', '"status/')
+KEY_STRINGS = (
+    '"db/',
+    '"files/',
+    '"evidence/',
+    '"locks/',
+    '"globals/',
+    '"snapshots/',
+    '"status/',
+    '"sources/',
+)
 
 
 def test_key_strings_live_in_the_layout_module_only() -> None:
@@ -27,21 +36,46 @@ def test_key_strings_live_in_the_layout_module_only() -> None:
     assert offenders == []
 
 
-def test_backup_keys_round_trip_any_database_name() -> None:
+@pytest.mark.parametrize("source", [layout.DEFAULT_SOURCE, "supabase", "a/b", "%41"])
+def test_backup_keys_round_trip_any_database_and_source_name(source: str) -> None:
     for database in ("odoo", "a/b", "..", "naïve db", "%2F"):
-        key = layout.manifest_key(database, "20261126T030000Z-1a2b3c")
-        assert key.count("/") == 3
+        key = layout.manifest_key(database, "20261126T030000Z-1a2b3c", source)
+        assert key.count("/") == (3 if source == layout.DEFAULT_SOURCE else 5)
         assert layout.split_backup_key(key) == (
+            source,
             database,
             "20261126T030000Z-1a2b3c",
             layout.MANIFEST_NAME,
         )
-        assert layout.database_of(key) == database
+        assert layout.database_of(key) == (source, database)
+    assert layout.manifest_key("odoo", "x") == "db/odoo/x/manifest.json"  # as ever
+    assert layout.split_globals_key(layout.globals_key("x1", source), source) == "x1"
+
+
+def test_a_named_source_never_shares_a_key_with_the_default_one() -> None:
+    assert layout.db_dir("postgres", "supabase") != layout.db_dir("postgres")
+    assert layout.split_source("sources/supabase/db/postgres/x/manifest.json") == (
+        "supabase",
+        "db/postgres/x/manifest.json",
+    )
+    for other in ("sources//db/x/y/z", "sources/a/files/x", "sources/%2e%2e/db/x/y/z"):
+        found = layout.split_source(other)
+        assert found is None or found[0] not in ("", ".."), other
 
 
 @pytest.mark.parametrize(
     "key",
-    ["db/", "db/odoo", "db/odoo/x", "db/odoo/x/y/z", "db//x/y", "files/odoo/x/y", "dbx/a/b/c"],
+    [
+        "db/",
+        "db/odoo",
+        "db/odoo/x",
+        "db/odoo/x/y/z",
+        "db//x/y",
+        "files/odoo/x/y",
+        "dbx/a/b/c",
+        "sources/s/globals/x.sql.zst",
+        "sources/s/db/a/b",
+    ],
 )
 def test_split_backup_key_refuses_other_shapes(key: str) -> None:
     assert layout.split_backup_key(key) is None

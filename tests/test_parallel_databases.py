@@ -205,6 +205,7 @@ def test_worst_exit_code_prefers_integrity_then_the_highest() -> None:
 
 def test_summary_markdown_escapes_hostile_database_names() -> None:
     row: dict[str, object] = {
+        "source": "default",
         "database": "x|y<script>",
         "drill_id": None,
         "result": "error",
@@ -215,4 +216,4 @@ def test_summary_markdown_escapes_hostile_database_names() -> None:
     text = summary_markdown([row], 5)
     (line,) = [ln for ln in text.splitlines() if "script" in ln]
     assert "x\\|y\\<script\\>" in line
-    assert line.count(" | ") == 4
+    assert line.count(" | ") == 5

@@ -118,7 +118,7 @@ def test_metrics_parse_with_the_prometheus_parser(serve: dict[str, Any]) -> None
         for family in text_string_to_metric_families(body.decode())
         for s in family.samples
     }
-    db = (("database", "odoo"), ("kind", "db"))
+    db = (("database", "odoo"), ("kind", "db"), ("source", "default"))
     last = serve["last"]
     assert samples[("backdrill_last_size_bytes", db)] == 4242
     assert samples[("backdrill_last_duration_seconds", db)] == 90
@@ -129,7 +129,8 @@ def test_metrics_parse_with_the_prometheus_parser(serve: dict[str, Any]) -> None
         last.created_at.timestamp()
     )
     assert samples[("backdrill_backups", db)] == 2
-    assert samples[("backdrill_backups", (("database", "odoo"), ("kind", "files")))] == 1
+    files = (("database", "odoo"), ("kind", "files"), ("source", ""))
+    assert samples[("backdrill_backups", files)] == 1
     assert samples[("backdrill_last_drill_rto_seconds", ())] == 1234
     assert samples[("backdrill_last_drill_rpo_seconds", ())] == 3600
     assert samples[("backdrill_last_drill_passed", ())] == 1

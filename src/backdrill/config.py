@@ -28,6 +28,7 @@ from pydantic import (
 
 from backdrill.errors import ConfigError
 from backdrill.redact import SECRETS
+from backdrill.repository.layout import DEFAULT_SOURCE
 from backdrill.retry import RetryPolicy
 from backdrill.security import SecurityConfig
 from backdrill.yamlstrict import YamlProblem
@@ -182,6 +183,10 @@ class StorageConfig(S3Options):
         return value
 
 
+#: a named PostgreSQL source (``sources:``): a repository key segment, a metrics label
+SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
 class FilesConfig(_Model):
     source: str | None = None
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] | None = None
@@ -200,6 +205,14 @@ class RetentionConfig(_Model):
 class TargetsConfig(_Model):
     rpo_hours: Annotated[float, Field(gt=0)] = 24.0
     rto_hours: Annotated[float, Field(gt=0)] = 4.0
+
+
+class SourceConfig(PostgresConfig):
+    """One named PostgreSQL source of ``sources:``: its connection and databases, and
+    optionally its own retention and targets (else the top-level ones)."""
+
+    retention: RetentionConfig | None = None
+    targets: TargetsConfig | None = None
 
 
 class DrillConfig(_Model):
@@ -286,6 +299,10 @@ class ServeConfig(_Model):
 class Config(_Model):
     ssot: Path | None = None
     postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    #: named PostgreSQL sources beside (or instead of) the default one, ``postgres:``
+    sources: dict[Annotated[str, Field(pattern=SOURCE_NAME_PATTERN)], SourceConfig] = Field(
+        default_factory=dict, max_length=64
+    )
     storage: StorageConfig
     files: FilesConfig = Field(default_factory=FilesConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
@@ -300,10 +317,20 @@ class Config(_Model):
     _ssot_path: Path | None = PrivateAttr(default=None)
     _ssot_conflicts: tuple[str, ...] = PrivateAttr(default=())
 
+    @model_validator(mode="after")
+    def _default_source_not_named(self) -> Config:
+        if DEFAULT_SOURCE in self.sources:
+            raise ValueError(
+                f"sources -> {DEFAULT_SOURCE}: the name {DEFAULT_SOURCE!r} is the top-level "
+                "postgres: section; give this source another name"
+            )
+        return self
+
     def register_secrets(self) -> None:
         """Tell the log redactor about every secret value this config holds."""
         for secret in (
             self.postgres.password,
+            *(source.password for source in self.sources.values()),
             self.storage.secret_access_key,
             self.storage.session_token,
             self.files.s3.secret_access_key if self.files.s3 else None,

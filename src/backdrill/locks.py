@@ -41,7 +41,7 @@ from backdrill.errors import BackdrillError, IntegrityError, LockHeld, NotFound
 from backdrill.interrupts import cleaning_up, raise_if_received
 from backdrill.limits import MAX_LOCK_BYTES
 from backdrill.lockinfo import ForeignLock, Holder, LockInfo, held_message, is_stale
-from backdrill.repository.layout import lock_key
+from backdrill.repository.layout import DEFAULT_SOURCE, lock_key
 from backdrill.storage.base import AlreadyExists, ProbeResult, Storage
 from backdrill.timeutil import isoformat, utcnow
 
@@ -51,8 +51,12 @@ DEFAULT_TTL = timedelta(minutes=5)
 POLL_SECONDS = 2.0
 
 
-def db_scope(database: str) -> str:
-    return f"db-{quote(database, safe='')}"
+def db_scope(database: str, source: str = DEFAULT_SOURCE) -> str:
+    """``db-<database>``; of a named source ``db~<source>-<database>`` (``db-`` never
+    starts a named source's scope, so no two share a lock)."""
+    if source == DEFAULT_SOURCE:
+        return f"db-{quote(database, safe='')}"
+    return f"db~{quote(source, safe='')}-{quote(database, safe='')}"
 
 
 def files_scope(source: str) -> str:

@@ -14,6 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# the source of the top-level ``postgres:`` (and of every manifest that names none),
+# and a source's name in keys and manifests
+from backdrill.config import SOURCE_NAME_PATTERN as SOURCE_PATTERN
 from backdrill.digests import ContentFacts, TableKey, TableRef
 from backdrill.documents import check_not_future, parse_versioned
 from backdrill.errors import IntegrityError
@@ -21,7 +24,7 @@ from backdrill.odoo import OdooFacts
 from backdrill.pg.binaries import VERSION_PATTERN
 from backdrill.pg.database_properties import DatabaseProperties
 from backdrill.pg.roles import RoleFacts
-from backdrill.repository.layout import manifest_key
+from backdrill.repository.layout import DEFAULT_SOURCE, manifest_key
 
 SCHEMA_VERSION = 1
 DUMP_NAME = "dump.pgdump.zst"
@@ -69,6 +72,8 @@ class DbManifest(BaseModel):
     schema_version: int
     id: str
     kind: Literal["db"] = "db"
+    #: the PostgreSQL source (``sources:``); absent in manifests written before sources
+    source: str = Field(default=DEFAULT_SOURCE, pattern=SOURCE_PATTERN)
     database: str
     created_at: datetime
     started_at: datetime
@@ -133,14 +138,15 @@ class DbManifest(BaseModel):
 
 def check_where_it_lies(manifest: DbManifest, key: str, now: datetime | None = None) -> None:
     """IntegrityError naming ``key`` unless the manifest read from ``key`` is the one of
-    ``db/<its database>/<its id>/``, a directory backup's objects carry their prefix,
-    and it was not created in the future (beyond the clock skew allowance). Object
-    names are single segments of the directory already (:data:`OBJECT_NAME_PATTERN`)."""
-    lies_at = manifest_key(manifest.database, manifest.id)
+    ``db/<its database>/<its id>/`` of its source (``layout.source_root``), a directory
+    backup's objects carry their prefix, and it was not created in the future (beyond
+    the clock skew allowance). Object names are single segments of the directory
+    already (:data:`OBJECT_NAME_PATTERN`)."""
+    lies_at = manifest_key(manifest.database, manifest.id, manifest.source)
     if key != lies_at:
         raise IntegrityError(
-            f"manifest {key} names backup {manifest.id!r} of database {manifest.database!r}, "
-            f"whose manifest would be {lies_at!r}"
+            f"manifest {key} names backup {manifest.id!r} of database {manifest.database!r} "
+            f"of source {manifest.source!r}, whose manifest would be {lies_at!r}"
         )
     if manifest.is_directory and not all(
         o.name.startswith(DIRECTORY_PREFIX) for o in manifest.objects

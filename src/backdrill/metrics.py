@@ -61,7 +61,8 @@ def build_registry(
     gauge("backdrill_facts_timestamp_seconds", "when the repository was read").set(
         _ts(facts.read_at)
     )
-    kd = ("kind", "database")
+    #: source: the PostgreSQL source of a database (config ``sources:``); "" for files
+    kd = ("kind", "database", "source")
     success = gauge("backdrill_last_success_timestamp_seconds", "when the last backup finished", kd)
     point = gauge(
         "backdrill_last_recovery_point_timestamp_seconds",
@@ -71,22 +72,22 @@ def build_registry(
     duration = gauge("backdrill_last_duration_seconds", "duration of the last backup", kd)
     size = gauge("backdrill_last_size_bytes", "stored size of the last backup", kd)
     count = gauge("backdrill_backups", "committed backups in the repository", kd)
-    for db, found in sorted(facts.databases.items()):
-        m = found.latest
-        success.labels("db", db).set(_ts(m.finished_at))
-        point.labels("db", db).set(_ts(m.created_at))
-        duration.labels("db", db).set((m.finished_at - m.started_at).total_seconds())
-        size.labels("db", db).set(m.stored_size)
-        count.labels("db", db).set(found.count)
+    for _key, found in sorted(facts.databases.items()):
+        m, db = found.latest, ("db", found.database, found.source)
+        success.labels(*db).set(_ts(m.finished_at))
+        point.labels(*db).set(_ts(m.created_at))
+        duration.labels(*db).set((m.finished_at - m.started_at).total_seconds())
+        size.labels(*db).set(m.stored_size)
+        count.labels(*db).set(found.count)
     for source, snap in sorted(facts.snapshots.items()):
-        success.labels("files", source).set(_ts(snap.created_at))
-        point.labels("files", source).set(_ts(snap.created_at))
-        count.labels("files", source).set(snap.count)
+        success.labels("files", source, "").set(_ts(snap.created_at))
+        point.labels("files", source, "").set(_ts(snap.created_at))
+        count.labels("files", source, "").set(snap.count)
     for source, attempt in _last_files_success(facts).items():
         if attempt.duration_seconds is not None:
-            duration.labels("files", source).set(attempt.duration_seconds)
+            duration.labels("files", source, "").set(attempt.duration_seconds)
         if attempt.size_bytes is not None:
-            size.labels("files", source).set(attempt.size_bytes)
+            size.labels("files", source, "").set(attempt.size_bytes)
     _attempt_series(gauge, facts)
     gauge("backdrill_drills", "drill reports in the repository").set(facts.drill_count)
     gauge("backdrill_unreadable_entries", "unreadable manifests and reports").set(len(facts.broken))
@@ -94,9 +95,9 @@ def build_registry(
     if drill is not None:
         gauge(
             "backdrill_last_drill_result",
-            "1 for the last drill, labelled with its database and result",
-            ("database", "result"),
-        ).labels(drill.database or "", drill.result).set(1)
+            "1 for the last drill, labelled with its database, result and source",
+            ("database", "result", "source"),
+        ).labels(drill.database or "", drill.result, drill.source or "default").set(1)
         gauge("backdrill_last_drill_passed", "1 when the last drill passed").set(
             1 if drill.result == "pass" else 0
         )

@@ -37,6 +37,10 @@ def secret_files(config: Config) -> list[tuple[str, Path]]:
         ("storage -> encryption -> identity_file", enc.identity_file if enc else None),
         ("notify -> webhook_url_file", config.notify.webhook_url_file),
         ("drill -> server_dsn_file", config.drill.server_dsn_file),
+        *(
+            (f"sources -> {name} -> password_file", source.password_file)
+            for name, source in config.sources.items()
+        ),
     )
     return [(key, path) for key, path in candidates if path is not None]
 

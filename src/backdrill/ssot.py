@@ -60,17 +60,20 @@ class ScheduleEntry(_Model):
     schedule: str | None = None
     cron: str | None = None
     retention_days: Annotated[int, Field(ge=1)] | None = None
+    #: the config's named PostgreSQL source (``sources:``) a ``backup db`` row is about;
+    #: None: the default source (``postgres:``)
+    source: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")] | None = None
 
     @model_validator(mode="after")
     def _job_needs_cron(self) -> ScheduleEntry:
         if self.job is not None:
             if self.job not in JOBS:
                 raise ValueError(f"job must be one of: {', '.join(JOBS)}")
-            if not self.cron:
+            if not self.cron and self.source is None:  # a source's row rides its job's
                 raise ValueError(f"job {self.job!r} needs a cron schedule")
             from croniter import croniter
 
-            if not croniter.is_valid(self.cron):
+            if self.cron and not croniter.is_valid(self.cron):
                 raise ValueError(f"cron {self.cron!r} is not a valid cron expression")
         return self
 
@@ -85,6 +88,20 @@ class Backups(_Model):
     def _utc(self) -> Backups:
         if self.timezone != "UTC":
             raise ValueError("timezone must be UTC (the design map schedules in UTC)")
+        return self
+
+    @model_validator(mode="after")
+    def _one_schedule_per_job(self) -> Backups:
+        """One cron line runs a job for every source: rows of one job share its cron."""
+        crons: dict[str, str] = {}
+        for entry in [*self.schedule, *self.maintenance]:
+            if entry.job is None or entry.cron is None:
+                continue
+            if crons.setdefault(entry.job, entry.cron) != entry.cron:
+                raise ValueError(
+                    f"job {entry.job!r} has two schedules ({crons[entry.job]!r}, "
+                    f"{entry.cron!r}): one run covers every source"
+                )
         return self
 
 
@@ -127,11 +144,16 @@ class Ssot(_Model):
         """``{"backup db": "0 3 * * *", …}``: each scheduled backdrill job's cron."""
         return {e.job: e.cron for e in self.entries() if e.job is not None and e.cron}
 
-    def retention_days(self, job: str = "backup db") -> int | None:
+    def retention_days(self, job: str = "backup db", source: str | None = None) -> int | None:
+        """The retention of ``job``'s row for ``source`` (None: the default source)."""
         for entry in self.backups.schedule:
-            if entry.job == job:
+            if entry.job == job and entry.source == source:
                 return entry.retention_days
         return None
+
+    def sources(self) -> list[str]:
+        """The named sources the ``backup db`` rows name."""
+        return [e.source for e in self.backups.schedule if e.job == "backup db" and e.source]
 
 
 def read_yaml(path: Path) -> Any:
@@ -207,9 +229,15 @@ def _ssot_values(ssot: Ssot) -> dict[tuple[str, str], float | int | None]:
     }
 
 
+def _source_retention(ssot: Ssot, name: str) -> dict[str, int]:
+    """What the SSOT's ``backup db`` row of the named source sets of its retention."""
+    values = {"days": ssot.retention_days("backup db", name), "min_keep": ssot.backups.min_keep}
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def disagreements(config: Config, ssot: Ssot) -> list[str]:
     """Pure: every value the config gives explicitly that differs from the SSOT's, as
-    ``targets -> rpo_hours: config 12, SSOT 24``."""
+    ``targets -> rpo_hours: config 12, SSOT 24``; a named source's retention too."""
     found: list[str] = []
     for (section, key), wanted in _ssot_values(ssot).items():
         model = getattr(config, section)
@@ -218,7 +246,24 @@ def disagreements(config: Config, ssot: Ssot) -> list[str]:
         given = getattr(model, key)
         if float(given) != float(wanted):
             found.append(f"{section} -> {key}: config {given:g}, SSOT {wanted:g}")
+    for name in ssot.sources():
+        source = config.sources.get(name)
+        if source is None:  # config check warns (missing_sources)
+            continue
+        for key, wanted in _source_retention(ssot, name).items():
+            own = source.retention
+            if own is not None and key in own.model_fields_set and getattr(own, key) != wanted:
+                found.append(
+                    f"sources -> {name} -> retention -> {key}: "
+                    f"config {getattr(own, key)}, SSOT {wanted}"
+                )
     return found
+
+
+def missing_sources(config: Config, ssot: Ssot) -> list[str]:
+    """Pure: the named sources the SSOT's ``backup db`` rows schedule that the config
+    does not define (their connection lives only in the config)."""
+    return [name for name in ssot.sources() if name not in config.sources]
 
 
 def apply_ssot(config: Config, base_dir: Path) -> tuple[Config, Ssot, Path]:
@@ -231,11 +276,24 @@ def apply_ssot(config: Config, base_dir: Path) -> tuple[Config, Ssot, Path]:
     for (section, key), wanted in _ssot_values(ssot).items():
         if wanted is not None:
             updates.setdefault(section, {})[key] = wanted
-    new_sections = {
+    new_sections: dict[str, Any] = {
         section: getattr(config, section).model_copy(update=values)
         for section, values in updates.items()
     }
-    return config.model_copy(update=new_sections), ssot, path
+    retention = new_sections.get("retention", config.retention)
+    sources = {
+        name: source.model_copy(
+            update={
+                "retention": (source.retention or retention).model_copy(
+                    update=_source_retention(ssot, name)
+                )
+            }
+        )
+        if name in ssot.sources()
+        else source
+        for name, source in config.sources.items()
+    }
+    return config.model_copy(update={**new_sections, "sources": sources}), ssot, path
 
 
 def resolve(config: Config, base_dir: Path) -> Config:

@@ -13,7 +13,7 @@ import yaml
 
 from backdrill.config import StorageConfig
 from backdrill.manifest import DUMP_NAME, SCHEMA_VERSION, DbManifest
-from backdrill.repository.layout import MANIFEST_NAME, backup_dir
+from backdrill.repository.layout import DEFAULT_SOURCE, MANIFEST_NAME, backup_dir
 from backdrill.storage import Storage, open_repository
 from backdrill.timeutil import new_id
 from backdrill.zstdio import compressed
@@ -32,14 +32,21 @@ def prune_config(
     return path
 
 
-def fake_db_backup(storage: Storage, database: str, created_at: datetime, size: int = 1000) -> str:
+def fake_db_backup(
+    storage: Storage,
+    database: str,
+    created_at: datetime,
+    size: int = 1000,
+    source: str = DEFAULT_SOURCE,
+) -> str:
     backup_id = new_id(created_at)
-    prefix = backup_dir(database, backup_id)
+    prefix = backup_dir(database, backup_id, source)
     data = (backup_id.encode() * (size // len(backup_id) + 1))[:size]
     storage.put_bytes(prefix + DUMP_NAME, data)
     manifest = DbManifest(
         schema_version=SCHEMA_VERSION,
         id=backup_id,
+        source=source,
         database=database,
         created_at=created_at,
         started_at=created_at,

@@ -18,6 +18,7 @@ from backdrill.cli.state import AppState, state
 from backdrill.errors import BackdrillError, GoalNotMet, Interrupted
 from backdrill.services.backup_db import DbBackupOutcome, run_backup_db
 from backdrill.services.facts import source_name
+from backdrill.sources import attempt_scope
 from backdrill.timeutil import human_duration, human_size, utcnow
 
 
@@ -29,6 +30,13 @@ def backup_db(
     all_databases: Annotated[
         bool, typer.Option("--all", help="Every connectable non-template database, and roles.")
     ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Back up this PostgreSQL source only (sources:; default: every source).",
+        ),
+    ] = None,
     wait: Annotated[
         str | None,
         typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
@@ -57,11 +65,12 @@ def backup_db(
     """pg_dump -> zstd -> sha256 -> storage; the manifest is written last."""
 
     app_state = state(ctx)
-    app_state.begin_attempt("backup-db", database or "")
+    app_state.begin_attempt("backup-db", attempt_scope(database or "", source))
     run, wait_for = app_state.run_context(), parse_wait(wait)
     try:
         outcomes = run_backup_db(
             run,
+            source=source,
             database=database,
             all_databases=all_databases,
             wait=wait_for,
@@ -75,14 +84,16 @@ def backup_db(
         m = outcome.manifest
         if m is not None:
             seconds = (m.finished_at - m.started_at).total_seconds()
+            name = attempt_scope(m.database, m.source)
             app_state.out.print(
-                f"committed backup {m.id} of {m.database}: {human_size(m.stored_size)} stored "
+                f"committed backup {m.id} of {name}: {human_size(m.stored_size)} stored "
                 f"({human_size(m.raw_size)} dumped, {len(m.tables)} tables) "
                 f"in {human_duration(seconds)}"
             )
     app_state.attempts.extend(_db_attempt(o) for o in outcomes)
     for outcome in outcomes:
-        notify_backup(app_state, run.host, outcome.database, outcome.manifest, outcome.error)
+        name = _label(outcome)
+        notify_backup(app_state, run.host, name, outcome.manifest, outcome.error)
     failures = [o for o in outcomes if o.error is not None]
     if failures:
         first = failures[0].error
@@ -90,21 +101,31 @@ def backup_db(
         if len(outcomes) == 1:
             raise first
         for failed in failures:
-            report_error(failed.error, prefix=f"backup of {failed.database} failed: ")
-        names = ", ".join(o.database for o in failures)
+            name = _label(failed)
+            report_error(failed.error, prefix=f"backup of {name} failed: ")
+        names = ", ".join(_label(o) for o in failures)
         warn(f"backdrill: error: {len(failures)} of {len(outcomes)} backups failed: {names}")
         raise typer.Exit(first.exit_code)
 
 
+def _label(outcome: DbBackupOutcome) -> str:
+    """``odoo``, ``supabase/postgres``; a source whose databases could not be listed:
+    ``source supabase``."""
+    if not outcome.database:
+        return f"source {outcome.source}"
+    return attempt_scope(outcome.database, outcome.source)
+
+
 def _db_attempt(outcome: DbBackupOutcome) -> Attempt:
     m = outcome.manifest
+    scope = attempt_scope(outcome.database, outcome.source)
     if outcome.error is not None or m is None:
         code = outcome.error.exit_code if outcome.error is not None else 1
         error = str(outcome.error) if outcome.error is not None else "no backup committed"
-        return new_attempt("backup-db", outcome.database, code, utcnow(), error=error)
+        return new_attempt("backup-db", scope, code, utcnow(), error=error)
     return new_attempt(
         "backup-db",
-        outcome.database,
+        scope,
         0,
         m.finished_at,
         duration_seconds=(m.finished_at - m.started_at).total_seconds(),

@@ -54,6 +54,7 @@ def list_cmd(
     rows = [
         (
             m.id,
+            m.source,
             m.database,
             m.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
             human_size(m.stored_size),
@@ -64,7 +65,7 @@ def list_cmd(
     app_state.out.print(
         table(
             f"database backups in {app_state.storage.url}",
-            ["id", "database", "created", "size", "age"],
+            ["id", "source", "database", "created", "size", "age"],
             rows,
         )
     )
@@ -155,6 +156,7 @@ def _show_backup(app_state: AppState, manifest: DbManifest, as_json: bool) -> No
         return
     rows: list[tuple[str, object]] = [
         ("id", manifest.id),
+        ("source", manifest.source),
         ("database", manifest.database),
         ("created_at (recovery point)", manifest.created_at.isoformat()),
         ("finished_at", manifest.finished_at.isoformat()),

@@ -14,6 +14,7 @@ from backdrill.cli.notify_hooks import notify_drill
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.errors import IntegrityError, UsageError
+from backdrill.sources import attempt_scope
 from backdrill.text import terminal
 from backdrill.timeutil import human_duration, utcnow
 
@@ -35,6 +36,10 @@ def drill_run(
     backup: Annotated[str, typer.Option("--backup", help="Backup id or 'latest'.")] = "latest",
     database: Annotated[
         str | None, typer.Option("--database", help="Drill this database's backups.")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Drill this PostgreSQL source's backups (sources:)."),
     ] = None,
     sandbox: Annotated[
         SandboxChoice | None,
@@ -71,6 +76,7 @@ def drill_run(
     options = DrillOptions(
         backup=backup,
         database=database,
+        source=source,
         sandbox=sandbox.value if sandbox is not None else None,
         report_dir=report_dir,
         keep_sandbox=keep_sandbox,
@@ -84,7 +90,7 @@ def drill_run(
         raise UsageError("--parallel runs several drills: use it with --all")
     # a drill that raises instead of writing a report could not start: recorded as an
     # attempt with result error (cli/attempt_record.py), no evidence report
-    app_state.begin_attempt("drill-run", database or "")
+    app_state.begin_attempt("drill-run", attempt_scope(database or "", source))
     outcome = run_drill(app_state.run_context(), options)
     _print_drill(app_state, outcome)
     notify_drill(app_state, outcome)
@@ -112,10 +118,12 @@ def _drill_all(app_state: AppState, options: DrillOptions, parallel: int) -> Non
             _print_drill(app_state, drill.outcome)
             notify_drill(app_state, drill.outcome)
         else:
-            report_error(drill.error, prefix=f"drill of {drill.database} failed: ")
+            name = attempt_scope(drill.database, drill.source)
+            report_error(drill.error, prefix=f"drill of {name} failed: ")
     summary = write_summary(options.report_dir or run.config.drill.report_dir, drills)
     rows = [
         (
+            str(r["source"]),
             str(r["database"]),
             str(r["drill_id"] or "-"),
             str(r["result"]),
@@ -125,11 +133,11 @@ def _drill_all(app_state: AppState, options: DrillOptions, parallel: int) -> Non
         for r in summary_rows(drills)
     ]
     out = app_state.out
-    out.print(table("drills", ["database", "drill", "result", "RTO", "report"], rows))
+    out.print(table("drills", ["source", "database", "drill", "result", "RTO", "report"], rows))
     out.print(f"summary: {summary} (and summary.md)")
     code = worst_exit_code(d.exit_code for d in drills)
     if code:
-        failed = ", ".join(d.database for d in drills if d.exit_code)
+        failed = ", ".join(attempt_scope(d.database, d.source) for d in drills if d.exit_code)
         warn(f"backdrill: error: drills failed: {failed}")
         raise typer.Exit(code)
 
@@ -139,6 +147,10 @@ def _print_drill(app_state: AppState, outcome: DrillOutcome) -> None:
     app_state.attempts.append(_drill_attempt(outcome, None))
     out = app_state.out
     out.print(f"drill {r.drill_id}: {r.result.upper()}")
+    if r.backup is not None:
+        out.print(
+            f"  backup {r.backup.id} of {terminal(r.backup.database)}, source {r.backup.source}"
+        )
     if r.rpo and r.rto:
         out.print(
             f"  RPO {human_duration(r.rpo.achieved_seconds)} (target "
@@ -162,7 +174,9 @@ def _drill_attempt(outcome: DrillOutcome, database: str | None) -> Attempt:
     error = r.error or (f"{failed.name}: {failed.detail}" if failed else None)
     return new_attempt(
         "drill-run",
-        r.backup.database if r.backup is not None else database or "",
+        attempt_scope(r.backup.database, r.backup.source)
+        if r.backup is not None
+        else database or "",
         outcome.exit_code,
         utcnow(),
         result="ok" if r.result == "pass" else "failed",

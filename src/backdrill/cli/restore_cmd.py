@@ -25,6 +25,10 @@ def restore_db(
     database: Annotated[
         str | None, typer.Option("--database", help="Restore a backup of this database.")
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Of this PostgreSQL source (sources:), by name."),
+    ] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")] = None,
     neutralize: Annotated[
         bool, typer.Option("--neutralize", help="Neutralize the Odoo copy (no mail, no cron).")
@@ -66,6 +70,7 @@ def restore_db(
         before=moment,
         database=database,
         jobs=jobs,
+        source=source,
     )
     check_target(plan, force=force)
     app_state.out.print(f"will {plan.describe()}")

@@ -39,6 +39,8 @@ class _Model(BaseModel):
 
 class BackupRef(_Model):
     id: str
+    #: the PostgreSQL source (config ``sources:``) the backup belongs to
+    source: str = "default"
     database: str
     created_at: datetime
     sha256: str

@@ -7,6 +7,8 @@ its keys the same way, in one layout). docs/format.md describes each document.
 db/<database>/<id>/manifest.json       a database backup's commit marker (written last)
 db/<database>/<id>/<object>            its dump objects (dump.pgdump.zst, dump-*.zst)
 globals/<id>.sql.zst                   roles and tablespaces (pg_dumpall --globals-only)
+sources/<source>/db/…, …/globals/…     the same for a named PostgreSQL source (config
+                                       ``sources:``); the default source lies at the root
 files/<source>/snapshots/<id>.json.zst a filestore snapshot (its commit marker)
 files/objects/<xx>/<sha256>[.age]      filestore contents, content-addressed, shared
 evidence/<drill id>/report.{json,md,html}  drill reports, one hash chain
@@ -30,6 +32,9 @@ from pathlib import PurePosixPath
 from urllib.parse import quote, unquote, urlparse
 
 DB_ROOT = "db/"
+SOURCES_ROOT = "sources/"
+#: the PostgreSQL source of the top-level ``postgres:``: its keys lie at the root
+DEFAULT_SOURCE = "default"
 GLOBALS_ROOT = "globals/"
 FILES_ROOT = "files/"
 FILES_OBJECTS_ROOT = "files/objects/"
@@ -46,7 +51,7 @@ ENCRYPTED_SUFFIX = ".age"
 REPORT_JSON = "report.json"
 
 #: every top-level prefix, for a whole-repository listing that must know them all
-ROOTS = (DB_ROOT, GLOBALS_ROOT, FILES_ROOT, EVIDENCE_ROOT, LOCKS_ROOT, STATUS_ROOT)
+ROOTS = (DB_ROOT, SOURCES_ROOT, GLOBALS_ROOT, FILES_ROOT, EVIDENCE_ROOT, LOCKS_ROOT, STATUS_ROOT)
 
 _ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 #: a source name is one plain segment (files/<source>/ must not escape files/)
@@ -66,33 +71,43 @@ def id_time(entry_id: str) -> datetime | None:
         return None
 
 
-# --- database backups -------------------------------------------------------------
+# --- database backups (per PostgreSQL source) ---------------------------------------
 
 
-def db_dir(database: str) -> str:
-    return f"{DB_ROOT}{quote(database, safe='')}/"
+def source_root(source: str = DEFAULT_SOURCE) -> str:
+    """Where a source's ``db/`` and ``globals/`` lie: the repository's root for the
+    default source (the keys of every repository written before sources existed),
+    ``sources/<name>/`` for a named one, so that two sources' same-named databases never
+    share a key. ``""``: the root of every named source (``sources/``)."""
+    if source == DEFAULT_SOURCE:
+        return ""
+    return f"{SOURCES_ROOT}{quote(source, safe='')}/" if source else SOURCES_ROOT
 
 
-def backup_dir(database: str, backup_id: str) -> str:
-    return f"{db_dir(database)}{backup_id}/"
-
-
-def manifest_key(database: str, backup_id: str) -> str:
-    return f"{backup_dir(database, backup_id)}{MANIFEST_NAME}"
-
-
-def backup_object_key(database: str, backup_id: str, name: str) -> str:
-    return f"{backup_dir(database, backup_id)}{name}"
-
-
-def split_backup_key(key: str) -> tuple[str, str, str] | None:
-    """``db/<database>/<id>/<name>`` -> (database, id, name)."""
-    if not key.startswith(DB_ROOT):
+def split_source(key: str) -> tuple[str, str] | None:
+    """(source, the rest from ``db/`` or ``globals/``) of a key under a source's root;
+    None for any other key."""
+    if key.startswith((DB_ROOT, GLOBALS_ROOT)):
+        return DEFAULT_SOURCE, key
+    if not key.startswith(SOURCES_ROOT):
         return None
-    parts = key[len(DB_ROOT) :].split("/")
-    if len(parts) != 3 or not all(parts):
+    name, _, rest = key[len(SOURCES_ROOT) :].partition("/")
+    source = unquote(name)
+    if (
+        not rest.startswith((DB_ROOT, GLOBALS_ROOT))
+        or not source
+        or source_root(source) != f"{SOURCES_ROOT}{name}/"
+    ):
         return None
-    return unquote(parts[0]), parts[1], parts[2]
+    return source, rest
+
+
+def db_root(source: str = DEFAULT_SOURCE) -> str:
+    return f"{source_root(source)}{DB_ROOT}"
+
+
+def db_dir(database: str, source: str = DEFAULT_SOURCE) -> str:
+    return f"{db_root(source)}{quote(database, safe='')}/"
 
 
 def database_of_dir(segment: str) -> str:
@@ -100,26 +115,69 @@ def database_of_dir(segment: str) -> str:
     return unquote(segment)
 
 
-def database_of(key: str) -> str | None:
-    """The database a ``db/`` key belongs to, whatever lies below its directory."""
-    if not key.startswith(DB_ROOT):
+def source_of_dir(segment: str) -> str:
+    """The source of a directory name under ``sources/``."""
+    return unquote(segment)
+
+
+def backup_dir(database: str, backup_id: str, source: str = DEFAULT_SOURCE) -> str:
+    return f"{db_dir(database, source)}{backup_id}/"
+
+
+def manifest_key(database: str, backup_id: str, source: str = DEFAULT_SOURCE) -> str:
+    return f"{backup_dir(database, backup_id, source)}{MANIFEST_NAME}"
+
+
+def backup_object_key(
+    database: str, backup_id: str, name: str, source: str = DEFAULT_SOURCE
+) -> str:
+    return f"{backup_dir(database, backup_id, source)}{name}"
+
+
+def split_backup_key(key: str) -> tuple[str, str, str, str] | None:
+    """``[sources/<source>/]db/<database>/<id>/<name>`` -> (source, database, id, name)."""
+    found = split_source(key)
+    if found is None or not found[1].startswith(DB_ROOT):
         return None
-    segment = key[len(DB_ROOT) :].split("/", 1)[0]
-    return unquote(segment) if segment else None
+    source, rest = found
+    parts = rest[len(DB_ROOT) :].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return source, unquote(parts[0]), parts[1], parts[2]
+
+
+def database_of(key: str) -> tuple[str, str] | None:
+    """(source, database) a ``db/`` key belongs to, whatever lies below its directory."""
+    found = split_source(key)
+    if found is None or not found[1].startswith(DB_ROOT):
+        return None
+    segment = found[1][len(DB_ROOT) :].split("/", 1)[0]
+    return (found[0], unquote(segment)) if segment else None
+
+
+def db_scope_label(database: str, source: str = DEFAULT_SOURCE) -> str:
+    """Printable: ``db/odoo``; of a named source ``sources/supabase/db/postgres``."""
+    return f"{db_root(source)}{database}"
 
 
 # --- globals ----------------------------------------------------------------------
 
 
-def globals_key(entry_id: str) -> str:
-    return f"{GLOBALS_ROOT}{entry_id}{GLOBALS_SUFFIX}"
+def globals_root(source: str = DEFAULT_SOURCE) -> str:
+    """The roles and tablespaces of a source (``backup db --all``)."""
+    return f"{source_root(source)}{GLOBALS_ROOT}"
 
 
-def split_globals_key(key: str) -> str | None:
-    """``globals/<id>.sql.zst`` -> id."""
-    if not key.startswith(GLOBALS_ROOT) or not key.endswith(GLOBALS_SUFFIX):
+def globals_key(entry_id: str, source: str = DEFAULT_SOURCE) -> str:
+    return f"{globals_root(source)}{entry_id}{GLOBALS_SUFFIX}"
+
+
+def split_globals_key(key: str, source: str = DEFAULT_SOURCE) -> str | None:
+    """``<source root>globals/<id>.sql.zst`` -> id."""
+    root = globals_root(source)
+    if not key.startswith(root) or not key.endswith(GLOBALS_SUFFIX):
         return None
-    entry_id = key[len(GLOBALS_ROOT) : -len(GLOBALS_SUFFIX)]
+    entry_id = key[len(root) : -len(GLOBALS_SUFFIX)]
     return entry_id if entry_id and "/" not in entry_id else None
 
 

@@ -23,6 +23,7 @@ from typing import IO, Any, BinaryIO
 import psycopg
 
 from backdrill import __version__
+from backdrill.config import Config
 from backdrill.crypto import EncryptingSink, keys_for, seal_fields
 from backdrill.digests import ContentFacts, TableRef
 from backdrill.errors import BackdrillError, PostgresError, UsageError
@@ -56,10 +57,12 @@ from backdrill.pg.introspect import count_rows
 from backdrill.pg.privileges import denial_message, unreadable_objects
 from backdrill.pg.roles import RoleFacts, referenced_roles
 from backdrill.progress import Advance
-from backdrill.repository.layout import MANIFEST_NAME, backup_dir, globals_key
+from backdrill.repository.layout import DEFAULT_SOURCE, MANIFEST_NAME, backup_dir, globals_key
 from backdrill.services.context import RunContext
 from backdrill.services.parallel import run_bounded
+from backdrill.sources import Source, configured_sources, find_source
 from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
+from backdrill.text import terminal
 from backdrill.timeutil import new_id, utcnow
 from backdrill.zstdio import compressed
 
@@ -71,24 +74,46 @@ class DbBackupOutcome:
     database: str
     manifest: DbManifest | None
     error: BackdrillError | None
+    source: str = DEFAULT_SOURCE
 
 
 def resolve_databases(
-    ctx: RunContext, params: ConnParams, database: str | None, all_databases: bool
+    source: Source, params: ConnParams, database: str | None, all_databases: bool
 ) -> list[str]:
     if database and all_databases:
         raise UsageError("give either --database NAME or --all, not both")
     if database:
         return [database]
-    configured = ctx.config.postgres.databases
+    configured = source.postgres.databases
     if all_databases or configured == "all":
         with params.connect() as conn:
             return list_databases(conn)
     if configured:
         return list(configured)
+    section = "postgres" if source.name == DEFAULT_SOURCE else f"sources -> {source.name}"
     raise UsageError(
-        "no database to back up",
-        hint="pass --database NAME or --all, or set postgres -> databases",
+        f"no database to back up of source {source.name}",
+        hint=f"pass --database NAME or --all, or set {section} -> databases",
+    )
+
+
+def select_sources(config: Config, name: str | None, database: str | None) -> list[Source]:
+    """The sources a ``backup db`` run covers: ``--source``, else every configured one;
+    with ``--database`` and several sources, the one source that lists the database."""
+    if name is not None:
+        return [find_source(config, name)]
+    sources = configured_sources(config)
+    if database is None or len(sources) == 1:
+        return sources
+    listing = [
+        s for s in sources if s.postgres.databases != "all" and database in s.postgres.databases
+    ]
+    if len(listing) == 1:
+        return listing
+    names = ", ".join(s.name for s in sources)
+    raise UsageError(
+        f"--database {terminal(database)} is ambiguous with {len(sources)} sources ({names})",
+        hint="pass --source NAME",
     )
 
 
@@ -288,7 +313,11 @@ def _refuse_unreadable(conn: psycopg.Connection[tuple[object, ...]], database: s
 
 
 def backup_database(
-    ctx: RunContext, params: ConnParams, database: str, jobs: int = 1
+    ctx: RunContext,
+    params: ConnParams,
+    database: str,
+    jobs: int = 1,
+    source: Source | None = None,
 ) -> DbManifest:
     """Back up one database; return its committed manifest. With ``jobs`` > 1, pg_dump's
     directory format with that many parallel workers.
@@ -297,8 +326,9 @@ def backup_database(
     its manifest is written (pg_dump, the storage, a signal at any instant, even while
     the manifest is on its way), what it stored is removed: no backup, or a whole one."""
     started: list[str] = []  # the backup's prefix, once it has one
+    source = source or configured_sources(ctx.config)[0]
     try:
-        return _backup_database(ctx, params, database, jobs, started)
+        return _backup_database(ctx, params, database, jobs, source, started)
     except BaseException:
         for prefix in started:
             _remove_uncommitted(ctx, prefix)
@@ -306,7 +336,12 @@ def backup_database(
 
 
 def _backup_database(
-    ctx: RunContext, params: ConnParams, database: str, jobs: int, started: list[str]
+    ctx: RunContext,
+    params: ConnParams,
+    database: str,
+    jobs: int,
+    source: Source,
+    started: list[str],
 ) -> DbManifest:
     cfg = ctx.config
     db_params = params.with_db(database)
@@ -314,7 +349,7 @@ def _backup_database(
     with db_params.connect(autocommit=True) as conn:
         version = server_version(conn)
         pg_dump = binaries.find_program(
-            "pg_dump", binaries.major_version(version), bin_dir=cfg.postgres.bin_dir
+            "pg_dump", binaries.major_version(version), bin_dir=source.postgres.bin_dir
         )
         size = _estimated_dump_size(conn)
         try:
@@ -329,7 +364,7 @@ def _backup_database(
         _refuse_unreadable(conn, database)
         assert isinstance(created_at, datetime)
         backup_id = new_id(created_at)
-        prefix = backup_dir(database, backup_id)
+        prefix = backup_dir(database, backup_id, source.name)
         started.append(prefix)
         log.info(
             "backup of %s started",
@@ -337,6 +372,7 @@ def _backup_database(
             extra={
                 "fields": {
                     "database": database,
+                    "source": source.name,
                     "backup_id": backup_id,
                     "server_version": version,
                     "pg_dump": str(pg_dump.path),
@@ -378,6 +414,7 @@ def _backup_database(
     manifest = DbManifest(
         schema_version=SCHEMA_VERSION,
         id=backup_id,
+        source=source.name,
         database=database,
         created_at=created_at,
         started_at=started_at,
@@ -422,14 +459,15 @@ def _backup_database(
     return manifest
 
 
-def backup_globals(ctx: RunContext, params: ConnParams) -> str | None:
+def backup_globals(ctx: RunContext, params: ConnParams, source: Source | None = None) -> str | None:
     """Roles and tablespaces (``pg_dumpall --globals-only --no-role-passwords``); a
     warning, not a failure, where the server does not permit it (managed PostgreSQL)."""
     cfg = ctx.config
     try:
         with params.connect() as conn:
             major = binaries.major_version(server_version(conn))
-        pg_dumpall = binaries.find_program("pg_dumpall", major, bin_dir=cfg.postgres.bin_dir)
+        bin_dir = source.postgres.bin_dir if source else cfg.postgres.bin_dir
+        pg_dumpall = binaries.find_program("pg_dumpall", major, bin_dir=bin_dir)
         argv: list[str | Path] = [
             pg_dumpall.path,
             "--globals-only",
@@ -443,7 +481,7 @@ def backup_globals(ctx: RunContext, params: ConnParams) -> str | None:
     except PostgresError as exc:
         log.warning("roles were not saved: %s", exc)
         return None
-    key = globals_key(new_id())
+    key = globals_key(new_id(), source.name if source else DEFAULT_SOURCE)
     ctx.storage.put_bytes(key, compressed(data))
     log.info("roles and tablespaces saved", extra={"fields": {"key": key}})
     return key
@@ -457,26 +495,49 @@ def run_backup_db(
     wait: timedelta | None = None,
     jobs: int | None = None,
     parallel: int | None = None,
+    source: str | None = None,
 ) -> list[DbBackupOutcome]:
-    """Back up each selected database, ``parallel`` at once (backup -> parallel, 1: one
-    after the other), each under its lock (``locks/db-<name>``) with its own manifest; a
-    failure of one does not stop the others. Outcomes in the databases' order; the
-    roles and tablespaces once, after all of them."""
-    params = ConnParams.from_config(ctx.config.postgres, ctx.config.security)
-    databases = resolve_databases(ctx, params, database, all_databases)
+    """Back up each selected database of each selected source (``source``: that one,
+    else every configured one), ``parallel`` at once (backup -> parallel, 1: one after
+    the other), each under its lock (``locks/db-<name>``) with its own manifest; a
+    failure of one does not stop the others, nor does a source whose databases cannot
+    be listed (its outcome has no database). Outcomes in the sources' and databases'
+    order; each source's roles and tablespaces once, after all of them."""
+    sources = select_sources(ctx.config, source, database)
     dump_jobs = jobs or ctx.config.backup.jobs
+    work: list[tuple[Source, ConnParams, str]] = []
+    unlisted: list[DbBackupOutcome] = []  # sources whose databases could not be listed
+    for src in sources:
+        params = ConnParams.from_config(src.postgres, ctx.config.security)
+        try:
+            names = resolve_databases(src, params, database, all_databases)
+        except BackdrillError as exc:
+            if len(sources) == 1:
+                raise
+            unlisted.append(DbBackupOutcome("", None, exc, src.name))
+            continue
+        work += [(src, params, name) for name in names]
 
-    def one(name: str) -> DbBackupOutcome:
+    def one(item: tuple[Source, ConnParams, str]) -> DbBackupOutcome:
+        src, params, name = item
         try:
             lock = RepoLock(
-                ctx.storage, db_scope(name), run_id=ctx.run_id, command="backup db", wait=wait
+                ctx.storage,
+                db_scope(name, src.name),
+                run_id=ctx.run_id,
+                command="backup db",
+                wait=wait,
             )
             with lock:
-                return DbBackupOutcome(name, backup_database(ctx, params, name, dump_jobs), None)
+                manifest = backup_database(ctx, params, name, dump_jobs, src)
+                return DbBackupOutcome(name, manifest, None, src.name)
         except BackdrillError as exc:
-            return DbBackupOutcome(name, None, exc)
+            return DbBackupOutcome(name, None, exc, src.name)
 
-    outcomes = run_bounded(databases, parallel or ctx.config.backup.parallel, one)
-    if (all_databases or ctx.config.postgres.databases == "all") and ctx.config.backup.globals:
-        backup_globals(ctx, params)
+    outcomes = run_bounded(work, parallel or ctx.config.backup.parallel, one) + unlisted
+    failed_sources = {o.source for o in unlisted}
+    if ctx.config.backup.globals:
+        for src in [s for s in sources if s.name not in failed_sources]:
+            if all_databases or src.postgres.databases == "all":
+                backup_globals(ctx, ConnParams.from_config(src.postgres, ctx.config.security), src)
     return outcomes

@@ -10,11 +10,13 @@ from backdrill.evidence import evidence_lock
 from backdrill.locks import probe_conditional_write
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, as_text, list_databases, server_version
+from backdrill.repository.layout import DEFAULT_SOURCE
 from backdrill.retry import NO_RETRY
 from backdrill.services.config_probes import drill_probes, files_source_probes, webhook_probes
 from backdrill.services.config_security import security_probes, tls_probes
 from backdrill.services.login_probes import login_probes
-from backdrill.ssot import conflicts_of, policy, ssot_of
+from backdrill.sources import Source, configured_sources
+from backdrill.ssot import conflicts_of, missing_sources, policy, ssot_of
 from backdrill.storage import Storage
 from backdrill.storage.base import ProbeResult
 from backdrill.timeutil import utcnow
@@ -23,23 +25,33 @@ from backdrill.timeutil import utcnow
 PROBE_CONNECT_TIMEOUT = 5
 
 
-def _postgres_probes(config: Config) -> tuple[list[ProbeResult], int | None]:
-    """The rows of PostgreSQL, and the server's major version (None if unreachable)."""
-    params = ConnParams.from_config(config.postgres, config.security)
+def _postgres_probes(config: Config, source: Source) -> tuple[list[ProbeResult], int | None]:
+    """The rows of one PostgreSQL source (a named one's rows end in ``(source NAME)``),
+    and the server's major version (None if unreachable)."""
+    results, major = _source_probes(config, source)
+    if source.name == DEFAULT_SOURCE:
+        return results, major
+    named = [replace(r, name=f"{r.name} (source {source.name})") for r in results]
+    return named, major
+
+
+def _source_probes(config: Config, source: Source) -> tuple[list[ProbeResult], int | None]:
+    section = "postgres" if source.name == DEFAULT_SOURCE else f"sources -> {source.name}"
+    params = ConnParams.from_config(source.postgres, config.security)
     params = replace(params, connect_timeout=min(params.connect_timeout, PROBE_CONNECT_TIMEOUT))
     results: list[ProbeResult] = []
     try:
         with params.connect(policy=NO_RETRY) as conn:
             version = server_version(conn)
             listed = list_databases(conn)
-            wanted = config.postgres.databases
+            wanted = source.postgres.databases
             to_read = listed if wanted == "all" else [d for d in wanted or [] if d in listed]
             login_rows = login_probes(conn, params, to_read)
             row = conn.execute(
                 "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
             ).fetchone()
     except BackdrillError as exc:
-        detail = f"{exc}: check postgres -> host, port, user and password"
+        detail = f"{exc}: check {section} -> host, port, user and password"
         return [ProbeResult("postgres reachable", False, detail)], None
     results.append(
         ProbeResult("postgres reachable", True, f"{params.describe()}, server {version}")
@@ -57,14 +69,14 @@ def _postgres_probes(config: Config) -> tuple[list[ProbeResult], int | None]:
     major = binaries.major_version(version)
     for name in ("pg_dump", "pg_restore"):
         try:
-            program = binaries.find_program(name, major, bin_dir=config.postgres.bin_dir)
+            program = binaries.find_program(name, major, bin_dir=source.postgres.bin_dir)
             results.append(ProbeResult(name, True, f"{program.version} at {program.path}"))
         except BackdrillError as exc:
             results.append(ProbeResult(name, False, str(exc)))
     if isinstance(wanted, list):
         for db in wanted:
             ok = db in available
-            detail = "exists" if ok else "not found: fix postgres -> databases"
+            detail = "exists" if ok else f"not found: fix {section} -> databases"
             results.append(ProbeResult(f"database {db}", ok, detail))
     return results, major
 
@@ -72,7 +84,8 @@ def _postgres_probes(config: Config) -> tuple[list[ProbeResult], int | None]:
 def ssot_probes(config: Config) -> list[ProbeResult]:
     """One row for the SSOT in force, and one FAIL row per value the config gives that
     differs from it."""
-    if ssot_of(config) is None:
+    ssot = ssot_of(config)
+    if ssot is None:
         return []
     p = policy(config)
     rows = [
@@ -94,6 +107,16 @@ def ssot_probes(config: Config) -> list[ProbeResult]:
     rows.extend(
         ProbeResult("ssot agreement", False, f"{diff} (the SSOT applies)")
         for diff in conflicts_of(config)
+    )
+    rows.extend(
+        ProbeResult(
+            f"ssot source {name}",
+            True,
+            f"the SSOT schedules backup db of source {name}; the config has no "
+            f"sources -> {name}, so nothing backs it up",
+            warning=True,
+        )
+        for name in missing_sources(config, ssot)
     )
     return rows
 
@@ -117,8 +140,12 @@ def run_config_check(config: Config, storage: Storage) -> list[ProbeResult]:
     results = [ProbeResult("config valid", True, "parsed and validated")]
     results.extend(ssot_probes(config))
     results.extend(security_probes(config))
-    pg_rows, major = _postgres_probes(config)
-    results.extend(pg_rows)
+    majors: list[int | None] = []
+    for source in configured_sources(config):
+        pg_rows, found = _postgres_probes(config, source)
+        results.extend(pg_rows)
+        majors.append(found)
+    major = majors[0] if majors else None
     results.extend(tls_probes(config))
     repo_rows, reachable = _storage_probes(storage)
     results.extend(repo_rows)

@@ -49,6 +49,7 @@ from backdrill.services.drill_report import (
 from backdrill.services.fetch import fetch_backup, readable_manifest
 from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.services.verify_content import verify_content
+from backdrill.sources import retention_of, targets_of
 from backdrill.timeutil import new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 class DrillOptions:
     backup: str = "latest"
     database: str | None = None
+    #: the PostgreSQL source (config ``sources:``); None: any
+    source: str | None = None
     sandbox: str | None = None
     report_dir: Path | None = None
     keep_sandbox: bool = False
@@ -160,12 +163,19 @@ def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
     sandbox = _ready_sandbox(ctx, options, manifest, kind)
     drill = _Drill(ctx, options, manifest, new_id(drill_start), drill_start)
     log.info(
-        "drill %s of backup %s (%s) in a %s sandbox",
+        "drill %s of backup %s (%s of source %s) in a %s sandbox",
         drill.drill_id,
         manifest.id,
         manifest.database,
+        manifest.source,
         kind,
-        extra={"fields": {"drill_id": drill.drill_id, "backup_id": manifest.id}},
+        extra={
+            "fields": {
+                "drill_id": drill.drill_id,
+                "backup_id": manifest.id,
+                "source": manifest.source,
+            }
+        },
     )
     _run(drill, sandbox)
     raise_if_received()  # a worker thread of `drill run --all`: no report of an interrupt
@@ -181,9 +191,15 @@ def _select(
     times of the backups of its database (the RPO's history)."""
     listing = list_db_backups(ctx.storage)
     listing.refuse_broken(options.backup)
-    manifest = select_backup(listing.backups, options.backup, database=options.database)
+    manifest = select_backup(
+        listing.backups, options.backup, database=options.database, source=options.source
+    )
     manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
-    history = [(m.id, m.created_at) for m in listing.backups if m.database == manifest.database]
+    history = [
+        (m.id, m.created_at)
+        for m in listing.backups
+        if (m.source, m.database) == (manifest.source, manifest.database)
+    ]
     return manifest, history
 
 
@@ -352,17 +368,18 @@ def _exit_code(error: BackdrillError | None, passed: bool, *, provisioned: bool)
 def _conclude(drill: _Drill, history: list[tuple[str, datetime]]) -> DrillReport:
     """RPO and RTO against the targets, then the report."""
     cfg, manifest = drill.ctx.config, drill.manifest
+    targets = targets_of(cfg, manifest.source)
     rpo = evaluate_rpo(
         drill_start=drill.started,
         backup_created_at=manifest.created_at,
-        target_seconds=cfg.targets.rpo_hours * 3600,
+        target_seconds=targets.rpo_hours * 3600,
         history=history,
-        window_days=cfg.retention.days,
+        window_days=retention_of(cfg, manifest.source).days,
     )
     rto = evaluate_rto(
         drill_start=drill.started,
         verified_at=drill.verified_at or utcnow(),
-        target_seconds=cfg.targets.rto_hours * 3600,
+        target_seconds=targets.rto_hours * 3600,
         phases=drill.phases.seconds,
     )
     rto_met = rto.met and drill.verified_at is not None

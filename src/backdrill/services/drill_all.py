@@ -12,6 +12,7 @@ from pathlib import Path
 
 from backdrill.catalog import list_db_backups
 from backdrill.errors import BackdrillError, IntegrityError
+from backdrill.repository.layout import DEFAULT_SOURCE
 from backdrill.services.context import RunContext
 from backdrill.services.drill import (
     DrillOptions,
@@ -35,6 +36,7 @@ class DatabaseDrill:
     database: str
     outcome: DrillOutcome | None
     error: BackdrillError | None
+    source: str = DEFAULT_SOURCE
 
     @property
     def exit_code(self) -> int:
@@ -53,47 +55,49 @@ def worst_exit_code(codes: Iterable[int]) -> int:
     return IntegrityError.exit_code if IntegrityError.exit_code in failed else max(failed)
 
 
-def drilled_databases(ctx: RunContext) -> list[str]:
-    """Every database the repository holds a committed backup of, by name."""
-    return sorted({m.database for m in list_db_backups(ctx.storage).backups})
+def drilled_databases(ctx: RunContext, source: str | None = None) -> list[tuple[str, str]]:
+    """(source, database) of every database the repository holds a committed backup
+    of (of ``source``, None: of every source)."""
+    return list_db_backups(ctx.storage, source=source).groups()
 
 
 def run_drill_all(ctx: RunContext, options: DrillOptions, parallel: int) -> list[DatabaseDrill]:
     """One after the other, each drill's report is written as it ends. In parallel, the
     reports are written once all drills ended, in their ids' order: the evidence chain
     links each report to the one before it in that order (evidence.verify_chain)."""
-    databases = drilled_databases(ctx)
+    groups = drilled_databases(ctx, options.source)
     if parallel <= 1:
-        return [_drill_one(ctx, options, name) for name in databases]
+        return [_drill_one(ctx, options, group) for group in groups]
 
-    def unrecorded(database: str) -> UnrecordedDrill | BackdrillError:
+    def unrecorded(group: tuple[str, str]) -> UnrecordedDrill | BackdrillError:
         try:
-            return drill_unrecorded(ctx, replace(options, database=database))
+            return drill_unrecorded(ctx, replace(options, source=group[0], database=group[1]))
         except BackdrillError as exc:
             return exc
 
-    done = dict(zip(databases, run_bounded(databases, parallel, unrecorded), strict=True))
-    outcomes: dict[str, DatabaseDrill] = {}
-    drilled = [(d, r) for d, r in done.items() if isinstance(r, UnrecordedDrill)]
-    for database, result in sorted(drilled, key=lambda dr: dr[1].report.drill_id):
+    done = dict(zip(groups, run_bounded(groups, parallel, unrecorded), strict=True))
+    outcomes: dict[tuple[str, str], DatabaseDrill] = {}
+    drilled = [(g, r) for g, r in done.items() if isinstance(r, UnrecordedDrill)]
+    for (src, database), result in sorted(drilled, key=lambda gr: gr[1].report.drill_id):
         try:
             outcome = record_drill(ctx, options, result)
         except BackdrillError as exc:
-            outcomes[database] = DatabaseDrill(database, None, exc)
+            outcomes[src, database] = DatabaseDrill(database, None, exc, src)
         else:
-            outcomes[database] = DatabaseDrill(database, outcome, None)
-    for database, failed in done.items():
+            outcomes[src, database] = DatabaseDrill(database, outcome, None, src)
+    for (src, database), failed in done.items():
         if isinstance(failed, BackdrillError):
-            outcomes[database] = DatabaseDrill(database, None, failed)
-    return [outcomes[name] for name in databases]
+            outcomes[src, database] = DatabaseDrill(database, None, failed, src)
+    return [outcomes[group] for group in groups]
 
 
-def _drill_one(ctx: RunContext, options: DrillOptions, database: str) -> DatabaseDrill:
+def _drill_one(ctx: RunContext, options: DrillOptions, group: tuple[str, str]) -> DatabaseDrill:
+    src, database = group
     try:
-        outcome = run_drill(ctx, replace(options, database=database))
+        outcome = run_drill(ctx, replace(options, source=src, database=database))
     except BackdrillError as exc:
-        return DatabaseDrill(database, None, exc)
-    return DatabaseDrill(database, outcome, None)
+        return DatabaseDrill(database, None, exc, src)
+    return DatabaseDrill(database, outcome, None, src)
 
 
 def summary_rows(drills: list[DatabaseDrill]) -> list[dict[str, object]]:
@@ -103,6 +107,7 @@ def summary_rows(drills: list[DatabaseDrill]) -> list[dict[str, object]]:
         o = d.outcome
         rows.append(
             {
+                "source": d.source,
                 "database": d.database,
                 "drill_id": o.report.drill_id if o else None,
                 "backup_id": o.report.backup.id if o and o.report.backup else None,
@@ -123,11 +128,17 @@ def summary_markdown(rows: list[dict[str, object]], exit_code: int) -> str:
         "",
         f"{len(rows)} database(s), exit code {exit_code}.",
         "",
-        "| database | drill | result | RTO (s) | report |",
-        "|---|---|---|---|---|",
+        "| source | database | drill | result | RTO (s) | report |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cells = [r["database"], r["drill_id"] or "-", r["result"], r["rto_seconds"] or "-"]
+        cells = [
+            r["source"],
+            r["database"],
+            r["drill_id"] or "-",
+            r["result"],
+            r["rto_seconds"] or "-",
+        ]
         cells.append(r["report"] or r["error"] or "-")
         lines.append("| " + " | ".join(markdown(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"

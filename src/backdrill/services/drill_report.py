@@ -116,6 +116,7 @@ def build_report(
             "finished_at": utcnow(),
             "backup": BackupRef(
                 id=manifest.id,
+                source=manifest.source,
                 database=manifest.database,
                 created_at=manifest.created_at,
                 sha256=manifest.sha256,

@@ -19,6 +19,8 @@ from backdrill.limits import MAX_REPORT_BYTES
 from backdrill.manifest import DbManifest
 from backdrill.report.model import DrillReport, parse_report
 from backdrill.repository import layout
+from backdrill.repository.layout import DEFAULT_SOURCE
+from backdrill.sources import attempt_scope
 from backdrill.storage import Storage
 from backdrill.timeutil import MAX_CLOCK_SKEW, is_id, utcnow
 
@@ -30,6 +32,8 @@ class DbFacts:
     database: str
     latest: DbManifest
     count: int
+    #: the PostgreSQL source (config ``sources:``)
+    source: str = DEFAULT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,13 @@ class DrillFacts:
     database: str | None = None
     rpo_seconds: float | None = None
     rto_seconds: float | None = None
+    source: str | None = None
 
 
 @dataclass
 class RepoFacts:
     read_at: datetime
+    #: by database, ``<source>/<database>`` for a named source (sources.attempt_scope)
     databases: dict[str, DbFacts] = field(default_factory=dict)
     snapshots: dict[str, SnapshotFacts] = field(default_factory=dict)
     last_drill: DrillFacts | None = None
@@ -113,6 +119,7 @@ def _drill_facts(report: DrillReport) -> DrillFacts:
         result=report.result,
         finished_at=report.finished_at,
         database=report.backup.database if report.backup else None,
+        source=report.backup.source if report.backup else None,
         rpo_seconds=report.rpo.achieved_seconds if report.rpo else None,
         rto_seconds=report.rto.achieved_seconds if report.rto else None,
     )
@@ -152,9 +159,10 @@ def gather(storage: Storage, config: Config) -> RepoFacts:
     listing = list_db_backups(storage)
     by_db: dict[str, list[DbManifest]] = {}
     for manifest in listing.backups:
-        by_db.setdefault(manifest.database, []).append(manifest)
+        by_db.setdefault(attempt_scope(manifest.database, manifest.source), []).append(manifest)
     for name, manifests in by_db.items():
-        facts.databases[name] = DbFacts(name, manifests[-1], len(manifests))
+        latest = manifests[-1]
+        facts.databases[name] = DbFacts(latest.database, latest, len(manifests), latest.source)
     facts.broken.extend(f"{b.key}: {b.reason}" for b in listing.broken)
     facts.snapshots = read_snapshots(storage, source_name(config), facts.broken)
     read_drills(storage, facts)

@@ -34,7 +34,7 @@ TAIL = 64
 
 
 def object_key(manifest: DbManifest, obj: StoredObject) -> str:
-    return backup_object_key(manifest.database, manifest.id, obj.name)
+    return backup_object_key(manifest.database, manifest.id, obj.name, manifest.source)
 
 
 def dump_key(manifest: DbManifest) -> str:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backdrill.catalog import BrokenEntry, DbListing, list_db_backups
+from backdrill.config import Config
 from backdrill.errors import IntegrityError, LockHeld
 from backdrill.files.catalog import source_names
 from backdrill.lockinfo import LockInfo
@@ -35,14 +36,18 @@ from backdrill.locks import (
 )
 from backdrill.repository.layout import (
     DB_ROOT,
+    DEFAULT_SOURCE,
     FILES_OBJECTS_ROOT,
     FILES_ROOT,
     backup_dir,
     database_of,
     database_of_dir,
     db_dir,
+    db_root,
     is_lock_key,
     lock_scope_of,
+    source_of_dir,
+    source_root,
 )
 from backdrill.retention import Decision, Item, Policy, decide
 from backdrill.services.context import RunContext
@@ -53,8 +58,10 @@ from backdrill.services.prune_scopes import (
     GlobalsScope,
     Scope,
     ScopeListing,
+    db_scope_name,
     file_sources,
 )
+from backdrill.sources import configured_sources, retention_of
 from backdrill.storage.base import ObjectInfo, Storage
 from backdrill.timeutil import isoformat, utcnow
 
@@ -152,7 +159,6 @@ class _Pruner:
         self.storage: Storage = ctx.storage
         self.dry_run = dry_run
         self.now = now
-        self.policy = Policy.from_config(ctx.config.retention)
         self.grace = timedelta(hours=ctx.config.retention.grace_hours)
         self.report = PruneReport(dry_run, now)
 
@@ -174,7 +180,8 @@ class _Pruner:
         """Delete the expired entries, oldest first; return the entries that remain."""
         by_id = {e.id: e for e in listing.entries}
         remaining: list[Entry] = []
-        decisions = plan_scope(listing, self.policy, self.now)
+        policy = Policy.from_config(retention_of(self.ctx.config, scope.retention_source))
+        decisions = plan_scope(listing, policy, self.now)
         for decision in sorted(decisions, key=lambda d: (d.created_at, d.id)):
             entry = by_id[decision.id]
             action, detail = "keep", ""
@@ -271,24 +278,39 @@ class _ScopeNames:
     """The databases and filestore sources the repository holds, read before the scope
     locks from the directory names alone (the objects are listed once, under them)."""
 
-    databases: list[str]
+    #: (PostgreSQL source, database)
+    databases: list[tuple[str, str]]
+    #: filestore sources
     sources: list[str]
+    #: PostgreSQL sources whose globals are pruned
+    pg_sources: list[str]
 
     def locks(self) -> list[tuple[str, str]]:
         """(scope name, lock scope) of every scope a backup locks."""
-        return [(f"{DB_ROOT}{db}", db_scope(db)) for db in self.databases] + [
+        return [(db_scope_name(db, src), db_scope(db, src)) for src, db in self.databases] + [
             (f"{FILES_ROOT}{src}", files_scope(src)) for src in self.sources
         ]
 
 
-def _scope_names(storage: Storage) -> _ScopeNames:
-    databases = {database_of_dir(name) for name in storage.list_dirs(DB_ROOT)}
+def _scope_names(storage: Storage, config: Config) -> _ScopeNames:
+    pg_sources = [DEFAULT_SOURCE] + [
+        source_of_dir(name) for name in storage.list_dirs(source_root(""))
+    ]
+    databases = {
+        (src, database_of_dir(name))
+        for src in pg_sources
+        for name in storage.list_dirs(db_root(src))
+    }
     # a backup killed before any object committed leaves only a pending upload
     databases |= {
-        db for p in storage.pending_uploads(DB_ROOT) if (db := database_of(p.key)) is not None
+        found
+        for root in (DB_ROOT, source_root(""))
+        for p in storage.pending_uploads(root)
+        if (found := database_of(p.key)) is not None
     }
-    sources = source_names(storage)
-    return _ScopeNames(sorted(databases), sorted(sources))
+    configured = {s.name for s in configured_sources(config)}
+    globals_of = sorted(configured | set(pg_sources) | {src for src, _db in databases})
+    return _ScopeNames(sorted(databases), sorted(source_names(storage)), globals_of)
 
 
 @dataclass(frozen=True)
@@ -299,11 +321,12 @@ class _Repository:
     objects: dict[str, ObjectInfo]
     db_scopes: list[DbScope]
     files_scopes: list[FilesScope]
+    globals_scopes: list[GlobalsScope]
     listings: dict[str, ScopeListing]
 
     @property
     def scopes(self) -> list[Scope]:
-        return [*self.db_scopes, *self.files_scopes, GlobalsScope(self.objects)]
+        return [*self.db_scopes, *self.files_scopes, *self.globals_scopes]
 
 
 def _read_repository(storage: Storage, names: _ScopeNames) -> _Repository:
@@ -312,13 +335,14 @@ def _read_repository(storage: Storage, names: _ScopeNames) -> _Repository:
     refuse (exit 4) while any manifest or snapshot is unreadable."""
     catalog = list_db_backups(storage)
     objects = {i.key: i for i in storage.list_objects("") if not is_lock_key(i.key)}
-    db_scopes = [DbScope(db, catalog, objects) for db in names.databases]
+    db_scopes = [DbScope(db, catalog, objects, src) for src, db in names.databases]
     files_scopes = [FilesScope(src, storage, objects) for src in names.sources]
-    scopes: list[Scope] = [*db_scopes, *files_scopes, GlobalsScope(objects)]
+    globals_scopes = [GlobalsScope(objects, src) for src in names.pg_sources]
+    scopes: list[Scope] = [*db_scopes, *files_scopes, *globals_scopes]
     listings = {scope.name: scope.listing() for scope in scopes}
     if broken := _all_broken(catalog.broken, listings):
         raise _refuse(broken)
-    return _Repository(catalog, objects, db_scopes, files_scopes, listings)
+    return _Repository(catalog, objects, db_scopes, files_scopes, globals_scopes, listings)
 
 
 def _unlocked_sources(repo: _Repository) -> list[str]:
@@ -358,7 +382,7 @@ def run_prune(
 
 
 def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
-    names = _scope_names(ctx.storage)
+    names = _scope_names(ctx.storage, ctx.config)
     pruner = _Pruner(ctx, dry_run, now)
     with _scope_locks(ctx, names, pruner.report, dry_run) as skipped:
         # a files backup of any source, one without a snapshot yet included, may reuse
@@ -386,12 +410,12 @@ def _remove_orphans(
 ) -> None:
     """Uncommitted backup directories and pending uploads, but those of busy scopes."""
     dirs = [
-        (db, backup_dir(db, backup_id))
-        for db, backup_id in repo.catalog.uncommitted
-        if f"{DB_ROOT}{db}" not in skipped
+        (db, backup_dir(db, backup_id, src))
+        for db, backup_id, src in repo.catalog.uncommitted
+        if db_scope_name(db, src) not in skipped
     ]
     pruner.uncommitted(dirs, repo.objects)
-    blocked = [db_dir(s.database) for s in repo.db_scopes if s.name in skipped]
+    blocked = [db_dir(s.database, s.source) for s in repo.db_scopes if s.name in skipped]
     if files_busy:
         blocked.append(FILES_ROOT)
     pruner.pending(blocked)

@@ -27,11 +27,13 @@ from backdrill.files.snapshot import (
 from backdrill.limits import MAX_SNAPSHOT_BYTES
 from backdrill.locks import db_scope, files_scope
 from backdrill.repository.layout import (
-    DB_ROOT,
+    DEFAULT_SOURCE,
     FILES_ROOT,
     MANIFEST_NAME,
     backup_dir,
     db_dir,
+    db_scope_label,
+    globals_root,
     id_time,
     snapshots_prefix,
     split_globals_key,
@@ -67,9 +69,18 @@ class Scope(Protocol):
     def lock_scope(self) -> str | None:
         """The lock the backups of this scope take (None: no backup locks it)."""
 
+    @property
+    def retention_source(self) -> str:
+        """The PostgreSQL source whose retention applies (config ``sources:``)."""
+
     def listing(self) -> ScopeListing: ...
 
     def referenced_objects(self, kept: Iterable[Entry]) -> set[str]: ...
+
+
+def db_scope_name(database: str, source: str = DEFAULT_SOURCE) -> str:
+    """Printable: ``db/odoo``; of a named source ``sources/supabase/db/postgres``."""
+    return db_scope_label(database, source)
 
 
 def _size(objects: Mapping[str, ObjectInfo], keys: Iterable[str]) -> int:
@@ -81,28 +92,33 @@ class DbScope:
     database: str
     catalog: DbListing
     objects: Mapping[str, ObjectInfo]
+    source: str = DEFAULT_SOURCE
 
     @property
     def name(self) -> str:
-        return f"{DB_ROOT}{self.database}"
+        return db_scope_name(self.database, self.source)
 
     @property
     def lock_scope(self) -> str:
-        return db_scope(self.database)
+        return db_scope(self.database, self.source)
+
+    @property
+    def retention_source(self) -> str:
+        return self.source
 
     def listing(self) -> ScopeListing:
         result = ScopeListing()
         for manifest in self.catalog.backups:
-            if manifest.database != self.database:
+            if manifest.database != self.database or manifest.source != self.source:
                 continue
-            prefix = backup_dir(manifest.database, manifest.id)
+            prefix = backup_dir(manifest.database, manifest.id, manifest.source)
             marker = prefix + MANIFEST_NAME
             others = sorted(k for k in self.objects if k.startswith(prefix) and k != marker)
             keys = (marker, *others)
             result.entries.append(
                 Entry(manifest.id, manifest.created_at, keys, _size(self.objects, keys))
             )
-        prefix = db_dir(self.database)
+        prefix = db_dir(self.database, self.source)
         result.broken = [b for b in self.catalog.broken if b.key.startswith(prefix)]
         return result
 
@@ -112,22 +128,28 @@ class DbScope:
 
 @dataclass(frozen=True)
 class GlobalsScope:
-    """``globals/<id>.sql.zst``: roles and tablespaces, dated by the time in their id."""
+    """``globals/<id>.sql.zst``: roles and tablespaces, dated by the time in their id
+    (of a named source, under its root: :func:`backdrill.repository.layout.globals_root`)."""
 
     objects: Mapping[str, ObjectInfo]
+    source: str = DEFAULT_SOURCE
 
     @property
     def name(self) -> str:
-        return "globals"
+        return globals_root(self.source).rstrip("/")
 
     @property
     def lock_scope(self) -> str | None:
         return None
 
+    @property
+    def retention_source(self) -> str:
+        return self.source
+
     def listing(self) -> ScopeListing:
         result = ScopeListing()
         for key in sorted(self.objects):
-            entry_id = split_globals_key(key)
+            entry_id = split_globals_key(key, self.source)
             moment = id_time(entry_id) if entry_id else None
             if entry_id is None or moment is None:
                 continue  # not ours: never touched
@@ -213,6 +235,10 @@ class FilesScope:
     @property
     def lock_scope(self) -> str:
         return files_scope(self.source)
+
+    @property
+    def retention_source(self) -> str:
+        return DEFAULT_SOURCE  # the top-level retention
 
     def listing(self) -> ScopeListing:
         result = ScopeListing()

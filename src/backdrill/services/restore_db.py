@@ -113,7 +113,7 @@ def last_drill_estimate(ctx: RunContext, manifest: DbManifest) -> str | None:
     for report in reversed(load_evidence(ctx.storage).parsed()):
         if report.backup is None or report.rto is None or report.result != "pass":
             continue
-        if report.backup.database != manifest.database:
+        if (report.backup.source, report.backup.database) != (manifest.source, manifest.database):
             continue
         spent = sum(report.rto.phases.get(p, 0.0) for p in ("download", "restore", "verify"))
         size = report.backup.raw_size_bytes or report.backup.size_bytes
@@ -133,12 +133,15 @@ def plan_restore(
     before: datetime | None = None,
     database: str | None = None,
     jobs: int | None = None,
+    source: str | None = None,
 ) -> RestorePlan:
     target = params_from_dsn(to)
     SECRETS.add(target.password)
     listing = list_db_backups(ctx.storage)
     listing.refuse_broken(backup)
-    manifest = select_backup(listing.backups, backup, database=database, before=before)
+    manifest = select_backup(
+        listing.backups, backup, database=database, before=before, source=source
+    )
     manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
     admin = admin_params(target)
     return RestorePlan(

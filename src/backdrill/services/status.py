@@ -10,6 +10,7 @@ TLS minimum lowered below the standard, are WARNING.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from backdrill.errors import ExternalServiceError
 from backdrill.secret_age import SecretFileAge, describe, overdue, secret_file_ages
 from backdrill.security import SecurityConfig
 from backdrill.services.facts import RepoFacts, gather, source_name
+from backdrill.sources import attempt_scope, configured_sources
 from backdrill.ssot import Policy, policy
 from backdrill.storage import Storage
 from backdrill.text import nagios_label, nagios_text
@@ -141,9 +143,11 @@ def evaluate(
     *,
     databases: list[str] | None = None,
     files_source: str | None = None,
+    rpo_hours: Mapping[str, float] | None = None,
 ) -> StatusReport:
     """Pure: every check of ``facts`` at ``now``. ``databases`` and ``files_source`` are
-    what the config says must be backed up (a missing one is CRITICAL)."""
+    what the config says must be backed up (a missing one is CRITICAL); ``rpo_hours``:
+    a PostgreSQL source's own RPO target (``sources: NAME: targets:``), by source."""
     rpo = policy.rpo_hours * 3600
     checks: list[Check] = []
     wanted = sorted(set(databases or []) | set(facts.databases))
@@ -158,7 +162,8 @@ def evaluate(
             checks.append(Check(name, "db", db, State.CRITICAL, "no committed backup", None, rpo))
             continue
         m = found.latest
-        checks.append(_aged(name, "db", db, m.id, m.created_at, rpo, policy, now, "last backup"))
+        target = (rpo_hours or {}).get(found.source, policy.rpo_hours) * 3600
+        checks.append(_aged(name, "db", db, m.id, m.created_at, target, policy, now, "last backup"))
     sources = sorted(set([files_source] if files_source else []) | set(facts.snapshots))
     for source in sources:
         name = f"filestore {source}"
@@ -319,11 +324,23 @@ def check_repository(
 
 
 def evaluate_config(facts: RepoFacts, config: Config, now: datetime) -> StatusReport:
-    wanted = config.postgres.databases
+    """The databases every configured source lists must be backed up (a named source's
+    as ``<source>/<database>``)."""
+    wanted = [
+        attempt_scope(db, source.name)
+        for source in configured_sources(config)
+        if isinstance(source.postgres.databases, list)
+        for db in source.postgres.databases
+    ]
     return evaluate(
         facts,
         policy(config),
         now,
-        databases=list(wanted) if isinstance(wanted, list) else None,
+        databases=wanted or None,
         files_source=source_name(config),
+        rpo_hours={
+            name: source.targets.rpo_hours
+            for name, source in config.sources.items()
+            if source.targets is not None
+        },
     )
