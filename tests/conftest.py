@@ -27,6 +27,44 @@ S3_KEY_ID = "testing-key-id"
 S3_SECRET = "testing-secret-Zq8vX"
 FAST_RETRY = {"attempts": 3, "max_seconds": 3, "base_seconds": 0.05, "max_wait_seconds": 0.5}
 
+# A test using one of these fixtures (directly or through another fixture) is marked
+# `pg` or `s3` at collection, so `make test-fast` (-m "not pg and not s3 and not slow")
+# leaves it out without anyone remembering to mark it.
+PG_FIXTURES = frozenset({"pg_bin_dir", "pg_cluster", "pg", "sample", "sample_ro"})
+S3_FIXTURES = frozenset({"moto_server", "s3_endpoint", "bucket", "fault_proxy", "proxied_repo"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & PG_FIXTURES:
+            item.add_marker(pytest.mark.pg)
+        callspec = getattr(item, "callspec", None)
+        s3_param = callspec is not None and callspec.params.get("repo") == "s3"
+        if names & S3_FIXTURES or s3_param:
+            item.add_marker(pytest.mark.s3)
+
+
+@pytest.fixture(autouse=True)
+def _pure_tests_start_no_servers(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test marked neither `pg` nor `s3` that starts PostgreSQL or an S3 server fails
+    loudly: the fast run (`make test-fast`) must never run slow tests by surprise."""
+    node = request.node
+    if node.get_closest_marker("pg") is None:
+
+        def no_cluster(self: LocalCluster) -> LocalCluster:
+            pytest.fail(f"{node.nodeid} starts PostgreSQL but is not marked pg")
+
+        monkeypatch.setattr(LocalCluster, "start", no_cluster)
+    if node.get_closest_marker("s3") is None:
+
+        def no_moto(self: ThreadedMotoServer) -> None:
+            pytest.fail(f"{node.nodeid} starts an S3 server but is not marked s3")
+
+        monkeypatch.setattr(ThreadedMotoServer, "start", no_moto)
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -141,6 +141,7 @@ def _attempt(command: str, result: str, success_age_hours: float | None) -> Atte
     )
 
 
+@pytest.mark.slow
 def test_status_levels_of_a_failed_attempt() -> None:
     """Pure: WARNING for a failure whose last success is within the RPO, CRITICAL
     beyond it; a successful last attempt adds no check."""

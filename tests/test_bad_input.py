@@ -90,6 +90,7 @@ def _storage_like(tree: Any) -> Any:
     return tree
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -106,6 +107,7 @@ def test_generated_yaml_documents_never_raise_anything_but_a_config_error(
         assert all(line.startswith(f"{path}: ") and line.isprintable() for line in lines)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

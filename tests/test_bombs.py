@@ -59,6 +59,7 @@ def _snapshot_doc(repo: Repo) -> tuple[str, dict]:
     )
 
 
+@pytest.mark.slow
 def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
@@ -166,6 +167,7 @@ def test_a_custom_format_dump_bomb_stops_restore_db_and_creates_nothing(
     assert not [n for n in names if n.startswith(target)], names
 
 
+@pytest.mark.slow
 def test_a_snapshot_document_bomb_is_refused_in_bounded_memory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:

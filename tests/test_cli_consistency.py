@@ -137,6 +137,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow
 def test_show_completion_prints_a_script_without_click_installed(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", BLOCK_CLICK, "--show-completion", "bash"],

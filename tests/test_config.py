@@ -179,6 +179,7 @@ def test_every_config_problem_is_reported_at_once_one_line_each(
     assert "more)" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_every_problem_is_one_stderr_line_in_text_mode(tmp_path: Path) -> None:
     path = tmp_path / "backdrill.yaml"
     path.write_text("storage: {url: ftp://host/x}\nretention: {days: 0}\n")

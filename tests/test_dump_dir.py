@@ -98,6 +98,7 @@ printf toc > "$out/toc.dat"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("backdrill-")] == []
 
 
+@pytest.mark.slow
 def test_a_file_held_open_is_stored_once_its_writer_closed_it(tmp_path: Path) -> None:
     argv = _program(
         tmp_path,

@@ -151,6 +151,7 @@ def test_report_md_keeps_one_row_per_check_and_no_html(failed_drill: Path) -> No
     assert r"\</td\>\<img src=x onerror=document.title='t'\>" in row_counts
 
 
+@pytest.mark.slow
 def test_history_page_with_a_hostile_report_runs_no_script(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -218,6 +218,7 @@ def test_a_flipped_byte_in_an_encrypted_object_exits_4_naming_the_file(
     assert tree_state(target) == expected  # every other file, and no temporary file
 
 
+@pytest.mark.slow
 def test_incremental_backups_stay_encrypted_and_turning_encryption_on_uploads_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo, age_keys: tuple[str, Path]
 ) -> None:

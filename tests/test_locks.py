@@ -89,6 +89,7 @@ def test_lock_of_a_dead_process_on_this_host_is_taken_over(local_repo: Repo) -> 
             assert not lock.lost
 
 
+@pytest.mark.slow
 def test_wait_takes_the_lock_once_the_holder_releases_it(repo: Repo) -> None:
     with storage_of(repo) as storage:
         first = RepoLock(storage, "db-odoo", run_id="first", command="backup db")
@@ -105,6 +106,7 @@ def test_wait_takes_the_lock_once_the_holder_releases_it(repo: Repo) -> None:
         assert 0.9 < waited < 10
 
 
+@pytest.mark.slow
 def test_lock_is_refreshed_while_the_work_runs(local_repo: Repo) -> None:
     with storage_of(local_repo) as storage:
         lock = RepoLock(

@@ -137,6 +137,7 @@ def test_success_is_posted_only_when_configured(
     assert event["recovery_point"].endswith("Z")
 
 
+@pytest.mark.slow
 def test_client_error_is_not_retried() -> None:
     with Receiver(codes=[404]) as receiver:
         config = NotifyConfig.model_validate({"webhook_url": receiver.url, "retry_seconds": 5})

@@ -140,6 +140,7 @@ with default_reporter().task("copy", total=40 * 2**20) as advance:
 """
 
 
+@pytest.mark.slow
 def test_log_lines_are_never_glued_to_a_bar(tmp_path: Path) -> None:
     import os
     import select

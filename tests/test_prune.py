@@ -58,6 +58,7 @@ def age_local(repo: Repo, key: str, hours: float) -> None:
     os.utime(path, (moment, moment))
 
 
+@pytest.mark.slow
 def test_prune_deletes_expired_backups_oldest_first_and_reports_bytes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
@@ -78,6 +79,7 @@ def test_prune_deletes_expired_backups_oldest_first_and_reports_bytes(
     assert again["bytes_freed"] == 0
 
 
+@pytest.mark.slow
 def test_prune_after_ten_days_without_backup_keeps_at_least_min_keep(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
@@ -89,6 +91,7 @@ def test_prune_after_ten_days_without_backup_keeps_at_least_min_keep(
     assert sorted(kept.values()).count("min_keep") == 5  # 20 in the window, 5 by min_keep
 
 
+@pytest.mark.slow
 def test_prune_refuses_while_any_manifest_is_unreadable_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
@@ -107,6 +110,7 @@ def test_prune_refuses_while_any_manifest_is_unreadable_naming_it(
     assert list_keys(repo) == before
 
 
+@pytest.mark.slow
 def test_prune_dry_run_deletes_nothing_but_reports_the_plan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
@@ -204,6 +208,7 @@ def test_prune_aborts_multipart_uploads_left_open(
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+@pytest.mark.slow
 def test_prune_applies_retention_to_globals_by_the_time_in_their_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
@@ -219,6 +224,7 @@ def test_prune_applies_retention_to_globals_by_the_time_in_their_id(
     assert remaining == {*keys[:6], "globals/not-an-id.sql.zst"}  # ages 0..25 days
 
 
+@pytest.mark.slow
 def test_prune_skips_a_database_whose_backup_holds_the_lock(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
@@ -296,6 +302,7 @@ def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(
 # -- the real service over random histories (hypothesis) -------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ages=st.lists(st.floats(min_value=-1, max_value=120, allow_nan=False), max_size=25),

@@ -86,6 +86,7 @@ def test_prune_during_the_first_backup_of_a_new_source_keeps_the_objects_it_reus
     assert run_prune(_prune_context(config)).skipped_scopes == {}
 
 
+@pytest.mark.slow
 def test_backup_files_waits_for_a_running_prune_or_exits_6_when_it_does_not_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:

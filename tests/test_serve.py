@@ -138,6 +138,7 @@ def test_metrics_parse_with_the_prometheus_parser(serve: dict[str, Any]) -> None
     assert samples[("backdrill_repository_up", ())] == 1
 
 
+@pytest.mark.slow
 def test_200_concurrent_requests_list_the_repository_once_per_cache_interval(
     serve: dict[str, Any],
 ) -> None:
@@ -190,6 +191,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_serve_command_answers_and_stops_on_sigterm(seeded: dict[str, Any], tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(

@@ -132,6 +132,7 @@ def test_hsts_only_when_configured_behind_tls(start: Start) -> None:
     assert resp.getheader("Strict-Transport-Security") == "max-age=31536000"
 
 
+@pytest.mark.slow
 def test_a_client_that_sends_nothing_is_disconnected_after_the_read_timeout(
     start: Start,
 ) -> None:
@@ -144,6 +145,7 @@ def test_a_client_that_sends_nothing_is_disconnected_after_the_read_timeout(
     assert 0.9 <= waited < 10
 
 
+@pytest.mark.slow
 def test_connections_past_the_cap_wait_until_one_closes(start: Start) -> None:
     _server, port = start(connection_limit=2)
     idle = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(2)]
@@ -176,6 +178,7 @@ def records() -> Iterator[list[logging.LogRecord]]:
     logger.setLevel(old_level)
 
 
+@pytest.mark.slow
 def test_a_client_that_hangs_up_early_is_one_line_and_no_traceback(
     start: Start, capfd: pytest.CaptureFixture[str], records: list[logging.LogRecord]
 ) -> None:

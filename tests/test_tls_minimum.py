@@ -311,6 +311,7 @@ class HttpsReceiver:
 EVENT = Event(kind="backup db", status="failure", run_id="r1", host="h", error="boom")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("maximum", "tls_min", "delivered"),
     [
