@@ -22,7 +22,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo, create_sample
 from backdrill.storage.local import LocalStorage
 from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.s3proxy import FaultProxy, Rule
 
@@ -47,7 +47,8 @@ def test_backup_commits_manifest_matching_stored_object_and_source(
     pg_bin_dir: Path,
 ) -> None:
     config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     assert "committed backup" in result.out
 
@@ -93,17 +94,18 @@ def test_list_and_show_render_table_and_stable_json(
     local_repo: Repo,
 ) -> None:
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     (manifest,) = manifests(local_repo)
-    as_json = run_cli(capsys, "--config", str(config), "list", "db", "--json")
+    as_json = cli("list", "db", "--json")
     import json
 
     assert json.loads(as_json.out) == [manifest]
-    table = run_cli(capsys, "--config", str(config), "list")
+    table = cli("list")
     assert manifest["id"] in table.out and sample.database in table.out
-    shown = run_cli(capsys, "--config", str(config), "show", manifest["id"], "--json")
+    shown = cli("show", manifest["id"], "--json")
     assert json.loads(shown.out) == manifest
-    missing = run_cli(capsys, "--config", str(config), "show", "20990101T000000Z-000000")
+    missing = cli("show", "20990101T000000Z-000000")
     assert missing.code == 4
     assert "no committed backup with id 20990101T000000Z-000000" in missing.err
 
@@ -220,12 +222,13 @@ def test_pg_dump_killed_mid_stream_leaves_nothing_and_exits_5(
         databases=[big_sample.database],
         backup={"compression_level": 19},
     )
+    cli = Cli(capsys, config)
     done = threading.Event()
     killed: list[int] = []
     killer = threading.Thread(target=_kill_pg_dump_when_streaming, args=(done, killed))
     killer.start()
     try:
-        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        result = cli("backup", "db")
     finally:
         done.set()
         killer.join()
@@ -263,7 +266,8 @@ def test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload(
         databases=[big_sample.database],
         backup={"compression_level": 1},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert rule.hits >= 1, "the upload never reached a second part"
     assert result.code == 5
     (error,) = result.errors
@@ -293,12 +297,13 @@ def test_storage_failing_mid_write_on_local_leaves_no_partial_file(
         databases=[big_sample.database],
         backup={"compression_level": 1},
     )
+    cli = Cli(capsys, config)
     # a real write failure: the file size limit makes write() fail with EFBIG
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, hard))
     try:
-        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        result = cli("backup", "db")
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)
@@ -332,7 +337,8 @@ def test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one(
 
     monkeypatch.setattr(LocalStorage, "put_bytes", put_bytes)
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == 143, result.err
     if landed:
         (manifest,) = manifests(local_repo)

@@ -13,7 +13,7 @@ import pytest
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object, write_object
 from helpers.s3proxy import FaultProxy, Rule
 
@@ -34,7 +34,8 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
         backup={"work_dir": str(work_dir)},
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--jobs", "2")
     assert result.code == 0, result.err
     (manifest,) = manifests(repo)
     assert manifest["format"] == "pg_dump-directory+zstd"
@@ -48,9 +49,9 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
     assert manifest["stored_size"] == sum(o["stored_size"] for o in manifest["objects"])
     assert list(work_dir.iterdir()) == []  # nothing staged is left behind
 
-    verify = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    verify = cli("verify", "--all", "--read-data")
     assert verify.code == 0, verify.out + verify.err
-    drill = run_cli(capsys, "--config", str(config), "drill", "run")
+    drill = cli("drill", "run")
     assert drill.code == 0, drill.out + drill.err
     (report_path,) = (tmp_path / "reports").glob("*/report.json")
     checks = {c["name"]: c["status"] for c in json.loads(report_path.read_text())["checks"]}
@@ -61,7 +62,7 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
     data = bytearray(read_object(repo, prefix + victim["name"]))
     data[len(data) // 2] ^= 0x10
     write_object(repo, prefix + victim["name"], bytes(data))
-    broken = run_cli(capsys, "--config", str(config), "drill", "run")
+    broken = cli("drill", "run")
     assert broken.code == 4
     assert victim["name"] in broken.out
 
@@ -83,7 +84,8 @@ def test_parallel_backup_with_an_unusable_work_dir_is_a_config_error(
         databases=[sample.database],
         backup={"work_dir": str(blocked)},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--jobs", "2")
     assert result.code == 3
     assert f"backup -> work_dir {blocked}: Not a directory" in result.err
     assert manifests(local_repo) == []
@@ -116,7 +118,8 @@ def test_parallel_backup_failing_late_removes_the_objects_it_uploaded(
         databases=[sample.database],
         backup={"work_dir": str(work_dir)},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--jobs", "2")
     assert rule.hits >= 1
     assert result.code == 5
     assert "AccessDenied" in result.err

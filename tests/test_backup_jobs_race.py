@@ -16,7 +16,7 @@ from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.zstdio import decompressed
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 from helpers.repo import list_keys, manifests, read_object
 
 EXTRA = "99999.dat"
@@ -66,10 +66,11 @@ def test_a_data_file_written_again_after_its_close_is_never_committed_truncated(
         databases=[sample.database],
         backup={"work_dir": str(work_dir)},
     )
+    cli = Cli(capsys, config)
     doc = yaml.safe_load(config.read_text())
     doc["postgres"]["bin_dir"] = str(bin_dir)
     config.write_text(yaml.safe_dump(doc))
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+    result = cli("backup", "db", "--jobs", "2")
     assert list(work_dir.iterdir()) == []
     if result.code == 0:
         # committed: every object is the whole file pg_dump finished

@@ -21,7 +21,7 @@ from backdrill.locks import RepoLock, db_scope
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo, create_sample
 from conftest import S3_KEY_ID, S3_SECRET, drop_database, s3_client
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests
 
@@ -42,6 +42,7 @@ def test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock(
     local_repo: Repo,
 ) -> None:
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    cli = Cli(capsys, config)
     with (
         storage_of(local_repo) as storage,
         RepoLock(
@@ -49,7 +50,7 @@ def test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock(
         ),
     ):
         started = time.monotonic()
-        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        result = cli("backup", "db")
         assert time.monotonic() - started < 10
     assert result.code == 6
     line = json.loads(result.err.strip().splitlines()[-1])["message"]
@@ -67,20 +68,21 @@ def test_backup_db_with_wait_runs_once_the_lock_is_released(
     local_repo: Repo,
 ) -> None:
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    cli = Cli(capsys, config)
     with storage_of(local_repo) as storage:
         lock = RepoLock(storage, db_scope(sample.database), run_id="other", command="prune")
         lock.acquire()
         timer = threading.Timer(1.5, lock.release)
         timer.start()
         started = time.monotonic()
-        result = run_cli(capsys, "--config", str(config), "backup", "db", "--wait", "30s")
+        result = cli("backup", "db", "--wait", "30s")
         timer.join()
     assert result.code == 0, result.err
     assert time.monotonic() - started > 1.4
     assert "waiting for the lock" in result.err
     assert len(manifests(local_repo)) == 1
     assert list_keys(local_repo, "locks/") == []
-    bad = run_cli(capsys, "--config", str(config), "backup", "db", "--wait", "soon")
+    bad = cli("backup", "db", "--wait", "soon")
     assert bad.code == 2
 
 
@@ -132,6 +134,7 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
         databases=[big_sample.database],
         retention={"grace_hours": 0.0003},  # about one second
     )
+    cli = Cli(capsys, config)
     proc = _start_backup(config)
     root = Path(local_repo.url.removeprefix("file://"))
     deadline = time.monotonic() + 120
@@ -148,7 +151,7 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
     assert manifests(local_repo) == []
     time.sleep(1.5)
 
-    result = run_cli(capsys, "--config", str(config), "prune", "--json")
+    result = cli("prune", "--json")
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     kinds = {(o["kind"], o["action"]) for o in doc["orphans"]}
@@ -186,13 +189,14 @@ def test_every_stored_object_of_a_backup_gets_object_lock_and_config_check_repor
 ) -> None:
     repo = locked_bucket_repo
     config = write_config(tmp_path / "c.yaml", pg, repo, databases=[big_sample.database])
-    check = run_cli(capsys, "--config", str(config), "config", "check")
+    cli = Cli(capsys, config)
+    check = cli("config", "check")
     assert check.code == 0, check.out + check.err
     lines = {ln.split("│")[2].strip(): ln for ln in check.out.splitlines() if ln.count("│") > 3}
     assert "enabled" in lines["object lock"]
     assert "refused" in lines["conditional writes (locks)"]
 
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     client: Any = s3_client(repo.storage["endpoint_url"])
     bucket = repo.url.removeprefix("s3://").split("/")[0]

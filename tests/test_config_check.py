@@ -11,7 +11,7 @@ import pytest
 
 from backdrill.pg.connection import ConnParams
 from conftest import S3_KEY_ID, S3_SECRET
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, write_config
 from helpers.webhook import Receiver
 
 
@@ -44,8 +44,9 @@ def rows(result: Result) -> dict[str, tuple[str, str]]:
 
 
 def check(capsys: pytest.CaptureFixture[str], config: Path) -> tuple[Result, float]:
+    cli = Cli(capsys, config)
     start = time.monotonic()
-    result = run_cli(capsys, "--config", str(config), "config", "check")
+    result = cli("config", "check")
     return result, time.monotonic() - start
 
 

@@ -18,7 +18,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.dumpindex import NO_DATA, POS_NOT_SET, POS_SET, DumpIndexer, parse_toc
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 
 TOC_READ = 4 * 1024 * 1024
 
@@ -191,7 +191,8 @@ def test_a_downloaded_backup_is_indexed_and_the_drill_restores_it(
         databases=[sample.database],
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
     )
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    drill = run_cli(capsys, "--config", str(config), "drill", "run")
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
+    drill = cli("drill", "run")
     assert drill.code == 0, drill.err
     assert re.search(r"dump indexed: \d+ data blocks located", drill.err), drill.err

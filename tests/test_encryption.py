@@ -17,7 +17,7 @@ from backdrill.errors import ConfigError, IntegrityError
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import _bucket_prefix, _client, list_keys, manifests, read_object
 
 pytestmark = pytest.mark.reliability
@@ -187,7 +187,8 @@ def test_sse_options_are_passed_to_s3(
 ) -> None:
     repo = Repo(proxied_repo.url, {**proxied_repo.storage, "sse": {"mode": "SSE-S3"}})
     config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     bucket, root = _bucket_prefix(repo)
     client = _client(proxied_repo)
     for key in list_keys(repo, "db/"):

@@ -30,7 +30,7 @@ from backdrill.services.prune import run_prune
 from backdrill.services.prune_scopes import parse_snapshot_refs
 from backdrill.timeutil import utcnow
 from backdrill.zstdio import compressed
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, write_config
 from helpers.files import files_config, make_tree, run_context, tree_state
 from helpers.repo import list_keys, read_object, write_object
 
@@ -82,7 +82,8 @@ def _canary_tree(root: Path) -> bytes:
 
 
 def _cli(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> Result:
-    return run_cli(capsys, "--config", str(config), *args)
+    cli = Cli(capsys, config)
+    return cli(*args)
 
 
 def _errors(result: Result) -> list[dict[str, Any]]:

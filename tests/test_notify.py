@@ -12,7 +12,7 @@ from backdrill.config import NotifyConfig
 from backdrill.notify import Event, send
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import manifests, write_object
 from helpers.webhook import Receiver
 
@@ -95,7 +95,8 @@ def test_dead_receiver_does_not_change_a_successful_backups_exit_code(
 ) -> None:
     url = _dead_url()
     config = _config(tmp_path, pg, local_repo, url, on=["failure", "success"], retry_seconds=2)
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--database", sample.database)
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--database", sample.database)
     assert result.code == 0, result.err
     assert "committed backup" in result.out
     assert "webhook notification failed after 2 s of retries" in result.err
@@ -106,7 +107,8 @@ def test_dead_receiver_does_not_change_a_failing_backups_exit_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
 ) -> None:
     config = _config(tmp_path, pg, local_repo, _dead_url(), retry_seconds=1)
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--database", "nope")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--database", "nope")
     assert result.code == 5
     assert "webhook notification failed" in result.err
 

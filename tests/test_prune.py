@@ -23,7 +23,7 @@ from backdrill.services.prune import run_prune
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import new_id, utcnow
 from conftest import S3_KEY_ID, S3_SECRET, s3_client
-from helpers.cli import Repo, run_cli
+from helpers.cli import Cli, Repo
 from helpers.history import (
     fake_db_backup,
     fake_snapshot,
@@ -36,7 +36,8 @@ from helpers.s3proxy import FaultProxy, Rule
 
 
 def prune_json(capsys: pytest.CaptureFixture[str], config: Path, *extra: str) -> dict[str, Any]:
-    result = run_cli(capsys, "--config", str(config), "prune", "--json", *extra)
+    cli = Cli(capsys, config)
+    result = cli("prune", "--json", *extra)
     assert result.code == 0, result.err
     doc: dict[str, Any] = json.loads(result.out)
     return doc
@@ -102,7 +103,8 @@ def test_prune_refuses_while_any_manifest_is_unreadable_naming_it(
     write_object(repo, future, json.dumps({"schema_version": 99}).encode())
     before = list_keys(repo)
     config = prune_config(tmp_path / "c.yaml", repo, days=30, min_keep=7)
-    result = run_cli(capsys, "--config", str(config), "prune")
+    cli = Cli(capsys, config)
+    result = cli("prune")
     assert result.code == 4
     assert garbage in result.err
     assert future in result.err
@@ -117,11 +119,12 @@ def test_prune_dry_run_deletes_nothing_but_reports_the_plan(
     daily_history(local_repo, 35)
     before = list_keys(local_repo)
     config = prune_config(tmp_path / "c.yaml", local_repo, days=30, min_keep=7)
+    cli = Cli(capsys, config)
     doc = prune_json(capsys, config, "--dry-run")
     assert doc["dry_run"] is True
     assert len(doc["deleted"]) == 5
     assert list_keys(local_repo) == before
-    text = run_cli(capsys, "--config", str(config), "prune", "--dry-run")
+    text = cli("prune", "--dry-run")
     assert text.code == 0
     assert "would delete" in text.out
 
@@ -248,11 +251,12 @@ def test_second_prune_exits_6_naming_the_holder(
 ) -> None:
     daily_history(local_repo, 2)
     config = prune_config(tmp_path / "c.yaml", local_repo)
+    cli = Cli(capsys, config)
     with (
         storage_of(local_repo) as storage,
         RepoLock(storage, "prune", run_id="first-prune", command="prune"),
     ):
-        result = run_cli(capsys, "--config", str(config), "prune")
+        result = cli("prune")
     assert result.code == 6
     assert "first-prune" in result.err
     assert f"pid {os.getpid()}" in result.err
@@ -285,7 +289,8 @@ def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(
         free = [fake_db_backup(storage, "odoo", now - timedelta(days=50 + i)) for i in range(2)]
         recent = fake_db_backup(storage, "odoo", now - timedelta(hours=1))
     config = prune_config(tmp_path / "c.yaml", locked_repo, lock, days=30, min_keep=1)
-    result = run_cli(capsys, "--config", str(config), "prune", "--json")
+    cli = Cli(capsys, config)
+    result = cli("prune", "--json")
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert {e["id"] for e in doc["locked"]} == set(locked)
@@ -294,7 +299,7 @@ def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(
     assert {e["id"] for e in doc["kept"]} == {recent}
     remaining = {k.split("/")[2] for k in list_keys(locked_repo, "db/")}
     assert remaining == {*locked, recent}
-    text = run_cli(capsys, "--config", str(config), "prune")
+    text = cli("prune")
     assert text.code == 0
     assert "kept under object lock" in text.out
 
@@ -354,7 +359,8 @@ def test_prune_deletes_the_manifest_first_so_a_failed_delete_leaves_no_committed
     ids = daily_history(proxied_repo, 9)
     fault_proxy.add(Rule("error", method="DELETE", contains="dump.pgdump.zst", times=1000))
     config = prune_config(tmp_path / "c.yaml", proxied_repo, days=5, min_keep=1, grace_hours=0)
-    failed = run_cli(capsys, "--config", str(config), "prune")
+    cli = Cli(capsys, config)
+    failed = cli("prune")
     assert failed.code == 5
     oldest = ids[-1]
     keys = list_keys(proxied_repo, f"db/odoo/{oldest}/")

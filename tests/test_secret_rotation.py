@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from backdrill.pg.connection import ConnParams
-from helpers.cli import run_cli
+from helpers.cli import Cli, run_cli
 from helpers.seed import write_drill, write_manifest
 
 DAY = 86400
@@ -63,11 +63,12 @@ def test_status_warns_naming_a_password_file_older_than_a_quarter(
 ) -> None:
     secret = secret_file(tmp_path / "pg_password", "not-a-real-password", 0)
     path = config(tmp_path, {"password_file": str(secret)})
-    fresh = run_cli(capsys, "--config", str(path), "status")
+    cli = Cli(capsys, path)
+    fresh = cli("status")
     assert fresh.code == 0, fresh.out
 
     aged(secret, 91)
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = cli("status")
     assert result.code == 1, result.out
     first = result.out.splitlines()[0]
     assert first.startswith("BACKDRILL WARNING - secret postgres -> password_file:")
@@ -75,7 +76,7 @@ def test_status_warns_naming_a_password_file_older_than_a_quarter(
     assert "older than the rotation period of 90 days" in first
     assert "not-a-real-password" not in result.out + result.err
 
-    doc = json.loads(run_cli(capsys, "--config", str(path), "status", "--json").out)
+    doc = json.loads(cli("status", "--json").out)
     (check,) = [c for c in doc["checks"] if c["kind"] == "security"]
     assert check["state"] == "WARNING"
     assert 91 * DAY - 60 < check["age_seconds"] < 91 * DAY + 60
@@ -134,7 +135,8 @@ def test_config_check_shows_each_secret_files_age(
         storage={"encryption": encryption},
         notify={"webhook_url_file": str(webhook)},
     )
-    result = run_cli(capsys, "--config", str(path), "config", "check")
+    cli = Cli(capsys, path)
+    result = cli("config", "check")
     # the fake webhook answers nothing: its row fails (config check probes it), no other
     failing = [ln for ln in result.out.splitlines() if "FAIL" in ln and "webhook " not in ln]
     assert not failing, result.out + result.err

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backdrill.config import load_config
 from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
 from backdrill.storage.local import LocalStorage
-from helpers.cli import run_cli
+from helpers.cli import Cli
 from helpers.counting import CountingStorage
 from helpers.seed import write_drill, write_manifest, write_snapshot
 
@@ -235,7 +235,8 @@ def test_metrics_file_is_written_after_a_command(
 ) -> None:
     target = tmp_path / "textfile" / "backdrill.prom"
     config = tmp_path / "backdrill.yaml"
-    result = run_cli(capsys, "--config", str(config), "--metrics-file", str(target), "list")
+    cli = Cli(capsys, config)
+    result = cli("--metrics-file", str(target), "list")
     assert result.code == 0, result.err
     text = target.read_text()
     names = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
@@ -250,7 +251,8 @@ def test_metrics_file_after_a_failing_command_records_its_exit_code(
 ) -> None:
     target = tmp_path / "backdrill.prom"
     config = config_file(tmp_path, tmp_path / "missing")
-    result = run_cli(capsys, "--config", str(config), "--metrics-file", str(target), "status")
+    cli = Cli(capsys, config)
+    result = cli("--metrics-file", str(target), "status")
     assert result.code == 2
     names = {
         s.name: s.value

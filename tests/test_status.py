@@ -17,7 +17,7 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts, SnapshotFacts, source_name
 from backdrill.services.status import State, evaluate
 from backdrill.ssot import Policy
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.seed import write_drill, write_manifest, write_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,8 +124,9 @@ def test_without_ssot_the_config_targets_apply(
     repo = tmp_path / "repo"
     seed(repo, db_age=5 * H, files_age=H, drill_age=24 * H)
     path = config_file(tmp_path, repo, ssot=False)
+    cli = Cli(capsys, path)
     path.write_text(path.read_text() + "targets: {rpo_hours: 4}\n")
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = cli("status")
     assert result.code == 2
     assert "database odoo" in result.out.splitlines()[0]
 
@@ -231,15 +232,14 @@ def test_status_is_ok_after_a_real_backup_and_drill_on_each_backend(
         ssot="ssot.yaml",
         drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
     )
-    before = run_cli(capsys, "--config", str(config), "status")
+    cli = Cli(capsys, config)
+    before = cli("status")
     assert before.code == 2  # nothing backed up, nothing drilled
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    drilled = run_cli(capsys, "--config", str(config), "drill", "run")
+    assert cli("backup", "db").code == 0
+    drilled = cli("drill", "run")
     assert drilled.code == 0, drilled.err
     metrics = tmp_path / "backdrill.prom"
-    result = run_cli(
-        capsys, "--config", str(config), "--metrics-file", str(metrics), "status", "--json"
-    )
+    result = cli("--metrics-file", str(metrics), "status", "--json")
     assert result.code == 0, result.out
     doc = json.loads(result.out)
     assert doc["status"] == "OK"

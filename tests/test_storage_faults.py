@@ -20,7 +20,7 @@ from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo, create_sample
 from conftest import drop_database
-from helpers.cli import Repo, Result, run_cli, run_cli_process, write_config
+from helpers.cli import Cli, Repo, Result, run_cli_process, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
 from helpers.s3proxy import FaultProxy, Rule
@@ -59,9 +59,10 @@ def backup(
         drill={"work_dir": str(work or tmp_path / "work"), "report_dir": str(tmp_path / "r")},
         **sections,
     )
+    cli = Cli(capsys, config)
     if subprocess:
         return config, run_cli_process("--config", str(config), "backup", "db")
-    return config, run_cli(capsys, "--config", str(config), "backup", "db")
+    return config, cli("backup", "db")
 
 
 def assert_committed_and_verified(repo: Repo) -> dict[str, Any]:
@@ -210,12 +211,13 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
     started = time.monotonic()
     # a separate process, so that its lock is left by a dead holder, as after a real run
     config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database, subprocess=True)
+    cli = Cli(capsys, config)
     assert result.code == 5, result.err
     assert time.monotonic() - started < 60
     assert "`backdrill prune` removes it" in result.err
     fault_proxy.clear()  # the outage ends
     assert manifests(repo) == []
-    prune = run_cli(capsys, "--config", str(config), "prune")
+    prune = cli("prune")
     assert prune.code == 0, prune.err
     assert open_uploads(repo) == []
     assert manifests(repo) == []
@@ -365,10 +367,11 @@ def test_a_download_broken_mid_body_resumes_with_a_ranged_get(
     command: str,
     action: str,
 ) -> None:
+    cli = Cli(capsys, backed_s3)
     target = f"restored_{secrets.token_hex(3)}"
     rule = fault_proxy.add(Rule(action, method="GET", contains="dump.pgdump.zst", times=1))  # type: ignore[arg-type]
     try:
-        result = run_cli(capsys, "--config", str(backed_s3), *_args(command, pg, target))
+        result = cli(*_args(command, pg, target))
         assert result.code == 0, result.err
         assert rule.hits == 1
         ranged = [p for m, p in fault_proxy.requests if m == "GET" and "dump.pgdump.zst" in p]
@@ -388,11 +391,12 @@ def test_a_byte_flipped_in_a_download_exits_4_and_leaves_nothing_restored(
     work_dir: Path,
     command: str,
 ) -> None:
+    cli = Cli(capsys, backed_s3)
     target = f"restored_{secrets.token_hex(3)}"
     before = _pg_databases(pg)
     fault_proxy.add(Rule("flip", method="GET", contains="dump.pgdump.zst", times=1))
     try:
-        result = run_cli(capsys, "--config", str(backed_s3), *_args(command, pg, target))
+        result = cli(*_args(command, pg, target))
         assert result.code == 4, result.err
         assert "Traceback" not in result.err
         text = result.err + result.out

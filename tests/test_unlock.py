@@ -19,7 +19,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import isoformat, utcnow
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, run_cli, write_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests, read_object, write_object
 
@@ -76,7 +76,8 @@ def test_a_forged_lock_expiring_in_2099_is_named_with_its_expiry_and_how_to_clea
     scope = f"db-{sample.database}"
     put_lock(local_repo, scope, lock_doc(scope=scope))
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == LockHeld.exit_code == 6
     message = last_message(result)
     for part in (
@@ -143,13 +144,14 @@ def test_backup_files_with_a_huge_pid_lock_exits_6_naming_it(
     source.mkdir()
     (source / "a.txt").write_text("a")
     config = tmp_path / "backdrill.yaml"
+    cli = Cli(capsys, config)
     config.write_text(
         json.dumps({"storage": {"url": local_repo.url}, "files": {"source": str(source)}})
     )
     put_lock(
         local_repo, "files-filestore", lock_doc(scope="files-filestore", host=HOST, pid=10**30)
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "files")
+    result = cli("backup", "files")
     assert result.code == 6, result.err
     assert "files-filestore is locked by an object backdrill did not write" in last_message(result)
     assert "internal error" not in result.err

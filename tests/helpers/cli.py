@@ -160,3 +160,15 @@ def run_cli_pty(*args: str, env: dict[str, str] | None = None, timeout: float = 
             proc.wait()
         os.close(master)
     return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")
+
+
+@dataclass
+class Cli:
+    """The in-process CLI bound to one configuration file, given once:
+    ``cli = Cli(capsys, config)`` then ``cli("backup", "db")``."""
+
+    capsys: pytest.CaptureFixture[str]
+    config: Path
+
+    def __call__(self, *args: str) -> Result:
+        return run_cli(self.capsys, "--config", str(self.config), *args)
