@@ -3,7 +3,6 @@ key path and the fix, in seconds when a host does not answer."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -12,13 +11,8 @@ import pytest
 from backdrill.pg.connection import ConnParams
 from conftest import S3_KEY_ID, S3_SECRET
 from helpers.cli import Cli, Repo, Result, write_config
+from helpers.ports import refusing_port
 from helpers.webhook import Receiver
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def s3_repo(endpoint: str, bucket: str) -> Repo:
@@ -56,7 +50,7 @@ def test_a_closed_port_is_named_in_seconds_with_every_other_problem(
     """A wrong endpoint looked like a hang (108 s of retries); now one FAIL row naming
     storage -> endpoint_url and host:port, with the filestore, the drill's binaries and
     the webhook checked in the same run."""
-    port, hook_port = closed_port(), closed_port()
+    port = hook_port = refusing_port()
     webhook = f"http://127.0.0.1:{hook_port}/hooks/s3cr3t-t0ken"
     config = write_config(
         tmp_path / "c.yaml",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -13,15 +12,13 @@ from backdrill.notify import Event, send
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.ports import refusing_port
 from helpers.repo import manifests, write_object
 from helpers.webhook import Receiver
 
 
 def _dead_url() -> str:
-    with socket.socket() as s:  # a port nobody listens on once closed
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hooks/T0/B0/dead-t0ken"
+    return f"http://127.0.0.1:{refusing_port()}/hooks/T0/B0/dead-t0ken"
 
 
 def _config(tmp_path: Path, pg: ConnParams, repo: Repo, url: str, **notify: object) -> Path:

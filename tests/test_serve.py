@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -185,15 +186,36 @@ def test_parse_listen(value: str, expected: tuple[str, int]) -> None:
     assert parse_listen(value) == expected
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _serving_port(
+    proc: subprocess.Popen[str], seen: list[str], timeout: float = 30
+) -> tuple[int, threading.Thread]:
+    """The port the server picked (``--listen 127.0.0.1:0``), read from its log line;
+    every line of stderr is kept in ``seen`` (read by a thread: no fixed wait)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    pattern = re.compile(r"serving /health and /metrics on http://127\.0\.0\.1:(\d+)")
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            assert proc.poll() is None, "".join(seen)
+            continue
+        if match := pattern.search(line):
+            return int(match.group(1)), reader
+    raise AssertionError(f"no serving line within {timeout} s: {''.join(seen)}")
 
 
 @pytest.mark.slow
 def test_serve_command_answers_and_stops_on_sigterm(seeded: dict[str, Any], tmp_path: Path) -> None:
-    port = _free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -205,27 +227,24 @@ def test_serve_command_answers_and_stops_on_sigterm(seeded: dict[str, Any], tmp_
             str(tmp_path / "backdrill.yaml"),
             "serve",
             "--listen",
-            f"127.0.0.1:{port}",
+            "127.0.0.1:0",
         ],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
     )
+    seen: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                code, body = get(f"http://127.0.0.1:{port}/health")
-                break
-            except urllib.error.URLError:
-                assert time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
-                time.sleep(0.1)
+        port, reader = _serving_port(proc, seen)
+        code, body = get(f"http://127.0.0.1:{port}/health")
         assert code == 200
         assert json.loads(body)["status"] == "WARNING"
     finally:
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+    reader.join(timeout=30)
+    err = "".join(seen)
     assert proc.returncode == 143
     assert f"serving /health and /metrics on http://127.0.0.1:{port}" in err
 
