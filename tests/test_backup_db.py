@@ -25,6 +25,7 @@ from conftest import drop_database
 from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.s3proxy import FaultProxy, Rule
+from helpers.waiting import wait_until
 
 
 def table_counts(params: ConnParams) -> dict[str, int]:
@@ -135,8 +136,7 @@ def test_row_counts_match_the_dump_under_concurrent_inserts(
     writer = threading.Thread(target=_inserter, args=(db, stop, inserted))
     writer.start()
     try:
-        while inserted[0] < 500:
-            time.sleep(0.01)
+        wait_until(lambda: inserted[0] >= 500, timeout=60, what="500 rows inserted")
         config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
         result = run_cli(capsys, "--config", str(config), "backup", "db")
         before_stop = inserted[0]

@@ -24,6 +24,7 @@ from conftest import S3_KEY_ID, S3_SECRET, drop_database, s3_client
 from helpers.cli import Cli, Repo, write_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests
+from helpers.waiting import wait_until
 
 
 @pytest.fixture
@@ -149,7 +150,10 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
     assert partial[0].exists()
     assert list_keys(local_repo, "locks/") == [f"locks/db-{big_sample.database}"]
     assert manifests(local_repo) == []
-    time.sleep(1.5)
+    grace = 0.0003 * 3600
+    wait_until(  # the partial upload is older than the grace period (no fixed sleep)
+        lambda: time.time() - partial[0].stat().st_mtime > grace + 0.1, timeout=30
+    )
 
     result = cli("prune", "--json")
     assert result.code == 0, result.err

@@ -33,6 +33,7 @@ from backdrill.zstdio import compressed
 from helpers.cli import Cli, Repo, Result, write_config
 from helpers.files import files_config, make_tree, run_context, tree_state
 from helpers.repo import list_keys, read_object, write_object
+from helpers.waiting import wait_until
 
 CANARY = b"CANARY-PLAINTEXT-xyz"
 OBJECTS = "files/objects/"
@@ -105,7 +106,8 @@ def _latest_snapshot(capsys: pytest.CaptureFixture[str], config: Path) -> dict[s
 def _next_second() -> None:
     """Snapshot ids sort by their second, then a random suffix: a backup taken in a later
     second is surely the previous snapshot of the next backup."""
-    time.sleep(1 - time.time() % 1 + 0.01)
+    second = int(time.time())
+    wait_until(lambda: int(time.time()) > second, timeout=5)
 
 
 def _age_key(data: bytes) -> str:

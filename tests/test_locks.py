@@ -21,6 +21,7 @@ from backdrill.timeutil import isoformat, utcnow
 from helpers.cli import Repo
 from helpers.history import storage_of
 from helpers.repo import list_keys, read_object, write_object
+from helpers.waiting import wait_until
 
 
 def test_second_lock_fails_at_once_naming_host_pid_run_and_since(repo: Repo) -> None:
@@ -114,7 +115,12 @@ def test_lock_is_refreshed_while_the_work_runs(local_repo: Repo) -> None:
         )
         with lock:
             first = json.loads(read_object(local_repo, lock_key("db-odoo")))["expires_at"]
-            time.sleep(1.5)
+            wait_until(  # refreshed well before the 0.6 s TTL runs out
+                lambda: (
+                    json.loads(read_object(local_repo, lock_key("db-odoo")))["expires_at"] != first
+                ),
+                timeout=10,
+            )
             later = json.loads(read_object(local_repo, lock_key("db-odoo")))["expires_at"]
             assert later > first
             # still ours and still valid: another run is refused
