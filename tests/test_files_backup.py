@@ -104,6 +104,7 @@ def test_restore_reproduces_an_s3_source_into_a_directory_and_into_a_bucket(
     assert backup.code == 0, backup.err
     snapshot = _snapshot(capsys, config)
     assert snapshot["source_name"] == "odoo"
+    assert snapshot["entries"], snapshot  # all() of nothing would pass
     assert all(e["etag"] for e in snapshot["entries"])
 
     target = tmp_path / "restored"
