@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import resource
-import secrets
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -17,11 +15,9 @@ import pytest
 import zstandard
 
 from backdrill.errors import Interrupted
-from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.sample.odoo import SampleInfo, create_sample
+from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
-from conftest import drop_database
 from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.s3proxy import FaultProxy, Rule
@@ -197,29 +193,18 @@ def _kill_pg_dump_when_streaming(done: threading.Event, killed: list[int]) -> No
         time.sleep(0.005)
 
 
-@pytest.fixture(scope="module")
-def big_sample(
-    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SampleInfo]:
-    """About 55 MB of dump: long enough to interrupt mid-stream."""
-    name = f"odoo_big_{secrets.token_hex(3)}"
-    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=25)
-    yield info
-    drop_database(pg_cluster.params, name)
-
-
 def test_pg_dump_killed_mid_stream_leaves_nothing_and_exits_5(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     repo: Repo,
 ) -> None:
     config = write_config(
         tmp_path / "c.yaml",
         pg,
         repo,
-        databases=[big_sample.database],
+        databases=[large_sample.database],
         backup={"compression_level": 19},
     )
     cli = Cli(capsys, config)
@@ -245,7 +230,7 @@ def test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
@@ -263,7 +248,7 @@ def test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload(
         tmp_path / "c.yaml",
         pg,
         proxied_repo,
-        databases=[big_sample.database],
+        databases=[large_sample.database],
         backup={"compression_level": 1},
     )
     cli = Cli(capsys, config)
@@ -287,14 +272,14 @@ def test_storage_failing_mid_write_on_local_leaves_no_partial_file(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     config = write_config(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[big_sample.database],
+        databases=[large_sample.database],
         backup={"compression_level": 1},
     )
     cli = Cli(capsys, config)

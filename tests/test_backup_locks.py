@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +17,12 @@ import pytest
 
 from backdrill.locks import RepoLock, db_scope
 from backdrill.pg.connection import ConnParams
-from backdrill.sample.odoo import SampleInfo, create_sample
-from conftest import S3_KEY_ID, S3_SECRET, drop_database, s3_client
+from backdrill.sample.odoo import SampleInfo
+from conftest import object_lock_bucket, s3_client, s3_repo
 from helpers.cli import Cli, Repo, write_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests
 from helpers.waiting import wait_until
-
-
-@pytest.fixture
-def big_sample(pg: ConnParams, tmp_path: Path) -> Iterator[SampleInfo]:
-    name = f"odoo_big_{secrets.token_hex(4)}"
-    info = create_sample(pg, name, tmp_path / "filestore", scale=25)
-    yield info
-    drop_database(pg, name)
 
 
 def test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock(
@@ -107,9 +97,9 @@ def _start_backup(config: Path) -> subprocess.Popen[str]:
 
 
 def test_two_backup_db_runs_started_together_one_runs_the_other_exits_6(
-    tmp_path: Path, pg: ConnParams, big_sample: SampleInfo, local_repo: Repo
+    tmp_path: Path, pg: ConnParams, large_sample: SampleInfo, local_repo: Repo
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[big_sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[large_sample.database])
     runs = [_start_backup(config), _start_backup(config)]
     outcomes = [(p.wait(timeout=300), *p.communicate()) for p in runs]
     codes = sorted(code for code, _out, _err in outcomes)
@@ -125,14 +115,14 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     config = write_config(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[big_sample.database],
+        databases=[large_sample.database],
         retention={"grace_hours": 0.0003},  # about one second
     )
     cli = Cli(capsys, config)
@@ -148,7 +138,7 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
     proc.wait()
     proc.communicate()
     assert partial[0].exists()
-    assert list_keys(local_repo, "locks/") == [f"locks/db-{big_sample.database}"]
+    assert list_keys(local_repo, "locks/") == [f"locks/db-{large_sample.database}"]
     assert manifests(local_repo) == []
     grace = 0.0003 * 3600
     wait_until(  # the partial upload is older than the grace period (no fixed sleep)
@@ -168,19 +158,11 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
 
 @pytest.fixture
 def locked_bucket_repo(s3_endpoint: str) -> Repo:
-    name = f"locked-{secrets.token_hex(3)}"
-    client: Any = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return Repo(
-        url=f"s3://{name}/prod",
-        storage={
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-            "part_size_mb": 5,
-            "object_lock": {"mode": "GOVERNANCE", "days": 3},
-        },
+    return s3_repo(
+        s3_endpoint,
+        object_lock_bucket(s3_endpoint),
+        part_size_mb=5,
+        object_lock={"mode": "GOVERNANCE", "days": 3},
     )
 
 
@@ -188,11 +170,11 @@ def test_every_stored_object_of_a_backup_gets_object_lock_and_config_check_repor
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     locked_bucket_repo: Repo,
 ) -> None:
     repo = locked_bucket_repo
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[big_sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[large_sample.database])
     cli = Cli(capsys, config)
     check = cli("config", "check")
     assert check.code == 0, check.out + check.err

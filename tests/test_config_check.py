@@ -9,22 +9,10 @@ from pathlib import Path
 import pytest
 
 from backdrill.pg.connection import ConnParams
-from conftest import S3_KEY_ID, S3_SECRET
+from conftest import s3_repo
 from helpers.cli import Cli, Repo, Result, write_config
 from helpers.ports import refusing_port
 from helpers.webhook import Receiver
-
-
-def s3_repo(endpoint: str, bucket: str) -> Repo:
-    return Repo(
-        url=f"s3://{bucket}/prod",
-        storage={
-            "endpoint_url": endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
 
 
 def rows(result: Result) -> dict[str, tuple[str, str]]:

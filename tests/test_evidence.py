@@ -34,7 +34,7 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.signing import load_public_key, load_signing_key, public_key_text, sign
 from backdrill.storage import open_repository
 from backdrill.storage.base import Capabilities, Retention
-from conftest import S3_KEY_ID, S3_SECRET, s3_client
+from conftest import object_lock_bucket, s3_client, s3_repo
 from helpers.cli import Cli, Repo, Result, run_cli, write_config
 from helpers.repo import delete_object, list_keys, read_object, write_object
 
@@ -320,18 +320,7 @@ def test_a_config_with_an_unusable_signing_key_is_refused_with_exit_3(
 
 @pytest.fixture
 def locked_repo(s3_endpoint: str) -> Repo:
-    name = f"locked-{secrets.token_hex(3)}"
-    client: Any = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return Repo(
-        url=f"s3://{name}/prod",
-        storage={
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
+    return s3_repo(s3_endpoint, object_lock_bucket(s3_endpoint))
 
 
 def test_evidence_is_written_under_object_lock_retention_where_the_bucket_has_it(

@@ -22,7 +22,7 @@ from backdrill.services.context import RunContext
 from backdrill.services.prune import run_prune
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import new_id, utcnow
-from conftest import S3_KEY_ID, S3_SECRET, s3_client
+from conftest import object_lock_bucket, s3_client, s3_repo
 from helpers.cli import Cli, Repo
 from helpers.history import (
     fake_db_backup,
@@ -184,15 +184,7 @@ def test_prune_removes_uncommitted_backup_dirs_only_after_the_grace_period(
 def test_prune_aborts_multipart_uploads_left_open(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], s3_endpoint: str, bucket: str
 ) -> None:
-    repo = Repo(
-        url=f"s3://{bucket}/prod",
-        storage={
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
+    repo = s3_repo(s3_endpoint, bucket)
     client: Any = s3_client(s3_endpoint)
     client.create_multipart_upload(Bucket=bucket, Key=f"prod/db/odoo/{new_id()}/dump.pgdump.zst")
     config = prune_config(tmp_path / "c.yaml", repo, grace_hours=1)
@@ -264,18 +256,7 @@ def test_second_prune_exits_6_naming_the_holder(
 
 @pytest.fixture
 def locked_repo(s3_endpoint: str) -> Repo:
-    name = "locked-backups"
-    client: Any = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return Repo(
-        url=f"s3://{name}/prod",
-        storage={
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
+    return s3_repo(s3_endpoint, object_lock_bucket(s3_endpoint, "locked-backups"))
 
 
 def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(

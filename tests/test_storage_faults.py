@@ -8,7 +8,6 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ from typing import Any
 import pytest
 
 from backdrill.config import RetryConfig
-from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.sample.odoo import SampleInfo, create_sample
+from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
 from helpers.cli import Cli, Repo, Result, run_cli_process, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
@@ -26,17 +24,6 @@ from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
 from helpers.s3proxy import FaultProxy, Rule
 
 pytestmark = pytest.mark.reliability
-
-
-@pytest.fixture(scope="module")
-def mp_sample(
-    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SampleInfo]:
-    """About 7 MB of compressed dump at level 1: two multipart parts of 5 MB."""
-    name = f"odoo_mp_{secrets.token_hex(3)}"
-    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=20)
-    yield info
-    drop_database(pg_cluster.params, name)
 
 
 def backup(
@@ -101,7 +88,7 @@ def test_backup_commits_after_five_consecutive_transient_errors(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
     status: int,
@@ -113,7 +100,7 @@ def test_backup_commits_after_five_consecutive_transient_errors(
     rule = fault_proxy.add(
         Rule("error", method=method, contains=contains, times=5, status=status, code=code)
     )
-    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 5
     attempts = [w["attempt"] for w in retry_warnings(result)]
@@ -126,13 +113,13 @@ def test_backup_commits_after_connection_resets_mid_part(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     repo = with_retry(proxied_repo, QUICK_RETRY)
     rule = fault_proxy.add(Rule("reset", method="PUT", contains="partNumber=2", times=2))
-    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 2
     assert len(retry_warnings(result)) == 2
@@ -143,14 +130,14 @@ def test_backup_rides_out_a_ten_second_outage_with_the_default_policy(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     repo = with_retry(proxied_repo, DEFAULT_RETRY)
     rule = fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=10))
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits >= 2
     assert time.monotonic() - started >= 10
@@ -171,7 +158,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
@@ -182,7 +169,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
     repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 20})
     fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=outage))
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database, subprocess=True)
+    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database, subprocess=True)
     elapsed = time.monotonic() - started
     assert result.code == 5, result.err
     assert outage <= elapsed < outage + 20
@@ -199,7 +186,7 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
@@ -210,7 +197,7 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
     fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=300))
     started = time.monotonic()
     # a separate process, so that its lock is left by a dead holder, as after a real run
-    config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database, subprocess=True)
+    config, result = backup(tmp_path, capsys, pg, repo, large_sample.database, subprocess=True)
     cli = Cli(capsys, config)
     assert result.code == 5, result.err
     assert time.monotonic() - started < 60
@@ -228,14 +215,14 @@ def test_backup_fails_when_parts_keep_failing_and_aborts_the_upload(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     """The store keeps answering 503 to uploads: retries exhausted, exit 5; the
     multipart upload is aborted and the lock released (the store answers those)."""
     fault_proxy.add(Rule("error", method="PUT", contains="partNumber", times=10_000))
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, mp_sample.database)
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, large_sample.database)
     assert result.code == 5, result.err
     (line,) = result.errors
     assert "ServiceUnavailable" in line and "gave up after 3 attempts" in line
