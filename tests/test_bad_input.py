@@ -142,10 +142,6 @@ def one_backup(
     return config, key
 
 
-def _errors(err: str) -> list[str]:
-    return [json.loads(ln)["message"] for ln in err.splitlines() if '"level": "error"' in ln]
-
-
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
@@ -183,7 +179,7 @@ def test_broken_manifests_exit_4_naming_the_manifest_and_the_problem(
     assert key in verify.out + verify.err and expected in verify.out + verify.err
     show = cli("show", backup_id)
     assert show.code == 4
-    (line,) = _errors(show.err)
+    (line,) = [e["message"] for e in show.error_records]
     assert key in line and expected in line, line
 
 
@@ -207,7 +203,7 @@ def test_a_backup_id_that_does_not_exist_exits_4_naming_it(
     }[command]
     result = cli(*args)
     assert result.code == 4, result.err
-    (line,) = _errors(result.err)
+    (line,) = [e["message"] for e in result.error_records]
     assert missing in line and "no " in line, line
 
 

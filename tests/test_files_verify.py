@@ -48,7 +48,7 @@ def test_flipped_byte_fails_verify_read_data_and_restore_with_exit_4_naming_the_
     verify = cli("verify", snapshot_id, "--read-data")
     assert verify.code == 4
     assert f"damaged: file {path}: " in verify.out
-    errors = [json.loads(ln) for ln in verify.err.splitlines() if '"level": "error"' in ln]
+    errors = verify.error_records
     assert len(errors) == 1
     assert f"1 damaged file(s) in files snapshots: file {path}: " in errors[0]["message"]
 

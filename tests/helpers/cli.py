@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,11 @@ class Result:
     def errors(self) -> list[str]:
         """The error records of a ``--log-format json`` run (raw lines)."""
         return [ln for ln in self.err.splitlines() if '"level": "error"' in ln]
+
+    @property
+    def error_records(self) -> list[dict[str, Any]]:
+        """The error records of a ``--log-format json`` run, parsed."""
+        return [json.loads(ln) for ln in self.errors]
 
 
 def write_config(
