@@ -31,7 +31,9 @@ FAST_RETRY = {"attempts": 3, "max_seconds": 3, "base_seconds": 0.05, "max_wait_s
 # A test using one of these fixtures (directly or through another fixture) is marked
 # `pg` or `s3` at collection, so `make test-fast` (-m "not pg and not s3 and not slow")
 # leaves it out without anyone remembering to mark it.
-PG_FIXTURES = frozenset({"pg_bin_dir", "pg_cluster", "pg", "sample", "large_sample"})
+PG_FIXTURES = frozenset(
+    {"pg_bin_dir", "pg_cluster", "pg", "sample", "shared_sample", "large_sample"}
+)
 S3_FIXTURES = frozenset({"moto_server", "s3_endpoint", "bucket", "fault_proxy", "proxied_repo"})
 
 
@@ -109,6 +111,20 @@ def sample(pg: ConnParams, tmp_path: Path) -> Iterator[SampleInfo]:
     info = create_sample(pg, name, tmp_path / "filestore", scale=1)
     yield info
     drop_database(pg, name)
+
+
+@pytest.fixture(scope="session")
+def shared_sample(
+    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SampleInfo]:
+    """The same Odoo-shaped database as ``sample``, built once for the run, for tests
+    that only READ it (back it up, dump it, drill a copy in a sandbox): a test that
+    writes to it, its roles or its filestore takes ``sample``."""
+    SECRETS.add(pg_cluster.password)
+    name = f"odoo_{secrets.token_hex(4)}"
+    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("filestore"), scale=1)
+    yield info
+    drop_database(pg_cluster.params, name)
 
 
 @pytest.fixture(scope="session")

@@ -77,10 +77,10 @@ def test_status_names_a_failed_last_attempt(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
     cli = Cli(capsys, config)
     assert cli("backup", "db").code == 0
     before = cli("status", "--json")
@@ -164,7 +164,7 @@ def test_a_drill_whose_sandbox_cannot_start_is_an_error_not_a_failed_drill(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -179,7 +179,7 @@ def test_a_drill_whose_sandbox_cannot_start_is_an_error_not_a_failed_drill(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         drill={"report_dir": str(reports), "work_dir": str(work_dir)},
     )
     cli = Cli(capsys, config)

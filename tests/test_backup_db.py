@@ -87,10 +87,10 @@ def test_list_and_show_render_table_and_stable_json(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
     cli = Cli(capsys, config)
     assert cli("backup", "db").code == 0
     (manifest,) = manifests(local_repo)
@@ -99,7 +99,7 @@ def test_list_and_show_render_table_and_stable_json(
 
     assert json.loads(as_json.out) == [manifest]
     table = cli("list")
-    assert manifest["id"] in table.out and sample.database in table.out
+    assert manifest["id"] in table.out and shared_sample.database in table.out
     shown = cli("show", manifest["id"], "--json")
     assert json.loads(shown.out) == manifest
     missing = cli("show", "20990101T000000Z-000000")
@@ -304,7 +304,7 @@ def test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     monkeypatch: pytest.MonkeyPatch,
     landed: bool,
@@ -321,13 +321,13 @@ def test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one(
         real_put(self, key, data, if_absent=if_absent)
 
     monkeypatch.setattr(LocalStorage, "put_bytes", put_bytes)
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
     cli = Cli(capsys, config)
     result = cli("backup", "db")
     assert result.code == 143, result.err
     if landed:
         (manifest,) = manifests(local_repo)
-        key = f"db/{sample.database}/{manifest['id']}/dump.pgdump.zst"
+        key = f"db/{shared_sample.database}/{manifest['id']}/dump.pgdump.zst"
         assert hashlib.sha256(read_object(local_repo, key)).hexdigest() == manifest["sha256"]
     else:
         assert list_keys(local_repo, "db/") == []

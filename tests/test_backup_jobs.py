@@ -22,7 +22,7 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -30,7 +30,7 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
         tmp_path / "c.yaml",
         pg,
         repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         backup={"work_dir": str(work_dir)},
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
     )
@@ -41,7 +41,7 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
     assert manifest["format"] == "pg_dump-directory+zstd"
     names = {o["name"] for o in manifest["objects"]}
     assert "dump-toc.dat.zst" in names and len(names) > 5
-    prefix = f"db/{sample.database}/{manifest['id']}/"
+    prefix = f"db/{shared_sample.database}/{manifest['id']}/"
     for obj in manifest["objects"]:
         data = read_object(repo, prefix + obj["name"])
         assert hashlib.sha256(data).hexdigest() == obj["sha256"]
@@ -71,7 +71,7 @@ def test_parallel_backup_with_an_unusable_work_dir_is_a_config_error(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -81,7 +81,7 @@ def test_parallel_backup_with_an_unusable_work_dir_is_a_config_error(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         backup={"work_dir": str(blocked)},
     )
     cli = Cli(capsys, config)
@@ -95,7 +95,7 @@ def test_parallel_backup_failing_late_removes_the_objects_it_uploaded(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
     work_dir: Path,
@@ -115,7 +115,7 @@ def test_parallel_backup_failing_late_removes_the_objects_it_uploaded(
         tmp_path / "c.yaml",
         pg,
         proxied_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         backup={"work_dir": str(work_dir)},
     )
     cli = Cli(capsys, config)

@@ -50,7 +50,7 @@ def test_a_data_file_written_again_after_its_close_is_never_committed_truncated(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -63,7 +63,7 @@ def test_a_data_file_written_again_after_its_close_is_never_committed_truncated(
         tmp_path / "c.yaml",
         pg,
         repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         backup={"work_dir": str(work_dir)},
     )
     cli = Cli(capsys, config)
@@ -75,7 +75,7 @@ def test_a_data_file_written_again_after_its_close_is_never_committed_truncated(
     if result.code == 0:
         # committed: every object is the whole file pg_dump finished
         (manifest,) = manifests(repo)
-        prefix = f"db/{sample.database}/{manifest['id']}/"
+        prefix = f"db/{shared_sample.database}/{manifest['id']}/"
         extra = next(o for o in manifest["objects"] if o["name"].endswith(EXTRA + ".zst"))
         assert extra["raw_size"] == content.stat().st_size
         stored = decompressed(

@@ -29,15 +29,19 @@ def test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
     cli = Cli(capsys, config)
     with (
         storage_of(local_repo) as storage,
         RepoLock(
-            storage, db_scope(sample.database), run_id="cron-0300", command="backup db", host="db1"
+            storage,
+            db_scope(shared_sample.database),
+            run_id="cron-0300",
+            command="backup db",
+            host="db1",
         ),
     ):
         started = time.monotonic()
@@ -45,7 +49,7 @@ def test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock(
         assert time.monotonic() - started < 10
     assert result.code == 6
     line = json.loads(result.err.strip().splitlines()[-1])["message"]
-    assert f"db-{sample.database} is locked by backup db on host db1" in line
+    assert f"db-{shared_sample.database} is locked by backup db on host db1" in line
     assert f"pid {os.getpid()}" in line
     assert "run cron-0300" in line
     assert manifests(local_repo) == []
@@ -55,13 +59,13 @@ def test_backup_db_with_wait_runs_once_the_lock_is_released(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
     cli = Cli(capsys, config)
     with storage_of(local_repo) as storage:
-        lock = RepoLock(storage, db_scope(sample.database), run_id="other", command="prune")
+        lock = RepoLock(storage, db_scope(shared_sample.database), run_id="other", command="prune")
         lock.acquire()
         timer = threading.Timer(1.5, lock.release)
         timer.start()

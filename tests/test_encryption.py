@@ -183,11 +183,11 @@ def test_sse_options_are_passed_to_s3(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
 ) -> None:
     repo = Repo(proxied_repo.url, {**proxied_repo.storage, "sse": {"mode": "SSE-S3"}})
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[shared_sample.database])
     cli = Cli(capsys, config)
     assert cli("backup", "db").code == 0
     bucket, root = _bucket_prefix(repo)

@@ -126,14 +126,14 @@ def test_pg_dump_missing_exits_5_with_one_line(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
     cli = Cli(capsys, config)
     doc = yaml.safe_load(config.read_text())
     doc["postgres"]["bin_dir"] = str(empty)

@@ -26,7 +26,7 @@ def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -39,7 +39,7 @@ def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         drill={
             "sandbox": "server",
             "server_dsn_file": str(dsn_file),
@@ -64,7 +64,7 @@ def test_docker_sandbox_drill_passes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     ok, why = docker_available()
@@ -74,7 +74,7 @@ def test_docker_sandbox_drill_passes(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         drill={"sandbox": "docker", "report_dir": str(tmp_path / "reports")},
     )
     cli = Cli(capsys, config)

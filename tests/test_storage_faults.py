@@ -240,14 +240,14 @@ def test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
     status: int,
     code: str,
 ) -> None:
     rule = fault_proxy.add(Rule("error", method="PUT", times=100, status=status, code=code))
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database)
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, shared_sample.database)
     assert result.code == 5
     # the attempt records (status/, written after the command) are requests of their own
     records = [r for r in status_requests(fault_proxy) if r[0] == "PUT"]
@@ -262,12 +262,12 @@ def test_a_bucket_that_does_not_exist_exits_5_naming_it(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     repo = replace(proxied_repo, url="s3://no-such-bucket-here/prod")
-    _config, result = backup(tmp_path, capsys, pg, repo, sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, shared_sample.database)
     assert result.code == 5
     (line,) = result.errors
     assert "NoSuchBucket" in line and "create the bucket no-such-bucket-here" in line
@@ -280,13 +280,13 @@ def test_an_endpoint_whose_name_does_not_resolve_exits_5_without_retrying(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
 ) -> None:
     repo = with_retry(replace(proxied_repo), DEFAULT_RETRY)
     repo.storage["endpoint_url"] = "http://backdrill-no-such-host.invalid:9000"
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, shared_sample.database)
     assert result.code == 5
     assert time.monotonic() - started < 20
     assert retry_warnings(result) == []
@@ -298,12 +298,12 @@ def test_an_unreachable_endpoint_is_retried_then_exits_5(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     fault_proxy.go_down(3600)
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database)
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, shared_sample.database)
     assert result.code == 5
     assert [w["attempt"] for w in retry_warnings(result)] == [1, 2]
     (line,) = result.errors

@@ -70,12 +70,12 @@ def test_a_forged_lock_expiring_in_2099_is_named_with_its_expiry_and_how_to_clea
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    scope = f"db-{sample.database}"
+    scope = f"db-{shared_sample.database}"
     put_lock(local_repo, scope, lock_doc(scope=scope))
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
     cli = Cli(capsys, config)
     result = cli("backup", "db")
     assert result.code == LockHeld.exit_code == 6
