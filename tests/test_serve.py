@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backdrill.config import load_config
 from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
 from backdrill.storage.local import LocalStorage
-from helpers.cli import Cli
+from helpers.cli import Cli, Repo, repo_config
 from helpers.counting import CountingStorage
 from helpers.seed import write_drill, write_manifest, write_snapshot
 
@@ -35,13 +34,13 @@ H = timedelta(hours=1)
 
 
 def config_file(tmp_path: Path, repo: Path) -> Path:
-    shutil.copy(REPO / "ops/ssot/system_design_map.yaml", tmp_path / "ssot.yaml")
-    path = tmp_path / "backdrill.yaml"
-    path.write_text(
-        f"ssot: ssot.yaml\nstorage: {{url: 'file://{repo}'}}\n"
-        "postgres: {databases: [odoo]}\nfiles: {source: /var/lib/odoo/filestore/odoo}\n"
+    return repo_config(
+        tmp_path / "backdrill.yaml",
+        Repo(f"file://{repo}"),
+        ssot=True,
+        postgres={"databases": ["odoo"]},
+        files={"source": "/var/lib/odoo/filestore/odoo"},
     )
-    return path
 
 
 class Clock:

@@ -19,7 +19,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import isoformat, utcnow
-from helpers.cli import Cli, Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, repo_config, write_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests, read_object, write_object
 
@@ -47,9 +47,7 @@ def put_lock(repo: Repo, scope: str, doc: dict[str, Any] | bytes) -> None:
 
 
 def only_config(tmp_path: Path, repo: Repo) -> Path:
-    path = tmp_path / "backdrill.yaml"
-    path.write_text(json.dumps({"storage": {"url": repo.url, **repo.storage}}))
-    return path
+    return repo_config(tmp_path / "backdrill.yaml", repo)
 
 
 def last_message(result: Result) -> str:
@@ -160,13 +158,13 @@ def test_backup_files_with_a_huge_pid_lock_exits_6_naming_it(
 def test_unlock_refuses_a_live_lock_without_force_and_removes_it_with_force(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
-    config = str(only_config(tmp_path, repo))
+    cli = Cli(capsys, only_config(tmp_path, repo))
     put_lock(repo, "db-odoo", lock_doc())
-    result = run_cli(capsys, "--config", config, "unlock", "db-odoo")
+    result = cli("unlock", "db-odoo")
     assert result.code == 6
     assert "not removed" in last_message(result) and "--force" in last_message(result)
     assert list_keys(repo, "locks/") == ["locks/db-odoo"]
-    result = run_cli(capsys, "--config", config, "unlock", "db-odoo", "--force")
+    result = cli("unlock", "db-odoo", "--force")
     assert result.code == 0, result.err
     assert "removed the lock db-odoo (--force)" in result.out
     assert list_keys(repo, "locks/") == []
@@ -181,7 +179,7 @@ def test_unlock_removes_a_stale_lock_without_force(
     else:
         doc = lock_doc(host=HOST, pid=dead_pid())
     put_lock(local_repo, "prune", {**doc, "scope": "prune"})
-    result = run_cli(capsys, "--config", str(only_config(tmp_path, local_repo)), "unlock", "prune")
+    result = Cli(capsys, only_config(tmp_path, local_repo))("unlock", "prune")
     assert result.code == 0, result.err
     assert list_keys(local_repo, "locks/") == []
 
@@ -189,10 +187,10 @@ def test_unlock_removes_a_stale_lock_without_force(
 def test_unlock_a_foreign_lock_needs_force(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
-    config = str(only_config(tmp_path, local_repo))
+    cli = Cli(capsys, only_config(tmp_path, local_repo))
     put_lock(local_repo, "db-odoo", lock_doc(pid="abc"))
-    assert run_cli(capsys, "--config", config, "unlock", "db-odoo").code == 6
-    assert run_cli(capsys, "--config", config, "unlock", "db-odoo", "--force").code == 0
+    assert cli("unlock", "db-odoo").code == 6
+    assert cli("unlock", "db-odoo", "--force").code == 0
     assert list_keys(local_repo, "locks/") == []
 
 
@@ -200,7 +198,7 @@ def test_unlock_a_foreign_lock_needs_force(
 def test_unlock_refuses_what_is_not_a_scope(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo, scope: str, code: int
 ) -> None:
-    result = run_cli(capsys, "--config", str(only_config(tmp_path, local_repo)), "unlock", scope)
+    result = Cli(capsys, only_config(tmp_path, local_repo))("unlock", scope)
     assert result.code == code
     assert "is not a lock scope" in last_message(result)
 
@@ -209,9 +207,7 @@ def test_unlock_of_no_lock_names_the_locks_there_are(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
     put_lock(local_repo, "db-odoo", lock_doc())
-    result = run_cli(
-        capsys, "--config", str(only_config(tmp_path, local_repo)), "unlock", "db-other"
-    )
+    result = Cli(capsys, only_config(tmp_path, local_repo))("unlock", "db-other")
     assert result.code == 4
     assert "no lock db-other" in last_message(result)
     assert "locks held: db-odoo" in last_message(result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -68,6 +69,21 @@ def write_config(
     doc: dict[str, Any] = {"postgres": postgres, "storage": {"url": repo.url, **repo.storage}}
     for key, value in sections.items():
         doc[key] = value
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+SSOT_FILE = Path(__file__).resolve().parents[2] / "ops" / "ssot" / "system_design_map.yaml"
+
+
+def repo_config(path: Path, repo: Repo, *, ssot: bool = False, **sections: Any) -> Path:
+    """A configuration of a repository (and ``sections``) with no PostgreSQL connection,
+    for the commands that only read or write the repository; ``ssot`` copies the
+    project's SSOT file beside it and names it."""
+    doc: dict[str, Any] = {"storage": {"url": repo.url, **repo.storage}, **sections}
+    if ssot:
+        shutil.copy(SSOT_FILE, path.parent / "ssot.yaml")
+        doc["ssot"] = "ssot.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
