@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from backdrill.pg.connection import ConnParams
-from helpers.cli import Cli, run_cli
+from helpers.cli import Cli, Repo, repo_config
 from helpers.seed import write_drill, write_manifest
 
 DAY = 86400
@@ -48,14 +47,12 @@ def config(
     storage: dict[str, Any] | None = None,
     **sections: Any,
 ) -> Path:
-    doc: dict[str, Any] = {
-        "postgres": {"databases": ["odoo"], **(postgres or {})},
-        "storage": {"url": f"file://{fresh_repo(tmp_path)}", **(storage or {})},
+    return repo_config(
+        tmp_path / "backdrill.yaml",
+        Repo(f"file://{fresh_repo(tmp_path)}", storage or {}),
+        postgres={"databases": ["odoo"], **(postgres or {})},
         **sections,
-    }
-    path = tmp_path / "backdrill.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    )
 
 
 def test_status_warns_naming_a_password_file_older_than_a_quarter(
@@ -88,9 +85,9 @@ def test_the_rotation_period_is_configurable(
     secret = secret_file(tmp_path / "s3_secret", "fake-secret-value", 100)
     storage = {"secret_access_key_file": str(secret)}
     path = config(tmp_path, storage=storage, security={"rotation_days": 120})
-    assert run_cli(capsys, "--config", str(path), "status").code == 0
+    assert Cli(capsys, path)("status").code == 0
     path = config(tmp_path, storage=storage, security={"rotation_days": 90})
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = Cli(capsys, path)("status")
     assert result.code == 1
     assert "secret storage -> secret_access_key_file" in result.out
     assert "fake-secret-value" not in result.out + result.err
@@ -100,14 +97,14 @@ def test_a_lowered_tls_minimum_and_a_missing_identity_file_warn(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, security={"tls_min_version": "1.2"})
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = Cli(capsys, path)("status")
     assert result.code == 1
     assert "tls minimum" in result.out
     assert "below the standard minimum TLS 1.3" in result.out
 
     encryption = {"recipients": [RECIPIENT], "identity_file": str(tmp_path / "gone.key")}
     path = config(tmp_path, storage={"encryption": encryption})
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = Cli(capsys, path)("status")
     assert result.code == 1
     assert "storage -> encryption -> identity_file" in result.out
     assert "cannot examine" in result.out
