@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all venv system-deps lint fmt secret-scan test smoke-wheel demo bench clean
+.PHONY: all venv system-deps lint fmt secret-scan test test-fast smoke-wheel demo bench clean
 
 all: test
 
@@ -34,6 +34,11 @@ secret-scan: venv
 
 test: venv system-deps lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# the pure tests only: no PostgreSQL, no S3 server, no long property or timing tests
+# (markers pg, s3 and slow; pg and s3 are set from the fixtures in tests/conftest.py)
+test-fast: venv
+	$(VENV)/bin/pytest -q -m "not pg and not s3 and not slow" $(PYTEST_ARGS)
 
 # the wheel, installed without extras into a fresh venv, runs against PostgreSQL and S3
 smoke-wheel: venv system-deps

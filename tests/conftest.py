@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -26,6 +27,46 @@ from helpers.s3proxy import FaultProxy
 S3_KEY_ID = "testing-key-id"
 S3_SECRET = "testing-secret-Zq8vX"
 FAST_RETRY = {"attempts": 3, "max_seconds": 3, "base_seconds": 0.05, "max_wait_seconds": 0.5}
+
+# A test using one of these fixtures (directly or through another fixture) is marked
+# `pg` or `s3` at collection, so `make test-fast` (-m "not pg and not s3 and not slow")
+# leaves it out without anyone remembering to mark it.
+PG_FIXTURES = frozenset(
+    {"pg_bin_dir", "pg_cluster", "pg", "sample", "shared_sample", "large_sample"}
+)
+S3_FIXTURES = frozenset({"moto_server", "s3_endpoint", "bucket", "fault_proxy", "proxied_repo"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & PG_FIXTURES:
+            item.add_marker(pytest.mark.pg)
+        callspec = getattr(item, "callspec", None)
+        s3_param = callspec is not None and callspec.params.get("repo") == "s3"
+        if names & S3_FIXTURES or s3_param:
+            item.add_marker(pytest.mark.s3)
+
+
+@pytest.fixture(autouse=True)
+def _pure_tests_start_no_servers(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test marked neither `pg` nor `s3` that starts PostgreSQL or an S3 server fails
+    loudly: the fast run (`make test-fast`) must never run slow tests by surprise."""
+    node = request.node
+    if node.get_closest_marker("pg") is None:
+
+        def no_cluster(self: LocalCluster) -> LocalCluster:
+            pytest.fail(f"{node.nodeid} starts PostgreSQL but is not marked pg")
+
+        monkeypatch.setattr(LocalCluster, "start", no_cluster)
+    if node.get_closest_marker("s3") is None:
+
+        def no_moto(self: ThreadedMotoServer) -> None:
+            pytest.fail(f"{node.nodeid} starts an S3 server but is not marked s3")
+
+        monkeypatch.setattr(ThreadedMotoServer, "start", no_moto)
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +111,34 @@ def sample(pg: ConnParams, tmp_path: Path) -> Iterator[SampleInfo]:
     info = create_sample(pg, name, tmp_path / "filestore", scale=1)
     yield info
     drop_database(pg, name)
+
+
+@pytest.fixture(scope="session")
+def shared_sample(
+    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SampleInfo]:
+    """The same Odoo-shaped database as ``sample``, built once for the run, for tests
+    that only READ it (back it up, dump it, drill a copy in a sandbox): a test that
+    writes to it, its roles or its filestore takes ``sample``."""
+    SECRETS.add(pg_cluster.password)
+    name = f"odoo_{secrets.token_hex(4)}"
+    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("filestore"), scale=1)
+    yield info
+    drop_database(pg_cluster.params, name)
+
+
+@pytest.fixture(scope="session")
+def large_sample(
+    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SampleInfo]:
+    """One larger Odoo-shaped database for the whole run, READ ONLY (tests back it up,
+    interrupt or fault its dump, never write to it): about 7 MB of compressed dump at
+    level 1, two multipart parts of 5 MB, a few seconds of work to interrupt mid-stream."""
+    SECRETS.add(pg_cluster.password)
+    name = f"odoo_large_{secrets.token_hex(3)}"
+    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=20)
+    yield info
+    drop_database(pg_cluster.params, name)
 
 
 def drop_database(pg: ConnParams, name: str) -> None:
@@ -119,6 +188,29 @@ def bucket(s3_endpoint: str) -> str:
     return name
 
 
+def s3_repo(endpoint: str, bucket: str, prefix: str = "prod", **storage: Any) -> Repo:
+    """The one builder of an S3 repository on the test endpoint (moto or a proxy in front
+    of it), with the test credentials; ``storage`` adds or overrides settings."""
+    return Repo(
+        url=f"s3://{bucket}/{prefix}",
+        storage={
+            "endpoint_url": endpoint,
+            "region": "us-east-1",
+            "access_key_id": S3_KEY_ID,
+            "secret_access_key": S3_SECRET,
+            **storage,
+        },
+    )
+
+
+def object_lock_bucket(endpoint: str, name: str | None = None) -> str:
+    """A new bucket with S3 Object Lock enabled (it can only be enabled at creation)."""
+    name = name or f"locked-{secrets.token_hex(3)}"
+    client: Any = s3_client(endpoint)
+    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    return name
+
+
 @pytest.fixture(params=["local", "s3"])
 def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
     """A repository on each backend: a local directory, and a bucket on moto over HTTP."""
@@ -126,16 +218,7 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
         return Repo(url=f"file://{tmp_path / 'repo'}", storage={})
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket_name = request.getfixturevalue("bucket")
-    return Repo(
-        url=f"s3://{bucket_name}/prod",
-        storage={
-            "endpoint_url": endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-            "part_size_mb": 5,
-        },
-    )
+    return s3_repo(endpoint, bucket_name, part_size_mb=5)
 
 
 @pytest.fixture
@@ -153,15 +236,5 @@ def fault_proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
 @pytest.fixture
 def proxied_repo(fault_proxy: FaultProxy, bucket: str) -> Repo:
     """An S3 repository reached through the fault-injecting proxy."""
-    return Repo(
-        url=f"s3://{bucket}/prod",
-        storage={
-            "endpoint_url": fault_proxy.url,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-            "part_size_mb": 5,
-            # quick retries by default; the fault tests set the real defaults
-            "retry": FAST_RETRY,
-        },
-    )
+    # quick retries by default; the fault tests set the real defaults
+    return s3_repo(fault_proxy.url, bucket, part_size_mb=5, retry=FAST_RETRY)

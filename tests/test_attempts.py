@@ -19,7 +19,7 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts
 from backdrill.services.status import State, evaluate
 from backdrill.ssot import Policy
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import list_keys, read_object, write_object
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -77,22 +77,23 @@ def test_status_names_a_failed_last_attempt(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    before = run_cli(capsys, "--config", str(config), "status", "--json")
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
+    before = cli("status", "--json")
     assert not [c for c in json.loads(before.out)["checks"] if c["kind"] == "attempt"]
-    failed = run_cli(capsys, "--config", str(config), "backup", "db", "-d", "gone_db")
+    failed = cli("backup", "db", "-d", "gone_db")
     assert failed.code != 0
-    after = run_cli(capsys, "--config", str(config), "status", "--json")
+    after = cli("status", "--json")
     assert after.code != 0
     (check,) = [c for c in json.loads(after.out)["checks"] if c["kind"] == "attempt"]
     assert check["name"] == "last backup db gone_db"
     assert check["state"] == "CRITICAL"  # never succeeded: older than the RPO
     assert "gone_db" in check["detail"] and f"exit {failed.code}" in check["detail"]
-    line = run_cli(capsys, "--config", str(config), "status").out
+    line = cli("status").out
     assert "last backup db gone_db" in line
 
 
@@ -141,6 +142,7 @@ def _attempt(command: str, result: str, success_age_hours: float | None) -> Atte
     )
 
 
+@pytest.mark.slow
 def test_status_levels_of_a_failed_attempt() -> None:
     """Pure: WARNING for a failure whose last success is within the RPO, CRITICAL
     beyond it; a successful last attempt adds no check."""
@@ -162,7 +164,7 @@ def test_a_drill_whose_sandbox_cannot_start_is_an_error_not_a_failed_drill(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -177,11 +179,12 @@ def test_a_drill_whose_sandbox_cannot_start_is_an_error_not_a_failed_drill(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         drill={"report_dir": str(reports), "work_dir": str(work_dir)},
     )
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    result = run_cli(capsys, "--config", str(config), "drill", "run", "--sandbox", "docker")
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
+    result = cli("drill", "run", "--sandbox", "docker")
     assert result.code == 5, result.err
     assert "docker" in result.err
     assert not [k for k in list_keys(local_repo) if k.startswith("evidence/")]
@@ -189,10 +192,10 @@ def test_a_drill_whose_sandbox_cannot_start_is_an_error_not_a_failed_drill(
     record = parse_attempt(read_object(local_repo, attempt_key("drill-run", "")))
     assert record.result == "error" and record.exit_code == 5
     assert record.error is not None and "docker" in record.error
-    status = run_cli(capsys, "--config", str(config), "status", "--json")
+    status = cli("status", "--json")
     (check,) = [c for c in json.loads(status.out)["checks"] if c["kind"] == "attempt"]
     assert "could not start" in check["detail"]
-    history = run_cli(capsys, "--config", str(config), "drill", "history")
+    history = cli("drill", "history")
     assert "FAIL" not in history.out.upper().replace("FAILED", "")
 
 
@@ -222,8 +225,9 @@ def test_a_hostile_attempt_record_is_reported_unreadable_never_believed(
     body: bytes,
 ) -> None:
     config = write_config(tmp_path / "c.yaml", pg, local_repo)
+    cli = Cli(capsys, config)
     write_object(local_repo, attempt_key("backup-db", "odoo"), body)
-    result = run_cli(capsys, "--config", str(config), "status", "--json")
+    result = cli("status", "--json")
     doc = json.loads(result.out)
     assert not [c for c in doc["checks"] if c["kind"] == "attempt"]
     (repository,) = [c for c in doc["checks"] if c["kind"] == "repository"]
@@ -236,10 +240,11 @@ def test_an_unwritable_repository_does_not_fail_the_command_for_its_attempt_reco
 ) -> None:
     """Recording is best effort: the command's own exit code stands."""
     config = write_config(tmp_path / "c.yaml", pg, local_repo)
+    cli = Cli(capsys, config)
     root = Path(local_repo.url.removeprefix("file://"))
     root.mkdir(parents=True, exist_ok=True)
     (root / "status").write_text("a file where the directory would be")
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "-d", "no_such_db")
+    result = cli("backup", "db", "-d", "no_such_db")
     assert result.code != 0
     assert "internal error" not in result.err
     assert "cannot record the attempt" in result.err

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import resource
-import secrets
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -17,14 +15,13 @@ import pytest
 import zstandard
 
 from backdrill.errors import Interrupted
-from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.sample.odoo import SampleInfo, create_sample
+from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
-from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.s3proxy import FaultProxy, Rule
+from helpers.waiting import wait_until
 
 
 def table_counts(params: ConnParams) -> dict[str, int]:
@@ -47,7 +44,8 @@ def test_backup_commits_manifest_matching_stored_object_and_source(
     pg_bin_dir: Path,
 ) -> None:
     config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     assert "committed backup" in result.out
 
@@ -89,21 +87,22 @@ def test_list_and_show_render_table_and_stable_json(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     (manifest,) = manifests(local_repo)
-    as_json = run_cli(capsys, "--config", str(config), "list", "db", "--json")
+    as_json = cli("list", "db", "--json")
     import json
 
     assert json.loads(as_json.out) == [manifest]
-    table = run_cli(capsys, "--config", str(config), "list")
-    assert manifest["id"] in table.out and sample.database in table.out
-    shown = run_cli(capsys, "--config", str(config), "show", manifest["id"], "--json")
+    table = cli("list")
+    assert manifest["id"] in table.out and shared_sample.database in table.out
+    shown = cli("show", manifest["id"], "--json")
     assert json.loads(shown.out) == manifest
-    missing = run_cli(capsys, "--config", str(config), "show", "20990101T000000Z-000000")
+    missing = cli("show", "20990101T000000Z-000000")
     assert missing.code == 4
     assert "no backup with id 20990101T000000Z-000000" in missing.err
 
@@ -133,8 +132,7 @@ def test_row_counts_match_the_dump_under_concurrent_inserts(
     writer = threading.Thread(target=_inserter, args=(db, stop, inserted))
     writer.start()
     try:
-        while inserted[0] < 500:
-            time.sleep(0.01)
+        wait_until(lambda: inserted[0] >= 500, timeout=60, what="500 rows inserted")
         config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
         result = run_cli(capsys, "--config", str(config), "backup", "db")
         before_stop = inserted[0]
@@ -195,37 +193,27 @@ def _kill_pg_dump_when_streaming(done: threading.Event, killed: list[int]) -> No
         time.sleep(0.005)
 
 
-@pytest.fixture(scope="module")
-def big_sample(
-    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SampleInfo]:
-    """About 55 MB of dump: long enough to interrupt mid-stream."""
-    name = f"odoo_big_{secrets.token_hex(3)}"
-    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=25)
-    yield info
-    drop_database(pg_cluster.params, name)
-
-
 def test_pg_dump_killed_mid_stream_leaves_nothing_and_exits_5(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     repo: Repo,
 ) -> None:
     config = write_config(
         tmp_path / "c.yaml",
         pg,
         repo,
-        databases=[big_sample.database],
+        databases=[large_sample.database],
         backup={"compression_level": 19},
     )
+    cli = Cli(capsys, config)
     done = threading.Event()
     killed: list[int] = []
     killer = threading.Thread(target=_kill_pg_dump_when_streaming, args=(done, killed))
     killer.start()
     try:
-        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        result = cli("backup", "db")
     finally:
         done.set()
         killer.join()
@@ -242,7 +230,7 @@ def test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
@@ -260,10 +248,11 @@ def test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload(
         tmp_path / "c.yaml",
         pg,
         proxied_repo,
-        databases=[big_sample.database],
+        databases=[large_sample.database],
         backup={"compression_level": 1},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert rule.hits >= 1, "the upload never reached a second part"
     assert result.code == 5
     (error,) = result.errors
@@ -283,22 +272,23 @@ def test_storage_failing_mid_write_on_local_leaves_no_partial_file(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     config = write_config(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[big_sample.database],
+        databases=[large_sample.database],
         backup={"compression_level": 1},
     )
+    cli = Cli(capsys, config)
     # a real write failure: the file size limit makes write() fail with EFBIG
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, hard))
     try:
-        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        result = cli("backup", "db")
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)
@@ -314,7 +304,7 @@ def test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     monkeypatch: pytest.MonkeyPatch,
     landed: bool,
@@ -331,12 +321,13 @@ def test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one(
         real_put(self, key, data, if_absent=if_absent)
 
     monkeypatch.setattr(LocalStorage, "put_bytes", put_bytes)
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == 143, result.err
     if landed:
         (manifest,) = manifests(local_repo)
-        key = f"db/{sample.database}/{manifest['id']}/dump.pgdump.zst"
+        key = f"db/{shared_sample.database}/{manifest['id']}/dump.pgdump.zst"
         assert hashlib.sha256(read_object(local_repo, key)).hexdigest() == manifest["sha256"]
     else:
         assert list_keys(local_repo, "db/") == []

@@ -13,7 +13,7 @@ import pytest
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object, write_object
 from helpers.s3proxy import FaultProxy, Rule
 
@@ -22,7 +22,7 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -30,17 +30,18 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
         tmp_path / "c.yaml",
         pg,
         repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         backup={"work_dir": str(work_dir)},
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--jobs", "2")
     assert result.code == 0, result.err
     (manifest,) = manifests(repo)
     assert manifest["format"] == "pg_dump-directory+zstd"
     names = {o["name"] for o in manifest["objects"]}
     assert "dump-toc.dat.zst" in names and len(names) > 5
-    prefix = f"db/{sample.database}/{manifest['id']}/"
+    prefix = f"db/{shared_sample.database}/{manifest['id']}/"
     for obj in manifest["objects"]:
         data = read_object(repo, prefix + obj["name"])
         assert hashlib.sha256(data).hexdigest() == obj["sha256"]
@@ -48,9 +49,9 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
     assert manifest["stored_size"] == sum(o["stored_size"] for o in manifest["objects"])
     assert list(work_dir.iterdir()) == []  # nothing staged is left behind
 
-    verify = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    verify = cli("verify", "--all", "--read-data")
     assert verify.code == 0, verify.out + verify.err
-    drill = run_cli(capsys, "--config", str(config), "drill", "run")
+    drill = cli("drill", "run")
     assert drill.code == 0, drill.out + drill.err
     (report_path,) = (tmp_path / "reports").glob("*/report.json")
     checks = {c["name"]: c["status"] for c in json.loads(report_path.read_text())["checks"]}
@@ -61,7 +62,7 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
     data = bytearray(read_object(repo, prefix + victim["name"]))
     data[len(data) // 2] ^= 0x10
     write_object(repo, prefix + victim["name"], bytes(data))
-    broken = run_cli(capsys, "--config", str(config), "drill", "run")
+    broken = cli("drill", "run")
     assert broken.code == 4
     assert victim["name"] in broken.out
 
@@ -70,7 +71,7 @@ def test_parallel_backup_with_an_unusable_work_dir_is_a_config_error(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -80,10 +81,11 @@ def test_parallel_backup_with_an_unusable_work_dir_is_a_config_error(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         backup={"work_dir": str(blocked)},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--jobs", "2")
     assert result.code == 3
     assert f"backup -> work_dir {blocked}: Not a directory" in result.err
     assert manifests(local_repo) == []
@@ -93,7 +95,7 @@ def test_parallel_backup_failing_late_removes_the_objects_it_uploaded(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
     work_dir: Path,
@@ -113,10 +115,11 @@ def test_parallel_backup_failing_late_removes_the_objects_it_uploaded(
         tmp_path / "c.yaml",
         pg,
         proxied_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         backup={"work_dir": str(work_dir)},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--jobs", "2")
     assert rule.hits >= 1
     assert result.code == 5
     assert "AccessDenied" in result.err

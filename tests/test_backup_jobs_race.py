@@ -16,7 +16,7 @@ from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.zstdio import decompressed
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 from helpers.repo import list_keys, manifests, read_object
 
 EXTRA = "99999.dat"
@@ -50,7 +50,7 @@ def test_a_data_file_written_again_after_its_close_is_never_committed_truncated(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -63,18 +63,19 @@ def test_a_data_file_written_again_after_its_close_is_never_committed_truncated(
         tmp_path / "c.yaml",
         pg,
         repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         backup={"work_dir": str(work_dir)},
     )
+    cli = Cli(capsys, config)
     doc = yaml.safe_load(config.read_text())
     doc["postgres"]["bin_dir"] = str(bin_dir)
     config.write_text(yaml.safe_dump(doc))
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+    result = cli("backup", "db", "--jobs", "2")
     assert list(work_dir.iterdir()) == []
     if result.code == 0:
         # committed: every object is the whole file pg_dump finished
         (manifest,) = manifests(repo)
-        prefix = f"db/{sample.database}/{manifest['id']}/"
+        prefix = f"db/{shared_sample.database}/{manifest['id']}/"
         extra = next(o for o in manifest["objects"] if o["name"].endswith(EXTRA + ".zst"))
         assert extra["raw_size"] == content.stat().st_size
         stored = decompressed(

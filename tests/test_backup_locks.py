@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,41 +17,39 @@ import pytest
 
 from backdrill.locks import RepoLock, db_scope
 from backdrill.pg.connection import ConnParams
-from backdrill.sample.odoo import SampleInfo, create_sample
-from conftest import S3_KEY_ID, S3_SECRET, drop_database, s3_client
-from helpers.cli import Repo, run_cli, write_config
+from backdrill.sample.odoo import SampleInfo
+from conftest import object_lock_bucket, s3_client, s3_repo
+from helpers.cli import Cli, Repo, write_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests
-
-
-@pytest.fixture
-def big_sample(pg: ConnParams, tmp_path: Path) -> Iterator[SampleInfo]:
-    name = f"odoo_big_{secrets.token_hex(4)}"
-    info = create_sample(pg, name, tmp_path / "filestore", scale=25)
-    yield info
-    drop_database(pg, name)
+from helpers.waiting import wait_until
 
 
 def test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
+    cli = Cli(capsys, config)
     with (
         storage_of(local_repo) as storage,
         RepoLock(
-            storage, db_scope(sample.database), run_id="cron-0300", command="backup db", host="db1"
+            storage,
+            db_scope(shared_sample.database),
+            run_id="cron-0300",
+            command="backup db",
+            host="db1",
         ),
     ):
         started = time.monotonic()
-        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        result = cli("backup", "db")
         assert time.monotonic() - started < 10
     assert result.code == 6
     line = json.loads(result.err.strip().splitlines()[-1])["message"]
-    assert f"db-{sample.database} is locked by backup db on host db1" in line
+    assert f"db-{shared_sample.database} is locked by backup db on host db1" in line
     assert f"pid {os.getpid()}" in line
     assert "run cron-0300" in line
     assert manifests(local_repo) == []
@@ -63,24 +59,25 @@ def test_backup_db_with_wait_runs_once_the_lock_is_released(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
+    cli = Cli(capsys, config)
     with storage_of(local_repo) as storage:
-        lock = RepoLock(storage, db_scope(sample.database), run_id="other", command="prune")
+        lock = RepoLock(storage, db_scope(shared_sample.database), run_id="other", command="prune")
         lock.acquire()
         timer = threading.Timer(1.5, lock.release)
         timer.start()
         started = time.monotonic()
-        result = run_cli(capsys, "--config", str(config), "backup", "db", "--wait", "30s")
+        result = cli("backup", "db", "--wait", "30s")
         timer.join()
     assert result.code == 0, result.err
     assert time.monotonic() - started > 1.4
     assert "waiting for the lock" in result.err
     assert len(manifests(local_repo)) == 1
     assert list_keys(local_repo, "locks/") == []
-    bad = run_cli(capsys, "--config", str(config), "backup", "db", "--wait", "soon")
+    bad = cli("backup", "db", "--wait", "soon")
     assert bad.code == 2
 
 
@@ -104,9 +101,9 @@ def _start_backup(config: Path) -> subprocess.Popen[str]:
 
 
 def test_two_backup_db_runs_started_together_one_runs_the_other_exits_6(
-    tmp_path: Path, pg: ConnParams, big_sample: SampleInfo, local_repo: Repo
+    tmp_path: Path, pg: ConnParams, large_sample: SampleInfo, local_repo: Repo
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[big_sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[large_sample.database])
     runs = [_start_backup(config), _start_backup(config)]
     outcomes = [(p.wait(timeout=300), *p.communicate()) for p in runs]
     codes = sorted(code for code, _out, _err in outcomes)
@@ -122,16 +119,17 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     config = write_config(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[big_sample.database],
+        databases=[large_sample.database],
         retention={"grace_hours": 0.0003},  # about one second
     )
+    cli = Cli(capsys, config)
     proc = _start_backup(config)
     root = Path(local_repo.url.removeprefix("file://"))
     deadline = time.monotonic() + 120
@@ -144,11 +142,14 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
     proc.wait()
     proc.communicate()
     assert partial[0].exists()
-    assert list_keys(local_repo, "locks/") == [f"locks/db-{big_sample.database}"]
+    assert list_keys(local_repo, "locks/") == [f"locks/db-{large_sample.database}"]
     assert manifests(local_repo) == []
-    time.sleep(1.5)
+    grace = 0.0003 * 3600
+    wait_until(  # the partial upload is older than the grace period (no fixed sleep)
+        lambda: time.time() - partial[0].stat().st_mtime > grace + 0.1, timeout=30
+    )
 
-    result = run_cli(capsys, "--config", str(config), "prune", "--json")
+    result = cli("prune", "--json")
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     kinds = {(o["kind"], o["action"]) for o in doc["orphans"]}
@@ -161,19 +162,11 @@ def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
 
 @pytest.fixture
 def locked_bucket_repo(s3_endpoint: str) -> Repo:
-    name = f"locked-{secrets.token_hex(3)}"
-    client: Any = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return Repo(
-        url=f"s3://{name}/prod",
-        storage={
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-            "part_size_mb": 5,
-            "object_lock": {"mode": "GOVERNANCE", "days": 3},
-        },
+    return s3_repo(
+        s3_endpoint,
+        object_lock_bucket(s3_endpoint),
+        part_size_mb=5,
+        object_lock={"mode": "GOVERNANCE", "days": 3},
     )
 
 
@@ -181,18 +174,19 @@ def test_every_stored_object_of_a_backup_gets_object_lock_and_config_check_repor
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    big_sample: SampleInfo,
+    large_sample: SampleInfo,
     locked_bucket_repo: Repo,
 ) -> None:
     repo = locked_bucket_repo
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[big_sample.database])
-    check = run_cli(capsys, "--config", str(config), "config", "check")
+    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[large_sample.database])
+    cli = Cli(capsys, config)
+    check = cli("config", "check")
     assert check.code == 0, check.out + check.err
     lines = {ln.split("│")[2].strip(): ln for ln in check.out.splitlines() if ln.count("│") > 3}
     assert "enabled" in lines["object lock"]
     assert "refused" in lines["conditional writes (locks)"]
 
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     client: Any = s3_client(repo.storage["endpoint_url"])
     bucket = repo.url.removeprefix("s3://").split("/")[0]

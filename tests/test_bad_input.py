@@ -17,7 +17,7 @@ from backdrill.config import load_config
 from backdrill.errors import ConfigError
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 from helpers.repo import list_keys, read_object, write_object
 
 pytestmark = pytest.mark.reliability
@@ -90,6 +90,7 @@ def _storage_like(tree: Any) -> Any:
     return tree
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -106,6 +107,7 @@ def test_generated_yaml_documents_never_raise_anything_but_a_config_error(
         assert all(line.startswith(f"{path}: ") and line.isprintable() for line in lines)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -134,13 +136,10 @@ def one_backup(
     local_repo: Repo,
 ) -> tuple[Path, str]:
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     (key,) = [k for k in list_keys(local_repo) if k.endswith("manifest.json")]
     return config, key
-
-
-def _errors(err: str) -> list[str]:
-    return [json.loads(ln)["message"] for ln in err.splitlines() if '"level": "error"' in ln]
 
 
 @pytest.mark.parametrize(
@@ -161,6 +160,7 @@ def test_broken_manifests_exit_4_naming_the_manifest_and_the_problem(
     expected: str,
 ) -> None:
     config, key = one_backup
+    cli = Cli(capsys, config)
     doc = json.loads(read_object(local_repo, key))
     backup_id = doc["id"]
     if damage == "schema":
@@ -174,12 +174,12 @@ def test_broken_manifests_exit_4_naming_the_manifest_and_the_problem(
     else:
         data = b"[1, 2, 3]"
     write_object(local_repo, key, data)
-    verify = run_cli(capsys, "--config", str(config), "verify", "--all")
+    verify = cli("verify", "--all")
     assert verify.code == 4
     assert key in verify.out + verify.err and expected in verify.out + verify.err
-    show = run_cli(capsys, "--config", str(config), "show", backup_id)
+    show = cli("show", backup_id)
     assert show.code == 4
-    (line,) = _errors(show.err)
+    (line,) = [e["message"] for e in show.error_records]
     assert key in line and expected in line, line
 
 
@@ -192,6 +192,7 @@ def test_a_backup_id_that_does_not_exist_exits_4_naming_it(
     command: str,
 ) -> None:
     config, _key = one_backup
+    cli = Cli(capsys, config)
     missing = "20200101T000000Z-abcdef"
     dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname=never_made sslmode=disable"
     args = {
@@ -200,9 +201,9 @@ def test_a_backup_id_that_does_not_exist_exits_4_naming_it(
         "drill": ["drill", "run", "--backup", missing],
         "restore": ["restore", "db", "--backup", missing, "--to", dsn],
     }[command]
-    result = run_cli(capsys, "--config", str(config), *args)
+    result = cli(*args)
     assert result.code == 4, result.err
-    (line,) = _errors(result.err)
+    (line,) = [e["message"] for e in result.error_records]
     assert missing in line and "no " in line, line
 
 
@@ -220,6 +221,7 @@ def test_command_line_mistakes_are_usage_errors_exit_2_without_traceback(
     capsys: pytest.CaptureFixture[str], one_backup: tuple[Path, str], args: list[str]
 ) -> None:
     config, _key = one_backup
-    result = run_cli(capsys, "--config", str(config), *args)
+    cli = Cli(capsys, config)
+    result = cli(*args)
     assert result.code == 2, result.err
     assert "Traceback" not in result.err and "internal error" not in result.err

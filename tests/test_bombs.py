@@ -18,7 +18,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.repository.layout import SNAPSHOT_SUFFIX
 from backdrill.sample.odoo import SampleInfo
 from backdrill.timeutil import new_id
-from helpers.cli import Repo, Result, run_cli, run_cli_limited, write_config
+from helpers.cli import Cli, Repo, Result, run_cli_limited, write_config
 from helpers.files import files_config
 from helpers.repo import list_keys, manifests, read_object, write_object
 
@@ -59,6 +59,7 @@ def _snapshot_doc(repo: Repo) -> tuple[str, dict]:
     )
 
 
+@pytest.mark.slow
 def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
@@ -67,7 +68,8 @@ def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
     (source / "ab" / "bomb").write_bytes(b"attachment " * 500)
     (source / "ab" / "fine").write_bytes(b"another attachment " * 300)
     config = files_config(tmp_path / "c.yaml", repo, str(source))
-    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "files").code == 0
     key, doc = _snapshot_doc(repo)
     (entry,) = [e for e in doc["entries"] if e["path"] == "ab/bomb"]
     assert entry["stored"] == "zstd"
@@ -102,7 +104,8 @@ def _backup_db(
     repo: Repo,
 ) -> tuple[Path, dict]:
     config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     (manifest,) = manifests(repo)
     return config, manifest
@@ -166,6 +169,7 @@ def test_a_custom_format_dump_bomb_stops_restore_db_and_creates_nothing(
     assert not [n for n in names if n.startswith(target)], names
 
 
+@pytest.mark.slow
 def test_a_snapshot_document_bomb_is_refused_in_bounded_memory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
@@ -173,7 +177,8 @@ def test_a_snapshot_document_bomb_is_refused_in_bounded_memory(
     source.mkdir()
     (source / "a").write_bytes(b"a file")
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "files").code == 0
     bomb_id = new_id()
     key = f"files/filestore/snapshots/{bomb_id}{SNAPSHOT_SUFFIX}"
     size = 512 * MiB
@@ -212,8 +217,9 @@ def test_an_oversized_manifest_is_named_and_not_read_past_its_limit(
     source = tmp_path / "filestore"
     source.mkdir()
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    cli = Cli(capsys, config)
     key = f"db/prod/{new_id()}/manifest.json"
     write_object(local_repo, key, b" " * (MAX_MANIFEST_BYTES + 1) + b"{}")
-    listed = run_cli(capsys, "--config", str(config), "list")
+    listed = cli("list")
     assert key in listed.err
     assert f"more than the {MAX_MANIFEST_BYTES} bytes its kind may hold" in listed.err

@@ -16,7 +16,7 @@ import yaml
 from backdrill.cli.app import app
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import manifests
 
 
@@ -137,6 +137,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow
 def test_show_completion_prints_a_script_without_click_installed(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", BLOCK_CLICK, "--show-completion", "bash"],
@@ -162,8 +163,9 @@ def two_backups(
     local_repo: Repo,
 ) -> tuple[Path, list[str]]:
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    cli = Cli(capsys, config)
     for _ in range(2):
-        assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+        assert cli("backup", "db").code == 0
     ids = [m["id"] for m in sorted(manifests(local_repo), key=lambda m: (m["created_at"], m["id"]))]
     assert len(ids) == 2  # oldest first
     return config, ids
@@ -173,7 +175,8 @@ def test_verify_latest_verifies_the_newest_backup(
     capsys: pytest.CaptureFixture[str], two_backups: tuple[Path, list[str]]
 ) -> None:
     config, ids = two_backups
-    result = run_cli(capsys, "--config", str(config), "verify", "latest")
+    cli = Cli(capsys, config)
+    result = cli("verify", "latest")
     assert result.code == 0, result.err
     assert ids[-1] in result.out and ids[0] not in result.out
 
@@ -182,11 +185,12 @@ def test_a_unique_id_prefix_selects_for_show_and_verify(
     capsys: pytest.CaptureFixture[str], two_backups: tuple[Path, list[str]]
 ) -> None:
     config, ids = two_backups
+    cli = Cli(capsys, config)
     prefix = ids[0][:-1]
-    shown = run_cli(capsys, "--config", str(config), "show", prefix, "--json")
+    shown = cli("show", prefix, "--json")
     assert shown.code == 0, shown.err
     assert f'"id": "{ids[0]}"' in shown.out
-    verified = run_cli(capsys, "--config", str(config), "verify", prefix)
+    verified = cli("verify", prefix)
     assert verified.code == 0, verified.err
     assert ids[0] in verified.out
 
@@ -195,8 +199,9 @@ def test_an_ambiguous_prefix_is_a_usage_error_naming_the_candidates(
     capsys: pytest.CaptureFixture[str], two_backups: tuple[Path, list[str]]
 ) -> None:
     config, ids = two_backups
+    cli = Cli(capsys, config)
     for command in (["show"], ["verify"], ["drill", "run", "--backup"]):
-        result = run_cli(capsys, "--config", str(config), *command, ids[0][:4])
+        result = cli(*command, ids[0][:4])
         assert result.code == 2, (command, result.err)
         assert ids[0] in result.err and ids[1] in result.err and "ambiguous" in result.err
 
@@ -223,6 +228,7 @@ def test_a_drill_without_a_backup_says_how_to_make_one(
 ) -> None:
     (tmp_path / "repo").mkdir()
     config = write_config(tmp_path / "c.yaml", pg, local_repo)
-    result = run_cli(capsys, "--config", str(config), "drill", "run")
+    cli = Cli(capsys, config)
+    result = cli("drill", "run")
     assert result.code == 4
     assert "no committed backup" in result.err and "`backdrill backup db`" in result.err

@@ -8,7 +8,7 @@ import pytest
 
 from backdrill.config import find_config_file, load_config
 from backdrill.errors import ConfigError
-from helpers.cli import run_cli, run_cli_process
+from helpers.cli import Cli, run_cli_process
 
 VALID = "storage:\n  url: file:///var/backups/backdrill\n"
 
@@ -54,8 +54,9 @@ def test_config_error_is_one_line_naming_the_key_path_and_exits_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
 ) -> None:
     path = tmp_path / "backdrill.yaml"
+    cli = Cli(capsys, path)
     path.write_text(text)
-    result = run_cli(capsys, "--config", str(path), "list")
+    result = cli("list")
     assert result.code == 3
     lines = result.err.strip().splitlines()
     assert len(lines) == 1, result.err
@@ -124,8 +125,9 @@ def test_a_repeated_key_is_an_error_naming_its_path_and_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
 ) -> None:
     path = tmp_path / "backdrill.yaml"
+    cli = Cli(capsys, path)
     path.write_text(text)
-    result = run_cli(capsys, "--config", str(path), "list")
+    result = cli("list")
     assert result.code == 3
     lines = result.err.strip().splitlines()
     assert len(lines) == 1, result.err
@@ -158,13 +160,14 @@ def test_every_config_problem_is_reported_at_once_one_line_each(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "backdrill.yaml"
+    cli = Cli(capsys, path)
     path.write_text(
         "storage: {url: ftp://host/x}\n"
         "postgres: {port: 99999, prot: 5432}\n"
         "retention: {days: 0}\n"
         "drill: {sandbox: vm}\n"
     )
-    assert run_cli(capsys, "--config", str(path), "list").code == 3
+    assert cli("list").code == 3
     with pytest.raises(ConfigError) as info:
         load_config(path)
     lines = str(info.value).splitlines()
@@ -179,6 +182,7 @@ def test_every_config_problem_is_reported_at_once_one_line_each(
     assert "more)" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_every_problem_is_one_stderr_line_in_text_mode(tmp_path: Path) -> None:
     path = tmp_path / "backdrill.yaml"
     path.write_text("storage: {url: ftp://host/x}\nretention: {days: 0}\n")

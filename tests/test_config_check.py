@@ -3,34 +3,16 @@ key path and the fix, in seconds when a host does not answer."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from backdrill.pg.connection import ConnParams
-from conftest import S3_KEY_ID, S3_SECRET
-from helpers.cli import Repo, Result, run_cli, write_config
+from conftest import s3_repo
+from helpers.cli import Cli, Repo, Result, write_config
+from helpers.ports import refusing_port
 from helpers.webhook import Receiver
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def s3_repo(endpoint: str, bucket: str) -> Repo:
-    return Repo(
-        url=f"s3://{bucket}/prod",
-        storage={
-            "endpoint_url": endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
 
 
 def rows(result: Result) -> dict[str, tuple[str, str]]:
@@ -44,8 +26,9 @@ def rows(result: Result) -> dict[str, tuple[str, str]]:
 
 
 def check(capsys: pytest.CaptureFixture[str], config: Path) -> tuple[Result, float]:
+    cli = Cli(capsys, config)
     start = time.monotonic()
-    result = run_cli(capsys, "--config", str(config), "config", "check")
+    result = cli("config", "check")
     return result, time.monotonic() - start
 
 
@@ -55,7 +38,7 @@ def test_a_closed_port_is_named_in_seconds_with_every_other_problem(
     """A wrong endpoint looked like a hang (108 s of retries); now one FAIL row naming
     storage -> endpoint_url and host:port, with the filestore, the drill's binaries and
     the webhook checked in the same run."""
-    port, hook_port = closed_port(), closed_port()
+    port = hook_port = refusing_port()
     webhook = f"http://127.0.0.1:{hook_port}/hooks/s3cr3t-t0ken"
     config = write_config(
         tmp_path / "c.yaml",

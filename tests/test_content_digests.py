@@ -23,7 +23,7 @@ from backdrill.pg.content import in_recovery
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.verify_content import verify_content
 from backdrill.zstdio import compressed, decompressed
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import manifests, read_object, write_object
 from helpers.standby import Standby
 
@@ -95,7 +95,8 @@ def back_up(
         drill={"report_dir": str(reports), "work_dir": str(work)},
         **sections,
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     (manifest,) = manifests(repo)
     return Backed(config, repo, manifest, reports, database)

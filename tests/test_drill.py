@@ -16,7 +16,7 @@ import pytest
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from helpers.browser import chromium_or_skip, headless
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, run_cli, write_config
 from helpers.repo import delete_object, list_keys, manifests, read_object, write_object
 
 REPORT_KEYS = {
@@ -73,7 +73,8 @@ def backed_up(
         drill={"report_dir": str(reports), "work_dir": str(work)},
         **sections,
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     (manifest,) = manifests(repo)
     return Backed(config, repo, manifest, reports, work)

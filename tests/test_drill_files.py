@@ -10,7 +10,7 @@ import pytest
 
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, write_config
 
 
 def backed_up_with_files(
@@ -29,7 +29,8 @@ def backed_up_with_files(
         files={"source": str(sample.filestore)},
         drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
     )
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     return config
 
 
@@ -39,7 +40,8 @@ def drill_report(tmp_path: Path) -> dict[str, object]:
 
 
 def run(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> Result:
-    return run_cli(capsys, "--config", str(config), *args)
+    cli = Cli(capsys, config)
+    return cli(*args)
 
 
 def test_drill_checks_every_attachment_against_the_restored_filestore(

@@ -14,7 +14,7 @@ from backdrill import text
 from backdrill.pg.connection import ConnParams
 from backdrill.report.model import DRILL_PROVES
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, write_config
 from helpers.repo import list_keys
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -43,8 +43,9 @@ def _backup_and_drill(
         databases=[sample.database],
         drill={"report_dir": str(reports), "work_dir": str(drill_work_dir or work_dir)},
     )
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    result = run_cli(capsys, "--config", str(config), "drill", "run")
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
+    result = cli("drill", "run")
     (path,) = reports.glob("*/report.json")
     report = json.loads(path.read_text())
     names = {p.name for p in path.parent.iterdir()}

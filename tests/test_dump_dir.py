@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +15,7 @@ import pytest
 
 from backdrill.errors import PostgresError
 from backdrill.pg.dumpdir import DirectoryWatcher, dump_directory
+from helpers.waiting import wait_until
 
 
 def _program(tmp_path: Path, body: str) -> list[str | Path]:
@@ -46,13 +46,6 @@ class Kept:
         return data
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_a_file_written_while_it_is_stored_is_stored_again_whole(tmp_path: Path) -> None:
     flag = tmp_path / "read-once"
     argv = _program(
@@ -67,7 +60,7 @@ printf toc > "$out/toc.dat"
     def during(name: str, fh: BinaryIO, nth: int) -> None:
         if name == "1.dat" and nth == 1:  # read "first": now let the writer go on
             flag.touch()
-            _wait_for(lambda: os.fstat(fh.fileno()).st_size == len("firstsecond"))
+            wait_until(lambda: os.fstat(fh.fileno()).st_size == len("firstsecond"))
 
     store = Kept(during)
     stored = dump_directory(argv, dict(os.environ), 2, tmp_path, store)
@@ -98,6 +91,7 @@ printf toc > "$out/toc.dat"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("backdrill-")] == []
 
 
+@pytest.mark.slow
 def test_a_file_held_open_is_stored_once_its_writer_closed_it(tmp_path: Path) -> None:
     argv = _program(
         tmp_path,

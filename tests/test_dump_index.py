@@ -18,7 +18,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.dumpindex import NO_DATA, POS_NOT_SET, POS_SET, DumpIndexer, parse_toc
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 
 TOC_READ = 4 * 1024 * 1024
 
@@ -94,11 +94,11 @@ def odd_db(pg: ConnParams) -> Iterator[str]:
 
 @pytest.mark.parametrize("chunk", [977, 131072])
 def test_a_piped_dump_gets_exactly_the_offsets_pg_dump_writes_into_a_file(
-    pg: ConnParams, pg_bin_dir: Path, tmp_path: Path, sample: SampleInfo, chunk: int
+    pg: ConnParams, pg_bin_dir: Path, tmp_path: Path, shared_sample: SampleInfo, chunk: int
 ) -> None:
     seekable, piped = tmp_path / "seekable.pgdump", tmp_path / "piped.pgdump"
-    _dump(pg, pg_bin_dir, sample.database, seekable, "--compress=0", f"--file={seekable}")
-    _dump(pg, pg_bin_dir, sample.database, piped, "--compress=0")
+    _dump(pg, pg_bin_dir, shared_sample.database, seekable, "--compress=0", f"--file={seekable}")
+    _dump(pg, pg_bin_dir, shared_sample.database, piped, "--compress=0")
     before = _offsets(piped)
     data_ids = [i for i, (flag, _) in before.items() if flag == POS_NOT_SET]
     assert len(data_ids) >= 10
@@ -144,12 +144,14 @@ def test_dumps_it_cannot_or_need_not_index_are_left_alone(
     pg: ConnParams,
     pg_bin_dir: Path,
     tmp_path: Path,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     extra: tuple[str, ...],
     why: str,
 ) -> None:
     dump = tmp_path / "dump.pgdump"
-    _dump(pg, pg_bin_dir, sample.database, dump, *(e.replace("SELF", str(dump)) for e in extra))
+    _dump(
+        pg, pg_bin_dir, shared_sample.database, dump, *(e.replace("SELF", str(dump)) for e in extra)
+    )
     indexer = _index(dump, 65536)
     data = dump.read_bytes()
     assert indexer.patches(len(data), data[-64:]) == []
@@ -157,13 +159,13 @@ def test_dumps_it_cannot_or_need_not_index_are_left_alone(
 
 
 def test_garbage_unknown_versions_and_truncated_dumps_give_no_patches(
-    pg: ConnParams, pg_bin_dir: Path, tmp_path: Path, sample: SampleInfo
+    pg: ConnParams, pg_bin_dir: Path, tmp_path: Path, shared_sample: SampleInfo
 ) -> None:
     garbage = DumpIndexer()
     garbage.feed(b"not a dump at all" * 100)
     assert garbage.patches(1700, b"") == [] and "not a pg_dump" in garbage.why
     dump = tmp_path / "dump.pgdump"
-    _dump(pg, pg_bin_dir, sample.database, dump, "--compress=0")
+    _dump(pg, pg_bin_dir, shared_sample.database, dump, "--compress=0")
     data = dump.read_bytes()
     newer = bytearray(data)
     newer[6] = 15  # archive version 1.15 (pg_dump 16): not one the indexer knows
@@ -180,7 +182,7 @@ def test_a_downloaded_backup_is_indexed_and_the_drill_restores_it(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -188,10 +190,11 @@ def test_a_downloaded_backup_is_indexed_and_the_drill_restores_it(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
     )
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    drill = run_cli(capsys, "--config", str(config), "drill", "run")
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
+    drill = cli("drill", "run")
     assert drill.code == 0, drill.err
     assert re.search(r"dump indexed: \d+ data blocks located", drill.err), drill.err

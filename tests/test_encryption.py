@@ -5,7 +5,6 @@ options reach S3."""
 
 from __future__ import annotations
 
-import json
 import secrets
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from backdrill.errors import ConfigError, IntegrityError
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import _bucket_prefix, _client, list_keys, manifests, read_object
 
 pytestmark = pytest.mark.reliability
@@ -67,8 +66,9 @@ def test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity(
     recipient, identity_file = identity
     # backups need the public key only
     writer_config = _encrypted_config(tmp_path, pg, repo, sample, recipient, None, work_dir)
-    assert run_cli(capsys, "--config", str(writer_config), "backup", "db").code == 0
-    assert run_cli(capsys, "--config", str(writer_config), "verify", "--all").code == 0
+    cli_writer_config = Cli(capsys, writer_config)
+    assert cli_writer_config("backup", "db").code == 0
+    assert cli_writer_config("verify", "--all").code == 0
     keys = list_keys(repo)
     assert any(k.endswith("dump.pgdump.zst") for k in keys)
     for key in keys:
@@ -79,21 +79,22 @@ def test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity(
     assert manifest["tables"] == [] and "sealed" in manifest
     assert manifest["encryption"] == {"scheme": "age-frames-v1"}
     assert manifest["database"] == sample.database  # listing and retention still work
-    listed = run_cli(capsys, "--config", str(writer_config), "list", "--json")
+    listed = cli_writer_config("list", "--json")
     assert listed.code == 0 and manifest["id"] in listed.out
 
     reader_config = _encrypted_config(
         tmp_path, pg, repo, sample, recipient, identity_file, work_dir
     )
-    verified = run_cli(capsys, "--config", str(reader_config), "verify", "--all", "--read-data")
+    cli_reader_config = Cli(capsys, reader_config)
+    verified = cli_reader_config("verify", "--all", "--read-data")
     assert verified.code == 0, verified.err
-    drill = run_cli(capsys, "--config", str(reader_config), "drill", "run")
+    drill = cli_reader_config("drill", "run")
     assert drill.code == 0, drill.err
     target = f"restored_{secrets.token_hex(3)}"
     monkeypatch.setenv("PGPASSWORD", pg.password or "")
     dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"
     try:
-        restored = run_cli(capsys, "--config", str(reader_config), "restore", "db", "--to", dsn)
+        restored = cli_reader_config("restore", "db", "--to", dsn)
         assert restored.code == 0, restored.err
         assert "row counts match the manifest" in restored.out
         with pg.with_db(target).connect() as conn:
@@ -105,7 +106,7 @@ def test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity(
         drop_database(pg, target)
     # the identity also comes from the environment
     monkeypatch.setenv("BACKDRILL_AGE_IDENTITY", identity_file.read_text())
-    by_env = run_cli(capsys, "--config", str(writer_config), "verify", "--all", "--read-data")
+    by_env = cli_writer_config("verify", "--all", "--read-data")
     assert by_env.code == 0, by_env.err
 
 
@@ -140,7 +141,7 @@ def test_a_wrong_or_missing_identity_exits_3_with_one_line(
     }[command]
     result = run_cli(capsys, "--config", str(config), *args)
     assert result.code == 3, result.err
-    errors = [json.loads(ln) for ln in result.err.splitlines() if '"level": "error"' in ln]
+    errors = result.error_records
     assert len(errors) == 1
     expected = "is not one of the recipients" if which == "wrong" else "no identity is configured"
     assert expected in errors[0]["message"], errors[0]
@@ -182,12 +183,13 @@ def test_sse_options_are_passed_to_s3(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
 ) -> None:
     repo = Repo(proxied_repo.url, {**proxied_repo.storage, "sse": {"mode": "SSE-S3"}})
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[shared_sample.database])
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     bucket, root = _bucket_prefix(repo)
     client = _client(proxied_repo)
     for key in list_keys(repo, "db/"):

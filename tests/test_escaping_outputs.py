@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backdrill.cli.app import main
 from backdrill.logs import JsonFormatter, TextFormatter
 from backdrill.pg.connection import ConnParams
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.files import files_config
 from helpers.history import fake_db_backup, storage_of
 from helpers.repo import list_keys, read_object, write_object
@@ -51,11 +51,12 @@ def test_list_show_verify_show_a_database_names_escape_sequences(
     repo = tmp_path / "repo"
     backup_id = _backup(repo, ANSI, datetime.now(UTC) - timedelta(hours=1))
     config = _repo_config(tmp_path, repo)
-    listed = run_cli(capsys, "--config", str(config), "list")
+    cli = Cli(capsys, config)
+    listed = cli("list")
     assert listed.code == 0, listed.err
-    shown = run_cli(capsys, "--config", str(config), "show", backup_id)
+    shown = cli("show", backup_id)
     assert shown.code == 0, shown.err
-    verified = run_cli(capsys, "--config", str(config), "verify", backup_id)
+    verified = cli("verify", backup_id)
     assert verified.code == 0, verified.err
     for result in (listed, shown, verified):
         _no_raw_controls(result.out, result.err)
@@ -70,17 +71,18 @@ def test_show_and_verify_of_a_snapshot_escape_file_names(
     (source / f"{ANSI}.txt").write_bytes(b"attachment " * 500)
     os.mkfifo(source / "fifo\x1b]0;title\x07")  # a special file: skipped, and named
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
-    listed = run_cli(capsys, "--config", str(config), "list", "files", "--json")
+    cli = Cli(capsys, config)
+    assert cli("backup", "files").code == 0
+    listed = cli("list", "files", "--json")
     snapshot_id = json.loads(listed.out)[-1]["id"]
-    shown = run_cli(capsys, "--config", str(config), "show", snapshot_id)
+    shown = cli("show", snapshot_id)
     assert shown.code == 0, shown.err
     assert "skipped: fifo\\x1b]0;title\\x07: " in shown.out
     (key,) = list_keys(local_repo, "files/objects/")
     data = bytearray(read_object(local_repo, key))
     data[len(data) // 2] ^= 0x01
     write_object(local_repo, key, bytes(data))
-    verified = run_cli(capsys, "--config", str(config), "verify", snapshot_id, "--read-data")
+    verified = cli("verify", snapshot_id, "--read-data")
     assert verified.code == 4
     assert f"damaged: file {SHOWN}.txt: " in verified.out
     for result in (shown, verified):
@@ -154,7 +156,8 @@ def test_nagios_output_escapes_names_in_text_and_perfdata(
     write_snapshot(repo, "odoo", now - timedelta(hours=1))
     write_drill(repo, now - timedelta(hours=1))
     config = _repo_config(tmp_path, repo, "postgres: {databases: [odoo]}\n")
-    result = run_cli(capsys, "--config", str(config), "status")
+    cli = Cli(capsys, config)
+    result = cli("status")
     assert result.code == 2
     first, *rest = result.out.splitlines()
     assert not any(line.startswith("NEXT") for line in rest)
@@ -176,8 +179,9 @@ def test_prometheus_labels_are_escaped_once(
     name = 'a"b\\c\nd}e'
     _backup(repo, name, datetime.now(UTC) - timedelta(hours=1))
     config = _repo_config(tmp_path, repo)
+    cli = Cli(capsys, config)
     target = tmp_path / "backdrill.prom"
-    result = run_cli(capsys, "--config", str(config), "--metrics-file", str(target), "status")
+    result = cli("--metrics-file", str(target), "status")
     assert result.code == 2, result.err
     databases = {
         s.labels["database"]

@@ -19,7 +19,7 @@ from backdrill.repository.layout import MANIFEST_NAME, backup_dir
 from backdrill.sample.odoo import create_sample
 from conftest import drop_database
 from helpers.browser import chromium_or_skip, dom_after_load
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import manifests, read_object, write_object
 
 # each would set the page's title if it ran; PostgreSQL names stay under 63 bytes
@@ -150,6 +150,7 @@ def test_report_md_keeps_one_row_per_check_and_no_html(failed_drill: Path) -> No
     assert r"\</td\>\<img src=x onerror=document.title='t'\>" in row_counts
 
 
+@pytest.mark.slow
 def test_history_page_with_a_hostile_report_runs_no_script(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -183,9 +184,10 @@ def test_history_page_with_a_hostile_report_runs_no_script(
     folder.mkdir(parents=True)
     (folder / "report.json").write_bytes(seal(report))
     config = tmp_path / "c.yaml"
+    cli = Cli(capsys, config)
     config.write_text(f"storage: {{url: 'file://{repo}'}}\n")
     page = tmp_path / "history.html"
-    result = run_cli(capsys, "--config", str(config), "drill", "history", "--html", str(page))
+    result = cli("drill", "history", "--html", str(page))
     assert result.code == 0, result.err
     dom = dom_after_load(chromium, tmp_path / "chromium", page)
     assert "<title>backdrill drill history</title>" in dom, dom[:500]

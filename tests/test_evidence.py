@@ -34,8 +34,8 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.signing import load_public_key, load_signing_key, public_key_text, sign
 from backdrill.storage import open_repository
 from backdrill.storage.base import Capabilities, Retention
-from conftest import S3_KEY_ID, S3_SECRET, s3_client
-from helpers.cli import Repo, Result, run_cli, write_config
+from conftest import object_lock_bucket, s3_client, s3_repo
+from helpers.cli import Cli, Repo, Result, run_cli, write_config
 from helpers.repo import delete_object, list_keys, read_object, write_object
 
 RETENTION_DAYS = 9
@@ -61,7 +61,8 @@ def configured(
         retention={"days": RETENTION_DAYS},
         **sections,
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     return config
 
@@ -71,7 +72,8 @@ def drill_ids(repo: Repo) -> list[str]:
 
 
 def history(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> Result:
-    return run_cli(capsys, "--config", str(config), "drill", "history", "--verify", *args)
+    cli = Cli(capsys, config)
+    return cli("drill", "history", "--verify", *args)
 
 
 def messages(result: Result) -> list[str]:
@@ -95,7 +97,8 @@ def test_history_verify_names_the_drill_whose_report_html_or_md_was_edited(
     config = configured(
         tmp_path, capsys, pg, sample, repo, work_dir, targets={"rto_hours": 0.00001}
     )
-    ran = run_cli(capsys, "--config", str(config), "drill", "run")
+    cli = Cli(capsys, config)
+    ran = cli("drill", "run")
     assert ran.code == 1, ran.err  # the RTO target is missed: a FAIL to be hidden
     lock_lines = [m for m in messages(ran) if "object lock" in m]
     assert len(lock_lines) == 1  # said once
@@ -190,10 +193,11 @@ def test_signed_history_verifies_with_the_public_key_and_names_the_drill_that_do
         work_dir,
         drill={"signing_key_file": str(key_file)},
     )
+    cli = Cli(capsys, config)
     secret_pem = key_file.read_bytes()
     secret_line = secret_pem.strip().splitlines()[1].decode()
     for _ in range(2):
-        ran = run_cli(capsys, "--config", str(config), "drill", "run")
+        ran = cli("drill", "run")
         assert ran.code == 0, ran.err
         assert secret_line not in ran.out + ran.err
     first, second = drill_ids(local_repo)
@@ -302,11 +306,12 @@ def test_a_config_with_an_unusable_signing_key_is_refused_with_exit_3(
     bad = tmp_path / "key.pem"
     bad.write_text("not a key: hunter2hunter2\n")
     config = write_config(tmp_path / "c.yaml", pg, local_repo, drill={"signing_key_file": str(bad)})
-    result = run_cli(capsys, "--config", str(config), "drill", "history")
+    cli = Cli(capsys, config)
+    result = cli("drill", "history")
     assert result.code == 3
     assert "drill -> signing_key_file" in result.err or "signing_key_file" in result.err
     assert "hunter2" not in result.err + result.out
-    usage = run_cli(capsys, "--config", str(config), "drill", "history", "--public-key", "x")
+    usage = cli("drill", "history", "--public-key", "x")
     assert usage.code == 2 and "use it with --verify" in usage.err
 
 
@@ -315,18 +320,7 @@ def test_a_config_with_an_unusable_signing_key_is_refused_with_exit_3(
 
 @pytest.fixture
 def locked_repo(s3_endpoint: str) -> Repo:
-    name = f"locked-{secrets.token_hex(3)}"
-    client: Any = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return Repo(
-        url=f"s3://{name}/prod",
-        storage={
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
+    return s3_repo(s3_endpoint, object_lock_bucket(s3_endpoint))
 
 
 def test_evidence_is_written_under_object_lock_retention_where_the_bucket_has_it(
@@ -338,10 +332,11 @@ def test_evidence_is_written_under_object_lock_retention_where_the_bucket_has_it
     work_dir: Path,
 ) -> None:
     config = configured(tmp_path, capsys, pg, sample, locked_repo, work_dir)
-    check = run_cli(capsys, "--config", str(config), "config", "check")
+    cli = Cli(capsys, config)
+    check = cli("config", "check")
     assert "GOVERNANCE retention for 9 days" in check.out
     before = datetime.now(UTC)
-    ran = run_cli(capsys, "--config", str(config), "drill", "run")
+    ran = cli("drill", "run")
     assert ran.code == 0, ran.err
     assert any("evidence is written under object lock: GOVERNANCE" in m for m in messages(ran))
     client: Any = s3_client(locked_repo.storage["endpoint_url"])

@@ -11,7 +11,7 @@ import pytest
 
 from backdrill.files.snapshot import object_key
 from backdrill.services.backup_files import run_backup_files
-from helpers.cli import Repo, run_cli
+from helpers.cli import Cli, Repo, run_cli
 from helpers.files import (
     bucket_contents,
     content,
@@ -28,10 +28,11 @@ from helpers.s3proxy import FaultProxy
 
 
 def _snapshot(capsys: pytest.CaptureFixture[str], config: Path, index: int = -1) -> dict:
-    listed = run_cli(capsys, "--config", str(config), "list", "files", "--json")
+    cli = Cli(capsys, config)
+    listed = cli("list", "files", "--json")
     assert listed.code == 0, listed.err
     snapshot_id = json.loads(listed.out)[index]["id"]
-    shown = run_cli(capsys, "--config", str(config), "show", snapshot_id, "--json")
+    shown = cli("show", snapshot_id, "--json")
     assert shown.code == 0, shown.err
     return json.loads(shown.out)  # type: ignore[no-any-return]
 
@@ -46,12 +47,13 @@ def test_restore_reproduces_a_directory_source_byte_for_byte_with_modes_and_mtim
     source = tmp_path / "filestore"
     make_tree(source)
     config = files_config(tmp_path / "c.yaml", repo, str(source))
-    backup = run_cli(capsys, "--config", str(config), "backup", "files")
+    cli = Cli(capsys, config)
+    backup = cli("backup", "files")
     assert backup.code == 0, backup.err
     assert "committed snapshot" in backup.out
 
     target = tmp_path / "restored"
-    restore = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    restore = cli("restore", "files", "--to", str(target))
     assert restore.code == 0, restore.err
     assert tree_state(target) == tree_state(source)
     assert "verified" in restore.out and "35 files" in restore.out
@@ -72,16 +74,15 @@ def test_restore_refuses_a_non_empty_target_unless_forced(
     source = tmp_path / "filestore"
     make_tree(source, count=3)
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "files").code == 0
     target = tmp_path / "busy"
     target.mkdir()
     (target / "keep").write_text("x")
-    refused = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    refused = cli("restore", "files", "--to", str(target))
     assert refused.code == 1  # Refused: the same code as restore db's non-empty target
     assert f"restore target {target} is not empty" in refused.err
-    forced = run_cli(
-        capsys, "--config", str(config), "restore", "files", "--to", str(target), "--force"
-    )
+    forced = cli("restore", "files", "--to", str(target), "--force")
     assert forced.code == 0, forced.err
     expected = tree_state(source)
     restored = tree_state(target)
@@ -98,14 +99,16 @@ def test_restore_reproduces_an_s3_source_into_a_directory_and_into_a_bucket(
     config = files_config(
         tmp_path / "c.yaml", repo, "s3://odoo-filestore/odoo", s3=s3_options(s3_endpoint)
     )
-    backup = run_cli(capsys, "--config", str(config), "backup", "files")
+    cli = Cli(capsys, config)
+    backup = cli("backup", "files")
     assert backup.code == 0, backup.err
     snapshot = _snapshot(capsys, config)
     assert snapshot["source_name"] == "odoo"
+    assert snapshot["entries"], snapshot  # all() of nothing would pass
     assert all(e["etag"] for e in snapshot["entries"])
 
     target = tmp_path / "restored"
-    restore = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    restore = cli("restore", "files", "--to", str(target))
     assert restore.code == 0, restore.err
     restored = tree_state(target)
     assert {p: s[1] for p, s in restored.items()} == uploaded
@@ -116,10 +119,7 @@ def test_restore_reproduces_an_s3_source_into_a_directory_and_into_a_bucket(
     from helpers.files import s3
 
     s3(s3_endpoint).create_bucket(Bucket=s3_endpoint_client_bucket)
-    to_bucket = run_cli(
-        capsys,
-        "--config",
-        str(config),
+    to_bucket = cli(
         "restore",
         "files",
         "--to",
@@ -127,10 +127,7 @@ def test_restore_reproduces_an_s3_source_into_a_directory_and_into_a_bucket(
     )
     assert to_bucket.code == 0, to_bucket.err
     assert bucket_contents(s3_endpoint, s3_endpoint_client_bucket, "odoo") == uploaded
-    again = run_cli(
-        capsys,
-        "--config",
-        str(config),
+    again = cli(
         "restore",
         "files",
         "--to",
@@ -255,6 +252,7 @@ def test_file_modified_or_deleted_during_backup_is_reported_in_the_snapshot(
             (source / path).unlink(missing_ok=True)
 
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    cli = Cli(capsys, config)
     result = run_backup_files(run_context(config), during_read=meddle)
     snapshot = result.snapshot
     assert snapshot.changed_count == 2
@@ -264,13 +262,13 @@ def test_file_modified_or_deleted_during_backup_is_reported_in_the_snapshot(
     assert [(s.path, s.reason) for s in snapshot.skipped] == [(deleted, "vanished during backup")]
     assert any(keeps_changing in w and "changed while it was read" in w for w in result.warnings)
 
-    shown = run_cli(capsys, "--config", str(config), "show", snapshot.id)
+    shown = cli("show", snapshot.id)
     assert shown.code == 0, shown.err
     assert f"changed during backup: {keeps_changing}" in shown.out
     assert f"skipped: {deleted}: vanished during backup" in shown.out
     # what was stored for the changing file restores and verifies
     target = tmp_path / "restored"
-    restore = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    restore = cli("restore", "files", "--to", str(target))
     assert restore.code == 0, restore.err
     assert hashlib.sha256((target / keeps_changing).read_bytes()).hexdigest() == entry.sha256
 
@@ -288,7 +286,8 @@ def test_symlinks_are_recorded_never_followed_and_special_files_skipped(
     (source / "escape-file").symlink_to(outside / "secret.txt")
     os.mkfifo(source / "pipe")
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    backup = run_cli(capsys, "--config", str(config), "backup", "files")
+    cli = Cli(capsys, config)
+    backup = cli("backup", "files")
     assert backup.code == 0, backup.err
     assert "1 skipped" in backup.out
     assert "skipped pipe: special file (fifo)" in backup.err
@@ -299,9 +298,7 @@ def test_symlinks_are_recorded_never_followed_and_special_files_skipped(
     assert entries["escape"]["target"] == str(outside)
     assert snapshot["bytes_read"] == 1
     target = tmp_path / "restored"
-    assert (
-        run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target)).code == 0
-    )
+    assert cli("restore", "files", "--to", str(target)).code == 0
     assert os.readlink(target / "escape-file") == str(outside / "secret.txt")
 
 
@@ -314,13 +311,14 @@ def test_a_large_file_is_streamed_through_spool_and_multipart_and_restores_intac
     big = b"".join(content(i, 64 * 1024) for i in range(192))
     (source / "big.pdf").write_bytes(big)
     config = files_config(tmp_path / "c.yaml", repo, str(source))
-    backup = run_cli(capsys, "--config", str(config), "backup", "files")
+    cli = Cli(capsys, config)
+    backup = cli("backup", "files")
     assert backup.code == 0, backup.err
     snapshot = _snapshot(capsys, config)
     (entry,) = snapshot["entries"]
     assert entry["stored"] == "zstd" and entry["stored_size"] < len(big)
     target = tmp_path / "restored"
-    restore = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    restore = cli("restore", "files", "--to", str(target))
     assert restore.code == 0, restore.err
     assert tree_state(target) == tree_state(source)
 
@@ -349,7 +347,8 @@ def test_a_missing_source_directory_is_a_configuration_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
     config = files_config(tmp_path / "c.yaml", local_repo, str(tmp_path / "not-mounted"))
-    result = run_cli(capsys, "--config", str(config), "backup", "files")
+    cli = Cli(capsys, config)
+    result = cli("backup", "files")
     assert result.code == 3
     assert f"files source {tmp_path / 'not-mounted'} is not a directory" in result.err
 
@@ -389,6 +388,7 @@ def test_restore_picks_a_snapshot_by_id_or_before_a_time(
     source.mkdir()
     (source / "doc").write_bytes(b"version 1")
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    cli = Cli(capsys, config)
     first = run_backup_files(run_context(config)).snapshot
     (source / "doc").write_bytes(b"version 2, longer")
     second = run_backup_files(run_context(config)).snapshot
@@ -406,10 +406,7 @@ def test_restore_picks_a_snapshot_by_id_or_before_a_time(
     assert restored("--snapshot", first.id) == b"version 1"
     between = second.created_at.isoformat().replace("+00:00", "Z")
     assert restored("--before", between) == b"version 1"
-    early = run_cli(
-        capsys,
-        "--config",
-        str(config),
+    early = cli(
         "restore",
         "files",
         "--to",
@@ -429,9 +426,10 @@ def test_a_repository_reached_through_a_symlink_lists_its_objects_and_snapshots(
     source = tmp_path / "filestore"
     make_tree(source, count=3)
     config = files_config(tmp_path / "c.yaml", repo, str(source))
+    cli = Cli(capsys, config)
     first = run_backup_files(run_context(config))
     second = run_backup_files(run_context(config))
     assert second.snapshot.files_read == 0 and second.snapshot.new_objects == 0
-    listed = run_cli(capsys, "--config", str(config), "list", "files")
+    listed = cli("list", "files")
     assert listed.code == 0, listed.err
     assert first.snapshot.id in listed.out and second.snapshot.id in listed.out

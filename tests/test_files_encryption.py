@@ -30,9 +30,10 @@ from backdrill.services.prune import run_prune
 from backdrill.services.prune_scopes import parse_snapshot_refs
 from backdrill.timeutil import utcnow
 from backdrill.zstdio import compressed
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 from helpers.files import files_config, make_tree, run_context, tree_state
 from helpers.repo import list_keys, read_object, write_object
+from helpers.waiting import wait_until
 
 CANARY = b"CANARY-PLAINTEXT-xyz"
 OBJECTS = "files/objects/"
@@ -81,22 +82,15 @@ def _canary_tree(root: Path) -> bytes:
     return noise[:64]
 
 
-def _cli(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> Result:
-    return run_cli(capsys, "--config", str(config), *args)
-
-
-def _errors(result: Result) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in result.err.splitlines() if '"level": "error"' in ln]
-
-
 def _file_objects(repo: Repo) -> list[str]:
     return [k for k in list_keys(repo, OBJECTS) if "/.partial-" not in k]
 
 
 def _latest_snapshot(capsys: pytest.CaptureFixture[str], config: Path) -> dict[str, Any]:
-    listed = _cli(capsys, config, "list", "files", "--json")
+    cli = Cli(capsys, config)
+    listed = cli("list", "files", "--json")
     assert listed.code == 0, listed.err
-    shown = _cli(capsys, config, "show", json.loads(listed.out)[-1]["id"], "--json")
+    shown = cli("show", json.loads(listed.out)[-1]["id"], "--json")
     assert shown.code == 0, shown.err
     return json.loads(shown.out)  # type: ignore[no-any-return]
 
@@ -104,7 +98,8 @@ def _latest_snapshot(capsys: pytest.CaptureFixture[str], config: Path) -> dict[s
 def _next_second() -> None:
     """Snapshot ids sort by their second, then a random suffix: a backup taken in a later
     second is surely the previous snapshot of the next backup."""
-    time.sleep(1 - time.time() % 1 + 0.01)
+    second = int(time.time())
+    wait_until(lambda: int(time.time()) > second, timeout=5)
 
 
 def _age_key(data: bytes) -> str:
@@ -119,7 +114,8 @@ def test_encrypted_filestore_objects_hold_no_plaintext_and_restore_with_the_iden
     noise = _canary_tree(source)
     # backing up needs the public key only
     writer = _config(tmp_path / "writer.yaml", repo, source, recipient)
-    backup = _cli(capsys, writer, "backup", "files")
+    cli_writer = Cli(capsys, writer)
+    backup = cli_writer("backup", "files")
     assert backup.code == 0, backup.err
 
     keys = list_keys(repo)
@@ -135,14 +131,15 @@ def test_encrypted_filestore_objects_hold_no_plaintext_and_restore_with_the_iden
     assert {e["stored"] for e in files} == {"age-zstd"}
     # the snapshot stays in clear: paths and sizes are listed without the identity
     assert {e["path"]: e["size"] for e in files}["canary.txt"] == len(CANARY) * 5000
-    assert _cli(capsys, writer, "verify", snapshot["id"]).code == 0  # presence and sizes
+    assert cli_writer("verify", snapshot["id"]).code == 0  # presence and sizes
 
     reader = _config(tmp_path / "reader.yaml", repo, source, recipient, identity_file)
-    verified = _cli(capsys, reader, "verify", snapshot["id"], "--read-data")
+    cli_reader = Cli(capsys, reader)
+    verified = cli_reader("verify", snapshot["id"], "--read-data")
     assert verified.code == 0, verified.err
     assert "│ 12      │ 12 (" in verified.out
     target = tmp_path / "restored"
-    restored = _cli(capsys, reader, "restore", "files", "--to", str(target))
+    restored = cli_reader("restore", "files", "--to", str(target))
     assert restored.code == 0, restored.err
     assert tree_state(target) == tree_state(source)  # bytes, modes and mtimes
     assert identity_file.read_text().splitlines()[-1] not in restored.out + restored.err
@@ -160,7 +157,8 @@ def test_a_wrong_or_missing_identity_exits_3_in_one_line_and_writes_nothing(
     source = tmp_path / "filestore"
     _canary_tree(source)
     writer = _config(tmp_path / "writer.yaml", local_repo, source, recipient)
-    assert _cli(capsys, writer, "backup", "files").code == 0
+    cli_writer = Cli(capsys, writer)
+    assert cli_writer("backup", "files").code == 0
     other = tmp_path / "other-identity.txt"
     other.write_text(f"{pyrage.x25519.Identity.generate()}\n")
     reader = _config(
@@ -170,19 +168,20 @@ def test_a_wrong_or_missing_identity_exits_3_in_one_line_and_writes_nothing(
         recipient,
         other if which == "wrong" else None,
     )
+    cli_reader = Cli(capsys, reader)
     expected = "is not one of the recipients" if which == "wrong" else "no identity is configured"
 
     target = tmp_path / "restored"
-    restored = _cli(capsys, reader, "restore", "files", "--to", str(target))
+    restored = cli_reader("restore", "files", "--to", str(target))
     assert restored.code == 3, restored.err
-    (error,) = _errors(restored)
+    (error,) = restored.error_records
     assert expected in error["message"], error
     assert "\n" not in error["message"]
     assert not target.exists() or list(target.rglob("*")) == []  # not even a symlink
 
-    verified = _cli(capsys, reader, "verify", "--all", "--read-data")
+    verified = cli_reader("verify", "--all", "--read-data")
     assert verified.code == 3, verified.err
-    (error,) = _errors(verified)
+    (error,) = verified.error_records
     assert expected in error["message"], error
     assert other.read_text().strip() not in restored.err + restored.out + verified.err
 
@@ -194,22 +193,23 @@ def test_a_flipped_byte_in_an_encrypted_object_exits_4_naming_the_file(
     source = tmp_path / "filestore"
     _canary_tree(source)
     config = _config(tmp_path / "c.yaml", local_repo, source, recipient, identity_file)
-    assert _cli(capsys, config, "backup", "files").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "files").code == 0
     key = _age_key((source / "canary-in-noise.bin").read_bytes())
     data = bytearray(read_object(local_repo, key))
     data[len(data) // 2] ^= 0x01
     write_object(local_repo, key, bytes(data))
 
-    assert _cli(capsys, config, "verify", "--all").code == 0  # sizes still match
-    verified = _cli(capsys, config, "verify", "--all", "--read-data")
+    assert cli("verify", "--all").code == 0  # sizes still match
+    verified = cli("verify", "--all", "--read-data")
     assert verified.code == 4, verified.err
     assert "damaged: file canary-in-noise.bin: " in verified.out
     assert "fails authentication" in verified.out
-    (error,) = _errors(verified)
+    (error,) = verified.error_records
     assert "1 damaged file(s) in files snapshots: file canary-in-noise.bin: " in error["message"]
 
     target = tmp_path / "restored"
-    restored = _cli(capsys, config, "restore", "files", "--to", str(target))
+    restored = cli("restore", "files", "--to", str(target))
     assert restored.code == 4, restored.err
     assert "restore found 1 damaged file(s): file canary-in-noise.bin: " in restored.err
     assert "Traceback" not in restored.err
@@ -218,6 +218,7 @@ def test_a_flipped_byte_in_an_encrypted_object_exits_4_naming_the_file(
     assert tree_state(target) == expected  # every other file, and no temporary file
 
 
+@pytest.mark.slow
 def test_incremental_backups_stay_encrypted_and_turning_encryption_on_uploads_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo, age_keys: tuple[str, Path]
 ) -> None:
@@ -225,12 +226,14 @@ def test_incremental_backups_stay_encrypted_and_turning_encryption_on_uploads_ag
     source = tmp_path / "filestore"
     make_tree(source, count=10)
     clear = _config(tmp_path / "clear.yaml", repo, source, None)
+    cli_clear = Cli(capsys, clear)
     first = run_backup_files(run_context(clear)).snapshot
     plaintext = set(_file_objects(repo))
     assert first.new_objects == 14 and not any(k.endswith(".age") for k in plaintext)
     _next_second()
 
     encrypted = _config(tmp_path / "enc.yaml", repo, source, recipient, identity_file)
+    cli_encrypted = Cli(capsys, encrypted)
     turned_on = run_backup_files(run_context(encrypted))
     # nothing changed in the source, yet every content is read and uploaded encrypted
     assert turned_on.reused == 0
@@ -251,13 +254,11 @@ def test_incremental_backups_stay_encrypted_and_turning_encryption_on_uploads_ag
     assert changed.files_read == 1 and changed.new_objects == 1
     assert set(_file_objects(repo)) - plaintext - sealed == {_age_key(b"changed content " * 100)}
     target = tmp_path / "restored"
-    restored = _cli(capsys, encrypted, "restore", "files", "--to", str(target))
+    restored = cli_encrypted("restore", "files", "--to", str(target))
     assert restored.code == 0, restored.err
     assert tree_state(target) == tree_state(source)
     # the clear snapshot still restores from its plaintext objects, with no identity
-    old = _cli(
-        capsys, clear, "restore", "files", "--snapshot", first.id, "--to", str(tmp_path / "old")
-    )
+    old = cli_clear("restore", "files", "--snapshot", first.id, "--to", str(tmp_path / "old"))
     assert old.code == 0, old.err
 
 
@@ -276,11 +277,12 @@ def test_prune_keeps_the_encrypted_objects_of_kept_snapshots_and_sweeps_the_othe
         identity_file,
         retention={"days": 30, "min_keep": 1, "grace_hours": 0},
     )
-    assert _cli(capsys, config, "backup", "files").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "files").code == 0
     gone = _age_key(b"only in the first snapshot " * 50)
     assert gone in _file_objects(local_repo)
     (source / "deep" / "dup").write_bytes(b"in the second snapshot " * 50)
-    assert _cli(capsys, config, "backup", "files").code == 0
+    assert cli("backup", "files").code == 0
     before = set(_file_objects(local_repo))
     kept = _latest_snapshot(capsys, config)
 
@@ -294,7 +296,7 @@ def test_prune_keeps_the_encrypted_objects_of_kept_snapshots_and_sweeps_the_othe
     assert all(k.endswith(".age") for k in before)
 
     target = tmp_path / "restored"
-    restored = _cli(capsys, config, "restore", "files", "--to", str(target))
+    restored = cli("restore", "files", "--to", str(target))
     assert restored.code == 0, restored.err
     assert tree_state(target) == tree_state(source)
 
@@ -318,12 +320,13 @@ def test_drill_checks_the_attachments_of_an_encrypted_filestore(
         files={"source": str(sample.filestore)},
         drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
     )
-    assert _cli(capsys, config, "backup", "db").code == 0
-    assert _cli(capsys, config, "backup", "files").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
+    assert cli("backup", "files").code == 0
     objects = _file_objects(local_repo)
     assert objects and all(k.endswith(".age") for k in objects)
 
-    result = _cli(capsys, config, "drill", "run")
+    result = cli("drill", "run")
     assert result.code == 0, result.out + result.err
     (path,) = (tmp_path / "reports").glob("*/report.json")
     checks = {c["name"]: c for c in json.loads(path.read_text())["checks"]}

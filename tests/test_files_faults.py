@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers.cli import Repo, Result, run_cli, run_cli_process
+from helpers.cli import Cli, Repo, Result, run_cli_process
 from helpers.files import files_config, make_tree, tree_state
 from helpers.repo import list_keys, open_uploads
 from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
@@ -41,19 +41,21 @@ def _snapshots(repo: Repo) -> list[str]:
 def assert_committed_and_verified(
     capsys: pytest.CaptureFixture[str], config: Path, repo: Repo, filestore: Path, tmp: Path
 ) -> None:
+    cli = Cli(capsys, config)
     assert len(_snapshots(repo)) == 1
     assert open_uploads(repo) == []
     assert list_keys(repo, "locks/") == []
-    verify = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    verify = cli("verify", "--all", "--read-data")
     assert verify.code == 0, verify.err
     target = tmp / "restored"
-    restore = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    restore = cli("restore", "files", "--to", str(target))
     assert restore.code == 0, restore.err
     assert tree_state(target) == tree_state(filestore)
 
 
 def _backup(capsys: pytest.CaptureFixture[str], config: Path) -> Result:
-    return run_cli(capsys, "--config", str(config), "backup", "files")
+    cli = Cli(capsys, config)
+    return cli("backup", "files")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from backdrill.locks import RepoLock, files_scope
-from helpers.cli import Repo, run_cli
+from helpers.cli import Cli, Repo
 from helpers.files import content, files_config, make_tree, tree_state
 from helpers.history import storage_of
 from helpers.repo import list_keys
@@ -21,22 +21,23 @@ def test_prune_reads_real_snapshots_with_symlinks_and_keeps_every_object_they_re
     source = tmp_path / "filestore"
     make_tree(source, count=10)  # includes a symlink entry, which has no content object
     config = files_config(tmp_path / "c.yaml", repo, str(source))
+    cli = Cli(capsys, config)
     doc = yaml.safe_load(config.read_text())
     doc["retention"] = {"days": 30, "min_keep": 1, "grace_hours": 0}
     config.write_text(yaml.safe_dump(doc))
-    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
+    assert cli("backup", "files").code == 0
     (source / "deep" / "dup").write_bytes(content(500))
-    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
+    assert cli("backup", "files").code == 0
     objects_before = set(list_keys(repo, "files/objects/"))
 
-    pruned = run_cli(capsys, "--config", str(config), "prune", "--json")
+    pruned = cli("prune", "--json")
     assert pruned.code == 0, pruned.err
     report = json.loads(pruned.out)
     assert report["deleted"] == []
     assert set(list_keys(repo, "files/objects/")) == objects_before
 
     target = tmp_path / "restored"
-    restore = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    restore = cli("restore", "files", "--to", str(target))
     assert restore.code == 0, restore.err
     assert tree_state(target) == tree_state(source)
 
@@ -47,15 +48,16 @@ def test_backup_files_exits_6_while_another_run_holds_its_source_lock(
     source = tmp_path / "filestore"
     make_tree(source, count=2)
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    cli = Cli(capsys, config)
     Path(local_repo.url.removeprefix("file://")).mkdir()
     with (
         storage_of(local_repo) as storage,
         RepoLock(storage, files_scope("filestore"), run_id="other-run", command="backup files"),
     ):
-        held = run_cli(capsys, "--config", str(config), "backup", "files")
+        held = cli("backup", "files")
     assert held.code == 6
     assert "other-run" in held.err
     assert list_keys(local_repo, "files/") == []
-    done = run_cli(capsys, "--config", str(config), "backup", "files")
+    done = cli("backup", "files")
     assert done.code == 0, done.err
     assert list_keys(local_repo, "locks/") == []

@@ -17,7 +17,7 @@ import zstandard
 from backdrill.files.restore import path_conflict
 from backdrill.files.snapshot import FileEntry
 from backdrill.repository.layout import SNAPSHOT_SUFFIX
-from helpers.cli import Repo, run_cli
+from helpers.cli import Cli, Repo
 from helpers.files import files_config
 from helpers.repo import list_keys, read_object, write_object
 
@@ -26,7 +26,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="setuid files and chow
 
 def _backup(tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo, source: Path) -> Path:
     config = files_config(tmp_path / "c.yaml", repo, str(source))
-    result = run_cli(capsys, "--config", str(config), "backup", "files")
+    cli = Cli(capsys, config)
+    result = cli("backup", "files")
     assert result.code == 0, result.err
     return config
 
@@ -42,9 +43,8 @@ def _rewrite_snapshot(repo: Repo, edit: Any) -> None:
 def _restore(
     capsys: pytest.CaptureFixture[str], config: Path, target: Path, *extra: str
 ) -> tuple[int, str]:
-    result = run_cli(
-        capsys, "--config", str(config), "restore", "files", "--to", str(target), *extra
-    )
+    cli = Cli(capsys, config)
+    result = cli("restore", "files", "--to", str(target), *extra)
     assert "Traceback" not in result.err
     return result.code, result.err
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from backdrill.files.snapshot import object_key
-from helpers.cli import Repo, run_cli
+from helpers.cli import Cli, Repo
 from helpers.files import content, files_config, make_tree, odoo_name
 from helpers.repo import delete_object, read_object, write_object
 
@@ -18,8 +18,9 @@ def _backed_up(tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo) -
     source = tmp_path / "filestore"
     make_tree(source, count=6)
     config = files_config(tmp_path / "c.yaml", repo, str(source))
-    assert run_cli(capsys, "--config", str(config), "backup", "files").code == 0
-    listed = run_cli(capsys, "--config", str(config), "list", "files", "--json")
+    cli = Cli(capsys, config)
+    assert cli("backup", "files").code == 0
+    listed = cli("list", "files", "--json")
     return config, json.loads(listed.out)[-1]["id"]
 
 
@@ -34,25 +35,24 @@ def test_flipped_byte_fails_verify_read_data_and_restore_with_exit_4_naming_the_
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo, victim: str
 ) -> None:
     config, snapshot_id = _backed_up(tmp_path, capsys, repo)
+    cli = Cli(capsys, config)
     if victim == "compressed":
         path, data = odoo_name(content(3)), content(3)
     else:
         path, data = "deep/random.bin", (tmp_path / "filestore" / "deep/random.bin").read_bytes()
     _flip_a_byte(repo, object_key(hashlib.sha256(data).hexdigest(), "zstd"))
 
-    ok = run_cli(capsys, "--config", str(config), "verify", snapshot_id)
+    ok = cli("verify", snapshot_id)
     assert ok.code == 0, ok.err  # sizes still match: only reading the data finds it
 
-    verify = run_cli(capsys, "--config", str(config), "verify", snapshot_id, "--read-data")
+    verify = cli("verify", snapshot_id, "--read-data")
     assert verify.code == 4
     assert f"damaged: file {path}: " in verify.out
-    errors = [json.loads(ln) for ln in verify.err.splitlines() if '"level": "error"' in ln]
+    errors = verify.error_records
     assert len(errors) == 1
     assert f"1 damaged file(s) in files snapshots: file {path}: " in errors[0]["message"]
 
-    restore = run_cli(
-        capsys, "--config", str(config), "restore", "files", "--to", str(tmp_path / "out")
-    )
+    restore = cli("restore", "files", "--to", str(tmp_path / "out"))
     assert restore.code == 4
     assert f"restore found 1 damaged file(s): file {path}: " in restore.err
     assert "Traceback" not in restore.err
@@ -66,9 +66,10 @@ def test_missing_object_fails_verify_naming_every_file_that_shares_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
     config, _snapshot_id = _backed_up(tmp_path, capsys, local_repo)
+    cli = Cli(capsys, config)
     key = object_key(hashlib.sha256(content(0)).hexdigest(), "zstd")
     delete_object(local_repo, key)
-    verify = run_cli(capsys, "--config", str(config), "verify", "--all")
+    verify = cli("verify", "--all")
     assert verify.code == 4
     assert f"damaged: file deep/dup: object {key} is missing from the repository" in verify.out
     assert f"damaged: file {odoo_name(content(0))}: object {key} is missing" in verify.out
@@ -78,13 +79,12 @@ def test_read_data_subset_rehashes_a_part_and_all_passes_when_intact(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
     config, snapshot_id = _backed_up(tmp_path, capsys, local_repo)
-    subset = run_cli(
-        capsys, "--config", str(config), "verify", snapshot_id, "--read-data-subset", "10%"
-    )
+    cli = Cli(capsys, config)
+    subset = cli("verify", snapshot_id, "--read-data-subset", "10%")
     assert subset.code == 0, subset.err
     # 10 distinct objects: ceil(10% of 10) = 1 re-hashed
     assert "│ 10      │ 1 (" in subset.out
-    full = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    full = cli("verify", "--all", "--read-data")
     assert full.code == 0 and "│ 10      │ 10 (" in full.out
 
 
@@ -92,13 +92,14 @@ def test_verify_unknown_id_is_not_found_and_needs_an_id_or_all(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
     config, _snapshot_id = _backed_up(tmp_path, capsys, local_repo)
-    unknown = run_cli(capsys, "--config", str(config), "verify", "20990101T000000Z-000000")
+    cli = Cli(capsys, config)
+    unknown = cli("verify", "20990101T000000Z-000000")
     assert unknown.code == 4
     assert (
         "no backup with id 20990101T000000Z-000000 (neither a database backup nor a files"
         in unknown.err
     )
-    neither = run_cli(capsys, "--config", str(config), "verify")
+    neither = cli("verify")
     assert neither.code == 2 and "give either an ID or --all" in neither.err
-    bad = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data-subset", "0")
+    bad = cli("verify", "--all", "--read-data-subset", "0")
     assert bad.code == 2 and "--read-data-subset" in bad.err

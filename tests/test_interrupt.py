@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +21,9 @@ import psutil
 import pytest
 
 from backdrill.files.snapshot import parse_snapshot
-from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.sample.odoo import SampleInfo, create_sample
-from conftest import S3_KEY_ID, S3_SECRET, drop_database
+from backdrill.sample.odoo import SampleInfo
+from conftest import drop_database, s3_repo
 from helpers.cli import Repo, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 
@@ -34,17 +32,6 @@ RUNS_PER_COMMAND = 6
 #: rewritten before each ``backup files``, so that every run uploads it anew in parts
 CHANGING_FILE = "changing.bin"
 CHANGING_SIZE = 24 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def irq_sample(
-    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SampleInfo]:
-    """About 7 MB of compressed dump: two multipart parts, a few seconds of work."""
-    name = f"odoo_irq_{secrets.token_hex(3)}"
-    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=20)
-    yield info
-    drop_database(pg_cluster.params, name)
 
 
 @dataclass
@@ -153,32 +140,23 @@ def _complete_snapshots(repo: Repo, where: str) -> int:
 def test_sigterm_at_random_moments_always_cleans_up_and_exits_143(
     tmp_path: Path,
     pg: ConnParams,
-    irq_sample: SampleInfo,
+    large_sample: SampleInfo,
     s3_endpoint: str,
     bucket: str,
     work_dir: Path,
 ) -> None:
     """On S3 (moto over HTTP), where multipart uploads make the harder case."""
-    repo = Repo(
-        f"s3://{bucket}/prod",
-        {
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-            "part_size_mb": 5,
-        },
-    )
+    repo = s3_repo(s3_endpoint, bucket, part_size_mb=5)
     config = write_config(
         tmp_path / "c.yaml",
         pg,
         repo,
-        databases=[irq_sample.database],
+        databases=[large_sample.database],
         backup={"compression_level": 1},
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
-        files={"source": str(irq_sample.filestore)},
+        files={"source": str(large_sample.filestore)},
     )
-    changing = irq_sample.filestore / CHANGING_FILE
+    changing = large_sample.filestore / CHANGING_FILE
     env = {**os.environ, "PGPASSWORD": pg.password or "", "PYTHONFAULTHANDLER": "1"}
     target = f"irq_target_{secrets.token_hex(3)}"
     dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"

@@ -18,7 +18,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.privileges import Unreadable, denial_message, unreadable_objects
 from backdrill.pg.role_restore import Login, creatable
 from backdrill.pg.roles import RoleFacts
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import list_keys, manifests
 
 
@@ -75,20 +75,19 @@ def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = config_for(tmp_path, app, local_repo, databases=[app.database], work=work_dir)
-    backed = run_cli(capsys, "--config", str(config), "backup", "db")
+    cli = Cli(capsys, config)
+    backed = cli("backup", "db")
     assert backed.code == 0, backed.err
     (manifest,) = manifests(local_repo)
     assert [r["name"] for r in manifest["roles"]] == [app.login.user]
 
-    drilled = run_cli(capsys, "--config", str(config), "drill", "run")
+    drilled = cli("drill", "run")
     assert drilled.code == 0, drilled.out + drilled.err
 
     target = f"{app.database}_restored"
     monkeypatch.setenv("PGPASSWORD", app.login.password or "")
     to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    restored = run_cli(
-        capsys, "--config", str(config), "restore", "db", "--to", to, "--database", app.database
-    )
+    restored = cli("restore", "db", "--to", to, "--database", app.database)
     assert restored.code == 0, restored.out + restored.err
     with app.login.with_db(target).connect() as conn:
         row = conn.execute(
@@ -109,7 +108,8 @@ def test_a_table_the_login_may_not_read_is_named_before_the_dump(
         conn.execute("CREATE TABLE res_partner_secret (id int)")
         conn.execute("REVOKE ALL ON res_partner_secret FROM PUBLIC")
     config = config_for(tmp_path, app, repo, databases=[app.database])
-    result = run_cli(capsys, "--config", str(config), "--log-format", "text", "backup", "db")
+    cli = Cli(capsys, config)
+    result = cli("--log-format", "text", "backup", "db")
     assert result.code == 5, result.err
     errors = [ln for ln in result.err.splitlines() if "error" in ln]
     assert len(errors) == 1, result.err
@@ -177,7 +177,8 @@ def test_restore_by_a_non_superuser_creates_roles_it_may_and_says_what_differs(
         conn.execute(f"CREATE TABLE t (id int); ALTER TABLE t OWNER TO {owner}")
         conn.execute(f"INSERT INTO t SELECT generate_series(1, 7); GRANT SELECT ON t TO {reader}")
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[source])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     with pg.connect() as conn:
         conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
         conn.execute(f"DROP ROLE {owner}")
@@ -186,9 +187,7 @@ def test_restore_by_a_non_superuser_creates_roles_it_may_and_says_what_differs(
     target = f"{app.database}_copy"
     monkeypatch.setenv("PGPASSWORD", app.login.password or "")
     to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    result = run_cli(
-        capsys, "--config", str(config), "restore", "db", "--to", to, "--database", source
-    )
+    result = cli("restore", "db", "--to", to, "--database", source)
     assert result.code == 0, result.out + result.err
     assert f"role {reader} was created without BYPASSRLS" in result.out
     with pg.with_db(target).connect() as conn:
@@ -218,7 +217,8 @@ def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
         conn.execute(f"CREATE ROLE {owner} NOLOGIN")
         conn.execute(f"CREATE DATABASE {source} OWNER {owner}")
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[source])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     with pg.connect() as conn:
         conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
         before = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
@@ -226,9 +226,7 @@ def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
     target = f"{app.database}_copy"
     monkeypatch.setenv("PGPASSWORD", app.login.password or "")
     to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    result = run_cli(
-        capsys, "--config", str(config), "restore", "db", "--to", to, "--database", source
-    )
+    result = cli("restore", "db", "--to", to, "--database", source)
     assert result.code == 5, result.out + result.err
     assert f"is not a member of its recorded owner, role {owner}" in result.err
     with pg.connect() as conn:
@@ -249,7 +247,8 @@ def test_config_check_lists_what_the_login_lacks(
         conn.execute("CREATE TABLE secret_table (id int)")
         conn.execute("REVOKE ALL ON secret_table FROM PUBLIC")
     config = config_for(tmp_path, app, local_repo, databases=[app.database])
-    result = run_cli(capsys, "--config", str(config), "config", "check")
+    cli = Cli(capsys, config)
+    result = cli("config", "check")
     assert result.code != 0, result.out
     out = " ".join(result.out.split())
     assert f"login {app.login.user} is not a superuser: OK" in out

@@ -22,6 +22,7 @@ from backdrill.timeutil import isoformat, utcnow
 from helpers.cli import Repo
 from helpers.history import storage_of
 from helpers.repo import list_keys, read_object, write_object
+from helpers.waiting import wait_until
 
 
 def test_second_lock_fails_at_once_naming_host_pid_run_and_since(repo: Repo) -> None:
@@ -90,6 +91,7 @@ def test_lock_of_a_dead_process_on_this_host_is_taken_over(local_repo: Repo) -> 
             assert not lock.lost
 
 
+@pytest.mark.slow
 def test_wait_takes_the_lock_once_the_holder_releases_it(repo: Repo) -> None:
     with storage_of(repo) as storage:
         first = RepoLock(storage, "db-odoo", run_id="first", command="backup db")
@@ -106,6 +108,7 @@ def test_wait_takes_the_lock_once_the_holder_releases_it(repo: Repo) -> None:
         assert 0.9 < waited < 10
 
 
+@pytest.mark.slow
 def test_lock_is_refreshed_while_the_work_runs(local_repo: Repo) -> None:
     with storage_of(local_repo) as storage:
         lock = RepoLock(
@@ -113,7 +116,12 @@ def test_lock_is_refreshed_while_the_work_runs(local_repo: Repo) -> None:
         )
         with lock:
             first = json.loads(read_object(local_repo, lock_key("db-odoo")))["expires_at"]
-            time.sleep(1.5)
+            wait_until(  # refreshed well before the 0.6 s TTL runs out
+                lambda: (
+                    json.loads(read_object(local_repo, lock_key("db-odoo")))["expires_at"] != first
+                ),
+                timeout=10,
+            )
             later = json.loads(read_object(local_repo, lock_key("db-odoo")))["expires_at"]
             assert later > first
             # still ours and still valid: another run is refused

@@ -24,7 +24,7 @@ from backdrill.services.facts import DbFacts, RepoFacts
 from backdrill.services.status import State, evaluate
 from backdrill.ssot import Policy
 from backdrill.timeutil import MAX_CLOCK_SKEW, utcnow
-from helpers.cli import Repo, run_cli
+from helpers.cli import Cli, Repo
 from helpers.history import fake_db_backup, prune_config, storage_of
 from helpers.repo import delete_object, list_keys, read_object, write_object
 from helpers.seed import write_drill, write_manifest, write_snapshot
@@ -152,13 +152,14 @@ def test_verify_of_a_manifest_pointing_at_another_backups_dump_exits_4_naming_it
     )
     delete_object(repo, f"db/odoo/{mine}/{DUMP_NAME}")  # only the other's dump remains
     config = prune_config(tmp_path / "c.yaml", repo, days=30)
-    one = run_cli(capsys, "--config", str(config), "verify", mine)
+    cli = Cli(capsys, config)
+    one = cli("verify", mine)
     assert one.code == 4, one.out + one.err
     assert key in one.err
-    every = run_cli(capsys, "--config", str(config), "verify", "--all")
+    every = cli("verify", "--all")
     assert every.code == 4
     assert key in every.out + every.err
-    shown = run_cli(capsys, "--config", str(config), "show", mine)
+    shown = cli("show", mine)
     assert shown.code == 4
     assert key in shown.err
 
@@ -176,7 +177,8 @@ def test_prune_of_a_manifest_whose_id_is_another_backups_deletes_nothing_and_exi
     forge(repo, key, read_manifest(repo, "odoo", forged), id=newest)
     before = list_keys(repo)
     config = prune_config(tmp_path / "c.yaml", repo, days=30, min_keep=1, grace_hours=0)
-    result = run_cli(capsys, "--config", str(config), "prune")
+    cli = Cli(capsys, config)
+    result = cli("prune")
     assert result.code == 4, result.out + result.err
     assert key in result.err
     assert "refuses to delete anything" in result.err
@@ -193,6 +195,7 @@ def test_a_manifest_dated_in_the_future_is_flagged_by_verify_list_refused_by_dri
         future = fake_db_backup(storage, "odoo", now + FAR)
     key = manifest_key("odoo", future)
     config = prune_config(tmp_path / "c.yaml", repo, days=30)
+    cli = Cli(capsys, config)
     restore = ["restore", "db", "--to", "postgresql://nobody@127.0.0.1:9/odoo", "--backup", future]
     for args in (
         ["verify", future],
@@ -201,11 +204,11 @@ def test_a_manifest_dated_in_the_future_is_flagged_by_verify_list_refused_by_dri
         ["drill", "run", "--backup", future],
         restore,
     ):
-        result = run_cli(capsys, "--config", str(config), *args)
+        result = cli(*args)
         assert result.code == 4, (args, result.out, result.err)
         assert key in result.out + result.err, args
         assert "in the future" in result.out + result.err, args
-    listed = run_cli(capsys, "--config", str(config), "list", "--json")
+    listed = cli("list", "--json")
     assert listed.code == 0, listed.err
     assert key in listed.err
     assert future not in listed.out
@@ -223,12 +226,14 @@ def test_status_never_reports_a_backup_or_snapshot_dated_in_the_future_as_ok(
     future_snapshot = write_snapshot(repo, "odoo", now + FAR)
     write_drill(repo, now - timedelta(days=1))
     config = tmp_path / "c.yaml"
+    cli = Cli(capsys, config)
     config.write_text(
         f"storage: {{url: 'file://{repo}'}}\nfiles: {{source: /srv/filestore/odoo}}\n"
         "postgres: {databases: [odoo]}\n"
     )
-    result = run_cli(capsys, "--config", str(config), "status", "--json")
+    result = cli("status", "--json")
     doc = json.loads(result.out)
+    assert doc["checks"], result.out  # a loop over nothing would pass
     for check in doc["checks"]:
         assert check["age_seconds"] is None or check["age_seconds"] >= 0, check
         assert future.id != check.get("last_id"), check

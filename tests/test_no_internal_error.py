@@ -200,6 +200,7 @@ READ_COMMANDS: list[list[str]] = [
 ]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=st.data())
 def test_arbitrary_repository_documents_never_make_an_internal_error(
@@ -315,6 +316,7 @@ TOKENS = [
 ]
 
 
+@pytest.mark.slow
 @SETTINGS
 @example(command=["restore", "db"], rest=["--to", "postgresql://u@127.0.0.1:notaport/db"])
 @example(command=["unlock"], rest=["../x"])
@@ -381,6 +383,7 @@ config_docs = st.dictionaries(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(doc=config_docs, command=st.sampled_from([c for c in READ_COMMANDS if "OUT" not in c]))
 def test_arbitrary_configuration_never_makes_an_internal_error(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -12,16 +11,14 @@ from backdrill.config import NotifyConfig
 from backdrill.notify import Event, send
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.ports import refusing_port
 from helpers.repo import manifests, write_object
 from helpers.webhook import Receiver
 
 
 def _dead_url() -> str:
-    with socket.socket() as s:  # a port nobody listens on once closed
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hooks/T0/B0/dead-t0ken"
+    return f"http://127.0.0.1:{refusing_port()}/hooks/T0/B0/dead-t0ken"
 
 
 def _config(tmp_path: Path, pg: ConnParams, repo: Repo, url: str, **notify: object) -> Path:
@@ -90,12 +87,13 @@ def test_dead_receiver_does_not_change_a_successful_backups_exit_code(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     url = _dead_url()
     config = _config(tmp_path, pg, local_repo, url, on=["failure", "success"], retry_seconds=2)
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--database", sample.database)
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--database", shared_sample.database)
     assert result.code == 0, result.err
     assert "committed backup" in result.out
     assert "webhook notification failed after 2 s of retries" in result.err
@@ -106,7 +104,8 @@ def test_dead_receiver_does_not_change_a_failing_backups_exit_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
 ) -> None:
     config = _config(tmp_path, pg, local_repo, _dead_url(), retry_seconds=1)
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--database", "nope")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--database", "nope")
     assert result.code == 5
     assert "webhook notification failed" in result.err
 
@@ -115,28 +114,35 @@ def test_success_is_posted_only_when_configured(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     with Receiver() as receiver:
         quiet = _config(tmp_path, pg, local_repo, receiver.url)  # default: on [failure]
         assert (
-            run_cli(capsys, "--config", str(quiet), "backup", "db", "-d", sample.database).code == 0
+            run_cli(
+                capsys, "--config", str(quiet), "backup", "db", "-d", shared_sample.database
+            ).code
+            == 0
         )
         assert receiver.requests == []
         loud = _config(tmp_path, pg, local_repo, receiver.url, on=["failure", "success"])
         assert (
-            run_cli(capsys, "--config", str(loud), "backup", "db", "-d", sample.database).code == 0
+            run_cli(
+                capsys, "--config", str(loud), "backup", "db", "-d", shared_sample.database
+            ).code
+            == 0
         )
     (event,) = receiver.accepted()
     assert event["status"] == "success"
-    assert event["database"] == sample.database
+    assert event["database"] == shared_sample.database
     assert event["stored_size"] > 0 and event["raw_size"] >= event["stored_size"]
     assert event["duration_seconds"] >= 0
     assert event["backup_id"] in event["text"]
     assert event["recovery_point"].endswith("Z")
 
 
+@pytest.mark.slow
 def test_client_error_is_not_retried() -> None:
     with Receiver(codes=[404]) as receiver:
         config = NotifyConfig.model_validate({"webhook_url": receiver.url, "retry_seconds": 5})
@@ -170,7 +176,7 @@ def test_drill_posts_its_result_with_rpo_and_rto(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -181,7 +187,7 @@ def test_drill_posts_its_result_with_rpo_and_rto(
             tmp_path / "c.yaml",
             pg,
             local_repo,
-            databases=[sample.database],
+            databases=[shared_sample.database],
             drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
             notify={"webhook_url_file": str(url_file), "on": ["failure", "success"]},
         )
@@ -189,15 +195,21 @@ def test_drill_posts_its_result_with_rpo_and_rto(
         passed = run_cli(capsys, "--config", str(config), "drill", "run")
         assert passed.code == 0, passed.err
         (manifest,) = manifests(local_repo)
-        write_object(local_repo, f"db/{sample.database}/{manifest['id']}/dump.pgdump.zst", b"x")
+        write_object(
+            local_repo, f"db/{shared_sample.database}/{manifest['id']}/dump.pgdump.zst", b"x"
+        )
         failed = run_cli(capsys, "--config", str(config), "drill", "run")
         assert failed.code == 4
     backup_ok, drill_ok, drill_failed = receiver.accepted()
     assert backup_ok["kind"] == "backup db"
     assert drill_ok["kind"] == "drill run" and drill_ok["status"] == "success"
-    assert drill_ok["database"] == sample.database and drill_ok["backup_id"] == manifest["id"]
+    assert (
+        drill_ok["database"] == shared_sample.database and drill_ok["backup_id"] == manifest["id"]
+    )
     assert drill_ok["rpo_seconds"] > 0 and drill_ok["rto_seconds"] > 0
     assert drill_ok["rpo_target_seconds"] == 86400 and drill_ok["rto_target_seconds"] == 14400
     assert drill_failed["status"] == "failure" and drill_failed["exit_code"] == 4
     assert "checksum" in drill_failed["error"]
-    assert drill_failed["text"].startswith(f"backdrill: drill run of {sample.database} FAILED")
+    assert drill_failed["text"].startswith(
+        f"backdrill: drill run of {shared_sample.database} FAILED"
+    )

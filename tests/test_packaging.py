@@ -58,6 +58,7 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@pytest.mark.slow
 def test_every_third_party_import_of_the_package_is_a_declared_dependency() -> None:
     """The test extras install more than a user gets (click came only through them);
     an import must name a distribution of [project] dependencies or a non-test extra."""

@@ -24,21 +24,9 @@ from rich.console import Console
 from backdrill.pg.connection import ConnParams
 from backdrill.progress import RichReporter
 from backdrill.services.drill_all import summary_markdown, worst_exit_code
-from conftest import S3_KEY_ID, S3_SECRET, drop_database
-from helpers.cli import Repo, run_cli, write_config
+from conftest import drop_database, s3_repo
+from helpers.cli import Cli, write_config
 from helpers.repo import list_keys, manifests
-
-
-def _s3_repo(s3_endpoint: str, bucket: str) -> Repo:
-    return Repo(
-        f"s3://{bucket}/many",
-        {
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
 
 
 def _create(pg: ConnParams, name: str, rows: int) -> None:
@@ -73,7 +61,7 @@ def test_parallel_backup_of_four_databases_commits_each_and_drill_all_chains_evi
     bucket: str,
     work_dir: Path,
 ) -> None:
-    repo = _s3_repo(s3_endpoint, bucket)
+    repo = s3_repo(s3_endpoint, bucket, "many")
     reports = tmp_path / "reports"
     config = write_config(
         tmp_path / "c.yaml",
@@ -82,12 +70,13 @@ def test_parallel_backup_of_four_databases_commits_each_and_drill_all_chains_evi
         databases=four_databases,
         drill={"work_dir": str(work_dir), "report_dir": str(reports)},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--parallel", "2")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--parallel", "2")
     assert result.code == 0, result.err
     assert sorted(m["database"] for m in manifests(repo)) == four_databases
     assert list_keys(repo, "locks/") == []
 
-    result = run_cli(capsys, "--config", str(config), "drill", "run", "--all", "--parallel", "2")
+    result = cli("drill", "run", "--all", "--parallel", "2")
     assert result.code == 0, result.out + result.err
     summary = json.loads((reports / "summary.json").read_text())
     assert summary["exit_code"] == 0
@@ -98,7 +87,7 @@ def test_parallel_backup_of_four_databases_commits_each_and_drill_all_chains_evi
         assert drill["rto_seconds"] > 0
     assert four_databases[0].replace("_", "\\_") in (reports / "summary.md").read_text()
     # four reports written by two drills at a time still form one chain
-    result = run_cli(capsys, "--config", str(config), "drill", "history", "--verify")
+    result = cli("drill", "history", "--verify")
     assert result.code == 0, result.out + result.err
     assert "4 report(s) intact" in result.out
     assert list(work_dir.iterdir()) == []
@@ -112,11 +101,12 @@ def test_one_database_failing_leaves_the_others_committed_and_exits_5_naming_it(
     s3_endpoint: str,
     bucket: str,
 ) -> None:
-    repo = _s3_repo(s3_endpoint, bucket)
+    repo = s3_repo(s3_endpoint, bucket, "many")
     missing = f"gone_{secrets.token_hex(3)}"  # a database the login cannot connect to
     selected = [four_databases[0], missing, *four_databases[1:]]
     config = write_config(tmp_path / "c.yaml", pg, repo, databases=selected)
-    result = run_cli(capsys, "--config", str(config), "backup", "db", "--parallel", "2")
+    cli = Cli(capsys, config)
+    result = cli("backup", "db", "--parallel", "2")
     assert result.code == 5, result.out + result.err
     assert f"1 of 5 backups failed: {missing}" in result.err
     assert sorted(m["database"] for m in manifests(repo)) == four_databases
@@ -134,7 +124,7 @@ def test_sigterm_during_a_parallel_backup_cleans_up_every_running_dump(
     for name in names:
         _create(pg, name, 150_000)
     try:
-        repo = _s3_repo(s3_endpoint, bucket)
+        repo = s3_repo(s3_endpoint, bucket, "many")
         config = write_config(tmp_path / "c.yaml", pg, repo, databases=names)
         env = {**os.environ, "PGPASSWORD": pg.password or "", "PYTHONFAULTHANDLER": "1"}
         argv = [sys.executable, "-m", "backdrill", "--config", str(config)]

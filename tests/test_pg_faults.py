@@ -16,7 +16,7 @@ import yaml
 
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, run_cli, run_cli_process, write_config
+from helpers.cli import Cli, Repo, run_cli, run_cli_process, write_config
 from helpers.repo import list_keys, manifests, open_uploads
 from helpers.tcpfwd import LateForwarder
 
@@ -113,8 +113,9 @@ def test_a_database_that_does_not_exist_exits_5_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
 ) -> None:
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=["no_such_db"])
+    cli = Cli(capsys, config)
     started = time.monotonic()
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    result = cli("backup", "db")
     assert result.code == 5
     assert time.monotonic() - started < 5, "a missing database was retried"
     (line,) = result.errors
@@ -125,18 +126,19 @@ def test_pg_dump_missing_exits_5_with_one_line(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
+    cli = Cli(capsys, config)
     doc = yaml.safe_load(config.read_text())
     doc["postgres"]["bin_dir"] = str(empty)
     config.write_text(yaml.safe_dump(doc))
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    result = cli("backup", "db")
     assert result.code == 5, result.err
     (line,) = result.errors
     assert f"no usable pg_dump for PostgreSQL 15 in postgres -> bin_dir {empty}" in line, line

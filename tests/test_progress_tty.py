@@ -67,9 +67,9 @@ def test_verbose_pg_restore_lines_are_progress_and_errors_stay_errors() -> None:
 
 
 def test_backup_db_on_a_terminal_shows_a_percentage_in_mib(
-    tmp_path: Path, pg: ConnParams, sample: SampleInfo, local_repo: Repo
+    tmp_path: Path, pg: ConnParams, shared_sample: SampleInfo, local_repo: Repo
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
     result = run_cli_pty("--log-format", "text", "--config", str(config), "backup", "db")
     assert result.code == 0, result.out
     shown = ANSI.sub("", result.out)
@@ -140,6 +140,7 @@ with default_reporter().task("copy", total=40 * 2**20) as advance:
 """
 
 
+@pytest.mark.slow
 def test_log_lines_are_never_glued_to_a_bar(tmp_path: Path) -> None:
     import os
     import select

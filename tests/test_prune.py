@@ -22,8 +22,8 @@ from backdrill.services.context import RunContext
 from backdrill.services.prune import run_prune
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import new_id, utcnow
-from conftest import S3_KEY_ID, S3_SECRET, s3_client
-from helpers.cli import Repo, run_cli
+from conftest import object_lock_bucket, s3_client, s3_repo
+from helpers.cli import Cli, Repo
 from helpers.history import (
     fake_db_backup,
     fake_snapshot,
@@ -36,7 +36,8 @@ from helpers.s3proxy import FaultProxy, Rule
 
 
 def prune_json(capsys: pytest.CaptureFixture[str], config: Path, *extra: str) -> dict[str, Any]:
-    result = run_cli(capsys, "--config", str(config), "prune", "--json", *extra)
+    cli = Cli(capsys, config)
+    result = cli("prune", "--json", *extra)
     assert result.code == 0, result.err
     doc: dict[str, Any] = json.loads(result.out)
     return doc
@@ -58,6 +59,7 @@ def age_local(repo: Repo, key: str, hours: float) -> None:
     os.utime(path, (moment, moment))
 
 
+@pytest.mark.slow
 def test_prune_deletes_expired_backups_oldest_first_and_reports_bytes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
@@ -78,6 +80,7 @@ def test_prune_deletes_expired_backups_oldest_first_and_reports_bytes(
     assert again["bytes_freed"] == 0
 
 
+@pytest.mark.slow
 def test_prune_after_ten_days_without_backup_keeps_at_least_min_keep(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
@@ -89,6 +92,7 @@ def test_prune_after_ten_days_without_backup_keeps_at_least_min_keep(
     assert sorted(kept.values()).count("min_keep") == 5  # 20 in the window, 5 by min_keep
 
 
+@pytest.mark.slow
 def test_prune_refuses_while_any_manifest_is_unreadable_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
@@ -99,7 +103,8 @@ def test_prune_refuses_while_any_manifest_is_unreadable_naming_it(
     write_object(repo, future, json.dumps({"schema_version": 99}).encode())
     before = list_keys(repo)
     config = prune_config(tmp_path / "c.yaml", repo, days=30, min_keep=7)
-    result = run_cli(capsys, "--config", str(config), "prune")
+    cli = Cli(capsys, config)
+    result = cli("prune")
     assert result.code == 4
     assert garbage in result.err
     assert future in result.err
@@ -107,17 +112,19 @@ def test_prune_refuses_while_any_manifest_is_unreadable_naming_it(
     assert list_keys(repo) == before
 
 
+@pytest.mark.slow
 def test_prune_dry_run_deletes_nothing_but_reports_the_plan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
     daily_history(local_repo, 35)
     before = list_keys(local_repo)
     config = prune_config(tmp_path / "c.yaml", local_repo, days=30, min_keep=7)
+    cli = Cli(capsys, config)
     doc = prune_json(capsys, config, "--dry-run")
     assert doc["dry_run"] is True
     assert len(doc["deleted"]) == 5
     assert list_keys(local_repo) == before
-    text = run_cli(capsys, "--config", str(config), "prune", "--dry-run")
+    text = cli("prune", "--dry-run")
     assert text.code == 0
     assert "would delete" in text.out
 
@@ -177,15 +184,7 @@ def test_prune_removes_uncommitted_backup_dirs_only_after_the_grace_period(
 def test_prune_aborts_multipart_uploads_left_open(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], s3_endpoint: str, bucket: str
 ) -> None:
-    repo = Repo(
-        url=f"s3://{bucket}/prod",
-        storage={
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
+    repo = s3_repo(s3_endpoint, bucket)
     client: Any = s3_client(s3_endpoint)
     client.create_multipart_upload(Bucket=bucket, Key=f"prod/db/odoo/{new_id()}/dump.pgdump.zst")
     config = prune_config(tmp_path / "c.yaml", repo, grace_hours=1)
@@ -204,6 +203,7 @@ def test_prune_aborts_multipart_uploads_left_open(
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+@pytest.mark.slow
 def test_prune_applies_retention_to_globals_by_the_time_in_their_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
@@ -219,6 +219,7 @@ def test_prune_applies_retention_to_globals_by_the_time_in_their_id(
     assert remaining == {*keys[:6], "globals/not-an-id.sql.zst"}  # ages 0..25 days
 
 
+@pytest.mark.slow
 def test_prune_skips_a_database_whose_backup_holds_the_lock(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
@@ -242,11 +243,12 @@ def test_second_prune_exits_6_naming_the_holder(
 ) -> None:
     daily_history(local_repo, 2)
     config = prune_config(tmp_path / "c.yaml", local_repo)
+    cli = Cli(capsys, config)
     with (
         storage_of(local_repo) as storage,
         RepoLock(storage, "prune", run_id="first-prune", command="prune"),
     ):
-        result = run_cli(capsys, "--config", str(config), "prune")
+        result = cli("prune")
     assert result.code == 6
     assert "first-prune" in result.err
     assert f"pid {os.getpid()}" in result.err
@@ -254,18 +256,7 @@ def test_second_prune_exits_6_naming_the_holder(
 
 @pytest.fixture
 def locked_repo(s3_endpoint: str) -> Repo:
-    name = "locked-backups"
-    client: Any = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return Repo(
-        url=f"s3://{name}/prod",
-        storage={
-            "endpoint_url": s3_endpoint,
-            "region": "us-east-1",
-            "access_key_id": S3_KEY_ID,
-            "secret_access_key": S3_SECRET,
-        },
-    )
+    return s3_repo(s3_endpoint, object_lock_bucket(s3_endpoint, "locked-backups"))
 
 
 def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(
@@ -279,7 +270,8 @@ def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(
         free = [fake_db_backup(storage, "odoo", now - timedelta(days=50 + i)) for i in range(2)]
         recent = fake_db_backup(storage, "odoo", now - timedelta(hours=1))
     config = prune_config(tmp_path / "c.yaml", locked_repo, lock, days=30, min_keep=1)
-    result = run_cli(capsys, "--config", str(config), "prune", "--json")
+    cli = Cli(capsys, config)
+    result = cli("prune", "--json")
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert {e["id"] for e in doc["locked"]} == set(locked)
@@ -288,7 +280,7 @@ def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(
     assert {e["id"] for e in doc["kept"]} == {recent}
     remaining = {k.split("/")[2] for k in list_keys(locked_repo, "db/")}
     assert remaining == {*locked, recent}
-    text = run_cli(capsys, "--config", str(config), "prune")
+    text = cli("prune")
     assert text.code == 0
     assert "kept under object lock" in text.out
 
@@ -296,6 +288,7 @@ def test_prune_skips_objects_under_compliance_object_lock_and_exits_0(
 # -- the real service over random histories (hypothesis) -------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ages=st.lists(st.floats(min_value=-1, max_value=120, allow_nan=False), max_size=25),
@@ -347,7 +340,8 @@ def test_prune_deletes_the_manifest_first_so_a_failed_delete_leaves_no_committed
     ids = daily_history(proxied_repo, 9)
     fault_proxy.add(Rule("error", method="DELETE", contains="dump.pgdump.zst", times=1000))
     config = prune_config(tmp_path / "c.yaml", proxied_repo, days=5, min_keep=1, grace_hours=0)
-    failed = run_cli(capsys, "--config", str(config), "prune")
+    cli = Cli(capsys, config)
+    failed = cli("prune")
     assert failed.code == 5
     oldest = ids[-1]
     keys = list_keys(proxied_repo, f"db/odoo/{oldest}/")

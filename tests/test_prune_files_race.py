@@ -22,7 +22,7 @@ from backdrill.services.backup_files import FileBackup, run_backup_files
 from backdrill.services.context import RunContext
 from backdrill.services.prune import PruneReport, run_prune
 from backdrill.storage import ObjectInfo, open_repository
-from helpers.cli import Repo, run_cli
+from helpers.cli import Cli, Repo
 from helpers.files import content, files_config, run_context
 from helpers.history import put_file_object, storage_of
 from helpers.repo import list_keys
@@ -55,6 +55,7 @@ def test_prune_during_the_first_backup_of_a_new_source_keeps_the_objects_it_reus
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
     config, shared_key = _setup(tmp_path, repo)
+    cli = Cli(capsys, config)
     reports: list[PruneReport] = []
     once = threading.Lock()
 
@@ -80,23 +81,25 @@ def test_prune_during_the_first_backup_of_a_new_source_keeps_the_objects_it_reus
     assert missing == []
     assert "files/objects" in reports[0].skipped_scopes
     assert "backup files" in reports[0].skipped_scopes["files/objects"]
-    verified = run_cli(capsys, "--config", str(config), "verify", result.snapshot.id)
+    verified = cli("verify", result.snapshot.id)
     assert verified.code == 0, verified.out + verified.err
     # with no backup running, the next prune sweeps again (nothing unreferenced left)
     assert run_prune(_prune_context(config)).skipped_scopes == {}
 
 
+@pytest.mark.slow
 def test_backup_files_waits_for_a_running_prune_or_exits_6_when_it_does_not_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
     """The other order: a prune that started first (it may not have seen the backup's
     lock) holds ``locks/prune``; the backup must not list objects until it ends."""
     config, _shared_key = _setup(tmp_path, repo)
+    cli = Cli(capsys, config)
     with (
         storage_of(repo) as storage,
         RepoLock(storage, REPOSITORY_SCOPE, run_id="prune-run", command="prune"),
     ):
-        held = run_cli(capsys, "--config", str(config), "backup", "files", "--wait", "1s")
+        held = cli("backup", "files", "--wait", "1s")
     assert held.code == 6, held.out + held.err
     assert "prune-run" in held.err
     assert list_keys(repo, "files/newsource/") == []
@@ -107,7 +110,7 @@ def test_backup_files_waits_for_a_running_prune_or_exits_6_when_it_does_not_end(
         ending = threading.Timer(1.0, prune_lock.release)
         ending.start()
         try:
-            done = run_cli(capsys, "--config", str(config), "backup", "files", "--wait", "60s")
+            done = cli("backup", "files", "--wait", "60s")
         finally:
             ending.join()
     assert done.code == 0, done.err

@@ -13,7 +13,7 @@ import pytest
 
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 
 UNITS = Path(__file__).resolve().parents[1] / "ops" / "systemd"
 
@@ -45,8 +45,9 @@ def test_a_fresh_local_repository_is_0700_with_files_0600(
         databases=[sample.database],
         files={"source": str(sample.filestore)},
     )
+    cli = Cli(capsys, config)
     for command in (("backup", "db"), ("backup", "files")):
-        result = run_cli(capsys, "--config", str(config), *command)
+        result = cli(*command)
         assert result.code == 0, result.err
 
     modes = {root: stat.S_IMODE(root.stat().st_mode)}
@@ -82,7 +83,7 @@ def test_a_files_backup_into_a_fresh_local_repository_creates_its_root_0700(
         databases=[sample.database],
         files={"source": str(sample.filestore)},
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "files")
+    result = Cli(capsys, config)("backup", "files")
     assert result.code == 0, result.err
     assert oct(stat.S_IMODE(root.stat().st_mode)) == oct(0o700)
     assert oct(stat.S_IMODE(root.parent.stat().st_mode)) == oct(0o700)

@@ -11,7 +11,7 @@ import pytest
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.pgobjects import create_tablespace, drop_tablespace
 from helpers.repo import manifests
 
@@ -42,7 +42,8 @@ def backed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
     monkeypatch.setenv("PGPASSWORD", pg.password or "")
     return config
 
@@ -54,10 +55,9 @@ def test_restore_into_a_non_empty_database_is_refused_without_force(
     backed: Path,
     local_repo: Repo,
 ) -> None:
+    cli = Cli(capsys, backed)
     before = databases(pg)
-    result = run_cli(
-        capsys, "--config", str(backed), "restore", "db", "--to", dsn(pg, sample.database)
-    )
+    result = cli("restore", "db", "--to", dsn(pg, sample.database))
     assert result.code == 1
     assert manifests(local_repo)[0]["tables"]
     assert f"database {sample.database} exists and holds " in result.err
@@ -73,12 +73,10 @@ def test_forced_restore_keeps_the_old_database_aside_and_matches_the_manifest(
     backed: Path,
     local_repo: Repo,
 ) -> None:
+    cli = Cli(capsys, backed)
     with pg.with_db(sample.database).connect() as conn:
         conn.execute("DELETE FROM mail_message")  # the incident
-    result = run_cli(
-        capsys,
-        "--config",
-        str(backed),
+    result = cli(
         "restore",
         "db",
         "--force",
@@ -145,12 +143,10 @@ def test_neutralize_leaves_no_active_mail_server_nor_cron_but_autovacuum(
     sample: SampleInfo,
     backed: Path,
 ) -> None:
+    cli = Cli(capsys, backed)
     target = f"{sample.database}_copy"
     try:
-        result = run_cli(
-            capsys,
-            "--config",
-            str(backed),
+        result = cli(
             "restore",
             "db",
             "--neutralize",
@@ -184,10 +180,8 @@ def test_restore_with_a_malformed_before_time_is_a_usage_error(
     sample: SampleInfo,
     backed: Path,
 ) -> None:
-    result = run_cli(
-        capsys,
-        "--config",
-        str(backed),
+    cli = Cli(capsys, backed)
+    result = cli(
         "restore",
         "db",
         "--before",
@@ -197,10 +191,7 @@ def test_restore_with_a_malformed_before_time_is_a_usage_error(
     )
     assert result.code == 2
     assert "--before 'yesterday' is not a time" in result.err
-    future = run_cli(
-        capsys,
-        "--config",
-        str(backed),
+    future = cli(
         "restore",
         "db",
         "--before",
@@ -250,6 +241,7 @@ def test_a_target_holding_any_object_of_its_own_is_refused_then_kept_aside(
 ) -> None:
     """No tables, but something a user made: a restore without --force refuses it, and
     with --force renames it aside; nothing a user created is ever dropped."""
+    cli = Cli(capsys, backed)
     create, count, expected = USER_OBJECTS[kind]
     target = f"holder_{secrets.token_hex(3)}"
     with pg.connect() as conn:
@@ -258,15 +250,13 @@ def test_a_target_holding_any_object_of_its_own_is_refused_then_kept_aside(
         with pg.with_db(target).connect() as conn:
             for statement in create.split("; "):
                 conn.execute(statement)  # type: ignore[arg-type]
-        refused = run_cli(capsys, "--config", str(backed), "restore", "db", "--to", dsn(pg, target))
+        refused = cli("restore", "db", "--to", dsn(pg, target))
         assert refused.code == 1, refused.out + refused.err
         assert "refusing to replace it" in refused.err
         assert scalar(pg, target, count) == expected
 
         before = databases(pg)
-        forced = run_cli(
-            capsys, "--config", str(backed), "restore", "db", "--to", dsn(pg, target), "--force"
-        )
+        forced = cli("restore", "db", "--to", dsn(pg, target), "--force")
         assert forced.code == 0, forced.out + forced.err
         (aside,) = databases(pg) - before
         assert aside.startswith(f"{target}__before_restore_")

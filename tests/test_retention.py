@@ -113,6 +113,7 @@ def items_from(ages: list[tuple[float, bool]], now: datetime) -> list[Item]:
     ]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(history, policies, clocks)
 def test_prune_never_deletes_the_newest_min_keep_nor_inside_the_window(
@@ -129,6 +130,7 @@ def test_prune_never_deletes_the_newest_min_keep_nor_inside_the_window(
     assert len(items) - len(deleted) >= min(policy.min_keep, len(items))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(history, policies, clocks)
 def test_prune_never_deletes_when_a_manifest_is_unreadable(
@@ -138,6 +140,7 @@ def test_prune_never_deletes_when_a_manifest_is_unreadable(
     assert all(d.keep for d in decisions)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(history, policies, clocks, st.floats(min_value=0, max_value=3, allow_nan=False))
 def test_prune_is_idempotent_and_a_later_clock_only_deletes_more(

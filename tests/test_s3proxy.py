@@ -9,6 +9,7 @@ import requests
 
 from conftest import s3_client
 from helpers.s3proxy import FaultProxy, Rule
+from helpers.waiting import wait_until
 
 pytestmark = pytest.mark.reliability
 BODY = bytes(range(256)) * 64
@@ -71,11 +72,18 @@ def test_proxy_delay_rule_delays(fault_proxy: FaultProxy, obj_url: str) -> None:
     assert time.monotonic() - started >= 0.5
 
 
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=10).content == BODY
+    except requests.ConnectionError:
+        return False
+
+
 def test_proxy_down_for_seconds_then_up_again(fault_proxy: FaultProxy, obj_url: str) -> None:
     fault_proxy.go_down(0.6)
     with pytest.raises(requests.ConnectionError):
         requests.get(obj_url, timeout=10)
-    time.sleep(0.7)
+    wait_until(lambda: _answers(obj_url), timeout=10, what="the proxy is up again")
     assert requests.get(obj_url, timeout=10).content == BODY
 
 
@@ -89,5 +97,5 @@ def test_proxy_down_rule_triggered_by_a_matching_request(
         requests.get(obj_url, timeout=10)
     with pytest.raises(requests.ConnectionError):
         requests.head(head_url, timeout=10)  # everything is down now
-    time.sleep(0.7)
+    wait_until(lambda: _answers(obj_url), timeout=10, what="the proxy is up again")
     assert requests.get(obj_url, timeout=10).content == BODY

@@ -11,7 +11,7 @@ import pytest
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.sandbox.docker import docker_available
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 
 
 def drill_databases(pg: ConnParams) -> list[str]:
@@ -26,7 +26,7 @@ def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -39,7 +39,7 @@ def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         drill={
             "sandbox": "server",
             "server_dsn_file": str(dsn_file),
@@ -47,8 +47,9 @@ def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
             "work_dir": str(work_dir),
         },
     )
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    result = run_cli(capsys, "--config", str(config), "drill", "run")
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
+    result = cli("drill", "run")
     assert result.code == 0, result.out + result.err
     (path,) = (tmp_path / "reports").glob("*/report.json")
     report = json.loads(path.read_text())
@@ -63,7 +64,7 @@ def test_docker_sandbox_drill_passes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     ok, why = docker_available()
@@ -73,9 +74,10 @@ def test_docker_sandbox_drill_passes(
         tmp_path / "c.yaml",
         pg,
         local_repo,
-        databases=[sample.database],
+        databases=[shared_sample.database],
         drill={"sandbox": "docker", "report_dir": str(tmp_path / "reports")},
     )
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    result = run_cli(capsys, "--config", str(config), "drill", "run")
+    cli = Cli(capsys, config)
+    assert cli("backup", "db").code == 0
+    result = cli("drill", "run")
     assert result.code == 0, result.out + result.err

@@ -80,6 +80,7 @@ def test_systemd_timers_fire_in_utc_at_the_same_instants_as_cron() -> None:
         assert list(calendar_times(cal, start, end)) == list(cron_times(cron.jobs[job], start, end))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("old", "new", "broken"),
     [
@@ -102,6 +103,7 @@ def test_changing_the_ssot_time_makes_the_check_fail(
     assert new.removeprefix("cron: ").strip('"') in failed[f"cron schedule {broken}"]
 
 
+@pytest.mark.slow
 def test_a_timer_without_utc_is_rejected(tmp_path: Path) -> None:
     root = tmp_path / "checkout"
     for rel in ("ops", "cron"):
@@ -117,6 +119,7 @@ def test_a_timer_without_utc_is_rejected(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_cron_without_cron_tz_is_rejected(tmp_path: Path) -> None:
     root = tmp_path / "checkout"
     for rel in ("ops", "cron"):

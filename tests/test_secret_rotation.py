@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from backdrill.pg.connection import ConnParams
-from helpers.cli import run_cli
+from helpers.cli import Cli, Repo, repo_config
 from helpers.seed import write_drill, write_manifest
 
 DAY = 86400
@@ -48,14 +47,12 @@ def config(
     storage: dict[str, Any] | None = None,
     **sections: Any,
 ) -> Path:
-    doc: dict[str, Any] = {
-        "postgres": {"databases": ["odoo"], **(postgres or {})},
-        "storage": {"url": f"file://{fresh_repo(tmp_path)}", **(storage or {})},
+    return repo_config(
+        tmp_path / "backdrill.yaml",
+        Repo(f"file://{fresh_repo(tmp_path)}", storage or {}),
+        postgres={"databases": ["odoo"], **(postgres or {})},
         **sections,
-    }
-    path = tmp_path / "backdrill.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    )
 
 
 def test_status_warns_naming_a_password_file_older_than_a_quarter(
@@ -63,11 +60,12 @@ def test_status_warns_naming_a_password_file_older_than_a_quarter(
 ) -> None:
     secret = secret_file(tmp_path / "pg_password", "not-a-real-password", 0)
     path = config(tmp_path, {"password_file": str(secret)})
-    fresh = run_cli(capsys, "--config", str(path), "status")
+    cli = Cli(capsys, path)
+    fresh = cli("status")
     assert fresh.code == 0, fresh.out
 
     aged(secret, 91)
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = cli("status")
     assert result.code == 1, result.out
     first = result.out.splitlines()[0]
     assert first.startswith("BACKDRILL WARNING - secret postgres -> password_file:")
@@ -75,7 +73,7 @@ def test_status_warns_naming_a_password_file_older_than_a_quarter(
     assert "older than the rotation period of 90 days" in first
     assert "not-a-real-password" not in result.out + result.err
 
-    doc = json.loads(run_cli(capsys, "--config", str(path), "status", "--json").out)
+    doc = json.loads(cli("status", "--json").out)
     (check,) = [c for c in doc["checks"] if c["kind"] == "security"]
     assert check["state"] == "WARNING"
     assert 91 * DAY - 60 < check["age_seconds"] < 91 * DAY + 60
@@ -87,9 +85,9 @@ def test_the_rotation_period_is_configurable(
     secret = secret_file(tmp_path / "s3_secret", "fake-secret-value", 100)
     storage = {"secret_access_key_file": str(secret)}
     path = config(tmp_path, storage=storage, security={"rotation_days": 120})
-    assert run_cli(capsys, "--config", str(path), "status").code == 0
+    assert Cli(capsys, path)("status").code == 0
     path = config(tmp_path, storage=storage, security={"rotation_days": 90})
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = Cli(capsys, path)("status")
     assert result.code == 1
     assert "secret storage -> secret_access_key_file" in result.out
     assert "fake-secret-value" not in result.out + result.err
@@ -99,14 +97,14 @@ def test_a_lowered_tls_minimum_and_a_missing_identity_file_warn(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = config(tmp_path, security={"tls_min_version": "1.2"})
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = Cli(capsys, path)("status")
     assert result.code == 1
     assert "tls minimum" in result.out
     assert "below the standard minimum TLS 1.3" in result.out
 
     encryption = {"recipients": [RECIPIENT], "identity_file": str(tmp_path / "gone.key")}
     path = config(tmp_path, storage={"encryption": encryption})
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = Cli(capsys, path)("status")
     assert result.code == 1
     assert "storage -> encryption -> identity_file" in result.out
     assert "cannot examine" in result.out
@@ -134,7 +132,8 @@ def test_config_check_shows_each_secret_files_age(
         storage={"encryption": encryption},
         notify={"webhook_url_file": str(webhook)},
     )
-    result = run_cli(capsys, "--config", str(path), "config", "check")
+    cli = Cli(capsys, path)
+    result = cli("config", "check")
     # the fake webhook answers nothing: its row fails (config check probes it), no other
     failing = [ln for ln in result.out.splitlines() if "FAIL" in ln and "webhook " not in ln]
     assert not failing, result.out + result.err

@@ -52,12 +52,12 @@ def _watch_cmdlines(stop: threading.Event, seen: list[str]) -> None:
 def test_hostile_password_works_and_appears_in_no_log_manifest_or_argv(
     tmp_path: Path,
     hostile_role: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
     log_format: str,
 ) -> None:
     config = write_config(
-        tmp_path / "c.yaml", hostile_role, local_repo, databases=[sample.database]
+        tmp_path / "c.yaml", hostile_role, local_repo, databases=[shared_sample.database]
     )
     assert HOSTILE in (tmp_path / "pg_password").read_text()
     stop = threading.Event()
@@ -92,7 +92,7 @@ def test_hostile_password_works_and_appears_in_no_log_manifest_or_argv(
     assert not [c for c in cmdlines if HOSTILE in c]
     assert HOSTILE not in proc.stdout and HOSTILE not in proc.stderr
     (manifest,) = manifests(local_repo)
-    assert manifest["database"] == sample.database
+    assert manifest["database"] == shared_sample.database
     for key in list_keys(local_repo):
         if key.endswith(".json"):
             assert HOSTILE not in read_object(local_repo, key).decode()

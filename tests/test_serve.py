@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import queue
+import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backdrill.config import load_config
 from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
 from backdrill.storage.local import LocalStorage
-from helpers.cli import run_cli
+from helpers.cli import Cli, Repo, repo_config
 from helpers.counting import CountingStorage
 from helpers.seed import write_drill, write_manifest, write_snapshot
 
@@ -34,13 +34,13 @@ H = timedelta(hours=1)
 
 
 def config_file(tmp_path: Path, repo: Path) -> Path:
-    shutil.copy(REPO / "ops/ssot/system_design_map.yaml", tmp_path / "ssot.yaml")
-    path = tmp_path / "backdrill.yaml"
-    path.write_text(
-        f"ssot: ssot.yaml\nstorage: {{url: 'file://{repo}'}}\n"
-        "postgres: {databases: [odoo]}\nfiles: {source: /var/lib/odoo/filestore/odoo}\n"
+    return repo_config(
+        tmp_path / "backdrill.yaml",
+        Repo(f"file://{repo}"),
+        ssot=True,
+        postgres={"databases": ["odoo"]},
+        files={"source": "/var/lib/odoo/filestore/odoo"},
     )
-    return path
 
 
 class Clock:
@@ -139,6 +139,7 @@ def test_metrics_parse_with_the_prometheus_parser(serve: dict[str, Any]) -> None
     assert samples[("backdrill_repository_up", ())] == 1
 
 
+@pytest.mark.slow
 def test_200_concurrent_requests_list_the_repository_once_per_cache_interval(
     serve: dict[str, Any],
 ) -> None:
@@ -185,14 +186,36 @@ def test_parse_listen(value: str, expected: tuple[str, int]) -> None:
     assert parse_listen(value) == expected
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _serving_port(
+    proc: subprocess.Popen[str], seen: list[str], timeout: float = 30
+) -> tuple[int, threading.Thread]:
+    """The port the server picked (``--listen 127.0.0.1:0``), read from its log line;
+    every line of stderr is kept in ``seen`` (read by a thread: no fixed wait)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    pattern = re.compile(r"serving /health and /metrics on http://127\.0\.0\.1:(\d+)")
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            assert proc.poll() is None, "".join(seen)
+            continue
+        if match := pattern.search(line):
+            return int(match.group(1)), reader
+    raise AssertionError(f"no serving line within {timeout} s: {''.join(seen)}")
 
 
+@pytest.mark.slow
 def test_serve_command_answers_and_stops_on_sigterm(seeded: dict[str, Any], tmp_path: Path) -> None:
-    port = _free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -204,27 +227,24 @@ def test_serve_command_answers_and_stops_on_sigterm(seeded: dict[str, Any], tmp_
             str(tmp_path / "backdrill.yaml"),
             "serve",
             "--listen",
-            f"127.0.0.1:{port}",
+            "127.0.0.1:0",
         ],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
     )
+    seen: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                code, body = get(f"http://127.0.0.1:{port}/health")
-                break
-            except urllib.error.URLError:
-                assert time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
-                time.sleep(0.1)
+        port, reader = _serving_port(proc, seen)
+        code, body = get(f"http://127.0.0.1:{port}/health")
         assert code == 200
         assert json.loads(body)["status"] == "WARNING"
     finally:
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+    reader.join(timeout=30)
+    err = "".join(seen)
     assert proc.returncode == 143
     assert f"serving /health and /metrics on http://127.0.0.1:{port}" in err
 
@@ -234,7 +254,8 @@ def test_metrics_file_is_written_after_a_command(
 ) -> None:
     target = tmp_path / "textfile" / "backdrill.prom"
     config = tmp_path / "backdrill.yaml"
-    result = run_cli(capsys, "--config", str(config), "--metrics-file", str(target), "list")
+    cli = Cli(capsys, config)
+    result = cli("--metrics-file", str(target), "list")
     assert result.code == 0, result.err
     text = target.read_text()
     names = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
@@ -249,7 +270,8 @@ def test_metrics_file_after_a_failing_command_records_its_exit_code(
 ) -> None:
     target = tmp_path / "backdrill.prom"
     config = config_file(tmp_path, tmp_path / "missing")
-    result = run_cli(capsys, "--config", str(config), "--metrics-file", str(target), "status")
+    cli = Cli(capsys, config)
+    result = cli("--metrics-file", str(target), "status")
     assert result.code == 2
     names = {
         s.name: s.value

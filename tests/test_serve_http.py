@@ -22,6 +22,7 @@ from backdrill.services.serve import HealthApp, RepositoryCache, make_server
 from backdrill.services.serve_http import HttpServer, HttpSettings
 from backdrill.storage.local import LocalStorage
 from helpers.seed import write_drill, write_manifest, write_snapshot
+from helpers.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 H = timedelta(hours=1)
@@ -132,6 +133,7 @@ def test_hsts_only_when_configured_behind_tls(start: Start) -> None:
     assert resp.getheader("Strict-Transport-Security") == "max-age=31536000"
 
 
+@pytest.mark.slow
 def test_a_client_that_sends_nothing_is_disconnected_after_the_read_timeout(
     start: Start,
 ) -> None:
@@ -144,10 +146,12 @@ def test_a_client_that_sends_nothing_is_disconnected_after_the_read_timeout(
     assert 0.9 <= waited < 10
 
 
+@pytest.mark.slow
 def test_connections_past_the_cap_wait_until_one_closes(start: Start) -> None:
-    _server, port = start(connection_limit=2)
+    server, port = start(connection_limit=2)
     idle = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(2)]
-    time.sleep(0.5)  # both accepted
+    channels = server._server.active_channels  # waitress's accepted connections, by fd
+    wait_until(lambda: len(channels) >= 2, timeout=15, what="both connections accepted")
     try:
         with pytest.raises(TimeoutError):
             request(port, "GET", "/health", timeout=2)
@@ -176,6 +180,7 @@ def records() -> Iterator[list[logging.LogRecord]]:
     logger.setLevel(old_level)
 
 
+@pytest.mark.slow
 def test_a_client_that_hangs_up_early_is_one_line_and_no_traceback(
     start: Start, capfd: pytest.CaptureFixture[str], records: list[logging.LogRecord]
 ) -> None:
@@ -186,7 +191,11 @@ def test_a_client_that_hangs_up_early_is_one_line_and_no_traceback(
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()  # a reset, before the answer is read
-    time.sleep(1.5)
+
+    def hung_up_lines() -> list[str]:
+        return [r.getMessage() for r in records if "hung up" in r.getMessage()]
+
+    wait_until(lambda: len(hung_up_lines()) >= clients, timeout=30, what="every hang-up logged")
     assert request(port, "GET", "/health").status == 200  # still serving
     err = capfd.readouterr().err
     assert "Traceback" not in err

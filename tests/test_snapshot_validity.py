@@ -16,7 +16,7 @@ import yaml
 
 from backdrill.timeutil import isoformat, new_id, utcnow
 from backdrill.zstdio import compressed, decompressed
-from helpers.cli import Repo, run_cli
+from helpers.cli import Cli, Repo
 from helpers.files import files_config, make_tree
 from helpers.repo import list_keys, read_object, write_object
 
@@ -27,10 +27,11 @@ def _backed_up(tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo) -
     source = tmp_path / "filestore"
     make_tree(source, count=3)
     config = files_config(tmp_path / "c.yaml", repo, str(source))
+    cli = Cli(capsys, config)
     doc = yaml.safe_load(config.read_text())
     doc["retention"] = {"days": 30, "min_keep": 1, "grace_hours": 0}
     config.write_text(yaml.safe_dump(doc))
-    done = run_cli(capsys, "--config", str(config), "backup", "files")
+    done = cli("backup", "files")
     assert done.code == 0, done.err
     return config
 
@@ -73,6 +74,7 @@ def test_a_forged_snapshot_is_named_by_verify_list_restore_and_prune_deletes_not
     problem: str,
 ) -> None:
     config = _backed_up(tmp_path, capsys, repo)
+    cli = Cli(capsys, config)
     (real_key,) = list_keys(repo, "files/filestore/snapshots/")
     real_id = real_key.rsplit("/", 1)[-1].removesuffix(".json.zst")
     doc = json.loads(decompressed(read_object(repo, real_key), "test", limit=1 << 30))
@@ -81,20 +83,17 @@ def test_a_forged_snapshot_is_named_by_verify_list_restore_and_prune_deletes_not
     write_object(repo, key, compressed(json.dumps(doc).encode()))
     before = list_keys(repo)
 
-    verified = run_cli(capsys, "--config", str(config), "verify", stored_as)
+    verified = cli("verify", stored_as)
     assert verified.code == 4, verified.out + verified.err
     assert key in verified.err
     assert problem in verified.err
-    every = run_cli(capsys, "--config", str(config), "verify", "--all")
+    every = cli("verify", "--all")
     assert every.code == 4, every.out + every.err
     assert key in every.err
-    listed = run_cli(capsys, "--config", str(config), "list", "files", "--json")
+    listed = cli("list", "files", "--json")
     assert listed.code == 0
     assert key in listed.err
-    restored = run_cli(
-        capsys,
-        "--config",
-        str(config),
+    restored = cli(
         "restore",
         "files",
         "--snapshot",
@@ -104,10 +103,10 @@ def test_a_forged_snapshot_is_named_by_verify_list_restore_and_prune_deletes_not
     )
     assert restored.code == 4, restored.out + restored.err
     assert key in restored.err
-    pruned = run_cli(capsys, "--config", str(config), "prune")
+    pruned = cli("prune")
     assert pruned.code == 4, pruned.out + pruned.err
     assert key in pruned.err
     assert "refuses to delete anything" in pruned.err
     assert list_keys(repo) == before
     # the real snapshot stays good
-    assert run_cli(capsys, "--config", str(config), "verify", real_id).code == 0
+    assert cli("verify", real_id).code == 0

@@ -11,7 +11,7 @@ from backdrill.config import load_config
 from backdrill.errors import ConfigError
 from backdrill.pg.connection import ConnParams
 from backdrill.ssot import conflicts_of, policy
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 SSOT = REPO / "ops/ssot/system_design_map.yaml"
@@ -73,13 +73,15 @@ def test_config_check_names_the_values_that_differ(
         targets={"rpo_hours": 12},
         retention={"days": 30},
     )
-    result = run_cli(capsys, "--config", str(config), "config", "check")
+    cli_config = Cli(capsys, config)
+    result = cli_config("config", "check")
     assert result.code == 1
     assert "ssot agreement" in result.out
     assert "targets -> rpo_hours: config 12, SSOT 24" in result.out
     assert "retention -> days" not in result.out  # agrees
     agreeing = write_config(tmp_path / "ok.yaml", pg, local_repo, ssot="ssot.yaml")
-    ok = run_cli(capsys, "--config", str(agreeing), "config", "check")
+    cli_agreeing = Cli(capsys, agreeing)
+    ok = cli_agreeing("config", "check")
     assert ok.code == 0, ok.out
     assert "RPO 24 h, RTO 4 h, retention 30 days" in ok.out
     assert "backup db 0 3 * * *, backup files 0 4 * * *" in ok.out

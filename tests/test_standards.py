@@ -27,6 +27,7 @@ def copy(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_standards_check_passes_on_the_repository(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_cli(capsys, "standards", "check", "--root", str(REPO))
     assert result.code == 0, result.out + result.err
@@ -34,6 +35,7 @@ def test_standards_check_passes_on_the_repository(capsys: pytest.CaptureFixture[
     assert "FAIL" not in result.out
 
 
+@pytest.mark.slow
 def test_standards_check_needs_no_backdrill_config(
     capsys: pytest.CaptureFixture[str], copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -42,6 +44,7 @@ def test_standards_check_needs_no_backdrill_config(
     assert result.code == 0, result.err
 
 
+@pytest.mark.slow
 def test_missing_runbook_fails_naming_it(capsys: pytest.CaptureFixture[str], copy: Path) -> None:
     (copy / "docs/runbooks/service-restart.md").unlink()
     result = run_cli(capsys, "standards", "check", "--root", str(copy))
@@ -112,6 +115,7 @@ def test_bad_schedule_structure_is_named(capsys: pytest.CaptureFixture[str], cop
     assert "backups -> schedule -> 0: cron 'at three' is not a valid cron expression" in result.err
 
 
+@pytest.mark.slow
 def test_wrapper_script_runs_the_check_on_its_repository() -> None:
     ok = subprocess.run(
         [sys.executable, str(REPO / "scripts/validate_enterprise_standards.py")],
@@ -124,6 +128,7 @@ def test_wrapper_script_runs_the_check_on_its_repository() -> None:
     assert "all enterprise-standards checks passed" in ok.stdout
 
 
+@pytest.mark.slow
 def test_wrapper_script_fails_on_a_broken_copy(copy: Path) -> None:
     (copy / "docs/runbooks/incident-response.md").unlink()
     failed = subprocess.run(
@@ -148,6 +153,7 @@ def test_ci_workflow_runs_the_wrapper() -> None:
     assert any(s.get("run") == "python scripts/validate_enterprise_standards.py" for s in steps)
 
 
+@pytest.mark.slow
 def test_checkout_without_a_pre_commit_config_fails(
     capsys: pytest.CaptureFixture[str], copy: Path
 ) -> None:
@@ -159,6 +165,7 @@ def test_checkout_without_a_pre_commit_config_fails(
     ]
 
 
+@pytest.mark.slow
 def test_pre_commit_config_without_a_secret_scanner_fails(
     capsys: pytest.CaptureFixture[str], copy: Path
 ) -> None:
@@ -188,6 +195,7 @@ def test_the_repository_hook_is_local_and_uses_the_committed_baseline() -> None:
     assert re.search(r"^secret-scan: venv\n\t.*pre-commit run --all-files", makefile, re.M)
 
 
+@pytest.mark.slow
 def test_the_hook_refuses_a_planted_secret(tmp_path: Path) -> None:
     """The scanner the hook runs finds a key outside tests/ (it fails, naming the file)."""
     planted = tmp_path / "settings.py"

@@ -17,7 +17,7 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts, SnapshotFacts, source_name
 from backdrill.services.status import State, evaluate
 from backdrill.ssot import Policy
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, repo_config, write_config
 from helpers.seed import write_drill, write_manifest, write_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,14 +26,14 @@ H = timedelta(hours=1)
 
 
 def config_file(tmp_path: Path, repo: Path, *, ssot: bool = True) -> Path:
-    path = tmp_path / "backdrill.yaml"
-    text = f"storage: {{url: 'file://{repo}'}}\nfiles: {{source: /var/lib/odoo/filestore/odoo}}\n"
-    text += "postgres: {databases: [odoo]}\n"
-    if ssot:
-        shutil.copy(REPO / "ops/ssot/system_design_map.yaml", tmp_path / "ssot.yaml")
-        text += "ssot: ssot.yaml\n"
-    path.write_text(text)
-    return path
+    """The configuration of one Odoo database and filestore in the local ``repo``."""
+    return repo_config(
+        tmp_path / "backdrill.yaml",
+        Repo(f"file://{repo}"),
+        ssot=ssot,
+        postgres={"databases": ["odoo"]},
+        files={"source": "/var/lib/odoo/filestore/odoo"},
+    )
 
 
 def seed(repo: Path, *, db_age: timedelta, files_age: timedelta, drill_age: timedelta) -> None:
@@ -67,10 +67,10 @@ def test_status_exit_code_follows_nagios(
 ) -> None:
     repo = tmp_path / "repo"
     seed(repo, db_age=db_age, files_age=files_age, drill_age=drill_age)
-    result = run_cli(capsys, "--config", str(config_file(tmp_path, repo)), "status")
+    result = Cli(capsys, config_file(tmp_path, repo))("status")
     assert result.code == code, result.out + result.err
     assert result.out.startswith(f"BACKDRILL {state} - ")
-    as_json = run_cli(capsys, "--config", str(config_file(tmp_path, repo)), "status", "--json")
+    as_json = Cli(capsys, config_file(tmp_path, repo))("status", "--json")
     assert as_json.code == code
     doc = json.loads(as_json.out)
     assert doc["status"] == state
@@ -88,7 +88,7 @@ def test_stale_status_names_the_database_and_its_age(
 ) -> None:
     repo = tmp_path / "repo"
     seed(repo, db_age=30 * H, files_age=H, drill_age=24 * H)
-    result = run_cli(capsys, "--config", str(config_file(tmp_path, repo)), "status")
+    result = Cli(capsys, config_file(tmp_path, repo))("status")
     assert result.code == 2
     first = result.out.splitlines()[0]
     assert first.startswith("BACKDRILL CRITICAL - database odoo: last backup ")
@@ -105,7 +105,7 @@ def test_no_backup_of_a_configured_database_is_critical(
     now = datetime.now(UTC)
     write_snapshot(repo, "odoo", now - H)
     write_drill(repo, now - H)
-    result = run_cli(capsys, "--config", str(config_file(tmp_path, repo)), "status")
+    result = Cli(capsys, config_file(tmp_path, repo))("status")
     assert result.code == 2
     assert "database odoo: no committed backup" in result.out
 
@@ -113,7 +113,7 @@ def test_no_backup_of_a_configured_database_is_critical(
 def test_unreadable_repository_is_critical(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_cli(capsys, "--config", str(config_file(tmp_path, tmp_path / "nowhere")), "status")
+    result = Cli(capsys, config_file(tmp_path, tmp_path / "nowhere"))("status")
     assert result.code == 2
     assert result.out.startswith("BACKDRILL CRITICAL - repository unreadable: repository directory")
 
@@ -124,8 +124,9 @@ def test_without_ssot_the_config_targets_apply(
     repo = tmp_path / "repo"
     seed(repo, db_age=5 * H, files_age=H, drill_age=24 * H)
     path = config_file(tmp_path, repo, ssot=False)
+    cli = Cli(capsys, path)
     path.write_text(path.read_text() + "targets: {rpo_hours: 4}\n")
-    result = run_cli(capsys, "--config", str(path), "status")
+    result = cli("status")
     assert result.code == 2
     assert "database odoo" in result.out.splitlines()[0]
 
@@ -231,15 +232,14 @@ def test_status_is_ok_after_a_real_backup_and_drill_on_each_backend(
         ssot="ssot.yaml",
         drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
     )
-    before = run_cli(capsys, "--config", str(config), "status")
+    cli = Cli(capsys, config)
+    before = cli("status")
     assert before.code == 2  # nothing backed up, nothing drilled
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-    drilled = run_cli(capsys, "--config", str(config), "drill", "run")
+    assert cli("backup", "db").code == 0
+    drilled = cli("drill", "run")
     assert drilled.code == 0, drilled.err
     metrics = tmp_path / "backdrill.prom"
-    result = run_cli(
-        capsys, "--config", str(config), "--metrics-file", str(metrics), "status", "--json"
-    )
+    result = cli("--metrics-file", str(metrics), "status", "--json")
     assert result.code == 0, result.out
     doc = json.loads(result.out)
     assert doc["status"] == "OK"

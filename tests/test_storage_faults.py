@@ -8,7 +8,6 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,27 +15,15 @@ from typing import Any
 import pytest
 
 from backdrill.config import RetryConfig
-from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.sample.odoo import SampleInfo, create_sample
+from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Repo, Result, run_cli, run_cli_process, write_config
+from helpers.cli import Cli, Repo, Result, run_cli_process, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
 from helpers.s3proxy import FaultProxy, Rule
 
 pytestmark = pytest.mark.reliability
-
-
-@pytest.fixture(scope="module")
-def mp_sample(
-    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SampleInfo]:
-    """About 7 MB of compressed dump at level 1: two multipart parts of 5 MB."""
-    name = f"odoo_mp_{secrets.token_hex(3)}"
-    info = create_sample(pg_cluster.params, name, tmp_path_factory.mktemp("fs"), scale=20)
-    yield info
-    drop_database(pg_cluster.params, name)
 
 
 def backup(
@@ -59,9 +46,10 @@ def backup(
         drill={"work_dir": str(work or tmp_path / "work"), "report_dir": str(tmp_path / "r")},
         **sections,
     )
+    cli = Cli(capsys, config)
     if subprocess:
         return config, run_cli_process("--config", str(config), "backup", "db")
-    return config, run_cli(capsys, "--config", str(config), "backup", "db")
+    return config, cli("backup", "db")
 
 
 def assert_committed_and_verified(repo: Repo) -> dict[str, Any]:
@@ -100,7 +88,7 @@ def test_backup_commits_after_five_consecutive_transient_errors(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
     status: int,
@@ -112,7 +100,7 @@ def test_backup_commits_after_five_consecutive_transient_errors(
     rule = fault_proxy.add(
         Rule("error", method=method, contains=contains, times=5, status=status, code=code)
     )
-    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 5
     attempts = [w["attempt"] for w in retry_warnings(result)]
@@ -125,13 +113,13 @@ def test_backup_commits_after_connection_resets_mid_part(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     repo = with_retry(proxied_repo, QUICK_RETRY)
     rule = fault_proxy.add(Rule("reset", method="PUT", contains="partNumber=2", times=2))
-    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 2
     assert len(retry_warnings(result)) == 2
@@ -142,14 +130,14 @@ def test_backup_rides_out_a_ten_second_outage_with_the_default_policy(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     repo = with_retry(proxied_repo, DEFAULT_RETRY)
     rule = fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=10))
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits >= 2
     assert time.monotonic() - started >= 10
@@ -170,7 +158,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
@@ -181,7 +169,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
     repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 20})
     fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=outage))
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database, subprocess=True)
+    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database, subprocess=True)
     elapsed = time.monotonic() - started
     assert result.code == 5, result.err
     assert outage <= elapsed < outage + 20
@@ -198,7 +186,7 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
@@ -209,13 +197,14 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
     fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=300))
     started = time.monotonic()
     # a separate process, so that its lock is left by a dead holder, as after a real run
-    config, result = backup(tmp_path, capsys, pg, repo, mp_sample.database, subprocess=True)
+    config, result = backup(tmp_path, capsys, pg, repo, large_sample.database, subprocess=True)
+    cli = Cli(capsys, config)
     assert result.code == 5, result.err
     assert time.monotonic() - started < 60
     assert "`backdrill prune` removes it" in result.err
     fault_proxy.clear()  # the outage ends
     assert manifests(repo) == []
-    prune = run_cli(capsys, "--config", str(config), "prune")
+    prune = cli("prune")
     assert prune.code == 0, prune.err
     assert open_uploads(repo) == []
     assert manifests(repo) == []
@@ -226,14 +215,14 @@ def test_backup_fails_when_parts_keep_failing_and_aborts_the_upload(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    mp_sample: SampleInfo,
+    large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     """The store keeps answering 503 to uploads: retries exhausted, exit 5; the
     multipart upload is aborted and the lock released (the store answers those)."""
     fault_proxy.add(Rule("error", method="PUT", contains="partNumber", times=10_000))
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, mp_sample.database)
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, large_sample.database)
     assert result.code == 5, result.err
     (line,) = result.errors
     assert "ServiceUnavailable" in line and "gave up after 3 attempts" in line
@@ -251,14 +240,14 @@ def test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
     status: int,
     code: str,
 ) -> None:
     rule = fault_proxy.add(Rule("error", method="PUT", times=100, status=status, code=code))
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database)
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, shared_sample.database)
     assert result.code == 5
     # the attempt records (status/, written after the command) are requests of their own
     records = [r for r in status_requests(fault_proxy) if r[0] == "PUT"]
@@ -273,12 +262,12 @@ def test_a_bucket_that_does_not_exist_exits_5_naming_it(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     repo = replace(proxied_repo, url="s3://no-such-bucket-here/prod")
-    _config, result = backup(tmp_path, capsys, pg, repo, sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, shared_sample.database)
     assert result.code == 5
     (line,) = result.errors
     assert "NoSuchBucket" in line and "create the bucket no-such-bucket-here" in line
@@ -291,13 +280,13 @@ def test_an_endpoint_whose_name_does_not_resolve_exits_5_without_retrying(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
 ) -> None:
     repo = with_retry(replace(proxied_repo), DEFAULT_RETRY)
     repo.storage["endpoint_url"] = "http://backdrill-no-such-host.invalid:9000"
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, sample.database)
+    _config, result = backup(tmp_path, capsys, pg, repo, shared_sample.database)
     assert result.code == 5
     assert time.monotonic() - started < 20
     assert retry_warnings(result) == []
@@ -309,12 +298,12 @@ def test_an_unreachable_endpoint_is_retried_then_exits_5(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
 ) -> None:
     fault_proxy.go_down(3600)
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database)
+    _config, result = backup(tmp_path, capsys, pg, proxied_repo, shared_sample.database)
     assert result.code == 5
     assert [w["attempt"] for w in retry_warnings(result)] == [1, 2]
     (line,) = result.errors
@@ -365,10 +354,11 @@ def test_a_download_broken_mid_body_resumes_with_a_ranged_get(
     command: str,
     action: str,
 ) -> None:
+    cli = Cli(capsys, backed_s3)
     target = f"restored_{secrets.token_hex(3)}"
     rule = fault_proxy.add(Rule(action, method="GET", contains="dump.pgdump.zst", times=1))  # type: ignore[arg-type]
     try:
-        result = run_cli(capsys, "--config", str(backed_s3), *_args(command, pg, target))
+        result = cli(*_args(command, pg, target))
         assert result.code == 0, result.err
         assert rule.hits == 1
         ranged = [p for m, p in fault_proxy.requests if m == "GET" and "dump.pgdump.zst" in p]
@@ -388,11 +378,12 @@ def test_a_byte_flipped_in_a_download_exits_4_and_leaves_nothing_restored(
     work_dir: Path,
     command: str,
 ) -> None:
+    cli = Cli(capsys, backed_s3)
     target = f"restored_{secrets.token_hex(3)}"
     before = _pg_databases(pg)
     fault_proxy.add(Rule("flip", method="GET", contains="dump.pgdump.zst", times=1))
     try:
-        result = run_cli(capsys, "--config", str(backed_s3), *_args(command, pg, target))
+        result = cli(*_args(command, pg, target))
         assert result.code == 4, result.err
         assert "Traceback" not in result.err
         text = result.err + result.out

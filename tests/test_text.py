@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,6 +47,7 @@ def test_webhook_text_has_no_slack_control_character(value: str) -> None:
     assert re.sub(r"&(amp|lt|gt);", "", shown).count("&") == 0
 
 
+@pytest.mark.slow
 @given(anything)
 def test_nagios_text_and_label(value: str) -> None:
     assert "|" not in text.nagios_text(value) and "\n" not in text.nagios_text(value)

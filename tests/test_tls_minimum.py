@@ -23,7 +23,7 @@ from backdrill.notify import Event, send
 from backdrill.pg.cluster import LocalCluster, unprivileged_user
 from backdrill.pg.connection import ConnParams
 from conftest import S3_KEY_ID, S3_SECRET
-from helpers.cli import run_cli
+from helpers.cli import Cli, run_cli
 from helpers.tls import TlsProxy, make_cert
 
 
@@ -149,7 +149,8 @@ def test_lowering_the_minimum_to_tls12_connects_and_is_flagged(
 ) -> None:
     cap(tls_cluster, "TLSv1.2")
     config = pg_config(tmp_path / "c.yaml", tls_cluster, security={"tls_min_version": "1.2"})
-    result = run_cli(capsys, "--config", str(config), "config", "check")
+    cli = Cli(capsys, config)
+    result = cli("config", "check")
     assert result.code == 0, result.out + result.err
     found = rows(result.out)
     assert "TLSv1.2 negotiated" in found["postgres TLS"]
@@ -311,6 +312,7 @@ class HttpsReceiver:
 EVENT = Event(kind="backup db", status="failure", run_id="r1", host="h", error="boom")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("maximum", "tls_min", "delivered"),
     [

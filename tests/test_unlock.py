@@ -20,7 +20,7 @@ from backdrill.repository.layout import lock_key
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import isoformat, utcnow
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, repo_config, write_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests, read_object, write_object
 
@@ -48,9 +48,7 @@ def put_lock(repo: Repo, scope: str, doc: dict[str, Any] | bytes) -> None:
 
 
 def only_config(tmp_path: Path, repo: Repo) -> Path:
-    path = tmp_path / "backdrill.yaml"
-    path.write_text(json.dumps({"storage": {"url": repo.url, **repo.storage}}))
-    return path
+    return repo_config(tmp_path / "backdrill.yaml", repo)
 
 
 def last_message(result: Result) -> str:
@@ -71,13 +69,14 @@ def test_a_forged_lock_expiring_in_2099_is_named_with_its_expiry_and_how_to_clea
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    sample: SampleInfo,
+    shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    scope = f"db-{sample.database}"
+    scope = f"db-{shared_sample.database}"
     put_lock(local_repo, scope, lock_doc(scope=scope))
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
+    cli = Cli(capsys, config)
+    result = cli("backup", "db")
     assert result.code == LockHeld.exit_code == 6
     message = last_message(result)
     for part in (
@@ -144,13 +143,14 @@ def test_backup_files_with_a_huge_pid_lock_exits_6_naming_it(
     source.mkdir()
     (source / "a.txt").write_text("a")
     config = tmp_path / "backdrill.yaml"
+    cli = Cli(capsys, config)
     config.write_text(
         json.dumps({"storage": {"url": local_repo.url}, "files": {"source": str(source)}})
     )
     put_lock(
         local_repo, "files-filestore", lock_doc(scope="files-filestore", host=HOST, pid=10**30)
     )
-    result = run_cli(capsys, "--config", str(config), "backup", "files")
+    result = cli("backup", "files")
     assert result.code == 6, result.err
     assert "files-filestore is locked by an object backdrill did not write" in last_message(result)
     assert "internal error" not in result.err
@@ -159,13 +159,13 @@ def test_backup_files_with_a_huge_pid_lock_exits_6_naming_it(
 def test_unlock_refuses_a_live_lock_without_force_and_removes_it_with_force(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
-    config = str(only_config(tmp_path, repo))
+    cli = Cli(capsys, only_config(tmp_path, repo))
     put_lock(repo, "db-odoo", lock_doc())
-    result = run_cli(capsys, "--config", config, "unlock", "db-odoo")
+    result = cli("unlock", "db-odoo")
     assert result.code == 6
     assert "not removed" in last_message(result) and "--force" in last_message(result)
     assert list_keys(repo, "locks/") == ["locks/db-odoo"]
-    result = run_cli(capsys, "--config", config, "unlock", "db-odoo", "--force")
+    result = cli("unlock", "db-odoo", "--force")
     assert result.code == 0, result.err
     assert "removed the lock db-odoo (--force)" in result.out
     assert list_keys(repo, "locks/") == []
@@ -180,7 +180,7 @@ def test_unlock_removes_a_stale_lock_without_force(
     else:
         doc = lock_doc(host=HOST, pid=dead_pid())
     put_lock(local_repo, "prune", {**doc, "scope": "prune"})
-    result = run_cli(capsys, "--config", str(only_config(tmp_path, local_repo)), "unlock", "prune")
+    result = Cli(capsys, only_config(tmp_path, local_repo))("unlock", "prune")
     assert result.code == 0, result.err
     assert list_keys(local_repo, "locks/") == []
 
@@ -188,10 +188,10 @@ def test_unlock_removes_a_stale_lock_without_force(
 def test_unlock_a_foreign_lock_needs_force(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
-    config = str(only_config(tmp_path, local_repo))
+    cli = Cli(capsys, only_config(tmp_path, local_repo))
     put_lock(local_repo, "db-odoo", lock_doc(pid="abc"))
-    assert run_cli(capsys, "--config", config, "unlock", "db-odoo").code == 6
-    assert run_cli(capsys, "--config", config, "unlock", "db-odoo", "--force").code == 0
+    assert cli("unlock", "db-odoo").code == 6
+    assert cli("unlock", "db-odoo", "--force").code == 0
     assert list_keys(local_repo, "locks/") == []
 
 
@@ -199,7 +199,7 @@ def test_unlock_a_foreign_lock_needs_force(
 def test_unlock_refuses_what_is_not_a_scope(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo, scope: str, code: int
 ) -> None:
-    result = run_cli(capsys, "--config", str(only_config(tmp_path, local_repo)), "unlock", scope)
+    result = Cli(capsys, only_config(tmp_path, local_repo))("unlock", scope)
     assert result.code == code
     assert "is not a lock scope" in last_message(result)
 
@@ -208,9 +208,7 @@ def test_unlock_of_no_lock_names_the_locks_there_are(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
     put_lock(local_repo, "db-odoo", lock_doc())
-    result = run_cli(
-        capsys, "--config", str(only_config(tmp_path, local_repo)), "unlock", "db-other"
-    )
+    result = Cli(capsys, only_config(tmp_path, local_repo))("unlock", "db-other")
     assert result.code == 4
     assert "no lock db-other" in last_message(result)
     assert "locks held: db-odoo" in last_message(result)

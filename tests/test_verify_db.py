@@ -9,7 +9,7 @@ import pytest
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.timeutil import new_id
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, write_config
 from helpers.repo import manifests, read_object, write_object
 
 
@@ -21,8 +21,9 @@ def _backup(
     repo: Repo,
 ) -> tuple[Path, str]:
     config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
+    cli = Cli(capsys, config)
     for _ in range(2):
-        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        result = cli("backup", "db")
         assert result.code == 0, result.err
     return config, f"db/{sample.database}/"
 
@@ -35,12 +36,13 @@ def test_verify_all_with_read_data_passes_on_good_backups(
     repo: Repo,
 ) -> None:
     config, _prefix = _backup(tmp_path, capsys, pg, sample, repo)
-    result = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    cli = Cli(capsys, config)
+    result = cli("verify", "--all", "--read-data")
     assert result.code == 0, result.err
     assert "2 backup(s) verified" in result.out
     assert "pg_restore --list reads" in result.out
     first = manifests(repo)[0]["id"]
-    one = run_cli(capsys, "--config", str(config), "verify", first)
+    one = cli("verify", first)
     assert one.code == 0, one.err
 
 
@@ -52,6 +54,7 @@ def test_verify_exits_4_naming_every_failing_backup(
     local_repo: Repo,
 ) -> None:
     config, prefix = _backup(tmp_path, capsys, pg, sample, local_repo)
+    cli = Cli(capsys, config)
     first, second = sorted(m["id"] for m in manifests(local_repo))
     # same size, one byte flipped: only --read-data sees it
     key = f"{prefix}{first}/dump.pgdump.zst"
@@ -65,20 +68,20 @@ def test_verify_exits_4_naming_every_failing_backup(
     broken = f"{prefix}{new_id()}/manifest.json"
     write_object(local_repo, broken, b"{")
 
-    quick = run_cli(capsys, "--config", str(config), "verify", "--all")
+    quick = cli("verify", "--all")
     assert quick.code == 4
     assert second in quick.err
     assert broken in quick.err
     assert first not in quick.err
 
-    full = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    full = cli("verify", "--all", "--read-data")
     assert full.code == 4
     for name in (first, second, broken):
         assert name in full.err
     assert "sha256" in full.err or "checksum" in full.err  # zstd frame or sha256
 
-    unknown = run_cli(capsys, "--config", str(config), "verify", "20200101T000000Z-abcdef")
+    unknown = cli("verify", "20200101T000000Z-abcdef")
     assert unknown.code == 4
     assert "no backup with id" in unknown.err
-    usage = run_cli(capsys, "--config", str(config), "verify")
+    usage = cli("verify")
     assert usage.code == 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -37,6 +39,11 @@ class Result:
         """The error records of a ``--log-format json`` run (raw lines)."""
         return [ln for ln in self.err.splitlines() if '"level": "error"' in ln]
 
+    @property
+    def error_records(self) -> list[dict[str, Any]]:
+        """The error records of a ``--log-format json`` run, parsed."""
+        return [json.loads(ln) for ln in self.errors]
+
 
 def write_config(
     path: Path,
@@ -62,6 +69,21 @@ def write_config(
     doc: dict[str, Any] = {"postgres": postgres, "storage": {"url": repo.url, **repo.storage}}
     for key, value in sections.items():
         doc[key] = value
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+SSOT_FILE = Path(__file__).resolve().parents[2] / "ops" / "ssot" / "system_design_map.yaml"
+
+
+def repo_config(path: Path, repo: Repo, *, ssot: bool = False, **sections: Any) -> Path:
+    """A configuration of a repository (and ``sections``) with no PostgreSQL connection,
+    for the commands that only read or write the repository; ``ssot`` copies the
+    project's SSOT file beside it and names it."""
+    doc: dict[str, Any] = {"storage": {"url": repo.url, **repo.storage}, **sections}
+    if ssot:
+        shutil.copy(SSOT_FILE, path.parent / "ssot.yaml")
+        doc["ssot"] = "ssot.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -160,3 +182,15 @@ def run_cli_pty(*args: str, env: dict[str, str] | None = None, timeout: float = 
             proc.wait()
         os.close(master)
     return Result(code, b"".join(chunks).decode("utf-8", "replace"), "")
+
+
+@dataclass
+class Cli:
+    """The in-process CLI bound to one configuration file, given once:
+    ``cli = Cli(capsys, config)`` then ``cli("backup", "db")``."""
+
+    capsys: pytest.CaptureFixture[str]
+    config: Path
+
+    def __call__(self, *args: str) -> Result:
+        return run_cli(self.capsys, "--config", str(self.config), *args)

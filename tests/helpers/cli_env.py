@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from helpers.cli import Repo, Result, run_cli
+from helpers.ports import refusing_port
 
 #: README "Exit codes" (status: Nagios 0-3)
 EXIT_CODES = {0, 1, 2, 3, 4, 5, 6}
@@ -47,16 +47,10 @@ def fresh_env(tmp_path: Path, config: dict[str, Any] | None = None) -> Env:
     doc.pop("notify", None)  # no webhook to the network
     doc["storage"] = {"url": repo.url}
     doc["files"] = {"source": str(source)}
-    doc["postgres"] = {"host": "127.0.0.1", "port": closed_port(), "connect_timeout": 1}
+    doc["postgres"] = {"host": "127.0.0.1", "port": refusing_port(), "connect_timeout": 1}
     path = root / "backdrill.yaml"
     path.write_text(yaml.safe_dump(doc))
     return Env(root, repo, source, path)
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check(result: Result, args: list[str]) -> None:

@@ -9,26 +9,23 @@ import threading
 import time
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class LateForwarder:
     def __init__(self, target_host: str, target_port: int, delay: float) -> None:
-        self.port = free_port()
+        # bound at once and kept (no close-then-rebind race for the port); connections
+        # are refused until it listens
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
         self._target = (target_host, target_port)
         self._delay = delay
         self._stop = threading.Event()
-        self._server: socket.socket | None = None
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
-        time.sleep(self._delay)
-        server = socket.create_server(("127.0.0.1", self.port))
+        time.sleep(self._delay)  # the subject: a server that is not up yet
+        server = self._server
+        server.listen()
         server.settimeout(0.2)
-        self._server = server
         while not self._stop.is_set():
             try:
                 client, _ = server.accept()
