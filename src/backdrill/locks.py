@@ -32,7 +32,6 @@ import threading
 import time
 from dataclasses import asdict
 from datetime import timedelta
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
@@ -212,12 +211,7 @@ class RepoLock:
         self.acquire()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 

@@ -12,7 +12,7 @@ from backdrill.attempts import Attempt, new_attempt
 from backdrill.cli.errors import report_error
 from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_backup
-from backdrill.cli.options import parse_wait
+from backdrill.cli.options import WaitOption, parse_wait
 from backdrill.cli.render import warn
 from backdrill.cli.state import AppState, state
 from backdrill.errors import BackdrillError, GoalNotMet, Interrupted
@@ -37,10 +37,7 @@ def backup_db(
             help="Back up this PostgreSQL source only (sources:; default: every source).",
         ),
     ] = None,
-    wait: Annotated[
-        str | None,
-        typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
-    ] = None,
+    wait: WaitOption = None,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -158,10 +155,7 @@ def backup_files(
     rehash: Annotated[
         bool, typer.Option("--rehash", help="Read every file, even those unchanged.")
     ] = False,
-    wait: Annotated[
-        str | None,
-        typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
-    ] = None,
+    wait: WaitOption = None,
 ) -> None:
     """Content-addressed, incremental snapshot of the filestore; written last."""
     from backdrill.services.backup_files import run_backup_files

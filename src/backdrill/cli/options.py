@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
 
 from backdrill.errors import UsageError
 from backdrill.timeutil import parse_duration, parse_time
+
+#: ``--wait DURATION`` of the commands that take a lock (parsed by :func:`parse_wait`)
+WaitOption = Annotated[
+    str | None,
+    typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
+]
 
 
 def parse_wait(value: str | None) -> timedelta | None:

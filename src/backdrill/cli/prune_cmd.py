@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from backdrill.services.prune import PruneReport
 
 from backdrill.cli.examples import example
-from backdrill.cli.options import parse_wait
+from backdrill.cli.options import WaitOption, parse_wait
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
 from backdrill.timeutil import human_size
@@ -32,10 +32,7 @@ def prune_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Kept, deleted, locked and orphans as JSON.")
     ] = False,
-    wait: Annotated[
-        str | None,
-        typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
-    ] = None,
+    wait: WaitOption = None,
 ) -> None:
     """Apply retention (days, min_keep, GFS) and remove orphans older than the grace period."""
     app_state = state(ctx)
