@@ -46,7 +46,12 @@ PHASES = [
     ("backdrill.services.backup_db", "_estimated_dump_size", "size estimate"),
     ("backdrill.services.backup_db", "_refuse_unreadable", "pre-flight privileges"),
     ("backdrill.services.backup_db", "inventory", "inventory"),
-    ("backdrill.services.backup_db", "compute_content", "content digests (thread)"),
+    ("backdrill.services.backup_db", "compute_content", "content digests, own conns (thread)"),
+    (
+        "backdrill.services.backup_db",
+        "compute_content_in_snapshot",
+        "content digests, snapshot conn (thread)",
+    ),
     ("backdrill.services.backup_db", "odoo_facts", "odoo facts (thread)"),
     ("backdrill.services.backup_db", "referenced_roles", "roles (thread)"),
     ("backdrill.services.backup_db", "read_properties", "properties (thread)"),
@@ -58,6 +63,7 @@ PHASES = [
     ("backdrill.manifest.DbManifest", "to_json", "manifest to JSON"),
     ("backdrill.storage.local.LocalStorage", "put_bytes", "put_bytes (manifest, locks)"),
     ("backdrill.services.backup_db", "backup_globals", "globals (once)"),
+    ("backdrill.cli.app", "record_attempts", "attempt records (once)"),
 ]
 
 
@@ -96,7 +102,9 @@ def _install_timers() -> dict[str, list[float]]:
     lock = threading.Lock()
     for owner_name, attr, phase in PHASES:
         owner = _resolve(owner_name)
-        original: Callable[..., Any] = getattr(owner, attr)
+        original: Callable[..., Any] | None = getattr(owner, attr, None)
+        if original is None:  # an older backdrill (PYTHONPATH): the phase is not there
+            continue
 
         setattr(owner, attr, _timer(original, phase, spent, lock))
     return spent
@@ -167,11 +175,11 @@ def run_py_spy(config: Path, parallel: int, env: dict[str, str], out: Path) -> N
 def print_phases(parallel: int, result: dict[str, Any], databases: int) -> None:
     print(f"\n--parallel {parallel}: process wall {result['process_wall']:.2f} s, ", end="")
     print(f"CLI wall {result['wall']:.2f} s (interpreter start-up and imports: the rest)")
-    print(f"{'phase':<36} {'calls':>5} {'sum s':>7} {'per db ms':>9}")
+    print(f"{'phase':<40} {'calls':>5} {'sum s':>7} {'per db ms':>9}")
     for _owner, _attr, phase in PHASES:
         times = result["phases"].get(phase, [])
         total = sum(times)
-        print(f"{phase:<36} {len(times):>5} {total:>7.2f} {total / databases * 1000:>9.1f}")
+        print(f"{phase:<40} {len(times):>5} {total:>7.2f} {total / databases * 1000:>9.1f}")
     cpu = result["cpu"]
     shown = ", ".join(f"{name} {seconds:.2f}" for name, seconds in cpu.items())
     print(f"CPU seconds: {shown}; total {sum(cpu.values()):.2f}")
