@@ -146,12 +146,38 @@ def inventory(conn: Conn) -> Inventory:
     return inv
 
 
+# every setting in one round trip; ``is_local``: for the current transaction only
+_SETTINGS_SQL = """
+SELECT set_config(s.name, s.value, %s) FROM unnest(%s::text[], %s::text[]) AS s(name, value)
+"""
+
+
+def apply_settings(conn: Conn, *, local: bool) -> None:
+    """SESSION_SETTINGS on ``conn``: for the session, or (``local``) for the transaction
+    it is in."""
+    names, values = list(SESSION_SETTINGS), list(SESSION_SETTINGS.values())
+    conn.execute(_SETTINGS_SQL, (local, names, values))
+
+
 def _prepare(conn: Conn, snapshot: str | None) -> None:
-    for name, value in SESSION_SETTINGS.items():
-        conn.execute(sql.SQL("SET {} TO {}").format(sql.Identifier(name), sql.Literal(value)))
+    apply_settings(conn, local=False)
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     if snapshot is not None:
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+
+
+#: below this much table data (pg_table_size, the backup's size estimate), a backup's
+#: digests run on its snapshot connection: another connection (a server process to
+#: start, the snapshot to import) costs more than reading a few MiB in parallel saves
+SMALL_DATABASE_BYTES = 16 * 1024 * 1024
+
+
+def digest_connections(data_bytes: int | None, jobs: int) -> int:
+    """Pure: how many connections of their own a backup's digests use; 0: none, they
+    run on the snapshot connection (a small database; an unknown size is not small)."""
+    if data_bytes is not None and data_bytes < SMALL_DATABASE_BYTES:
+        return 0
+    return max(1, jobs)
 
 
 _ROW_DIGEST: dict[Method, str] = {
@@ -213,6 +239,77 @@ def large_objects(conn: Conn) -> list[LargeObjectContent]:
     return out
 
 
+class _Collected:
+    """The tasks of one computation (tables largest first) and what they found; the
+    tasks may run on several connections at once."""
+
+    def __init__(self, inv: Inventory, methods: Mapping[TableKey, Method] | None) -> None:
+        self.tables: list[TableContent] = []
+        self.sequences: list[SequenceValue] = []
+        self.objects: list[LargeObjectContent] = []
+        self.tasks: queue.SimpleQueue[Callable[[Conn], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        chosen = {**inv.methods, **(methods or {})}
+
+        def add_table(schema: str, name: str) -> Callable[[Conn], None]:
+            def run(conn: Conn) -> None:
+                found = table_content(conn, schema, name, chosen.get((schema, name), "text"))
+                with self._lock:
+                    self.tables.append(found)
+
+            return run
+
+        def add_sequences(conn: Conn) -> None:
+            found = [sequence_value(conn, s, n) for s, n in inv.sequences]
+            with self._lock:
+                self.sequences.extend(found)
+
+        def add_large_objects(conn: Conn) -> None:
+            found = large_objects(conn)
+            with self._lock:
+                self.objects.extend(found)
+
+        self.tasks.put(add_large_objects)
+        for schema, name, _pages in sorted(inv.tables, key=lambda t: -t[2]):
+            self.tasks.put(add_table(schema, name))
+        self.tasks.put(add_sequences)
+
+    def run_on(self, conn: Conn, errors: list[BaseException]) -> None:
+        """Take tasks and run them on ``conn`` until none is left (or one failed)."""
+        while not errors:
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                return
+            task(conn)
+
+    def facts(self) -> ContentFacts:
+        return ContentFacts(
+            tables=sorted(self.tables, key=lambda t: t.key),
+            large_objects=sorted(self.objects, key=lambda o: o.oid),
+            sequences=sorted(self.sequences, key=lambda s: s.key),
+        )
+
+
+def _failure(exc: BaseException) -> PostgresError:
+    if isinstance(exc, PostgresError):
+        return exc
+    return PostgresError(f"computing the content digests failed: {first_line(exc)}")
+
+
+def compute_content_in_snapshot(conn: Conn, inv: Inventory) -> ContentFacts:
+    """The content facts of ``inv`` read on ``conn``, which is in the transaction whose
+    snapshot the dump imported (a backup of a small database: digest_connections); the
+    session settings hold for that transaction only. PostgresError on any failure."""
+    collected = _Collected(inv, None)
+    try:
+        apply_settings(conn, local=True)
+        collected.run_on(conn, [])
+    except Exception as exc:
+        raise _failure(exc) from None
+    return collected.facts()
+
+
 def compute_content(
     params: ConnParams,
     inv: Inventory,
@@ -225,47 +322,15 @@ def compute_content(
     object, read through ``workers`` connections (each importing ``snapshot`` if
     given); each table digested by its method in ``methods`` (the manifest's, when
     verifying) or else in ``inv``. PostgresError on any failure."""
-    chosen = {**inv.methods, **(methods or {})}
-    tasks: queue.SimpleQueue[Callable[[Conn], None]] = queue.SimpleQueue()
-    tables: list[TableContent] = []
-    sequences: list[SequenceValue] = []
-    objects: list[LargeObjectContent] = []
-    lock = threading.Lock()
+    collected = _Collected(inv, methods)
 
-    def add_table(schema: str, name: str) -> Callable[[Conn], None]:
-        def run(conn: Conn) -> None:
-            found = table_content(conn, schema, name, chosen.get((schema, name), "text"))
-            with lock:
-                tables.append(found)
-
-        return run
-
-    def add_sequences(conn: Conn) -> None:
-        found = [sequence_value(conn, s, n) for s, n in inv.sequences]
-        with lock:
-            sequences.extend(found)
-
-    def add_large_objects(conn: Conn) -> None:
-        found = large_objects(conn)
-        with lock:
-            objects.extend(found)
-
-    tasks.put(add_large_objects)
-    for schema, name, _pages in sorted(inv.tables, key=lambda t: -t[2]):
-        tasks.put(add_table(schema, name))
-    tasks.put(add_sequences)
     errors: list[BaseException] = []
 
     def worker() -> None:
         try:
             with params.connect() as conn:
                 _prepare(conn, snapshot)
-                while not errors:
-                    try:
-                        task = tasks.get_nowait()
-                    except queue.Empty:
-                        break
-                    task(conn)
+                collected.run_on(conn, errors)
                 conn.execute("ROLLBACK")
         except BaseException as exc:
             errors.append(exc)
@@ -279,12 +344,5 @@ def compute_content(
     for thread in threads:
         thread.join()
     if errors:
-        exc = errors[0]
-        if isinstance(exc, PostgresError):
-            raise exc
-        raise PostgresError(f"computing the content digests failed: {first_line(exc)}")
-    return ContentFacts(
-        tables=sorted(tables, key=lambda t: t.key),
-        large_objects=sorted(objects, key=lambda o: o.oid),
-        sequences=sorted(sequences, key=lambda s: s.key),
-    )
+        raise _failure(errors[0])
+    return collected.facts()

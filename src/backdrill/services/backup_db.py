@@ -50,7 +50,13 @@ from backdrill.pg.connection import (
     list_databases,
     server_version,
 )
-from backdrill.pg.content import Inventory, compute_content, inventory
+from backdrill.pg.content import (
+    Inventory,
+    compute_content,
+    compute_content_in_snapshot,
+    digest_connections,
+    inventory,
+)
 from backdrill.pg.database_properties import DatabaseProperties, read_properties
 from backdrill.pg.dumpdir import dump_directory
 from backdrill.pg.introspect import count_rows
@@ -146,11 +152,20 @@ class _SnapshotFacts(threading.Thread):
 
     def run(self) -> None:
         try:
+            # first: the digests on this connection (digest_jobs 0) set its transaction's
+            # session settings (search_path among them)
+            self.odoo = odoo_facts(self.conn)
+            self.roles = referenced_roles(self.conn)
+            self.properties = read_properties(self.conn)
             if self.digest_jobs is None:
                 self.tables = count_rows(self.conn, frozenset(self.inv.not_dumped))
             else:
-                self.content = compute_content(
-                    self.params, self.inv, snapshot=self.snapshot, workers=self.digest_jobs
+                self.content = (
+                    compute_content_in_snapshot(self.conn, self.inv)
+                    if self.digest_jobs == 0
+                    else compute_content(
+                        self.params, self.inv, snapshot=self.snapshot, workers=self.digest_jobs
+                    )
                 )
                 self.tables = [
                     TableRows.model_validate(
@@ -158,9 +173,6 @@ class _SnapshotFacts(threading.Thread):
                     )
                     for t in self.content.tables
                 ]
-            self.odoo = odoo_facts(self.conn)
-            self.roles = referenced_roles(self.conn)
-            self.properties = read_properties(self.conn)
         except BaseException as exc:
             self.error = exc
 
@@ -264,13 +276,14 @@ def _dump_directory(
 
 
 # the data pg_dump writes out: user tables (heap and TOAST, not indexes nor catalogs) and
-# large objects; pg_database_size, the fallback, also counts indexes and free space
+# large objects; pg_database_size, the fallback, also counts indexes and free space (and
+# stats every file of the database: asked only when the data's size says nothing)
 _DATA_SIZE = """
-SELECT coalesce(sum(pg_table_size(c.oid)), 0) + pg_table_size('pg_catalog.pg_largeobject'),
-       pg_database_size(current_database())
+SELECT coalesce(sum(pg_table_size(c.oid)), 0) + pg_table_size('pg_catalog.pg_largeobject')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
+_DATABASE_SIZE = "SELECT pg_database_size(current_database())"
 
 
 def _estimated_dump_size(conn: psycopg.Connection[Any]) -> int | None:
@@ -278,12 +291,14 @@ def _estimated_dump_size(conn: psycopg.Connection[Any]) -> int | None:
     (else of the database). None when the server will not tell: progress then shows no
     total, and the backup goes on."""
     try:
-        row = conn.execute(_DATA_SIZE).fetchone()
+        for query in (_DATA_SIZE, _DATABASE_SIZE):
+            row = conn.execute(query).fetchone()
+            value = row[0] if row else None
+            if isinstance(value, int | Decimal) and value > 0:
+                return int(value)
     except psycopg.Error as exc:
         log.debug("no database size for the progress bar: %s", first_line(exc))
-        return None
-    sizes = [int(v) for v in (row or ()) if isinstance(v, int | Decimal) and v > 0]
-    return sizes[0] if sizes else None
+    return None
 
 
 def _remove_uncommitted(ctx: RunContext, prefix: str) -> None:
@@ -386,7 +401,11 @@ def _backup_database(
             raise PostgresError(
                 f"cannot list the tables of {database}: {first_line(exc)}"
             ) from None
-        digests = cfg.backup.content_digest_jobs if cfg.backup.content_digests else None
+        digests = (
+            digest_connections(size, cfg.backup.content_digest_jobs)
+            if cfg.backup.content_digests
+            else None
+        )
         counter = _SnapshotFacts(conn, db_params, snapshot, inv, digests)
         counter.start()
         argv: list[str | Path] = [

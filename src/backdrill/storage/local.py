@@ -61,6 +61,24 @@ def create_private(path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
+#: delete() drops the directories it leaves empty: another thread's writer may see the
+#: directory it just made vanish before its file is in it, and makes it again
+_VANISHED_DIR_RETRIES = 5
+
+
+def create_new(path: Path) -> BinaryIO:
+    """``create_private`` in a directory made first (``make_dirs``), made again if a
+    concurrent delete() removed it (emptied) in between."""
+    for attempt in range(_VANISHED_DIR_RETRIES):
+        try:
+            make_dirs(path.parent)
+            return create_private(path)
+        except (FileNotFoundError, FileExistsError):  # make_dirs: made, then removed
+            if attempt == _VANISHED_DIR_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -73,9 +91,8 @@ class _LocalWriter(ObjectWriter):
     def __init__(self, final: Path) -> None:
         super().__init__()
         self._final = final
-        make_dirs(final.parent)
         self._tmp = final.with_name(f"{PARTIAL_PREFIX}{final.name}.{secrets.token_hex(4)}")
-        self._file = create_private(self._tmp)
+        self._file = create_new(self._tmp)
 
     def write(self, data: bytes) -> None:
         try:
@@ -144,10 +161,9 @@ class LocalStorage(Storage):
         # Exclusive creation that is never seen half-written: write a temp file, then
         # hard-link it to the final name (link fails if the name exists), then unlink.
         final = self._path(key)
-        make_dirs(final.parent)
         tmp = final.with_name(f"{PARTIAL_PREFIX}{final.name}.{secrets.token_hex(4)}")
         try:
-            with create_private(tmp) as out:
+            with create_new(tmp) as out:
                 out.write(data)
             try:
                 os.link(tmp, final)
