@@ -96,11 +96,13 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
     return Result(code, captured.out, captured.err)
 
 
-def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+def run_cli_process(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, log_format: str = "json"
+) -> Result:
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, "-m", "backdrill", "--log-format", "json", *args],
+        [sys.executable, "-m", "backdrill", "--log-format", log_format, *args],
         capture_output=True,
         text=True,
         env=full_env,
