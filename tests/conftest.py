@@ -21,7 +21,8 @@ from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.redact import SECRETS
 from backdrill.sample.odoo import SampleInfo, create_sample
-from helpers.cli import Repo
+from helpers.backed import BackUp
+from helpers.cli import Cli, Repo, SampleCli
 from helpers.s3proxy import FaultProxy
 
 S3_KEY_ID = "testing-key-id"
@@ -238,3 +239,42 @@ def proxied_repo(fault_proxy: FaultProxy, bucket: str) -> Repo:
     """An S3 repository reached through the fault-injecting proxy."""
     # quick retries by default; the fault tests set the real defaults
     return s3_repo(fault_proxy.url, bucket, part_size_mb=5, retry=FAST_RETRY)
+
+
+@pytest.fixture
+def sample_cli(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg: ConnParams,
+    local_repo: Repo,
+) -> SampleCli:
+    """Binds the CLI to a configuration (``c.yaml`` in ``tmp_path``) of one database,
+    the shared sample unless the call names another, on ``local_repo`` unless the call
+    names another repository; ``shared_sample`` and ``work_dir`` are set up only when
+    a call needs them."""
+    return SampleCli(
+        capsys,
+        pg,
+        tmp_path / "c.yaml",
+        local_repo,
+        tmp_path / "reports",
+        lambda: str(request.getfixturevalue("shared_sample").database),
+        lambda: Path(request.getfixturevalue("work_dir")),
+    )
+
+
+@pytest.fixture
+def drill_cli(sample_cli: SampleCli) -> Cli:
+    """The CLI on the shared sample database and ``local_repo``, drills reporting to
+    ``tmp_path / "reports"`` and working in ``work_dir``."""
+    return sample_cli.drilling()
+
+
+@pytest.fixture
+def back_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, work_dir: Path
+) -> BackUp:
+    """Backs a database up once (``back_up(repo, database)``), drills configured to
+    report to ``tmp_path / "reports"`` and to work in ``work_dir``."""
+    return BackUp(tmp_path, capsys, pg, work_dir)

@@ -13,14 +13,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backdrill.attempts import Attempt, attempt_key, parse_attempt
-from backdrill.manifest import DbManifest
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts
 from backdrill.services.status import State, evaluate
 from backdrill.ssot import Policy
-from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.repo import list_keys, read_object, write_object
+from helpers.seed import db_manifest
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -73,15 +73,8 @@ def test_a_failed_backup_db_survives_a_later_backup_files_in_the_metrics_file(
     assert record.error is not None and "no_such_db" in record.error
 
 
-def test_status_names_a_failed_last_attempt(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    local_repo: Repo,
-) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
-    cli = Cli(capsys, config)
+def test_status_names_a_failed_last_attempt(sample_cli: SampleCli) -> None:
+    cli = sample_cli()
     assert cli("backup", "db").code == 0
     before = cli("status", "--json")
     assert not [c for c in json.loads(before.out)["checks"] if c["kind"] == "attempt"]
@@ -98,25 +91,11 @@ def test_status_names_a_failed_last_attempt(
 
 
 def _facts(*attempts: Attempt) -> RepoFacts:
-    manifest = DbManifest.model_validate(
-        {
-            "schema_version": 1,
-            "id": "20261127T110000Z-aaaaaa",
-            "database": "odoo",
-            "created_at": NOW - timedelta(hours=1),
-            "started_at": NOW - timedelta(hours=1),
-            "finished_at": NOW - timedelta(minutes=59),
-            "compression": {"algorithm": "zstd"},
-            "raw_size": 1,
-            "stored_size": 1,
-            "sha256": "0",
-            "server_version": "15",
-            "pg_dump_version": "15",
-            "backdrill_version": "0",
-            "run_id": "r",
-            "host": "h",
-            "tables": [],
-        }
+    manifest = db_manifest(
+        "20261127T110000Z-aaaaaa",
+        "odoo",
+        NOW - timedelta(hours=1),
+        finished_at=NOW - timedelta(minutes=59),
     )
     drill = DrillFacts("20261127T100000Z-bbbbbb", "pass", NOW - timedelta(hours=2), "odoo")
     return RepoFacts(
@@ -161,10 +140,8 @@ def test_status_levels_of_a_failed_attempt() -> None:
 
 
 def test_a_drill_whose_sandbox_cannot_start_is_an_error_not_a_failed_drill(
+    sample_cli: SampleCli,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
@@ -175,14 +152,7 @@ def test_a_drill_whose_sandbox_cannot_start_is_an_error_not_a_failed_drill(
     if docker_available()[0]:
         pytest.skip("a Docker engine answers here")
     reports = tmp_path / "reports"
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[shared_sample.database],
-        drill={"report_dir": str(reports), "work_dir": str(work_dir)},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(drill={"report_dir": str(reports), "work_dir": str(work_dir)})
     assert cli("backup", "db").code == 0
     result = cli("drill", "run", "--sandbox", "docker")
     assert result.code == 5, result.err

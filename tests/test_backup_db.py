@@ -18,7 +18,7 @@ from backdrill.errors import Interrupted
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
-from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.cli import Repo, SampleCli, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.s3proxy import FaultProxy, Rule
 from helpers.waiting import wait_until
@@ -36,15 +36,14 @@ def table_counts(params: ConnParams) -> dict[str, int]:
 
 
 def test_backup_commits_manifest_matching_stored_object_and_source(
+    sample_cli: SampleCli,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
     sample: SampleInfo,
     repo: Repo,
     pg_bin_dir: Path,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
-    cli = Cli(capsys, config)
+    cli = sample_cli(repo, database=sample.database)
     result = cli("backup", "db")
     assert result.code == 0, result.err
     assert "committed backup" in result.out
@@ -84,14 +83,11 @@ def test_backup_commits_manifest_matching_stored_object_and_source(
 
 
 def test_list_and_show_render_table_and_stable_json(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    sample_cli: SampleCli,
     shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
-    cli = Cli(capsys, config)
+    cli = sample_cli()
     assert cli("backup", "db").code == 0
     (manifest,) = manifests(local_repo)
     as_json = cli("list", "db", "--json")
@@ -194,20 +190,9 @@ def _kill_pg_dump_when_streaming(done: threading.Event, killed: list[int]) -> No
 
 
 def test_pg_dump_killed_mid_stream_leaves_nothing_and_exits_5(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    repo: Repo,
+    sample_cli: SampleCli, large_sample: SampleInfo, repo: Repo
 ) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        databases=[large_sample.database],
-        backup={"compression_level": 19},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(repo, database=large_sample.database, backup={"compression_level": 19})
     done = threading.Event()
     killed: list[int] = []
     killer = threading.Thread(target=_kill_pg_dump_when_streaming, args=(done, killed))
@@ -227,12 +212,7 @@ def test_pg_dump_killed_mid_stream_leaves_nothing_and_exits_5(
 
 
 def test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     rule = fault_proxy.add(
         Rule(
@@ -244,14 +224,7 @@ def test_storage_failing_mid_upload_on_s3_leaves_no_backup_and_no_open_upload(
             times=100,
         )
     )
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        proxied_repo,
-        databases=[large_sample.database],
-        backup={"compression_level": 1},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(proxied_repo, database=large_sample.database, backup={"compression_level": 1})
     result = cli("backup", "db")
     assert rule.hits >= 1, "the upload never reached a second part"
     assert result.code == 5
@@ -269,20 +242,9 @@ def _pg_dump_children() -> list[psutil.Process]:
 
 
 def test_storage_failing_mid_write_on_local_leaves_no_partial_file(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    local_repo: Repo,
+    sample_cli: SampleCli, large_sample: SampleInfo, local_repo: Repo
 ) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[large_sample.database],
-        backup={"compression_level": 1},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(database=large_sample.database, backup={"compression_level": 1})
     # a real write failure: the file size limit makes write() fail with EFBIG
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -301,9 +263,7 @@ def test_storage_failing_mid_write_on_local_leaves_no_partial_file(
 
 @pytest.mark.parametrize("landed", [False, True], ids=["before-manifest", "after-manifest"])
 def test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    sample_cli: SampleCli,
     shared_sample: SampleInfo,
     local_repo: Repo,
     monkeypatch: pytest.MonkeyPatch,
@@ -321,8 +281,7 @@ def test_a_signal_around_the_manifest_write_leaves_no_backup_or_a_whole_one(
         real_put(self, key, data, if_absent=if_absent)
 
     monkeypatch.setattr(LocalStorage, "put_bytes", put_bytes)
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
-    cli = Cli(capsys, config)
+    cli = sample_cli()
     result = cli("backup", "db")
     assert result.code == 143, result.err
     if landed:

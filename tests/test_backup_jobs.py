@@ -13,28 +13,23 @@ import pytest
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.cli import Repo, SampleCli, run_cli, write_config
 from helpers.repo import list_keys, manifests, open_uploads, read_object, write_object
 from helpers.s3proxy import FaultProxy, Rule
 
 
 def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
+    sample_cli: SampleCli,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
     shared_sample: SampleInfo,
     repo: Repo,
     work_dir: Path,
 ) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
+    cli = sample_cli(
         repo,
-        databases=[shared_sample.database],
         backup={"work_dir": str(work_dir)},
         drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
     )
-    cli = Cli(capsys, config)
     result = cli("backup", "db", "--jobs", "2")
     assert result.code == 0, result.err
     (manifest,) = manifests(repo)
@@ -68,23 +63,13 @@ def test_parallel_backup_stores_each_file_and_a_drill_restores_it(
 
 
 def test_parallel_backup_with_an_unusable_work_dir_is_a_config_error(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
+    sample_cli: SampleCli,
     local_repo: Repo,
     work_dir: Path,
 ) -> None:
     blocked = work_dir / "not-a-dir"
     blocked.write_text("x")
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[shared_sample.database],
-        backup={"work_dir": str(blocked)},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(backup={"work_dir": str(blocked)})
     result = cli("backup", "db", "--jobs", "2")
     assert result.code == 3
     assert f"backup -> work_dir {blocked}: Not a directory" in result.err
@@ -92,10 +77,7 @@ def test_parallel_backup_with_an_unusable_work_dir_is_a_config_error(
 
 
 def test_parallel_backup_failing_late_removes_the_objects_it_uploaded(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
+    sample_cli: SampleCli,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
     work_dir: Path,
@@ -111,14 +93,7 @@ def test_parallel_backup_failing_late_removes_the_objects_it_uploaded(
             times=100,
         )
     )
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        proxied_repo,
-        databases=[shared_sample.database],
-        backup={"work_dir": str(work_dir)},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(proxied_repo, backup={"work_dir": str(work_dir)})
     result = cli("backup", "db", "--jobs", "2")
     assert rule.hits >= 1
     assert result.code == 5

@@ -8,15 +8,13 @@ import secrets
 import stat
 from pathlib import Path
 
-import pytest
 import yaml
 
 from backdrill.errors import PostgresError
 from backdrill.pg import binaries
-from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.zstdio import decompressed
-from helpers.cli import Cli, Repo, write_config
+from helpers.cli import Repo, SampleCli
 from helpers.repo import list_keys, manifests, read_object
 
 EXTRA = "99999.dat"
@@ -47,26 +45,15 @@ tail -c +{half + 1} "{content}" >> "$out/{EXTRA}"
 
 
 def test_a_data_file_written_again_after_its_close_is_never_committed_truncated(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    repo: Repo,
-    work_dir: Path,
+    sample_cli: SampleCli, tmp_path: Path, shared_sample: SampleInfo, repo: Repo, work_dir: Path
 ) -> None:
     content = tmp_path / "extra-content"
     content.write_bytes(os.urandom(400_000) + secrets.token_bytes(16))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _wrapped_pg_dump(bin_dir, content, pause=2)
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        databases=[shared_sample.database],
-        backup={"work_dir": str(work_dir)},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(repo, backup={"work_dir": str(work_dir)})
+    config = cli.config
     doc = yaml.safe_load(config.read_text())
     doc["postgres"]["bin_dir"] = str(bin_dir)
     config.write_text(yaml.safe_dump(doc))

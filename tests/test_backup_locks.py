@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,21 +18,18 @@ from backdrill.locks import RepoLock, db_scope
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import object_lock_bucket, s3_client, s3_repo
-from helpers.cli import Cli, Repo, write_config
+from helpers.cli import Repo, SampleCli, start_cli_process, write_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests
 from helpers.waiting import wait_until
 
 
 def test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    sample_cli: SampleCli,
     shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
-    cli = Cli(capsys, config)
+    cli = sample_cli()
     with (
         storage_of(local_repo) as storage,
         RepoLock(
@@ -56,14 +52,11 @@ def test_backup_db_exits_6_at_once_naming_the_holder_of_the_database_lock(
 
 
 def test_backup_db_with_wait_runs_once_the_lock_is_released(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    sample_cli: SampleCli,
     shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
-    cli = Cli(capsys, config)
+    cli = sample_cli()
     with storage_of(local_repo) as storage:
         lock = RepoLock(storage, db_scope(shared_sample.database), run_id="other", command="prune")
         lock.acquire()
@@ -82,22 +75,7 @@ def test_backup_db_with_wait_runs_once_the_lock_is_released(
 
 
 def _start_backup(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backdrill",
-            "--log-format",
-            "json",
-            "--config",
-            str(config),
-            "backup",
-            "db",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli_process(config, "backup", "db")
 
 
 def test_two_backup_db_runs_started_together_one_runs_the_other_exits_6(
@@ -116,20 +94,10 @@ def test_two_backup_db_runs_started_together_one_runs_the_other_exits_6(
 
 
 def test_backup_killed_by_sigkill_leaves_an_orphan_that_the_next_prune_removes(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    local_repo: Repo,
+    sample_cli: SampleCli, large_sample: SampleInfo, local_repo: Repo
 ) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[large_sample.database],
-        retention={"grace_hours": 0.0003},  # about one second
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(database=large_sample.database, retention={"grace_hours": 0.0003})
+    config = cli.config
     proc = _start_backup(config)
     root = Path(local_repo.url.removeprefix("file://"))
     deadline = time.monotonic() + 120
@@ -171,15 +139,10 @@ def locked_bucket_repo(s3_endpoint: str) -> Repo:
 
 
 def test_every_stored_object_of_a_backup_gets_object_lock_and_config_check_reports_it(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    locked_bucket_repo: Repo,
+    sample_cli: SampleCli, large_sample: SampleInfo, locked_bucket_repo: Repo
 ) -> None:
     repo = locked_bucket_repo
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[large_sample.database])
-    cli = Cli(capsys, config)
+    cli = sample_cli(repo, database=large_sample.database)
     check = cli("config", "check")
     assert check.code == 0, check.out + check.err
     lines = {ln.split("│")[2].strip(): ln for ln in check.out.splitlines() if ln.count("│") > 3}

@@ -17,7 +17,7 @@ from backdrill.config import load_config
 from backdrill.errors import ConfigError
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, write_config
+from helpers.cli import Cli, Repo, SampleCli
 from helpers.repo import list_keys, read_object, write_object
 
 pytestmark = pytest.mark.reliability
@@ -128,18 +128,12 @@ def test_arbitrary_text_as_config_is_one_line_exit_3_or_valid(
 
 
 @pytest.fixture
-def one_backup(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-) -> tuple[Path, str]:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    cli = Cli(capsys, config)
+def one_backup(sample_cli: SampleCli, sample: SampleInfo, local_repo: Repo) -> tuple[Cli, str]:
+    """One backup of ``sample`` on ``local_repo``: the CLI and its manifest's key."""
+    cli = sample_cli(database=sample.database)
     assert cli("backup", "db").code == 0
     (key,) = [k for k in list_keys(local_repo) if k.endswith("manifest.json")]
-    return config, key
+    return cli, key
 
 
 @pytest.mark.parametrize(
@@ -153,14 +147,9 @@ def one_backup(
     ids=["schema", "json", "field", "type"],
 )
 def test_broken_manifests_exit_4_naming_the_manifest_and_the_problem(
-    capsys: pytest.CaptureFixture[str],
-    local_repo: Repo,
-    one_backup: tuple[Path, str],
-    damage: str,
-    expected: str,
+    local_repo: Repo, one_backup: tuple[Cli, str], damage: str, expected: str
 ) -> None:
-    config, key = one_backup
-    cli = Cli(capsys, config)
+    cli, key = one_backup
     doc = json.loads(read_object(local_repo, key))
     backup_id = doc["id"]
     if damage == "schema":
@@ -185,14 +174,9 @@ def test_broken_manifests_exit_4_naming_the_manifest_and_the_problem(
 
 @pytest.mark.parametrize("command", ["show", "verify", "drill", "restore"])
 def test_a_backup_id_that_does_not_exist_exits_4_naming_it(
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    one_backup: tuple[Path, str],
-    work_dir: Path,
-    command: str,
+    pg: ConnParams, one_backup: tuple[Cli, str], work_dir: Path, command: str
 ) -> None:
-    config, _key = one_backup
-    cli = Cli(capsys, config)
+    cli, _key = one_backup
     missing = "20200101T000000Z-abcdef"
     dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname=never_made sslmode=disable"
     args = {
@@ -218,10 +202,9 @@ def test_a_backup_id_that_does_not_exist_exits_4_naming_it(
     ids=["unknown-option", "bad-int", "missing-value", "unknown-command"],
 )
 def test_command_line_mistakes_are_usage_errors_exit_2_without_traceback(
-    capsys: pytest.CaptureFixture[str], one_backup: tuple[Path, str], args: list[str]
+    one_backup: tuple[Cli, str], args: list[str]
 ) -> None:
-    config, _key = one_backup
-    cli = Cli(capsys, config)
+    cli, _key = one_backup
     result = cli(*args)
     assert result.code == 2, result.err
     assert "Traceback" not in result.err and "internal error" not in result.err

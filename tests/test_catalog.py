@@ -8,30 +8,23 @@ import pytest
 
 from backdrill.catalog import select_backup
 from backdrill.errors import NotFound, UsageError
-from backdrill.manifest import SCHEMA_VERSION, DbManifest
+from backdrill.manifest import DbManifest
+from helpers.seed import db_manifest
 
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 
 
 def manifest(day: int, database: str = "odoo") -> DbManifest:
     created = T0 + timedelta(days=day)
-    return DbManifest(
-        schema_version=SCHEMA_VERSION,
-        id=f"{created:%Y%m%dT%H%M%SZ}-00000{day % 10}",
-        database=database,
-        created_at=created,
-        started_at=created,
-        finished_at=created,
-        compression={"algorithm": "zstd", "level": 3},
-        raw_size=1,
-        stored_size=1,
-        sha256="0" * 64,
+    return db_manifest(
+        f"{created:%Y%m%dT%H%M%SZ}-00000{day % 10}",
+        database,
+        created,
         server_version="15.4",
         pg_dump_version="15.4",
         backdrill_version="0",
         run_id="r",
         host="h",
-        tables=[],
     )
 
 

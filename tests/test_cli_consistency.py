@@ -16,7 +16,7 @@ import yaml
 from backdrill.cli.app import app
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.repo import manifests
 
 
@@ -59,31 +59,23 @@ def test_missing_s3_credentials_and_a_missing_password_file_exit_alike(
 
 
 def test_a_non_empty_target_is_refused_with_one_code_by_restore_db_and_restore_files(
+    sample_cli: SampleCli,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
     sample: SampleInfo,
-    local_repo: Repo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[sample.database],
-        files={"source": str(sample.filestore)},
-    )
-    cfg = ("--config", str(config))
-    assert run_cli(capsys, *cfg, "backup", "db").code == 0
-    assert run_cli(capsys, *cfg, "backup", "files").code == 0
+    cli = sample_cli(database=sample.database, files={"source": str(sample.filestore)})
+    assert cli("backup", "db").code == 0
+    assert cli("backup", "files").code == 0
     monkeypatch.setenv("PGPASSWORD", pg.password or "")
     target = f"host={pg.host} port={pg.port} user={pg.user} dbname={sample.database}"
-    db = run_cli(capsys, *cfg, "restore", "db", "--to", target + " sslmode=disable")
+    db = cli("restore", "db", "--to", target + " sslmode=disable")
     assert "refusing to replace it" in db.err
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep").write_text("x")
-    files = run_cli(capsys, *cfg, "restore", "files", "--to", str(busy))
+    files = cli("restore", "files", "--to", str(busy))
     assert "is not empty" in files.err
     assert db.code == files.code == 1  # errors.Refused
 

@@ -49,20 +49,28 @@ MALFORMED = [
 ]
 
 
+def _one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> tuple[Path, str]:
+    """``list`` with a configuration file of ``text``: exit 3 and one line of error, no
+    traceback; the file and that line."""
+    path = tmp_path / "backdrill.yaml"
+    path.write_text(text)
+    result = Cli(capsys, path)("list")
+    assert result.code == 3
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    return path, lines[0]
+
+
 @pytest.mark.parametrize(("text", "expected"), MALFORMED)
 def test_config_error_is_one_line_naming_the_key_path_and_exits_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
 ) -> None:
-    path = tmp_path / "backdrill.yaml"
-    cli = Cli(capsys, path)
-    path.write_text(text)
-    result = cli("list")
-    assert result.code == 3
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert expected in lines[0]
-    assert str(path) in lines[0]
-    assert "Traceback" not in result.err
+    path, line = _one_error_line(tmp_path, capsys, text)
+    assert expected in line
+    assert str(path) in line
 
 
 def test_config_lookup_order_explicit_then_env_then_cwd(
@@ -124,14 +132,8 @@ def test_secrets_come_from_files_and_never_show_in_repr(tmp_path: Path) -> None:
 def test_a_repeated_key_is_an_error_naming_its_path_and_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
 ) -> None:
-    path = tmp_path / "backdrill.yaml"
-    cli = Cli(capsys, path)
-    path.write_text(text)
-    result = cli("list")
-    assert result.code == 3
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    assert expected in lines[0]
+    _path, line = _one_error_line(tmp_path, capsys, text)
+    assert expected in line
 
 
 def test_on_off_yes_no_are_strings_as_keys_and_values(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyrage
@@ -23,8 +22,9 @@ from backdrill.pg.content import in_recovery
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.verify_content import verify_content
 from backdrill.zstdio import compressed, decompressed
-from helpers.cli import Cli, Repo, run_cli, write_config
-from helpers.repo import manifests, read_object, write_object
+from helpers.backed import Backed, BackUp
+from helpers.cli import Repo, run_cli
+from helpers.repo import read_object, write_object
 from helpers.standby import Standby
 
 LO_BYTES = b"large-object-payload-" * 200 + b"MARKER-LO-BYTE-Q" + b"-tail" * 50
@@ -52,18 +52,6 @@ CREATE MATERIALIZED VIEW people_count AS SELECT count(*) AS n FROM people;
 """
 
 
-@dataclass
-class Backed:
-    config: Path
-    repo: Repo
-    manifest: dict[str, object]
-    reports: Path
-    database: str
-
-    def key(self, name: str) -> str:
-        return f"db/{self.database}/{self.manifest['id']}/{name}"
-
-
 @pytest.fixture
 def content_db(pg: ConnParams) -> Iterator[str]:
     name = f"content_{secrets.token_hex(4)}"
@@ -75,31 +63,6 @@ def content_db(pg: ConnParams) -> Iterator[str]:
     yield name
     with pg.connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def back_up(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    repo: Repo,
-    work: Path,
-    database: str,
-    **sections: object,
-) -> Backed:
-    reports = tmp_path / "reports"
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        databases=[database],
-        drill={"report_dir": str(reports), "work_dir": str(work)},
-        **sections,
-    )
-    cli = Cli(capsys, config)
-    result = cli("backup", "db")
-    assert result.code == 0, result.err
-    (manifest,) = manifests(repo)
-    return Backed(config, repo, manifest, reports, database)
 
 
 def drill_checks(capsys: pytest.CaptureFixture[str], backed: Backed) -> tuple[int, dict[str, str]]:
@@ -133,14 +96,9 @@ def verify_read_data_passes(capsys: pytest.CaptureFixture[str], backed: Backed) 
 
 
 def test_the_manifest_holds_digests_and_a_clean_drill_proves_them(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    content_db: str,
-    repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], content_db: str, repo: Repo
 ) -> None:
-    backed = back_up(tmp_path, capsys, pg, repo, work_dir, content_db)
+    backed = back_up(repo, content_db)
     content = backed.manifest["content"]
     assert isinstance(content, dict)
     tables = {(t["schema"], t["name"]): t for t in content["tables"]}
@@ -166,14 +124,9 @@ def test_the_manifest_holds_digests_and_a_clean_drill_proves_them(
 
 
 def test_a_value_changed_at_the_same_length_in_the_dump_fails_the_drill_naming_the_table(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    content_db: str,
-    repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], content_db: str, repo: Repo
 ) -> None:
-    backed = back_up(tmp_path, capsys, pg, repo, work_dir, content_db)
+    backed = back_up(repo, content_db)
     patch_dump(backed, b"VALUE-TO-TAMPER-0001", b"VALUE-TO-TAMPER-0002")
     verify_read_data_passes(capsys, backed)
     code, checks = drill_checks(capsys, backed)
@@ -184,14 +137,9 @@ def test_a_value_changed_at_the_same_length_in_the_dump_fails_the_drill_naming_t
 
 
 def test_a_byte_changed_in_a_large_object_fails_the_drill_naming_its_oid(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    content_db: str,
-    repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], pg: ConnParams, content_db: str, repo: Repo
 ) -> None:
-    backed = back_up(tmp_path, capsys, pg, repo, work_dir, content_db)
+    backed = back_up(repo, content_db)
     with pg.with_db(content_db).connect() as conn:
         (oid,) = [r[0] for r in conn.execute("SELECT oid FROM pg_largeobject_metadata")]
     patch_dump(backed, b"MARKER-LO-BYTE-Q", b"MARKER-LO-BYTE-R")
@@ -204,17 +152,16 @@ def test_a_byte_changed_in_a_large_object_fails_the_drill_naming_its_oid(
 
 
 def test_tables_whose_dotted_names_collide_are_checked_each_on_its_own(
-    tmp_path: Path,
+    back_up: BackUp,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
     content_db: str,
     local_repo: Repo,
-    work_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``x."y.z"`` and ``"x.y".z`` are both ``x.y.z`` when joined: restore the backup,
     delete the rows of the first, and the verification names that very table."""
-    backed = back_up(tmp_path, capsys, pg, local_repo, work_dir, content_db)
+    backed = back_up(local_repo, content_db)
     restored = f"{content_db}_restored"
     monkeypatch.setenv("PGPASSWORD", pg.password or "")
     to = f"host={pg.host} port={pg.port} user={pg.user} dbname={restored} sslmode=disable"
@@ -237,16 +184,9 @@ def test_tables_whose_dotted_names_collide_are_checked_each_on_its_own(
 
 
 def test_digests_off_still_counts_and_says_the_content_was_not_proven(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    content_db: str,
-    local_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], content_db: str, local_repo: Repo
 ) -> None:
-    backed = back_up(
-        tmp_path, capsys, pg, local_repo, work_dir, content_db, backup={"content_digests": False}
-    )
+    backed = back_up(local_repo, content_db, backup={"content_digests": False})
     assert backed.manifest["content"] is None
     code, checks = drill_checks(capsys, backed)
     assert code == 0, checks
@@ -255,11 +195,7 @@ def test_digests_off_still_counts_and_says_the_content_was_not_proven(
 
 
 def test_a_sql_ascii_database_backs_up_and_drills(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    local_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
 ) -> None:
     name = f"ascii_{secrets.token_hex(4)}"
     with pg.connect() as conn:
@@ -276,7 +212,7 @@ def test_a_sql_ascii_database_backs_up_and_drills(
             )
             row = conn.execute("SELECT body::bytea FROM notes WHERE id = 1").fetchone()
             assert row is not None and row[0] == b"caf\xe9 1"
-        backed = back_up(tmp_path, capsys, pg, local_repo, work_dir, name)
+        backed = back_up(local_repo, name)
         content = backed.manifest["content"]
         assert isinstance(content, dict)
         assert [(t["schema"], t["name"], t["rows"]) for t in content["tables"]] == [
@@ -291,12 +227,11 @@ def test_a_sql_ascii_database_backs_up_and_drills(
 
 
 def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
-    tmp_path: Path,
+    back_up: BackUp,
     capsys: pytest.CaptureFixture[str],
     pg_cluster: LocalCluster,
     pg: ConnParams,
     local_repo: Repo,
-    work_dir: Path,
 ) -> None:
     name = f"standby_{secrets.token_hex(4)}"
     with pg.connect() as conn:
@@ -311,7 +246,7 @@ def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
             standby.catch_up()
             with standby.params.connect() as conn:
                 assert in_recovery(conn)
-            backed = back_up(tmp_path, capsys, standby.params, local_repo, work_dir, name)
+            backed = back_up(local_repo, name, pg=standby.params)
         assert backed.manifest["not_dumped"] == [{"schema": "public", "name": "scratch"}]
         content = backed.manifest["content"]
         assert isinstance(content, dict)
@@ -326,12 +261,11 @@ def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
 
 
 def test_an_odoo_drill_proves_the_tables_its_neutralization_then_changes(
-    tmp_path: Path,
+    back_up: BackUp,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
     sample: SampleInfo,
     local_repo: Repo,
-    work_dir: Path,
 ) -> None:
     """The content is proven as restored, before the neutralization rewrites
     ir_mail_server, ir_cron and ir_config_parameter: a value changed in one of them in
@@ -341,7 +275,7 @@ def test_an_odoo_drill_proves_the_tables_its_neutralization_then_changes(
             "INSERT INTO ir_config_parameter (key, value) "
             "VALUES ('backdrill.probe', 'ODOO-VALUE-TAMPER-01')"
         )
-    backed = back_up(tmp_path, capsys, pg, local_repo, work_dir, sample.database)
+    backed = back_up(local_repo, sample.database)
     code, checks = drill_checks(capsys, backed)
     assert code == 0, checks
     assert checks["content"].startswith("pass"), checks
@@ -357,19 +291,18 @@ def test_an_odoo_drill_proves_the_tables_its_neutralization_then_changes(
 
 
 def test_encrypted_manifests_seal_the_digests_and_the_drill_still_proves_them(
+    back_up: BackUp,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
     content_db: str,
     local_repo: Repo,
-    work_dir: Path,
 ) -> None:
     key = pyrage.x25519.Identity.generate()
     identity = tmp_path / "age-identity.txt"
     identity.write_text(f"{key}\n")
     encryption = {"recipients": [str(key.to_public())], "identity_file": str(identity)}
     repo = Repo(local_repo.url, {"encryption": encryption})
-    backed = back_up(tmp_path, capsys, pg, repo, work_dir, content_db)
+    backed = back_up(repo, content_db)
     assert "content" not in backed.manifest and "sealed" in backed.manifest
     assert "people" not in json.dumps(backed.manifest)
     code, checks = drill_checks(capsys, backed)

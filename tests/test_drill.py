@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
-from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
+from helpers.backed import Backed, BackUp
 from helpers.browser import chromium_or_skip, headless
-from helpers.cli import Cli, Repo, Result, run_cli, write_config
-from helpers.repo import delete_object, list_keys, manifests, read_object, write_object
+from helpers.cli import Repo, Result, run_cli, start_cli_process
+from helpers.repo import delete_object, list_keys, read_object, write_object
 
 REPORT_KEYS = {
     "schema_version",
@@ -40,53 +37,8 @@ REPORT_KEYS = {
 }
 
 
-@dataclass
-class Backed:
-    config: Path
-    repo: Repo
-    manifest: dict[str, object]
-    reports: Path
-    work: Path
-
-    def dump_key(self) -> str:
-        return f"db/{self.manifest['database']}/{self.manifest['id']}/dump.pgdump.zst"
-
-    def manifest_key(self) -> str:
-        return f"db/{self.manifest['database']}/{self.manifest['id']}/manifest.json"
-
-
-def backed_up(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work: Path,
-    **sections: object,
-) -> Backed:
-    reports = tmp_path / "reports"
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        databases=[sample.database],
-        drill={"report_dir": str(reports), "work_dir": str(work)},
-        **sections,
-    )
-    cli = Cli(capsys, config)
-    result = cli("backup", "db")
-    assert result.code == 0, result.err
-    (manifest,) = manifests(repo)
-    return Backed(config, repo, manifest, reports, work)
-
-
 def drill(capsys: pytest.CaptureFixture[str], backed: Backed, *args: str) -> Result:
     return run_cli(capsys, "--config", str(backed.config), "drill", "run", *args)
-
-
-def only_report(backed: Backed) -> dict[str, object]:
-    (path,) = backed.reports.glob("*/report.json")
-    return json.loads(path.read_text())
 
 
 def sandbox_dirs(backed: Backed) -> set[Path]:
@@ -118,18 +70,13 @@ def postgres_processes_under(paths: set[Path]) -> list[int]:
 
 
 def test_drill_passes_and_report_holds_every_field(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], sample: SampleInfo, repo: Repo
 ) -> None:
-    backed = backed_up(tmp_path, capsys, pg, sample, repo, work_dir)
+    backed = back_up(repo, sample.database)
     result = drill(capsys, backed)
     assert result.code == 0, result.out + result.err
     assert "PASS" in result.out
-    report = only_report(backed)
+    report = backed.only_report()
     assert set(report) >= REPORT_KEYS
     assert report["result"] == "pass" and report["cleanup"] == "done"
     assert report["previous_report_sha256"] is None
@@ -183,16 +130,10 @@ def _flip_middle_byte(repo: Repo, key: str) -> None:
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "missing"])
 def test_drill_fails_with_exit_4_on_a_damaged_dump(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work_dir: Path,
-    damage: str,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], sample: SampleInfo, repo: Repo, damage: str
 ) -> None:
-    backed = backed_up(tmp_path, capsys, pg, sample, repo, work_dir)
-    key = backed.dump_key()
+    backed = back_up(repo, sample.database)
+    key = backed.key("dump.pgdump.zst")
     if damage == "flip":
         _flip_middle_byte(repo, key)
     elif damage == "truncate":
@@ -203,7 +144,7 @@ def test_drill_fails_with_exit_4_on_a_damaged_dump(
     assert result.code == 4, result.out + result.err
     assert "Traceback" not in result.err
     assert "FAILED checksum" in result.out
-    report = only_report(backed)
+    report = backed.only_report()
     assert report["result"] == "fail"
     failed = [c for c in report["checks"] if c["status"] == "fail"]  # type: ignore[union-attr]
     assert failed[0]["name"] == "checksum"
@@ -213,22 +154,17 @@ def test_drill_fails_with_exit_4_on_a_damaged_dump(
 
 
 def test_drill_fails_with_exit_1_when_a_row_count_differs(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], sample: SampleInfo, local_repo: Repo
 ) -> None:
-    backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir)
-    doc = json.loads(read_object(local_repo, backed.manifest_key()))
+    backed = back_up(local_repo, sample.database)
+    doc = json.loads(read_object(local_repo, backed.key("manifest.json")))
     for table in doc["tables"]:
         if table["table"] == "res_partner":
             table["rows"] += 1
-    write_object(local_repo, backed.manifest_key(), json.dumps(doc).encode())
+    write_object(local_repo, backed.key("manifest.json"), json.dumps(doc).encode())
     result = drill(capsys, backed)
     assert result.code == 1
-    checks = {c["name"]: c for c in only_report(backed)["checks"]}  # type: ignore[union-attr]
+    checks = {c["name"]: c for c in backed.only_report()["checks"]}  # type: ignore[union-attr]
     assert checks["row_counts"]["status"] == "fail"
     expected = doc_rows(doc, "res_partner")
     assert (
@@ -243,19 +179,17 @@ def doc_rows(doc: dict[str, list[dict[str, object]]], table: str) -> int:
 
 @pytest.mark.parametrize("target", ["rpo", "rto"])
 def test_drill_fails_with_exit_1_when_a_target_is_missed(
-    tmp_path: Path,
+    back_up: BackUp,
     capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
     sample: SampleInfo,
     local_repo: Repo,
-    work_dir: Path,
     target: str,
 ) -> None:
     low = {"rpo_hours": 0.00001} if target == "rpo" else {"rto_hours": 0.00001}
-    backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir, targets=low)
+    backed = back_up(local_repo, sample.database, targets=low)
     result = drill(capsys, backed)
     assert result.code == 1
-    report = only_report(backed)
+    report = backed.only_report()
     assert report[target]["met"] is False  # type: ignore[index]
     other = "rto" if target == "rpo" else "rpo"
     assert report[other]["met"] is True  # type: ignore[index]
@@ -263,14 +197,9 @@ def test_drill_fails_with_exit_1_when_a_target_is_missed(
 
 
 def test_history_verify_names_the_broken_link_after_an_edit(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], sample: SampleInfo, repo: Repo
 ) -> None:
-    backed = backed_up(tmp_path, capsys, pg, sample, repo, work_dir)
+    backed = back_up(repo, sample.database)
     assert drill(capsys, backed).code == 0
     assert drill(capsys, backed).code == 0
     assert drill(capsys, backed).code == 0
@@ -295,31 +224,11 @@ def test_history_verify_names_the_broken_link_after_an_edit(
 
 
 def test_drill_interrupted_by_sigterm_leaves_no_sandbox(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, sample: SampleInfo, local_repo: Repo
 ) -> None:
-    backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir)
+    backed = back_up(local_repo, sample.database)
     before = sandbox_dirs(backed)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backdrill",
-            "--log-format",
-            "json",
-            "--config",
-            str(backed.config),
-            "drill",
-            "run",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli_process(backed.config, "drill", "run")
     deadline = time.monotonic() + 60
     new: set[Path] = set()
     while time.monotonic() < deadline:
@@ -338,17 +247,16 @@ def test_drill_interrupted_by_sigterm_leaves_no_sandbox(
 
 
 def test_html_report_screenshot_shows_the_verdict(
+    back_up: BackUp,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
     sample: SampleInfo,
     local_repo: Repo,
-    work_dir: Path,
 ) -> None:
     from PIL import Image
 
     chromium = chromium_or_skip()
-    backed = backed_up(tmp_path, capsys, pg, sample, local_repo, work_dir)
+    backed = back_up(local_repo, sample.database)
     assert drill(capsys, backed).code == 0
     (html,) = backed.reports.glob("*/report.html")
     text = html.read_text()

@@ -14,7 +14,8 @@ from backdrill import text
 from backdrill.pg.connection import ConnParams
 from backdrill.report.model import DRILL_PROVES
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, Result, write_config
+from helpers.backed import BackUp
+from helpers.cli import Repo, Result
 from helpers.repo import list_keys
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -27,25 +28,11 @@ def _alter(pg: ConnParams, sample: SampleInfo, *statements: str) -> None:
 
 
 def _backup_and_drill(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work_dir: Path,
-    drill_work_dir: Path | None = None,
+    back_up: BackUp, sample: SampleInfo, repo: Repo, work: Path | None = None
 ) -> tuple[Result, dict[str, object]]:
-    reports = tmp_path / "reports"
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        databases=[sample.database],
-        drill={"report_dir": str(reports), "work_dir": str(drill_work_dir or work_dir)},
-    )
-    cli = Cli(capsys, config)
-    assert cli("backup", "db").code == 0
-    result = cli("drill", "run")
+    backed = back_up(repo, sample.database, work=work)
+    result = backed.cli("drill", "run")
+    reports = backed.reports
     (path,) = reports.glob("*/report.json")
     report = json.loads(path.read_text())
     names = {p.name for p in path.parent.iterdir()}
@@ -70,13 +57,7 @@ def _no_internal_error(result: Result) -> None:
 
 @pytest.mark.parametrize("shape", ["trimmed", "required"])
 def test_neutralization_adapts_to_the_mail_server_table_and_the_drill_passes(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work_dir: Path,
-    shape: str,
+    back_up: BackUp, pg: ConnParams, sample: SampleInfo, repo: Repo, shape: str
 ) -> None:
     if shape == "trimmed":  # an older or trimmed Odoo: name, smtp_host and active only
         _alter(
@@ -98,7 +79,7 @@ def test_neutralization_adapts_to_the_mail_server_table_and_the_drill_passes(
             "ALTER TABLE ir_config_parameter ADD COLUMN create_uid integer NOT NULL DEFAULT 1",
             "ALTER TABLE ir_config_parameter ALTER COLUMN create_uid DROP DEFAULT",
         )
-    result, report = _backup_and_drill(tmp_path, capsys, pg, sample, repo, work_dir)
+    result, report = _backup_and_drill(back_up, sample, repo)
     assert result.code == 0, result.out + result.err
     _no_internal_error(result)
     checks = _checks(report)
@@ -113,12 +94,7 @@ def test_neutralization_adapts_to_the_mail_server_table_and_the_drill_passes(
 
 
 def test_a_neutralization_that_cannot_be_done_is_a_failed_check(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, pg: ConnParams, sample: SampleInfo, local_repo: Repo, work_dir: Path
 ) -> None:
     _alter(
         pg,
@@ -128,7 +104,7 @@ def test_a_neutralization_that_cannot_be_done_is_a_failed_check(
         "CREATE TRIGGER no_change BEFORE INSERT OR UPDATE ON ir_mail_server "
         "FOR EACH ROW EXECUTE FUNCTION refuse_change()",
     )
-    result, report = _backup_and_drill(tmp_path, capsys, pg, sample, local_repo, work_dir)
+    result, report = _backup_and_drill(back_up, sample, local_repo)
     assert result.code == 1, result.out + result.err
     _no_internal_error(result)
     assert report["result"] == "fail"
@@ -149,12 +125,7 @@ def test_a_neutralization_that_cannot_be_done_is_a_failed_check(
 
 
 def test_a_postgres_error_in_a_check_fails_the_drill_with_a_report(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, pg: ConnParams, sample: SampleInfo, local_repo: Repo, work_dir: Path
 ) -> None:
     # the neutralization's insert renames a column the Odoo facts read: the restored
     # database no longer answers the verification's query
@@ -167,7 +138,7 @@ def test_a_postgres_error_in_a_check_fails_the_drill_with_a_report(
         "CREATE TRIGGER break_modules AFTER INSERT ON ir_mail_server "
         "FOR EACH STATEMENT EXECUTE FUNCTION break_modules()",
     )
-    result, report = _backup_and_drill(tmp_path, capsys, pg, sample, local_repo, work_dir)
+    result, report = _backup_and_drill(back_up, sample, local_repo)
     assert result.code == 1, result.out + result.err
     _no_internal_error(result)
     assert report["result"] == "fail"
@@ -183,20 +154,13 @@ def test_a_postgres_error_in_a_check_fails_the_drill_with_a_report(
 
 
 def test_an_unusable_work_directory_fails_the_drill_with_a_report(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, tmp_path: Path, sample: SampleInfo, local_repo: Repo
 ) -> None:
     # the drill's downloads go to a work directory that is not a directory (as a full
     # or missing disk would): an OSError, reported, not an internal error
     not_a_dir = tmp_path / "work-file"
     not_a_dir.write_text("x")
-    result, report = _backup_and_drill(
-        tmp_path, capsys, pg, sample, local_repo, work_dir, drill_work_dir=not_a_dir
-    )
+    result, report = _backup_and_drill(back_up, sample, local_repo, work=not_a_dir)
     assert result.code == 1, result.out + result.err
     _no_internal_error(result)
     assert report["result"] == "fail"
@@ -214,16 +178,11 @@ def _words(text: str) -> str:
 
 
 def test_the_report_and_the_readme_say_what_a_pass_proves(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, tmp_path: Path, sample: SampleInfo, local_repo: Repo
 ) -> None:
     import html
 
-    result, _report = _backup_and_drill(tmp_path, capsys, pg, sample, local_repo, work_dir)
+    result, _report = _backup_and_drill(back_up, sample, local_repo)
     assert result.code == 0, result.out + result.err
     (folder,) = (tmp_path / "reports").glob("*")
     assert "Odoo itself was not started" in DRILL_PROVES

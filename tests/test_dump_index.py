@@ -18,7 +18,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.dumpindex import NO_DATA, POS_NOT_SET, POS_SET, DumpIndexer, parse_toc
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Cli, Repo, write_config
+from helpers.cli import Cli
 
 TOC_READ = 4 * 1024 * 1024
 
@@ -178,23 +178,8 @@ def test_garbage_unknown_versions_and_truncated_dumps_give_no_patches(
         assert indexer.patches(cut, data[cut - 64 : cut]) == [], cut
 
 
-def test_a_downloaded_backup_is_indexed_and_the_drill_restores_it(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
-) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[shared_sample.database],
-        drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
-    )
-    cli = Cli(capsys, config)
-    assert cli("backup", "db").code == 0
-    drill = cli("drill", "run")
+def test_a_downloaded_backup_is_indexed_and_the_drill_restores_it(drill_cli: Cli) -> None:
+    assert drill_cli("backup", "db").code == 0
+    drill = drill_cli("drill", "run")
     assert drill.code == 0, drill.err
     assert re.search(r"dump indexed: \d+ data blocks located", drill.err), drill.err

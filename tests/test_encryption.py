@@ -16,7 +16,7 @@ from backdrill.errors import ConfigError, IntegrityError
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.repo import _bucket_prefix, _client, list_keys, manifests, read_object
 
 pytestmark = pytest.mark.reliability
@@ -179,16 +179,9 @@ def test_frames_detect_reordering_truncation_and_tampering() -> None:
         Decryptor([key], "x").feed(bytes(flipped))
 
 
-def test_sse_options_are_passed_to_s3(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    proxied_repo: Repo,
-) -> None:
+def test_sse_options_are_passed_to_s3(sample_cli: SampleCli, proxied_repo: Repo) -> None:
     repo = Repo(proxied_repo.url, {**proxied_repo.storage, "sse": {"mode": "SSE-S3"}})
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[shared_sample.database])
-    cli = Cli(capsys, config)
+    cli = sample_cli(repo)
     assert cli("backup", "db").code == 0
     bucket, root = _bucket_prefix(repo)
     client = _client(proxied_repo)

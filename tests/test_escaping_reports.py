@@ -14,13 +14,14 @@ import pytest
 from psycopg import sql
 
 from backdrill.pg.connection import ConnParams
-from backdrill.report.model import BackupRef, DrillReport, seal
+from backdrill.report.model import BackupRef, seal
 from backdrill.repository.layout import MANIFEST_NAME, backup_dir
 from backdrill.sample.odoo import create_sample
 from conftest import drop_database
 from helpers.browser import chromium_or_skip, dom_after_load
 from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.repo import manifests, read_object, write_object
+from helpers.seed import drill_report
 
 # each would set the page's title if it ran; PostgreSQL names stay under 63 bytes
 DATABASE = "<img src=x onerror=document.title='db'>"
@@ -157,14 +158,9 @@ def test_history_page_with_a_hostile_report_runs_no_script(
     chromium = chromium_or_skip()
     repo = tmp_path / "repo"
     now = datetime.now(UTC)
-    report = DrillReport(
-        drill_id="<img src=x onerror=document.title='id'>",
-        run_id="r",
-        host="h",
-        operator="o",
-        backdrill_version="0",
-        started_at=now,
-        finished_at=now,
+    report = drill_report(
+        "<img src=x onerror=document.title='id'>",
+        now,
         backup=BackupRef(
             id="<svg onload=document.title='b'>",
             database=DATABASE,
@@ -172,12 +168,6 @@ def test_history_page_with_a_hostile_report_runs_no_script(
             sha256="0" * 64,
             size_bytes=1,
         ),
-        sandbox=None,
-        rpo=None,
-        rto=None,
-        result="pass",
-        cleanup="done",
-        previous_report_sha256=None,
     )
     # a writer to the bucket puts it under an ordinary folder name
     folder = repo / "evidence" / "20261201T000000Z-abcdef"

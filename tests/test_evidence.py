@@ -23,7 +23,6 @@ from backdrill.evidence import StoredReport, evidence_lock
 from backdrill.evidence_verify import verify_rendered, verify_signatures
 from backdrill.pg.connection import ConnParams
 from backdrill.report.model import (
-    DrillReport,
     content_digest,
     parse_report,
     report_digest,
@@ -35,36 +34,17 @@ from backdrill.signing import load_public_key, load_signing_key, public_key_text
 from backdrill.storage import open_repository
 from backdrill.storage.base import Capabilities, Retention
 from conftest import object_lock_bucket, s3_client, s3_repo
+from helpers.backed import BackUp
 from helpers.cli import Cli, Repo, Result, run_cli, write_config
 from helpers.repo import delete_object, list_keys, read_object, write_object
+from helpers.seed import drill_report
 
 RETENTION_DAYS = 9
 
 
-def configured(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work: Path,
-    drill: dict[str, object] | None = None,
-    **sections: object,
-) -> Path:
-    """A config with one committed backup of the sample database."""
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        databases=[sample.database],
-        drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work), **(drill or {})},
-        retention={"days": RETENTION_DAYS},
-        **sections,
-    )
-    cli = Cli(capsys, config)
-    result = cli("backup", "db")
-    assert result.code == 0, result.err
-    return config
+def configured(back_up: BackUp, repo: Repo, database: str, **sections: Any) -> Path:
+    """A config with one committed backup of ``database``."""
+    return back_up(repo, database, retention={"days": RETENTION_DAYS}, **sections).config
 
 
 def drill_ids(repo: Repo) -> list[str]:
@@ -84,19 +64,12 @@ def messages(result: Result) -> list[str]:
 
 
 def test_history_verify_names_the_drill_whose_report_html_or_md_was_edited(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], sample: SampleInfo, repo: Repo
 ) -> None:
     """A failed drill's verdict edited from FAIL into PASS in report.html (and in
     report.md) is caught, on both backends; the html shows the digest its report.json
     records, and report.json the sha256 of each page."""
-    config = configured(
-        tmp_path, capsys, pg, sample, repo, work_dir, targets={"rto_hours": 0.00001}
-    )
+    config = configured(back_up, repo, sample.database, targets={"rto_hours": 0.00001})
     cli = Cli(capsys, config)
     ran = cli("drill", "run")
     assert ran.code == 1, ran.err  # the RTO target is missed: a FAIL to be hidden
@@ -171,12 +144,11 @@ def reseal(doc: dict[str, Any], key: Ed25519PrivateKey | None = None) -> bytes:
 
 
 def test_signed_history_verifies_with_the_public_key_and_names_the_drill_that_does_not(
+    back_up: BackUp,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
     sample: SampleInfo,
     local_repo: Repo,
-    work_dir: Path,
 ) -> None:
     key_file = tmp_path / "keys" / "signing.pem"
     key_file.parent.mkdir()
@@ -185,12 +157,9 @@ def test_signed_history_verifies_with_the_public_key_and_names_the_drill_that_do
     refused = run_cli(capsys, "drill", "keygen", "--out", str(key_file))
     assert refused.code == 2 and "never overwrites" in refused.err
     config = configured(
-        tmp_path,
-        capsys,
-        pg,
-        sample,
+        back_up,
         local_repo,
-        work_dir,
+        sample.database,
         drill={"signing_key_file": str(key_file)},
     )
     cli = Cli(capsys, config)
@@ -324,14 +293,9 @@ def locked_repo(s3_endpoint: str) -> Repo:
 
 
 def test_evidence_is_written_under_object_lock_retention_where_the_bucket_has_it(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    locked_repo: Repo,
-    work_dir: Path,
+    back_up: BackUp, capsys: pytest.CaptureFixture[str], sample: SampleInfo, locked_repo: Repo
 ) -> None:
-    config = configured(tmp_path, capsys, pg, sample, locked_repo, work_dir)
+    config = configured(back_up, locked_repo, sample.database)
     cli = Cli(capsys, config)
     check = cli("config", "check")
     assert "GOVERNANCE retention for 9 days" in check.out
@@ -429,21 +393,10 @@ def stored_report(drill_id: str, doc: dict[str, Any]) -> StoredReport:
 
 def synthetic(key: Ed25519PrivateKey | None) -> tuple[dict[str, Any], dict[str, bytes]]:
     now = datetime(2026, 12, 1, tzinfo=UTC)
-    report = DrillReport(
-        drill_id="d1",
-        run_id="r",
-        host="h",
-        operator="o",
-        backdrill_version="0",
-        started_at=now,
-        finished_at=now,
-        backup=None,
-        sandbox=None,
-        rpo=None,
-        rto=None,
+    report = drill_report(
+        "d1",
+        now,
         result="fail",
-        cleanup="done",
-        previous_report_sha256=None,
         signing_public_key=public_key_text(key.public_key()) if key else None,
     )
     pages = {"report.md": b"# FAIL\n", "report.html": b"<h1>FAIL</h1>"}

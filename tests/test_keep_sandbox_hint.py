@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from backdrill.pg.cluster import stop_command
-from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import SampleCli
 
 
 def test_the_stop_command_runs_pg_ctl_as_the_server_user_when_root() -> None:
@@ -29,23 +28,11 @@ def test_the_stop_command_runs_pg_ctl_as_the_server_user_when_root() -> None:
 
 
 def test_the_printed_stop_hint_stops_a_kept_sandbox(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    sample_cli: SampleCli, sample: SampleInfo
 ) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[sample.database],
-        drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
-    )
-    cfg = ("--config", str(config))
-    assert run_cli(capsys, *cfg, "backup", "db").code == 0
-    drill = run_cli(capsys, *cfg, "drill", "run", "--keep-sandbox")
+    cli = sample_cli.drilling(database=sample.database)
+    assert cli("backup", "db").code == 0
+    drill = cli("drill", "run", "--keep-sandbox")
     assert drill.code == 0, drill.err
     match = re.search(r"stop it with: (.+), then rm -r (\S+)\)", drill.out)
     assert match, drill.out

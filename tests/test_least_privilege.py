@@ -18,7 +18,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.privileges import Unreadable, denial_message, unreadable_objects
 from backdrill.pg.role_restore import Login, creatable
 from backdrill.pg.roles import RoleFacts
-from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.repo import list_keys, manifests
 
 
@@ -157,12 +157,7 @@ def test_all_backs_up_what_the_login_can_read_and_names_the_rest(
 
 
 def test_restore_by_a_non_superuser_creates_roles_it_may_and_says_what_differs(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    app: App,
-    local_repo: Repo,
-    monkeypatch: pytest.MonkeyPatch,
+    sample_cli: SampleCli, pg: ConnParams, app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The backup (by a superuser) references an owner role and a BYPASSRLS role the
     server no longer has: the non-superuser creates both (the second without BYPASSRLS,
@@ -176,8 +171,7 @@ def test_restore_by_a_non_superuser_creates_roles_it_may_and_says_what_differs(
     with pg.with_db(source).connect() as conn:
         conn.execute(f"CREATE TABLE t (id int); ALTER TABLE t OWNER TO {owner}")
         conn.execute(f"INSERT INTO t SELECT generate_series(1, 7); GRANT SELECT ON t TO {reader}")
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[source])
-    cli = Cli(capsys, config)
+    cli = sample_cli(database=source)
     assert cli("backup", "db").code == 0
     with pg.connect() as conn:
         conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
@@ -202,12 +196,7 @@ def test_restore_by_a_non_superuser_creates_roles_it_may_and_says_what_differs(
 
 
 def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    app: App,
-    local_repo: Repo,
-    monkeypatch: pytest.MonkeyPatch,
+    sample_cli: SampleCli, pg: ConnParams, app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The recorded owner exists and the login is not a member of it: one clear error
     before any database is created."""
@@ -216,8 +205,7 @@ def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
     with pg.connect() as conn:
         conn.execute(f"CREATE ROLE {owner} NOLOGIN")
         conn.execute(f"CREATE DATABASE {source} OWNER {owner}")
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[source])
-    cli = Cli(capsys, config)
+    cli = sample_cli(database=source)
     assert cli("backup", "db").code == 0
     with pg.connect() as conn:
         conn.execute(f"DROP DATABASE {source} WITH (FORCE)")

@@ -27,7 +27,7 @@ from backdrill.timeutil import MAX_CLOCK_SKEW, utcnow
 from helpers.cli import Cli, Repo
 from helpers.history import fake_db_backup, prune_config, storage_of
 from helpers.repo import delete_object, list_keys, read_object, write_object
-from helpers.seed import write_drill, write_manifest, write_snapshot
+from helpers.seed import db_manifest, write_drill, write_manifest, write_snapshot
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 FAR = timedelta(days=4 * 365 + 30)  # the -126,210,582 s seen in the field
@@ -52,23 +52,8 @@ def forge(repo: Repo, key: str, manifest: DbManifest, **update: object) -> None:
 
 
 def good_manifest(backup_id: str = "20261126T110000Z-aaaaaa") -> DbManifest:
-    return DbManifest(
-        schema_version=1,
-        id=backup_id,
-        database="odoo",
-        created_at=NOW - timedelta(hours=1),
-        started_at=NOW - timedelta(hours=1),
-        finished_at=NOW - timedelta(hours=1),
-        compression={"algorithm": "zstd", "level": 3},
-        raw_size=10,
-        stored_size=10,
-        sha256="0" * 64,
-        server_version="15.0",
-        pg_dump_version="15.0",
-        backdrill_version="test",
-        run_id="test",
-        host="test",
-        tables=[],
+    return db_manifest(
+        backup_id, "odoo", NOW - timedelta(hours=1), schema_version=1, raw_size=10, stored_size=10
     )
 
 

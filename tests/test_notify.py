@@ -11,7 +11,7 @@ from backdrill.config import NotifyConfig
 from backdrill.notify import Event, send
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.ports import refusing_port
 from helpers.repo import manifests, write_object
 from helpers.webhook import Receiver
@@ -173,32 +173,22 @@ def test_payload_is_slack_and_n8n_compatible() -> None:
 
 
 def test_drill_posts_its_result_with_rpo_and_rto(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    sample_cli: SampleCli, tmp_path: Path, shared_sample: SampleInfo, local_repo: Repo
 ) -> None:
     with Receiver() as receiver:
         url_file = tmp_path / "webhook_url"
         url_file.write_text(receiver.url)
-        config = write_config(
-            tmp_path / "c.yaml",
-            pg,
-            local_repo,
-            databases=[shared_sample.database],
-            drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
-            notify={"webhook_url_file": str(url_file), "on": ["failure", "success"]},
+        cli = sample_cli.drilling(
+            notify={"webhook_url_file": str(url_file), "on": ["failure", "success"]}
         )
-        assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
-        passed = run_cli(capsys, "--config", str(config), "drill", "run")
+        assert cli("backup", "db").code == 0
+        passed = cli("drill", "run")
         assert passed.code == 0, passed.err
         (manifest,) = manifests(local_repo)
         write_object(
             local_repo, f"db/{shared_sample.database}/{manifest['id']}/dump.pgdump.zst", b"x"
         )
-        failed = run_cli(capsys, "--config", str(config), "drill", "run")
+        failed = cli("drill", "run")
         assert failed.code == 4
     backup_ok, drill_ok, drill_failed = receiver.accepted()
     assert backup_ok["kind"] == "backup db"

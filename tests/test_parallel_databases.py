@@ -26,19 +26,8 @@ from backdrill.progress import RichReporter
 from backdrill.services.drill_all import summary_markdown, worst_exit_code
 from conftest import drop_database, s3_repo
 from helpers.cli import Cli, write_config
+from helpers.pgobjects import create_item_database
 from helpers.repo import list_keys, manifests
-
-
-def _create(pg: ConnParams, name: str, rows: int) -> None:
-    with pg.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with pg.with_db(name).connect() as conn:
-        conn.execute("CREATE TABLE item (id int PRIMARY KEY, label text)")
-        conn.execute(
-            "INSERT INTO item SELECT g, md5(g::text) || repeat('x', 200) "
-            "FROM generate_series(1, %s) g",
-            (rows,),
-        )
 
 
 @pytest.fixture
@@ -46,7 +35,7 @@ def four_databases(pg: ConnParams) -> Iterator[list[str]]:
     tag = secrets.token_hex(3)
     names = [f"many_{tag}_{i}" for i in range(4)]
     for name in names:
-        _create(pg, name, 500)
+        create_item_database(pg, name, 500, label_pad=200)
     yield names
     for name in names:
         drop_database(pg, name)
@@ -122,7 +111,7 @@ def test_sigterm_during_a_parallel_backup_cleans_up_every_running_dump(
     tag = secrets.token_hex(3)
     names = [f"irq_many_{tag}_{i}" for i in range(3)]
     for name in names:
-        _create(pg, name, 150_000)
+        create_item_database(pg, name, 150_000, label_pad=200)
     try:
         repo = s3_repo(s3_endpoint, bucket, "many")
         config = write_config(tmp_path / "c.yaml", pg, repo, databases=names)

@@ -16,7 +16,7 @@ import yaml
 
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, run_cli, run_cli_process, write_config
+from helpers.cli import Repo, SampleCli, run_cli, run_cli_process, write_config
 from helpers.repo import list_keys, manifests, open_uploads
 from helpers.tcpfwd import LateForwarder
 
@@ -109,11 +109,8 @@ def _pg_dumps_of(database: str) -> list[psutil.Process]:
     return found
 
 
-def test_a_database_that_does_not_exist_exits_5_naming_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
-) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=["no_such_db"])
-    cli = Cli(capsys, config)
+def test_a_database_that_does_not_exist_exits_5_naming_it(sample_cli: SampleCli) -> None:
+    cli = sample_cli(database="no_such_db")
     started = time.monotonic()
     result = cli("backup", "db")
     assert result.code == 5
@@ -123,21 +120,18 @@ def test_a_database_that_does_not_exist_exits_5_naming_it(
 
 
 def test_pg_dump_missing_exits_5_with_one_line(
+    sample_cli: SampleCli,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
     local_repo: Repo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
-    cli = Cli(capsys, config)
-    doc = yaml.safe_load(config.read_text())
+    cli = sample_cli()
+    doc = yaml.safe_load(cli.config.read_text())
     doc["postgres"]["bin_dir"] = str(empty)
-    config.write_text(yaml.safe_dump(doc))
+    cli.config.write_text(yaml.safe_dump(doc))
     result = cli("backup", "db")
     assert result.code == 5, result.err
     (line,) = result.errors

@@ -13,7 +13,7 @@ import pytest
 
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, write_config
+from helpers.cli import Cli, Repo, SampleCli, write_config
 
 UNITS = Path(__file__).resolve().parents[1] / "ops" / "systemd"
 
@@ -29,23 +29,11 @@ def open_umask() -> Iterator[None]:
 
 
 def test_a_fresh_local_repository_is_0700_with_files_0600(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    open_umask: None,
+    sample_cli: SampleCli, sample: SampleInfo, local_repo: Repo, open_umask: None
 ) -> None:
     root = Path(urlparse(local_repo.url).path)
     assert not root.exists()
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[sample.database],
-        files={"source": str(sample.filestore)},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(database=sample.database, files={"source": str(sample.filestore)})
     for command in (("backup", "db"), ("backup", "files")):
         result = cli(*command)
         assert result.code == 0, result.err

@@ -11,7 +11,7 @@ import pytest
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, run_cli, write_config
+from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.pgobjects import create_tablespace, drop_tablespace
 from helpers.repo import manifests
 
@@ -33,31 +33,22 @@ def scalar(pg: ConnParams, dbname: str, query: str) -> object:
 
 
 @pytest.fixture
-def backed(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Path:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[sample.database])
-    cli = Cli(capsys, config)
+def backed_cli(
+    sample_cli: SampleCli, pg: ConnParams, sample: SampleInfo, monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    """The CLI on ``sample`` and ``local_repo`` after one backup; the server's password
+    in the environment for the restores' checks."""
+    cli = sample_cli(database=sample.database)
     assert cli("backup", "db").code == 0
     monkeypatch.setenv("PGPASSWORD", pg.password or "")
-    return config
+    return cli
 
 
 def test_restore_into_a_non_empty_database_is_refused_without_force(
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    backed: Path,
-    local_repo: Repo,
+    pg: ConnParams, sample: SampleInfo, backed_cli: Cli, local_repo: Repo
 ) -> None:
-    cli = Cli(capsys, backed)
     before = databases(pg)
-    result = cli("restore", "db", "--to", dsn(pg, sample.database))
+    result = backed_cli("restore", "db", "--to", dsn(pg, sample.database))
     assert result.code == 1
     assert manifests(local_repo)[0]["tables"]
     assert f"database {sample.database} exists and holds " in result.err
@@ -67,16 +58,11 @@ def test_restore_into_a_non_empty_database_is_refused_without_force(
 
 
 def test_forced_restore_keeps_the_old_database_aside_and_matches_the_manifest(
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    backed: Path,
-    local_repo: Repo,
+    pg: ConnParams, sample: SampleInfo, backed_cli: Cli, local_repo: Repo
 ) -> None:
-    cli = Cli(capsys, backed)
     with pg.with_db(sample.database).connect() as conn:
         conn.execute("DELETE FROM mail_message")  # the incident
-    result = cli(
+    result = backed_cli(
         "restore",
         "db",
         "--force",
@@ -138,15 +124,11 @@ def test_a_restore_failing_midway_leaves_the_target_untouched(
 
 
 def test_neutralize_leaves_no_active_mail_server_nor_cron_but_autovacuum(
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    backed: Path,
+    pg: ConnParams, sample: SampleInfo, backed_cli: Cli
 ) -> None:
-    cli = Cli(capsys, backed)
     target = f"{sample.database}_copy"
     try:
-        result = cli(
+        result = backed_cli(
             "restore",
             "db",
             "--neutralize",
@@ -175,13 +157,9 @@ def test_neutralize_leaves_no_active_mail_server_nor_cron_but_autovacuum(
 
 
 def test_restore_with_a_malformed_before_time_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    backed: Path,
+    pg: ConnParams, sample: SampleInfo, backed_cli: Cli
 ) -> None:
-    cli = Cli(capsys, backed)
-    result = cli(
+    result = backed_cli(
         "restore",
         "db",
         "--before",
@@ -191,7 +169,7 @@ def test_restore_with_a_malformed_before_time_is_a_usage_error(
     )
     assert result.code == 2
     assert "--before 'yesterday' is not a time" in result.err
-    future = cli(
+    future = backed_cli(
         "restore",
         "db",
         "--before",
@@ -234,14 +212,10 @@ USER_OBJECTS = {
 
 @pytest.mark.parametrize("kind", sorted(USER_OBJECTS))
 def test_a_target_holding_any_object_of_its_own_is_refused_then_kept_aside(
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    backed: Path,
-    kind: str,
+    pg: ConnParams, backed_cli: Cli, kind: str
 ) -> None:
     """No tables, but something a user made: a restore without --force refuses it, and
     with --force renames it aside; nothing a user created is ever dropped."""
-    cli = Cli(capsys, backed)
     create, count, expected = USER_OBJECTS[kind]
     target = f"holder_{secrets.token_hex(3)}"
     with pg.connect() as conn:
@@ -250,13 +224,13 @@ def test_a_target_holding_any_object_of_its_own_is_refused_then_kept_aside(
         with pg.with_db(target).connect() as conn:
             for statement in create.split("; "):
                 conn.execute(statement)  # type: ignore[arg-type]
-        refused = cli("restore", "db", "--to", dsn(pg, target))
+        refused = backed_cli("restore", "db", "--to", dsn(pg, target))
         assert refused.code == 1, refused.out + refused.err
         assert "refusing to replace it" in refused.err
         assert scalar(pg, target, count) == expected
 
         before = databases(pg)
-        forced = cli("restore", "db", "--to", dsn(pg, target), "--force")
+        forced = backed_cli("restore", "db", "--to", dsn(pg, target), "--force")
         assert forced.code == 0, forced.out + forced.err
         (aside,) = databases(pg) - before
         assert aside.startswith(f"{target}__before_restore_")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,21 +19,18 @@ from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.redact import SECRETS
 from conftest import drop_database
-from helpers.cli import Repo, Result, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, write_config
 from helpers.pgobjects import create_tablespace, drop_tablespace, dsn
 from helpers.repo import list_keys, manifests, read_object, write_object
 
 
 @dataclass
 class Source:
-    pg: ConnParams
-    repo: Repo
-    config: Path
+    cli: Cli
     reports: Path
-    database: str
 
-    def run(self, capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-        return run_cli(capsys, "--config", str(self.config), *args)
+    def run(self, *args: str) -> Result:
+        return self.cli(*args)
 
     def report(self) -> dict[str, object]:
         (path,) = self.reports.glob("*/report.json")
@@ -52,15 +49,27 @@ def new_server(pg_bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Co
         yield cluster.params
 
 
-def source(tmp_path: Path, pg: ConnParams, repo: Repo, work_dir: Path, database: str) -> Source:
-    reports = tmp_path / "reports"
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        drill={"report_dir": str(reports), "work_dir": str(work_dir)},
-    )
-    return Source(pg, repo, config, reports, database)
+MakeSource = Callable[[Repo], Source]
+
+
+@pytest.fixture
+def source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, work_dir: Path
+) -> MakeSource:
+    """Binds the CLI to a configuration of every database on the server on a given
+    repository, drills reporting to ``tmp_path / "reports"``."""
+
+    def make(repo: Repo) -> Source:
+        reports = tmp_path / "reports"
+        config = write_config(
+            tmp_path / "c.yaml",
+            pg,
+            repo,
+            drill={"report_dir": str(reports), "work_dir": str(work_dir)},
+        )
+        return Source(Cli(capsys, config), reports)
+
+    return make
 
 
 def one_row(params: ConnParams, query: str) -> tuple[object, ...]:
@@ -100,23 +109,17 @@ def owned_db(pg: ConnParams) -> Iterator[tuple[str, str]]:
 
 
 def test_owner_grants_and_policy_survive_the_drill_and_a_restore_onto_a_new_server(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    repo: Repo,
-    work_dir: Path,
-    owned_db: tuple[str, str],
-    new_server: ConnParams,
+    source: MakeSource, repo: Repo, owned_db: tuple[str, str], new_server: ConnParams
 ) -> None:
     name, suffix = owned_db
     owner, reader = f"app_owner_{suffix}", f"app_reader_{suffix}"
-    src = source(tmp_path, pg, repo, work_dir, name)
-    assert src.run(capsys, "backup", "db", "--database", name).code == 0
-    drilled = src.run(capsys, "drill", "run")
+    src = source(repo)
+    assert src.run("backup", "db", "--database", name).code == 0
+    drilled = src.run("drill", "run")
     assert drilled.code == 0, drilled.out + drilled.err
     assert src.checks()["database_properties"]["status"] == "pass"
 
-    restored = src.run(capsys, "restore", "db", "--to", dsn(new_server, name))
+    restored = src.run("restore", "db", "--to", dsn(new_server, name))
     assert restored.code == 0, restored.err
     assert "created 3 role(s)" in restored.out and "set one" in restored.out
     target = new_server.with_db(name)
@@ -181,23 +184,17 @@ PROPERTIES = (
 
 
 def test_a_latin1_database_comes_back_latin1_with_its_settings_and_comment(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    repo: Repo,
-    work_dir: Path,
-    latin1_db: str,
-    new_server: ConnParams,
+    source: MakeSource, pg: ConnParams, repo: Repo, latin1_db: str, new_server: ConnParams
 ) -> None:
-    src = source(tmp_path, pg, repo, work_dir, latin1_db)
-    assert src.run(capsys, "backup", "db", "--database", latin1_db).code == 0
-    drilled = src.run(capsys, "drill", "run")
+    src = source(repo)
+    assert src.run("backup", "db", "--database", latin1_db).code == 0
+    drilled = src.run("drill", "run")
     assert drilled.code == 0, drilled.out + drilled.err
     check = src.checks()["database_properties"]
     assert check["status"] == "pass"
     assert "encoding LATIN1, collation C, ctype C, 2 setting(s)" in check["detail"]
 
-    restored = src.run(capsys, "restore", "db", "--to", dsn(new_server, latin1_db))
+    restored = src.run("restore", "db", "--to", dsn(new_server, latin1_db))
     assert restored.code == 0, restored.err
     expected = one_row(pg.with_db(latin1_db), PROPERTIES)
     assert expected[0] == "LATIN1" and expected[3] == "ledger '2026' réel"
@@ -207,21 +204,14 @@ def test_a_latin1_database_comes_back_latin1_with_its_settings_and_comment(
         assert conn.execute("SELECT s, octet_length(s) FROM word").fetchone() == ("ééééé", 5)
 
 
-def test_a_missing_collation_is_named(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    repo: Repo,
-    work_dir: Path,
-    latin1_db: str,
-) -> None:
-    src = source(tmp_path, pg, repo, work_dir, latin1_db)
-    assert src.run(capsys, "backup", "db", "--database", latin1_db).code == 0
+def test_a_missing_collation_is_named(source: MakeSource, repo: Repo, latin1_db: str) -> None:
+    src = source(repo)
+    assert src.run("backup", "db", "--database", latin1_db).code == 0
     (manifest,) = manifests(repo)
     manifest["database_properties"]["collate"] = "xx_NOWHERE.ISO-8859-1"
     key = f"db/{latin1_db}/{manifest['id']}/manifest.json"
     write_object(repo, key, json.dumps(manifest).encode())
-    drilled = src.run(capsys, "drill", "run")
+    drilled = src.run("drill", "run")
     assert drilled.code == 1
     detail = src.checks()["drill"]["detail"]
     assert "collation xx_NOWHERE.ISO-8859-1" in detail
@@ -229,13 +219,7 @@ def test_a_missing_collation_is_named(
 
 
 def test_the_drill_names_the_tablespaces_the_source_used(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    pg_cluster: LocalCluster,
-    repo: Repo,
-    work_dir: Path,
-    latin1_db: str,
+    source: MakeSource, pg: ConnParams, pg_cluster: LocalCluster, repo: Repo, latin1_db: str
 ) -> None:
     space = f"fast_{secrets.token_hex(3)}"
     location = create_tablespace(pg, pg_cluster, space)
@@ -243,9 +227,9 @@ def test_the_drill_names_the_tablespaces_the_source_used(
         with pg.with_db(latin1_db).connect() as conn:
             conn.execute(f"CREATE TABLE app.hot (id int) TABLESPACE {space}")
             conn.execute("INSERT INTO app.hot VALUES (1), (2)")
-        src = source(tmp_path, pg, repo, work_dir, latin1_db)
-        assert src.run(capsys, "backup", "db", "--database", latin1_db).code == 0
-        drilled = src.run(capsys, "drill", "run")
+        src = source(repo)
+        assert src.run("backup", "db", "--database", latin1_db).code == 0
+        drilled = src.run("drill", "run")
         assert drilled.code == 0, drilled.out + drilled.err
         check = src.checks()["tablespaces"]
         assert check["status"] == "pass"
@@ -257,19 +241,14 @@ def test_the_drill_names_the_tablespaces_the_source_used(
 
 
 def test_the_postgres_database_is_drilled_and_restored_and_a_template_is_refused_clearly(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    repo: Repo,
-    work_dir: Path,
-    new_server: ConnParams,
+    source: MakeSource, pg: ConnParams, repo: Repo, new_server: ConnParams
 ) -> None:
-    src = source(tmp_path, pg, repo, work_dir, "postgres")
+    src = source(repo)
     with pg.connect() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS drill_marker (id int)")
     try:
-        assert src.run(capsys, "backup", "db", "--database", "postgres").code == 0
-        drilled = src.run(capsys, "drill", "run", "--database", "postgres")
+        assert src.run("backup", "db", "--database", "postgres").code == 0
+        drilled = src.run("drill", "run", "--database", "postgres")
         assert drilled.code == 0, drilled.out + drilled.err
         report = src.report()
         assert report["result"] == "pass"
@@ -277,7 +256,7 @@ def test_the_postgres_database_is_drilled_and_restored_and_a_template_is_refused
         assert src.checks()["row_counts"]["status"] == "pass"
         # restore db onto a new server's own postgres database (it has no table: replaced)
         restored = src.run(
-            capsys, "restore", "db", "--database", "postgres", "--to", dsn(new_server, "postgres")
+            "restore", "db", "--database", "postgres", "--to", dsn(new_server, "postgres")
         )
         assert restored.code == 0, restored.err
         assert one_row(new_server, "SELECT to_regclass('public.drill_marker') IS NOT NULL") == (
@@ -288,8 +267,8 @@ def test_the_postgres_database_is_drilled_and_restored_and_a_template_is_refused
             conn.execute("DROP TABLE IF EXISTS drill_marker")
     for path in src.reports.glob("*/report.json"):
         path.unlink()
-    assert src.run(capsys, "backup", "db", "--database", "template1").code == 0
-    refused = src.run(capsys, "drill", "run", "--database", "template1")
+    assert src.run("backup", "db", "--database", "template1").code == 0
+    refused = src.run("drill", "run", "--database", "template1")
     assert refused.code == 5
     assert "database template1 is a template of the server" in refused.out + refused.err
     assert "Traceback" not in refused.err and "internal" not in refused.err.lower()
@@ -297,12 +276,7 @@ def test_the_postgres_database_is_drilled_and_restored_and_a_template_is_refused
 
 
 def test_encrypted_manifests_seal_role_names_and_settings(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    local_repo: Repo,
-    work_dir: Path,
-    owned_db: tuple[str, str],
+    source: MakeSource, tmp_path: Path, pg: ConnParams, local_repo: Repo, owned_db: tuple[str, str]
 ) -> None:
     name, suffix = owned_db
     with pg.connect() as conn:
@@ -312,8 +286,8 @@ def test_encrypted_manifests_seal_role_names_and_settings(
     identity.write_text(f"{key}\n")
     encryption = {"recipients": [str(key.to_public())], "identity_file": str(identity)}
     repo = Repo(local_repo.url, {"encryption": encryption})
-    src = source(tmp_path, pg, repo, work_dir, name)
-    assert src.run(capsys, "backup", "db", "--database", name).code == 0
+    src = source(repo)
+    assert src.run("backup", "db", "--database", name).code == 0
     (key_name,) = [k for k in list_keys(repo, "db/") if k.endswith("manifest.json")]
     raw = read_object(repo, key_name)
     for revealing in (f"app_owner_{suffix}", f"app_reader_{suffix}", b"statement_timeout"):
@@ -321,30 +295,25 @@ def test_encrypted_manifests_seal_role_names_and_settings(
         assert text not in raw
     doc = json.loads(raw)
     assert "roles" not in doc and "database_properties" not in doc and "sealed" in doc
-    drilled = src.run(capsys, "drill", "run")
+    drilled = src.run("drill", "run")
     assert drilled.code == 0, drilled.out + drilled.err
     assert src.checks()["database_properties"]["status"] == "pass"
 
 
 def test_a_manifest_from_before_roles_were_recorded_still_drills_as_it_did(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    local_repo: Repo,
-    work_dir: Path,
-    owned_db: tuple[str, str],
+    source: MakeSource, pg: ConnParams, local_repo: Repo, owned_db: tuple[str, str]
 ) -> None:
     name, _suffix = owned_db
     with pg.with_db(name).connect() as conn:  # a policy TO a role never drilled before
         conn.execute("DROP POLICY tenant_t1 ON invoice")
-    src = source(tmp_path, pg, local_repo, work_dir, name)
-    assert src.run(capsys, "backup", "db", "--database", name).code == 0
+    src = source(local_repo)
+    assert src.run("backup", "db", "--database", name).code == 0
     (manifest,) = manifests(local_repo)
     del manifest["roles"], manifest["database_properties"]
     write_object(
         local_repo, f"db/{name}/{manifest['id']}/manifest.json", json.dumps(manifest).encode()
     )
-    drilled = src.run(capsys, "drill", "run")
+    drilled = src.run("drill", "run")
     assert drilled.code == 0, drilled.out + drilled.err
     checks = src.checks()
     assert checks["database_properties"]["status"] == "skip"
@@ -352,11 +321,7 @@ def test_a_manifest_from_before_roles_were_recorded_still_drills_as_it_did(
 
 
 def test_an_icu_database_is_drilled_with_its_icu_locale(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    local_repo: Repo,
-    work_dir: Path,
+    source: MakeSource, pg: ConnParams, local_repo: Repo
 ) -> None:
     name = f"icu_{secrets.token_hex(3)}"
     with pg.connect() as conn:
@@ -367,12 +332,12 @@ def test_an_icu_database_is_drilled_with_its_icu_locale(
     try:
         with pg.with_db(name).connect() as conn:
             conn.execute("CREATE TABLE word AS SELECT 'Äpfel'::text AS s")
-        src = source(tmp_path, pg, local_repo, work_dir, name)
-        assert src.run(capsys, "backup", "db", "--database", name).code == 0
+        src = source(local_repo)
+        assert src.run("backup", "db", "--database", name).code == 0
         (manifest,) = manifests(local_repo)
         props = manifest["database_properties"]
         assert (props["locale_provider"], props["icu_locale"]) == ("icu", "de-DE")
-        drilled = src.run(capsys, "drill", "run")
+        drilled = src.run("drill", "run")
         assert drilled.code == 0, drilled.out + drilled.err
         assert src.checks()["database_properties"]["status"] == "pass"
     finally:
@@ -380,20 +345,18 @@ def test_an_icu_database_is_drilled_with_its_icu_locale(
 
 
 def test_restore_db_no_owner_creates_no_role_and_keeps_no_owner(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    source: MakeSource,
     pg: ConnParams,
     local_repo: Repo,
-    work_dir: Path,
     owned_db: tuple[str, str],
     new_server: ConnParams,
 ) -> None:
     name, suffix = owned_db
     with pg.with_db(name).connect() as conn:  # a policy needs its role, --no-owner or not
         conn.execute("DROP POLICY tenant_t1 ON invoice")
-    src = source(tmp_path, pg, local_repo, work_dir, name)
-    assert src.run(capsys, "backup", "db", "--database", name).code == 0
-    restored = src.run(capsys, "restore", "db", "--no-owner", "--to", dsn(new_server, name))
+    src = source(local_repo)
+    assert src.run("backup", "db", "--database", name).code == 0
+    restored = src.run("restore", "db", "--no-owner", "--to", dsn(new_server, name))
     assert restored.code == 0, restored.err
     assert "created" not in restored.out
     assert one_row(new_server, f"SELECT count(*) FROM pg_roles WHERE rolname LIKE '%{suffix}'") == (

@@ -14,10 +14,9 @@ from types import ModuleType
 
 import pytest
 
-from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.timeutil import human_duration
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import SampleCli
 
 REPO = Path(__file__).resolve().parent.parent
 RUNBOOKS = REPO / "docs" / "runbooks"
@@ -66,24 +65,12 @@ def test_the_drill_runbook_stops_a_kept_sandbox_as_its_user() -> None:
 
 
 def test_the_generator_writes_a_real_drills_phases(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
-    work_dir: Path,
+    sample_cli: SampleCli, tmp_path: Path, sample: SampleInfo
 ) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[sample.database],
-        drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
-    )
-    cfg = ("--config", str(config))
-    assert run_cli(capsys, *cfg, "backup", "db").code == 0
-    assert run_cli(capsys, *cfg, "drill", "run").code == 0
-    history = run_cli(capsys, *cfg, "drill", "history", "--json").out
+    cli = sample_cli.drilling(database=sample.database)
+    assert cli("backup", "db").code == 0
+    assert cli("drill", "run").code == 0
+    history = cli("drill", "history", "--json").out
     (report,) = json.loads(history)
     runbook = tmp_path / "incident.md"
     runbook.write_text("before\n<!-- durations:begin -->\nold\n<!-- durations:end -->\nafter\n")

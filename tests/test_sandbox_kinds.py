@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from backdrill.pg.connection import ConnParams
-from backdrill.sample.odoo import SampleInfo
 from backdrill.sandbox.docker import docker_available
-from helpers.cli import Cli, Repo, write_config
+from helpers.cli import SampleCli
 
 
 def drill_databases(pg: ConnParams) -> list[str]:
@@ -23,11 +22,9 @@ def drill_databases(pg: ConnParams) -> list[str]:
 
 
 def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
+    sample_cli: SampleCli,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
-    shared_sample: SampleInfo,
-    local_repo: Repo,
     work_dir: Path,
 ) -> None:
     dsn_file = tmp_path / "scratch_dsn"
@@ -35,19 +32,14 @@ def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
         f"host={pg.host} port={pg.port} user={pg.user} password={pg.password} "
         "dbname=postgres sslmode=disable\n"
     )
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[shared_sample.database],
+    cli = sample_cli(
         drill={
             "sandbox": "server",
             "server_dsn_file": str(dsn_file),
             "report_dir": str(tmp_path / "reports"),
             "work_dir": str(work_dir),
-        },
+        }
     )
-    cli = Cli(capsys, config)
     assert cli("backup", "db").code == 0
     result = cli("drill", "run")
     assert result.code == 0, result.out + result.err
@@ -60,24 +52,11 @@ def test_server_sandbox_restores_into_a_unique_database_and_drops_it(
 
 
 @pytest.mark.docker
-def test_docker_sandbox_drill_passes(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    local_repo: Repo,
-) -> None:
+def test_docker_sandbox_drill_passes(sample_cli: SampleCli, tmp_path: Path) -> None:
     ok, why = docker_available()
     if not ok:
         pytest.skip(f"docker sandbox: {why}")
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        local_repo,
-        databases=[shared_sample.database],
-        drill={"sandbox": "docker", "report_dir": str(tmp_path / "reports")},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli(drill={"sandbox": "docker", "report_dir": str(tmp_path / "reports")})
     assert cli("backup", "db").code == 0
     result = cli("drill", "run")
     assert result.code == 0, result.out + result.err

@@ -25,6 +25,14 @@ SSOT = "ops/ssot/system_design_map.yaml"
 JOBS = {"backup db", "backup files", "prune", "drill run"}
 
 
+def _checkout(tmp_path: Path) -> Path:
+    """A copy of the checkout's ops/ and cron/, to edit."""
+    root = tmp_path / "checkout"
+    for rel in ("ops", "cron"):
+        shutil.copytree(REPO / rel, root / rel)
+    return root
+
+
 def _findings(root: Path) -> list[tuple[str, bool, str]]:
     data = yaml.safe_load((root / SSOT).read_text())
     return [(f.check, f.ok, f.detail) for f in check_schedules(root, data)]
@@ -92,9 +100,7 @@ def test_systemd_timers_fire_in_utc_at_the_same_instants_as_cron() -> None:
 def test_changing_the_ssot_time_makes_the_check_fail(
     tmp_path: Path, old: str, new: str, broken: str
 ) -> None:
-    root = tmp_path / "checkout"
-    for rel in ("ops", "cron"):
-        shutil.copytree(REPO / rel, root / rel)
+    root = _checkout(tmp_path)
     text = (root / SSOT).read_text()
     assert old in text
     (root / SSOT).write_text(text.replace(old, new, 1))
@@ -105,9 +111,7 @@ def test_changing_the_ssot_time_makes_the_check_fail(
 
 @pytest.mark.slow
 def test_a_timer_without_utc_is_rejected(tmp_path: Path) -> None:
-    root = tmp_path / "checkout"
-    for rel in ("ops", "cron"):
-        shutil.copytree(REPO / rel, root / rel)
+    root = _checkout(tmp_path)
     timer = root / "ops/systemd/backdrill-backup-db.timer"
     timer.write_text(timer.read_text().replace("03:00:00 UTC", "03:00:00"))
     failed = [(n, d) for n, ok, d in _findings(root) if not ok]
@@ -121,9 +125,7 @@ def test_a_timer_without_utc_is_rejected(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cron_without_cron_tz_is_rejected(tmp_path: Path) -> None:
-    root = tmp_path / "checkout"
-    for rel in ("ops", "cron"):
-        shutil.copytree(REPO / rel, root / rel)
+    root = _checkout(tmp_path)
     cron = root / "cron/backdrill.cron"
     cron.write_text(cron.read_text().replace("CRON_TZ=UTC\n", ""))
     failed = [n for n, ok, _d in _findings(root) if not ok]

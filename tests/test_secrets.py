@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +11,7 @@ import pytest
 
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Repo, write_config
+from helpers.cli import Repo, run_cli_process, write_config
 from helpers.repo import list_keys, manifests, read_object
 
 HOSTILE = "p@ss:w/rd 'q\"uo$te $HOME sp ace"
@@ -65,32 +62,16 @@ def test_hostile_password_works_and_appears_in_no_log_manifest_or_argv(
     watcher = threading.Thread(target=_watch_cmdlines, args=(stop, cmdlines))
     watcher.start()
     try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "backdrill",
-                "--log-format",
-                log_format,
-                "--debug",
-                "--config",
-                str(config),
-                "backup",
-                "db",
-            ],
-            capture_output=True,
-            text=True,
-            env=dict(os.environ),
-            timeout=120,
-            check=False,
+        result = run_cli_process(
+            "--debug", "--config", str(config), "backup", "db", log_format=log_format, timeout=120
         )
     finally:
         stop.set()
         watcher.join()
-    assert proc.returncode == 0, proc.stderr
+    assert result.code == 0, result.err
     assert any("pg_dump" in c for c in cmdlines), "the watcher never saw pg_dump running"
     assert not [c for c in cmdlines if HOSTILE in c]
-    assert HOSTILE not in proc.stdout and HOSTILE not in proc.stderr
+    assert HOSTILE not in result.out and HOSTILE not in result.err
     (manifest,) = manifests(local_repo)
     assert manifest["database"] == shared_sample.database
     for key in list_keys(local_repo):
@@ -112,28 +93,14 @@ def test_wrong_password_error_is_one_line_without_the_password(
         sslmode="disable",
     )
     config = write_config(tmp_path / "c.yaml", wrong, local_repo, databases=[sample.database])
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backdrill",
-            "--log-format",
-            "text",
-            "--config",
-            str(config),
-            "backup",
-            "db",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_cli_process(
+        "--config", str(config), "backup", "db", log_format="text", timeout=120
     )
-    assert proc.returncode == 5
-    lines = proc.stderr.strip().splitlines()
+    assert result.code == 5
+    lines = result.err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(
         "backdrill: error: cannot connect to PostgreSQL at backup_hostile@127.0.0.1:"
     )
     assert "password authentication failed" in lines[0]
-    assert HOSTILE not in proc.stderr
+    assert HOSTILE not in result.err

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -25,22 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from backdrill.config import load_config
 from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
 from backdrill.storage.local import LocalStorage
-from helpers.cli import Cli, Repo, repo_config
+from helpers.cli import Cli, start_cli_process
 from helpers.counting import CountingStorage
-from helpers.seed import write_drill, write_manifest, write_snapshot
+from helpers.seed import odoo_config, write_drill, write_manifest, write_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 H = timedelta(hours=1)
-
-
-def config_file(tmp_path: Path, repo: Path) -> Path:
-    return repo_config(
-        tmp_path / "backdrill.yaml",
-        Repo(f"file://{repo}"),
-        ssot=True,
-        postgres={"databases": ["odoo"]},
-        files={"source": "/var/lib/odoo/filestore/odoo"},
-    )
 
 
 class Clock:
@@ -75,7 +63,7 @@ def seeded(tmp_path: Path) -> dict[str, Any]:
     last = write_manifest(repo, "odoo", now - 23 * H, seconds=90, stored_size=4242)
     write_snapshot(repo, "odoo", now - 2 * H)
     write_drill(repo, now - 24 * H, rpo_seconds=3600, rto_seconds=1234)
-    return {"repo": repo, "last": last, "config": load_config(config_file(tmp_path, repo))}
+    return {"repo": repo, "last": last, "config": load_config(odoo_config(tmp_path, repo))}
 
 
 @pytest.fixture
@@ -160,7 +148,7 @@ def test_200_concurrent_requests_list_the_repository_once_per_cache_interval(
 
 
 def test_unreadable_repository_is_503(tmp_path: Path) -> None:
-    config = load_config(config_file(tmp_path, tmp_path / "missing"))
+    config = load_config(odoo_config(tmp_path, tmp_path / "missing"))
     cache = RepositoryCache(LocalStorage(tmp_path / "missing"), config, cache_seconds=60)
     server = make_server(("127.0.0.1", 0), HealthApp(cache))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -216,23 +204,8 @@ def _serving_port(
 
 @pytest.mark.slow
 def test_serve_command_answers_and_stops_on_sigterm(seeded: dict[str, Any], tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backdrill",
-            "--log-format",
-            "json",
-            "--config",
-            str(tmp_path / "backdrill.yaml"),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
+    proc = start_cli_process(
+        tmp_path / "backdrill.yaml", "serve", "--listen", "127.0.0.1:0", stdout=subprocess.DEVNULL
     )
     seen: list[str] = []
     try:
@@ -269,7 +242,7 @@ def test_metrics_file_after_a_failing_command_records_its_exit_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "backdrill.prom"
-    config = config_file(tmp_path, tmp_path / "missing")
+    config = odoo_config(tmp_path, tmp_path / "missing")
     cli = Cli(capsys, config)
     result = cli("--metrics-file", str(target), "status")
     assert result.code == 2

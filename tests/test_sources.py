@@ -34,8 +34,9 @@ from backdrill.ssot import conflicts_of, missing_sources, ssot_of
 from backdrill.storage import open_repository
 from backdrill.timeutil import utcnow
 from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Repo, SampleCli, run_cli
 from helpers.history import fake_db_backup, prune_config, storage_of
+from helpers.pgobjects import create_item_database
 from helpers.repo import list_keys, read_object, write_object
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,22 +50,12 @@ def second_cluster(pg_bin_dir: Path) -> Iterator[LocalCluster]:
         yield cluster
 
 
-def _create(params: ConnParams, name: str, rows: int) -> None:
-    with params.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with params.with_db(name).connect() as conn:
-        conn.execute("CREATE TABLE item (id int PRIMARY KEY, label text)")
-        conn.execute(
-            "INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, %s) g", (rows,)
-        )
-
-
 @pytest.fixture
 def shop(pg: ConnParams, second_cluster: LocalCluster) -> Iterator[str]:
     """One database name on both servers, with different contents (100 and 7 rows)."""
     name = f"shop_{secrets.token_hex(3)}"
-    _create(pg, name, 100)
-    _create(second_cluster.params, name, 7)
+    create_item_database(pg, name, 100)
+    create_item_database(second_cluster.params, name, 7)
     yield name
     drop_database(pg, name)
     drop_database(second_cluster.params, name)
@@ -325,19 +316,13 @@ def test_unknown_source_and_ambiguous_database_are_usage_errors(
 
 
 def test_a_single_source_config_and_a_repository_written_before_sources_still_work(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    local_repo: Repo,
-    work_dir: Path,
+    sample_cli: SampleCli, pg: ConnParams, local_repo: Repo
 ) -> None:
     name = f"old_{secrets.token_hex(3)}"
-    _create(pg, name, 12)
+    create_item_database(pg, name, 12)
     try:
-        reports = tmp_path / "reports"
-        drill = {"work_dir": str(work_dir), "report_dir": str(reports)}
-        config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[name], drill=drill)
-        result = run_cli(capsys, "--config", str(config), "backup", "db")
+        cli = sample_cli.drilling(database=name)
+        result = cli("backup", "db")
         assert result.code == 0, result.out + result.err
         (key,) = [k for k in list_keys(local_repo) if k.endswith(MANIFEST_NAME)]
         assert key.startswith(f"db/{name}/")  # the keys of every repository before sources
@@ -345,12 +330,12 @@ def test_a_single_source_config_and_a_repository_written_before_sources_still_wo
         doc = json.loads(read_object(local_repo, key))
         del doc["source"]  # as backdrill wrote manifests before sources existed
         write_object(local_repo, key, json.dumps(doc).encode())
-        listed = run_cli(capsys, "--config", str(config), "list", "--json")
+        listed = cli("list", "--json")
         assert [m["source"] for m in json.loads(listed.out)] == ["default"]
-        result = run_cli(capsys, "--config", str(config), "drill", "run")
+        result = cli("drill", "run")
         assert result.code == 0, result.out + result.err
         assert f"of {name}, source default" in result.out
-        status = run_cli(capsys, "--config", str(config), "status")
+        status = cli("status")
         assert f"database {name}" in status.out
     finally:
         drop_database(pg, name)

@@ -11,29 +11,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backdrill.config import Config
-from backdrill.manifest import DbManifest
-from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts, SnapshotFacts, source_name
 from backdrill.services.status import State, evaluate
 from backdrill.ssot import Policy
-from helpers.cli import Cli, Repo, repo_config, write_config
-from helpers.seed import write_drill, write_manifest, write_snapshot
+from helpers.cli import Cli, Repo, SampleCli
+from helpers.seed import db_manifest, odoo_config, write_drill, write_manifest, write_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
-
-
-def config_file(tmp_path: Path, repo: Path, *, ssot: bool = True) -> Path:
-    """The configuration of one Odoo database and filestore in the local ``repo``."""
-    return repo_config(
-        tmp_path / "backdrill.yaml",
-        Repo(f"file://{repo}"),
-        ssot=ssot,
-        postgres={"databases": ["odoo"]},
-        files={"source": "/var/lib/odoo/filestore/odoo"},
-    )
 
 
 def seed(repo: Path, *, db_age: timedelta, files_age: timedelta, drill_age: timedelta) -> None:
@@ -67,10 +54,10 @@ def test_status_exit_code_follows_nagios(
 ) -> None:
     repo = tmp_path / "repo"
     seed(repo, db_age=db_age, files_age=files_age, drill_age=drill_age)
-    result = Cli(capsys, config_file(tmp_path, repo))("status")
+    result = Cli(capsys, odoo_config(tmp_path, repo))("status")
     assert result.code == code, result.out + result.err
     assert result.out.startswith(f"BACKDRILL {state} - ")
-    as_json = Cli(capsys, config_file(tmp_path, repo))("status", "--json")
+    as_json = Cli(capsys, odoo_config(tmp_path, repo))("status", "--json")
     assert as_json.code == code
     doc = json.loads(as_json.out)
     assert doc["status"] == state
@@ -88,7 +75,7 @@ def test_stale_status_names_the_database_and_its_age(
 ) -> None:
     repo = tmp_path / "repo"
     seed(repo, db_age=30 * H, files_age=H, drill_age=24 * H)
-    result = Cli(capsys, config_file(tmp_path, repo))("status")
+    result = Cli(capsys, odoo_config(tmp_path, repo))("status")
     assert result.code == 2
     first = result.out.splitlines()[0]
     assert first.startswith("BACKDRILL CRITICAL - database odoo: last backup ")
@@ -105,7 +92,7 @@ def test_no_backup_of_a_configured_database_is_critical(
     now = datetime.now(UTC)
     write_snapshot(repo, "odoo", now - H)
     write_drill(repo, now - H)
-    result = Cli(capsys, config_file(tmp_path, repo))("status")
+    result = Cli(capsys, odoo_config(tmp_path, repo))("status")
     assert result.code == 2
     assert "database odoo: no committed backup" in result.out
 
@@ -113,7 +100,7 @@ def test_no_backup_of_a_configured_database_is_critical(
 def test_unreadable_repository_is_critical(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = Cli(capsys, config_file(tmp_path, tmp_path / "nowhere"))("status")
+    result = Cli(capsys, odoo_config(tmp_path, tmp_path / "nowhere"))("status")
     assert result.code == 2
     assert result.out.startswith("BACKDRILL CRITICAL - repository unreadable: repository directory")
 
@@ -123,7 +110,7 @@ def test_without_ssot_the_config_targets_apply(
 ) -> None:
     repo = tmp_path / "repo"
     seed(repo, db_age=5 * H, files_age=H, drill_age=24 * H)
-    path = config_file(tmp_path, repo, ssot=False)
+    path = odoo_config(tmp_path, repo, ssot=False)
     cli = Cli(capsys, path)
     path.write_text(path.read_text() + "targets: {rpo_hours: 4}\n")
     result = cli("status")
@@ -137,26 +124,7 @@ POLICY = Policy(rpo_hours=24, warning_fraction=0.75, drill_max_age_days=95)
 
 
 def facts(**changes: object) -> RepoFacts:
-    m = DbManifest.model_validate(
-        {
-            "schema_version": 1,
-            "id": "20261126T030000Z-aaaaaa",
-            "database": "odoo",
-            "created_at": NOW - 2 * H,
-            "started_at": NOW - 2 * H,
-            "finished_at": NOW - H,
-            "compression": {"algorithm": "zstd"},
-            "raw_size": 1,
-            "stored_size": 1,
-            "sha256": "0",
-            "server_version": "15",
-            "pg_dump_version": "15",
-            "backdrill_version": "0",
-            "run_id": "r",
-            "host": "h",
-            "tables": [],
-        }
-    )
+    m = db_manifest("20261126T030000Z-aaaaaa", "odoo", NOW - 2 * H, finished_at=NOW - H)
     drill = DrillFacts("20261120T050000Z-bbbbbb", "pass", NOW - 6 * 24 * H)
     base = RepoFacts(
         read_at=NOW,
@@ -216,23 +184,10 @@ def test_empty_repository_is_critical_and_unconfigured_files_are_not_checked() -
 
 
 def test_status_is_ok_after_a_real_backup_and_drill_on_each_backend(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-    work_dir: Path,
+    sample_cli: SampleCli, tmp_path: Path, sample: SampleInfo, repo: Repo
 ) -> None:
     shutil.copy(REPO / "ops/ssot/system_design_map.yaml", tmp_path / "ssot.yaml")
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        databases=[sample.database],
-        ssot="ssot.yaml",
-        drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(work_dir)},
-    )
-    cli = Cli(capsys, config)
+    cli = sample_cli.drilling(repo, database=sample.database, ssot="ssot.yaml")
     before = cli("status")
     assert before.code == 2  # nothing backed up, nothing drilled
     assert cli("backup", "db").code == 0

@@ -18,7 +18,7 @@ from backdrill.config import RetryConfig
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Cli, Repo, Result, run_cli_process, write_config
+from helpers.cli import Cli, Repo, Result, SampleCli, run_cli_process
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
 from helpers.s3proxy import FaultProxy, Rule
@@ -27,29 +27,25 @@ pytestmark = pytest.mark.reliability
 
 
 def backup(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    sample_cli: SampleCli,
     repo: Repo,
     database: str,
     *,
     work: Path | None = None,
     subprocess: bool = False,
-    **sections: Any,
-) -> tuple[Path, Result]:
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
+) -> tuple[Cli, Result]:
+    """A level-1 backup of ``database`` on ``repo`` (in another process if
+    ``subprocess``), drills working in ``work`` (else a folder beside the config)."""
+    here = sample_cli.path.parent
+    cli = sample_cli(
         repo,
-        databases=[database],
+        database=database,
         backup={"compression_level": 1},
-        drill={"work_dir": str(work or tmp_path / "work"), "report_dir": str(tmp_path / "r")},
-        **sections,
+        drill={"work_dir": str(work or here / "work"), "report_dir": str(here / "r")},
     )
-    cli = Cli(capsys, config)
     if subprocess:
-        return config, run_cli_process("--config", str(config), "backup", "db")
-    return config, cli("backup", "db")
+        return cli, run_cli_process("--config", str(cli.config), "backup", "db")
+    return cli, cli("backup", "db")
 
 
 def assert_committed_and_verified(repo: Repo) -> dict[str, Any]:
@@ -85,9 +81,7 @@ def retry_warnings(result: Result) -> list[dict[str, Any]]:
     ids=["503-part", "slowdown-create", "500-manifest", "502-part"],
 )
 def test_backup_commits_after_five_consecutive_transient_errors(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    sample_cli: SampleCli,
     large_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
@@ -100,7 +94,7 @@ def test_backup_commits_after_five_consecutive_transient_errors(
     rule = fault_proxy.add(
         Rule("error", method=method, contains=contains, times=5, status=status, code=code)
     )
-    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
+    _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 5
     attempts = [w["attempt"] for w in retry_warnings(result)]
@@ -110,16 +104,11 @@ def test_backup_commits_after_five_consecutive_transient_errors(
 
 
 def test_backup_commits_after_connection_resets_mid_part(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     repo = with_retry(proxied_repo, QUICK_RETRY)
     rule = fault_proxy.add(Rule("reset", method="PUT", contains="partNumber=2", times=2))
-    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
+    _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 2
     assert len(retry_warnings(result)) == 2
@@ -127,17 +116,12 @@ def test_backup_commits_after_connection_resets_mid_part(
 
 
 def test_backup_rides_out_a_ten_second_outage_with_the_default_policy(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     repo = with_retry(proxied_repo, DEFAULT_RETRY)
     rule = fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=10))
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database)
+    _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits >= 2
     assert time.monotonic() - started >= 10
@@ -155,12 +139,7 @@ def test_default_retry_policy_rides_out_ten_seconds_and_gives_up_within_two_minu
 
 
 def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_is_back(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     """The 5-minute outage, scaled: it outlasts the retries (exit 5, one line, no
     manifest) but not the clean-up budget, so the run aborts its upload and releases
@@ -169,7 +148,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
     repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 20})
     fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=outage))
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, large_sample.database, subprocess=True)
+    _cli, result = backup(sample_cli, repo, large_sample.database, subprocess=True)
     elapsed = time.monotonic() - started
     assert result.code == 5, result.err
     assert outage <= elapsed < outage + 20
@@ -183,12 +162,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
 
 
 def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     """The store stays down past the clean-up budget too: exit 5 without waiting longer;
     the log says the upload is left to prune, and once the store is back prune removes
@@ -197,8 +171,7 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
     fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=300))
     started = time.monotonic()
     # a separate process, so that its lock is left by a dead holder, as after a real run
-    config, result = backup(tmp_path, capsys, pg, repo, large_sample.database, subprocess=True)
-    cli = Cli(capsys, config)
+    cli, result = backup(sample_cli, repo, large_sample.database, subprocess=True)
     assert result.code == 5, result.err
     assert time.monotonic() - started < 60
     assert "`backdrill prune` removes it" in result.err
@@ -212,17 +185,12 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
 
 
 def test_backup_fails_when_parts_keep_failing_and_aborts_the_upload(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    large_sample: SampleInfo,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     """The store keeps answering 503 to uploads: retries exhausted, exit 5; the
     multipart upload is aborted and the lock released (the store answers those)."""
     fault_proxy.add(Rule("error", method="PUT", contains="partNumber", times=10_000))
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, large_sample.database)
+    _cli, result = backup(sample_cli, proxied_repo, large_sample.database)
     assert result.code == 5, result.err
     (line,) = result.errors
     assert "ServiceUnavailable" in line and "gave up after 3 attempts" in line
@@ -237,9 +205,7 @@ def test_backup_fails_when_parts_keep_failing_and_aborts_the_upload(
     [(403, "AccessDenied"), (403, "InvalidAccessKeyId"), (403, "SignatureDoesNotMatch")],
 )
 def test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    sample_cli: SampleCli,
     shared_sample: SampleInfo,
     proxied_repo: Repo,
     fault_proxy: FaultProxy,
@@ -247,7 +213,7 @@ def test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line(
     code: str,
 ) -> None:
     rule = fault_proxy.add(Rule("error", method="PUT", times=100, status=status, code=code))
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, shared_sample.database)
+    _cli, result = backup(sample_cli, proxied_repo, shared_sample.database)
     assert result.code == 5
     # the attempt records (status/, written after the command) are requests of their own
     records = [r for r in status_requests(fault_proxy) if r[0] == "PUT"]
@@ -259,15 +225,10 @@ def test_permanent_storage_errors_are_not_retried_and_exit_5_in_one_line(
 
 
 def test_a_bucket_that_does_not_exist_exits_5_naming_it(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    sample_cli: SampleCli, shared_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     repo = replace(proxied_repo, url="s3://no-such-bucket-here/prod")
-    _config, result = backup(tmp_path, capsys, pg, repo, shared_sample.database)
+    _cli, result = backup(sample_cli, repo, shared_sample.database)
     assert result.code == 5
     (line,) = result.errors
     assert "NoSuchBucket" in line and "create the bucket no-such-bucket-here" in line
@@ -277,16 +238,12 @@ def test_a_bucket_that_does_not_exist_exits_5_naming_it(
 
 
 def test_an_endpoint_whose_name_does_not_resolve_exits_5_without_retrying(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    proxied_repo: Repo,
+    sample_cli: SampleCli, shared_sample: SampleInfo, proxied_repo: Repo
 ) -> None:
     repo = with_retry(replace(proxied_repo), DEFAULT_RETRY)
     repo.storage["endpoint_url"] = "http://backdrill-no-such-host.invalid:9000"
     started = time.monotonic()
-    _config, result = backup(tmp_path, capsys, pg, repo, shared_sample.database)
+    _cli, result = backup(sample_cli, repo, shared_sample.database)
     assert result.code == 5
     assert time.monotonic() - started < 20
     assert retry_warnings(result) == []
@@ -295,15 +252,10 @@ def test_an_endpoint_whose_name_does_not_resolve_exits_5_without_retrying(
 
 
 def test_an_unreachable_endpoint_is_retried_then_exits_5(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    sample_cli: SampleCli, shared_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     fault_proxy.go_down(3600)
-    _config, result = backup(tmp_path, capsys, pg, proxied_repo, shared_sample.database)
+    _cli, result = backup(sample_cli, proxied_repo, shared_sample.database)
     assert result.code == 5
     assert [w["attempt"] for w in retry_warnings(result)] == [1, 2]
     (line,) = result.errors
@@ -312,18 +264,17 @@ def test_an_unreachable_endpoint_is_retried_then_exits_5(
 
 @pytest.fixture
 def backed_s3(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    sample_cli: SampleCli,
     pg: ConnParams,
     sample: SampleInfo,
     proxied_repo: Repo,
     work_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
-    config, result = backup(tmp_path, capsys, pg, proxied_repo, sample.database, work=work_dir)
+    cli, result = backup(sample_cli, proxied_repo, sample.database, work=work_dir)
     assert result.code == 0, result.err
     monkeypatch.setenv("PGPASSWORD", pg.password or "")
-    return config
+    return cli.config
 
 
 DOWNLOADS = {

@@ -15,12 +15,11 @@ import pytest
 
 from backdrill.errors import LockHeld
 from backdrill.locks import RepoLock
-from backdrill.pg.connection import ConnParams
 from backdrill.repository.layout import lock_key
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
 from backdrill.timeutil import isoformat, utcnow
-from helpers.cli import Cli, Repo, Result, repo_config, write_config
+from helpers.cli import Cli, Repo, Result, SampleCli, repo_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests, read_object, write_object
 
@@ -66,16 +65,13 @@ def dead_pid() -> int:
 
 
 def test_a_forged_lock_expiring_in_2099_is_named_with_its_expiry_and_how_to_clear_it(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    sample_cli: SampleCli,
     shared_sample: SampleInfo,
     local_repo: Repo,
 ) -> None:
     scope = f"db-{shared_sample.database}"
     put_lock(local_repo, scope, lock_doc(scope=scope))
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[shared_sample.database])
-    cli = Cli(capsys, config)
+    cli = sample_cli()
     result = cli("backup", "db")
     assert result.code == LockHeld.exit_code == 6
     message = last_message(result)

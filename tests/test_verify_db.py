@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from backdrill.timeutil import new_id
-from helpers.cli import Cli, Repo, write_config
+from helpers.cli import Cli, Repo, SampleCli
 from helpers.repo import manifests, read_object, write_object
 
 
-def _backup(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-) -> tuple[Path, str]:
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
-    cli = Cli(capsys, config)
+def _backup(sample_cli: SampleCli, sample: SampleInfo, repo: Repo) -> tuple[Cli, str]:
+    """Two backups of ``sample`` on ``repo``: the CLI and the database's key prefix."""
+    cli = sample_cli(repo, database=sample.database)
     for _ in range(2):
         result = cli("backup", "db")
         assert result.code == 0, result.err
-    return config, f"db/{sample.database}/"
+    return cli, f"db/{sample.database}/"
 
 
 def test_verify_all_with_read_data_passes_on_good_backups(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
+    sample_cli: SampleCli, sample: SampleInfo, repo: Repo
 ) -> None:
-    config, _prefix = _backup(tmp_path, capsys, pg, sample, repo)
-    cli = Cli(capsys, config)
+    cli, _prefix = _backup(sample_cli, sample, repo)
     result = cli("verify", "--all", "--read-data")
     assert result.code == 0, result.err
     assert "2 backup(s) verified" in result.out
@@ -47,14 +31,9 @@ def test_verify_all_with_read_data_passes_on_good_backups(
 
 
 def test_verify_exits_4_naming_every_failing_backup(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
+    sample_cli: SampleCli, sample: SampleInfo, local_repo: Repo
 ) -> None:
-    config, prefix = _backup(tmp_path, capsys, pg, sample, local_repo)
-    cli = Cli(capsys, config)
+    cli, prefix = _backup(sample_cli, sample, local_repo)
     first, second = sorted(m["id"] for m in manifests(local_repo))
     # same size, one byte flipped: only --read-data sees it
     key = f"{prefix}{first}/dump.pgdump.zst"

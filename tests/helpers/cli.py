@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,13 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
     return Result(code, captured.out, captured.err)
 
 
-def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+def run_cli_process(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, log_format: str = "json"
+) -> Result:
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, "-m", "backdrill", "--log-format", "json", *args],
+        [sys.executable, "-m", "backdrill", "--log-format", log_format, *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -107,6 +110,19 @@ def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: floa
         check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def start_cli_process(
+    config: Path, *args: str, stdout: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """``python -m backdrill --log-format json --config CONFIG ARGS`` started and not
+    waited for (to signal or race it): stderr piped, text mode."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "backdrill", "--log-format", "json", "--config", str(config), *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run_cli_limited(
@@ -194,3 +210,43 @@ class Cli:
 
     def __call__(self, *args: str) -> Result:
         return run_cli(self.capsys, "--config", str(self.config), *args)
+
+
+@dataclass
+class SampleCli:
+    """Writes the configuration most tests start from (one database, the shared sample
+    unless told another; ``local_repo`` unless told another repository; plus
+    ``sections``) at one path and binds the CLI to it: ``cli = sample_cli()`` then
+    ``cli("backup", "db")``. ``drilling`` adds drills reporting to ``reports`` and
+    working in the test's ``work_dir``."""
+
+    capsys: pytest.CaptureFixture[str]
+    pg: ConnParams
+    path: Path
+    repo: Repo
+    reports: Path
+    shared_database: Callable[[], str]
+    work_dir: Callable[[], Path]
+
+    def __call__(
+        self, repo: Repo | None = None, *, database: str | None = None, **sections: Any
+    ) -> Cli:
+        config = write_config(
+            self.path,
+            self.pg,
+            repo or self.repo,
+            databases=[database or self.shared_database()],
+            **sections,
+        )
+        return Cli(self.capsys, config)
+
+    def drilling(
+        self,
+        repo: Repo | None = None,
+        *,
+        database: str | None = None,
+        drill: dict[str, Any] | None = None,
+        **sections: Any,
+    ) -> Cli:
+        where = {"report_dir": str(self.reports), "work_dir": str(self.work_dir())}
+        return self(repo, database=database, drill={**where, **(drill or {})}, **sections)

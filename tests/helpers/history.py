@@ -12,12 +12,13 @@ from typing import Any
 import yaml
 
 from backdrill.config import StorageConfig
-from backdrill.manifest import DUMP_NAME, SCHEMA_VERSION, DbManifest
+from backdrill.manifest import DUMP_NAME
 from backdrill.repository.layout import DEFAULT_SOURCE, MANIFEST_NAME, backup_dir
 from backdrill.storage import Storage, open_repository
 from backdrill.timeutil import new_id
 from backdrill.zstdio import compressed
 from helpers.cli import Repo
+from helpers.seed import db_manifest
 
 
 def storage_of(repo: Repo, **extra: Any) -> Storage:
@@ -43,24 +44,14 @@ def fake_db_backup(
     prefix = backup_dir(database, backup_id, source)
     data = (backup_id.encode() * (size // len(backup_id) + 1))[:size]
     storage.put_bytes(prefix + DUMP_NAME, data)
-    manifest = DbManifest(
-        schema_version=SCHEMA_VERSION,
-        id=backup_id,
+    manifest = db_manifest(
+        backup_id,
+        database,
+        created_at,
         source=source,
-        database=database,
-        created_at=created_at,
-        started_at=created_at,
-        finished_at=created_at,
-        compression={"algorithm": "zstd", "level": 3},
         raw_size=size,
         stored_size=size,
         sha256=hashlib.sha256(data).hexdigest(),
-        server_version="15.0",
-        pg_dump_version="15.0",
-        backdrill_version="test",
-        run_id="test",
-        host="test",
-        tables=[],
     )
     storage.put_bytes(prefix + MANIFEST_NAME, manifest.to_json().encode())
     return backup_id

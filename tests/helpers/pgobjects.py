@@ -38,3 +38,17 @@ def drop_tablespace(pg: ConnParams, name: str, location: Path) -> None:
 def dsn(pg: ConnParams, dbname: str) -> str:
     """A DSN without the password (restore db reads it from PGPASSWORD)."""
     return f"host={pg.host} port={pg.port} user={pg.user} dbname={dbname} sslmode=disable"
+
+
+def create_item_database(pg: ConnParams, name: str, rows: int, *, label_pad: int = 0) -> None:
+    """A database ``name`` of one table ``item`` of ``rows`` rows (labels padded with
+    ``label_pad`` more bytes each, to make the dump larger)."""
+    with pg.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    with pg.with_db(name).connect() as conn:
+        conn.execute("CREATE TABLE item (id int PRIMARY KEY, label text)")
+        conn.execute(
+            "INSERT INTO item SELECT g, md5(g::text) || repeat('x', %s) "
+            "FROM generate_series(1, %s) g",
+            (label_pad, rows),
+        )
