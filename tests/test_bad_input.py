@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backdrill.cli.app import main
-from backdrill.config import load_config
+from backdrill.config_loading import load_config
 from backdrill.errors import ConfigError
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo

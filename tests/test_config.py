@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.config import find_config_file, load_config
+from backdrill.config_loading import find_config_file, load_config
 from backdrill.errors import ConfigError
 from helpers.cli import Cli, run_cli_process
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from backdrill.config import load_config
+from backdrill.config_loading import load_config
 from backdrill.files.snapshot import object_key
 from backdrill.files.source import open_source
 from backdrill.locks import REPOSITORY_SCOPE, RepoLock

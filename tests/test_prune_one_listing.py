@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backdrill.config import load_config
+from backdrill.config_loading import load_config
 from backdrill.services.context import RunContext
 from backdrill.services.prune import run_prune
 from backdrill.storage import ObjectInfo, Storage

@@ -13,7 +13,7 @@ import pytest
 import typer
 
 from backdrill.cli.app import app
-from backdrill.config import load_config
+from backdrill.config_loading import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from backdrill.catalog import list_db_backups, select_backup
-from backdrill.config import Config, load_config
+from backdrill.config import Config
+from backdrill.config_loading import load_config
 from backdrill.errors import ConfigError, UsageError
 from backdrill.locks import db_scope
 from backdrill.pg.cluster import LocalCluster

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.config import load_config
+from backdrill.config_loading import load_config
 from backdrill.errors import ConfigError
 from backdrill.pg.connection import ConnParams
 from backdrill.ssot import conflicts_of, policy

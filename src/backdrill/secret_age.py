@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backdrill.config import Config, one_line
+from backdrill.config import Config
+from backdrill.config_loading import one_line
 from backdrill.timeutil import human_duration
 
 

@@ -172,7 +172,7 @@ def read_yaml(path: Path) -> Any:
 
 
 def parse_ssot(data: Any, source: str) -> Ssot:
-    from backdrill.config import format_validation_error
+    from backdrill.config_loading import format_validation_error
 
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level")

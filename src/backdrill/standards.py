@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backdrill.config import one_line
+from backdrill.config_loading import one_line
 from backdrill.errors import ConfigError
 from backdrill.ssot import DEFAULT_PATH, DOMAINS, parse_ssot, read_yaml
 

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import yaml
 
-from backdrill.config import load_config
+from backdrill.config_loading import load_config
 from backdrill.services.context import RunContext
 from backdrill.storage import open_repository
 from helpers.cli import Repo

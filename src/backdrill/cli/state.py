@@ -13,7 +13,8 @@ from rich.console import Console
 
 from backdrill.attempts import Attempt
 from backdrill.cli.render import terminal_console
-from backdrill.config import Config, find_config_file, load_config
+from backdrill.config import Config
+from backdrill.config_loading import find_config_file, load_config
 from backdrill.logs import LogFormat
 from backdrill.progress import default_reporter
 from backdrill.services.context import RunContext

@@ -7,7 +7,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from backdrill.config import Config, one_line
+from backdrill.config import Config
+from backdrill.config_loading import one_line
 from backdrill.secret_age import describe, overdue, secret_file_ages
 from backdrill.storage.base import ProbeResult
 from backdrill.timeutil import utcnow
