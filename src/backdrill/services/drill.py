@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psycopg
 
-from backdrill.catalog import list_db_backups, select_backup
 from backdrill.checks import Check
 from backdrill.errors import (
     BackdrillError,
@@ -29,14 +28,13 @@ from backdrill.errors import (
 from backdrill.interrupts import raise_if_received
 from backdrill.manifest import DbManifest
 from backdrill.objectives import evaluate_rpo, evaluate_rto
-from backdrill.pg.binaries import major_version
 from backdrill.pg.connection import first_line
 from backdrill.pg.database_properties import tablespaces_check
 from backdrill.pg.restore import RestoreFailed, default_jobs
 from backdrill.report.model import (
     DrillReport,
 )
-from backdrill.sandbox import Sandbox, SandboxInfo, open_sandbox
+from backdrill.sandbox import Sandbox, SandboxInfo
 from backdrill.services.context import RunContext
 from backdrill.services.drill_checks import checksum_check, neutralize_if_odoo, verify_copy
 from backdrill.services.drill_files import FilesRestore, check_filestore, restore_filestore
@@ -46,7 +44,8 @@ from backdrill.services.drill_report import (
     objective_check,
     write_evidence,
 )
-from backdrill.services.fetch import fetch_backup, readable_manifest
+from backdrill.services.drill_select import ready_sandbox, select_backup_to_drill
+from backdrill.services.fetch import fetch_backup
 from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.services.verify_content import verify_content
 from backdrill.sources import retention_of, targets_of
@@ -158,9 +157,9 @@ def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
     checks that the sandbox can start (else an exception: the drill could not start,
     and no report is written)."""
     drill_start = utcnow()
-    manifest, history = _select(ctx, options)
+    manifest, history = select_backup_to_drill(ctx, options)
     kind = options.sandbox or ctx.config.drill.sandbox
-    sandbox = _ready_sandbox(ctx, options, manifest, kind)
+    sandbox = ready_sandbox(ctx, options, manifest, kind)
     drill = _Drill(ctx, options, manifest, new_id(drill_start), drill_start)
     log.info(
         "drill %s of backup %s (%s of source %s) in a %s sandbox",
@@ -182,43 +181,6 @@ def drill_unrecorded(ctx: RunContext, options: DrillOptions) -> UnrecordedDrill:
     report = _conclude(drill, history)
     code = _exit_code(drill.error, report.result == "pass", provisioned=drill.info is not None)
     return UnrecordedDrill(report, code, drill.keep_hint)
-
-
-def _select(
-    ctx: RunContext, options: DrillOptions
-) -> tuple[DbManifest, list[tuple[str, datetime]]]:
-    """The backup to drill (its identity readable: exit 3 otherwise), and the creation
-    times of the backups of its database (the RPO's history)."""
-    listing = list_db_backups(ctx.storage)
-    listing.refuse_broken(options.backup)
-    manifest = select_backup(
-        listing.backups, options.backup, database=options.database, source=options.source
-    )
-    manifest = readable_manifest(ctx.config, manifest)  # exit 3 on a missing/wrong identity
-    history = [
-        (m.id, m.created_at)
-        for m in listing.backups
-        if (m.source, m.database) == (manifest.source, manifest.database)
-    ]
-    return manifest, history
-
-
-def _ready_sandbox(
-    ctx: RunContext, options: DrillOptions, manifest: DbManifest, kind: str
-) -> Sandbox:
-    """The sandbox of ``kind`` for the backup's major version, checked to be able to
-    start: a configuration error (unknown kind, no server_dsn) is exit 3, a sandbox that
-    cannot start here (no docker extra or engine, no server binaries) a setup error,
-    exit 5; neither writes an evidence report: nothing was drilled."""
-    sandbox = open_sandbox(
-        kind,
-        major_version(manifest.server_version),
-        ctx.config,
-        allow_newer=options.allow_newer,
-        keep=options.keep_sandbox,
-    )
-    sandbox.check_available()
-    return sandbox
 
 
 @dataclass
