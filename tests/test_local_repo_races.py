@@ -9,6 +9,8 @@ import threading
 import traceback
 from pathlib import Path
 
+import pytest
+
 from backdrill.storage.local import LocalStorage
 
 ROUNDS = 800
@@ -25,6 +27,7 @@ def _churn(storage: LocalStorage, key: str, if_absent: bool, errors: list[str]) 
         errors.append(traceback.format_exc())
 
 
+@pytest.mark.slow  # seconds of threads racing: not in make test-fast
 def test_writers_and_deletes_of_neighbour_keys_in_threads_never_fail(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "repo")
     errors: list[str] = []
