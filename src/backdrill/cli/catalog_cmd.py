@@ -14,6 +14,7 @@ from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.errors import NotFound
 from backdrill.files.catalog import find_snapshot, list_snapshots
+from backdrill.files.chunks import iter_entries, iter_skipped
 from backdrill.files.snapshot import Snapshot
 from backdrill.selection import resolve_id
 from backdrill.timeutil import human_duration, human_size, utcnow
@@ -123,10 +124,10 @@ def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> No
         ("host", snapshot.host),
     ]
     app_state.out.print(table(f"files snapshot {snapshot.id}", ["field", "value"], rows))
-    for entry in snapshot.entries:
+    for entry in iter_entries(app_state.storage, snapshot):
         if entry.status == "changed":
             app_state.out.print(f"changed during backup: {entry.path}")
-    for skipped in snapshot.skipped:
+    for skipped in iter_skipped(app_state.storage, snapshot):
         app_state.out.print(f"skipped: {skipped.path}: {skipped.reason}")
 
 

@@ -10,8 +10,8 @@ from datetime import datetime
 from backdrill.catalog import BrokenEntry
 from backdrill.errors import BackdrillError, IntegrityError, NotFound
 from backdrill.files.snapshot import (
+    CONTENT_PREFIXES,
     FILES_ROOT,
-    OBJECTS_PREFIX,
     SNAPSHOT_SUFFIX,
     SNAPSHOTS_DIR,
     Snapshot,
@@ -20,7 +20,7 @@ from backdrill.files.snapshot import (
 from backdrill.selection import Words, select
 from backdrill.storage import Storage
 
-RESERVED_NAMES = frozenset({OBJECTS_PREFIX[len(FILES_ROOT) :].rstrip("/")})
+RESERVED_NAMES = frozenset(p[len(FILES_ROOT) :].rstrip("/") for p in CONTENT_PREFIXES)
 
 
 @dataclass

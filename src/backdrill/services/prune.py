@@ -25,7 +25,8 @@ from urllib.parse import unquote
 
 from backdrill.catalog import DB_ROOT, BrokenEntry, backup_dir, db_dir, list_db_backups
 from backdrill.errors import IntegrityError, LockHeld
-from backdrill.files.snapshot import FILES_ROOT, OBJECTS_PREFIX
+from backdrill.files.addrset import KeySet
+from backdrill.files.snapshot import CONTENT_PREFIXES, FILES_ROOT
 from backdrill.lockinfo import LockInfo
 from backdrill.locks import LOCKS_ROOT, REPOSITORY_SCOPE, RepoLock, files_scope, live_holders
 from backdrill.retention import Decision, Item, Policy, decide
@@ -222,14 +223,17 @@ class _Pruner:
                 OrphanOutcome(upload.key, "pending upload", "delete", 0, upload.upload_id)
             )
 
-    def sweep(self, referenced: set[str], objects: Mapping[str, ObjectInfo]) -> None:
-        for key, info in objects.items():
-            if not key.startswith(OBJECTS_PREFIX) or key in referenced:
-                continue
-            if not self._old(info.last_modified):
-                self.report.young_unreferenced += 1
-                continue
-            self._orphan([key], "unreferenced object", info.size, key)
+    def sweep(self, marks: KeySet) -> None:
+        """Delete the unmarked content objects and chunks, streamed from the listing
+        (millions of keys: never all in memory)."""
+        for prefix in CONTENT_PREFIXES:
+            for info in self.storage.list_objects(prefix):
+                if info.key in marks:
+                    continue
+                if not self._old(info.last_modified):
+                    self.report.young_unreferenced += 1
+                    continue
+                self._orphan([info.key], "unreferenced object", info.size, info.key)
 
 
 @contextlib.contextmanager
@@ -261,6 +265,16 @@ def _running_files_backups(ctx: RunContext) -> list[str]:
     ]
 
 
+def _listing(storage: Storage) -> dict[str, ObjectInfo]:
+    """Every key but the locks and the filestore's content objects and chunks (swept
+    from a listing of their own, streamed: :meth:`_Pruner.sweep`)."""
+    return {
+        i.key: i
+        for i in storage.list_objects("")
+        if not i.key.startswith((LOCKS_ROOT, *CONTENT_PREFIXES))
+    }
+
+
 def run_prune(
     ctx: RunContext,
     *,
@@ -279,7 +293,7 @@ def run_prune(
 
 def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
     storage = ctx.storage
-    objects = {i.key: i for i in storage.list_objects("") if not i.key.startswith(LOCKS_ROOT)}
+    objects = _listing(storage)
     catalog = list_db_backups(storage)
     databases = sorted(
         {m.database for m in catalog.backups}
@@ -295,15 +309,13 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
     if broken := _all_broken(catalog.broken, listings):
         raise _refuse(broken)
     pruner = _Pruner(ctx, dry_run, now)
-    with _scope_locks(ctx, scopes, pruner.report, dry_run) as skipped:
+    with _scope_locks(ctx, scopes, pruner.report, dry_run) as skipped, KeySet() as marks:
         # a files backup of any source, one without a snapshot yet included, may reuse
         # any old object: no sweep while one holds its lock (read BEFORE the re-read)
         running = _running_files_backups(ctx)
         # re-read under the scope locks: a backup may have committed meanwhile
         if not dry_run:
-            objects = {
-                i.key: i for i in storage.list_objects("") if not i.key.startswith(LOCKS_ROOT)
-            }
+            objects = _listing(storage)
             catalog = list_db_backups(storage)
             for db_scope in db_scopes:
                 db_scope.catalog, db_scope.objects = catalog, objects
@@ -312,12 +324,11 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
             listings = {scope.name: scope.listing() for scope in scopes}
             if broken := _all_broken(catalog.broken, listings):
                 raise _refuse(broken)
-        referenced: set[str] = set()
         for scope in scopes:
             if scope.name in skipped:
                 continue
             remaining = pruner.apply_scope(scope, listings[scope.name])
-            referenced |= scope.referenced_objects(remaining)
+            scope.mark(remaining, marks)
         # a source whose first snapshot was committed since the first listing: its
         # objects are not in ``referenced``
         known = {s.source for s in files_scopes}
@@ -330,7 +341,7 @@ def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
             pruner.report.skipped_scopes.setdefault("files/objects", reason)
         files_busy = bool(running) or any(s.name in skipped for s in files_scopes)
         if not files_busy:
-            pruner.sweep(referenced, objects)
+            pruner.sweep(marks)
         busy_dbs = [s for s in db_scopes if s.name in skipped]
         dirs = [
             (db, backup_dir(db, backup_id))
