@@ -106,8 +106,15 @@ def _list_files(app_state: AppState, as_json: bool) -> None:
 
 
 def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> None:
-    if as_json:
-        print_json(app_state.out, json.loads(snapshot.to_json()))
+    if as_json:  # the root, and every entry read from its chunks (schema_version 2)
+        doc = json.loads(snapshot.to_json())
+        doc["entries"] = [
+            json.loads(e.model_dump_json()) for e in iter_entries(app_state.storage, snapshot)
+        ]
+        doc["skipped"] = [
+            json.loads(s.model_dump_json()) for s in iter_skipped(app_state.storage, snapshot)
+        ]
+        print_json(app_state.out, doc)
         return
     rows: list[tuple[str, object]] = [
         ("id", snapshot.id),

@@ -130,6 +130,8 @@ class Snapshot(BaseModel):
     new_objects: int
     new_bytes: int
     uploaded_bytes: int
+    #: chunks of entries this snapshot wrote (schema_version 2; the others it shares)
+    new_chunks: int = 0
     files_read: int
     bytes_read: int
     changed_count: int

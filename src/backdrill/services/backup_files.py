@@ -218,6 +218,8 @@ class FileBackup:
                     else:
                         totals.entry(result)
                         entries_out.add(result)
+            chunks_of_entries = entries_out.finish()
+            chunks_of_skipped = skipped_out.finish()
             snapshot = Snapshot(
                 schema_version=SCHEMA_VERSION,
                 id=snapshot_id,
@@ -230,6 +232,7 @@ class FileBackup:
                 new_objects=store.new_objects,
                 new_bytes=store.new_bytes,
                 uploaded_bytes=store.uploaded_bytes,
+                new_chunks=entries_out.new_chunks + skipped_out.new_chunks,
                 files_read=self.stats.files,
                 bytes_read=self.stats.bytes,
                 changed_count=totals.changed,
@@ -237,8 +240,8 @@ class FileBackup:
                 run_id=self.ctx.run_id,
                 host=self.ctx.host,
                 backdrill_version=__version__,
-                chunks=entries_out.finish(),
-                skipped_chunks=skipped_out.finish(),
+                chunks=chunks_of_entries,
+                skipped_chunks=chunks_of_skipped,
             )
         storage.put_bytes(snapshot.key(), snapshot.encode())
         if totals.warning_count > MAX_LOGGED:
@@ -258,7 +261,7 @@ class FileBackup:
                     "files_read": snapshot.files_read,
                     "new_objects": snapshot.new_objects,
                     "uploaded_bytes": snapshot.uploaded_bytes,
-                    "new_chunks": entries_out.new_chunks + skipped_out.new_chunks,
+                    "new_chunks": snapshot.new_chunks,
                     "changed": snapshot.changed_count,
                     "skipped": snapshot.skipped_count,
                     "seconds": round(
