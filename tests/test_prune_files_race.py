@@ -74,7 +74,8 @@ def test_prune_during_the_first_backup_of_a_new_source_keeps_the_objects_it_reus
     stored = set(list_keys(repo, "files/objects/"))
     missing = [
         object_key(e.sha256 or "", e.stored)
-        for e in result.snapshot.files()
+        for e in snapshot_entries(config, result.snapshot)
+        if e.type == "file"
         if object_key(e.sha256 or "", e.stored) not in stored
     ]
     assert missing == []
