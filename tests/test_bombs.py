@@ -20,7 +20,8 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.timeutil import new_id
 from helpers.cli import Cli, Repo, Result, run_cli_limited, write_config
 from helpers.files import files_config
-from helpers.repo import list_keys, manifests, read_object, write_object
+from helpers.repo import list_keys, manifests, write_object
+from helpers.snapdoc import read_doc, write_doc
 
 MiB = 1024 * 1024
 #: the child's files cannot grow past this: a bomb that is not stopped hits it
@@ -54,9 +55,7 @@ def one_error(result: Result, *names: str) -> str:
 
 def _snapshot_doc(repo: Repo) -> tuple[str, dict]:
     (key,) = [k for k in list_keys(repo, "files/") if k.endswith(SNAPSHOT_SUFFIX)]
-    return key, json.loads(
-        zstandard.ZstdDecompressor().decompressobj().decompress(read_object(repo, key))
-    )
+    return key, read_doc(repo, key)
 
 
 @pytest.mark.slow
@@ -78,7 +77,7 @@ def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
     assert len(bomb) < 64 * 1024
     write_object(repo, object_key, bomb)
     entry["stored_size"] = len(bomb)  # only the size of the content lies now
-    write_object(repo, key, zstandard.ZstdCompressor().compress(json.dumps(doc).encode()))
+    write_doc(repo, key, doc)
 
     target = tmp_path / "restored"
     restored, _rss = run_cli_limited(

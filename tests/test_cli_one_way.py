@@ -13,7 +13,7 @@ import typer
 
 from backdrill.cli.options import parse_before
 from backdrill.errors import UsageError
-from backdrill.files.snapshot import snapshot_key
+from backdrill.repository.layout import snapshot_key
 from helpers.cli import Repo, run_cli
 from helpers.files import files_config
 from helpers.repo import write_object

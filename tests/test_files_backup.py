@@ -20,6 +20,8 @@ from helpers.files import (
     odoo_name,
     run_context,
     s3_options,
+    snapshot_entries,
+    snapshot_skipped,
     tree_state,
     upload_tree,
 )
@@ -152,7 +154,8 @@ def test_unchanged_second_snapshot_reads_and_uploads_nothing_then_exactly_ten_ch
     assert second.snapshot.uploaded_bytes == 0 and second.snapshot.new_objects == 0
     assert second.reused == 65
     assert _objects(repo) == before
-    assert second.snapshot.entries == first.snapshot.entries
+    assert snapshot_entries(config, second.snapshot) == snapshot_entries(config, first.snapshot)
+    assert second.snapshot.chunks == first.snapshot.chunks  # the very same chunks
 
     changed = sorted(p for p in tree_state(source) if p.count("/") == 1 and "deep" not in p)[:10]
     new_contents = []
@@ -228,7 +231,7 @@ def test_file_modified_while_read_is_read_again_and_then_consistent(
 
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
     result = run_backup_files(run_context(config), during_read=append_once)
-    entry = next(e for e in result.snapshot.entries if e.path == target)
+    entry = next(e for e in snapshot_entries(config, result.snapshot) if e.path == target)
     final = (source / target).read_bytes()
     assert seen.count(target) == 2
     assert entry.status == "ok"
@@ -256,10 +259,13 @@ def test_file_modified_or_deleted_during_backup_is_reported_in_the_snapshot(
     result = run_backup_files(run_context(config), during_read=meddle)
     snapshot = result.snapshot
     assert snapshot.changed_count == 2
-    entry = next(e for e in snapshot.entries if e.path == keeps_changing)
+    entries = snapshot_entries(config, snapshot)
+    entry = next(e for e in entries if e.path == keeps_changing)
     assert entry.status == "changed"
-    assert deleted not in {e.path for e in snapshot.entries}
-    assert [(s.path, s.reason) for s in snapshot.skipped] == [(deleted, "vanished during backup")]
+    assert deleted not in {e.path for e in entries}
+    assert [(s.path, s.reason) for s in snapshot_skipped(config, snapshot)] == [
+        (deleted, "vanished during backup")
+    ]
     assert any(keeps_changing in w and "changed while it was read" in w for w in result.warnings)
 
     shown = cli("show", snapshot.id)
@@ -339,7 +345,7 @@ def test_a_read_error_skips_the_file_and_marks_the_snapshot_incomplete(
     assert [(s.path, s.reason) for s in result.unreadable] == [
         (failing, "cannot read: Input/output error")
     ]
-    assert failing not in {e.path for e in result.snapshot.entries}
+    assert failing not in {e.path for e in snapshot_entries(config, result.snapshot)}
     assert result.snapshot.file_count == 7
 
 
@@ -361,7 +367,8 @@ def test_objects_are_known_from_one_listing_never_a_request_per_file(
     config = files_config(tmp_path / "c.yaml", proxied_repo, str(source))
     first = run_backup_files(run_context(config))
     puts = [p for m, p in fault_proxy.requests if m == "PUT" and "/files/" in p]
-    assert len(puts) == first.snapshot.new_objects + 1  # each new content once, the snapshot
+    # each new content once, each new chunk of entries, the snapshot root
+    assert len(puts) == first.snapshot.new_objects + first.snapshot.new_chunks + 1
     assert not [m for m, _p in fault_proxy.requests if m == "HEAD"]
 
     fault_proxy.requests.clear()
@@ -374,11 +381,14 @@ def test_objects_are_known_from_one_listing_never_a_request_per_file(
     ]
     methods = [m for m, _p in files_requests]
     listings = [p for m, p in files_requests if m == "GET" and "list-type=2" in p]
-    assert methods.count("PUT") == 1  # the snapshot only
+    # the snapshot root and the one chunk of entries that changed
+    assert methods.count("PUT") == 1 + second.snapshot.new_chunks == 2
     assert "HEAD" not in methods
-    # objects listed once, snapshots listed once, the previous snapshot read once
+    # objects, chunks and snapshots listed once each; the previous snapshot read once
     assert sum("files%2Fobjects%2F" in p for p in listings) == 1
-    assert len([m for m in methods if m == "GET"]) == len(listings) + 1
+    assert sum("files%2Fchunks%2F" in p for p in listings) == 1
+    previous_chunks = len(first.snapshot.chunks or [])
+    assert len([m for m in methods if m == "GET"]) == len(listings) + 1 + previous_chunks
 
 
 def test_restore_picks_a_snapshot_by_id_or_before_a_time(

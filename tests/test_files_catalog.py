@@ -11,7 +11,7 @@ import pytest
 from backdrill.errors import IntegrityError, NotFound, UsageError
 from backdrill.files.catalog import latest_snapshot, select_snapshot, select_snapshot_after
 from backdrill.files.plan import plan_backup
-from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, Snapshot, parse_snapshot
+from backdrill.files.snapshot import LEGACY_VERSION, FileEntry, Snapshot, parse_snapshot
 from backdrill.files.source import SourceItem, safe_relative_path
 from backdrill.services.verify_files import parse_subset, pick_subset
 from backdrill.storage.local import LocalStorage
@@ -23,7 +23,7 @@ T0 = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
 def snap(hours: float, name: str = "odoo") -> Snapshot:
     created = T0 + timedelta(hours=hours)
     return Snapshot(
-        schema_version=SCHEMA_VERSION,
+        schema_version=LEGACY_VERSION,
         id=f"{created:%Y%m%dT%H%M%SZ}-{int(hours * 10) % 1000:06d}",
         source="/fs",
         source_name=name,
@@ -156,13 +156,16 @@ def test_snapshot_parsing_is_strict() -> None:
     assert parse_snapshot(good.encode(), good.key()) == good
     with pytest.raises(IntegrityError, match="not a valid zstd stream"):
         parse_snapshot(b"junk", "k")
-    with pytest.raises(IntegrityError, match="schema_version 2"):
-        parse_snapshot(
-            compressed(
-                good.model_dump_json().replace('"schema_version":1', '"schema_version":2').encode()
-            ),
-            "k",
-        )
+    for version, problem in ((3, "schema_version 3"), (2, "lists its chunks")):
+        with pytest.raises(IntegrityError, match=problem):
+            parse_snapshot(
+                compressed(
+                    good.model_dump_json()
+                    .replace('"schema_version":1', f'"schema_version":{version}')
+                    .encode()
+                ),
+                "k",
+            )
     with pytest.raises(IntegrityError, match="file_count"):
         parse_snapshot(
             compressed(good.model_dump_json().replace('"file_count":0,', "").encode()), "k"

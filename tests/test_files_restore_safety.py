@@ -4,7 +4,6 @@ owners are given back by name."""
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import stat
@@ -12,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zstandard
 
 from backdrill.files.restore import path_conflict
 from backdrill.files.snapshot import FileEntry
 from backdrill.repository.layout import SNAPSHOT_SUFFIX
 from helpers.cli import Cli, Repo
 from helpers.files import files_config
-from helpers.repo import list_keys, read_object, write_object
+from helpers.repo import list_keys
+from helpers.snapdoc import read_doc, write_doc
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="setuid files and chown need root")
 
@@ -34,10 +33,9 @@ def _backup(tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo, sour
 
 def _rewrite_snapshot(repo: Repo, edit: Any) -> None:
     (key,) = [k for k in list_keys(repo, "files/") if k.endswith(SNAPSHOT_SUFFIX)]
-    raw = zstandard.ZstdDecompressor().decompressobj().decompress(read_object(repo, key))
-    doc = json.loads(raw)
+    doc = read_doc(repo, key)
     edit(doc)
-    write_object(repo, key, zstandard.ZstdCompressor().compress(json.dumps(doc).encode()))
+    write_doc(repo, key, doc)
 
 
 def _restore(

@@ -20,11 +20,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from backdrill.files.chunks import iter_files
 from backdrill.files.snapshot import parse_snapshot
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database, s3_repo
 from helpers.cli import Repo, write_config
+from helpers.history import storage_of
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 
 pytestmark = pytest.mark.reliability
@@ -132,7 +134,7 @@ def _complete_snapshots(repo: Repo, where: str) -> int:
     keys = [k for k in list_keys(repo, "files/") if "/snapshots/" in k]
     for key in keys:
         snapshot = parse_snapshot(read_object(repo, key), key)
-        missing = {e.sha256 for e in snapshot.files()} - stored
+        missing = {e.sha256 for e in iter_files(storage_of(repo), snapshot)} - stored
         assert not missing, f"{where}: snapshot {key} lacks {len(missing)} objects"
     return len(keys)
 

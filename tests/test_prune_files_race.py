@@ -23,7 +23,7 @@ from backdrill.services.context import RunContext
 from backdrill.services.prune import PruneReport, run_prune
 from backdrill.storage import ObjectInfo, open_repository
 from helpers.cli import Cli, Repo
-from helpers.files import content, files_config, run_context
+from helpers.files import content, files_config, run_context, snapshot_entries
 from helpers.history import put_file_object, storage_of
 from helpers.repo import list_keys
 
@@ -70,12 +70,13 @@ def test_prune_during_the_first_backup_of_a_new_source_keeps_the_objects_it_reus
 
     result = run_backup_files(run_context(config), during_read=prune_now)
     assert reports, "the pause point was reached"
-    (shared,) = [e for e in result.snapshot.entries if e.path == "shared"]
+    (shared,) = [e for e in snapshot_entries(config, result.snapshot) if e.path == "shared"]
     assert object_key(shared.sha256 or "", shared.stored) == shared_key  # reused, not uploaded
     stored = set(list_keys(repo, "files/objects/"))
     missing = [
         object_key(e.sha256 or "", e.stored)
-        for e in result.snapshot.files()
+        for e in snapshot_entries(config, result.snapshot)
+        if e.type == "file"
         if object_key(e.sha256 or "", e.stored) not in stored
     ]
     assert missing == []

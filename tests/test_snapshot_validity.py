@@ -5,7 +5,6 @@ future. Forged ones are integrity errors named by key for ``verify``, ``list fil
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,10 +14,10 @@ import pytest
 import yaml
 
 from backdrill.timeutil import isoformat, new_id, utcnow
-from backdrill.zstdio import compressed, decompressed
 from helpers.cli import Cli, Repo
 from helpers.files import files_config, make_tree
-from helpers.repo import list_keys, read_object, write_object
+from helpers.repo import list_keys
+from helpers.snapdoc import read_doc, write_doc
 
 FAR = timedelta(days=4 * 365 + 30)
 
@@ -77,10 +76,10 @@ def test_a_forged_snapshot_is_named_by_verify_list_restore_and_prune_deletes_not
     cli = Cli(capsys, config)
     (real_key,) = list_keys(repo, "files/filestore/snapshots/")
     real_id = real_key.rsplit("/", 1)[-1].removesuffix(".json.zst")
-    doc = json.loads(decompressed(read_object(repo, real_key), "test", limit=1 << 30))
+    doc = read_doc(repo, real_key)
     stored_as = forge(doc, real_id)
     key = f"files/filestore/snapshots/{stored_as}.json.zst"
-    write_object(repo, key, compressed(json.dumps(doc).encode()))
+    write_doc(repo, key, doc)
     before = list_keys(repo)
 
     verified = cli("verify", stored_as)
@@ -92,7 +91,8 @@ def test_a_forged_snapshot_is_named_by_verify_list_restore_and_prune_deletes_not
     assert key in every.err
     listed = cli("list", "files", "--json")
     assert listed.code == 0
-    assert key in listed.err
+    # ``list`` reads the roots only: a forged entry lies in a chunk (schema_version 2)
+    assert (key in listed.err) is (forge is not _forge_object)
     restored = cli(
         "restore",
         "files",

@@ -13,6 +13,9 @@ MiB = 1024 * 1024
 #: a filestore snapshot (``*.json.zst``), decompressed: ~200 bytes an entry, so some
 #: 300 000 files; its compressed form is bounded by the same number
 MAX_SNAPSHOT_BYTES = 64 * MiB
+#: one entry chunk of a schema_version 2 snapshot (``files/chunks/``), stored and
+#: decompressed: a writer cuts at 4 MiB of JSON (:mod:`backdrill.files.chunks`)
+MAX_CHUNK_BYTES = 8 * MiB
 #: a database backup's ``manifest.json`` (a directory backup lists one object a table)
 MAX_MANIFEST_BYTES = 16 * MiB
 #: a drill's ``report.json`` in ``evidence/``

@@ -12,6 +12,8 @@ import boto3
 import yaml
 
 from backdrill.config_loading import load_config
+from backdrill.files.chunks import iter_entries, iter_skipped
+from backdrill.files.snapshot import FileEntry, SkippedEntry, Snapshot
 from backdrill.services.context import RunContext
 from backdrill.storage import open_repository
 from helpers.cli import Repo
@@ -129,3 +131,12 @@ def files_config(path: Path, repo: Repo, source: str, **files: Any) -> Path:
 def run_context(config: Path) -> RunContext:
     cfg = load_config(config)
     return RunContext(config=cfg, storage=open_repository(cfg.storage), run_id="test-run")
+
+
+def snapshot_entries(config: Path, snapshot: Snapshot) -> list[FileEntry]:
+    """Every entry of ``snapshot`` (read from its chunks, schema_version 2)."""
+    return list(iter_entries(run_context(config).storage, snapshot))
+
+
+def snapshot_skipped(config: Path, snapshot: Snapshot) -> list[SkippedEntry]:
+    return list(iter_skipped(run_context(config).storage, snapshot))

@@ -166,7 +166,7 @@ def backup_files(
         app_state.run_context(), source=source, rehash=rehash, wait=parse_wait(wait)
     )
     s = result.snapshot
-    if not result.unreadable:
+    if not result.unreadable_count:
         app_state.attempts.append(
             new_attempt(
                 "backup-files",
@@ -189,9 +189,9 @@ def backup_files(
             f"warning: {s.changed_count} file(s) changed during the backup, "
             f"{s.skipped_count} skipped (see `backdrill show {s.id}`)"
         )
-    if result.unreadable:
+    if result.unreadable_count:
         raise GoalNotMet(
-            f"snapshot {s.id} is incomplete: {len(result.unreadable)} entries could not be "
+            f"snapshot {s.id} is incomplete: {result.unreadable_count} entries could not be "
             f"read, first {result.unreadable[0].path} ({result.unreadable[0].reason})",
             hint="fix the permissions of the filestore for the backup user",
         )

@@ -13,6 +13,7 @@ from backdrill.cli.examples import example
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.files.catalog import list_snapshots
+from backdrill.files.chunks import iter_entries, iter_skipped
 from backdrill.files.snapshot import Snapshot
 from backdrill.lookup import find_backup_or_snapshot
 from backdrill.manifest import DbManifest
@@ -106,8 +107,15 @@ def _list_files(app_state: AppState, as_json: bool) -> None:
 
 
 def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> None:
-    if as_json:
-        print_json(app_state.out, json.loads(snapshot.to_json()))
+    if as_json:  # the root, and every entry read from its chunks (schema_version 2)
+        doc = json.loads(snapshot.to_json())
+        doc["entries"] = [
+            json.loads(e.model_dump_json()) for e in iter_entries(app_state.storage, snapshot)
+        ]
+        doc["skipped"] = [
+            json.loads(s.model_dump_json()) for s in iter_skipped(app_state.storage, snapshot)
+        ]
+        print_json(app_state.out, doc)
         return
     rows: list[tuple[str, object]] = [
         ("id", snapshot.id),
@@ -124,10 +132,10 @@ def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> No
         ("host", snapshot.host),
     ]
     app_state.out.print(table(f"files snapshot {snapshot.id}", ["field", "value"], rows))
-    for entry in snapshot.entries:
+    for entry in iter_entries(app_state.storage, snapshot):
         if entry.status == "changed":
             app_state.out.print(f"changed during backup: {entry.path}")
-    for skipped in snapshot.skipped:
+    for skipped in iter_skipped(app_state.storage, snapshot):
         app_state.out.print(f"skipped: {skipped.path}: {skipped.reason}")
 
 

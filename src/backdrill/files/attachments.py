@@ -6,6 +6,7 @@ files``), pick the snapshot that goes with a database backup, and check that eve
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 MAX_LISTED = 20
+MAX_CACHED_HASHES = 10_000
 ATTACHMENTS_SQL = """
 SELECT id, name, store_fname, checksum FROM ir_attachment
 WHERE store_fname IS NOT NULL AND store_fname <> ''
@@ -87,16 +89,22 @@ def check_attachments(conn: psycopg.Connection[Any], filestore_dir: Path) -> Att
     ``filestore_dir`` and its sha1 equals ``checksum`` (when the row has one)."""
     root = filestore_dir.resolve()
     result = AttachmentCheck()
-    hashes: dict[str, str | None] = {}
+    # rows sharing a file (Odoo stores a content once) hash it once while it is recent:
+    # a bounded cache, not one entry per attachment (millions)
+    hashes: OrderedDict[str, str | None] = OrderedDict()
     with conn.cursor() as cur:
         for row in cur.stream(ATTACHMENTS_SQL):
             att_id, name, store_fname, checksum = row[0], row[1], row[2], row[3]
             ref = AttachmentRef(int(att_id), str(name), str(store_fname))
             result.checked += 1
-            if store_fname not in hashes:
+            if store_fname in hashes:
+                hashes.move_to_end(store_fname)
+            else:
                 path = (root / store_fname).resolve()
                 inside = path.is_relative_to(root) and path != root
                 hashes[store_fname] = _sha1_of(path) if inside else None
+                if len(hashes) > MAX_CACHED_HASHES:
+                    hashes.popitem(last=False)
             actual = hashes[store_fname]
             if actual is None:
                 result.missing += 1

@@ -25,6 +25,7 @@ import zstandard
 
 from backdrill.crypto import DecryptingReader, EncryptingSink, Keys, Sink
 from backdrill.errors import ConfigError, IntegrityError, NotFound
+from backdrill.files.addrset import KeySet
 from backdrill.files.snapshot import (
     ENCRYPTED_FORM,
     FileEntry,
@@ -48,17 +49,39 @@ def listed_objects(storage: Storage) -> dict[str, int]:
     return {info.key: info.size for info in storage.list_objects(FILES_OBJECTS_ROOT)}
 
 
+def _reusable_address(key: str, encrypted: bool) -> str | None:
+    """Pure: the sha256 of the object ``key`` if a backup in this mode may reuse it."""
+    form: StoredForm = ENCRYPTED_FORM if encrypted else "zstd"
+    sha256 = key.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
+    return sha256 if len(sha256) == 64 and key == object_key(sha256, form) else None
+
+
 def stored_objects(listed: dict[str, int], *, encrypted: bool) -> dict[str, int]:
     """Pure: sha256 -> stored size of the objects a backup in this mode may reuse, the
     ``.age`` ones when ``encrypted``, the plaintext ones otherwise (turning encryption
     on uploads every content again, encrypted)."""
-    form: StoredForm = ENCRYPTED_FORM if encrypted else "zstd"
     found: dict[str, int] = {}
     for key, size in listed.items():
-        sha256 = key.rsplit("/", 1)[-1].removesuffix(ENCRYPTED_SUFFIX)
-        if len(sha256) == 64 and key == object_key(sha256, form):
+        sha256 = _reusable_address(key, encrypted)
+        if sha256 is not None:
             found[sha256] = size
     return found
+
+
+def stored_index(storage: Storage, *, encrypted: bool) -> KeySet:
+    """:func:`stored_objects` of ONE listing pass, streamed into a :class:`KeySet` (a
+    temporary file, not memory: millions of objects)."""
+    index = KeySet()
+    try:
+        index.add_many(
+            (sha256, info.size)
+            for info in storage.list_objects(FILES_OBJECTS_ROOT)
+            if (sha256 := _reusable_address(info.key, encrypted)) is not None
+        )
+    except BaseException:
+        index.close()
+        raise
+    return index
 
 
 def new_spool() -> IO[bytes]:
@@ -73,13 +96,15 @@ class StoredObject:
 
 class ObjectStore:
     """The objects of one repository during a backup: those listed at the start plus
-    those uploaded since. Thread-safe; a content is claimed by one uploader only.
+    those uploaded since (``stored``: sha256 -> stored size, added to as it goes).
+    Thread-safe; a content is claimed by one uploader only, and a reader of the same
+    content meanwhile waits for it (:meth:`wait_stored`).
     With ``keys``, every content is stored encrypted (``age-zstd``)."""
 
     def __init__(
         self,
         storage: Storage,
-        stored: dict[str, int],
+        stored: KeySet,
         *,
         level: int = 3,
         keys: Keys | None = None,
@@ -87,25 +112,31 @@ class ObjectStore:
         self.storage = storage
         self.level = level
         self.keys = keys
-        self._stored = dict(stored)
-        self._claimed: set[str] = set()
+        self._stored = stored
+        self._claimed: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self.new_objects = 0
         self.new_bytes = 0
         self.uploaded_bytes = 0
 
-    def stored_size(self, sha256: str) -> int:
-        with self._lock:
-            return self._stored[sha256]
-
     def claim(self, sha256: str) -> bool:
         """True if the caller must upload this content; False if it is (being) stored."""
         with self._lock:
-            if sha256 in self._stored or sha256 in self._claimed:
+            if sha256 in self._claimed or self._stored.get(sha256) is not None:
                 return False
-            self._claimed.add(sha256)
+            self._claimed[sha256] = threading.Event()
             return True
+
+    def wait_stored(self, sha256: str) -> int | None:
+        """The stored size of a content claimed by another reader, once stored; None
+        when its upload failed (the caller claims it again)."""
+        while True:
+            with self._lock:
+                pending = self._claimed.get(sha256)
+            if pending is None:
+                return self._stored.get(sha256)
+            pending.wait()
 
     def form_of(self, raw_size: int, stored_size: int) -> StoredForm:
         return stored_form(raw_size, stored_size, encrypted=self.keys is not None)
@@ -113,12 +144,18 @@ class ObjectStore:
     def upload(self, sha256: str, raw: IO[bytes], raw_size: int) -> StoredObject:
         """Store the spooled content ``raw`` (positioned anywhere) under its address."""
         raw.seek(0)
-        if self.keys is not None:
-            stored = self._upload_encrypted(sha256, raw, raw_size, self.keys)
-        else:
-            stored = self._upload_plain(sha256, raw, raw_size)
+        try:
+            if self.keys is not None:
+                stored = self._upload_encrypted(sha256, raw, raw_size, self.keys)
+            else:
+                stored = self._upload_plain(sha256, raw, raw_size)
+            self._stored.add(sha256, stored.stored_size)
+        finally:
+            with self._lock:
+                pending = self._claimed.pop(sha256, None)
+            if pending is not None:
+                pending.set()
         with self._lock:
-            self._stored[sha256] = stored.stored_size
             self.new_objects += 1
             self.new_bytes += raw_size
             self.uploaded_bytes += stored.stored_size

@@ -5,9 +5,11 @@ cancelled, and the error is raised once the running ones have finished."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,3 +45,49 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, name:
             for future in futures:
                 future.cancel()
             raise
+
+
+@dataclass(frozen=True)
+class Done(Generic[R]):
+    """An item whose result is already known: passes through :func:`ordered_map` in its
+    place without a thread."""
+
+    value: R
+
+
+def ordered_map(
+    fn: Callable[[T], R],
+    items: Iterable[T | Done[R]],
+    *,
+    workers: int,
+    window: int,
+    name: str,
+) -> Iterator[R]:
+    """``fn(item)`` for each item (``Done`` ones as they are), computed concurrently,
+    yielded in input order, at most ``window`` items held at once (memory bounded
+    whatever the count). The first error is raised in its place; the pending items are
+    then cancelled."""
+    held: deque[Future[R] | Done[R]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
+        try:
+            for item in items:
+                if isinstance(item, Done):
+                    held.append(item)
+                else:
+                    held.append(pool.submit(fn, item))
+                while len(held) >= window or (held and _ready(held[0])):
+                    yield _result(held.popleft())
+            while held:
+                yield _result(held.popleft())
+        finally:
+            for pending in held:
+                if isinstance(pending, Future):
+                    pending.cancel()
+
+
+def _ready(held: Future[R] | Done[R]) -> bool:
+    return isinstance(held, Done) or held.done()
+
+
+def _result(held: Future[R] | Done[R]) -> R:
+    return held.value if isinstance(held, Done) else held.result()

@@ -9,13 +9,14 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from backdrill.errors import IntegrityError, Refused
+from backdrill.files.chunks import iter_entries
 from backdrill.files.objects import ObjectReader
-from backdrill.files.pool import bounded_map
-from backdrill.files.snapshot import FileEntry, Snapshot
+from backdrill.files.pool import ordered_map
+from backdrill.files.snapshot import FileEntry, Snapshot, is_encrypted
 from backdrill.files.source import safe_relative_path
 from backdrill.progress import Advance, Reporter
 from backdrill.storage import Storage
@@ -56,8 +57,9 @@ class RestoreTarget(ABC):
     def write_symlink(self, entry: FileEntry) -> bool:
         """False when the target cannot hold symlinks."""
 
-    def prepare(self, snapshot: Snapshot) -> None:  # noqa: B027 - optional hook
-        """Before the first entry is written (create the target directory)."""
+    def prepare(self, first_owned: FileEntry | None) -> None:  # noqa: B027 - optional hook
+        """Before the first entry is written (create the target directory);
+        ``first_owned``: the snapshot's first entry that records an owner."""
 
 
 def path_conflict(entries: Iterable[FileEntry]) -> str | None:
@@ -79,6 +81,52 @@ def path_conflict(entries: Iterable[FileEntry]) -> str | None:
             above = "/".join(parts[:depth])
             if above in links:
                 return f"{path} lies under {above}, which it records as a symlink"
+    return None
+
+
+@dataclass
+class _Survey:
+    """What the first pass over a snapshot's entries found (nothing written yet)."""
+
+    conflict: str | None = None
+    first_owned: FileEntry | None = None
+    smallest_encrypted: FileEntry | None = None
+
+
+def survey(entries: Iterable[FileEntry], *, in_order: bool) -> _Survey:
+    """One pass: a path conflict (:func:`path_conflict`), the first entry recording an
+    owner, the smallest encrypted object. ``in_order``: the entries come in strictly
+    increasing path order (schema_version 2, checked as read), so only the symlinks
+    are kept in memory; otherwise every path is (schema_version 1, already in memory)."""
+    found = _Survey()
+    listed: list[FileEntry] = []
+    links: set[str] = set()
+    for entry in entries:
+        if not in_order:
+            listed.append(entry)
+        elif found.conflict is None:
+            found.conflict = _under_link(entry.path, links)
+        if entry.type == "symlink":
+            links.add(entry.path)
+        if found.first_owned is None and (entry.uid is not None or entry.owner is not None):
+            found.first_owned = entry
+        if entry.sha256 is not None and is_encrypted(entry.stored):
+            smallest = found.smallest_encrypted
+            if smallest is None or (entry.stored_size or 0) < (smallest.stored_size or 0):
+                found.smallest_encrypted = entry
+    if not in_order:
+        found.conflict = path_conflict(listed)
+    return found
+
+
+def _under_link(path: str, links: set[str]) -> str | None:
+    if not links:
+        return None
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        above = "/".join(parts[:depth])
+        if above in links:
+            return f"{path} lies under {above}, which it records as a symlink"
     return None
 
 
@@ -123,22 +171,29 @@ def restore_to(
             f"restore target {target.display} is not empty",
             hint="restore into an empty directory or pass --force to overwrite",
         )
-    conflict = path_conflict(snapshot.entries)
-    if conflict is not None:
+    storage = reader.storage
+    # a first pass writes nothing: an inconsistent snapshot (or a damaged chunk, an
+    # IntegrityError raised here) restores nothing
+    found = survey(iter_entries(storage, snapshot), in_order=snapshot.chunked)
+    if found.conflict is not None:
         raise IntegrityError(
-            f"snapshot {snapshot.id} is inconsistent: {conflict}; nothing was restored",
+            f"snapshot {snapshot.id} is inconsistent: {found.conflict}; nothing was restored",
             hint="no backup writes such a snapshot: it was altered in the repository",
         )
     started = time.monotonic()
     summary = RestoreSummary(snapshot.id, target.display)
-    files = snapshot.files()
-    reader.check_identity(files)
-    target.prepare(snapshot)
+    if found.smallest_encrypted is not None:
+        reader.check_identity([found.smallest_encrypted])
+    target.prepare(found.first_owned)
     lock = threading.Lock()
     with reporter.task(f"restore {snapshot.source_name}", total=snapshot.total_bytes) as advance:
-        for entry in snapshot.entries:
-            if entry.type == "symlink":
-                if target.write_symlink(entry):
+
+        def files() -> Iterator[FileEntry]:
+            """The file entries; symlinks are written as they pass."""
+            for entry in iter_entries(storage, snapshot):
+                if entry.type != "symlink":
+                    yield entry
+                elif target.write_symlink(entry):
                     summary.symlinks += 1
                 else:
                     summary.skipped.append(entry.path)
@@ -154,7 +209,8 @@ def restore_to(
                 summary.files += 1
                 summary.bytes += entry.size
 
-        bounded_map(one, files, workers=workers, name="restore")
+        for _ in ordered_map(one, files(), workers=workers, window=workers * 4, name="restore"):
+            pass
     summary.failed.sort(key=lambda f: f.path)
     summary.seconds = time.monotonic() - started
     if strict and summary.failed:

@@ -51,7 +51,7 @@ class DirTarget(RestoreTarget):
             raise UsageError(f"restore target {self.root} exists and is not a directory")
         return next(self.root.iterdir(), None) is None
 
-    def prepare(self, snapshot: Snapshot) -> None:
+    def prepare(self, first_owned: FileEntry | None) -> None:
         """Create the target; as root, a target created now gets the owner of the
         snapshot's first entry that records one (an Odoo filestore: the Odoo user)."""
         if self.root.is_dir():
@@ -60,8 +60,7 @@ class DirTarget(RestoreTarget):
             self.root.mkdir(parents=True)
         except OSError as exc:
             raise StorageError(f"cannot create {self.root}: {exc.strerror}") from None
-        recorded = [e for e in snapshot.entries if e.uid is not None or e.owner is not None]
-        ids = restore_ids(entry_owner(recorded[0])) if recorded and self.owners else None
+        ids = restore_ids(entry_owner(first_owned)) if first_owned and self.owners else None
         if ids is not None:
             os.chown(self.root, *ids, follow_symlinks=False)
 

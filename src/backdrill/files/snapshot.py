@@ -1,7 +1,9 @@
 """The manifest of a filestore snapshot: the commit marker, written last (docs/format.md).
 
-``files/<source_name>/snapshots/<id>.json.zst`` lists every file of the source with its
-content address; the contents live once each under ``files/objects/``. Parsed strictly,
+``files/<source_name>/snapshots/<id>.json.zst``: in schema_version 2 a small root (totals
+and the addresses of its entry chunks, ``files/chunks/xx/<sha256>``: :mod:`backdrill.files.chunks`);
+in schema_version 1 (still read) one document listing every file. Either way each entry
+names its content by address; the contents live once each under ``files/objects/``. Parsed strictly,
 like :mod:`backdrill.manifest`: anything malformed is an :class:`IntegrityError`, and so
 is a snapshot that is not valid where it lies (:func:`check_where_it_lies`).
 
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from backdrill.documents import check_not_future, parse_versioned, read_document
 from backdrill.errors import IntegrityError
@@ -25,7 +27,11 @@ from backdrill.repository.layout import file_object_key, snapshot_key
 from backdrill.storage.base import Storage
 from backdrill.zstdio import compressed, decompressed
 
-SCHEMA_VERSION = 1
+#: written: a root document and its entry chunks (:mod:`backdrill.files.chunks`)
+SCHEMA_VERSION = 2
+#: still read, restored, verified and pruned: one document with every entry
+LEGACY_VERSION = 1
+READABLE_VERSIONS = (LEGACY_VERSION, SCHEMA_VERSION)
 
 #: ``age-zstd``: zstd-compressed, then age-encrypted (:mod:`backdrill.crypto` frames)
 StoredForm = Literal["zstd", "raw", "age-zstd"]
@@ -88,6 +94,9 @@ class SkippedEntry(_Strict):
     reason: str
 
 
+Address = Annotated[str, Field(pattern=SHA256_PATTERN)]
+
+
 class Snapshot(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -103,6 +112,8 @@ class Snapshot(BaseModel):
     new_objects: int
     new_bytes: int
     uploaded_bytes: int
+    #: chunks of entries this snapshot wrote (schema_version 2; the others it shares)
+    new_chunks: int = 0
     files_read: int
     bytes_read: int
     changed_count: int
@@ -110,24 +121,44 @@ class Snapshot(BaseModel):
     run_id: str
     host: str
     backdrill_version: str
-    entries: list[FileEntry]
-    skipped: list[SkippedEntry]
+    #: schema_version 1 only: every entry, inline
+    entries: list[FileEntry] = []
+    skipped: list[SkippedEntry] = []
+    #: schema_version 2 only: the addresses of the entry chunks, in path order
+    chunks: list[Address] | None = None
+    #: schema_version 2 only: the addresses of the chunks of skipped entries
+    skipped_chunks: list[Address] | None = None
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> Snapshot:
+        if self.schema_version == SCHEMA_VERSION:
+            if self.chunks is None or self.skipped_chunks is None:
+                raise ValueError("a schema_version 2 snapshot lists its chunks")
+            if self.entries or self.skipped:
+                raise ValueError("a schema_version 2 snapshot has no inline entries")
+        elif self.chunks is not None or self.skipped_chunks is not None:
+            raise ValueError("only a schema_version 2 snapshot lists chunks")
+        return self
+
+    @property
+    def chunked(self) -> bool:
+        return self.chunks is not None
 
     def key(self) -> str:
         return snapshot_key(self.source_name, self.id)
 
-    def files(self) -> list[FileEntry]:
-        return [e for e in self.entries if e.type == "file"]
-
     def summary(self) -> dict[str, object]:
-        """Every field but the entries (``list files --json``)."""
-        return json.loads(self.model_dump_json(exclude={"entries", "skipped"}))  # type: ignore[no-any-return]
+        """Every field but the entries and chunks (``list files --json``)."""
+        return json.loads(  # type: ignore[no-any-return]
+            self.model_dump_json(exclude={"entries", "skipped", "chunks", "skipped_chunks"})
+        )
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=1)
 
     def encode(self) -> bytes:
-        return compressed(self.model_dump_json().encode())
+        exclude = {"entries", "skipped"} if self.chunked else {"chunks", "skipped_chunks"}
+        return compressed(self.model_dump_json(exclude=exclude).encode())
 
 
 def check_location(
@@ -174,13 +205,22 @@ def parse_snapshot(data: bytes, key: str, now: datetime | None = None) -> Snapsh
         snapshot = Snapshot.model_validate_json(raw)
     except ValidationError:
         snapshot = None
-    if snapshot is None or snapshot.schema_version != SCHEMA_VERSION:
+    if snapshot is None or snapshot.schema_version not in READABLE_VERSIONS:
         # the slow path says precisely what is wrong
         snapshot = parse_versioned(
-            Snapshot, raw, kind="snapshot", where=key, version=SCHEMA_VERSION
+            Snapshot, raw, kind="snapshot", where=key, version=_stated_version(raw)
         )
     check_where_it_lies(snapshot, key, now)
     return snapshot
+
+
+def _stated_version(raw: bytes) -> int:
+    """The readable version a document states (to check it against), else the current one."""
+    try:
+        stated = json.loads(raw).get("schema_version")
+    except (ValueError, AttributeError):
+        return SCHEMA_VERSION
+    return stated if stated in READABLE_VERSIONS else SCHEMA_VERSION
 
 
 def load_snapshot(storage: Storage, key: str) -> Snapshot:

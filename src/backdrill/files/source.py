@@ -81,6 +81,16 @@ class FileSource(ABC):
         """Release connections."""
 
 
+def _path_order(entry: os.DirEntry[str]) -> str:
+    """A directory sorts as its name and a slash: the walk then yields paths in plain
+    string order, the order of a snapshot's entries (and of an S3 listing)."""
+    try:
+        is_dir = entry.is_dir(follow_symlinks=False)
+    except OSError:
+        is_dir = False
+    return f"{entry.name}/" if is_dir else entry.name
+
+
 def _encodable(name: str) -> bool:
     try:
         name.encode("utf-8")
@@ -105,7 +115,7 @@ class DirSource(FileSource):
 
     def _scan_dir(self, directory: Path, rel: str) -> Iterator[SourceItem | SkippedEntry]:
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(directory), key=_path_order)
         except OSError as exc:
             yield SkippedEntry(path=rel or ".", reason=f"cannot list: {exc.strerror}")
             return

@@ -9,7 +9,9 @@ db/<database>/<id>/<object>            its dump objects (dump.pgdump.zst, dump-*
 globals/<id>.sql.zst                   roles and tablespaces (pg_dumpall --globals-only)
 sources/<source>/db/…, …/globals/…     the same for a named PostgreSQL source (config
                                        ``sources:``); the default source lies at the root
-files/<source>/snapshots/<id>.json.zst a filestore snapshot (its commit marker)
+files/<source>/snapshots/<id>.json.zst a filestore snapshot's root (its commit marker)
+files/chunks/<xx>/<sha256>             its entry chunks, by the sha256 of their stored
+                                       bytes, shared by snapshots (schema_version 2)
 files/objects/<xx>/<sha256>[.age]      filestore contents, content-addressed, shared
 evidence/<drill id>/report.{json,md,html}  drill reports, one hash chain
 locks/<scope>                          lock objects (conditional create, refreshed)
@@ -38,6 +40,9 @@ DEFAULT_SOURCE = "default"
 GLOBALS_ROOT = "globals/"
 FILES_ROOT = "files/"
 FILES_OBJECTS_ROOT = "files/objects/"
+FILES_CHUNKS_ROOT = "files/chunks/"
+#: the keys under ``files/`` that are not a source's: content-addressed, shared
+FILES_CONTENT_ROOTS = (FILES_OBJECTS_ROOT, FILES_CHUNKS_ROOT)
 EVIDENCE_ROOT = "evidence/"
 LOCKS_ROOT = "locks/"
 STATUS_ROOT = "status/"
@@ -56,8 +61,8 @@ ROOTS = (DB_ROOT, SOURCES_ROOT, GLOBALS_ROOT, FILES_ROOT, EVIDENCE_ROOT, LOCKS_R
 _ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 #: a source name is one plain segment (files/<source>/ must not escape files/)
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-#: the objects/ directory of files/ is not a source
-RESERVED_SOURCE_NAMES = frozenset({FILES_OBJECTS_ROOT[len(FILES_ROOT) :].rstrip("/")})
+#: the objects/ and chunks/ directories of files/ are not sources
+RESERVED_SOURCE_NAMES = frozenset(r[len(FILES_ROOT) :].rstrip("/") for r in FILES_CONTENT_ROOTS)
 
 
 # --- ids --------------------------------------------------------------------------
@@ -217,7 +222,7 @@ def snapshot_key(source: str, snapshot_id: str) -> str:
 
 def split_snapshot_key(key: str) -> tuple[str, str] | None:
     """``files/<source>/snapshots/<id>.json.zst`` -> (source, id)."""
-    if not key.startswith(FILES_ROOT) or key.startswith(FILES_OBJECTS_ROOT):
+    if not key.startswith(FILES_ROOT) or key.startswith(FILES_CONTENT_ROOTS):
         return None
     parts = key[len(FILES_ROOT) :].split("/")
     if len(parts) != 3 or parts[1] != SNAPSHOTS_DIR or not parts[2].endswith(SNAPSHOT_SUFFIX):
@@ -232,6 +237,11 @@ def file_object_key(sha256: str, *, encrypted: bool = False) -> str:
     """A filestore content's key: ``files/objects/<first two hex>/<sha256>[.age]``."""
     suffix = ENCRYPTED_SUFFIX if encrypted else ""
     return f"{FILES_OBJECTS_ROOT}{sha256[:2]}/{sha256}{suffix}"
+
+
+def chunk_key(address: str) -> str:
+    """An entry chunk's key: ``files/chunks/<first two hex>/<sha256 of its stored bytes>``."""
+    return f"{FILES_CHUNKS_ROOT}{address[:2]}/{address}"
 
 
 # --- evidence, locks, attempts -----------------------------------------------------

@@ -1,8 +1,10 @@
 """``backup files``: an incremental, content-addressed snapshot of the filestore.
 
-scan the source -> plan (reuse unchanged entries of the previous snapshot) -> read the
-rest concurrently (hash while spooling; re-read once if it changed meanwhile) -> upload
-contents the repository lacks (one listing pass says which) -> snapshot written LAST.
+one stream: scan the source in path order -> merge it with the previous snapshot's
+entries (reuse unchanged ones) -> read the rest concurrently, in a bounded window (hash
+while spooling; re-read once if it changed meanwhile) -> upload contents the repository
+lacks (one listing pass, kept on disk, says which) -> entries cut into chunks as they
+come, in order -> the snapshot root written LAST (docs/format.md, schema_version 2).
 With ``storage.encryption``, contents are encrypted to the recipients (``.age``
 objects; plaintext objects are never reused) and the snapshot stays in clear.
 """
@@ -12,35 +14,27 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import IO
 
 from backdrill import __version__
 from backdrill.crypto import keys_for
-from backdrill.errors import UsageError
+from backdrill.errors import IntegrityError, UsageError
+from backdrill.files.addrset import KeySet
 from backdrill.files.catalog import latest_snapshot
-from backdrill.files.objects import (
-    SPOOL_IN_MEMORY,
-    ObjectStore,
-    listed_objects,
-    new_spool,
-    stored_objects,
-)
+from backdrill.files.chunks import ChunkWriter, iter_entries
+from backdrill.files.objects import SPOOL_IN_MEMORY, ObjectStore, new_spool, stored_index
 from backdrill.files.ownership import with_owner
-from backdrill.files.plan import plan_backup, previous_entries
-from backdrill.files.pool import bounded_map
-from backdrill.files.snapshot import (
-    SCHEMA_VERSION,
-    FileEntry,
-    SkippedEntry,
-    Snapshot,
-)
+from backdrill.files.plan import decide, merge_join
+from backdrill.files.pool import Done, ordered_map
+from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, SkippedEntry, Snapshot
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
 from backdrill.locks import REPOSITORY_SCOPE, RepoLock, files_scope, wait_until_free
 from backdrill.progress import Advance
 from backdrill.repository import layout
-from backdrill.repository.layout import RESERVED_SOURCE_NAMES
+from backdrill.repository.layout import FILES_CHUNKS_ROOT, RESERVED_SOURCE_NAMES
 from backdrill.services.context import RunContext
 from backdrill.storage.local import make_dirs
 from backdrill.timeutil import new_id, utcnow
@@ -51,19 +45,58 @@ VANISHED = "vanished during backup"
 UNREADABLE = "cannot read"
 MAX_LOGGED = 20
 LARGE_IN_FLIGHT = 2
+#: items held in order between the listing and the chunks (read or reused)
+WINDOW = 512
 
 
 @dataclass
 class BackupFilesResult:
     snapshot: Snapshot
     reused: int
+    #: the first :data:`MAX_LOGGED` warnings (every one is logged or counted)
     warnings: list[str] = field(default_factory=list)
+    #: entries the backup could not read (not special files, not vanished ones): the
+    #: snapshot is committed, but it is incomplete; the first :data:`MAX_LOGGED`
+    unreadable: list[SkippedEntry] = field(default_factory=list)
+    unreadable_count: int = 0
 
-    @property
-    def unreadable(self) -> list[SkippedEntry]:
-        """Entries the backup could not read (not special files, not vanished ones): the
-        snapshot is committed, but it is incomplete."""
-        return [s for s in self.snapshot.skipped if s.reason.startswith("cannot ")]
+
+@dataclass
+class _Totals:
+    """What the snapshot root records, counted as entries stream past."""
+
+    files: int = 0
+    bytes: int = 0
+    changed: int = 0
+    skipped: int = 0
+    reused: int = 0
+    warnings: list[str] = field(default_factory=list)
+    warning_count: int = 0
+    unreadable: list[SkippedEntry] = field(default_factory=list)
+    unreadable_count: int = 0
+
+    def warn(self, text: str) -> None:
+        self.warning_count += 1
+        if len(self.warnings) < MAX_LOGGED:
+            self.warnings.append(text)
+            log.warning(text)
+
+    def entry(self, entry: FileEntry) -> None:
+        if entry.type == "file":
+            self.files += 1
+        self.bytes += entry.size
+        if entry.status == "changed":
+            self.changed += 1
+            self.warn(f"{entry.path} changed while it was read (twice); stored as last read")
+
+    def skip(self, skipped: SkippedEntry) -> None:
+        self.skipped += 1
+        self.changed += skipped.reason == VANISHED
+        if skipped.reason.startswith("cannot "):
+            self.unreadable_count += 1
+            if len(self.unreadable) < MAX_LOGGED:
+                self.unreadable.append(skipped)
+        self.warn(f"skipped {skipped.path}: {skipped.reason}")
 
 
 @dataclass
@@ -135,22 +168,8 @@ class FileBackup:
         created_at = utcnow()
         snapshot_id = new_id(created_at)
         previous = latest_snapshot(storage, self.source_name)
-        items: list[SourceItem] = []
-        skipped: list[SkippedEntry] = []
-        for found in self.source.scan():
-            if isinstance(found, SkippedEntry):
-                skipped.append(found)
-            else:
-                items.append(found)
         keys = keys_for(self.ctx.config.storage.encryption)  # public keys: enough to write
         encrypted = keys is not None
-        stored = stored_objects(listed_objects(storage), encrypted=encrypted)
-        store = ObjectStore(
-            storage, stored, level=self.ctx.config.backup.compression_level, keys=keys
-        )
-        plan = plan_backup(
-            items, previous_entries(previous), stored, encrypted=encrypted, rehash=self.rehash
-        )
         log.info(
             "files backup of %s started",
             self.source.display,
@@ -158,54 +177,65 @@ class FileBackup:
                 "fields": {
                     "snapshot_id": snapshot_id,
                     "source_name": self.source_name,
-                    "items": len(items),
-                    "unchanged": len(plan.reused),
-                    "to_read": len(plan.to_read),
                     "previous": previous.id if previous else None,
                     "encrypted": encrypted,
                 }
             },
         )
-        read_entries, read_skipped = self._read_all(plan.to_read, store)
-        skipped.extend(read_skipped)
-        entries = sorted([*plan.reused, *plan.links, *read_entries], key=lambda e: e.path)
-        skipped.sort(key=lambda s: s.path)
-        changed = sum(e.status == "changed" for e in entries)
-        changed += sum(s.reason == VANISHED for s in skipped)
-        snapshot = Snapshot(
-            schema_version=SCHEMA_VERSION,
-            id=snapshot_id,
-            source=self.source.display,
-            source_name=self.source_name,
-            created_at=created_at,
-            finished_at=utcnow(),
-            file_count=sum(e.type == "file" for e in entries),
-            total_bytes=sum(e.size for e in entries),
-            new_objects=store.new_objects,
-            new_bytes=store.new_bytes,
-            uploaded_bytes=store.uploaded_bytes,
-            files_read=self.stats.files,
-            bytes_read=self.stats.bytes,
-            changed_count=changed,
-            skipped_count=len(skipped),
-            run_id=self.ctx.run_id,
-            host=self.ctx.host,
-            backdrill_version=__version__,
-            entries=entries,
-            skipped=skipped,
-        )
+        with stored_index(storage, encrypted=encrypted) as stored:
+            store = ObjectStore(
+                storage, stored, level=self.ctx.config.backup.compression_level, keys=keys
+            )
+            chunks = {info.key for info in storage.list_objects(FILES_CHUNKS_ROOT)}
+            entries_out = ChunkWriter(storage, chunks.__contains__)
+            skipped_out = ChunkWriter(storage, chunks.__contains__, skipped=True)
+            totals = _Totals()
+            planned = self._planned(previous, stored, encrypted, totals)
+            with self.ctx.reporter.task(f"back up {self.source_name}") as advance:
+                for result in ordered_map(
+                    lambda item: self._back_up_one(item, store, advance),
+                    planned,
+                    workers=self.workers,
+                    window=WINDOW,
+                    name="files",
+                ):
+                    if isinstance(result, SkippedEntry):
+                        totals.skip(result)
+                        skipped_out.add(result)
+                    else:
+                        totals.entry(result)
+                        entries_out.add(result)
+            chunks_of_entries = entries_out.finish()
+            chunks_of_skipped = skipped_out.finish()
+            snapshot = Snapshot(
+                schema_version=SCHEMA_VERSION,
+                id=snapshot_id,
+                source=self.source.display,
+                source_name=self.source_name,
+                created_at=created_at,
+                finished_at=utcnow(),
+                file_count=totals.files,
+                total_bytes=totals.bytes,
+                new_objects=store.new_objects,
+                new_bytes=store.new_bytes,
+                uploaded_bytes=store.uploaded_bytes,
+                new_chunks=entries_out.new_chunks + skipped_out.new_chunks,
+                files_read=self.stats.files,
+                bytes_read=self.stats.bytes,
+                changed_count=totals.changed,
+                skipped_count=totals.skipped,
+                run_id=self.ctx.run_id,
+                host=self.ctx.host,
+                backdrill_version=__version__,
+                chunks=chunks_of_entries,
+                skipped_chunks=chunks_of_skipped,
+            )
         storage.put_bytes(snapshot.key(), snapshot.encode())
-        warnings = [f"skipped {s.path}: {s.reason}" for s in skipped]
-        warnings += [
-            f"{e.path} changed while it was read (twice); stored as last read"
-            for e in entries
-            if e.status == "changed"
-        ]
-        for warning in warnings[:MAX_LOGGED]:
-            log.warning(warning)
-        if len(warnings) > MAX_LOGGED:
+        if totals.warning_count > MAX_LOGGED:
             log.warning(
-                "and %d more; see `backdrill show %s`", len(warnings) - MAX_LOGGED, snapshot.id
+                "and %d more; see `backdrill show %s`",
+                totals.warning_count - MAX_LOGGED,
+                snapshot.id,
             )
         log.info(
             "files snapshot committed",
@@ -214,10 +244,11 @@ class FileBackup:
                     "snapshot_id": snapshot.id,
                     "source_name": snapshot.source_name,
                     "files": snapshot.file_count,
-                    "unchanged": len(plan.reused),
+                    "unchanged": totals.reused,
                     "files_read": snapshot.files_read,
                     "new_objects": snapshot.new_objects,
                     "uploaded_bytes": snapshot.uploaded_bytes,
+                    "new_chunks": snapshot.new_chunks,
                     "changed": snapshot.changed_count,
                     "skipped": snapshot.skipped_count,
                     "seconds": round(
@@ -226,36 +257,41 @@ class FileBackup:
                 }
             },
         )
-        return BackupFilesResult(snapshot, len(plan.reused), warnings)
+        return BackupFilesResult(
+            snapshot,
+            totals.reused,
+            totals.warnings,
+            totals.unreadable,
+            totals.unreadable_count,
+        )
 
-    # -- reading and uploading ------------------------------------------------------
-    def _read_all(
-        self, items: list[SourceItem], store: ObjectStore
-    ) -> tuple[list[FileEntry], list[SkippedEntry]]:
-        entries: list[FileEntry] = []
-        skipped: list[SkippedEntry] = []
-        if not items:
-            return entries, skipped
-        total = sum(i.size for i in items)
-        with self.ctx.reporter.task(f"back up {self.source_name}", total=total) as advance:
-            results = bounded_map(
-                lambda item: self._back_up_one(item, store, advance),
-                items,
-                workers=self.workers,
-                name="files",
-            )
-        for result in results:
-            if isinstance(result, SkippedEntry):
-                skipped.append(result)
+    # -- planning, reading and uploading ----------------------------------------------
+    def _planned(
+        self, previous: Snapshot | None, stored: KeySet, encrypted: bool, totals: _Totals
+    ) -> Iterator[SourceItem | Done[FileEntry | SkippedEntry]]:
+        """The listing merged with the previous snapshot: what stands unread (``Done``)
+        and what must be read (the item)."""
+        earlier = self._previous_files(previous)
+        for found, entry in merge_join(self.source.scan(), earlier):
+            if isinstance(found, SkippedEntry):
+                yield Done(found)
                 continue
-            assert result.sha256 is not None
-            size = store.stored_size(result.sha256)
-            entries.append(
-                result.model_copy(
-                    update={"stored_size": size, "stored": store.form_of(result.size, size)}
-                )
-            )
-        return entries, skipped
+            kept = decide(found, entry, stored, encrypted=encrypted, rehash=self.rehash)
+            if kept is None:
+                yield found
+                continue
+            totals.reused += kept.type == "file"
+            yield Done(kept)
+
+    def _previous_files(self, previous: Snapshot | None) -> Iterator[FileEntry]:
+        """The previous snapshot's entries, streamed; a damaged chunk ends them (what
+        follows is read again) with a warning, not the backup."""
+        if previous is None:
+            return
+        try:
+            yield from iter_entries(self.ctx.storage, previous)
+        except IntegrityError as exc:
+            log.warning("previous snapshot unusable past a point, reading the rest: %s", exc)
 
     def _back_up_one(
         self, item: SourceItem, store: ObjectStore, advance: Advance
@@ -285,20 +321,30 @@ class FileBackup:
                 if outcome.status == "changed" and attempt == 1:
                     continue
                 sha256 = sink.digest.hexdigest()
-                if store.claim(sha256):
-                    store.upload(sha256, spool, outcome.size)
-                # stored form and size are filled in once every upload has finished
+                stored_size = self._store(store, sha256, spool, outcome.size)
                 entry = FileEntry(
                     path=item.path,
                     size=outcome.size,
                     mtime_ns=outcome.mtime_ns,
                     mode=outcome.mode,
                     sha256=sha256,
+                    stored=store.form_of(outcome.size, stored_size),
+                    stored_size=stored_size,
                     etag=outcome.etag,
                     status="ok" if outcome.status == "ok" else "changed",
                 )
                 return with_owner(entry, item.owner)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _store(store: ObjectStore, sha256: str, spool: IO[bytes], size: int) -> int:
+        """The stored size of the content: uploaded now, or already (being) stored."""
+        while True:
+            if store.claim(sha256):
+                return store.upload(sha256, spool, size).stored_size
+            stored_size = store.wait_stored(sha256)
+            if stored_size is not None:
+                return stored_size
 
 
 def run_backup_files(

@@ -25,6 +25,7 @@ from typing import Any
 from backdrill.catalog import BrokenEntry, DbListing, list_db_backups
 from backdrill.config import Config
 from backdrill.errors import IntegrityError, LockHeld
+from backdrill.files.addrset import KeySet
 from backdrill.files.catalog import source_names
 from backdrill.lockinfo import LockInfo
 from backdrill.locks import (
@@ -37,6 +38,7 @@ from backdrill.locks import (
 from backdrill.repository.layout import (
     DB_ROOT,
     DEFAULT_SOURCE,
+    FILES_CONTENT_ROOTS,
     FILES_OBJECTS_ROOT,
     FILES_ROOT,
     backup_dir,
@@ -245,14 +247,17 @@ class _Pruner:
                 OrphanOutcome(upload.key, "pending upload", "delete", 0, upload.upload_id)
             )
 
-    def sweep(self, referenced: set[str], objects: Mapping[str, ObjectInfo]) -> None:
-        for key, info in objects.items():
-            if not key.startswith(FILES_OBJECTS_ROOT) or key in referenced:
-                continue
-            if not self._old(info.last_modified):
-                self.report.young_unreferenced += 1
-                continue
-            self._orphan([key], "unreferenced object", info.size, key)
+    def sweep(self, marks: KeySet) -> None:
+        """Delete the unmarked content objects and chunks, streamed from the listing
+        (millions of keys: never all in memory)."""
+        for prefix in FILES_CONTENT_ROOTS:
+            for info in self.storage.list_objects(prefix):
+                if info.key in marks:
+                    continue
+                if not self._old(info.last_modified):
+                    self.report.young_unreferenced += 1
+                    continue
+                self._orphan([info.key], "unreferenced object", info.size, info.key)
 
 
 @contextlib.contextmanager
@@ -334,7 +339,7 @@ def _read_repository(storage: Storage, names: _ScopeNames) -> _Repository:
     snapshot committed meanwhile is among the objects, see :func:`_unlocked_sources`);
     refuse (exit 4) while any manifest or snapshot is unreadable."""
     catalog = list_db_backups(storage)
-    objects = {i.key: i for i in storage.list_objects("") if not is_lock_key(i.key)}
+    objects = _listing(storage)
     db_scopes = [DbScope(db, catalog, objects, src) for src, db in names.databases]
     files_scopes = [FilesScope(src, storage, objects) for src in names.sources]
     globals_scopes = [GlobalsScope(objects, src) for src in names.pg_sources]
@@ -365,6 +370,16 @@ def _running_files_backups(ctx: RunContext) -> list[str]:
     ]
 
 
+def _listing(storage: Storage) -> dict[str, ObjectInfo]:
+    """Every key but the locks and the filestore's content objects and chunks (swept
+    from a listing of their own, streamed: :meth:`_Pruner.sweep`)."""
+    return {
+        i.key: i
+        for i in storage.list_objects("")
+        if not is_lock_key(i.key) and not i.key.startswith(FILES_CONTENT_ROOTS)
+    }
+
+
 def run_prune(
     ctx: RunContext,
     *,
@@ -384,23 +399,22 @@ def run_prune(
 def _prune(ctx: RunContext, dry_run: bool, now: datetime) -> PruneReport:
     names = _scope_names(ctx.storage, ctx.config)
     pruner = _Pruner(ctx, dry_run, now)
-    with _scope_locks(ctx, names, pruner.report, dry_run) as skipped:
+    with _scope_locks(ctx, names, pruner.report, dry_run) as skipped, KeySet() as marks:
         # a files backup of any source, one without a snapshot yet included, may reuse
         # any old object: no sweep while one holds its lock (read BEFORE the listing)
         running = _running_files_backups(ctx)
         repo = _read_repository(ctx.storage, names)
-        referenced: set[str] = set()
         for scope in repo.scopes:
             if scope.name in skipped:
                 continue
             remaining = pruner.apply_scope(scope, repo.listings[scope.name])
-            referenced |= scope.referenced_objects(remaining)
+            scope.mark(remaining, marks)
         running += _unlocked_sources(repo)
         for reason in running:
             pruner.report.skipped_scopes.setdefault(FILES_OBJECTS_ROOT.rstrip("/"), reason)
         files_busy = bool(running) or any(s.name in skipped for s in repo.files_scopes)
         if not files_busy:
-            pruner.sweep(referenced, repo.objects)
+            pruner.sweep(marks)
         _remove_orphans(pruner, repo, skipped, files_busy=files_busy)
     return pruner.report
 

@@ -18,7 +18,12 @@ from typing import Any, Protocol, get_args
 from backdrill.catalog import BrokenEntry, DbListing
 from backdrill.documents import read_document
 from backdrill.errors import BackdrillError, ExternalServiceError, IntegrityError
+from backdrill.files.addrset import KeySet
+from backdrill.files.chunks import EntryChunk, read_any_chunk
+from backdrill.files.objects import entry_key
 from backdrill.files.snapshot import (
+    LEGACY_VERSION,
+    SCHEMA_VERSION,
     SHA256_PATTERN,
     StoredForm,
     check_location,
@@ -28,9 +33,11 @@ from backdrill.limits import MAX_SNAPSHOT_BYTES
 from backdrill.locks import db_scope, files_scope
 from backdrill.repository.layout import (
     DEFAULT_SOURCE,
+    FILES_CHUNKS_ROOT,
     FILES_ROOT,
     MANIFEST_NAME,
     backup_dir,
+    chunk_key,
     db_dir,
     db_scope_label,
     globals_root,
@@ -50,7 +57,9 @@ class Entry:
     #: the commit marker (manifest, snapshot) first, then the objects it commits
     keys: tuple[str, ...]
     size: int
-    #: keys of the content objects this entry references in ``files/objects/``
+    #: keys this entry references: content objects in ``files/objects/`` (schema_version
+    #: 1 snapshots), entry chunks in ``files/chunks/`` (schema_version 2, whose chunks
+    #: then reference the objects: :meth:`FilesScope.mark`)
     refs: frozenset[str] = frozenset()
 
 
@@ -75,7 +84,8 @@ class Scope(Protocol):
 
     def listing(self) -> ScopeListing: ...
 
-    def referenced_objects(self, kept: Iterable[Entry]) -> set[str]: ...
+    def mark(self, kept: Iterable[Entry], marks: KeySet) -> None:
+        """Add to ``marks`` every key under ``files/`` the ``kept`` entries reference."""
 
 
 def db_scope_name(database: str, source: str = DEFAULT_SOURCE) -> str:
@@ -122,8 +132,8 @@ class DbScope:
         result.broken = [b for b in self.catalog.broken if b.key.startswith(prefix)]
         return result
 
-    def referenced_objects(self, kept: Iterable[Entry]) -> set[str]:
-        return set()
+    def mark(self, kept: Iterable[Entry], marks: KeySet) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -156,8 +166,8 @@ class GlobalsScope:
             result.entries.append(Entry(entry_id, moment, (key,), self.objects[key].size))
         return result
 
-    def referenced_objects(self, kept: Iterable[Entry]) -> set[str]:
-        return set()
+    def mark(self, kept: Iterable[Entry], marks: KeySet) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -181,27 +191,47 @@ def _entry_ref(item: Any, where: str) -> str:
     return object_key(sha, form)
 
 
+def _chunk_refs(doc: dict[str, Any], where: str) -> set[str]:
+    """The chunk keys of a schema_version 2 root."""
+    refs: set[str] = set()
+    for field_name in ("chunks", "skipped_chunks"):
+        addresses = doc.get(field_name)
+        if not isinstance(addresses, list):
+            raise IntegrityError(f"snapshot {where} has no {field_name} list")
+        for address in addresses:
+            if not isinstance(address, str) or not re.fullmatch(SHA256_PATTERN, address):
+                raise IntegrityError(f"snapshot {where}: a chunk address is not a sha256")
+            refs.add(chunk_key(address))
+    return refs
+
+
 def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
     """What prune needs of a filestore snapshot, read leniently (only what it needs):
-    zstd-compressed JSON with an ``entries`` list whose items carry ``sha256`` (and
-    ``stored``, the form that names their object), valid where it lies: the id and
+    zstd-compressed JSON; schema_version 1: an ``entries`` list whose items carry
+    ``sha256`` (and ``stored``, the form that names their object); schema_version 2:
+    the ``chunks`` and ``skipped_chunks`` address lists. Valid where it lies: the id and
     source name it states (if any) are those of its key ``where``, its ``created_at``
     is not in the future (:func:`backdrill.files.snapshot.check_location`)."""
     try:
         doc = json.loads(decompressed(data, f"snapshot {where}", limit=MAX_SNAPSHOT_BYTES))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"snapshot {where} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+    if not isinstance(doc, dict):
         raise IntegrityError(f"snapshot {where} has no entries list")
     version = doc.get("schema_version", 1)
-    if version != 1:
-        raise IntegrityError(f"snapshot {where} has schema_version {version!r}; this reads 1")
-    refs = {
-        _entry_ref(item, where)
-        for item in doc["entries"]
-        # a symlink records its target, no content object
-        if not (isinstance(item, dict) and item.get("type") == "symlink")
-    }
+    if version == SCHEMA_VERSION:
+        refs = _chunk_refs(doc, where)
+    elif version == LEGACY_VERSION:
+        if not isinstance(doc.get("entries"), list):
+            raise IntegrityError(f"snapshot {where} has no entries list")
+        refs = {
+            _entry_ref(item, where)
+            for item in doc["entries"]
+            # a symlink records its target, no content object
+            if not (isinstance(item, dict) and item.get("type") == "symlink")
+        }
+    else:
+        raise IntegrityError(f"snapshot {where} has schema_version {version!r}; this reads 1 and 2")
     created: datetime | None = None
     if isinstance(doc.get("created_at"), str):
         try:
@@ -241,7 +271,11 @@ class FilesScope:
         return DEFAULT_SOURCE  # the top-level retention
 
     def listing(self) -> ScopeListing:
+        """Every snapshot, its root parsed and (schema_version 2) each of its chunks read
+        and checked once: a snapshot with a missing or damaged chunk is broken, and
+        blocks every deletion, like an unreadable root."""
         result = ScopeListing()
+        checked: dict[str, str | None] = {}
         for key in sorted(self.objects):
             split = split_snapshot_key(key)
             if split is None or split[0] != self.source:
@@ -251,6 +285,7 @@ class FilesScope:
                 refs = parse_snapshot_refs(
                     read_document(self.storage, key, limit=MAX_SNAPSHOT_BYTES), key
                 )
+                self._check_chunks(refs.objects, key, checked)
             except ExternalServiceError:
                 raise
             except BackdrillError as exc:
@@ -265,5 +300,34 @@ class FilesScope:
             )
         return result
 
-    def referenced_objects(self, kept: Iterable[Entry]) -> set[str]:
-        return {key for entry in kept for key in entry.refs}
+    def _check_chunks(
+        self, refs: Iterable[str], where: str, checked: dict[str, str | None]
+    ) -> None:
+        for ref in sorted(refs):
+            if not ref.startswith(FILES_CHUNKS_ROOT):
+                continue
+            if ref not in checked:
+                try:
+                    self._chunk_objects(ref, where)
+                    checked[ref] = None
+                except IntegrityError as exc:
+                    checked[ref] = str(exc)
+            if checked[ref] is not None:
+                raise IntegrityError(f"snapshot {where}: {checked[ref]}")
+
+    def _chunk_objects(self, ref: str, where: str) -> list[str]:
+        """The object keys the chunk ``ref`` references (read and checked whole)."""
+        chunk = read_any_chunk(self.storage, ref.rsplit("/", 1)[-1], where)
+        if not isinstance(chunk, EntryChunk):
+            return []  # skipped entries reference nothing
+        return [entry_key(e) for e in chunk.entries if e.type == "file"]
+
+    def mark(self, kept: Iterable[Entry], marks: KeySet) -> None:
+        """Mark every object and chunk the kept snapshots reference; each distinct
+        chunk is read once (memory: one chunk, the chunk keys, and ``marks`` on disk)."""
+        chunks: set[str] = set()
+        for entry in kept:
+            marks.add_many((ref, 0) for ref in entry.refs)
+            chunks.update(r for r in entry.refs if r.startswith(FILES_CHUNKS_ROOT))
+        for ref in sorted(chunks):
+            marks.add_many((key, 0) for key in self._chunk_objects(ref, ref))

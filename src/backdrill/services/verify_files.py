@@ -8,15 +8,25 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from backdrill.errors import IntegrityError
-from backdrill.files.objects import ObjectReader, entry_key, listed_objects
+from backdrill.files.addrset import KeySet
+from backdrill.files.chunks import iter_files
+from backdrill.files.objects import ObjectReader, entry_key
+from backdrill.files.plan import Sizes
+from backdrill.files.pool import ordered_map
 from backdrill.files.restore import FailedFile
 from backdrill.files.snapshot import FileEntry, Snapshot
 from backdrill.progress import NullReporter, Reporter
+from backdrill.repository.layout import FILES_OBJECTS_ROOT
+from backdrill.storage import Storage
+
+T = TypeVar("T")
+#: objects whose outcome is remembered across the snapshots of one verify
+MAX_CACHED = 100_000
 
 
 @dataclass
@@ -41,7 +51,7 @@ def parse_subset(text: str) -> float:
     return number / 100
 
 
-def pick_subset(keys: Sequence[str], fraction: float, rng: random.Random) -> list[str]:
+def pick_subset(keys: Sequence[T], fraction: float, rng: random.Random) -> list[T]:
     """ceil(fraction x n) distinct objects (at least one), drawn with ``rng``."""
     if fraction >= 1:
         return list(keys)
@@ -49,39 +59,42 @@ def pick_subset(keys: Sequence[str], fraction: float, rng: random.Random) -> lis
     return rng.sample(list(keys), count)
 
 
-def _objects_of(snapshot: Snapshot) -> dict[str, list[FileEntry]]:
-    """object key -> the files whose content it holds."""
-    by_key: dict[str, list[FileEntry]] = {}
-    for entry in snapshot.files():
-        if entry.sha256 is not None:
-            by_key.setdefault(entry_key(entry), []).append(entry)
-    return by_key
+def _objects_of(storage: Storage, snapshot: Snapshot) -> KeySet:
+    """object key -> (stored size, the JSON of its first file entry), on disk: every
+    distinct object of the snapshot, whatever the count."""
+    objects = KeySet()
+    try:
+        objects.add_noted(
+            (entry_key(e), e.stored_size if e.stored_size is not None else -1, e.model_dump_json())
+            for e in iter_files(storage, snapshot)
+        )
+    except BaseException:
+        objects.close()
+        raise
+    return objects
 
 
-def check_presence(
-    listed: dict[str, int], snapshot: Snapshot
-) -> tuple[list[FailedFile], list[str]]:
-    """Pure: the files whose object is missing or has the wrong size, and the keys of
-    the objects that are present."""
-    failed: list[FailedFile] = []
-    present: list[str] = []
-    for key, entries in sorted(_objects_of(snapshot).items()):
-        size = listed.get(key)
-        expected = entries[0].stored_size
-        if size is None:
-            reason = f"object {key} is missing from the repository"
-        elif expected is not None and size != expected:
-            reason = f"object {key} has {size} bytes, expected {expected}"
-        else:
-            present.append(key)
-            continue
-        failed.extend(FailedFile(e.path, f"file {e.path}: {reason}") for e in entries)
-    return failed, present
+def _files_of(storage: Storage, snapshot: Snapshot, problems: dict[str, str]) -> list[FailedFile]:
+    """Every file of ``snapshot`` whose object has a problem (object key -> reason)."""
+    return [
+        FailedFile(e.path, f"file {e.path}: {problems[key]}")
+        for e in iter_files(storage, snapshot)
+        if (key := entry_key(e)) in problems
+    ]
+
+
+def presence_problem(listed_size: int | None, key: str, expected: int | None) -> str | None:
+    """Pure: why the object ``key`` does not stand for its files, or None."""
+    if listed_size is None:
+        return f"object {key} is missing from the repository"
+    if expected is not None and listed_size != expected:
+        return f"object {key} has {listed_size} bytes, expected {expected}"
+    return None
 
 
 def verify_snapshot(
     reader: ObjectReader,
-    listed: dict[str, int],
+    listed: Sizes,
     snapshot: Snapshot,
     *,
     read_fraction: float = 0.0,
@@ -92,44 +105,71 @@ def verify_snapshot(
 ) -> SnapshotVerification:
     """``listed``: key -> stored size of every object in the repository.
     ``read_cache`` (key -> problem or None) spares re-reading an object shared by
-    several snapshots. Reading encrypted objects needs the identity (ConfigError)."""
+    several snapshots. Reading encrypted objects needs the identity (ConfigError).
+    Memory stays bounded: the snapshot's objects are gathered on disk (:class:`KeySet`)
+    and only the damaged ones are held."""
     cache = read_cache if read_cache is not None else {}
     result = SnapshotVerification(snapshot.id, snapshot.source_name)
-    by_key = _objects_of(snapshot)
-    result.objects = len(by_key)
-    result.failed, present = check_presence(listed, snapshot)
-    if read_fraction > 0 and present:
-        chosen = pick_subset(present, read_fraction, rng or random.SystemRandom())
-        lock = threading.Lock()
-        total = sum(by_key[key][0].size for key in chosen)
-        with (
-            (reporter or NullReporter()).task(f"verify {snapshot.id}", total=total) as advance,
-            ThreadPoolExecutor(workers, thread_name_prefix="verify") as pool,
-        ):
+    problems: dict[str, str] = {}
+    with _objects_of(reader.storage, snapshot) as objects:
+        result.objects = objects.count
+        present = 0
+        for key, stored_size, _note in objects.items():
+            expected = None if stored_size < 0 else stored_size
+            problem = presence_problem(listed.get(key), key, expected)
+            if problem is None:
+                present += 1
+            else:
+                problems[key] = problem
+        if read_fraction > 0 and present:
+            chosen = _chosen(present, read_fraction, rng or random.SystemRandom())
+            lock = threading.Lock()
+            with (reporter or NullReporter()).task(f"verify {snapshot.id}") as advance:
 
-            def read_one(key: str) -> None:
-                entries = by_key[key]
-                if key in cache:
-                    detail = cache[key]
-                else:
-                    detail = None
-                    try:
-                        reader.copy(entries[0], lambda _chunk: None, advance)
-                    except IntegrityError as exc:
-                        detail = exc.message.split(": ", 1)[-1]
-                    with lock:
-                        cache[key] = detail
-                        result.objects_read += 1
-                        result.bytes_read += entries[0].size
-                if detail is not None:
-                    with lock:
-                        result.failed.extend(
-                            FailedFile(e.path, f"file {e.path}: {detail}") for e in entries
-                        )
+                def to_read() -> Iterator[FileEntry]:
+                    index = -1
+                    for key, _size, note in objects.items():
+                        if key in problems:
+                            continue
+                        index += 1
+                        if chosen is None or index in chosen:
+                            yield FileEntry.model_validate_json(note)
 
-            list(pool.map(read_one, chosen))
+                def read_one(entry: FileEntry) -> None:
+                    key = entry_key(entry)
+                    if key in cache:
+                        detail = cache[key]
+                    else:
+                        detail = None
+                        try:
+                            reader.copy(entry, lambda _chunk: None, advance)
+                        except IntegrityError as exc:
+                            detail = exc.message.split(": ", 1)[-1]
+                        with lock:
+                            if len(cache) < MAX_CACHED:
+                                cache[key] = detail
+                            result.objects_read += 1
+                            result.bytes_read += entry.size
+                    if detail is not None:
+                        with lock:
+                            problems[key] = detail
+
+                for _ in ordered_map(
+                    read_one, to_read(), workers=workers, window=workers * 4, name="verify"
+                ):
+                    pass
+    if problems:
+        result.failed = _files_of(reader.storage, snapshot, problems)
     result.failed.sort(key=lambda f: f.path)
     return result
+
+
+def _chosen(count: int, fraction: float, rng: random.Random) -> set[int] | None:
+    """The indexes of the objects to read: ceil(fraction x count), at least one; None:
+    every one."""
+    if fraction >= 1:
+        return None
+    return set(pick_subset(range(count), fraction, rng))
 
 
 def verify_snapshots(
@@ -140,20 +180,24 @@ def verify_snapshots(
     reporter: Reporter | None = None,
     workers: int = 4,
 ) -> list[SnapshotVerification]:
-    """Verify each snapshot against ONE listing of the repository's objects."""
+    """Verify each snapshot against ONE listing of the repository's objects (kept on
+    disk: :class:`KeySet`)."""
     if not snapshots:
         return []
-    listed = listed_objects(reader.storage)
     read_cache: dict[str, str | None] = {}
-    return [
-        verify_snapshot(
-            reader,
-            listed,
-            snapshot,
-            read_fraction=read_fraction,
-            reporter=reporter,
-            workers=workers,
-            read_cache=read_cache,
+    with KeySet() as listed:
+        listed.add_many(
+            (info.key, info.size) for info in reader.storage.list_objects(FILES_OBJECTS_ROOT)
         )
-        for snapshot in snapshots
-    ]
+        return [
+            verify_snapshot(
+                reader,
+                listed,
+                snapshot,
+                read_fraction=read_fraction,
+                reporter=reporter,
+                workers=workers,
+                read_cache=read_cache,
+            )
+            for snapshot in snapshots
+        ]

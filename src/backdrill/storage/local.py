@@ -119,6 +119,22 @@ class _LocalWriter(ObjectWriter):
             self._tmp.unlink()
 
 
+def _walk_sorted(directory: str, rel: str) -> Iterator[tuple[str, str]]:
+    """(key, path) of every file under ``directory``, in key order (a directory sorts
+    as its name and a slash), never entering a symlink nor ``.partial-*`` files."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    dirs = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
+    links = {e.name for e in entries if e.is_symlink() and e.is_dir()}
+    for entry in sorted(entries, key=lambda e: e.name + "/" if e.name in dirs else e.name):
+        if entry.name in dirs:
+            yield from _walk_sorted(entry.path, f"{rel}{entry.name}/")
+        elif entry.name not in links and not entry.name.startswith(PARTIAL_PREFIX):
+            yield f"{rel}{entry.name}", entry.path
+
+
 class LocalStorage(Storage):
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -191,31 +207,21 @@ class LocalStorage(Storage):
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not self.root.is_dir():
             raise StorageError(f"repository directory {self.root} does not exist")
-        found: list[ObjectInfo] = []
         # walk only the directory the prefix names (``files/objects/`` -> files/objects)
         start = self.root
         if "/" in prefix:
             directory = prefix.rsplit("/", 1)[0]
             self._path(directory)  # refuses a prefix that escapes the repository
             start = self.root / directory  # not resolved: keys are relative to self.root
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, self.root)
-            for name in filenames:
-                if name.startswith(PARTIAL_PREFIX):
+        rel = os.path.relpath(start, self.root)
+        # streamed in key order, one directory in memory at a time (millions of objects)
+        for key, path in _walk_sorted(str(start), "" if rel == "." else f"{rel}/"):
+            if key.startswith(prefix):
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
                     continue
-                key = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if key.startswith(prefix):
-                    # walked from the root: inside it by construction, no resolve() needed
-                    try:
-                        st = os.stat(os.path.join(dirpath, name))
-                    except FileNotFoundError:
-                        continue
-                    found.append(
-                        ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
-                    )
-        found.sort(key=lambda info: info.key)
-        yield from found
+                yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def list_dirs(self, prefix: str) -> list[str]:
         base = self._path(prefix) if prefix.strip("/") else self.root

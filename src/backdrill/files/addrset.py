@@ -1,0 +1,99 @@
+"""A set of keys (each with a size) on a temporary SQLite file: memory bounded by its
+page cache whatever the count, for the millions of content addresses a filestore
+has (the objects a backup may reuse, the objects a prune keeps, a verify's checks).
+Thread-safe; deleted on :meth:`close`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+
+#: pages of the cache (KiB each with a 4 KiB page: -N is KiB): some 16 MiB
+_CACHE = "-16384"
+_BATCH = 10_000
+
+
+class KeySet:
+    def __init__(self) -> None:
+        fd, self._path = tempfile.mkstemp(prefix="backdrill-keys-", suffix=".sqlite")
+        os.close(fd)
+        self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        self._db.execute(f"PRAGMA cache_size={_CACHE}")
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(
+            "CREATE TABLE k (key TEXT PRIMARY KEY, size INTEGER, note TEXT) WITHOUT ROWID"
+        )
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add_many(self, items: Iterable[tuple[str, int]]) -> None:
+        """Insert (key, size); a key already there keeps its first size."""
+        self.add_noted((key, size, "") for key, size in items)
+
+    def add_noted(self, items: Iterable[tuple[str, int, str]]) -> None:
+        """Insert (key, size, note); a key already there keeps its first size and note."""
+        batch: list[tuple[str, int, str]] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= _BATCH:
+                self._insert(batch)
+                batch = []
+        if batch:
+            self._insert(batch)
+
+    def _insert(self, batch: list[tuple[str, int, str]]) -> None:
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO k VALUES (?, ?, ?)", batch)
+            self._db.execute("COMMIT")
+            self.count += self._db.total_changes - before
+
+    def add(self, key: str, size: int) -> None:
+        self._insert([(key, size, "")])
+
+    def get(self, key: str) -> int | None:
+        with self._lock:
+            row = self._db.execute("SELECT size FROM k WHERE key = ?", (key,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def items(self) -> Iterator[tuple[str, int, str]]:
+        """Every (key, size, note) in key order, read in pages (no lock held between)."""
+        last = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT key, size, note FROM k WHERE key > ? ORDER BY key LIMIT ?",
+                    (last, _BATCH),
+                ).fetchall()
+            if not rows:
+                return
+            for key, size, note in rows:
+                yield str(key), int(size), str(note)
+            last = rows[-1][0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path)
+
+    def __enter__(self) -> KeySet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,202 @@
+"""The entry chunks of a schema_version 2 snapshot (docs/format.md).
+
+A snapshot's entries, sorted by path, are cut into chunks; each chunk is a small
+zstd-compressed JSON document stored once under ``files/chunks/xx/<sha256>``, the
+sha256 of its stored bytes. A chunk ends after an entry whose path hashes to a multiple
+of :data:`CUT_EVERY` (or at :data:`MAX_CHUNK_ENTRIES` / :data:`MAX_CHUNK_JSON`): the
+cuts depend on the paths around them only, so a change in one directory rewrites the
+chunk or two around it, and an unchanged night writes no chunk at all, only a new root.
+
+Written and read as streams: one chunk in memory at a time. Every chunk read is
+hostile: read within :data:`~backdrill.limits.MAX_CHUNK_BYTES`, its sha256 checked
+against its address, decompressed within the same bound, parsed strictly, every path
+relative and contained (no ``..``, not absolute), paths strictly increasing across the
+whole snapshot, and every file entry with a content address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from backdrill.documents import read_document
+from backdrill.errors import IntegrityError, NotFound
+from backdrill.files.snapshot import FileEntry, SkippedEntry, Snapshot
+from backdrill.files.source import safe_relative_path
+from backdrill.limits import MAX_CHUNK_BYTES
+from backdrill.repository.layout import chunk_key
+from backdrill.storage import Storage
+from backdrill.zstdio import compressed, decompressed
+
+M = TypeVar("M", bound=BaseModel)
+#: on average one chunk per CUT_EVERY entries
+CUT_EVERY = 1024
+MAX_CHUNK_ENTRIES = 4 * CUT_EVERY
+#: a chunk is also cut once its entries' JSON reaches this (long paths)
+MAX_CHUNK_JSON = 4 * 1024 * 1024
+#: fixed, so that the same entries always make the same chunk, whatever the config says
+CHUNK_LEVEL = 3
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EntryChunk(_Strict):
+    kind: Literal["files-entries"] = "files-entries"
+    entries: list[FileEntry]
+
+
+class SkippedChunk(_Strict):
+    kind: Literal["files-skipped"] = "files-skipped"
+    entries: list[SkippedEntry]
+
+
+_ANY_CHUNK: TypeAdapter[EntryChunk | SkippedChunk] = TypeAdapter(
+    Annotated[EntryChunk | SkippedChunk, Field(discriminator="kind")]
+)
+
+
+def cuts_after(path: str) -> bool:
+    """Pure: whether a chunk ends after the entry of ``path`` (content-defined)."""
+    return zlib.crc32(path.encode()) % CUT_EVERY == CUT_EVERY - 1
+
+
+class ChunkWriter:
+    """Collects entries in order and stores each full chunk at once (only when the
+    repository lacks it: ``present`` says, from one listing of ``files/chunks/``)."""
+
+    def __init__(
+        self, storage: Storage, present: Callable[[str], bool], *, skipped: bool = False
+    ) -> None:
+        self.storage = storage
+        self.present = present
+        self.skipped = skipped
+        self.addresses: list[str] = []
+        self.new_chunks = 0
+        self.new_bytes = 0
+        self._lines: list[bytes] = []
+        self._size = 0
+
+    def add(self, entry: FileEntry | SkippedEntry) -> None:
+        line = entry.model_dump_json(exclude_defaults=True).encode()
+        self._lines.append(line)
+        self._size += len(line) + 1
+        if (
+            cuts_after(entry.path)
+            or len(self._lines) >= MAX_CHUNK_ENTRIES
+            or self._size >= MAX_CHUNK_JSON
+        ):
+            self._flush()
+
+    def finish(self) -> list[str]:
+        if self._lines:
+            self._flush()
+        return self.addresses
+
+    def _flush(self) -> None:
+        kind = "files-skipped" if self.skipped else "files-entries"
+        doc = b'{"kind":"' + kind.encode() + b'","entries":[' + b",".join(self._lines) + b"]}"
+        self._lines, self._size = [], 0
+        data = compressed(doc, CHUNK_LEVEL)
+        address = hashlib.sha256(data).hexdigest()
+        key = chunk_key(address)
+        if not self.present(key):
+            self.storage.put_bytes(key, data)
+            self.new_chunks += 1
+            self.new_bytes += len(data)
+        self.addresses.append(address)
+
+
+def read_chunk_bytes(storage: Storage, address: str, where: str) -> bytes:
+    """The decompressed JSON of one chunk, its address verified; IntegrityError naming
+    the snapshot ``where`` otherwise (a missing chunk too)."""
+    key = chunk_key(address)
+    try:
+        data = read_document(storage, key, limit=MAX_CHUNK_BYTES)
+    except NotFound:
+        raise IntegrityError(f"snapshot {where}: chunk {key} is missing") from None
+    if hashlib.sha256(data).hexdigest() != address:
+        raise IntegrityError(f"snapshot {where}: chunk {key} does not match its address")
+    return decompressed(data, f"snapshot {where}: chunk {key}", limit=MAX_CHUNK_BYTES)
+
+
+def _parse(model: type[M], raw: bytes, where: str, key: str) -> M:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = " -> ".join(str(p) for p in err["loc"])
+        raise IntegrityError(f"snapshot {where}: chunk {key}: {loc}: {err['msg']}") from None
+
+
+def read_any_chunk(storage: Storage, address: str, where: str) -> EntryChunk | SkippedChunk:
+    """A chunk of either kind (prune marks without knowing which a key is), checked."""
+    raw = read_chunk_bytes(storage, address, where)
+    try:
+        chunk = _ANY_CHUNK.validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = " -> ".join(str(p) for p in err["loc"])
+        raise IntegrityError(
+            f"snapshot {where}: chunk {chunk_key(address)}: {loc}: {err['msg']}"
+        ) from None
+    if isinstance(chunk, EntryChunk):
+        _check_entries(chunk.entries, where)
+    return chunk
+
+
+def read_entry_chunk(storage: Storage, address: str, where: str) -> list[FileEntry]:
+    raw = read_chunk_bytes(storage, address, where)
+    entries = _parse(EntryChunk, raw, where, chunk_key(address)).entries
+    _check_entries(entries, where)
+    return entries
+
+
+def _check_entries(entries: list[FileEntry], where: str) -> None:
+    for entry in entries:
+        if not safe_relative_path(entry.path):
+            raise IntegrityError(f"snapshot {where}: unsafe path {entry.path!r}")
+        if entry.type == "file" and entry.sha256 is None:
+            raise IntegrityError(f"snapshot {where}: file {entry.path!r} lacks sha256")
+
+
+def iter_entries(storage: Storage, snapshot: Snapshot) -> Iterator[FileEntry]:
+    """Every entry of ``snapshot`` in path order, one chunk in memory at a time
+    (schema_version 1: its inline entries). IntegrityError naming the snapshot when a
+    chunk is missing, damaged or out of order."""
+    if snapshot.chunks is None:
+        yield from snapshot.entries
+        return
+    where = snapshot.key()
+    last = ""
+    for address in snapshot.chunks:
+        for entry in read_entry_chunk(storage, address, where):
+            if entry.path <= last:
+                raise IntegrityError(
+                    f"snapshot {where}: {entry.path!r} is out of order or recorded twice"
+                )
+            last = entry.path
+            yield entry
+
+
+def skipped_chunk(storage: Storage, address: str, where: str) -> list[SkippedEntry]:
+    raw = read_chunk_bytes(storage, address, where)
+    return _parse(SkippedChunk, raw, where, chunk_key(address)).entries
+
+
+def iter_skipped(storage: Storage, snapshot: Snapshot) -> Iterator[SkippedEntry]:
+    """The entries the backup skipped, with why."""
+    if snapshot.skipped_chunks is None:
+        yield from snapshot.skipped
+        return
+    for address in snapshot.skipped_chunks:
+        yield from skipped_chunk(storage, address, snapshot.key())
+
+
+def iter_files(storage: Storage, snapshot: Snapshot) -> Iterator[FileEntry]:
+    return (e for e in iter_entries(storage, snapshot) if e.type == "file")

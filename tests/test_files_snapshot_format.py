@@ -1,0 +1,252 @@
+"""The schema_version 2 snapshot format: a small root and content-addressed entry
+chunks shared between snapshots (docs/format.md); schema_version 1 snapshots taken
+before the upgrade still restore, verify and prune beside them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from backdrill.errors import UsageError
+from backdrill.files.chunks import CUT_EVERY, ChunkWriter, cuts_after, iter_entries
+from backdrill.files.plan import merge_join
+from backdrill.files.snapshot import FileEntry
+from backdrill.files.source import SourceItem
+from backdrill.repository.layout import chunk_key
+from backdrill.services.backup_files import run_backup_files
+from backdrill.services.prune import run_prune
+from backdrill.storage.local import LocalStorage
+from backdrill.timeutil import utcnow
+from backdrill.zstdio import compressed
+from helpers.cli import Repo, run_cli
+from helpers.files import content, files_config, make_tree, run_context, tree_state
+from helpers.repo import delete_object, list_keys, read_object, write_object
+from helpers.snapdoc import read_doc, write_doc
+
+
+def _config(tmp_path: Path, repo: Repo, source: Path) -> Path:
+    config = files_config(tmp_path / "c.yaml", repo, str(source))
+    doc = yaml.safe_load(config.read_text())
+    doc["retention"] = {"days": 30, "min_keep": 1, "grace_hours": 0}
+    config.write_text(yaml.safe_dump(doc))
+    return config
+
+
+def _snapshot_keys(repo: Repo) -> list[str]:
+    return [k for k in list_keys(repo, "files/") if "/snapshots/" in k]
+
+
+def test_a_v2_snapshot_restores_byte_for_byte_and_an_unchanged_run_writes_only_its_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    make_tree(source, count=40)
+    config = _config(tmp_path, repo, source)
+    first = run_backup_files(run_context(config))
+    assert first.snapshot.schema_version == 2 and first.snapshot.chunks
+    root = read_doc(repo, first.snapshot.key())
+    assert "entries" in root and len(read_object(repo, first.snapshot.key())) < 1024
+
+    before = set(list_keys(repo))
+    second = run_backup_files(run_context(config))
+    added = set(list_keys(repo)) - before
+    # nothing but the new root: no content object, no chunk
+    assert added == {second.snapshot.key()}
+    assert second.snapshot.new_chunks == 0 and second.snapshot.new_objects == 0
+    assert second.snapshot.chunks == first.snapshot.chunks
+
+    target = tmp_path / "restored"
+    restored = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
+    assert restored.code == 0, restored.err
+    assert tree_state(target) == tree_state(source)
+    verified = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    assert verified.code == 0, verified.out + verified.err
+
+
+def _downgrade_to_v1(repo: Repo, key: str) -> dict[str, Any]:
+    """The snapshot at ``key`` as schema_version 1 wrote it: one document, no chunk."""
+    doc = read_doc(repo, key)
+    for address in json.loads(_root_json(repo, key))["chunks"]:
+        delete_object(repo, chunk_key(address))
+    doc["schema_version"] = 1
+    doc.pop("new_chunks", None)
+    write_doc(repo, key, doc)
+    return doc
+
+
+def _root_json(repo: Repo, key: str) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj().decompress(read_object(repo, key))
+
+
+def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_beside_v2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    make_tree(source, count=20)
+    only_old = source / "deep" / "only-in-v1"
+    only_old.write_bytes(content(777))
+    config = _config(tmp_path, repo, source)
+    old = run_backup_files(run_context(config)).snapshot
+    v1 = _downgrade_to_v1(repo, old.key())
+    assert list_keys(repo, "files/chunks/") == []
+    old_state = tree_state(source)
+
+    # the upgrade: the next backup plans from the v1 snapshot and reads nothing again
+    only_old.unlink()
+    new = run_backup_files(run_context(config))
+    assert new.snapshot.schema_version == 2
+    assert new.snapshot.files_read == 0 and new.snapshot.new_objects == 0
+    assert new.reused == v1["file_count"] - 1
+
+    old_target = tmp_path / "old"
+    restored = run_cli(
+        capsys,
+        "--config",
+        str(config),
+        "restore",
+        "files",
+        "--snapshot",
+        old.id,
+        "--to",
+        str(old_target),
+    )
+    assert restored.code == 0, restored.err
+    assert tree_state(old_target) == old_state
+    verified = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    assert verified.code == 0, verified.out + verified.err
+
+    # prune now keeps both (within 30 days): every object of either stays
+    objects = set(list_keys(repo, "files/objects/"))
+    report = run_prune(run_context(config))
+    assert [e.id for e in report.entries if e.action == "delete"] == []
+    assert set(list_keys(repo, "files/objects/")) == objects
+    # 60 days on, the v1 snapshot expires: only the content it alone held is swept,
+    # the chunks of the kept v2 snapshot stay
+    chunks = set(list_keys(repo, "files/chunks/"))
+    report = run_prune(run_context(config), now=utcnow() + timedelta(days=60))
+    assert [e.id for e in report.entries if e.action == "delete"] == [old.id]
+    gone = {k for k in objects if k.endswith(hashlib.sha256(content(777)).hexdigest())}
+    assert len(gone) == 1
+    assert set(list_keys(repo, "files/objects/")) == objects - gone
+    assert set(list_keys(repo, "files/chunks/")) == chunks
+    again = tmp_path / "again"
+    restored = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(again))
+    assert restored.code == 0, restored.err
+    assert tree_state(again) == tree_state(source)
+
+
+def test_a_chunk_that_is_not_its_address_fails_restore_and_verify_and_blocks_prune(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    make_tree(source, count=5)
+    config = _config(tmp_path, local_repo, source)
+    snapshot = run_backup_files(run_context(config)).snapshot
+    assert snapshot.chunks
+    key = chunk_key(snapshot.chunks[0])
+    doc = json.loads(_chunk_json(local_repo, key))
+    doc["entries"][0]["size"] += 1  # well-formed, and a lie
+    write_object(local_repo, key, compressed(json.dumps(doc).encode()))
+    before = list_keys(local_repo)
+
+    restored = run_cli(
+        capsys, "--config", str(config), "restore", "files", "--to", str(tmp_path / "r")
+    )
+    assert restored.code == 4, restored.err
+    assert f"chunk {key} does not match its address" in restored.err
+    assert not (tmp_path / "r").exists()
+    verified = run_cli(capsys, "--config", str(config), "verify", snapshot.id)
+    assert verified.code == 4 and "does not match its address" in verified.err
+    pruned = run_cli(capsys, "--config", str(config), "prune")
+    assert pruned.code == 4 and "refuses to delete anything" in pruned.err
+    assert list_keys(local_repo) == before
+
+
+def _chunk_json(repo: Repo, key: str) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj().decompress(read_object(repo, key))
+
+
+@pytest.mark.parametrize("path", ["../escape", "/etc/passwd", "a/../../b"])
+def test_a_chunk_with_an_unsafe_path_restores_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo, path: str
+) -> None:
+    source = tmp_path / "filestore"
+    make_tree(source, count=3)
+    config = _config(tmp_path, local_repo, source)
+    snapshot = run_backup_files(run_context(config)).snapshot
+    doc = read_doc(local_repo, snapshot.key())
+    doc["entries"][0]["path"] = path  # re-chunked with a valid address: only the path lies
+    write_doc(local_repo, snapshot.key(), doc)
+    restored = run_cli(
+        capsys, "--config", str(config), "restore", "files", "--to", str(tmp_path / "r")
+    )
+    assert restored.code == 4, restored.err
+    assert "unsafe path" in restored.err
+    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "escape").exists()
+
+
+def _entry(path: str) -> FileEntry:
+    return FileEntry(path=path, size=1, mtime_ns=1, mode=0o644, sha256="a" * 64)
+
+
+def test_chunk_cuts_follow_the_paths_so_one_insertion_rewrites_at_most_two_chunks(
+    tmp_path: Path,
+) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    (tmp_path / "repo").mkdir()
+    paths = sorted(f"{i % 97:02d}/{i:07d}" for i in range(20 * CUT_EVERY))
+    assert sum(cuts_after(p) for p in paths) > 5
+
+    def chunks(entries: list[str]) -> list[str]:
+        writer = ChunkWriter(storage, lambda _key: False)
+        for path in entries:
+            writer.add(_entry(path))
+        return writer.finish()
+
+    before = chunks(paths)
+    after = chunks(sorted([*paths, "50/inserted"]))
+    assert len(set(after) - set(before)) <= 2
+    assert len(set(before) - set(after)) <= 2
+
+
+def test_merge_join_pairs_each_item_with_its_previous_entry_and_refuses_disorder() -> None:
+    def item(path: str) -> SourceItem:
+        return SourceItem(path, "file", 1, 1, 0o644)
+
+    previous = [_entry("a"), _entry("b/x"), _entry("c")]
+    pairs = list(merge_join([item("a"), item("b.txt"), item("b/x"), item("d")], previous))
+    assert [(i.path, e.path if e else None) for i, e in pairs] == [
+        ("a", "a"),
+        ("b.txt", None),
+        ("b/x", "b/x"),
+        ("d", None),
+    ]
+    with pytest.raises(UsageError, match="not in path order"):
+        list(merge_join([item("b"), item("a")], previous))
+
+
+def test_iter_entries_streams_a_real_snapshot_in_path_order(
+    tmp_path: Path, local_repo: Repo
+) -> None:
+    source = tmp_path / "filestore"
+    make_tree(source, count=30)
+    (source / "a.txt").write_bytes(b"sorts between a and a/")
+    (source / "a").mkdir()
+    (source / "a" / "x").write_bytes(b"under a/")
+    config = _config(tmp_path, local_repo, source)
+    snapshot = run_backup_files(run_context(config)).snapshot
+    paths = [e.path for e in iter_entries(run_context(config).storage, snapshot)]
+    assert paths == sorted(paths) and len(paths) == snapshot.file_count + sum(
+        1 for p in source.rglob("*") if p.is_symlink()
+    )
