@@ -20,7 +20,8 @@ from backdrill.locks import REPOSITORY_SCOPE, RepoLock
 from backdrill.repository.layout import DB_ROOT
 from backdrill.services.backup_files import FileBackup, run_backup_files
 from backdrill.services.context import RunContext
-from backdrill.services.prune import PruneReport, run_prune
+from backdrill.services.prune import run_prune
+from backdrill.services.prune_report import PruneReport
 from backdrill.storage import ObjectInfo, open_repository
 from helpers.cli import Cli, Repo
 from helpers.files import content, files_config, run_context, snapshot_entries

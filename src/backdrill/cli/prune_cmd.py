@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from backdrill.services.prune import PruneReport
+    from backdrill.services.prune_report import PruneReport
 
 from backdrill.cli.examples import example
 from backdrill.cli.options import WaitOption, parse_wait
@@ -17,7 +17,7 @@ from backdrill.cli.state import state
 from backdrill.timeutil import human_size
 
 if TYPE_CHECKING:
-    from backdrill.services.prune import PruneReport
+    from backdrill.services.prune_report import PruneReport
 
 
 def register(app: typer.Typer) -> None:

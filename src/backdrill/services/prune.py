@@ -18,9 +18,8 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from backdrill.catalog import BrokenEntry, DbListing, list_db_backups
 from backdrill.config import Config
@@ -53,6 +52,7 @@ from backdrill.repository.layout import (
 )
 from backdrill.retention import Decision, Item, Policy, decide
 from backdrill.services.context import RunContext
+from backdrill.services.prune_report import EntryOutcome, OrphanOutcome, PruneReport
 from backdrill.services.prune_scopes import (
     DbScope,
     Entry,
@@ -65,68 +65,9 @@ from backdrill.services.prune_scopes import (
 )
 from backdrill.sources import configured_sources, retention_of
 from backdrill.storage.base import ObjectInfo, Storage
-from backdrill.timeutil import isoformat, utcnow
+from backdrill.timeutil import utcnow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EntryOutcome:
-    scope: str
-    id: str
-    created_at: datetime
-    action: str  # keep | delete | locked
-    rule: str
-    bytes: int
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class OrphanOutcome:
-    key: str
-    kind: str  # uncommitted | pending upload | unreferenced object
-    action: str  # delete | locked
-    bytes: int
-    detail: str = ""
-
-
-@dataclass
-class PruneReport:
-    dry_run: bool
-    now: datetime
-    entries: list[EntryOutcome] = field(default_factory=list)
-    orphans: list[OrphanOutcome] = field(default_factory=list)
-    skipped_scopes: dict[str, str] = field(default_factory=dict)
-    young_unreferenced: int = 0
-
-    @property
-    def bytes_freed(self) -> int:
-        deleted = [e.bytes for e in self.entries if e.action == "delete"]
-        deleted += [o.bytes for o in self.orphans if o.action == "delete"]
-        return sum(deleted)
-
-    @property
-    def locked(self) -> list[str]:
-        locked = [f"{e.scope}/{e.id}: {e.detail}" for e in self.entries if e.action == "locked"]
-        return locked + [f"{o.key}: {o.detail}" for o in self.orphans if o.action == "locked"]
-
-    def to_dict(self) -> dict[str, Any]:
-        def entry(e: EntryOutcome) -> dict[str, Any]:
-            doc = asdict(e)
-            doc["created_at"] = isoformat(e.created_at)
-            return doc
-
-        return {
-            "dry_run": self.dry_run,
-            "now": isoformat(self.now),
-            "kept": [entry(e) for e in self.entries if e.action == "keep"],
-            "deleted": [entry(e) for e in self.entries if e.action == "delete"],
-            "locked": [entry(e) for e in self.entries if e.action == "locked"],
-            "orphans": [asdict(o) for o in self.orphans],
-            "skipped_scopes": self.skipped_scopes,
-            "young_unreferenced_objects": self.young_unreferenced,
-            "bytes_freed": self.bytes_freed,
-        }
 
 
 def plan_scope(listing: ScopeListing, policy: Policy, now: datetime) -> list[Decision]:
