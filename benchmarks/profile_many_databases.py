@@ -38,8 +38,8 @@ from benchmarks.many_databases import make_databases
 #: (module, attribute, phase): what each wrapped function stands for
 PHASES = [
     ("backdrill.services.backup_db", "resolve_databases", "list databases (once)"),
-    ("backdrill.locks.RepoLock", "acquire", "lock acquire"),
-    ("backdrill.locks.RepoLock", "release", "lock release"),
+    ("backdrill.repository.locks.RepoLock", "acquire", "lock acquire"),
+    ("backdrill.repository.locks.RepoLock", "release", "lock release"),
     ("backdrill.services.backup_db", "backup_database", "backup_database (whole)"),
     ("backdrill.pg.connection.ConnParams", "connect", "connect (every connection)"),
     ("backdrill.pg.binaries", "find_program", "find pg_dump"),
@@ -60,7 +60,7 @@ PHASES = [
     ("backdrill.pg.command.Child", "check", "wait for pg_dump's exit"),
     ("backdrill.services.dump_stream", "compress_stream", "zstd copy_stream"),
     ("backdrill.services.snapshot_facts.SnapshotFacts", "outcome", "wait for the facts thread"),
-    ("backdrill.manifest.DbManifest", "to_json", "manifest to JSON"),
+    ("backdrill.repository.manifest.DbManifest", "to_json", "manifest to JSON"),
     ("backdrill.storage.local.LocalStorage", "put_bytes", "put_bytes (manifest, locks)"),
     ("backdrill.services.backup_db", "backup_globals", "globals (once)"),
     ("backdrill.cli.app", "record_attempts", "attempt records (once)"),

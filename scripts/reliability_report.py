@@ -689,7 +689,7 @@ def render(outcome: dict[str, str], seconds: float, command: str) -> str:
         "",
         "Transient storage faults (HTTP 500/502/503/504, SlowDown and other throttling "
         "codes, connection resets, read timeouts, refused connections) are retried per "
-        "request and per multipart part by `backdrill/retry.py` (tenacity): exponential "
+        "request and per multipart part by `backdrill/runtime/retry.py` (tenacity): exponential "
         "backoff 0.5, 1, 2, 4, 8, 16 s (capped at 20 s) plus up to 0.5 s of jitter, at "
         "most 8 attempts and 90 s (`storage.retry`). botocore's own retries are off "
         "(`total_max_attempts: 1`). Permanent faults (AccessDenied, InvalidAccessKeyId, "

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backdrill.timeutil import human_duration, human_size
+from backdrill.runtime.timeutil import human_duration, human_size
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK = ROOT / "docs" / "runbooks" / "incident-response.md"

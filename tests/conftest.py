@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 from backdrill.pg import binaries
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.redact import SECRETS
+from backdrill.runtime.redact import SECRETS
 from backdrill.sample.odoo import SampleInfo, create_sample
 from helpers.backed import BackUp
 from helpers.cli import Cli, Repo, SampleCli

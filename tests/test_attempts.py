@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from backdrill.attempts import Attempt, attempt_key, parse_attempt
 from backdrill.pg.connection import ConnParams
+from backdrill.policy.ssot import Policy
+from backdrill.repository.attempts import Attempt, attempt_key, parse_attempt
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts
 from backdrill.services.status import State, evaluate
-from backdrill.ssot import Policy
 from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.repo import list_keys, read_object, write_object
 from helpers.seed import db_manifest

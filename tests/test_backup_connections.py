@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.digests import ContentFacts
 from backdrill.pg.connection import ConnParams
 from backdrill.pg.content import SMALL_DATABASE_BYTES, compute_content, digest_connections
 from backdrill.pg.content import inventory as read_inventory
+from backdrill.repository.digests import ContentFacts
 from conftest import drop_database
 from helpers.cli import Repo, run_cli, write_config
 from helpers.repo import manifests

@@ -14,8 +14,8 @@ import psutil
 import pytest
 import zstandard
 
-from backdrill.errors import Interrupted
 from backdrill.pg.connection import ConnParams
+from backdrill.runtime.errors import Interrupted
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
 from helpers.cli import Repo, SampleCli, run_cli, write_config

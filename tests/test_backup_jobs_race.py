@@ -10,10 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from backdrill.errors import PostgresError
 from backdrill.pg import binaries
+from backdrill.repository.zstdio import decompressed
+from backdrill.runtime.errors import PostgresError
 from backdrill.sample.odoo import SampleInfo
-from backdrill.zstdio import decompressed
 from helpers.cli import Repo, SampleCli
 from helpers.repo import list_keys, manifests, read_object
 

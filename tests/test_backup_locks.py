@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from backdrill.locks import RepoLock, db_scope
 from backdrill.pg.connection import ConnParams
+from backdrill.repository.locks import RepoLock, db_scope
 from backdrill.sample.odoo import SampleInfo
 from conftest import object_lock_bucket, s3_client, s3_repo
 from helpers.cli import Repo, SampleCli, start_cli_process, write_config

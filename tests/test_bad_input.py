@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backdrill.cli.app import main
-from backdrill.config_loading import load_config
-from backdrill.errors import ConfigError
+from backdrill.config.loading import load_config
 from backdrill.pg.connection import ConnParams
+from backdrill.runtime.errors import ConfigError
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Cli, Repo, SampleCli
 from helpers.repo import list_keys, read_object, write_object

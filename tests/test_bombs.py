@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from backdrill.limits import MAX_MANIFEST_BYTES, MAX_SNAPSHOT_BYTES
 from backdrill.pg.connection import ConnParams
 from backdrill.repository.layout import SNAPSHOT_SUFFIX
+from backdrill.repository.limits import MAX_MANIFEST_BYTES, MAX_SNAPSHOT_BYTES
+from backdrill.runtime.timeutil import new_id
 from backdrill.sample.odoo import SampleInfo
-from backdrill.timeutil import new_id
 from helpers.cli import Cli, Repo, Result, run_cli_limited, write_config
 from helpers.files import files_config
 from helpers.repo import list_keys, manifests, write_object

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backdrill.catalog import select_backup
-from backdrill.errors import NotFound, UsageError
-from backdrill.manifest import DbManifest
+from backdrill.repository.catalog import select_backup
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import NotFound, UsageError
 from helpers.seed import db_manifest
 
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)

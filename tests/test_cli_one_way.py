@@ -12,8 +12,8 @@ import pytest
 import typer
 
 from backdrill.cli.options import parse_before
-from backdrill.errors import UsageError
 from backdrill.repository.layout import snapshot_key
+from backdrill.runtime.errors import UsageError
 from helpers.cli import Repo, run_cli
 from helpers.files import files_config
 from helpers.repo import write_object

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.config_loading import find_config_file, load_config
-from backdrill.errors import ConfigError
+from backdrill.config.loading import find_config_file, load_config
+from backdrill.runtime.errors import ConfigError
 from helpers.cli import Cli, run_cli_process
 
 VALID = "storage:\n  url: file:///var/backups/backdrill\n"

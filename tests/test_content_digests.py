@@ -14,14 +14,14 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from backdrill.digests import display
-from backdrill.manifest import parse_db_manifest
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.pg.content import in_recovery
+from backdrill.repository.digests import display
+from backdrill.repository.manifest import parse_db_manifest
+from backdrill.repository.zstdio import compressed, decompressed
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.verify_content import verify_content
-from backdrill.zstdio import compressed, decompressed
 from helpers.backed import Backed, BackUp
 from helpers.cli import Repo, run_cli
 from helpers.repo import read_object, write_object

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from backdrill import text
 from backdrill.pg.connection import ConnParams
 from backdrill.report.model import DRILL_PROVES
+from backdrill.runtime import text
 from backdrill.sample.odoo import SampleInfo
 from helpers.backed import BackUp
 from helpers.cli import Repo, Result

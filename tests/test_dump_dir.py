@@ -13,8 +13,8 @@ from typing import BinaryIO
 
 import pytest
 
-from backdrill.errors import PostgresError
 from backdrill.pg.dumpdir import DirectoryWatcher, dump_directory
+from backdrill.runtime.errors import PostgresError
 from helpers.waiting import wait_until
 
 

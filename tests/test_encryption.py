@@ -11,9 +11,9 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from backdrill.crypto import FRAME, Decryptor, EncryptingSink, Keys
-from backdrill.errors import ConfigError, IntegrityError
 from backdrill.pg.connection import ConnParams
+from backdrill.repository.crypto import FRAME, Decryptor, EncryptingSink, Keys
+from backdrill.runtime.errors import ConfigError, IntegrityError
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
 from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
@@ -195,8 +195,8 @@ def test_rotated_identity_file_with_old_and_new_keys_reads_both_generations(
 ) -> None:
     """Rotating the age key (RUNBOOK_Secrets_Management): backups sealed to the old
     recipient stay readable while the identity file holds the old key beside the new."""
-    from backdrill.config import EncryptionConfig
-    from backdrill.crypto import decrypt_bytes, encrypt_bytes
+    from backdrill.config.model import EncryptionConfig
+    from backdrill.repository.crypto import decrypt_bytes, encrypt_bytes
 
     old, new = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
     before = encrypt_bytes(b"sealed before the rotation", Keys([old.to_public()], None, None))

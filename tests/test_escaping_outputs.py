@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backdrill.cli.app import main
-from backdrill.logs import JsonFormatter, TextFormatter
 from backdrill.pg.connection import ConnParams
+from backdrill.runtime.logs import JsonFormatter, TextFormatter
 from helpers.cli import Cli, Repo, run_cli, write_config
 from helpers.files import files_config
 from helpers.history import fake_db_backup, storage_of

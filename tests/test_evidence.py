@@ -17,11 +17,10 @@ import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from backdrill.config import StorageConfig
-from backdrill.errors import ConfigError, IntegrityError, StorageError, UsageError
-from backdrill.evidence import StoredReport, evidence_lock
-from backdrill.evidence_verify import verify_rendered, verify_signatures
+from backdrill.config.model import StorageConfig
 from backdrill.pg.connection import ConnParams
+from backdrill.report.evidence import StoredReport, evidence_lock
+from backdrill.report.evidence_verify import verify_rendered, verify_signatures
 from backdrill.report.model import (
     content_digest,
     parse_report,
@@ -29,8 +28,9 @@ from backdrill.report.model import (
     seal,
     signed_message,
 )
+from backdrill.report.signing import load_public_key, load_signing_key, public_key_text, sign
+from backdrill.runtime.errors import ConfigError, IntegrityError, StorageError, UsageError
 from backdrill.sample.odoo import SampleInfo
-from backdrill.signing import load_public_key, load_signing_key, public_key_text, sign
 from backdrill.storage import open_repository
 from backdrill.storage.base import Capabilities, Retention
 from conftest import object_lock_bucket, s3_client, s3_repo

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.errors import IntegrityError, NotFound, UsageError
 from backdrill.files.catalog import latest_snapshot, select_snapshot, select_snapshot_after
 from backdrill.files.plan import plan_backup
 from backdrill.files.snapshot import LEGACY_VERSION, FileEntry, Snapshot, parse_snapshot
 from backdrill.files.source import SourceItem, safe_relative_path
+from backdrill.repository.zstdio import compressed
+from backdrill.runtime.errors import IntegrityError, NotFound, UsageError
 from backdrill.services.verify_files import parse_subset, pick_subset
 from backdrill.storage.local import LocalStorage
-from backdrill.zstdio import compressed
 
 T0 = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
 

@@ -18,18 +18,18 @@ import pyrage
 import pytest
 import yaml
 
-from backdrill.errors import IntegrityError
 from backdrill.files.objects import stored_objects
 from backdrill.files.plan import plan_backup
 from backdrill.files.snapshot import FileEntry, object_key
 from backdrill.files.source import SourceItem
 from backdrill.pg.connection import ConnParams
+from backdrill.repository.zstdio import compressed
+from backdrill.runtime.errors import IntegrityError
+from backdrill.runtime.timeutil import utcnow
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.backup_files import run_backup_files
 from backdrill.services.prune import run_prune
 from backdrill.services.prune_scopes import parse_snapshot_refs
-from backdrill.timeutil import utcnow
-from backdrill.zstdio import compressed
 from helpers.cli import Cli, Repo, write_config
 from helpers.files import files_config, make_tree, run_context, snapshot_entries, tree_state
 from helpers.repo import list_keys, read_object, write_object

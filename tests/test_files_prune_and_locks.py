@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backdrill.locks import RepoLock, files_scope
+from backdrill.repository.locks import RepoLock, files_scope
 from helpers.cli import Cli, Repo
 from helpers.files import content, files_config, make_tree, tree_state
 from helpers.history import storage_of

@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 import yaml
 
-from backdrill.errors import UsageError
 from backdrill.files.chunks import CUT_EVERY, ChunkWriter, cuts_after, iter_entries
 from backdrill.files.plan import merge_join
 from backdrill.files.snapshot import FileEntry
 from backdrill.files.source import SourceItem
 from backdrill.repository.layout import chunk_key
+from backdrill.repository.zstdio import compressed
+from backdrill.runtime.errors import UsageError
+from backdrill.runtime.timeutil import utcnow
 from backdrill.services.backup_files import run_backup_files
 from backdrill.services.prune import run_prune
 from backdrill.storage.local import LocalStorage
-from backdrill.timeutil import utcnow
-from backdrill.zstdio import compressed
 from helpers.cli import Repo, run_cli
 from helpers.files import content, files_config, make_tree, run_context, tree_state
 from helpers.repo import delete_object, list_keys, read_object, write_object

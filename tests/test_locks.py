@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.errors import LockHeld
-from backdrill.locks import LockInfo, RepoLock, probe_conditional_write
 from backdrill.repository.layout import lock_key
+from backdrill.repository.locks import LockInfo, RepoLock, probe_conditional_write
+from backdrill.runtime.errors import LockHeld
+from backdrill.runtime.timeutil import isoformat, utcnow
 from backdrill.storage.local import LocalStorage
-from backdrill.timeutil import isoformat, utcnow
 from helpers.cli import Repo
 from helpers.history import storage_of
 from helpers.repo import list_keys, read_object, write_object

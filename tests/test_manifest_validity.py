@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.errors import IntegrityError
-from backdrill.manifest import (
+from backdrill.policy.objectives import evaluate_rpo
+from backdrill.policy.ssot import Policy
+from backdrill.repository.layout import MANIFEST_NAME
+from backdrill.repository.manifest import (
     DIRECTORY_FORMAT,
     DUMP_NAME,
     DbManifest,
     StoredObject,
     parse_db_manifest,
 )
-from backdrill.objectives import evaluate_rpo
-from backdrill.repository.layout import MANIFEST_NAME
+from backdrill.runtime.errors import IntegrityError
+from backdrill.runtime.timeutil import MAX_CLOCK_SKEW, utcnow
 from backdrill.services.facts import DbFacts, RepoFacts
 from backdrill.services.status import State, evaluate
-from backdrill.ssot import Policy
-from backdrill.timeutil import MAX_CLOCK_SKEW, utcnow
 from helpers.cli import Cli, Repo
 from helpers.history import fake_db_backup, prune_config, storage_of
 from helpers.repo import delete_object, list_keys, read_object, write_object

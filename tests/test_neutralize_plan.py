@@ -3,9 +3,9 @@ check."""
 
 from __future__ import annotations
 
-from backdrill.checks import check_neutralized
-from backdrill.neutralize_plan import Column, Plan, Table, plan_neutralization
-from backdrill.odoo import Neutralization, NeutralState
+from backdrill.odoo.checks import check_neutralized
+from backdrill.odoo.facts import Neutralization, NeutralState
+from backdrill.odoo.neutralize_plan import Column, Plan, Table, plan_neutralization
 
 
 def _col(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.config import NotifyConfig
-from backdrill.notify import Event, send
+from backdrill.config.model import NotifyConfig
+from backdrill.monitoring.notify import Event, send
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config

@@ -22,7 +22,7 @@ import pytest
 from rich.console import Console
 
 from backdrill.pg.connection import ConnParams
-from backdrill.progress import RichReporter
+from backdrill.runtime.progress import RichReporter
 from backdrill.services.drill_all import summary_markdown, worst_exit_code
 from conftest import drop_database, s3_repo
 from helpers.cli import Cli, write_config

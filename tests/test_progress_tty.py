@@ -13,7 +13,7 @@ import pytest
 
 from backdrill.pg.connection import ConnParams
 from backdrill.pg.restore_progress import RestoreProgress, is_chatter, is_step
-from backdrill.progress import amount_text, shown_fraction
+from backdrill.runtime.progress import amount_text, shown_fraction
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Repo, run_cli_pty, write_config
 from helpers.repo import manifests
@@ -128,8 +128,8 @@ def test_restore_db_on_a_terminal_shows_its_phases_and_pg_restore_progress(
 
 LOGGING_DURING_A_BAR = """
 import logging, time
-from backdrill.logs import setup_logging
-from backdrill.progress import default_reporter
+from backdrill.runtime.logs import setup_logging
+from backdrill.runtime.progress import default_reporter
 setup_logging("text", "run")
 log = logging.getLogger("backdrill.test")
 with default_reporter().task("copy", total=40 * 2**20) as advance:
@@ -172,7 +172,7 @@ def test_log_lines_are_never_glued_to_a_bar(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("unit", ["bytes", "items"])
 def test_null_reporter_takes_every_option(unit: str) -> None:
-    from backdrill.progress import NullReporter
+    from backdrill.runtime.progress import NullReporter
 
     with NullReporter().task("x", 10, unit=unit, estimate=True) as advance:  # type: ignore[arg-type]
         advance(3)

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backdrill.catalog import list_db_backups
-from backdrill.config import Config
-from backdrill.errors import IntegrityError
-from backdrill.locks import RepoLock, db_scope
+from backdrill.config.model import Config
+from backdrill.repository.catalog import list_db_backups
+from backdrill.repository.locks import RepoLock, db_scope
+from backdrill.runtime.errors import IntegrityError
+from backdrill.runtime.timeutil import new_id, utcnow
 from backdrill.services.context import RunContext
 from backdrill.services.prune import run_prune
 from backdrill.storage.local import LocalStorage
-from backdrill.timeutil import new_id, utcnow
 from conftest import object_lock_bucket, s3_client, s3_repo
 from helpers.cli import Cli, Repo
 from helpers.history import (

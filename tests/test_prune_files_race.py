@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from backdrill.config_loading import load_config
+from backdrill.config.loading import load_config
 from backdrill.files.snapshot import object_key
 from backdrill.files.source import open_source
-from backdrill.locks import REPOSITORY_SCOPE, RepoLock
 from backdrill.repository.layout import DB_ROOT
+from backdrill.repository.locks import REPOSITORY_SCOPE, RepoLock
 from backdrill.services.backup_files import FileBackup, run_backup_files
 from backdrill.services.context import RunContext
 from backdrill.services.prune import run_prune

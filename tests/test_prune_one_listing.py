@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from backdrill.config_loading import load_config
+from backdrill.config.loading import load_config
+from backdrill.runtime.timeutil import utcnow
 from backdrill.services.context import RunContext
 from backdrill.services.prune import run_prune
 from backdrill.storage import ObjectInfo, Storage
-from backdrill.timeutil import utcnow
 from helpers.cli import Repo
 from helpers.history import fake_db_backup, prune_config, storage_of
 

@@ -13,7 +13,7 @@ import pytest
 import typer
 
 from backdrill.cli.app import app
-from backdrill.config_loading import load_config
+from backdrill.config.loading import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -164,7 +164,7 @@ def config_keys(model: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]
 def test_the_readme_sample_names_every_config_key() -> None:
     """A key the loader accepts is in the sample, loaded or as a comment beside its
     alternative (`password` beside `password_file`)."""
-    from backdrill.config import Config
+    from backdrill.config.model import Config
 
     sample = "\n".join(fenced_blocks(README, "yaml"))
     missing = [

@@ -17,7 +17,7 @@ import pytest
 
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.redact import SECRETS
+from backdrill.runtime.redact import SECRETS
 from conftest import drop_database
 from helpers.cli import Cli, Repo, Result, write_config
 from helpers.pgobjects import create_tablespace, drop_tablespace, dsn

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backdrill.retention import Decision, Item, Policy, decide
+from backdrill.policy.retention import Decision, Item, Policy, decide
 
 NOW = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from types import ModuleType
 
 import pytest
 
+from backdrill.runtime.timeutil import human_duration
 from backdrill.sample.odoo import SampleInfo
-from backdrill.timeutil import human_duration
 from helpers.cli import SampleCli
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backdrill.schedules import (
+from backdrill.policy.schedules import (
     calendar_times,
     check_schedules,
     cron_times,
@@ -18,7 +18,7 @@ from backdrill.schedules import (
     parse_oncalendar,
     systemd_jobs,
 )
-from backdrill.ssot import load_ssot
+from backdrill.policy.ssot import load_ssot
 
 REPO = Path(__file__).resolve().parent.parent
 SSOT = "ops/ssot/system_design_map.yaml"

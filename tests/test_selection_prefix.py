@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backdrill.errors import UsageError
-from backdrill.selection import resolve_id
+from backdrill.repository.selection import resolve_id
+from backdrill.runtime.errors import UsageError
 
 IDS = ["20260301T030000Z-aaaaaa", "20260301T030000Z-abcdef", "20260302T030000Z-123456"]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from backdrill.config_loading import load_config
+from backdrill.config.loading import load_config
 from backdrill.services.serve import HealthApp, RepositoryCache, make_server, parse_listen
 from backdrill.storage.local import LocalStorage
 from helpers.cli import Cli, start_cli_process

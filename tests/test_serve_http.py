@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.config_loading import load_config
+from backdrill.config.loading import load_config
 from backdrill.services.serve import HealthApp, RepositoryCache, make_server
 from backdrill.services.serve_http import HttpServer, HttpSettings
 from backdrill.storage.local import LocalStorage

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from backdrill.timeutil import isoformat, new_id, utcnow
+from backdrill.runtime.timeutil import isoformat, new_id, utcnow
 from helpers.cli import Cli, Repo
 from helpers.files import files_config, make_tree
 from helpers.repo import list_keys

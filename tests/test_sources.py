@@ -17,23 +17,23 @@ from typing import Any
 import pytest
 import yaml
 
-from backdrill.catalog import list_db_backups, select_backup
-from backdrill.config import Config
-from backdrill.config_loading import load_config
-from backdrill.errors import ConfigError, UsageError
-from backdrill.locks import db_scope
+from backdrill.config.loading import load_config
+from backdrill.config.model import Config
+from backdrill.config.sources import configured_sources, find_source, retention_of
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
-from backdrill.redact import SECRETS
+from backdrill.policy.ssot import conflicts_of, missing_sources, ssot_of
+from backdrill.repository.catalog import list_db_backups, select_backup
 from backdrill.repository.layout import MANIFEST_NAME
+from backdrill.repository.locks import db_scope
+from backdrill.runtime.errors import ConfigError, UsageError
+from backdrill.runtime.redact import SECRETS
+from backdrill.runtime.timeutil import utcnow
 from backdrill.services.context import RunContext
 from backdrill.services.facts import gather
 from backdrill.services.prune import run_prune
 from backdrill.services.status import State, evaluate_config
-from backdrill.sources import configured_sources, find_source, retention_of
-from backdrill.ssot import conflicts_of, missing_sources, ssot_of
 from backdrill.storage import open_repository
-from backdrill.timeutil import utcnow
 from conftest import drop_database
 from helpers.cli import Repo, SampleCli, run_cli
 from helpers.history import fake_db_backup, prune_config, storage_of

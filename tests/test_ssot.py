@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.config_loading import load_config
-from backdrill.errors import ConfigError
+from backdrill.config.loading import load_config
 from backdrill.pg.connection import ConnParams
-from backdrill.ssot import conflicts_of, policy
+from backdrill.policy.ssot import conflicts_of, policy
+from backdrill.runtime.errors import ConfigError
 from helpers.cli import Cli, Repo, write_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from backdrill.config import Config
+from backdrill.config.model import Config
+from backdrill.policy.ssot import Policy
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts, SnapshotFacts, source_name
 from backdrill.services.status import State, evaluate
-from backdrill.ssot import Policy
 from helpers.cli import Cli, Repo, SampleCli
 from helpers.seed import db_manifest, odoo_config, write_drill, write_manifest, write_snapshot
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backdrill.config import StorageConfig
-from backdrill.errors import NotFound, StorageError
+from backdrill.config.model import StorageConfig
+from backdrill.runtime.errors import NotFound, StorageError
 from backdrill.storage import AlreadyExists, Storage, open_storage
 from helpers.cli import Repo
 from helpers.repo import list_keys, open_uploads

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from backdrill.config import RetryConfig
+from backdrill.config.model import RetryConfig
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backdrill import text
+from backdrill.runtime import text
 
 # every control and format character the terminal must not obey
 RAW_CONTROL = re.compile(

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from backdrill.config import NotifyConfig
-from backdrill.errors import PostgresError
-from backdrill.notify import Event, send
+from backdrill.config.model import NotifyConfig
+from backdrill.monitoring.notify import Event, send
 from backdrill.pg.cluster import LocalCluster, unprivileged_user
 from backdrill.pg.connection import ConnParams
+from backdrill.runtime.errors import PostgresError
 from conftest import S3_KEY_ID, S3_SECRET
 from helpers.cli import Cli, run_cli
 from helpers.tls import TlsProxy, make_cert
@@ -262,7 +262,7 @@ def test_s3_endpoint_below_tls13_is_refused_unless_allowed(
 
 
 def test_s3_client_context_is_tightened(s3_endpoint: str) -> None:
-    from backdrill.config import S3Options
+    from backdrill.config.model import S3Options
     from backdrill.storage.s3_client import make_client
 
     client = make_client(S3Options(endpoint_url=s3_endpoint))

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from backdrill.errors import LockHeld
-from backdrill.locks import RepoLock
 from backdrill.repository.layout import lock_key
+from backdrill.repository.locks import RepoLock
+from backdrill.runtime.errors import LockHeld
+from backdrill.runtime.timeutil import isoformat, utcnow
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
-from backdrill.timeutil import isoformat, utcnow
 from helpers.cli import Cli, Repo, Result, SampleCli, repo_config
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests, read_object, write_object

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from backdrill.runtime.timeutil import new_id
 from backdrill.sample.odoo import SampleInfo
-from backdrill.timeutil import new_id
 from helpers.cli import Cli, Repo, SampleCli
 from helpers.repo import manifests, read_object, write_object
 

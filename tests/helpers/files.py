@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import yaml
 
-from backdrill.config_loading import load_config
+from backdrill.config.loading import load_config
 from backdrill.files.chunks import iter_entries, iter_skipped
 from backdrill.files.snapshot import FileEntry, SkippedEntry, Snapshot
 from backdrill.services.context import RunContext

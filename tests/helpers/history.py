@@ -11,12 +11,12 @@ from typing import Any
 
 import yaml
 
-from backdrill.config import StorageConfig
-from backdrill.manifest import DUMP_NAME
+from backdrill.config.model import StorageConfig
 from backdrill.repository.layout import DEFAULT_SOURCE, MANIFEST_NAME, backup_dir
+from backdrill.repository.manifest import DUMP_NAME
+from backdrill.repository.zstdio import compressed
+from backdrill.runtime.timeutil import new_id
 from backdrill.storage import Storage, open_repository
-from backdrill.timeutil import new_id
-from backdrill.zstdio import compressed
 from helpers.cli import Repo
 from helpers.seed import db_manifest
 

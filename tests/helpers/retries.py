@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from backdrill.config import RetryConfig
+from backdrill.config.model import RetryConfig
 from helpers.cli import Repo
 
 DEFAULT_RETRY: dict[str, Any] = RetryConfig().model_dump()

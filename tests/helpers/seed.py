@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backdrill.manifest import DUMP_NAME, SCHEMA_VERSION, DbManifest, TableRows
 from backdrill.report.model import DrillReport
 from backdrill.repository.layout import MANIFEST_NAME
-from backdrill.timeutil import isoformat
+from backdrill.repository.manifest import DUMP_NAME, SCHEMA_VERSION, DbManifest, TableRows
+from backdrill.runtime.timeutil import isoformat
 from helpers.cli import Repo, repo_config
 
 

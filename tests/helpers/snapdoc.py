@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from backdrill.repository.layout import chunk_key
-from backdrill.zstdio import compressed, decompressed
+from backdrill.repository.zstdio import compressed, decompressed
 from helpers.cli import Repo
 from helpers.repo import read_object, write_object
 

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from backdrill import __version__, interrupts
+from backdrill import __version__
 from backdrill.cli import (
     backup_cmd,
     catalog_cmd,
@@ -34,10 +34,11 @@ from backdrill.cli.attempt_record import record_attempts
 from backdrill.cli.errors import report_error, report_interrupt
 from backdrill.cli.metrics_file import write_metrics_file
 from backdrill.cli.state import AppState
-from backdrill.errors import BackdrillError, Interrupted
-from backdrill.logs import LogFormat, default_format, new_run_id, setup_logging
-from backdrill.redact import SECRETS
-from backdrill.text import terminal
+from backdrill.runtime import interrupts
+from backdrill.runtime.errors import BackdrillError, Interrupted
+from backdrill.runtime.logs import LogFormat, default_format, new_run_id, setup_logging
+from backdrill.runtime.redact import SECRETS
+from backdrill.runtime.text import terminal
 
 log = logging.getLogger("backdrill")
 

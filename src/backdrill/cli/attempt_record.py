@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 import time
 
-from backdrill.attempts import error_line, new_attempt, record_attempt
 from backdrill.cli.state import AppState
-from backdrill.errors import BackdrillError
+from backdrill.repository.attempts import error_line, new_attempt, record_attempt
+from backdrill.runtime.errors import BackdrillError
+from backdrill.runtime.timeutil import utcnow
 from backdrill.storage import open_probe_storage
-from backdrill.timeutil import utcnow
 
 log = logging.getLogger("backdrill")
 

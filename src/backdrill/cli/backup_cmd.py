@@ -8,18 +8,18 @@ from urllib.parse import urlparse
 
 import typer
 
-from backdrill.attempts import Attempt, new_attempt
 from backdrill.cli.errors import report_error
 from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_backup
 from backdrill.cli.options import WaitOption, parse_wait
 from backdrill.cli.render import warn
 from backdrill.cli.state import AppState, state
-from backdrill.errors import BackdrillError, GoalNotMet, Interrupted
+from backdrill.config.sources import attempt_scope
+from backdrill.repository.attempts import Attempt, new_attempt
+from backdrill.runtime.errors import BackdrillError, GoalNotMet, Interrupted
+from backdrill.runtime.timeutil import human_duration, human_size, utcnow
 from backdrill.services.backup_db import DbBackupOutcome, run_backup_db
 from backdrill.services.facts import source_name
-from backdrill.sources import attempt_scope
-from backdrill.timeutil import human_duration, human_size, utcnow
 
 
 def backup_db(

@@ -8,16 +8,16 @@ from typing import Annotated
 
 import typer
 
-from backdrill.catalog import list_db_backups
 from backdrill.cli.examples import example
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.files.catalog import list_snapshots
 from backdrill.files.chunks import iter_entries, iter_skipped
 from backdrill.files.snapshot import Snapshot
-from backdrill.lookup import find_backup_or_snapshot
-from backdrill.manifest import DbManifest
-from backdrill.timeutil import human_duration, human_size, utcnow
+from backdrill.repository.catalog import list_db_backups
+from backdrill.repository.lookup import find_backup_or_snapshot
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.timeutil import human_duration, human_size, utcnow
 
 
 class Kind(enum.StrEnum):

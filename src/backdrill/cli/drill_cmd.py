@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from backdrill.attempts import Attempt, new_attempt
 from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_drill
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
-from backdrill.errors import IntegrityError, UsageError
-from backdrill.sources import attempt_scope
-from backdrill.text import terminal
-from backdrill.timeutil import human_duration, utcnow
+from backdrill.config.sources import attempt_scope
+from backdrill.repository.attempts import Attempt, new_attempt
+from backdrill.runtime.errors import IntegrityError, UsageError
+from backdrill.runtime.text import terminal
+from backdrill.runtime.timeutil import human_duration, utcnow
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from backdrill.evidence import EvidenceLog
+    from backdrill.report.evidence import EvidenceLog
     from backdrill.services.drill import DrillOptions, DrillOutcome
 
 
@@ -207,7 +207,7 @@ def drill_history(
     ] = None,
 ) -> None:
     """Past drills: date, backup, RPO, RTO, result."""
-    from backdrill.evidence import load_evidence
+    from backdrill.report.evidence import load_evidence
     from backdrill.report.render import render_history_html
 
     app_state = state(ctx)
@@ -215,7 +215,7 @@ def drill_history(
         raise UsageError("--public-key checks signatures: use it with --verify")
     trusted = None
     if public_key is not None:
-        from backdrill.signing import load_public_key
+        from backdrill.report.signing import load_public_key
 
         trusted = load_public_key(public_key)
 
@@ -250,8 +250,8 @@ def drill_history(
 def _verify_history(
     app_state: AppState, evidence: EvidenceLog, trusted: Ed25519PublicKey | None
 ) -> None:
-    from backdrill.evidence import verify_chain
-    from backdrill.evidence_verify import (
+    from backdrill.report.evidence import verify_chain
+    from backdrill.report.evidence_verify import (
         rendered_digests,
         verify_rendered,
         verify_signatures,
@@ -298,7 +298,7 @@ def drill_keygen(
     ],
 ) -> None:
     """Make an Ed25519 key to sign drill reports (drill.signing_key_file)."""
-    from backdrill.signing import write_new_key
+    from backdrill.report.signing import write_new_key
 
     text = write_new_key(out)
     console = state(ctx).out

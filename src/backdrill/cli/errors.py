@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 
-from backdrill.errors import BackdrillError, Interrupted
-from backdrill.logs import JsonFormatter
-from backdrill.redact import SECRETS
-from backdrill.text import terminal
+from backdrill.runtime.errors import BackdrillError, Interrupted
+from backdrill.runtime.logs import JsonFormatter
+from backdrill.runtime.redact import SECRETS
+from backdrill.runtime.text import terminal
 
 log = logging.getLogger("backdrill")
 

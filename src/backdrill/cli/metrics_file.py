@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 from backdrill.cli.state import AppState
-from backdrill.errors import BackdrillError
-from backdrill.timeutil import utcnow
+from backdrill.runtime.errors import BackdrillError
+from backdrill.runtime.timeutil import utcnow
 
 log = logging.getLogger("backdrill")
 
@@ -22,9 +22,9 @@ def write_metrics_file(app_state: AppState, exit_code: int) -> None:
     if path is None:
         return
     # imported only when asked for: prometheus_client and the SSOT weigh on start-up
-    from backdrill.metrics import build_registry, write_textfile
+    from backdrill.monitoring.metrics import build_registry, write_textfile
+    from backdrill.policy.ssot import Policy, policy
     from backdrill.services.status import StatusReport, check_repository
-    from backdrill.ssot import Policy, policy
 
     try:
         try:

@@ -1,12 +1,12 @@
-"""Webhook events of the commands (see :mod:`backdrill.notify`); never raise."""
+"""Webhook events of the commands (see :mod:`backdrill.monitoring.notify`); never raise."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from backdrill.cli.state import AppState
-from backdrill.errors import BackdrillError, Interrupted
-from backdrill.manifest import DbManifest
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import BackdrillError, Interrupted
 
 if TYPE_CHECKING:
     from backdrill.services.drill import DrillOutcome
@@ -23,8 +23,8 @@ def notify_backup(
     if app_state.config.notify.webhook_url is None:
         return
     # imported only when a webhook is configured: they weigh on every run's start-up
-    from backdrill.notify import backup_event, send
-    from backdrill.ssot import policy
+    from backdrill.monitoring.notify import backup_event, send
+    from backdrill.policy.ssot import policy
 
     event = backup_event(
         kind="backup db",
@@ -42,7 +42,7 @@ def notify_drill(app_state: AppState, outcome: DrillOutcome) -> None:
     """One event per drill."""
     if app_state.config.notify.webhook_url is None:
         return
-    from backdrill.notify import drill_event, send
+    from backdrill.monitoring.notify import drill_event, send
 
     send(
         app_state.config.notify,

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from backdrill.errors import UsageError
-from backdrill.timeutil import parse_duration, parse_time
+from backdrill.runtime.errors import UsageError
+from backdrill.runtime.timeutil import parse_duration, parse_time
 
 #: ``--wait DURATION`` of the commands that take a lock (parsed by :func:`parse_wait`)
 WaitOption = Annotated[

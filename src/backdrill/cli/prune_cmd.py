@@ -14,7 +14,7 @@ from backdrill.cli.examples import example
 from backdrill.cli.options import WaitOption, parse_wait
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
-from backdrill.timeutil import human_size
+from backdrill.runtime.timeutil import human_size
 
 if TYPE_CHECKING:
     from backdrill.services.prune_report import PruneReport

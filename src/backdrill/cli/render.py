@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from backdrill.text import terminal
+from backdrill.runtime.text import terminal
 
 
 class TerminalConsole(Console):

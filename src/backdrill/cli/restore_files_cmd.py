@@ -9,7 +9,7 @@ import typer
 from backdrill.cli.examples import example
 from backdrill.cli.options import parse_before
 from backdrill.cli.state import state
-from backdrill.timeutil import human_duration, human_size, utcnow
+from backdrill.runtime.timeutil import human_duration, human_size, utcnow
 
 
 def restore_files(

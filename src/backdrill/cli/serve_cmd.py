@@ -10,7 +10,7 @@ import typer
 
 from backdrill.cli.examples import example
 from backdrill.cli.state import state
-from backdrill.errors import Interrupted
+from backdrill.runtime.errors import Interrupted
 
 log = logging.getLogger("backdrill")
 

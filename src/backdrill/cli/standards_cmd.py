@@ -22,8 +22,8 @@ def check(
     ] = Path(),
 ) -> None:
     """Required SSOT files, valid YAML, 9 domains with stack and owners, runbooks."""
-    from backdrill.schedules import check_schedules
-    from backdrill.standards import run_standards_check
+    from backdrill.policy.schedules import check_schedules
+    from backdrill.policy.standards import run_standards_check
 
     out = state(ctx).out
     report = run_standards_check(root, extra=(check_schedules,))

@@ -11,12 +11,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from backdrill.attempts import Attempt
 from backdrill.cli.render import terminal_console
-from backdrill.config import Config
-from backdrill.config_loading import find_config_file, load_config
-from backdrill.logs import LogFormat
-from backdrill.progress import default_reporter
+from backdrill.config.loading import find_config_file, load_config
+from backdrill.config.model import Config
+from backdrill.repository.attempts import Attempt
+from backdrill.runtime.logs import LogFormat
+from backdrill.runtime.progress import default_reporter
 from backdrill.services.context import RunContext
 from backdrill.storage import Storage, open_repository
 

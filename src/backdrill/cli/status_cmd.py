@@ -10,9 +10,9 @@ import typer
 from backdrill.cli.examples import example
 from backdrill.cli.render import print_json, table
 from backdrill.cli.state import state
+from backdrill.policy.ssot import policy
+from backdrill.runtime.timeutil import human_duration
 from backdrill.services.status import check_repository
-from backdrill.ssot import policy
-from backdrill.timeutil import human_duration
 
 
 def register(app: typer.Typer) -> None:

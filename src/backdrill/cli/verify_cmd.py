@@ -8,18 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from backdrill.catalog import list_db_backups
 from backdrill.cli.examples import example
 from backdrill.cli.render import table
 from backdrill.cli.state import AppState, state
-from backdrill.errors import IntegrityError, UsageError
 from backdrill.files.catalog import list_snapshots
 from backdrill.files.restore import MAX_NAMED
 from backdrill.files.snapshot import Snapshot
-from backdrill.lookup import find_backup_or_snapshot
+from backdrill.repository.catalog import list_db_backups
+from backdrill.repository.lookup import find_backup_or_snapshot
+from backdrill.runtime.errors import IntegrityError, UsageError
+from backdrill.runtime.timeutil import human_size
 from backdrill.services.fetch import object_reader
 from backdrill.services.verify_files import SnapshotVerification, parse_subset, verify_snapshots
-from backdrill.timeutil import human_size
 
 if TYPE_CHECKING:
     from backdrill.services.verify_db import VerifyResult

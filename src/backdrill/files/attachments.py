@@ -16,7 +16,7 @@ import psycopg
 from backdrill.files.catalog import SnapshotChoice, select_snapshot_after
 from backdrill.files.restore import RestoreSummary
 from backdrill.files.restore_dir import restore_snapshot
-from backdrill.streams import CHUNK
+from backdrill.repository.streams import CHUNK
 
 __all__ = [
     "AttachmentCheck",

@@ -7,16 +7,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backdrill.catalog import BrokenEntry
-from backdrill.errors import BackdrillError, ExternalServiceError, IntegrityError, NotFound
 from backdrill.files.snapshot import Snapshot, load_snapshot
+from backdrill.repository.catalog import BrokenEntry
 from backdrill.repository.layout import (
     FILES_ROOT,
     RESERVED_SOURCE_NAMES,
     SNAPSHOT_SUFFIX,
     snapshots_prefix,
 )
-from backdrill.selection import Words, select
+from backdrill.repository.selection import Words, select
+from backdrill.runtime.errors import BackdrillError, ExternalServiceError, IntegrityError, NotFound
 from backdrill.storage import Storage
 
 

@@ -8,7 +8,7 @@ cuts depend on the paths around them only, so a change in one directory rewrites
 chunk or two around it, and an unchanged night writes no chunk at all, only a new root.
 
 Written and read as streams: one chunk in memory at a time. Every chunk read is
-hostile: read within :data:`~backdrill.limits.MAX_CHUNK_BYTES`, its sha256 checked
+hostile: read within :data:`~backdrill.repository.limits.MAX_CHUNK_BYTES`, its sha256 checked
 against its address, decompressed within the same bound, parsed strictly, every path
 relative and contained (no ``..``, not absolute), paths strictly increasing across the
 whole snapshot, and every file entry with a content address.
@@ -23,14 +23,14 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from backdrill.documents import read_document
-from backdrill.errors import IntegrityError, NotFound
 from backdrill.files.snapshot import FileEntry, SkippedEntry, Snapshot
 from backdrill.files.source import safe_relative_path
-from backdrill.limits import MAX_CHUNK_BYTES
+from backdrill.repository.documents import read_document
 from backdrill.repository.layout import chunk_key
+from backdrill.repository.limits import MAX_CHUNK_BYTES
+from backdrill.repository.zstdio import compressed, decompressed
+from backdrill.runtime.errors import IntegrityError, NotFound
 from backdrill.storage import Storage
-from backdrill.zstdio import compressed, decompressed
 
 M = TypeVar("M", bound=BaseModel)
 #: on average one chunk per CUT_EVERY entries

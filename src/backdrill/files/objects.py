@@ -23,8 +23,6 @@ from typing import IO, Any, cast
 
 import zstandard
 
-from backdrill.crypto import DecryptingReader, EncryptingSink, Keys, Sink
-from backdrill.errors import ConfigError, IntegrityError, NotFound
 from backdrill.files.addrset import KeySet
 from backdrill.files.snapshot import (
     ENCRYPTED_FORM,
@@ -34,10 +32,12 @@ from backdrill.files.snapshot import (
     object_key,
     stored_form,
 )
+from backdrill.repository.crypto import DecryptingReader, EncryptingSink, Keys, Sink
 from backdrill.repository.layout import ENCRYPTED_SUFFIX, FILES_OBJECTS_ROOT
+from backdrill.repository.streams import CHUNK
+from backdrill.repository.zstdio import BoundedReader, Readable, bounded_reader
+from backdrill.runtime.errors import ConfigError, IntegrityError, NotFound
 from backdrill.storage import Storage
-from backdrill.streams import CHUNK
-from backdrill.zstdio import BoundedReader, Readable, bounded_reader
 
 SPOOL_IN_MEMORY = 2 * 1024 * 1024
 #: what -> the age identities (ConfigError when there is none)

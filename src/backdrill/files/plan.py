@@ -10,10 +10,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from backdrill.errors import UsageError
 from backdrill.files.ownership import with_owner
 from backdrill.files.snapshot import FileEntry, SkippedEntry, Snapshot, is_encrypted
 from backdrill.files.source import SourceItem
+from backdrill.runtime.errors import UsageError
 
 
 @dataclass

@@ -12,13 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from backdrill.errors import IntegrityError, Refused
 from backdrill.files.chunks import iter_entries
 from backdrill.files.objects import ObjectReader
 from backdrill.files.pool import ordered_map
 from backdrill.files.snapshot import FileEntry, Snapshot, is_encrypted
 from backdrill.files.source import safe_relative_path
-from backdrill.progress import Advance, Reporter
+from backdrill.runtime.errors import IntegrityError, Refused
+from backdrill.runtime.progress import Advance, Reporter
 from backdrill.storage import Storage
 
 MAX_NAMED = 20

@@ -16,13 +16,13 @@ import os
 import secrets
 from pathlib import Path
 
-from backdrill.errors import IntegrityError, StorageError, UsageError
 from backdrill.files.objects import ObjectReader
 from backdrill.files.ownership import Owner, restore_ids, restored_mode, restores_owners
 from backdrill.files.restore import RestoreSummary, RestoreTarget, restore_to
 from backdrill.files.snapshot import FileEntry, Snapshot
 from backdrill.files.source import safe_relative_path
-from backdrill.progress import Advance, Reporter
+from backdrill.runtime.errors import IntegrityError, StorageError, UsageError
+from backdrill.runtime.progress import Advance, Reporter
 
 TMP_PREFIX = ".backdrill-restore-"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -4,7 +4,7 @@
 and the addresses of its entry chunks, ``files/chunks/xx/<sha256>``: :mod:`backdrill.files.chunks`);
 in schema_version 1 (still read) one document listing every file. Either way each entry
 names its content by address; the contents live once each under ``files/objects/``. Parsed strictly,
-like :mod:`backdrill.manifest`: anything malformed is an :class:`IntegrityError`, and so
+like :mod:`backdrill.repository.manifest`: anything malformed is an :class:`IntegrityError`, and so
 is a snapshot that is not valid where it lies (:func:`check_where_it_lies`).
 
 Snapshots stay in clear, even in an encrypted repository: incremental planning, prune
@@ -20,12 +20,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from backdrill.documents import check_not_future, parse_versioned, read_document
-from backdrill.errors import IntegrityError
-from backdrill.limits import MAX_SNAPSHOT_BYTES
+from backdrill.repository.documents import check_not_future, parse_versioned, read_document
 from backdrill.repository.layout import file_object_key, snapshot_key
+from backdrill.repository.limits import MAX_SNAPSHOT_BYTES
+from backdrill.repository.zstdio import compressed, decompressed
+from backdrill.runtime.errors import IntegrityError
 from backdrill.storage.base import Storage
-from backdrill.zstdio import compressed, decompressed
 
 #: written: a root document and its entry chunks (:mod:`backdrill.files.chunks`)
 SCHEMA_VERSION = 2
@@ -33,7 +33,7 @@ SCHEMA_VERSION = 2
 LEGACY_VERSION = 1
 READABLE_VERSIONS = (LEGACY_VERSION, SCHEMA_VERSION)
 
-#: ``age-zstd``: zstd-compressed, then age-encrypted (:mod:`backdrill.crypto` frames)
+#: ``age-zstd``: zstd-compressed, then age-encrypted (:mod:`backdrill.repository.crypto` frames)
 StoredForm = Literal["zstd", "raw", "age-zstd"]
 EntryType = Literal["file", "symlink"]
 EntryStatus = Literal["ok", "changed"]
@@ -225,5 +225,6 @@ def _stated_version(raw: bytes) -> int:
 
 def load_snapshot(storage: Storage, key: str) -> Snapshot:
     """The snapshot stored under ``key``: read and decompressed within
-    :data:`~backdrill.limits.MAX_SNAPSHOT_BYTES` each, then parsed and checked where it lies."""
+    :data:`~backdrill.repository.limits.MAX_SNAPSHOT_BYTES` each, then parsed and checked
+    where it lies."""
     return parse_snapshot(read_document(storage, key, limit=MAX_SNAPSHOT_BYTES), key)

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from backdrill.config import S3Options
-from backdrill.errors import ConfigError, NotFound, UsageError
+from backdrill.config.model import S3Options
 from backdrill.files.ownership import Owner, owner_of
 from backdrill.files.snapshot import SkippedEntry
 from backdrill.repository.layout import source_name
+from backdrill.repository.streams import CHUNK
+from backdrill.runtime.errors import ConfigError, NotFound, UsageError
 from backdrill.storage import Storage, open_storage
-from backdrill.streams import CHUNK
 
 S3_SOURCE_MODE = 0o644
 #: called with the relative path once the first chunk of an item was read: the seam

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from backdrill.errors import PostgresError
+from backdrill.runtime.errors import PostgresError
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 #: a PostgreSQL version as backdrill records it: ``15.4``, ``9.6``, ``15``

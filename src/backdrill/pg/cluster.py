@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Self
 
-from backdrill.errors import SandboxError
-from backdrill.interrupts import shielded
 from backdrill.pg import command
 from backdrill.pg.connection import ConnParams
-from backdrill.redact import SECRETS
+from backdrill.runtime.errors import SandboxError
+from backdrill.runtime.interrupts import shielded
+from backdrill.runtime.redact import SECRETS
 
 log = logging.getLogger(__name__)
 

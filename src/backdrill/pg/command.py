@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Self
 
-from backdrill.errors import PostgresError
-from backdrill.redact import SECRETS
+from backdrill.runtime.errors import PostgresError
+from backdrill.runtime.redact import SECRETS
 
 log = logging.getLogger(__name__)
 

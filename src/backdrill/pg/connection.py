@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 import psycopg
 from psycopg import sql
 
-from backdrill import retry
-from backdrill.config import PostgresConfig
-from backdrill.errors import PostgresError
-from backdrill.redact import SECRETS
-from backdrill.retry import RetryPolicy
-from backdrill.security import SecurityConfig
-from backdrill.tls import is_version_refusal, refusal_hint
+from backdrill.config.model import PostgresConfig
+from backdrill.config.security import SecurityConfig
+from backdrill.config.tls import is_version_refusal, refusal_hint
+from backdrill.runtime import retry
+from backdrill.runtime.errors import PostgresError
+from backdrill.runtime.redact import SECRETS
+from backdrill.runtime.retry import RetryPolicy
 
 #: connection attempts at start: rides out a restart of a few seconds
 CONNECT_RETRY = RetryPolicy(attempts=5, max_seconds=20, base_seconds=0.5, max_wait_seconds=5)

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from backdrill.digests import (
+from backdrill.pg.connection import ConnParams, first_line
+from backdrill.pg.connection import as_text as text
+from backdrill.pg.introspect import USER_RELATIONS
+from backdrill.repository.digests import (
     ContentFacts,
     LargeObjectContent,
     Method,
@@ -27,10 +30,7 @@ from backdrill.digests import (
     TableContent,
     TableKey,
 )
-from backdrill.errors import PostgresError
-from backdrill.pg.connection import ConnParams, first_line
-from backdrill.pg.connection import as_text as text
-from backdrill.pg.introspect import USER_RELATIONS
+from backdrill.runtime.errors import PostgresError
 
 Conn = psycopg.Connection[tuple[object, ...]]
 

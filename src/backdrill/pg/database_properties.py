@@ -11,10 +11,10 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
-from backdrill.checks import Check
-from backdrill.errors import PostgresError
+from backdrill.odoo.checks import Check
 from backdrill.pg.connection import as_text, first_line
 from backdrill.pg.roles import NO_NUL
+from backdrill.runtime.errors import PostgresError
 
 TEXT_LIMIT = 4096
 #: one setting (``name=value``) or a tablespace name, as a manifest may hold it

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Generic, Self, TypeVar
 
-from backdrill.errors import ConfigError, PostgresError
 from backdrill.pg import inotify
 from backdrill.pg.command import Child
+from backdrill.runtime.errors import ConfigError, PostgresError
 
 log = logging.getLogger(__name__)
 

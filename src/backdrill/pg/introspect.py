@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from backdrill.digests import TableKey
-from backdrill.manifest import TableRows
 from backdrill.pg.connection import as_text
+from backdrill.repository.digests import TableKey
+from backdrill.repository.manifest import TableRows
 
 # The relations (``c``, schema ``n``) whose content a dump holds: not temporary, not in
 # a system schema, not members of an extension.

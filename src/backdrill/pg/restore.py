@@ -10,12 +10,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from backdrill.errors import PostgresError
 from backdrill.pg.binaries import Program
 from backdrill.pg.command import Child
 from backdrill.pg.connection import ConnParams
 from backdrill.pg.restore_progress import RestoreProgress, toc_entries
-from backdrill.progress import NullReporter, Reporter
+from backdrill.runtime.errors import PostgresError
+from backdrill.runtime.progress import NullReporter, Reporter
 
 log = logging.getLogger(__name__)
 

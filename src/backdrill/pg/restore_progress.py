@@ -14,10 +14,10 @@ import logging
 import re
 from pathlib import Path
 
-from backdrill.errors import PostgresError
 from backdrill.pg.binaries import Program
 from backdrill.pg.command import run
-from backdrill.progress import Advance
+from backdrill.runtime.errors import PostgresError
+from backdrill.runtime.progress import Advance
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from backdrill.errors import PostgresError
 from backdrill.pg.connection import as_text, first_line
 from backdrill.pg.roles import RoleFacts
+from backdrill.runtime.errors import PostgresError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from backdrill.timeutil import human_duration
+from backdrill.runtime.timeutil import human_duration
 
 PHASE_COLOURS = {
     "provision": "#8250df",

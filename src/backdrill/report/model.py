@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from backdrill.errors import IntegrityError
+from backdrill.runtime.errors import IntegrityError
 
 REPORT_SCHEMA_VERSION = 1
 

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from backdrill import text
 from backdrill.report.charts import TrendPoint, timeline_svg, trend_svg
 from backdrill.report.model import DRILL_PROVES, DrillReport
-from backdrill.timeutil import human_duration, human_size
+from backdrill.runtime import text
+from backdrill.runtime.timeutil import human_duration, human_size
 
 _LOADER = PackageLoader("backdrill.report", "templates")
 _HTML = Environment(

@@ -9,8 +9,8 @@ from typing import Self
 import psycopg
 from psycopg import sql
 
-from backdrill.errors import SandboxError
 from backdrill.pg.connection import ConnParams, first_line
+from backdrill.runtime.errors import SandboxError
 
 #: the databases of a fresh cluster that cannot be replaced by a restored copy
 TEMPLATES = ("template0", "template1")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from backdrill.errors import SandboxError
 from backdrill.pg.connection import ConnParams, server_version
-from backdrill.redact import SECRETS
+from backdrill.runtime.errors import SandboxError
+from backdrill.runtime.redact import SECRETS
 from backdrill.sandbox.base import MAINTENANCE_DB, Sandbox, SandboxInfo, free_throwaway_name
 
 

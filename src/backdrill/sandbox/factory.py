@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from backdrill.config import Config
-from backdrill.errors import ConfigError
+from backdrill.config.model import Config
+from backdrill.runtime.errors import ConfigError
 from backdrill.sandbox.base import Sandbox
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backdrill.errors import SandboxError
 from backdrill.pg import binaries
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import server_version
+from backdrill.runtime.errors import SandboxError
 from backdrill.sandbox.base import MAINTENANCE_DB, Sandbox, SandboxInfo, free_throwaway_name
 
 

@@ -8,8 +8,8 @@ import secrets
 import psycopg
 from psycopg import conninfo, sql
 
-from backdrill.errors import ConfigError, SandboxError
 from backdrill.pg.connection import ConnParams, server_version
+from backdrill.runtime.errors import ConfigError, SandboxError
 from backdrill.sandbox.base import Sandbox, SandboxInfo
 
 

@@ -18,19 +18,8 @@ from pathlib import Path
 import psycopg
 
 from backdrill import __version__
-from backdrill.config import Config
-from backdrill.crypto import keys_for, seal_fields
-from backdrill.digests import TableRef
-from backdrill.errors import BackdrillError, PostgresError, UsageError
-from backdrill.locks import RepoLock, db_scope
-from backdrill.manifest import (
-    CUSTOM_FORMAT,
-    DIRECTORY_FORMAT,
-    DIRECTORY_PREFIX,
-    DUMP_NAME,
-    SCHEMA_VERSION,
-    DbManifest,
-)
+from backdrill.config.model import Config
+from backdrill.config.sources import Source, configured_sources, find_source
 from backdrill.pg import binaries
 from backdrill.pg.connection import (
     ConnParams,
@@ -43,7 +32,21 @@ from backdrill.pg.content import (
     digest_connections,
     inventory,
 )
+from backdrill.repository.crypto import keys_for, seal_fields
+from backdrill.repository.digests import TableRef
 from backdrill.repository.layout import DEFAULT_SOURCE, MANIFEST_NAME, backup_dir
+from backdrill.repository.locks import RepoLock, db_scope
+from backdrill.repository.manifest import (
+    CUSTOM_FORMAT,
+    DIRECTORY_FORMAT,
+    DIRECTORY_PREFIX,
+    DUMP_NAME,
+    SCHEMA_VERSION,
+    DbManifest,
+)
+from backdrill.runtime.errors import BackdrillError, PostgresError, UsageError
+from backdrill.runtime.text import terminal
+from backdrill.runtime.timeutil import new_id, utcnow
 from backdrill.services.backup_globals import backup_globals
 from backdrill.services.context import RunContext
 from backdrill.services.dump_stream import (
@@ -54,9 +57,6 @@ from backdrill.services.dump_stream import (
 )
 from backdrill.services.parallel import run_bounded
 from backdrill.services.snapshot_facts import SnapshotFacts, refuse_unreadable
-from backdrill.sources import Source, configured_sources, find_source
-from backdrill.text import terminal
-from backdrill.timeutil import new_id, utcnow
 
 log = logging.getLogger(__name__)
 

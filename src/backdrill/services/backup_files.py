@@ -20,8 +20,6 @@ from datetime import timedelta
 from typing import IO
 
 from backdrill import __version__
-from backdrill.crypto import keys_for
-from backdrill.errors import IntegrityError, UsageError
 from backdrill.files.addrset import KeySet
 from backdrill.files.catalog import latest_snapshot
 from backdrill.files.chunks import ChunkWriter, iter_entries
@@ -31,13 +29,15 @@ from backdrill.files.plan import decide, merge_join
 from backdrill.files.pool import Done, ordered_map
 from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, SkippedEntry, Snapshot
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
-from backdrill.locks import REPOSITORY_SCOPE, RepoLock, files_scope, wait_until_free
-from backdrill.progress import Advance
 from backdrill.repository import layout
+from backdrill.repository.crypto import keys_for
 from backdrill.repository.layout import FILES_CHUNKS_ROOT, RESERVED_SOURCE_NAMES
+from backdrill.repository.locks import REPOSITORY_SCOPE, RepoLock, files_scope, wait_until_free
+from backdrill.runtime.errors import IntegrityError, UsageError
+from backdrill.runtime.progress import Advance
+from backdrill.runtime.timeutil import new_id, utcnow
 from backdrill.services.context import RunContext
 from backdrill.storage.local import make_dirs
-from backdrill.timeutil import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ def run_backup_files(
 ) -> BackupFilesResult:
     """Back up one filestore source under its lock (``locks/files-<name>``), once no
     prune runs: prune does not sweep objects while a files backup, which may reuse any
-    of them, runs (:mod:`backdrill.locks`)."""
+    of them, runs (:mod:`backdrill.repository.locks`)."""
     spec, configured_name = resolve_source(ctx, source)
     files_source = open_source(spec, ctx.config.files.s3)
     try:

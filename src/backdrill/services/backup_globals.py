@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from backdrill.errors import PostgresError
+from backdrill.config.sources import Source
 from backdrill.pg import binaries
 from backdrill.pg.command import Child
 from backdrill.pg.connection import ConnParams, server_version
 from backdrill.repository.layout import DEFAULT_SOURCE, globals_key
+from backdrill.repository.zstdio import compressed
+from backdrill.runtime.errors import PostgresError
+from backdrill.runtime.timeutil import new_id
 from backdrill.services.context import RunContext
-from backdrill.sources import Source
-from backdrill.timeutil import new_id
-from backdrill.zstdio import compressed
 
 log = logging.getLogger(__name__)
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from backdrill.config import Config
-from backdrill.errors import BackdrillError
-from backdrill.evidence import evidence_lock
-from backdrill.locks import probe_conditional_write
+from backdrill.config.model import Config
+from backdrill.config.sources import Source, configured_sources
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, as_text, list_databases, server_version
+from backdrill.policy.ssot import conflicts_of, missing_sources, policy, ssot_of
+from backdrill.report.evidence import evidence_lock
 from backdrill.repository.layout import DEFAULT_SOURCE
-from backdrill.retry import NO_RETRY
+from backdrill.repository.locks import probe_conditional_write
+from backdrill.runtime.errors import BackdrillError
+from backdrill.runtime.retry import NO_RETRY
+from backdrill.runtime.timeutil import utcnow
 from backdrill.services.config_probes import drill_probes, files_source_probes, webhook_probes
 from backdrill.services.config_security import security_probes, tls_probes
 from backdrill.services.login_probes import login_probes
-from backdrill.sources import Source, configured_sources
-from backdrill.ssot import conflicts_of, missing_sources, policy, ssot_of
 from backdrill.storage import Storage
 from backdrill.storage.base import ProbeResult
-from backdrill.timeutil import utcnow
 
 #: seconds ``config check`` waits for PostgreSQL to accept a connection
 PROBE_CONNECT_TIMEOUT = 5

@@ -12,14 +12,14 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from backdrill.catalog import list_db_backups
-from backdrill.config import Config, S3Options
-from backdrill.errors import BackdrillError
+from backdrill.config.model import Config, S3Options
 from backdrill.pg import binaries
-from backdrill.redact import SECRETS
+from backdrill.repository.catalog import list_db_backups
+from backdrill.runtime.errors import BackdrillError
+from backdrill.runtime.redact import SECRETS
+from backdrill.runtime.timeutil import human_size
 from backdrill.storage import Storage, open_probe_storage
 from backdrill.storage.base import ProbeResult
-from backdrill.timeutil import human_size
 
 #: seconds ``config check`` waits for the webhook to answer
 WEBHOOK_TIMEOUT = 5.0

@@ -7,12 +7,12 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from backdrill.config import Config
-from backdrill.config_loading import one_line
-from backdrill.secret_age import describe, overdue, secret_file_ages
+from backdrill.config.loading import one_line
+from backdrill.config.model import Config
+from backdrill.config.secret_age import describe, overdue, secret_file_ages
+from backdrill.config.tls import is_version_refusal, negotiated, refusal_hint
+from backdrill.runtime.timeutil import utcnow
 from backdrill.storage.base import ProbeResult
-from backdrill.timeutil import utcnow
-from backdrill.tls import is_version_refusal, negotiated, refusal_hint
 
 
 def security_probes(config: Config) -> list[ProbeResult]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-from backdrill.config import Config
-from backdrill.progress import NullReporter, Reporter
+from backdrill.config.model import Config
+from backdrill.runtime.progress import NullReporter, Reporter
 from backdrill.storage import Storage
 
 

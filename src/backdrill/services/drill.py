@@ -17,23 +17,25 @@ from pathlib import Path
 
 import psycopg
 
-from backdrill.checks import Check
-from backdrill.errors import (
+from backdrill.config.sources import retention_of, targets_of
+from backdrill.odoo.checks import Check
+from backdrill.pg.connection import first_line
+from backdrill.pg.database_properties import tablespaces_check
+from backdrill.pg.restore import RestoreFailed, default_jobs
+from backdrill.policy.objectives import evaluate_rpo, evaluate_rto
+from backdrill.report.model import (
+    DrillReport,
+)
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import (
     BackdrillError,
     ExternalServiceError,
     GoalNotMet,
     IntegrityError,
     PostgresError,
 )
-from backdrill.interrupts import raise_if_received
-from backdrill.manifest import DbManifest
-from backdrill.objectives import evaluate_rpo, evaluate_rto
-from backdrill.pg.connection import first_line
-from backdrill.pg.database_properties import tablespaces_check
-from backdrill.pg.restore import RestoreFailed, default_jobs
-from backdrill.report.model import (
-    DrillReport,
-)
+from backdrill.runtime.interrupts import raise_if_received
+from backdrill.runtime.timeutil import new_id, utcnow
 from backdrill.sandbox import Sandbox, SandboxInfo
 from backdrill.services.context import RunContext
 from backdrill.services.drill_checks import checksum_check, neutralize_if_odoo, verify_copy
@@ -48,8 +50,6 @@ from backdrill.services.drill_select import ready_sandbox, select_backup_to_dril
 from backdrill.services.fetch import fetch_backup
 from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.services.verify_content import verify_content
-from backdrill.sources import retention_of, targets_of
-from backdrill.timeutil import new_id, utcnow
 
 log = logging.getLogger(__name__)
 

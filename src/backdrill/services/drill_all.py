@@ -10,9 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from backdrill.catalog import list_db_backups
-from backdrill.errors import BackdrillError, IntegrityError
+from backdrill.repository.catalog import list_db_backups
 from backdrill.repository.layout import DEFAULT_SOURCE
+from backdrill.runtime.errors import BackdrillError, IntegrityError
+from backdrill.runtime.text import markdown
 from backdrill.services.context import RunContext
 from backdrill.services.drill import (
     DrillOptions,
@@ -23,7 +24,6 @@ from backdrill.services.drill import (
     run_drill,
 )
 from backdrill.services.parallel import run_bounded
-from backdrill.text import markdown
 
 SUMMARY_NAMES = ("summary.json", "summary.md")
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from backdrill.checks import Check, check_neutralized, compare_odoo
-from backdrill.manifest import DbManifest
-from backdrill.odoo import (
+from backdrill.odoo.checks import Check, check_neutralized, compare_odoo
+from backdrill.odoo.facts import (
     Neutralization,
     NeutralizationFailed,
     is_odoo,
@@ -16,6 +15,7 @@ from backdrill.odoo import (
     odoo_facts,
 )
 from backdrill.pg.database_properties import compare_properties, read_properties
+from backdrill.repository.manifest import DbManifest
 from backdrill.sandbox import SandboxInfo
 
 log = logging.getLogger(__name__)

@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from backdrill.checks import Check
-from backdrill.errors import IntegrityError, NotFound
 from backdrill.files.attachments import check_attachments, restore_snapshot, select_snapshot_after
 from backdrill.files.catalog import list_snapshots
 from backdrill.files.snapshot import Snapshot
-from backdrill.manifest import DbManifest
+from backdrill.odoo.checks import Check
 from backdrill.report.model import FilesRef
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import IntegrityError, NotFound
+from backdrill.runtime.timeutil import human_size
 from backdrill.sandbox import SandboxInfo
 from backdrill.services.backup_files import configured_source_name
 from backdrill.services.context import RunContext
 from backdrill.services.fetch import object_reader
-from backdrill.timeutil import human_size
 
 log = logging.getLogger(__name__)
 

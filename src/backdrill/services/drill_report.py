@@ -14,16 +14,14 @@ from datetime import datetime
 from pathlib import Path
 
 from backdrill import __version__
-from backdrill.checks import Check
-from backdrill.errors import BackdrillError, GoalNotMet
-from backdrill.evidence import (
+from backdrill.odoo.checks import Check
+from backdrill.policy.objectives import RpoResult, RtoResult
+from backdrill.report.evidence import (
     REPORT_NAMES,
     evidence_lock,
     load_evidence,
     store_report_files,
 )
-from backdrill.manifest import DbManifest
-from backdrill.objectives import RpoResult, RtoResult
 from backdrill.report.model import (
     BackupRef,
     CheckEntry,
@@ -36,11 +34,13 @@ from backdrill.report.model import (
     with_report_digest,
 )
 from backdrill.report.render import render_html, render_markdown
+from backdrill.report.signing import load_signing_key, public_key_text, sign
 from backdrill.repository.layout import report_key
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import BackdrillError, GoalNotMet
+from backdrill.runtime.timeutil import human_duration, utcnow
 from backdrill.sandbox import SandboxInfo
 from backdrill.services.context import RunContext
-from backdrill.signing import load_signing_key, public_key_text, sign
-from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from backdrill.catalog import list_db_backups, select_backup
-from backdrill.manifest import DbManifest
 from backdrill.pg.binaries import major_version
+from backdrill.repository.catalog import list_db_backups, select_backup
+from backdrill.repository.manifest import DbManifest
 from backdrill.sandbox import Sandbox
 from backdrill.sandbox.factory import open_sandbox
 from backdrill.services.context import RunContext

@@ -14,16 +14,21 @@ from typing import IO, Any, BinaryIO
 
 import psycopg
 
-from backdrill.crypto import EncryptingSink, keys_for
-from backdrill.interrupts import cleaning_up
-from backdrill.manifest import DIRECTORY_PREFIX, DUMP_NAME, StoredObject, tree_digest
 from backdrill.pg.command import Child
 from backdrill.pg.connection import first_line
 from backdrill.pg.dumpdir import dump_directory
-from backdrill.progress import Advance
+from backdrill.repository.crypto import EncryptingSink, keys_for
 from backdrill.repository.layout import MANIFEST_NAME
+from backdrill.repository.manifest import DIRECTORY_PREFIX, DUMP_NAME, StoredObject, tree_digest
+from backdrill.repository.streams import (
+    CountingReader,
+    HashingSink,
+    compress_stream,
+    compression_threads,
+)
+from backdrill.runtime.interrupts import cleaning_up
+from backdrill.runtime.progress import Advance
 from backdrill.services.context import RunContext
-from backdrill.streams import CountingReader, HashingSink, compress_stream, compression_threads
 
 log = logging.getLogger(__name__)
 

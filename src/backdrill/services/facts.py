@@ -10,19 +10,19 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backdrill.attempts import Attempt, read_attempts
-from backdrill.catalog import list_db_backups
-from backdrill.config import Config
-from backdrill.documents import read_document
-from backdrill.errors import IntegrityError
-from backdrill.limits import MAX_REPORT_BYTES
-from backdrill.manifest import DbManifest
+from backdrill.config.model import Config
+from backdrill.config.sources import attempt_scope
 from backdrill.report.model import DrillReport, parse_report
 from backdrill.repository import layout
+from backdrill.repository.attempts import Attempt, read_attempts
+from backdrill.repository.catalog import list_db_backups
+from backdrill.repository.documents import read_document
 from backdrill.repository.layout import DEFAULT_SOURCE
-from backdrill.sources import attempt_scope
+from backdrill.repository.limits import MAX_REPORT_BYTES
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import IntegrityError
+from backdrill.runtime.timeutil import MAX_CLOCK_SKEW, is_id, utcnow
 from backdrill.storage import Storage
-from backdrill.timeutil import MAX_CLOCK_SKEW, is_id, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -16,17 +16,17 @@ import shutil
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from backdrill.config import Config
-from backdrill.crypto import IDENTITY_ENV, DecryptingReader, Keys, Sink, unseal_fields
-from backdrill.errors import ConfigError, IntegrityError, StorageError
+from backdrill.config.model import Config
 from backdrill.files.objects import ObjectReader
-from backdrill.manifest import DIRECTORY_PREFIX, DbManifest, StoredObject
 from backdrill.pg.dumpindex import DumpIndexer
-from backdrill.progress import Advance, NullReporter, Reporter
+from backdrill.repository.crypto import IDENTITY_ENV, DecryptingReader, Keys, Sink, unseal_fields
 from backdrill.repository.layout import backup_object_key
+from backdrill.repository.manifest import DIRECTORY_PREFIX, DbManifest, StoredObject
+from backdrill.repository.streams import CHUNK
+from backdrill.repository.zstdio import Readable, bounded_reader
+from backdrill.runtime.errors import ConfigError, IntegrityError, StorageError
+from backdrill.runtime.progress import Advance, NullReporter, Reporter
 from backdrill.storage import Storage
-from backdrill.streams import CHUNK
-from backdrill.zstdio import Readable, bounded_reader
 
 log = logging.getLogger(__name__)
 #: bytes kept from the end of a dump: where its last data block must end

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import psycopg
 
-from backdrill.errors import BackdrillError
 from backdrill.pg.connection import ConnParams, first_line
 from backdrill.pg.privileges import NAMED_LIMIT, unreadable_objects
 from backdrill.pg.role_restore import read_login
+from backdrill.runtime.errors import BackdrillError
 from backdrill.storage.base import ProbeResult
 
 #: databases whose privileges are checked at most (``databases: all`` on a big server)

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from backdrill.errors import Interrupted
-from backdrill.interrupts import raise_if_received, shielded
 from backdrill.pg.command import terminate_running
+from backdrill.runtime.errors import Interrupted
+from backdrill.runtime.interrupts import raise_if_received, shielded
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ Safety rules, in order:
 - ``prune`` holds the repository lock and each scope's lock; a scope whose backup is
   running is skipped and reported; while any files backup runs (of any source, a new
   one included: ``locks/files-*``) the object sweep waits for another day;
-- the newest backups are never deleted (:mod:`backdrill.retention`), the oldest go first,
+- the newest backups are never deleted (:mod:`backdrill.policy.retention`), the oldest go first,
   the commit marker before its objects, so a half-deleted backup is never "committed";
 - objects under object lock retention or legal hold are skipped and reported;
 - orphans and unreferenced objects younger than ``retention.grace_hours`` stay.
@@ -21,19 +21,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from backdrill.catalog import BrokenEntry, DbListing, list_db_backups
-from backdrill.config import Config
-from backdrill.errors import IntegrityError, LockHeld
+from backdrill.config.model import Config
+from backdrill.config.sources import configured_sources, retention_of
 from backdrill.files.addrset import KeySet
 from backdrill.files.catalog import source_names
-from backdrill.lockinfo import LockInfo
-from backdrill.locks import (
-    REPOSITORY_SCOPE,
-    RepoLock,
-    db_scope,
-    files_scope,
-    live_holders,
-)
+from backdrill.policy.retention import Decision, Item, Policy, decide
+from backdrill.repository.catalog import BrokenEntry, DbListing, list_db_backups
 from backdrill.repository.layout import (
     DB_ROOT,
     DEFAULT_SOURCE,
@@ -50,7 +43,16 @@ from backdrill.repository.layout import (
     source_of_dir,
     source_root,
 )
-from backdrill.retention import Decision, Item, Policy, decide
+from backdrill.repository.lockinfo import LockInfo
+from backdrill.repository.locks import (
+    REPOSITORY_SCOPE,
+    RepoLock,
+    db_scope,
+    files_scope,
+    live_holders,
+)
+from backdrill.runtime.errors import IntegrityError, LockHeld
+from backdrill.runtime.timeutil import utcnow
 from backdrill.services.context import RunContext
 from backdrill.services.prune_report import EntryOutcome, OrphanOutcome, PruneReport
 from backdrill.services.prune_scopes import (
@@ -63,9 +65,7 @@ from backdrill.services.prune_scopes import (
     db_scope_name,
     file_sources,
 )
-from backdrill.sources import configured_sources, retention_of
 from backdrill.storage.base import ObjectInfo, Storage
-from backdrill.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from backdrill.timeutil import isoformat
+from backdrill.runtime.timeutil import isoformat
 
 
 @dataclass(frozen=True)

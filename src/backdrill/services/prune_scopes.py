@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, get_args
 
-from backdrill.catalog import BrokenEntry, DbListing
-from backdrill.documents import read_document
-from backdrill.errors import BackdrillError, ExternalServiceError, IntegrityError
 from backdrill.files.addrset import KeySet
 from backdrill.files.chunks import EntryChunk, read_any_chunk
 from backdrill.files.objects import entry_key
@@ -29,8 +26,8 @@ from backdrill.files.snapshot import (
     check_location,
     object_key,
 )
-from backdrill.limits import MAX_SNAPSHOT_BYTES
-from backdrill.locks import db_scope, files_scope
+from backdrill.repository.catalog import BrokenEntry, DbListing
+from backdrill.repository.documents import read_document
 from backdrill.repository.layout import (
     DEFAULT_SOURCE,
     FILES_CHUNKS_ROOT,
@@ -46,8 +43,11 @@ from backdrill.repository.layout import (
     split_globals_key,
     split_snapshot_key,
 )
+from backdrill.repository.limits import MAX_SNAPSHOT_BYTES
+from backdrill.repository.locks import db_scope, files_scope
+from backdrill.repository.zstdio import decompressed
+from backdrill.runtime.errors import BackdrillError, ExternalServiceError, IntegrityError
 from backdrill.storage.base import ObjectInfo, Storage
-from backdrill.zstdio import decompressed
 
 
 @dataclass(frozen=True)

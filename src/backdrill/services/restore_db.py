@@ -16,24 +16,24 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from backdrill.catalog import list_db_backups, select_backup
-from backdrill.errors import IntegrityError, PostgresError, Refused
-from backdrill.evidence import load_evidence
-from backdrill.interrupts import shielded
-from backdrill.manifest import DbManifest
-from backdrill.objectives import estimate_restore_seconds
-from backdrill.odoo import Neutralization, is_odoo, neutralize
+from backdrill.odoo.facts import Neutralization, is_odoo, neutralize
 from backdrill.pg.connection import ConnParams, first_line
 from backdrill.pg.introspect import user_objects
 from backdrill.pg.restore import default_jobs
 from backdrill.pg.roles import RoleFacts
-from backdrill.redact import SECRETS
+from backdrill.policy.objectives import estimate_restore_seconds
+from backdrill.report.evidence import load_evidence
+from backdrill.repository.catalog import list_db_backups, select_backup
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import IntegrityError, PostgresError, Refused
+from backdrill.runtime.interrupts import shielded
+from backdrill.runtime.redact import SECRETS
+from backdrill.runtime.timeutil import human_duration, utcnow
 from backdrill.sandbox.server import params_from_dsn
 from backdrill.services.context import RunContext
 from backdrill.services.fetch import fetch_backup, readable_manifest
 from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.services.verify_content import verify_content
-from backdrill.timeutil import human_duration, utcnow
 
 log = logging.getLogger(__name__)
 

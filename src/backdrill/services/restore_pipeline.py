@@ -12,9 +12,6 @@ from pathlib import Path
 
 import psycopg
 
-from backdrill.errors import PostgresError
-from backdrill.interrupts import shielded
-from backdrill.manifest import DbManifest
 from backdrill.pg import binaries
 from backdrill.pg.connection import ConnParams, first_line
 from backdrill.pg.database_properties import (
@@ -26,7 +23,10 @@ from backdrill.pg.database_properties import (
 from backdrill.pg.restore import RestoreOptions, pg_restore
 from backdrill.pg.role_restore import RolesOutcome, create_missing_roles, owner_problem
 from backdrill.pg.roles import RoleFacts
-from backdrill.progress import Reporter
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import PostgresError
+from backdrill.runtime.interrupts import shielded
+from backdrill.runtime.progress import Reporter
 
 log = logging.getLogger(__name__)
 

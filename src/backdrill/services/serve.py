@@ -16,16 +16,16 @@ from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from backdrill.config import Config
-from backdrill.errors import ExternalServiceError, UsageError
-from backdrill.metrics import build_registry, render
-from backdrill.redact import SECRETS
+from backdrill.config.model import Config
+from backdrill.monitoring.metrics import build_registry, render
+from backdrill.policy.ssot import policy
+from backdrill.runtime.errors import ExternalServiceError, UsageError
+from backdrill.runtime.redact import SECRETS
+from backdrill.runtime.timeutil import utcnow
 from backdrill.services.facts import RepoFacts, gather
 from backdrill.services.serve_http import HttpServer, HttpSettings, WsgiApp
 from backdrill.services.status import State, StatusReport, evaluate_config
-from backdrill.ssot import policy
 from backdrill.storage import Storage
-from backdrill.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

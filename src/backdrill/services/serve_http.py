@@ -23,8 +23,8 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask
 
-from backdrill.errors import UsageError
-from backdrill.text import terminal
+from backdrill.runtime.errors import UsageError
+from backdrill.runtime.text import terminal
 
 log = logging.getLogger("backdrill.services.serve")
 

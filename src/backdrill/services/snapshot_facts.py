@@ -9,16 +9,16 @@ import threading
 
 import psycopg
 
-from backdrill.digests import ContentFacts
-from backdrill.errors import PostgresError
-from backdrill.manifest import TableRows
-from backdrill.odoo import OdooFacts, odoo_facts
+from backdrill.odoo.facts import OdooFacts, odoo_facts
 from backdrill.pg.connection import ConnParams, first_line
 from backdrill.pg.content import Inventory, compute_content, compute_content_in_snapshot
 from backdrill.pg.database_properties import DatabaseProperties, read_properties
 from backdrill.pg.introspect import count_rows
 from backdrill.pg.privileges import denial_message, unreadable_objects
 from backdrill.pg.roles import RoleFacts, referenced_roles
+from backdrill.repository.digests import ContentFacts
+from backdrill.repository.manifest import TableRows
+from backdrill.runtime.errors import PostgresError
 
 
 class SnapshotFacts(threading.Thread):

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from backdrill.attempts import Attempt
-from backdrill.config import Config
-from backdrill.errors import ExternalServiceError
-from backdrill.secret_age import SecretFileAge, describe, overdue, secret_file_ages
-from backdrill.security import SecurityConfig
+from backdrill.config.model import Config
+from backdrill.config.secret_age import SecretFileAge, describe, overdue, secret_file_ages
+from backdrill.config.security import SecurityConfig
+from backdrill.config.sources import attempt_scope, configured_sources
+from backdrill.policy.ssot import Policy, policy
+from backdrill.repository.attempts import Attempt
+from backdrill.runtime.errors import ExternalServiceError
+from backdrill.runtime.text import nagios_label, nagios_text
+from backdrill.runtime.timeutil import MAX_CLOCK_SKEW, human_duration, isoformat, utcnow
 from backdrill.services.facts import RepoFacts, gather, source_name
-from backdrill.sources import attempt_scope, configured_sources
-from backdrill.ssot import Policy, policy
 from backdrill.storage import Storage
-from backdrill.text import nagios_label, nagios_text
-from backdrill.timeutil import MAX_CLOCK_SKEW, human_duration, isoformat, utcnow
 
 
 class State(enum.IntEnum):

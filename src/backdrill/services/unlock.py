@@ -1,6 +1,6 @@
 """``backdrill unlock SCOPE``: remove a lock that is provably stale, or any with ``force``.
 
-Stale means what a run would take over by itself (:func:`backdrill.lockinfo.is_stale`):
+Stale means what a run would take over by itself (:func:`backdrill.repository.lockinfo.is_stale`):
 expired, or held by a process of this host that no longer exists. Anything else (a
 live lock of another host, a forged expiry far in the future, a foreign object) needs
 ``--force``: only the operator knows that run is gone. The object is deleted only if it
@@ -13,12 +13,12 @@ import logging
 import socket
 from dataclasses import dataclass
 
-from backdrill.errors import LockHeld, NotFound, UsageError
-from backdrill.lockinfo import Holder, is_stale, shown, valid_scope
-from backdrill.locks import read_holder
 from backdrill.repository.layout import LOCKS_ROOT, lock_key, lock_scope_of
+from backdrill.repository.lockinfo import Holder, is_stale, shown, valid_scope
+from backdrill.repository.locks import read_holder
+from backdrill.runtime.errors import LockHeld, NotFound, UsageError
+from backdrill.runtime.timeutil import utcnow
 from backdrill.storage.base import Storage
-from backdrill.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 _LISTED = 20

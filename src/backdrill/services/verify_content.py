@@ -11,8 +11,11 @@ The one entry point of the drill and of ``restore db``: :func:`verify_content`.
 
 from __future__ import annotations
 
-from backdrill.checks import Check
-from backdrill.digests import (
+from backdrill.odoo.checks import Check
+from backdrill.pg.connection import ConnParams
+from backdrill.pg.content import compute_content, inventory
+from backdrill.pg.introspect import row_count_map
+from backdrill.repository.digests import (
     ALGORITHM,
     compare_large_objects,
     compare_row_counts,
@@ -20,10 +23,7 @@ from backdrill.digests import (
     compare_tables,
     listed_check,
 )
-from backdrill.manifest import DbManifest
-from backdrill.pg.connection import ConnParams
-from backdrill.pg.content import compute_content, inventory
-from backdrill.pg.introspect import row_count_map
+from backdrill.repository.manifest import DbManifest
 
 NOT_PROVEN = (
     "rows counted, content not proven: the backup holds no content digests "

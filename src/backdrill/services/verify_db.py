@@ -9,11 +9,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backdrill.catalog import DbListing, list_db_backups
-from backdrill.errors import IntegrityError, NotFound, PostgresError
-from backdrill.manifest import DbManifest
 from backdrill.pg import binaries
 from backdrill.pg.command import run as run_program
+from backdrill.repository.catalog import DbListing, list_db_backups
+from backdrill.repository.manifest import DbManifest
+from backdrill.runtime.errors import IntegrityError, NotFound, PostgresError
 from backdrill.services.context import RunContext
 from backdrill.services.fetch import fetch_backup, object_key
 

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from backdrill.errors import IntegrityError
 from backdrill.files.addrset import KeySet
 from backdrill.files.chunks import iter_files
 from backdrill.files.objects import ObjectReader, entry_key
@@ -20,8 +19,9 @@ from backdrill.files.plan import Sizes
 from backdrill.files.pool import ordered_map
 from backdrill.files.restore import FailedFile
 from backdrill.files.snapshot import FileEntry, Snapshot
-from backdrill.progress import NullReporter, Reporter
 from backdrill.repository.layout import FILES_OBJECTS_ROOT
+from backdrill.runtime.errors import IntegrityError
+from backdrill.runtime.progress import NullReporter, Reporter
 from backdrill.storage import Storage
 
 T = TypeVar("T")

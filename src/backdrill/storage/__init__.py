@@ -6,8 +6,8 @@ import ssl
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from backdrill.config import S3Options, StorageConfig
-from backdrill.retry import NO_RETRY, RetryPolicy
+from backdrill.config.model import S3Options, StorageConfig
+from backdrill.runtime.retry import NO_RETRY, RetryPolicy
 from backdrill.storage.base import AlreadyExists, ObjectInfo, ObjectWriter, Storage
 
 __all__ = [

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from backdrill.errors import NotFound, StorageError
+from backdrill.runtime.errors import NotFound, StorageError
 from backdrill.storage.base import (
     AlreadyExists,
     Capabilities,

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from backdrill.config import ObjectLockConfig, S3Options, SseConfig
-from backdrill.errors import StorageError
+from backdrill.config.model import ObjectLockConfig, S3Options, SseConfig
 from backdrill.repository.layout import is_lock_key
-from backdrill.retry import RetryPolicy
+from backdrill.runtime.errors import StorageError
+from backdrill.runtime.retry import RetryPolicy
 from backdrill.storage.base import (
     AlreadyExists,
     Capabilities,

@@ -11,9 +11,9 @@ import botocore
 from botocore.config import Config as BotoConfig
 from botocore.httpsession import URLLib3Session, create_urllib3_context
 
-from backdrill.config import S3Options
-from backdrill.errors import StorageError
-from backdrill.tls import tighten
+from backdrill.config.model import S3Options
+from backdrill.config.tls import tighten
+from backdrill.runtime.errors import StorageError
 
 
 def make_client(
@@ -30,7 +30,7 @@ def make_client(
         s3={"addressing_style": options.addressing_style},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        # one attempt per call: backdrill.retry decides, so attempts are not multiplied.
+        # one attempt per call: backdrill.runtime.retry decides, so attempts are not multiplied.
         # (In this dict botocore reads max_attempts as *retries*: max_attempts=1 sends a
         # request twice; total_max_attempts counts the first request too.)
         retries={"mode": "standard", "total_max_attempts": 1},

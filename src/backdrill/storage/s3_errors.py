@@ -14,9 +14,9 @@ from urllib.parse import urlparse
 
 import botocore.exceptions
 
-from backdrill.errors import ConfigError, StorageError
-from backdrill.redact import SECRETS
-from backdrill.tls import is_version_refusal, refusal_hint
+from backdrill.config.tls import is_version_refusal, refusal_hint
+from backdrill.runtime.errors import ConfigError, StorageError
+from backdrill.runtime.redact import SECRETS
 
 #: every exception boto raises for a request (transport, client, service answer)
 BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)

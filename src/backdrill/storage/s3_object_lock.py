@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from backdrill.errors import StorageError
+from backdrill.runtime.errors import StorageError
 from backdrill.storage.base import Capabilities
 from backdrill.storage.s3_errors import NOT_IMPLEMENTED, RequestFailed
 from backdrill.storage.s3_requests import S3Requests

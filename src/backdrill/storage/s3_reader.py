@@ -12,7 +12,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, cast
 
-from backdrill.errors import NotFound, StorageError
+from backdrill.runtime.errors import NotFound, StorageError
 from backdrill.storage.s3_errors import (
     BOTO_ERRORS,
     MISSING_KEY,

@@ -13,9 +13,9 @@ from typing import Any, cast
 
 from botocore import xform_name
 
-from backdrill import interrupts, retry
-from backdrill.redact import SECRETS
-from backdrill.retry import RetryPolicy
+from backdrill.runtime import interrupts, retry
+from backdrill.runtime.redact import SECRETS
+from backdrill.runtime.retry import RetryPolicy
 from backdrill.storage.s3_errors import BOTO_ERRORS, describe_error, is_transient, request_failed
 
 #: once interrupted, a clean-up (abort, lock release) must end in seconds

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from backdrill import interrupts
-from backdrill.config import ObjectLockConfig, SseConfig
-from backdrill.errors import StorageError
-from backdrill.interrupts import shielded
+from backdrill.config.model import ObjectLockConfig, SseConfig
+from backdrill.runtime import interrupts
+from backdrill.runtime.errors import StorageError
+from backdrill.runtime.interrupts import shielded
 from backdrill.storage.base import ObjectWriter, Retention
 from backdrill.storage.s3_errors import RequestFailed
 from backdrill.storage.s3_requests import S3Requests

@@ -1,0 +1,1 @@
+"""The configuration: its model, strict YAML, security settings, TLS, secret ages."""

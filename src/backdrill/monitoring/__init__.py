@@ -1,0 +1,1 @@
+"""What the outside world is told: webhooks and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Odoo: facts recorded at backup time, neutralization, the drill's Odoo checks."""

@@ -1,0 +1,1 @@
+"""Pure decisions: retention, RPO/RTO objectives, schedules, the SSOT, standards."""

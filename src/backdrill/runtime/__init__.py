@@ -1,0 +1,1 @@
+"""Process plumbing: errors and exit codes, logs, redaction, progress, time, retries."""
