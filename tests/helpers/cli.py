@@ -129,7 +129,11 @@ def run_cli_limited(
     *args: str, file_size: int | None = None, env: dict[str, str] | None = None
 ) -> tuple[Result, int]:
     """The CLI as ``python -m backdrill`` in a subprocess whose files cannot grow past
-    ``file_size`` bytes (RLIMIT_FSIZE); the result and the child's peak RSS in bytes."""
+    ``file_size`` bytes (RLIMIT_FSIZE); the result and the child's peak RSS in bytes.
+
+    The peak is the child's own (``VmHWM`` of its memory after exec, read as it exits):
+    ``ru_maxrss`` would include this pytest process's size at the fork, which grows with
+    the tests that ran before."""
     import resource
     import tempfile
 
@@ -139,20 +143,42 @@ def run_cli_limited(
 
     full_env = dict(os.environ)
     full_env.update(env or {})
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile() as peak,
+    ):
+        full_env["BACKDRILL_TEST_PEAK_FILE"] = peak.name
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backdrill", "--log-format", "json", *args],
+            [sys.executable, "-c", _PEAK_WRAPPER, "--log-format", "json", *args],
             stdout=out,
             stderr=err,
             env=full_env,
             preexec_fn=limits,  # noqa: PLW1509 - the limit is the point
         )
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.wait()
         out.seek(0)
         err.seek(0)
         result = Result(proc.returncode, out.read().decode(), err.read().decode())
-    return result, usage.ru_maxrss * 1024
+        peak_kib = Path(peak.name).read_text().strip()
+    assert peak_kib.isdigit(), f"the child did not report its peak memory: {result.err}"
+    return result, int(peak_kib) * 1024
+
+
+#: ``python -m backdrill`` that writes its peak RSS (KiB, VmHWM) to a file when it exits
+_PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+
+def _peak():
+    with open("/proc/self/status") as status:
+        hwm = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["BACKDRILL_TEST_PEAK_FILE"], "w") as out:
+        out.write(hwm)
+
+atexit.register(_peak)
+sys.argv = ["backdrill", *sys.argv[1:]]
+runpy.run_module("backdrill", run_name="__main__", alter_sys=True)
+"""
 
 
 def run_cli_pty(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
