@@ -11,7 +11,6 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
-from types import TracebackType
 
 #: pages of the cache (KiB each with a 4 KiB page: -N is KiB): some 16 MiB
 _CACHE = "-16384"
@@ -90,10 +89,5 @@ class KeySet:
     def __enter__(self) -> KeySet:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -76,11 +76,8 @@ def path_conflict(entries: Iterable[FileEntry]) -> str | None:
         if entry.type == "symlink":
             links.add(entry.path)
     for path in paths:
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            above = "/".join(parts[:depth])
-            if above in links:
-                return f"{path} lies under {above}, which it records as a symlink"
+        if (problem := _under_link(path, links)) is not None:
+            return problem
     return None
 
 
