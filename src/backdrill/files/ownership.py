@@ -94,7 +94,8 @@ def with_owner(entry: FileEntry, owner: Owner | None) -> FileEntry:
     """Pure: ``entry`` recording ``owner`` (unchanged when None or already recorded)."""
     if owner is None:
         return entry
+    recorded = (entry.uid, entry.gid, entry.owner, entry.group)
+    if recorded == (owner.uid, owner.gid, owner.owner, owner.group):
+        return entry  # the common case, once per unchanged file: no dict, no copy
     fields = {"uid": owner.uid, "gid": owner.gid, "owner": owner.owner, "group": owner.group}
-    if all(getattr(entry, name) == value for name, value in fields.items()):
-        return entry
     return entry.model_copy(update=fields)

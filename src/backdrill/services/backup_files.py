@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import IO
+from itertools import islice
+from typing import IO, TypeVar
 
 from backdrill import __version__
 from backdrill.files.addrset import KeySet
@@ -47,6 +48,18 @@ MAX_LOGGED = 20
 LARGE_IN_FLIGHT = 2
 #: items held in order between the listing and the chunks (read or reused)
 WINDOW = 512
+#: pairs of the merge-join planned together (their stored objects looked up at once)
+LOOKUP_BATCH = 256
+
+
+T = TypeVar("T")
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), streamed."""
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 @dataclass
@@ -272,16 +285,24 @@ class FileBackup:
         """The listing merged with the previous snapshot: what stands unread (``Done``)
         and what must be read (the item)."""
         earlier = self._previous_files(previous)
-        for found, entry in merge_join(self.source.scan(), earlier):
-            if isinstance(found, SkippedEntry):
-                yield Done(found)
-                continue
-            kept = decide(found, entry, stored, encrypted=encrypted, rehash=self.rehash)
-            if kept is None:
-                yield found
-                continue
-            totals.reused += kept.type == "file"
-            yield Done(kept)
+        for batch in _batched(merge_join(self.source.scan(), earlier), LOOKUP_BATCH):
+            # the objects this batch may reuse, looked up at once (one query, not one
+            # per file: the index is a SQLite file of every object in the repository)
+            sizes = stored.get_many(
+                entry.sha256
+                for found, entry in batch
+                if entry is not None and entry.sha256 is not None and not self.rehash
+            )
+            for found, entry in batch:
+                if isinstance(found, SkippedEntry):
+                    yield Done(found)
+                    continue
+                kept = decide(found, entry, sizes, encrypted=encrypted, rehash=self.rehash)
+                if kept is None:
+                    yield found
+                    continue
+                totals.reused += kept.type == "file"
+                yield Done(kept)
 
     def _previous_files(self, previous: Snapshot | None) -> Iterator[FileEntry]:
         """The previous snapshot's entries, streamed; a damaged chunk ends them (what
