@@ -8,7 +8,7 @@ seconds and peak RSS of each contender) and the load average.
 
 With `--py-spy FILE`, one more unchanged run of this checkout under `py-spy record
 --format raw` (`pip install py-spy`), and its 25 busiest frames (own samples).
-Usage: `.venv/bin/python benchmarks/profile_unchanged_files.py [--files 250000]
+Usage: `.venv/bin/python -m benchmarks.profile_unchanged_files [--files 250000]
 [--runs 3] [--before /tmp/old/src] [--py-spy /tmp/unchanged.txt] [--dir D]`.
 """
 

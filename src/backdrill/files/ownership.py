@@ -48,7 +48,13 @@ def group_name(gid: int) -> str | None:
 
 def owner_of(st: os.stat_result) -> Owner:
     """The owner of a file as ``lstat`` saw it, with the names this host gives them."""
-    return Owner(st.st_uid, st.st_gid, user_name(st.st_uid), group_name(st.st_gid))
+    return _owner(st.st_uid, st.st_gid)
+
+
+@functools.lru_cache(maxsize=1024)
+def _owner(uid: int, gid: int) -> Owner:
+    """One (frozen) Owner per uid and gid: a filestore has a few, and millions of files."""
+    return Owner(uid, gid, user_name(uid), group_name(gid))
 
 
 @functools.lru_cache(maxsize=1024)
