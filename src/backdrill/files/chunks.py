@@ -39,8 +39,9 @@ CUT_EVERY = 1024
 MAX_CHUNK_ENTRIES = 4 * CUT_EVERY
 #: a chunk is also cut once its entries' JSON reaches this (long paths)
 MAX_CHUNK_JSON = 4 * 1024 * 1024
-#: entries of the previous snapshot's latest chunks kept for reuse (:class:`RecentChunks`)
-RECENT_ENTRIES = 4 * MAX_CHUNK_ENTRIES
+#: entries of the previous snapshot's latest chunks kept for reuse (:class:`RecentChunks`):
+#: a chunk and the lag of the writer behind the reader (the backup's window and batch)
+RECENT_ENTRIES = MAX_CHUNK_ENTRIES + 2048
 #: fixed, so that the same entries always make the same chunk, whatever the config says
 CHUNK_LEVEL = 3
 
