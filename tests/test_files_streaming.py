@@ -71,3 +71,11 @@ def test_ordered_map_raises_the_first_error_in_its_place() -> None:
         for value in ordered_map(fail_at_5, range(50), workers=2, window=4, name="t"):
             seen.append(value)
     assert seen == [0, 1, 2, 3, 4]
+
+
+def test_a_key_set_looks_up_many_keys_at_once_past_one_query_batch() -> None:
+    with KeySet() as keys:
+        keys.add_many((f"{i:064x}", i) for i in range(1200))
+        wanted = [f"{i:064x}" for i in range(0, 2400, 2)] + ["0" * 64, "missing"]
+        found = keys.get_many(wanted)
+    assert found == {f"{i:064x}": i for i in range(0, 1200, 2)}

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 #: pages of the cache (KiB each with a 4 KiB page: -N is KiB): some 16 MiB
 _CACHE = "-16384"
 _BATCH = 10_000
+#: keys looked up per query by :meth:`KeySet.get_many` (under SQLite's variable limit)
+_LOOKUP_BATCH = 500
 
 
 class KeySet:
@@ -61,6 +63,22 @@ class KeySet:
         with self._lock:
             row = self._db.execute("SELECT size FROM k WHERE key = ?", (key,)).fetchone()
         return None if row is None else int(row[0])
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, int]:
+        """key -> size of those of ``keys`` in the set (absent ones are left out): one
+        query per :data:`_LOOKUP_BATCH` keys, not one per key."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), _LOOKUP_BATCH):
+            part = wanted[start : start + _LOOKUP_BATCH]
+            marks = ",".join("?" * len(part))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT key, size FROM k WHERE key IN ({marks})",
+                    part,
+                ).fetchall()
+            found.update((str(key), int(size)) for key, size in rows)
+        return found
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.get(key) is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Annotated, Literal, TypeVar
 
@@ -38,6 +39,9 @@ CUT_EVERY = 1024
 MAX_CHUNK_ENTRIES = 4 * CUT_EVERY
 #: a chunk is also cut once its entries' JSON reaches this (long paths)
 MAX_CHUNK_JSON = 4 * 1024 * 1024
+#: entries of the previous snapshot's latest chunks kept for reuse (:class:`RecentChunks`):
+#: a chunk and the lag of the writer behind the reader (the backup's window and batch)
+RECENT_ENTRIES = MAX_CHUNK_ENTRIES + 2048
 #: fixed, so that the same entries always make the same chunk, whatever the config says
 CHUNK_LEVEL = 3
 
@@ -66,23 +70,103 @@ def cuts_after(path: str) -> bool:
     return zlib.crc32(path.encode()) % CUT_EVERY == CUT_EVERY - 1
 
 
+class RecentChunks:
+    """The latest chunks of the previous snapshot as read and checked (address and
+    entries), while a :class:`ChunkWriter` lagging behind the reader may still reach
+    them; at most some :data:`RECENT_ENTRIES` entries held (memory bounded)."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[tuple[str, list[FileEntry]]] = deque()
+        #: id of a chunk's first entry -> the chunk (the entry is held, so is its id)
+        self._by_first: dict[int, tuple[str, list[FileEntry]]] = {}
+        self._held = 0
+
+    def note(self, address: str, entries: list[FileEntry]) -> None:
+        if not entries:
+            return
+        chunk = (address, entries)
+        self._chunks.append(chunk)
+        self._by_first[id(entries[0])] = chunk
+        self._held += len(entries)
+        while self._held > RECENT_ENTRIES and len(self._chunks) > 1:
+            _address, dropped = self._chunks.popleft()
+            del self._by_first[id(dropped[0])]
+            self._held -= len(dropped)
+
+    def starting_with(self, entry: FileEntry) -> tuple[str, list[FileEntry]] | None:
+        """The chunk whose first entry is this very object, if still held."""
+        chunk = self._by_first.get(id(entry))
+        return chunk if chunk is not None and chunk[1][0] is entry else None
+
+
 class ChunkWriter:
     """Collects entries in order and stores each full chunk at once (only when the
     repository lacks it: ``present`` says, from one listing of ``files/chunks/``)."""
 
     def __init__(
-        self, storage: Storage, present: Callable[[str], bool], *, skipped: bool = False
+        self,
+        storage: Storage,
+        present: Callable[[str], bool],
+        *,
+        skipped: bool = False,
+        recent: RecentChunks | None = None,
     ) -> None:
         self.storage = storage
         self.present = present
         self.skipped = skipped
+        #: the previous snapshot's chunks as read: one whose every entry comes again, the
+        #: very same objects in the same order, is reused by address (not re-encoded)
+        self.recent = recent
         self.addresses: list[str] = []
         self.new_chunks = 0
         self.new_bytes = 0
+        self.reused_chunks = 0
         self._lines: list[bytes] = []
         self._size = 0
+        #: entries not yet serialized while they follow ``_streak`` (a previous chunk)
+        self._held: list[FileEntry | SkippedEntry] = []
+        self._streak: tuple[str, list[FileEntry]] | None = None
 
     def add(self, entry: FileEntry | SkippedEntry) -> None:
+        streak = self._follows(entry)
+        if streak is not None:
+            self._held.append(entry)
+            address, previous = streak
+            # the same entries make the same lines, so the previous chunk's end is this
+            # chunk's end too, provided today's rule cuts here (not its size rule)
+            if len(self._held) == len(previous) and (
+                cuts_after(entry.path) or len(self._held) >= MAX_CHUNK_ENTRIES
+            ):
+                self._reuse(address)
+            return
+        self._serialize_held()
+        self._add_line(entry)
+
+    def _follows(self, entry: FileEntry | SkippedEntry) -> tuple[str, list[FileEntry]] | None:
+        """The previous chunk this chunk repeats so far, if ``entry`` is its next one."""
+        if self.recent is None or self._lines or not isinstance(entry, FileEntry):
+            return None
+        if not self._held:
+            self._streak = self.recent.starting_with(entry)
+            return self._streak
+        if self._streak is None:
+            return None
+        previous = self._streak[1]
+        follows = len(self._held) < len(previous) and previous[len(self._held)] is entry
+        return self._streak if follows else None
+
+    def _reuse(self, address: str) -> None:
+        self._held, self._streak = [], None
+        self.addresses.append(address)
+        self.reused_chunks += 1
+
+    def _serialize_held(self) -> None:
+        """The streak broke: the held entries take the ordinary way, in order."""
+        held, self._held, self._streak = self._held, [], None
+        for entry in held:
+            self._add_line(entry)
+
+    def _add_line(self, entry: FileEntry | SkippedEntry) -> None:
         line = entry.model_dump_json(exclude_defaults=True).encode()
         self._lines.append(line)
         self._size += len(line) + 1
@@ -94,6 +178,9 @@ class ChunkWriter:
             self._flush()
 
     def finish(self) -> list[str]:
+        if self._streak is not None and len(self._held) == len(self._streak[1]):
+            self._reuse(self._streak[0])  # the previous snapshot ended the same way
+        self._serialize_held()
         if self._lines:
             self._flush()
         return self.addresses
@@ -165,23 +252,29 @@ def _check_entries(entries: list[FileEntry], where: str) -> None:
             raise IntegrityError(f"snapshot {where}: file {entry.path!r} lacks sha256")
 
 
-def iter_entries(storage: Storage, snapshot: Snapshot) -> Iterator[FileEntry]:
+def iter_entries(
+    storage: Storage, snapshot: Snapshot, recent: RecentChunks | None = None
+) -> Iterator[FileEntry]:
     """Every entry of ``snapshot`` in path order, one chunk in memory at a time
     (schema_version 1: its inline entries). IntegrityError naming the snapshot when a
-    chunk is missing, damaged or out of order."""
+    chunk is missing, damaged or out of order. Each chunk, once checked whole, is noted
+    in ``recent`` before its entries are yielded."""
     if snapshot.chunks is None:
         yield from snapshot.entries
         return
     where = snapshot.key()
     last = ""
     for address in snapshot.chunks:
-        for entry in read_entry_chunk(storage, address, where):
+        entries = read_entry_chunk(storage, address, where)
+        for entry in entries:
             if entry.path <= last:
                 raise IntegrityError(
                     f"snapshot {where}: {entry.path!r} is out of order or recorded twice"
                 )
             last = entry.path
-            yield entry
+        if recent is not None:
+            recent.note(address, entries)
+        yield from entries
 
 
 def skipped_chunk(storage: Storage, address: str, where: str) -> list[SkippedEntry]:

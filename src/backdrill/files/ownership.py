@@ -48,7 +48,13 @@ def group_name(gid: int) -> str | None:
 
 def owner_of(st: os.stat_result) -> Owner:
     """The owner of a file as ``lstat`` saw it, with the names this host gives them."""
-    return Owner(st.st_uid, st.st_gid, user_name(st.st_uid), group_name(st.st_gid))
+    return _owner(st.st_uid, st.st_gid)
+
+
+@functools.lru_cache(maxsize=1024)
+def _owner(uid: int, gid: int) -> Owner:
+    """One (frozen) Owner per uid and gid: a filestore has a few, and millions of files."""
+    return Owner(uid, gid, user_name(uid), group_name(gid))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -94,7 +100,8 @@ def with_owner(entry: FileEntry, owner: Owner | None) -> FileEntry:
     """Pure: ``entry`` recording ``owner`` (unchanged when None or already recorded)."""
     if owner is None:
         return entry
+    recorded = (entry.uid, entry.gid, entry.owner, entry.group)
+    if recorded == (owner.uid, owner.gid, owner.owner, owner.group):
+        return entry  # the common case, once per unchanged file: no dict, no copy
     fields = {"uid": owner.uid, "gid": owner.gid, "owner": owner.owner, "group": owner.group}
-    if all(getattr(entry, name) == value for name, value in fields.items()):
-        return entry
     return entry.model_copy(update=fields)

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -45,6 +46,13 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, name:
             for future in futures:
                 future.cancel()
             raise
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), streamed."""
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 @dataclass(frozen=True)

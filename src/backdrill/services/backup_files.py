@@ -22,11 +22,11 @@ from typing import IO
 from backdrill import __version__
 from backdrill.files.addrset import KeySet
 from backdrill.files.catalog import latest_snapshot
-from backdrill.files.chunks import ChunkWriter, iter_entries
+from backdrill.files.chunks import ChunkWriter, RecentChunks, iter_entries
 from backdrill.files.objects import SPOOL_IN_MEMORY, ObjectStore, new_spool, stored_index
 from backdrill.files.ownership import with_owner
 from backdrill.files.plan import decide, merge_join
-from backdrill.files.pool import Done, ordered_map
+from backdrill.files.pool import Done, batched, ordered_map
 from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, SkippedEntry, Snapshot
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
 from backdrill.repository import layout
@@ -47,6 +47,8 @@ MAX_LOGGED = 20
 LARGE_IN_FLIGHT = 2
 #: items held in order between the listing and the chunks (read or reused)
 WINDOW = 512
+#: pairs of the merge-join planned together (their stored objects looked up at once)
+LOOKUP_BATCH = 256
 
 
 @dataclass
@@ -187,10 +189,11 @@ class FileBackup:
                 storage, stored, level=self.ctx.config.backup.compression_level, keys=keys
             )
             chunks = {info.key for info in storage.list_objects(FILES_CHUNKS_ROOT)}
-            entries_out = ChunkWriter(storage, chunks.__contains__)
+            recent = RecentChunks()  # unchanged chunks are reused, not re-encoded
+            entries_out = ChunkWriter(storage, chunks.__contains__, recent=recent)
             skipped_out = ChunkWriter(storage, chunks.__contains__, skipped=True)
             totals = _Totals()
-            planned = self._planned(previous, stored, encrypted, totals)
+            planned = self._planned(previous, stored, encrypted, totals, recent)
             with self.ctx.reporter.task(f"back up {self.source_name}") as advance:
                 for result in ordered_map(
                     lambda item: self._back_up_one(item, store, advance),
@@ -206,6 +209,7 @@ class FileBackup:
                         totals.entry(result)
                         entries_out.add(result)
             chunks_of_entries = entries_out.finish()
+            reused_chunks = entries_out.reused_chunks
             chunks_of_skipped = skipped_out.finish()
             snapshot = Snapshot(
                 schema_version=SCHEMA_VERSION,
@@ -249,6 +253,7 @@ class FileBackup:
                     "new_objects": snapshot.new_objects,
                     "uploaded_bytes": snapshot.uploaded_bytes,
                     "new_chunks": snapshot.new_chunks,
+                    "reused_chunks": reused_chunks,
                     "changed": snapshot.changed_count,
                     "skipped": snapshot.skipped_count,
                     "seconds": round(
@@ -267,29 +272,44 @@ class FileBackup:
 
     # -- planning, reading and uploading ----------------------------------------------
     def _planned(
-        self, previous: Snapshot | None, stored: KeySet, encrypted: bool, totals: _Totals
+        self,
+        previous: Snapshot | None,
+        stored: KeySet,
+        encrypted: bool,
+        totals: _Totals,
+        recent: RecentChunks,
     ) -> Iterator[SourceItem | Done[FileEntry | SkippedEntry]]:
         """The listing merged with the previous snapshot: what stands unread (``Done``)
         and what must be read (the item)."""
-        earlier = self._previous_files(previous)
-        for found, entry in merge_join(self.source.scan(), earlier):
-            if isinstance(found, SkippedEntry):
-                yield Done(found)
-                continue
-            kept = decide(found, entry, stored, encrypted=encrypted, rehash=self.rehash)
-            if kept is None:
-                yield found
-                continue
-            totals.reused += kept.type == "file"
-            yield Done(kept)
+        earlier = self._previous_files(previous, recent)
+        for batch in batched(merge_join(self.source.scan(), earlier), LOOKUP_BATCH):
+            # the objects this batch may reuse, looked up at once (one query, not one
+            # per file: the index is a SQLite file of every object in the repository)
+            sizes = stored.get_many(
+                entry.sha256
+                for found, entry in batch
+                if entry is not None and entry.sha256 is not None and not self.rehash
+            )
+            for found, entry in batch:
+                if isinstance(found, SkippedEntry):
+                    yield Done(found)
+                    continue
+                kept = decide(found, entry, sizes, encrypted=encrypted, rehash=self.rehash)
+                if kept is None:
+                    yield found
+                    continue
+                totals.reused += kept.type == "file"
+                yield Done(kept)
 
-    def _previous_files(self, previous: Snapshot | None) -> Iterator[FileEntry]:
+    def _previous_files(
+        self, previous: Snapshot | None, recent: RecentChunks
+    ) -> Iterator[FileEntry]:
         """The previous snapshot's entries, streamed; a damaged chunk ends them (what
         follows is read again) with a warning, not the backup."""
         if previous is None:
             return
         try:
-            yield from iter_entries(self.ctx.storage, previous)
+            yield from iter_entries(self.ctx.storage, previous, recent)
         except IntegrityError as exc:
             log.warning("previous snapshot unusable past a point, reading the rest: %s", exc)
 
