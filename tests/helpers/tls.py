@@ -5,14 +5,13 @@ plain-HTTP server (moto)."""
 from __future__ import annotations
 
 import contextlib
+import selectors
 import socket
 import ssl
 import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
-
-from helpers.tcpfwd import _pump
 
 
 def make_cert(directory: Path) -> tuple[Path, Path]:
@@ -88,8 +87,7 @@ class TlsProxy:
             return
         self.handshakes += 1
         upstream = socket.create_connection(self._target)
-        threading.Thread(target=_pump, args=(upstream, tls), daemon=True).start()
-        _pump(tls, upstream)
+        _relay(tls, upstream)
 
     def stop(self) -> None:
         self._stop.set()
@@ -101,3 +99,30 @@ class TlsProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _relay(tls: ssl.SSLSocket, upstream: socket.socket) -> None:
+    """Both directions in ONE thread: an SSL socket must not be read in one thread while
+    another writes to it (OpenSSL objects are not thread-safe; two pump threads made a
+    request arrive mangled now and then)."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(tls, selectors.EVENT_READ)
+        selector.register(upstream, selectors.EVENT_READ)
+        try:
+            while True:
+                # data OpenSSL already decrypted is not seen by select()
+                ready = [tls] if tls.pending() else [k.fileobj for k, _ in selector.select(30)]
+                if not ready:
+                    return  # idle for 30 s
+                for source in ready:
+                    assert isinstance(source, socket.socket)
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    (upstream if source is tls else tls).sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (tls, upstream):
+                with contextlib.suppress(OSError):
+                    sock.close()
