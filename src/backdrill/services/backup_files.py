@@ -29,7 +29,6 @@ from backdrill.files.plan import decide, merge_join
 from backdrill.files.pool import Done, batched, ordered_map
 from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, SkippedEntry, Snapshot
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
-from backdrill.repository import layout
 from backdrill.repository.crypto import keys_for
 from backdrill.repository.layout import FILES_CHUNKS_ROOT, RESERVED_SOURCE_NAMES
 from backdrill.repository.locks import REPOSITORY_SCOPE, RepoLock, files_scope, wait_until_free
@@ -135,11 +134,6 @@ def resolve_source(ctx: RunContext, source: str | None) -> tuple[str, str | None
         )
     name = files.name if (source is None or source == files.source) else None
     return chosen, name
-
-
-def configured_source_name(ctx: RunContext) -> str | None:
-    """The snapshot source name of the configured ``files -> source``; None if unset."""
-    return layout.source_name(ctx.config.files.source, ctx.config.files.name)
 
 
 class FileBackup:

@@ -17,8 +17,8 @@ from backdrill.repository.manifest import DbManifest
 from backdrill.runtime.errors import IntegrityError, NotFound
 from backdrill.runtime.timeutil import human_size
 from backdrill.sandbox import SandboxInfo
-from backdrill.services.backup_files import configured_source_name
 from backdrill.services.context import RunContext
+from backdrill.services.facts import source_name
 from backdrill.services.fetch import object_reader
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def restore_filestore(ctx: RunContext, manifest: DbManifest, workdir: Path) -> F
     """Pick and restore the snapshot taken nearest after the backup."""
     if manifest.odoo is None:
         return FilesRestore((Check("attachments", "skip", "not an Odoo database"),))
-    name = configured_source_name(ctx)
+    name = source_name(ctx.config)
     if name is None:
         return FilesRestore((Check("attachments", "skip", "no files -> source configured"),))
     try:
