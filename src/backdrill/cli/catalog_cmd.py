@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -23,11 +24,6 @@ from backdrill.runtime.timeutil import human_duration, human_size, utcnow
 class Kind(enum.StrEnum):
     db = "db"
     files = "files"
-
-
-def register(app: typer.Typer) -> None:
-    app.command("list", epilog=example("list"))(list_cmd)
-    app.command("show", epilog=example("show"))(show_cmd)
 
 
 def list_cmd(
@@ -57,19 +53,29 @@ def list_cmd(
             m.id,
             m.source,
             m.database,
-            m.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            _created(m.created_at),
             human_size(m.stored_size),
-            human_duration((now - m.created_at).total_seconds()),
+            _age(m.created_at, now),
         )
         for m in listing.backups
     ]
-    app_state.out.print(
-        table(
-            f"database backups in {app_state.storage.url}",
-            ["id", "source", "database", "created", "size", "age"],
-            rows,
-        )
-    )
+    columns = ["id", "source", "database", "created", "size", "age"]
+    _print_listing(app_state, "database backups", columns, rows)
+
+
+def _created(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _age(created_at: datetime, now: datetime) -> str:
+    return human_duration((now - created_at).total_seconds())
+
+
+def _print_listing(
+    app_state: AppState, what: str, columns: list[str], rows: list[tuple[object, ...]]
+) -> None:
+    """The table of ``list``: ``what`` (database backups, files snapshots) in the repository."""
+    app_state.out.print(table(f"{what} in {app_state.storage.url}", columns, rows))
 
 
 def _list_files(app_state: AppState, as_json: bool) -> None:
@@ -89,21 +95,16 @@ def _list_files(app_state: AppState, as_json: bool) -> None:
         (
             s.id,
             s.source_name,
-            s.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            _created(s.created_at),
             s.file_count,
             human_size(s.total_bytes),
             human_size(s.uploaded_bytes),
-            human_duration((now - s.created_at).total_seconds()),
+            _age(s.created_at, now),
         )
         for s in listing.snapshots
     ]
-    app_state.out.print(
-        table(
-            f"files snapshots in {app_state.storage.url}",
-            ["id", "source", "created", "files", "size", "uploaded", "age"],
-            rows,
-        )
-    )
+    columns = ["id", "source", "created", "files", "size", "uploaded", "age"]
+    _print_listing(app_state, "files snapshots", columns, rows)
 
 
 def _show_snapshot(app_state: AppState, snapshot: Snapshot, as_json: bool) -> None:
@@ -177,3 +178,9 @@ def _show_backup(app_state: AppState, manifest: DbManifest, as_json: bool) -> No
         ("host", manifest.host),
     ]
     app_state.out.print(table(f"backup {manifest.id}", ["field", "value"], rows))
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("list", epilog=example("list"))(list_cmd)
+    parent.command("show", epilog=example("show"))(show_cmd)

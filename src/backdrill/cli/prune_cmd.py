@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-    from backdrill.services.prune_report import PruneReport
-
 from backdrill.cli.examples import example
 from backdrill.cli.options import WaitOption, parse_wait
 from backdrill.cli.render import print_json, table
@@ -18,10 +15,6 @@ from backdrill.runtime.timeutil import human_size
 
 if TYPE_CHECKING:
     from backdrill.services.prune_report import PruneReport
-
-
-def register(app: typer.Typer) -> None:
-    app.command("prune", epilog=example("prune"))(prune_cmd)
 
 
 def prune_cmd(
@@ -75,3 +68,8 @@ def render(out: Console, report: PruneReport) -> None:
             "grace period kept"
         )
     out.print(f"{verb} {human_size(report.bytes_freed)} ({report.bytes_freed} bytes)")
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("prune", epilog=example("prune"))(prune_cmd)

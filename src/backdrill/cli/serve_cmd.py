@@ -15,10 +15,6 @@ from backdrill.runtime.errors import Interrupted
 log = logging.getLogger("backdrill")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("serve", epilog=example("serve"))(serve_cmd)
-
-
 def serve_cmd(
     ctx: typer.Context,
     listen: Annotated[
@@ -55,3 +51,8 @@ def serve_cmd(
         raise
     finally:
         server.server_close()
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("serve", epilog=example("serve"))(serve_cmd)

@@ -15,10 +15,6 @@ from backdrill.runtime.timeutil import human_duration
 from backdrill.services.status import check_repository
 
 
-def register(app: typer.Typer) -> None:
-    app.command("status", epilog=example("status"))(status_cmd)
-
-
 def status_cmd(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="The checks as JSON.")] = False,
@@ -53,3 +49,8 @@ def status_cmd(
         if rows:
             app_state.out.print(table(None, ["state", "check", "age", "target", "detail"], rows))
     raise typer.Exit(report.exit_code)
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("status", epilog=example("status"))(status_cmd)

@@ -10,10 +10,6 @@ from backdrill.cli.examples import example
 from backdrill.cli.state import state
 
 
-def register(app: typer.Typer) -> None:
-    app.command("unlock", epilog=example("unlock"))(unlock_cmd)
-
-
 def unlock_cmd(
     ctx: typer.Context,
     scope: Annotated[str, typer.Argument(help="db-NAME, files-SOURCE or prune.")],
@@ -28,3 +24,8 @@ def unlock_cmd(
     app_state = state(ctx)
     done = unlock(app_state.storage, scope, force=force)
     app_state.out.print(f"removed the lock {done.scope} ({done.why})", markup=False)
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("unlock", epilog=example("unlock"))(unlock_cmd)

@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from backdrill.services.verify_db import VerifyResult
 
 
-def register(app: typer.Typer) -> None:
-    app.command("verify", epilog=example("verify"))(verify_cmd)
-
-
 def verify_cmd(
     ctx: typer.Context,
     backup_id: Annotated[
@@ -178,3 +174,8 @@ def _render_files(app_state: AppState, results: list[SnapshotVerification]) -> N
     for result in results:
         for failure in result.failed:
             app_state.out.print(f"damaged: {failure.reason}")
+
+
+def register(parent: typer.Typer) -> None:
+    """Attach the commands of this module to ``parent`` (app.py builds the tree)."""
+    parent.command("verify", epilog=example("verify"))(verify_cmd)

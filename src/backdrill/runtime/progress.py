@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Literal, Protocol
 
 from rich.console import Console
@@ -39,24 +39,13 @@ class Advance(Protocol):
     def __call__(self, amount: int) -> None: ...
 
 
-class Reporter(Protocol):
-    @property
-    def live(self) -> bool: ...
+class Reporter:
+    """Where long work reports its progress: ``task`` opens one task and yields the
+    function that advances it. The one signature of ``task``; a subclass says how a task
+    shows (``_show``)."""
 
-    def task(
-        self,
-        description: str,
-        total: int | None = None,
-        *,
-        unit: Unit = "bytes",
-        estimate: bool = False,
-    ) -> AbstractContextManager[Advance]: ...
-
-
-class NullReporter:
     live = False
 
-    @contextmanager
     def task(
         self,
         description: str,
@@ -64,8 +53,26 @@ class NullReporter:
         *,
         unit: Unit = "bytes",
         estimate: bool = False,
-    ) -> Iterator[Advance]:
-        yield lambda amount: None
+    ) -> AbstractContextManager[Advance]:
+        return self._show(description, total, unit, estimate)
+
+    def _show(
+        self, description: str, total: int | None, unit: Unit, estimate: bool
+    ) -> AbstractContextManager[Advance]:
+        raise NotImplementedError
+
+
+class NullReporter(Reporter):
+    """Shows nothing (not a terminal, or no progress wanted)."""
+
+    def _show(
+        self, description: str, total: int | None, unit: Unit, estimate: bool
+    ) -> AbstractContextManager[Advance]:
+        return nullcontext(_ignore)
+
+
+def _ignore(amount: int) -> None:
+    pass
 
 
 def shown_fraction(completed: float, total: float | None, *, estimate: bool) -> float | None:
@@ -116,7 +123,7 @@ class _SpeedColumn(ProgressColumn):
         return Text(f"{human_size(speed)}/s")
 
 
-class RichReporter:
+class RichReporter(Reporter):
     """One live display for all the tasks running at once (``backup db --parallel``:
     one bar per database, each named after it); it shows while any task runs."""
 
@@ -160,13 +167,8 @@ class RichReporter:
                 self._progress = None
 
     @contextmanager
-    def task(
-        self,
-        description: str,
-        total: int | None = None,
-        *,
-        unit: Unit = "bytes",
-        estimate: bool = False,
+    def _show(
+        self, description: str, total: int | None, unit: Unit, estimate: bool
     ) -> Iterator[Advance]:
         progress = self._enter()
         task_id: TaskID | None = None
