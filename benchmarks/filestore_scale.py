@@ -160,40 +160,27 @@ def s3_versus_local(source: Path, work: Path, files: int) -> list[dict[str, Any]
     """A first run of the same filestore to S3 (moto, through a proxy that counts the
     requests) and to a local repository."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    import boto3
-    from moto.server import ThreadedMotoServer
-
+    from benchmarks.moto_s3 import moto_bucket
     from helpers.s3proxy import FaultProxy  # the tests' counting proxy
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    upstream = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=upstream,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",  # pragma: allowlist secret (a local moto server)
-    ).create_bucket(Bucket="bench")
     rows: list[dict[str, Any]] = []
-    proxy = FaultProxy(upstream).start()
-    try:
-        storage = {
-            "endpoint_url": proxy.url,
-            "region": "us-east-1",
-            "access_key_id": "bench",
-            "secret_access_key": "bench",  # pragma: allowlist secret (a local moto server)
-        }
-        config = write_config(work / "c-s3.yaml", "s3://bench/repo", source, storage)
-        run = cli(config, "backup", "files")
-        requests = len(proxy.requests)
-        row = _row("first run to S3 (moto)", files, run, latest(config))
-        row["requests_per_file"] = requests / files
-        rows.append(row)
-    finally:
-        proxy.stop()
-        server.stop()
+    with moto_bucket("bench", "bench", "bench") as upstream:  # pragma: allowlist secret
+        proxy = FaultProxy(upstream).start()
+        try:
+            storage = {
+                "endpoint_url": proxy.url,
+                "region": "us-east-1",
+                "access_key_id": "bench",
+                "secret_access_key": "bench",  # pragma: allowlist secret (a local moto server)
+            }
+            config = write_config(work / "c-s3.yaml", "s3://bench/repo", source, storage)
+            run = cli(config, "backup", "files")
+            requests = len(proxy.requests)
+            row = _row("first run to S3 (moto)", files, run, latest(config))
+            row["requests_per_file"] = requests / files
+            rows.append(row)
+        finally:
+            proxy.stop()
     repo = work / "repo-s3-local"
     shutil.rmtree(repo, ignore_errors=True)
     config = write_config(work / "c-local.yaml", f"file://{repo}", source, {})

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from backdrill.pg import binaries
@@ -44,6 +46,35 @@ def make_databases(params: ConnParams, count: int, rows: int) -> list[str]:
     return names
 
 
+@contextmanager
+def bench_cluster(
+    prefix: str, databases: int, rows: int
+) -> Iterator[tuple[LocalCluster, Path, dict[str, str]]]:
+    """A throwaway PostgreSQL (the newest installed) holding ``databases`` small
+    databases, a work directory (removed after) and the environment of a CLI child."""
+    initdb = sorted(binaries.find_all("initdb"), key=lambda p: p.major)[-1]
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work.chmod(0o755)
+    try:
+        with LocalCluster(initdb.bin_dir, tuning={"fsync": "off"}) as cluster:
+            make_databases(cluster.params, databases, rows)
+            yield cluster, work, {**os.environ, **cluster.params.child_env()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_config(work: Path, params: ConnParams, parallel: int) -> Path:
+    """The config of a run with ``--parallel``: its own local repository in ``work``."""
+    config = work / f"p{parallel}.yaml"
+    config.write_text(
+        "postgres:\n"
+        f"  host: {params.host}\n  port: {params.port}\n  user: {params.user}\n"
+        "  sslmode: disable\n"
+        f"storage:\n  url: file://{work / f'repo-{parallel}'}\n"
+    )
+    return config
+
+
 def timed_backup(config: Path, parallel: int, env: dict[str, str]) -> float:
     started = time.perf_counter()
     proc = subprocess.run(
@@ -65,42 +96,25 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="rows per table")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    initdb = sorted(binaries.find_all("initdb"), key=lambda p: p.major)[-1]
-    work = Path(tempfile.mkdtemp(prefix="backdrill-bench-many-"))
-    work.chmod(0o755)
-    try:
-        with LocalCluster(initdb.bin_dir, tuning={"fsync": "off"}) as cluster:
-            params = cluster.params
-            make_databases(params, args.databases, args.rows)
-            env = {**os.environ, **params.child_env()}
-            configs = {}
-            for parallel in (1, 2):
-                configs[parallel] = work / f"p{parallel}.yaml"
-                configs[parallel].write_text(
-                    "postgres:\n"
-                    f"  host: {params.host}\n  port: {params.port}\n  user: {params.user}\n"
-                    "  sslmode: disable\n"
-                    f"storage:\n  url: file://{work / f'repo-{parallel}'}\n"
-                )
-            times: dict[int, list[float]] = {1: [], 2: []}
-            for _ in range(args.rounds):  # alternated: a shared machine's load hits both
-                for parallel, config in configs.items():
-                    shutil.rmtree(work / f"repo-{parallel}", ignore_errors=True)
-                    times[parallel].append(timed_backup(config, parallel, env))
-            rows = [
-                (p, statistics.median(t), len(list((work / f"repo-{p}").rglob("manifest.json"))))
-                for p, t in times.items()
-            ]
-        base = rows[0][1]
-        shape = f"{args.rows} rows x 3 tables each"
-        print(f"{args.databases} databases, {shape}, {os.cpu_count()} cores")
-        print("parallel  wall seconds  manifests  ratio to --parallel 1")
-        for parallel, seconds, manifests in rows:
-            print(f"{parallel:<8}  {seconds:<12.2f}  {manifests:<9}  {seconds / base:.2f}x")
-        ratio = rows[1][1] / base
-        print(f"target (--parallel 2 at most 0.6x): {'met' if ratio <= 0.6 else 'MISSED'}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with bench_cluster("backdrill-bench-many-", args.databases, args.rows) as (cluster, work, env):
+        configs = {parallel: write_config(work, cluster.params, parallel) for parallel in (1, 2)}
+        times: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(args.rounds):  # alternated: a shared machine's load hits both
+            for parallel, config in configs.items():
+                shutil.rmtree(work / f"repo-{parallel}", ignore_errors=True)
+                times[parallel].append(timed_backup(config, parallel, env))
+        rows = [
+            (p, statistics.median(t), len(list((work / f"repo-{p}").rglob("manifest.json"))))
+            for p, t in times.items()
+        ]
+    base = rows[0][1]
+    shape = f"{args.rows} rows x 3 tables each"
+    print(f"{args.databases} databases, {shape}, {os.cpu_count()} cores")
+    print("parallel  wall seconds  manifests  ratio to --parallel 1")
+    for parallel, seconds, manifests in rows:
+        print(f"{parallel:<8}  {seconds:<12.2f}  {manifests:<9}  {seconds / base:.2f}x")
+    ratio = rows[1][1] / base
+    print(f"target (--parallel 2 at most 0.6x): {'met' if ratio <= 0.6 else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -31,9 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backdrill.pg import binaries
 from backdrill.pg.cluster import LocalCluster
-from benchmarks.many_databases import make_databases
+from benchmarks.many_databases import bench_cluster, write_config
 
 #: (module, attribute, phase): what each wrapped function stands for
 PHASES = [
@@ -194,32 +192,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="rows per table")
     parser.add_argument("--py-spy", type=Path, default=None, help="speedscope profiles here")
     args = parser.parse_args()
-    initdb = sorted(binaries.find_all("initdb"), key=lambda p: p.major)[-1]
-    work = Path(tempfile.mkdtemp(prefix="backdrill-profile-many-"))
-    work.chmod(0o755)
-    try:
-        with LocalCluster(initdb.bin_dir, tuning={"fsync": "off"}) as cluster:
-            params = cluster.params
-            make_databases(params, args.databases, args.rows)
-            env = {**os.environ, **params.child_env()}
-            for parallel in (1, 2):
-                config = work / f"p{parallel}.yaml"
-                config.write_text(
-                    "postgres:\n"
-                    f"  host: {params.host}\n  port: {params.port}\n  user: {params.user}\n"
-                    "  sslmode: disable\n"
-                    f"storage:\n  url: file://{work / f'repo-{parallel}'}\n"
-                )
-                result = run_phases(
-                    config, parallel, env, work / f"phases-{parallel}.json", cluster
-                )
-                print_phases(parallel, result, args.databases + 1)
-                if args.py_spy is not None:
-                    args.py_spy.mkdir(parents=True, exist_ok=True)
-                    shutil.rmtree(work / f"repo-{parallel}", ignore_errors=True)
-                    run_py_spy(config, parallel, env, args.py_spy / f"parallel-{parallel}.json")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with bench_cluster("backdrill-profile-many-", args.databases, args.rows) as (
+        cluster,
+        work,
+        env,
+    ):
+        for parallel in (1, 2):
+            config = write_config(work, cluster.params, parallel)
+            result = run_phases(config, parallel, env, work / f"phases-{parallel}.json", cluster)
+            print_phases(parallel, result, args.databases + 1)
+            if args.py_spy is not None:
+                args.py_spy.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(work / f"repo-{parallel}", ignore_errors=True)
+                run_py_spy(config, parallel, env, args.py_spy / f"parallel-{parallel}.json")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import platform
 import shutil
@@ -28,9 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import boto3
-from moto.server import ThreadedMotoServer
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,6 +38,7 @@ from backdrill.pg.restore import default_jobs
 from benchmarks.files_backup import make_filestore
 from benchmarks.generate import database_size_mb, make_database
 from benchmarks.measure import Run, Series, measure
+from benchmarks.moto_s3 import moto_bucket
 
 ROOT = Path(__file__).resolve().parent.parent
 FC = "pg_dump -Fc > file"
@@ -52,6 +50,22 @@ S3 = "backdrill backup db -> S3 (moto)"
 QUARTER = "backdrill backup db -> local, 1/4 size"
 DRILL = "backdrill drill run"
 BACKDRILL = [sys.executable, "-m", "backdrill", "--log-format", "json"]
+
+
+class Contenders(NamedTuple):
+    """The series of one run, in the order main() measures them."""
+
+    fc: Series
+    z0: Series
+    pipe: Series
+    local: Series
+    s3: Series
+    quarter: Series
+    restore: Series
+    drill: Series
+    nodig: Series
+    files_first: Series
+    files_again: Series
 
 
 @dataclass
@@ -140,21 +154,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="backdrill-bench-"))
     work.chmod(0o755)
     print(f"benchmark: {size_mb:.0f} MB database, {reps} rounds, {jobs} cores, work in {work}")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench-secret",  # pragma: allowlist secret
-    ).create_bucket(Bucket="bench")
     series: dict[str, Series] = {}
+    tuning = {"fsync": "off", "shared_buffers": "256MB"}
     try:
-        with LocalCluster(bin_dir, tuning={"fsync": "off", "shared_buffers": "256MB"}) as src:
+        with (
+            moto_bucket("bench", "bench", "bench-secret") as endpoint,  # pragma: allowlist secret
+            LocalCluster(bin_dir, tuning=tuning) as src,
+        ):
             params = src.params
             print("generating the databases ...", flush=True)
             make_database(params, "odoo", size_mb, work / "fs")
@@ -210,64 +216,53 @@ def main() -> None:
             series[files_first.name] = files_first
             series[files_again.name] = files_again
     finally:
-        moto.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    (
-        fc,
-        z0,
-        _pipe,
-        local_s,
-        s3_s,
-        quarter_s,
-        restore_s,
-        drill_s,
-        nodig_s,
-        files_first,
-        files_again,
-    ) = series.values()
+    c = Contenders(*series.values())
     targets = [
         Target(
-            "backup db (local) / pg_dump -Fc -Z0 (physical limit)", local_s.median / z0.median, 1.15
+            "backup db (local) / pg_dump -Fc -Z0 (physical limit)",
+            c.local.median / c.z0.median,
+            1.15,
         ),
-        Target("backup db (local) / pg_dump -Fc", local_s.median / fc.median, 0.55),
+        Target("backup db (local) / pg_dump -Fc", c.local.median / c.fc.median, 0.55),
         Target(
             "backup db with content digests / pg_dump -Fc (issue 12)",
-            local_s.median / fc.median,
+            c.local.median / c.fc.median,
             0.6,
         ),
-        Target("backup db, digests off / pg_dump -Fc", nodig_s.median / fc.median, 0.55),
+        Target("backup db, digests off / pg_dump -Fc", c.nodig.median / c.fc.median, 0.55),
         Target(
             "drill verify phase / drill restore phase (issue 12)",
-            drill_s.extra["phase_verify"] / drill_s.extra["phase_restore"],
+            c.drill.extra["phase_verify"] / c.drill.extra["phase_restore"],
             0.4,
         ),
         Target(
-            "stored size / pg_dump -Fc size", local_s.extra["size_mb"] / fc.extra["size_mb"], 1.0
+            "stored size / pg_dump -Fc size", c.local.extra["size_mb"] / c.fc.extra["size_mb"], 1.0
         ),
-        Target("backup db (S3) / backup db (local)", s3_s.median / local_s.median, 1.2),
-        Target("peak RSS of backup db (MB)", local_s.peak_rss_mb, 200, " MB"),
+        Target("backup db (S3) / backup db (local)", c.s3.median / c.local.median, 1.2),
+        Target("peak RSS of backup db (MB)", c.local.peak_rss_mb, 200, " MB"),
         Target(
-            "peak RSS at 4x size / at 1x size", local_s.peak_rss_mb / quarter_s.peak_rss_mb, 1.10
+            "peak RSS at 4x size / at 1x size", c.local.peak_rss_mb / c.quarter.peak_rss_mb, 1.10
         ),
         Target(
             f"drill restore phase / pg_restore -j{jobs}",
-            drill_s.extra["phase_restore"] / restore_s.median,
+            c.drill.extra["phase_restore"] / c.restore.median,
             1.10,
         ),
         Target(
             f"whole drill (achieved RTO) / pg_restore -j{jobs}",
-            drill_s.extra["rto"] / restore_s.median,
+            c.drill.extra["rto"] / c.restore.median,
             1.3,
         ),
         Target(
             "backup files, unchanged 10,000 files / first run",
-            files_again.median / files_first.median,
+            c.files_again.median / c.files_first.median,
             0.10,
         ),
         Target("backup files, unchanged: content bytes uploaded", uploaded, 0, " B"),
     ]
-    write_report(series, targets, size_mb=real_mb, quarter_mb=quarter_mb, reps=reps, jobs=jobs)
+    write_report(c, targets, size_mb=real_mb, quarter_mb=quarter_mb, reps=reps, jobs=jobs)
 
 
 def bench_files(work: Path, reps: int) -> tuple[Series, Series, float]:
@@ -306,7 +301,7 @@ def _row(s: Series, base: Series | None) -> str:
 
 
 def write_report(
-    series: dict[str, Series],
+    c: Contenders,
     targets: list[Target],
     *,
     size_mb: float,
@@ -314,36 +309,23 @@ def write_report(
     reps: int,
     jobs: int,
 ) -> None:
-    (
-        fc,
-        z0,
-        pipe,
-        local_s,
-        s3_s,
-        quarter_s,
-        restore_s,
-        drill_s,
-        nodig_s,
-        files_first,
-        files_again,
-    ) = series.values()
     lines = [
         "| contender | median s | min-max s | ratio | peak RSS MB | stored MB |",
         "|---|---|---|---|---|---|",
-        _row(fc, None),
-        _row(z0, None),
-        _row(pipe, z0),
-        _row(local_s, z0),
-        _row(nodig_s, fc),
-        _row(s3_s, local_s),
-        _row(quarter_s, None),
-        _row(restore_s, None),
-        _row(drill_s, restore_s),
-        _row(files_first, None),
-        _row(files_again, files_first),
+        _row(c.fc, None),
+        _row(c.z0, None),
+        _row(c.pipe, c.z0),
+        _row(c.local, c.z0),
+        _row(c.nodig, c.fc),
+        _row(c.s3, c.local),
+        _row(c.quarter, None),
+        _row(c.restore, None),
+        _row(c.drill, c.restore),
+        _row(c.files_first, None),
+        _row(c.files_again, c.files_first),
     ]
     phases = ", ".join(
-        f"{k.removeprefix('phase_')} {v:.2f}s" for k, v in drill_s.extra.items() if k != "rto"
+        f"{k.removeprefix('phase_')} {v:.2f}s" for k, v in c.drill.extra.items() if k != "rto"
     )
     verdicts = ["| target | measured | limit | met |", "|---|---|---|---|"]
     verdicts += [
@@ -365,11 +347,11 @@ of {quarter_mb:.0f} MB. Each contender ran {reps} times in interleaved rounds; t
 ratio column compares medians (backup db local and the C pipeline against the physical
 limit, S3 against local, the drill against the restore limit). Drill phases (mean):
 {phases}; provision runs in a thread while the dump downloads, so the achieved RTO
-(drill start to verified: {drill_s.extra["rto"]:.2f}s) is less than their sum. The
+(drill start to verified: {c.drill.extra["rto"]:.2f}s) is less than their sum. The
 downloaded dump gets the data offsets pg_dump could not write to a pipe
 (`backdrill/pg/dumpindex.py`), so that pg_restore's workers seek instead of scanning
 it row by row. backup db (local) against the same work done by `pg_dump | zstd -1` in C:
-{local_s.median / pipe.median:.2f}x.
+{c.local.median / c.pipe.median:.2f}x.
 
 `backup db` computes content digests by default (`backup.content_digests`: every table
 read once more in the dump's snapshot by two connections while pg_dump streams); the

@@ -8,7 +8,6 @@ virtualenv. The installed program only ever runs as a subprocess.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import shutil
@@ -17,8 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import boto3
-from moto.server import ThreadedMotoServer
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.moto_s3 import moto_bucket
 
 from backdrill.pg import binaries
 from backdrill.pg.cluster import LocalCluster
@@ -81,20 +81,11 @@ def main() -> None:
         sys.exit("smoke: PostgreSQL server binaries not found (run `make system-deps`)")
     home = Path(tempfile.mkdtemp(prefix="backdrill-smoke-"))
     home.chmod(0o755)  # the sandbox server runs as an unprivileged user when we are root
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=KEY_ID,
-            aws_secret_access_key=SECRET,
-        ).create_bucket(Bucket="smoke")
-        with LocalCluster(initdb[-1].bin_dir, tuning={"fsync": "off"}) as cluster:
+        with (
+            moto_bucket("smoke", KEY_ID, SECRET) as endpoint,
+            LocalCluster(initdb[-1].bin_dir, tuning={"fsync": "off"}) as cluster,
+        ):
             create_sample(cluster.params, "odoo", home / "filestore", scale=0.2)
             config = home / "backdrill.yaml"
             write_config(config, cluster, endpoint, "smoke", home)
@@ -109,7 +100,6 @@ def main() -> None:
             run(program, env, *cfg, "backup", "db")
             run(program, env, *cfg, "drill", "run")
     finally:
-        server.stop()
         shutil.rmtree(home, ignore_errors=True)
     print("smoke: the installed wheel ran --help, --version, config check, backup db, drill run")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -72,7 +73,7 @@ def _age(created_at: datetime, now: datetime) -> str:
 
 
 def _print_listing(
-    app_state: AppState, what: str, columns: list[str], rows: list[tuple[object, ...]]
+    app_state: AppState, what: str, columns: list[str], rows: Sequence[Sequence[object]]
 ) -> None:
     """The table of ``list``: ``what`` (database backups, files snapshots) in the repository."""
     app_state.out.print(table(f"{what} in {app_state.storage.url}", columns, rows))

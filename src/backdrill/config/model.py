@@ -42,6 +42,18 @@ def _read_secret_file(path: Path, key: str) -> SecretStr:
     return SecretStr(value)
 
 
+def _secret_from_file(model: _Model, field: str, *, exclusive: bool = False) -> None:
+    """``<field>_file`` names a file holding the secret ``<field>``: read it into
+    ``<field>`` (the models are frozen: set once, while validating). ``exclusive``: giving
+    both is an error; else the file wins."""
+    path: Path | None = getattr(model, f"{field}_file")
+    if path is None:
+        return
+    if exclusive and getattr(model, field) is not None:
+        raise ValueError(f"give either {field} or {field}_file, not both")
+    object.__setattr__(model, field, _read_secret_file(path, f"{field}_file"))
+
+
 class PostgresConfig(_Model):
     host: str | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
@@ -60,12 +72,7 @@ class PostgresConfig(_Model):
 
     @model_validator(mode="after")
     def _password_from_file(self) -> PostgresConfig:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("give either password or password_file, not both")
-        if self.password_file is not None:
-            object.__setattr__(
-                self, "password", _read_secret_file(self.password_file, "password_file")
-            )
+        _secret_from_file(self, "password", exclusive=True)
         return self
 
 
@@ -91,14 +98,7 @@ class S3Options(_Model):
 
     @model_validator(mode="after")
     def _secret_from_file(self) -> S3Options:
-        if self.secret_access_key is not None and self.secret_access_key_file is not None:
-            raise ValueError("give either secret_access_key or secret_access_key_file")
-        if self.secret_access_key_file is not None:
-            object.__setattr__(
-                self,
-                "secret_access_key",
-                _read_secret_file(self.secret_access_key_file, "secret_access_key_file"),
-            )
+        _secret_from_file(self, "secret_access_key", exclusive=True)
         return self
 
 
@@ -219,10 +219,7 @@ class DrillConfig(_Model):
 
     @model_validator(mode="after")
     def _dsn_from_file(self) -> DrillConfig:
-        if self.server_dsn_file is not None:
-            object.__setattr__(
-                self, "server_dsn", _read_secret_file(self.server_dsn_file, "server_dsn_file")
-            )
+        _secret_from_file(self, "server_dsn")
         return self
 
     @model_validator(mode="after")
@@ -266,10 +263,7 @@ class NotifyConfig(_Model):
 
     @model_validator(mode="after")
     def _url_from_file(self) -> NotifyConfig:
-        if self.webhook_url_file is not None:
-            object.__setattr__(
-                self, "webhook_url", _read_secret_file(self.webhook_url_file, "webhook_url_file")
-            )
+        _secret_from_file(self, "webhook_url")
         return self
 
 

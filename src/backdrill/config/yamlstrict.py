@@ -92,9 +92,14 @@ def load(text: str) -> Any:
         _check_repeated_keys(node)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise YamlProblem(f"invalid YAML{where}: {problem}") from None
+        raise YamlProblem(yaml_error_text(exc)) from None
     finally:
         loader.dispose()
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """Pure: ``invalid YAML at line L, column C: <problem>`` (where PyYAML knows it)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or "syntax error"
+    return f"invalid YAML{where}: {problem}"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from backdrill.config.yamlstrict import yaml_error_text
 from backdrill.runtime.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -165,10 +166,7 @@ def read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        raise ConfigError(f"{path}: {yaml_error_text(exc)}") from None
 
 
 def parse_ssot(data: Any, source: str) -> Ssot:

@@ -8,8 +8,9 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from backdrill.repository.documents import validated
 from backdrill.runtime.errors import IntegrityError
 
 REPORT_SCHEMA_VERSION = 1
@@ -187,9 +188,4 @@ def parse_report(data: bytes, where: str) -> DrillReport:
         raise IntegrityError(f"report {where} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("schema_version") != REPORT_SCHEMA_VERSION:
         raise IntegrityError(f"report {where} has an unknown schema_version")
-    try:
-        return DrillReport.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = " -> ".join(str(p) for p in err["loc"])
-        raise IntegrityError(f"report {where}: {loc}: {err['msg']}") from None
+    return validated(DrillReport, doc, kind="report", where=where)

@@ -45,6 +45,12 @@ def parse_versioned(model: type[M], data: bytes, *, kind: str, where: str, versi
             f"{kind} {where} has schema_version {found!r}; this backdrill reads {version}",
             hint="upgrade backdrill",
         )
+    return validated(model, doc, kind=kind, where=where)
+
+
+def validated(model: type[M], doc: dict[str, object], *, kind: str, where: str) -> M:
+    """``model`` from a parsed JSON object; IntegrityError ("<kind> <where>: <field>:
+    <problem>", the first problem) otherwise."""
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
