@@ -10,6 +10,7 @@ import typer
 
 from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_drill
+from backdrill.cli.options import BackupOption, RestoreJobsOption
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.config.sources import attempt_scope
@@ -33,7 +34,7 @@ class SandboxChoice(enum.StrEnum):
 
 def drill_run(
     ctx: typer.Context,
-    backup: Annotated[str, typer.Option("--backup", help="Backup id or 'latest'.")] = "latest",
+    backup: BackupOption = "latest",
     database: Annotated[
         str | None, typer.Option("--database", help="Drill this database's backups.")
     ] = None,
@@ -55,7 +56,7 @@ def drill_run(
     allow_newer: Annotated[
         bool, typer.Option("--allow-newer", help="Restore into a newer PostgreSQL major if needed.")
     ] = False,
-    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")] = None,
+    jobs: RestoreJobsOption = None,
     all_databases: Annotated[
         bool,
         typer.Option(

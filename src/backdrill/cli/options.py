@@ -16,6 +16,11 @@ WaitOption = Annotated[
     typer.Option("--wait", metavar="DURATION", help="Wait this long for a held lock (15m)."),
 ]
 
+#: ``--backup ID`` of the commands that restore one database backup (restore db, drill run)
+BackupOption = Annotated[str, typer.Option("--backup", help="Backup id or 'latest'.")]
+#: ``--jobs N`` of the commands that run pg_restore (restore db, drill run)
+RestoreJobsOption = Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")]
+
 
 def parse_wait(value: str | None) -> timedelta | None:
     """``--wait DURATION``: how long to wait for a held lock (None: fail at once)."""

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.examples import example
-from backdrill.cli.options import parse_before
+from backdrill.cli.options import BackupOption, RestoreJobsOption, parse_before
 from backdrill.cli.state import state
 from backdrill.runtime.timeutil import human_duration, utcnow
 
@@ -18,7 +18,7 @@ def restore_db(
         str,
         typer.Option("--to", help="Target DSN (libpq string or URL); its dbname is the target."),
     ],
-    backup: Annotated[str, typer.Option("--backup", help="Backup id or 'latest'.")] = "latest",
+    backup: BackupOption = "latest",
     before: Annotated[
         str | None, typer.Option("--before", help="Newest backup created before this time.")
     ] = None,
@@ -29,7 +29,7 @@ def restore_db(
         str | None,
         typer.Option("--source", help="Of this PostgreSQL source (sources:), by name."),
     ] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")] = None,
+    jobs: RestoreJobsOption = None,
     neutralize: Annotated[
         bool, typer.Option("--neutralize", help="Neutralize the Odoo copy (no mail, no cron).")
     ] = False,

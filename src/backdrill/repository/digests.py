@@ -32,6 +32,8 @@ TableKey = tuple[str, str]
 
 
 class TableRef(BaseModel):
+    """A relation (table, sequence) by schema and name; the content facts extend it."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     schema_name: str = Field(alias="schema")
@@ -42,20 +44,12 @@ class TableRef(BaseModel):
         return (self.schema_name, self.name)
 
 
-class TableContent(BaseModel):
+class TableContent(TableRef):
     """A table's rows and the sum (decimal) of a 64-bit digest of each of its rows."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    schema_name: str = Field(alias="schema")
-    name: str
     rows: int
     sum64: str
     method: Method = "text"
-
-    @property
-    def key(self) -> TableKey:
-        return (self.schema_name, self.name)
 
 
 class LargeObjectContent(BaseModel):
@@ -66,17 +60,9 @@ class LargeObjectContent(BaseModel):
     sha256: str
 
 
-class SequenceValue(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    schema_name: str = Field(alias="schema")
-    name: str
+class SequenceValue(TableRef):
     last_value: int
     is_called: bool
-
-    @property
-    def key(self) -> TableKey:
-        return (self.schema_name, self.name)
 
 
 class ContentFacts(BaseModel):

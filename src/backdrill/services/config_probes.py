@@ -103,28 +103,23 @@ def _sandbox_probe(config: Config, major: int | None) -> ProbeResult:
 def drill_probes(config: Config, storage: Storage | None, major: int | None) -> list[ProbeResult]:
     """What ``drill run`` needs: its sandbox, writable report and work directories, and
     room in the work directory for the largest latest backup, restored."""
-    rows = [_sandbox_probe(config, major)]
-    report_dir = config.drill.report_dir
-    why = _writable_dir(report_dir)
-    rows.append(
-        ProbeResult(
-            "drill report_dir",
-            why is None,
-            f"{report_dir} writable" if why is None else f"drill -> report_dir: {why}",
-        )
-    )
     work = config.drill.work_dir or Path(tempfile.gettempdir())
-    why = _writable_dir(work)
-    rows.append(
-        ProbeResult(
-            "drill work_dir",
-            why is None,
-            f"{work} writable" if why is None else f"drill -> work_dir: {why}",
-        )
-    )
-    if storage is not None and why is None:
+    work_probe = _drill_dir_probe("work_dir", work)
+    rows = [
+        _sandbox_probe(config, major),
+        _drill_dir_probe("report_dir", config.drill.report_dir),
+        work_probe,
+    ]
+    if storage is not None and work_probe.ok:
         rows.extend(_space_probe(storage, work))
     return rows
+
+
+def _drill_dir_probe(key: str, path: Path) -> ProbeResult:
+    """``drill <key>``: ``path`` is a directory backdrill can write in."""
+    why = _writable_dir(path)
+    detail = f"{path} writable" if why is None else f"drill -> {key}: {why}"
+    return ProbeResult(f"drill {key}", why is None, detail)
 
 
 def _space_probe(storage: Storage, work: Path) -> list[ProbeResult]:
