@@ -15,7 +15,7 @@ keep or delete and names the rule that decided. Rules, in order:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from backdrill.config.model import RetentionConfig
@@ -39,13 +39,8 @@ class Policy:
 
     @classmethod
     def from_config(cls, config: RetentionConfig) -> Policy:
-        return cls(
-            days=config.days,
-            min_keep=config.min_keep,
-            keep_daily=config.keep_daily,
-            keep_weekly=config.keep_weekly,
-            keep_monthly=config.keep_monthly,
-        )
+        """The config's knobs of the same names (the config adds ``grace_hours``)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)

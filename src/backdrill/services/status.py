@@ -119,13 +119,19 @@ def _aged(
     name: str,
     kind: str,
     subject: str | None,
-    last_id: str,
-    last_at: datetime,
+    latest: tuple[str, datetime] | None,
     target: float,
     policy: Policy,
     now: datetime,
+    *,
     what: str,
+    missing: str,
 ) -> Check:
+    """Pure: the check of the newest ``(id, time)`` of something against its age target;
+    CRITICAL ``missing`` when there is none."""
+    if latest is None:
+        return Check(name, kind, subject, State.CRITICAL, missing, None, target)
+    last_id, last_at = latest
     age = (now - last_at).total_seconds()
     if age < -MAX_CLOCK_SKEW.total_seconds():  # never a negative age reported as OK
         detail = f"{what} {last_id} is dated {human_duration(-age)} in the future"
@@ -156,33 +162,24 @@ def evaluate(
             Check("database backups", "db", None, State.CRITICAL, "no committed backup", None, rpo)
         )
     for db in wanted:
-        name = f"database {db}"
         found = facts.databases.get(db)
-        if found is None:
-            checks.append(Check(name, "db", db, State.CRITICAL, "no committed backup", None, rpo))
-            continue
-        m = found.latest
-        target = (rpo_hours or {}).get(found.source, policy.rpo_hours) * 3600
-        checks.append(_aged(name, "db", db, m.id, m.created_at, target, policy, now, "last backup"))
+        backup, target = None, rpo
+        if found is not None:
+            backup = (found.latest.id, found.latest.created_at)
+            target = (rpo_hours or {}).get(found.source, policy.rpo_hours) * 3600
+        what, missing = "last backup", "no committed backup"
+        name = f"database {db}"
+        checks.append(
+            _aged(name, "db", db, backup, target, policy, now, what=what, missing=missing)
+        )
     sources = sorted(set([files_source] if files_source else []) | set(facts.snapshots))
     for source in sources:
-        name = f"filestore {source}"
         snap = facts.snapshots.get(source)
-        if snap is None:
-            checks.append(Check(name, "files", source, State.CRITICAL, "no snapshot", None, rpo))
-            continue
+        latest = None if snap is None else (snap.latest_id, snap.created_at)
+        what, missing = "last snapshot", "no snapshot"
+        name = f"filestore {source}"
         checks.append(
-            _aged(
-                name,
-                "files",
-                source,
-                snap.latest_id,
-                snap.created_at,
-                rpo,
-                policy,
-                now,
-                "last snapshot",
-            )
+            _aged(name, "files", source, latest, rpo, policy, now, what=what, missing=missing)
         )
     checks.append(_drill_check(facts, policy, now))
     checks.extend(attempt_checks(facts, policy, now))
@@ -265,16 +262,18 @@ def _drill_check(facts: RepoFacts, policy: Policy, now: datetime) -> Check:
         if facts.last_drill is not None:
             detail += f" (last drill {facts.last_drill.drill_id}: {facts.last_drill.result})"
         return Check("restore drill", "drill", None, State.CRITICAL, detail, None, target)
+    newest = (passed.drill_id, passed.finished_at)
+    what = "last passed drill"
     check = _aged(
         "restore drill",
         "drill",
         passed.database,
-        passed.drill_id,
-        passed.finished_at,
+        newest,
         target,
         policy,
         now,
-        "last passed drill",
+        what=what,
+        missing="",
     )
     last = facts.last_drill
     if last is not None and last.drill_id != passed.drill_id and last.result != "pass":
