@@ -11,7 +11,7 @@ import typer
 from backdrill.cli.errors import report_error
 from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_backup
-from backdrill.cli.options import WaitOption, parse_wait
+from backdrill.cli.options import SourceOption, WaitOption, parse_wait
 from backdrill.cli.render import warn
 from backdrill.cli.state import AppState, state
 from backdrill.config.sources import attempt_scope
@@ -30,13 +30,7 @@ def backup_db(
     all_databases: Annotated[
         bool, typer.Option("--all", help="Every connectable non-template database, and roles.")
     ] = False,
-    source: Annotated[
-        str | None,
-        typer.Option(
-            "--source",
-            help="Back up this PostgreSQL source only (sources:; default: every source).",
-        ),
-    ] = None,
+    source: SourceOption = None,
     wait: WaitOption = None,
     jobs: Annotated[
         int | None,

@@ -10,7 +10,7 @@ import typer
 
 from backdrill.cli.examples import example
 from backdrill.cli.notify_hooks import notify_drill
-from backdrill.cli.options import BackupOption, RestoreJobsOption
+from backdrill.cli.options import BackupOption, RestoreJobsOption, SourceOption
 from backdrill.cli.render import print_json, table, warn
 from backdrill.cli.state import AppState, state
 from backdrill.config.sources import attempt_scope
@@ -38,10 +38,7 @@ def drill_run(
     database: Annotated[
         str | None, typer.Option("--database", help="Drill this database's backups.")
     ] = None,
-    source: Annotated[
-        str | None,
-        typer.Option("--source", help="Drill this PostgreSQL source's backups (sources:)."),
-    ] = None,
+    source: SourceOption = None,
     sandbox: Annotated[
         SandboxChoice | None,
         typer.Option("--sandbox", help="local, docker or server (default: config)."),

@@ -18,6 +18,14 @@ WaitOption = Annotated[
 
 #: ``--backup ID`` of the commands that restore one database backup (restore db, drill run)
 BackupOption = Annotated[str, typer.Option("--backup", help="Backup id or 'latest'.")]
+#: ``--source NAME`` of the commands that pick a PostgreSQL source (backup db, restore db,
+#: drill run); ``backup files --source`` is a filestore location, declared there
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--source", help="This PostgreSQL source only (sources:, by name; default: every source)."
+    ),
+]
 #: ``--jobs N`` of the commands that run pg_restore (restore db, drill run)
 RestoreJobsOption = Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")]
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.examples import example
-from backdrill.cli.options import BackupOption, RestoreJobsOption, parse_before
+from backdrill.cli.options import BackupOption, RestoreJobsOption, SourceOption, parse_before
 from backdrill.cli.state import state
 from backdrill.runtime.timeutil import human_duration, utcnow
 
@@ -25,10 +25,7 @@ def restore_db(
     database: Annotated[
         str | None, typer.Option("--database", help="Restore a backup of this database.")
     ] = None,
-    source: Annotated[
-        str | None,
-        typer.Option("--source", help="Of this PostgreSQL source (sources:), by name."),
-    ] = None,
+    source: SourceOption = None,
     jobs: RestoreJobsOption = None,
     neutralize: Annotated[
         bool, typer.Option("--neutralize", help="Neutralize the Odoo copy (no mail, no cron).")
