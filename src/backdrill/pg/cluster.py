@@ -146,7 +146,7 @@ class LocalCluster:
         pwfile.chmod(0o600)
         self._chown(pwfile)
         try:
-            command.run(
+            self._run_as_owner(
                 [
                     self.bin_dir / "initdb",
                     "-D",
@@ -160,9 +160,6 @@ class LocalCluster:
                     "--no-sync",
                     "--no-instructions",
                 ],
-                env=self._env(),
-                cwd=self.root,
-                user=self.run_as,
                 what="initdb",
                 timeout=300,
             )
@@ -186,7 +183,7 @@ class LocalCluster:
         for _attempt in range(5):
             self.port = free_port()
             try:
-                command.run(
+                self._run_as_owner(
                     [
                         self.bin_dir / "pg_ctl",
                         "start",
@@ -200,9 +197,6 @@ class LocalCluster:
                         "-o",
                         f"-p {self.port}",
                     ],
-                    env=self._env(),
-                    cwd=self.root,
-                    user=self.run_as,
                     what="pg_ctl start",
                     timeout=90,
                 )
@@ -213,6 +207,12 @@ class LocalCluster:
                 with contextlib.suppress(OSError):
                     last_error += " " + logfile.read_text()[-300:]
         raise SandboxError(f"cannot start the throwaway cluster: {last_error.strip()}")
+
+    def _run_as_owner(self, argv: list[str | Path], *, what: str, timeout: float) -> None:
+        """Run a server program (initdb, pg_ctl) in the cluster's root as its owner."""
+        command.run(
+            argv, env=self._env(), cwd=self.root, user=self.run_as, what=what, timeout=timeout
+        )
 
     def _postmaster_pid(self) -> int | None:
         try:
@@ -238,7 +238,7 @@ class LocalCluster:
         pid = self._postmaster_pid()
         if pid is not None:
             with contextlib.suppress(Exception):
-                command.run(
+                self._run_as_owner(
                     [
                         self.bin_dir / "pg_ctl",
                         "stop",
@@ -250,9 +250,6 @@ class LocalCluster:
                         "-t",
                         "30",
                     ],
-                    env=self._env(),
-                    cwd=self.root,
-                    user=self.run_as,
                     what="pg_ctl stop",
                     timeout=40,
                 )
