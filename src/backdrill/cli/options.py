@@ -29,6 +29,16 @@ SourceOption = Annotated[
 #: ``--jobs N`` of the commands that run pg_restore (restore db, drill run)
 RestoreJobsOption = Annotated[int | None, typer.Option("--jobs", min=1, help="pg_restore jobs.")]
 
+#: ``--before TIME`` of restore db and restore files (parsed by :func:`parse_before`)
+BeforeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--before",
+        help="The newest backup (restore db) or snapshot (restore files) created before "
+        "this time; UTC if it names no zone.",
+    ),
+]
+
 
 def parse_wait(value: str | None) -> timedelta | None:
     """``--wait DURATION``: how long to wait for a held lock (None: fail at once)."""

@@ -7,7 +7,13 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.examples import example
-from backdrill.cli.options import BackupOption, RestoreJobsOption, SourceOption, parse_before
+from backdrill.cli.options import (
+    BackupOption,
+    BeforeOption,
+    RestoreJobsOption,
+    SourceOption,
+    parse_before,
+)
 from backdrill.cli.state import state
 from backdrill.runtime.timeutil import human_duration, utcnow
 
@@ -19,9 +25,7 @@ def restore_db(
         typer.Option("--to", help="Target DSN (libpq string or URL); its dbname is the target."),
     ],
     backup: BackupOption = "latest",
-    before: Annotated[
-        str | None, typer.Option("--before", help="Newest backup created before this time.")
-    ] = None,
+    before: BeforeOption = None,
     database: Annotated[
         str | None, typer.Option("--database", help="Restore a backup of this database.")
     ] = None,

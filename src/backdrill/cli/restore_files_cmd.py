@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from backdrill.cli.examples import example
-from backdrill.cli.options import parse_before
+from backdrill.cli.options import BeforeOption, parse_before
 from backdrill.cli.state import state
 from backdrill.runtime.timeutil import human_duration, human_size, utcnow
 
@@ -18,10 +18,7 @@ def restore_files(
     snapshot: Annotated[
         str, typer.Option("--snapshot", help="A snapshot id, or latest.")
     ] = "latest",
-    before: Annotated[
-        str | None,
-        typer.Option("--before", help="The newest snapshot created before this UTC time."),
-    ] = None,
+    before: BeforeOption = None,
     source_name: Annotated[
         str | None,
         typer.Option("--source-name", help="Which source, when the repository holds several."),
