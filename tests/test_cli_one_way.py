@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -32,6 +33,40 @@ def test_every_command_module_registers_its_commands_through_register() -> None:
         assert groups == [], f"{name} builds its own Typer; app.py builds the tree"
     # restore files is attached by its own module, not from restore_cmd.py
     assert "restore_files" not in (CLI / "restore_cmd.py").read_text()
+
+
+#: an option several commands take with one meaning, and the commands (None: every one)
+SHARED_OPTIONS = {
+    "--wait": None,
+    "--before": None,
+    "--backup": None,
+    "--source": [("backup", "db"), ("restore", "db"), ("drill", "run")],  # a PostgreSQL source
+    "--jobs": [("restore", "db"), ("drill", "run")],  # pg_restore's
+}
+
+
+def _option_helps(
+    command: Any, path: tuple[str, ...] = ()
+) -> dict[str, dict[tuple[str, ...], str]]:
+    """Every option of every leaf command: {"--name": {command path: help text}}."""
+    helps: dict[str, dict[tuple[str, ...], str]] = {}
+    for name, sub in (getattr(command, "commands", None) or {}).items():
+        for option, found in _option_helps(sub, (*path, name)).items():
+            helps.setdefault(option, {}).update(found)
+    for param in command.params if path and not hasattr(command, "commands") else []:
+        for option in getattr(param, "opts", []):
+            helps.setdefault(option, {})[path] = getattr(param, "help", None) or ""
+    return helps
+
+
+def test_an_option_shared_by_several_commands_has_one_help_text() -> None:
+    from backdrill.cli.app import app
+
+    helps = _option_helps(typer.main.get_command(app))
+    for option, commands in SHARED_OPTIONS.items():
+        texts = {p: h for p, h in helps[option].items() if commands is None or p in commands}
+        assert len(texts) >= 2, (option, texts)
+        assert len(set(texts.values())) == 1, (option, texts)
 
 
 def test_before_is_parsed_once_into_utc() -> None:
