@@ -232,15 +232,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--before", type=Path, default=None, help="an older tree's src")
     parser.add_argument("--keep", type=Path, default=None, help="keep the results here")
-    parser.add_argument(
-        "--priority",
-        action="store_true",
-        help="raise the run's and the server's autogroup priority (nice -19): on a machine "
-        "shared with other sessions, a near-quiet machine for the run (start under setsid)",
-    )
     args = parser.parse_args()
-    if args.priority:
-        Path("/proc/self/autogroup").write_text("-19")
     cores = os.cpu_count() or 1
     initdb = sorted(binaries.find_all("initdb"), key=lambda p: p.major)[-1]
     work = Path(tempfile.mkdtemp(prefix="backdrill-timeline-many-"))
@@ -255,8 +247,6 @@ def main() -> None:
             make_databases(params, args.databases, args.rows)
             postmaster = cluster._postmaster_pid()
             assert postmaster is not None
-            if args.priority:
-                Path(f"/proc/{postmaster}/autogroup").write_text("-19")
             config = work / "config.yaml"
             config.write_text(
                 "postgres:\n"
