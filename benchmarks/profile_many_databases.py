@@ -60,6 +60,9 @@ PHASES = [
     ("backdrill.services.snapshot_facts.SnapshotFacts", "outcome", "wait for the facts thread"),
     ("backdrill.repository.manifest.DbManifest", "to_json", "manifest to JSON"),
     ("backdrill.storage.local.LocalStorage", "put_bytes", "put_bytes (manifest, locks)"),
+    ("backdrill.storage.local._LocalWriter", "_commit", "object commit (fsync, rename, fsync dir)"),
+    ("backdrill.storage.local.LocalStorage", "delete", "delete (lock release)"),
+    ("backdrill.services.snapshot_facts.SnapshotFacts", "run", "facts thread (whole)"),
     ("backdrill.services.backup_db", "backup_globals", "globals (once)"),
     ("backdrill.cli.app", "record_attempts", "attempt records (once)"),
 ]
@@ -80,39 +83,44 @@ def _resolve(dotted: str) -> Any:
     raise ImportError(dotted)
 
 
-def _timer(
-    original: Callable[..., Any], phase: str, spent: dict[str, list[float]], lock: threading.Lock
-) -> Callable[..., Any]:
+#: one call of a wrapped function: phase, thread id (the kernel's), thread name, start
+#: and end on CLOCK_MONOTONIC (the clock of `perf record -k CLOCK_MONOTONIC`)
+Event = tuple[str, int, str, float, float]
+
+
+def _timer(original: Callable[..., Any], phase: str, events: list[Event]) -> Callable[..., Any]:
     @functools.wraps(original)
     def timed(*args: Any, **kw: Any) -> Any:
-        started = time.perf_counter()
+        started = time.monotonic()
         try:
             return original(*args, **kw)
         finally:
-            with lock:
-                spent[phase].append(time.perf_counter() - started)
+            thread = threading.current_thread()
+            events.append(
+                (phase, threading.get_native_id(), thread.name, started, time.monotonic())
+            )
 
     return timed
 
 
-def _install_timers() -> dict[str, list[float]]:
-    spent: dict[str, list[float]] = defaultdict(list)
-    lock = threading.Lock()
+def _install_timers() -> list[Event]:
+    events: list[Event] = []  # list.append is atomic: no lock
     for owner_name, attr, phase in PHASES:
         owner = _resolve(owner_name)
         original: Callable[..., Any] | None = getattr(owner, attr, None)
         if original is None:  # an older backdrill (PYTHONPATH): the phase is not there
             continue
 
-        setattr(owner, attr, _timer(original, phase, spent, lock))
-    return spent
+        setattr(owner, attr, _timer(original, phase, events))
+    return events
 
 
 def child_main(out: Path, argv: list[str]) -> None:
     """In the child: the timers, then the real CLI; the phases written to ``out``."""
-    spent = _install_timers()
+    events = _install_timers()
     from backdrill.cli.app import main as cli_main
 
+    started_at = time.monotonic()
     started = time.perf_counter()
     code = cli_main(argv, process=True)
     wall = time.perf_counter() - started
@@ -122,7 +130,12 @@ def child_main(out: Path, argv: list[str]) -> None:
         "backdrill (python)": own.ru_utime + own.ru_stime,
         "pg_dump (children)": children.ru_utime + children.ru_stime,
     }
-    out.write_text(json.dumps({"code": code, "wall": wall, "phases": spent, "cpu": cpu}))
+    spent: dict[str, list[float]] = defaultdict(list)
+    for phase, _tid, _name, start, end in events:
+        spent[phase].append(end - start)
+    run = {"pid": os.getpid(), "started": started_at, "ended": time.monotonic()}
+    document = {"code": code, "wall": wall, "phases": spent, "cpu": cpu, "events": events}
+    out.write_text(json.dumps({**document, **run}))
     sys.exit(code)
 
 

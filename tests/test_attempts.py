@@ -6,18 +6,21 @@ a failed drill in the evidence chain."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backdrill.pg.connection import ConnParams
 from backdrill.policy.ssot import Policy
-from backdrill.repository.attempts import Attempt, attempt_key, parse_attempt
+from backdrill.repository.attempts import Attempt, attempt_key, parse_attempt, record_all
 from backdrill.sample.odoo import SampleInfo
 from backdrill.services.facts import DbFacts, DrillFacts, RepoFacts
 from backdrill.services.status import State, evaluate
+from backdrill.storage.local import LocalStorage
 from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.repo import list_keys, read_object, write_object
 from helpers.seed import db_manifest
@@ -240,3 +243,33 @@ def test_attempt_keys_never_collide() -> None:
     assert len(set(keys)) == len(keys)
     assert all(k.startswith("status/backup-db-") and k.count("/") == 1 for k in keys)
     assert attempt_key("backup-db", "odoo") == "status/backup-db-odoo.json"
+
+
+class _MeetingStorage(LocalStorage):
+    """A local repository whose writes wait for one another: two writes in flight at
+    once pass, one alone times out (and its record is lost, best effort)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.meeting = threading.Barrier(2, timeout=5)
+
+    def put_bytes(self, key: str, data: bytes, **kw: Any) -> None:
+        self.meeting.wait()
+        super().put_bytes(key, data, **kw)
+
+
+def test_the_records_of_a_run_are_written_at_once_each_scope_in_order(tmp_path: Path) -> None:
+    """A run of many databases does not wait for each record's durable write in turn;
+    two records of one scope still carry the history forward in their order."""
+    storage = _MeetingStorage(tmp_path / "repo")
+    failed = Attempt("backup-db", "a", "failed", 5, NOW - timedelta(hours=1), error="boom")
+    ok = Attempt("backup-db", "a", "ok", 0, NOW)
+    other = Attempt("backup-db", "b", "ok", 0, NOW)
+    record_all(storage, [failed, ok, other, Attempt("backup-db", "c", "ok", 0, NOW)])
+    records = {
+        key: parse_attempt(storage.get_bytes(key))
+        for key in (attempt_key("backup-db", s) for s in "abc")
+    }
+    a = records[attempt_key("backup-db", "a")]
+    assert (a.result, a.last_failure_at, a.last_success_at) == ("ok", failed.finished_at, NOW)
+    assert records[attempt_key("backup-db", "b")].result == "ok"

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 
@@ -21,11 +22,13 @@ import psutil
 import pytest
 from rich.console import Console
 
+from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.runtime.progress import RichReporter
+from backdrill.runtime.redact import SECRETS
 from backdrill.services.drill_all import summary_markdown, worst_exit_code
 from conftest import drop_database, s3_repo
-from helpers.cli import Cli, write_config
+from helpers.cli import Cli, Repo, write_config
 from helpers.pgobjects import create_item_database
 from helpers.repo import list_keys, manifests
 
@@ -196,3 +199,26 @@ def test_summary_markdown_escapes_hostile_database_names() -> None:
     (line,) = [ln for ln in text.splitlines() if "script" in ln]
     assert "x\\|y\\<script\\>" in line
     assert line.count(" | ") == 5
+
+
+def test_the_globals_run_beside_the_last_databases_not_after_them(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pg_bin_dir: Path,
+    local_repo: Repo,
+) -> None:
+    """``--all --parallel 2``: the roles and tablespaces are queued after every database
+    and saved by the first free worker while the last (large) database still dumps."""
+    with LocalCluster(pg_bin_dir, tuning={"fsync": "off", "max_connections": "20"}) as cluster:
+        SECRETS.add(cluster.password)
+        for name in ("a_small", "b_small"):
+            create_item_database(cluster.params, name, 10)
+        create_item_database(cluster.params, "z_large", 300_000, label_pad=100)
+        config = write_config(tmp_path / "c.yaml", cluster.params, local_repo)
+        result = Cli(capsys, config)("backup", "db", "--all", "--parallel", "2")
+        assert result.code == 0, result.err
+    root = Path(local_repo.url.removeprefix("file://"))
+    (saved,) = [k for k in list_keys(local_repo) if k.startswith("globals/")]
+    (large,) = [m for m in manifests(local_repo) if m["database"] == "z_large"]
+    saved_at = datetime.fromtimestamp((root / saved).stat().st_mtime, UTC)
+    assert saved_at < datetime.fromisoformat(large["finished_at"])

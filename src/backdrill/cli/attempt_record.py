@@ -9,7 +9,7 @@ import logging
 import time
 
 from backdrill.cli.state import AppState
-from backdrill.repository.attempts import error_line, new_attempt, record_attempt
+from backdrill.repository.attempts import error_line, new_attempt, record_all
 from backdrill.runtime.errors import BackdrillError
 from backdrill.runtime.timeutil import utcnow
 from backdrill.storage import open_probe_storage
@@ -58,7 +58,6 @@ def record_attempts(app_state: AppState, exit_code: int, error: str | None) -> N
         log.warning("cannot record the attempt: %s", error_line(f"{type(exc).__name__}: {exc}"))
         return
     try:
-        for attempt in attempts:
-            record_attempt(storage, attempt)
+        record_all(storage, attempts)
     finally:
         storage.close()

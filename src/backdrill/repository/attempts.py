@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -141,6 +143,30 @@ def record_attempt(storage: Storage, attempt: Attempt) -> None:
         storage.put_bytes(key, record.to_json())
     except Exception as exc:  # best effort: the command's own outcome stands
         log.warning("cannot record the attempt in %s: %s", key, error_line(str(exc)))
+
+
+#: records written at once: each is a read and a durable write (two fsyncs on a local
+#: repository, a round trip or two to S3), and a run of 50 databases writes 51
+RECORD_WRITERS = 8
+
+
+def record_all(storage: Storage, attempts: Sequence[Attempt]) -> None:
+    """``record_attempt`` for each of ``attempts``, up to RECORD_WRITERS at once; those
+    of the same scope in their order, one after the other. Best effort: never raises."""
+    by_key: dict[str, list[Attempt]] = {}
+    for attempt in attempts:
+        by_key.setdefault(attempt_key(attempt.command, attempt.scope), []).append(attempt)
+
+    def write(same_scope: list[Attempt]) -> None:
+        for attempt in same_scope:
+            record_attempt(storage, attempt)
+
+    if len(by_key) <= 1:
+        for same_scope in by_key.values():
+            write(same_scope)
+        return
+    with ThreadPoolExecutor(min(RECORD_WRITERS, len(by_key)), "attempts") as pool:
+        list(pool.map(write, by_key.values()))
 
 
 def _read_one(storage: Storage, key: str) -> Attempt:

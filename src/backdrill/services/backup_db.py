@@ -278,11 +278,12 @@ def run_backup_db(
     the other), each under its lock (``locks/db-<name>``) with its own manifest; a
     failure of one does not stop the others, nor does a source whose databases cannot
     be listed (its outcome has no database). Outcomes in the sources' and databases'
-    order; each source's roles and tablespaces once, after all of them."""
+    order; each source's roles and tablespaces once, queued after all of them."""
     sources = select_sources(ctx.config, source, database)
     dump_jobs = jobs or ctx.config.backup.jobs
     work: list[tuple[Source, ConnParams, str]] = []
     unlisted: list[DbBackupOutcome] = []  # sources whose databases could not be listed
+    roles_of: list[tuple[Source, ConnParams, None]] = []  # sources whose globals are saved
     for src in sources:
         params = ConnParams.from_config(src.postgres, ctx.config.security)
         try:
@@ -293,9 +294,14 @@ def run_backup_db(
             unlisted.append(DbBackupOutcome("", None, exc, src.name))
             continue
         work += [(src, params, name) for name in names]
+        if ctx.config.backup.globals and (all_databases or src.postgres.databases == "all"):
+            roles_of.append((src, params, None))
 
-    def one(item: tuple[Source, ConnParams, str]) -> DbBackupOutcome:
+    def one(item: tuple[Source, ConnParams, str | None]) -> DbBackupOutcome | None:
         src, params, name = item
+        if name is None:  # the source's roles and tablespaces: its failure is the run's
+            backup_globals(ctx, params, src)
+            return None
         try:
             lock = RepoLock(
                 ctx.storage,
@@ -310,10 +316,8 @@ def run_backup_db(
         except BackdrillError as exc:
             return DbBackupOutcome(name, None, exc, src.name)
 
-    outcomes = run_bounded(work, parallel or ctx.config.backup.parallel, one) + unlisted
-    failed_sources = {o.source for o in unlisted}
-    if ctx.config.backup.globals:
-        for src in [s for s in sources if s.name not in failed_sources]:
-            if all_databases or src.postgres.databases == "all":
-                backup_globals(ctx, ConnParams.from_config(src.postgres, ctx.config.security), src)
-    return outcomes
+    # the globals queued after every database: with parallel > 1 they run beside the
+    # last databases' backups, not after them
+    queue: list[tuple[Source, ConnParams, str | None]] = [*work, *roles_of]
+    outcomes = run_bounded(queue, parallel or ctx.config.backup.parallel, one)
+    return [o for o in outcomes if o is not None] + unlisted
