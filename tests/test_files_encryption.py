@@ -32,6 +32,7 @@ from backdrill.services.prune import run_prune
 from backdrill.services.prune_scopes import parse_snapshot_refs
 from helpers.cli import Cli, Repo, write_config
 from helpers.files import files_config, make_tree, run_context, snapshot_entries, tree_state
+from helpers.filestore import assert_restores_source
 from helpers.repo import list_keys, read_object, write_object
 from helpers.waiting import wait_until
 
@@ -138,10 +139,7 @@ def test_encrypted_filestore_objects_hold_no_plaintext_and_restore_with_the_iden
     verified = cli_reader("verify", snapshot["id"], "--read-data")
     assert verified.code == 0, verified.err
     assert "│ 12      │ 12 (" in verified.out
-    target = tmp_path / "restored"
-    restored = cli_reader("restore", "files", "--to", str(target))
-    assert restored.code == 0, restored.err
-    assert tree_state(target) == tree_state(source)  # bytes, modes and mtimes
+    restored = assert_restores_source(cli_reader, source, tmp_path / "restored")
     assert identity_file.read_text().splitlines()[-1] not in restored.out + restored.err
 
 
@@ -254,10 +252,7 @@ def test_incremental_backups_stay_encrypted_and_turning_encryption_on_uploads_ag
     changed = run_backup_files(run_context(encrypted)).snapshot
     assert changed.files_read == 1 and changed.new_objects == 1
     assert set(_file_objects(repo)) - plaintext - sealed == {_age_key(b"changed content " * 100)}
-    target = tmp_path / "restored"
-    restored = cli_encrypted("restore", "files", "--to", str(target))
-    assert restored.code == 0, restored.err
-    assert tree_state(target) == tree_state(source)
+    assert_restores_source(cli_encrypted, source, tmp_path / "restored")
     # the clear snapshot still restores from its plaintext objects, with no identity
     old = cli_clear("restore", "files", "--snapshot", first.id, "--to", str(tmp_path / "old"))
     assert old.code == 0, old.err
@@ -298,10 +293,7 @@ def test_prune_keeps_the_encrypted_objects_of_kept_snapshots_and_sweeps_the_othe
     assert set(_file_objects(local_repo)) == before - {gone}
     assert all(k.endswith(".age") for k in before)
 
-    target = tmp_path / "restored"
-    restored = cli("restore", "files", "--to", str(target))
-    assert restored.code == 0, restored.err
-    assert tree_state(target) == tree_state(source)
+    assert_restores_source(cli, source, tmp_path / "restored")
 
 
 def test_drill_checks_the_attachments_of_an_encrypted_filestore(
