@@ -5,6 +5,7 @@ options reach S3."""
 
 from __future__ import annotations
 
+import io
 import secrets
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from backdrill.repository.crypto import FRAME, Decryptor, EncryptingSink, Keys
 from backdrill.runtime.errors import ConfigError, IntegrityError
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
+from helpers.age import age_identity, encrypted
 from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
 from helpers.repo import _bucket_prefix, _client, list_keys, manifests, read_object
 
@@ -25,10 +27,7 @@ KNOWN_ROW = b"partner7@example.com"
 
 @pytest.fixture
 def identity(tmp_path: Path) -> tuple[str, Path]:
-    key = pyrage.x25519.Identity.generate()
-    path = tmp_path / "age-identity.txt"
-    path.write_text(f"# backdrill test identity\n{key}\n")
-    return str(key.to_public()), path
+    return age_identity(tmp_path)
 
 
 def _encrypted_config(
@@ -40,14 +39,10 @@ def _encrypted_config(
     identity_file: Path | None,
     work: Path,
 ) -> Path:
-    encryption: dict[str, object] = {"recipients": [recipient]}
-    if identity_file is not None:
-        encryption["identity_file"] = str(identity_file)
-    repo = Repo(repo.url, {**repo.storage, "encryption": encryption})
     return write_config(
         tmp_path / f"c-{secrets.token_hex(2)}.yaml",
         pg,
-        repo,
+        encrypted(repo, recipient, identity_file),
         databases=[sample.database],
         drill={"work_dir": str(work), "report_dir": str(tmp_path / "reports")},
     )
@@ -152,19 +147,13 @@ def test_a_wrong_or_missing_identity_exits_3_with_one_line(
 def test_frames_detect_reordering_truncation_and_tampering() -> None:
     key = pyrage.x25519.Identity.generate()
     keys = Keys([key.to_public()], None, None)
-    out: list[bytes] = []
-
-    class Collect:
-        def write(self, data: bytes) -> int:
-            out.append(data)
-            return len(data)
-
-    sink = EncryptingSink(Collect(), keys)
+    out = io.BytesIO()
+    sink = EncryptingSink(out, keys)
     payload = secrets.token_bytes(FRAME * 2 + 1000)
     for i in range(0, len(payload), 300_000):
         sink.write(payload[i : i + 300_000])
     sink.close()
-    blob = b"".join(out)
+    blob = out.getvalue()
     assert payload[:1000] not in blob
     dec = Decryptor([key], "x")
     assert dec.feed(blob) == payload

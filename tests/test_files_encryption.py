@@ -30,6 +30,7 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.services.backup_files import run_backup_files
 from backdrill.services.prune import run_prune
 from backdrill.services.prune_scopes import parse_snapshot_refs
+from helpers.age import age_identity, encrypted
 from helpers.cli import Cli, Repo, write_config
 from helpers.files import files_config, make_tree, run_context, snapshot_entries, tree_state
 from helpers.filestore import assert_restores_source
@@ -43,10 +44,7 @@ OBJECTS = "files/objects/"
 @pytest.fixture
 def age_keys(tmp_path: Path) -> tuple[str, Path]:
     """A recipient (public key) and the file holding its identity."""
-    key = pyrage.x25519.Identity.generate()
-    path = tmp_path / "age-identity.txt"
-    path.write_text(f"# backdrill test identity\n{key}\n")
-    return str(key.to_public()), path
+    return age_identity(tmp_path)
 
 
 def _config(
@@ -58,13 +56,9 @@ def _config(
     **sections: Any,
 ) -> Path:
     """A files config; ``recipient`` None: a clear repository."""
-    storage = dict(repo.storage)
     if recipient is not None:
-        encryption: dict[str, object] = {"recipients": [recipient]}
-        if identity_file is not None:
-            encryption["identity_file"] = str(identity_file)
-        storage["encryption"] = encryption
-    config = files_config(path, Repo(repo.url, storage), str(source))
+        repo = encrypted(repo, recipient, identity_file)
+    config = files_config(path, repo, str(source))
     if sections:
         doc = yaml.safe_load(config.read_text())
         config.write_text(yaml.safe_dump({**doc, **sections}))

@@ -39,6 +39,13 @@ class Source:
     def checks(self) -> dict[str, dict[str, str]]:
         return {c["name"]: c for c in self.report()["checks"]}  # type: ignore[attr-defined]
 
+    def drill_passes(self, database: str) -> dict[str, dict[str, str]]:
+        """``database`` backed up and drilled, the drill passing: its checks."""
+        assert self.run("backup", "db", "--database", database).code == 0
+        drilled = self.run("drill", "run")
+        assert drilled.code == 0, drilled.out + drilled.err
+        return self.checks()
+
 
 @pytest.fixture
 def new_server(pg_bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConnParams]:
@@ -114,10 +121,7 @@ def test_owner_grants_and_policy_survive_the_drill_and_a_restore_onto_a_new_serv
     name, suffix = owned_db
     owner, reader = f"app_owner_{suffix}", f"app_reader_{suffix}"
     src = source(repo)
-    assert src.run("backup", "db", "--database", name).code == 0
-    drilled = src.run("drill", "run")
-    assert drilled.code == 0, drilled.out + drilled.err
-    assert src.checks()["database_properties"]["status"] == "pass"
+    assert src.drill_passes(name)["database_properties"]["status"] == "pass"
 
     restored = src.run("restore", "db", "--to", dsn(new_server, name))
     assert restored.code == 0, restored.err
@@ -187,10 +191,7 @@ def test_a_latin1_database_comes_back_latin1_with_its_settings_and_comment(
     source: MakeSource, pg: ConnParams, repo: Repo, latin1_db: str, new_server: ConnParams
 ) -> None:
     src = source(repo)
-    assert src.run("backup", "db", "--database", latin1_db).code == 0
-    drilled = src.run("drill", "run")
-    assert drilled.code == 0, drilled.out + drilled.err
-    check = src.checks()["database_properties"]
+    check = src.drill_passes(latin1_db)["database_properties"]
     assert check["status"] == "pass"
     assert "encoding LATIN1, collation C, ctype C, 2 setting(s)" in check["detail"]
 
@@ -227,14 +228,10 @@ def test_the_drill_names_the_tablespaces_the_source_used(
         with pg.with_db(latin1_db).connect() as conn:
             conn.execute(f"CREATE TABLE app.hot (id int) TABLESPACE {space}")
             conn.execute("INSERT INTO app.hot VALUES (1), (2)")
-        src = source(repo)
-        assert src.run("backup", "db", "--database", latin1_db).code == 0
-        drilled = src.run("drill", "run")
-        assert drilled.code == 0, drilled.out + drilled.err
-        check = src.checks()["tablespaces"]
-        assert check["status"] == "pass"
-        assert f"the source used tablespace(s) {space}" in check["detail"]
-        assert src.checks()["row_counts"]["status"] == "pass"
+        checks = source(repo).drill_passes(latin1_db)
+        assert checks["tablespaces"]["status"] == "pass"
+        assert f"the source used tablespace(s) {space}" in checks["tablespaces"]["detail"]
+        assert checks["row_counts"]["status"] == "pass"
     finally:
         drop_database(pg, latin1_db)
         drop_tablespace(pg, space, location)
