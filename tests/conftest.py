@@ -21,6 +21,7 @@ from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.runtime.redact import SECRETS
 from backdrill.sample.odoo import SampleInfo, create_sample
+from helpers.age import age_identity
 from helpers.backed import BackUp
 from helpers.cli import Cli, Repo, SampleCli
 from helpers.filestore import FilestoreOn
@@ -286,3 +287,9 @@ def filestore_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Filestor
     """Builds ``tmp_path / "filestore"`` and configures it on a repository, the CLI bound
     to it: ``tree = filestore_on(local_repo, count=3)``, ``tree.cli("backup", "files")``."""
     return FilestoreOn(tmp_path, capsys)
+
+
+@pytest.fixture
+def age_keys(tmp_path: Path) -> tuple[str, Path]:
+    """An age recipient (public key) and the file holding its identity."""
+    return age_identity(tmp_path)

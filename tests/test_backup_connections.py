@@ -6,7 +6,6 @@ the facts read on that connection (Odoo's) come before the digests' session sett
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,8 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.content import SMALL_DATABASE_BYTES, compute_content, digest_connections
 from backdrill.pg.content import inventory as read_inventory
 from backdrill.repository.digests import ContentFacts
-from conftest import drop_database
 from helpers.cli import Repo, run_cli, write_config
+from helpers.pgobjects import scratch_database
 from helpers.repo import manifests
 
 # text-digested tables (an enum) whose text form depends on the session's settings,
@@ -50,20 +49,15 @@ ODD_SETTINGS = {
 
 @pytest.fixture
 def small_db(pg: ConnParams) -> Iterator[str]:
-    name = f"small_{secrets.token_hex(4)}"
-    with pg.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with pg.with_db(name).connect() as conn:
-        conn.execute(SCHEMA_SQL)  # type: ignore[arg-type]
-    with pg.connect() as conn:
-        for setting, value in ODD_SETTINGS.items():
-            try:
-                conn.execute(f"ALTER DATABASE \"{name}\" SET {setting} TO '{value}'")  # type: ignore[arg-type]
-            except Exception:  # a locale this system lacks: the others still apply
-                if setting != "lc_monetary":
-                    raise
-    yield name
-    drop_database(pg, name)
+    with scratch_database(pg, "small", SCHEMA_SQL) as name:
+        with pg.connect() as conn:
+            for setting, value in ODD_SETTINGS.items():
+                try:
+                    conn.execute(f"ALTER DATABASE \"{name}\" SET {setting} TO '{value}'")  # type: ignore[arg-type]
+                except Exception:  # a locale this system lacks: the others still apply
+                    if setting != "lc_monetary":
+                        raise
+        yield name
 
 
 def _sessions(pg: ConnParams, database: str) -> int:

@@ -30,7 +30,7 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.services.backup_files import run_backup_files
 from backdrill.services.prune import run_prune
 from backdrill.services.prune_scopes import parse_snapshot_refs
-from helpers.age import age_identity, encrypted
+from helpers.age import encrypted
 from helpers.cli import Cli, Repo, write_config
 from helpers.files import files_config, make_tree, run_context, snapshot_entries, tree_state
 from helpers.filestore import assert_restores_source
@@ -39,12 +39,6 @@ from helpers.waiting import wait_until
 
 CANARY = b"CANARY-PLAINTEXT-xyz"
 OBJECTS = "files/objects/"
-
-
-@pytest.fixture
-def age_keys(tmp_path: Path) -> tuple[str, Path]:
-    """A recipient (public key) and the file holding its identity."""
-    return age_identity(tmp_path)
 
 
 def _config(

@@ -20,7 +20,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.runtime.redact import SECRETS
 from conftest import drop_database
 from helpers.cli import Cli, Repo, Result, write_config
-from helpers.pgobjects import create_tablespace, drop_tablespace, dsn
+from helpers.pgobjects import create_tablespace, drop_tablespace, dsn, scratch_database
 from helpers.repo import list_keys, manifests, read_object, write_object
 
 
@@ -320,25 +320,17 @@ def test_a_manifest_from_before_roles_were_recorded_still_drills_as_it_did(
 def test_an_icu_database_is_drilled_with_its_icu_locale(
     source: MakeSource, pg: ConnParams, local_repo: Repo
 ) -> None:
-    name = f"icu_{secrets.token_hex(3)}"
-    with pg.connect() as conn:
-        conn.execute(
-            f"CREATE DATABASE {name} LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8' "
-            "TEMPLATE template0"
-        )
-    try:
-        with pg.with_db(name).connect() as conn:
-            conn.execute("CREATE TABLE word AS SELECT 'Äpfel'::text AS s")
+    with scratch_database(
+        pg,
+        "icu",
+        "CREATE TABLE word AS SELECT 'Äpfel'::text AS s",
+        create="LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8' TEMPLATE template0",
+    ) as name:
         src = source(local_repo)
-        assert src.run("backup", "db", "--database", name).code == 0
+        assert src.drill_passes(name)["database_properties"]["status"] == "pass"
         (manifest,) = manifests(local_repo)
         props = manifest["database_properties"]
         assert (props["locale_provider"], props["icu_locale"]) == ("icu", "de-DE")
-        drilled = src.run("drill", "run")
-        assert drilled.code == 0, drilled.out + drilled.err
-        assert src.checks()["database_properties"]["status"] == "pass"
-    finally:
-        drop_database(pg, name)
 
 
 def test_restore_db_no_owner_creates_no_role_and_keeps_no_owner(
