@@ -19,6 +19,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
 from helpers.cli import Cli, Repo, Result, SampleCli, run_cli_process
+from helpers.faults import five_errors, outage_from_part_two, resets_mid_part
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
 from helpers.s3proxy import FaultProxy, Rule
@@ -91,9 +92,7 @@ def test_backup_commits_after_five_consecutive_transient_errors(
     contains: str,
 ) -> None:
     repo = with_retry(proxied_repo, QUICK_RETRY)
-    rule = fault_proxy.add(
-        Rule("error", method=method, contains=contains, times=5, status=status, code=code)
-    )
+    rule = five_errors(fault_proxy, status, code, method, contains)
     _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 5
@@ -107,7 +106,7 @@ def test_backup_commits_after_connection_resets_mid_part(
     sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     repo = with_retry(proxied_repo, QUICK_RETRY)
-    rule = fault_proxy.add(Rule("reset", method="PUT", contains="partNumber=2", times=2))
+    rule = resets_mid_part(fault_proxy)
     _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 2
@@ -119,7 +118,7 @@ def test_backup_rides_out_a_ten_second_outage_with_the_default_policy(
     sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     repo = with_retry(proxied_repo, DEFAULT_RETRY)
-    rule = fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=10))
+    rule = outage_from_part_two(fault_proxy, 10)
     started = time.monotonic()
     _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
@@ -146,7 +145,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
     its lock when the store is back, before it exits: nothing is left open."""
     outage = 12.0
     repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 20})
-    fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=outage))
+    outage_from_part_two(fault_proxy, outage)
     started = time.monotonic()
     _cli, result = backup(sample_cli, repo, large_sample.database, subprocess=True)
     elapsed = time.monotonic() - started
@@ -168,7 +167,7 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
     the log says the upload is left to prune, and once the store is back prune removes
     it and takes the dead run's lock over."""
     repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 2})
-    fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=300))
+    outage_from_part_two(fault_proxy, 300)
     started = time.monotonic()
     # a separate process, so that its lock is left by a dead holder, as after a real run
     cli, result = backup(sample_cli, repo, large_sample.database, subprocess=True)
