@@ -19,6 +19,7 @@ from backdrill.runtime.errors import ConfigError
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Cli, Repo, SampleCli
 from helpers.repo import list_keys, read_object, write_object
+from helpers.strategies import nested
 
 pytestmark = pytest.mark.reliability
 
@@ -71,15 +72,8 @@ scalars = st.one_of(
     st.sampled_from(["s3://b/p", "file:///tmp/x", "file://rel", "http://h:1", "age1xyz", "all"]),
     st.text(max_size=20),
 )
-documents = st.recursive(
-    scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4),
-        st.dictionaries(
-            st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), children, max_size=5
-        ),
-    ),
-    max_leaves=25,
+documents = nested(
+    scalars, st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), lists=4, dicts=5, leaves=25
 )
 
 
