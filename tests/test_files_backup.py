@@ -210,10 +210,10 @@ def test_object_missing_from_the_repository_is_read_and_stored_again(
 
 
 def test_file_modified_while_read_is_read_again_and_then_consistent(
-    tmp_path: Path, local_repo: Repo
+    filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=3)
+    tree = filestore_on(local_repo, count=3)
+    source, config = tree.source, tree.config
     target = odoo_name(content(1))
     seen: list[str] = []
 
@@ -223,7 +223,6 @@ def test_file_modified_while_read_is_read_again_and_then_consistent(
             with (source / path).open("ab") as stream:
                 stream.write(b" appended while read")
 
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
     result = run_backup_files(run_context(config), during_read=append_once)
     entry = next(e for e in snapshot_entries(config, result.snapshot) if e.path == target)
     final = (source / target).read_bytes()
@@ -318,17 +317,15 @@ def test_a_large_file_is_streamed_through_spool_and_multipart_and_restores_intac
 
 
 def test_a_read_error_skips_the_file_and_marks_the_snapshot_incomplete(
-    tmp_path: Path, local_repo: Repo
+    filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=3)
+    config = filestore_on(local_repo, count=3).config
     failing = odoo_name(content(0))
 
     def io_error(path: str) -> None:
         if path == failing:
             raise OSError(5, "Input/output error")
 
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
     result = run_backup_files(run_context(config), during_read=io_error)
     assert [(s.path, s.reason) for s in result.unreadable] == [
         (failing, "cannot read: Input/output error")

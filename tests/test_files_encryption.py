@@ -33,7 +33,7 @@ from backdrill.services.prune_scopes import parse_snapshot_refs
 from helpers.age import encrypted
 from helpers.cli import Cli, Repo, write_config
 from helpers.files import files_config, make_tree, run_context, snapshot_entries, tree_state
-from helpers.filestore import assert_restores_source
+from helpers.filestore import FilestoreOn, assert_restores_source
 from helpers.repo import list_keys, read_object, write_object
 from helpers.waiting import wait_until
 
@@ -247,21 +247,16 @@ def test_incremental_backups_stay_encrypted_and_turning_encryption_on_uploads_ag
 
 
 def test_prune_keeps_the_encrypted_objects_of_kept_snapshots_and_sweeps_the_others(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo, age_keys: tuple[str, Path]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    filestore_on: FilestoreOn,
+    local_repo: Repo,
+    age_keys: tuple[str, Path],
 ) -> None:
-    recipient, identity_file = age_keys
-    source = tmp_path / "filestore"
-    make_tree(source, count=5)
+    retention = {"days": 30, "min_keep": 1, "grace_hours": 0}
+    tree = filestore_on(encrypted(local_repo, *age_keys), count=5, retention=retention)
+    source, config, cli = tree.source, tree.config, tree.cli
     (source / "deep" / "dup").write_bytes(b"only in the first snapshot " * 50)
-    config = _config(
-        tmp_path / "c.yaml",
-        local_repo,
-        source,
-        recipient,
-        identity_file,
-        retention={"days": 30, "min_keep": 1, "grace_hours": 0},
-    )
-    cli = Cli(capsys, config)
     assert cli("backup", "files").code == 0
     gone = _age_key(b"only in the first snapshot " * 50)
     assert gone in _file_objects(local_repo)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from helpers.cli_env import cli, fresh_env
 from helpers.repo import write_object
 from helpers.seed import write_drill, write_manifest
-from helpers.strategies import nested
+from helpers.strategies import CONFIG_KEYS, nested
 
 pytestmark = pytest.mark.reliability
 
@@ -333,35 +333,6 @@ def test_arbitrary_command_lines_never_make_an_internal_error(
 
 # -- arbitrary configuration ------------------------------------------------------------
 
-CONFIG_KEYS = [
-    "postgres",
-    "databases",
-    "storage",
-    "retry",
-    "attempts",
-    "max_seconds",
-    "encryption",
-    "recipients",
-    "identity_file",
-    "retention",
-    "days",
-    "min_keep",
-    "keep_daily",
-    "grace_hours",
-    "targets",
-    "rpo_hours",
-    "rto_hours",
-    "drill",
-    "sandbox",
-    "jobs",
-    "backup",
-    "compression_level",
-    "files",
-    "name",
-    "serve",
-    "cache_seconds",
-    "ssot",
-]
 config_keys = st.one_of(st.sampled_from(CONFIG_KEYS), st.text(max_size=6))
 config_docs = st.dictionaries(
     config_keys, nested(json_scalars, config_keys, lists=3, dicts=3, leaves=10), max_size=5
