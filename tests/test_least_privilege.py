@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.privileges import Unreadable, denial_message, unreadable_objects
 from backdrill.pg.role_restore import Login, creatable
 from backdrill.pg.roles import RoleFacts
-from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
+from helpers.cli import Cli, Repo, SampleCli, write_config
 from helpers.repo import list_keys, manifests
 
 
@@ -53,29 +54,34 @@ def app(pg: ConnParams) -> Iterator[App]:
             conn.execute(f'DROP ROLE "{name}"')
 
 
-def config_for(tmp_path: Path, app: App, repo: Repo, **kwargs: object) -> Path:
-    return write_config(
-        tmp_path / "c.yaml",
-        app.login,
-        repo,
-        drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(kwargs.pop("work"))}
-        if "work" in kwargs
-        else {"report_dir": str(tmp_path / "reports")},
-        **kwargs,  # type: ignore[arg-type]
-    )
+AppCli = Callable[..., Cli]
+
+
+@pytest.fixture
+def app_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], app: App) -> AppCli:
+    """``app_cli(repo, work=None, **sections)``: the CLI connecting as the app's login,
+    drills reporting to ``tmp_path / "reports"`` (and working in ``work``)."""
+
+    def configure(repo: Repo, work: Path | None = None, **sections: Any) -> Cli:
+        drill = {"report_dir": str(tmp_path / "reports")}
+        if work is not None:
+            drill["work_dir"] = str(work)
+        return Cli(
+            capsys, write_config(tmp_path / "c.yaml", app.login, repo, drill=drill, **sections)
+        )
+
+    return configure
 
 
 def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    app_cli: AppCli,
     pg: ConnParams,
     app: App,
     local_repo: Repo,
     work_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = config_for(tmp_path, app, local_repo, databases=[app.database], work=work_dir)
-    cli = Cli(capsys, config)
+    cli = app_cli(local_repo, work=work_dir, databases=[app.database])
     backed = cli("backup", "db")
     assert backed.code == 0, backed.err
     (manifest,) = manifests(local_repo)
@@ -98,17 +104,12 @@ def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
 
 
 def test_a_table_the_login_may_not_read_is_named_before_the_dump(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    app: App,
-    repo: Repo,
+    app_cli: AppCli, pg: ConnParams, app: App, repo: Repo
 ) -> None:
     with pg.with_db(app.database).connect() as conn:
         conn.execute("CREATE TABLE res_partner_secret (id int)")
         conn.execute("REVOKE ALL ON res_partner_secret FROM PUBLIC")
-    config = config_for(tmp_path, app, repo, databases=[app.database])
-    cli = Cli(capsys, config)
+    cli = app_cli(repo, databases=[app.database])
     result = cli("--log-format", "text", "backup", "db")
     assert result.code == 5, result.err
     errors = [ln for ln in result.err.splitlines() if "error" in ln]
@@ -120,11 +121,7 @@ def test_a_table_the_login_may_not_read_is_named_before_the_dump(
 
 
 def test_all_backs_up_what_the_login_can_read_and_names_the_rest(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    app: App,
-    local_repo: Repo,
+    app_cli: AppCli, pg: ConnParams, app: App, local_repo: Repo
 ) -> None:
     closed, unreadable = f"{app.database}_closed", f"{app.database}_unreadable"
     with pg.connect() as conn:
@@ -135,10 +132,7 @@ def test_all_backs_up_what_the_login_can_read_and_names_the_rest(
         conn.execute("CREATE TABLE secret_table (id int)")
         conn.execute("REVOKE ALL ON secret_table FROM PUBLIC")
     try:
-        config = config_for(tmp_path, app, local_repo)
-        result = run_cli(
-            capsys, "--config", str(config), "--log-format", "text", "backup", "db", "--all"
-        )
+        result = app_cli(local_repo)("--log-format", "text", "backup", "db", "--all")
         assert result.code == 5, result.err
         backed = {m["database"] for m in manifests(local_repo)}
         assert app.database in backed
@@ -223,20 +217,14 @@ def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
 
 
 def test_config_check_lists_what_the_login_lacks(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    app: App,
-    local_repo: Repo,
+    app_cli: AppCli, pg: ConnParams, app: App, local_repo: Repo
 ) -> None:
     with pg.connect() as conn:
         conn.execute(f"ALTER ROLE {app.login.user} NOCREATEROLE")
     with pg.with_db(app.database).connect() as conn:
         conn.execute("CREATE TABLE secret_table (id int)")
         conn.execute("REVOKE ALL ON secret_table FROM PUBLIC")
-    config = config_for(tmp_path, app, local_repo, databases=[app.database])
-    cli = Cli(capsys, config)
-    result = cli("config", "check")
+    result = app_cli(local_repo, databases=[app.database])("config", "check")
     assert result.code != 0, result.out
     out = " ".join(result.out.split())
     assert f"login {app.login.user} is not a superuser: OK" in out
