@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.content import SMALL_DATABASE_BYTES, compute_content, digest_connections
 from backdrill.pg.content import inventory as read_inventory
 from backdrill.repository.digests import ContentFacts
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Repo, SampleCli
 from helpers.pgobjects import scratch_database
 from helpers.repo import manifests
 
@@ -87,15 +86,11 @@ def test_the_digests_go_on_the_snapshot_connection_below_the_small_size_only() -
 
 
 def test_a_small_database_is_backed_up_in_two_sessions_with_the_same_digests(
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    small_db: str,
-    local_repo: Repo,
-    tmp_path: Path,
+    sample_cli: SampleCli, pg: ConnParams, small_db: str, local_repo: Repo
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[small_db])
+    cli = sample_cli(database=small_db)
     before = _sessions(pg, small_db)
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     # the snapshot connection and pg_dump's: no connection of the digests' own
     assert _sessions(pg, small_db) - before == 2

@@ -19,7 +19,8 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.privileges import Unreadable, denial_message, unreadable_objects
 from backdrill.pg.role_restore import Login, creatable
 from backdrill.pg.roles import RoleFacts
-from helpers.cli import Cli, Repo, SampleCli, write_config
+from helpers.cli import Cli, Repo, Result, SampleCli, write_config
+from helpers.pgobjects import dsn
 from helpers.repo import list_keys, manifests
 
 
@@ -73,9 +74,25 @@ def app_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], app: App) -> App
     return configure
 
 
+def _restore_as_the_login(
+    cli: Cli, app: App, database: str, target: str, monkeypatch: pytest.MonkeyPatch
+) -> Result:
+    """``restore db`` of ``database`` into ``target``, connecting as the app's login."""
+    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
+    return cli("restore", "db", "--to", dsn(app.login, target), "--database", database)
+
+
+def _backed_up_then_dropped(sample_cli: SampleCli, pg: ConnParams, source: str) -> Cli:
+    """``source`` backed up (by the superuser), then dropped: the CLI, to restore it."""
+    cli = sample_cli(database=source)
+    assert cli("backup", "db").code == 0
+    with pg.connect() as conn:
+        conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
+    return cli
+
+
 def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
     app_cli: AppCli,
-    pg: ConnParams,
     app: App,
     local_repo: Repo,
     work_dir: Path,
@@ -91,9 +108,7 @@ def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
     assert drilled.code == 0, drilled.out + drilled.err
 
     target = f"{app.database}_restored"
-    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
-    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    restored = cli("restore", "db", "--to", to, "--database", app.database)
+    restored = _restore_as_the_login(cli, app, app.database, target, monkeypatch)
     assert restored.code == 0, restored.out + restored.err
     with app.login.with_db(target).connect() as conn:
         row = conn.execute(
@@ -165,17 +180,13 @@ def test_restore_by_a_non_superuser_creates_roles_it_may_and_says_what_differs(
     with pg.with_db(source).connect() as conn:
         conn.execute(f"CREATE TABLE t (id int); ALTER TABLE t OWNER TO {owner}")
         conn.execute(f"INSERT INTO t SELECT generate_series(1, 7); GRANT SELECT ON t TO {reader}")
-    cli = sample_cli(database=source)
-    assert cli("backup", "db").code == 0
+    cli = _backed_up_then_dropped(sample_cli, pg, source)
     with pg.connect() as conn:
-        conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
         conn.execute(f"DROP ROLE {owner}")
         conn.execute(f"DROP ROLE {reader}")
 
     target = f"{app.database}_copy"
-    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
-    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    result = cli("restore", "db", "--to", to, "--database", source)
+    result = _restore_as_the_login(cli, app, source, target, monkeypatch)
     assert result.code == 0, result.out + result.err
     assert f"role {reader} was created without BYPASSRLS" in result.out
     with pg.with_db(target).connect() as conn:
@@ -199,16 +210,11 @@ def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
     with pg.connect() as conn:
         conn.execute(f"CREATE ROLE {owner} NOLOGIN")
         conn.execute(f"CREATE DATABASE {source} OWNER {owner}")
-    cli = sample_cli(database=source)
-    assert cli("backup", "db").code == 0
+    cli = _backed_up_then_dropped(sample_cli, pg, source)
     with pg.connect() as conn:
-        conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
         before = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
 
-    target = f"{app.database}_copy"
-    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
-    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    result = cli("restore", "db", "--to", to, "--database", source)
+    result = _restore_as_the_login(cli, app, source, f"{app.database}_copy", monkeypatch)
     assert result.code == 5, result.out + result.err
     assert f"is not a member of its recorded owner, role {owner}" in result.err
     with pg.connect() as conn:
