@@ -54,9 +54,9 @@ def _failed_drill(
     return result, report
 
 
-def _on_mail_server_insert(pg: ConnParams, sample: SampleInfo, when: str, body: str) -> None:
-    """A trigger running ``body`` ``when`` (``BEFORE INSERT OR UPDATE ... FOR EACH ROW``)
-    a row goes into ir_mail_server: what the neutralization's insert meets."""
+def _mail_server_trigger(pg: ConnParams, sample: SampleInfo, when: str, body: str) -> None:
+    """A trigger on ir_mail_server running ``body`` ``when`` (``BEFORE INSERT OR UPDATE
+    ON ir_mail_server FOR EACH ROW``): what the neutralization's writes there meet."""
     _alter(
         pg,
         sample,
@@ -119,7 +119,7 @@ def test_neutralization_adapts_to_the_mail_server_table_and_the_drill_passes(
 def test_a_neutralization_that_cannot_be_done_is_a_failed_check(
     back_up: BackUp, pg: ConnParams, sample: SampleInfo, local_repo: Repo, work_dir: Path
 ) -> None:
-    _on_mail_server_insert(
+    _mail_server_trigger(
         pg,
         sample,
         "BEFORE INSERT OR UPDATE ON ir_mail_server FOR EACH ROW",
@@ -147,7 +147,7 @@ def test_a_postgres_error_in_a_check_fails_the_drill_with_a_report(
 ) -> None:
     # the neutralization's insert renames a column the Odoo facts read: the restored
     # database no longer answers the verification's query
-    _on_mail_server_insert(
+    _mail_server_trigger(
         pg,
         sample,
         "AFTER INSERT ON ir_mail_server FOR EACH STATEMENT",
