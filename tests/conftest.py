@@ -21,8 +21,10 @@ from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
 from backdrill.runtime.redact import SECRETS
 from backdrill.sample.odoo import SampleInfo, create_sample
+from helpers.age import age_identity
 from helpers.backed import BackUp
 from helpers.cli import Cli, Repo, SampleCli
+from helpers.filestore import FilestoreOn
 from helpers.s3proxy import FaultProxy
 
 S3_KEY_ID = "testing-key-id"
@@ -278,3 +280,16 @@ def back_up(
     """Backs a database up once (``back_up(repo, database)``), drills configured to
     report to ``tmp_path / "reports"`` and to work in ``work_dir``."""
     return BackUp(tmp_path, capsys, pg, work_dir)
+
+
+@pytest.fixture
+def filestore_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> FilestoreOn:
+    """Builds ``tmp_path / "filestore"`` and configures it on a repository, the CLI bound
+    to it: ``tree = filestore_on(local_repo, count=3)``, ``tree.cli("backup", "files")``."""
+    return FilestoreOn(tmp_path, capsys)
+
+
+@pytest.fixture
+def age_keys(tmp_path: Path) -> tuple[str, Path]:
+    """An age recipient (public key) and the file holding its identity."""
+    return age_identity(tmp_path)

@@ -6,10 +6,8 @@ the facts read on that connection (Odoo's) come before the digests' session sett
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +15,8 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.content import SMALL_DATABASE_BYTES, compute_content, digest_connections
 from backdrill.pg.content import inventory as read_inventory
 from backdrill.repository.digests import ContentFacts
-from conftest import drop_database
-from helpers.cli import Repo, run_cli, write_config
+from helpers.cli import Repo, SampleCli
+from helpers.pgobjects import scratch_database
 from helpers.repo import manifests
 
 # text-digested tables (an enum) whose text form depends on the session's settings,
@@ -50,20 +48,15 @@ ODD_SETTINGS = {
 
 @pytest.fixture
 def small_db(pg: ConnParams) -> Iterator[str]:
-    name = f"small_{secrets.token_hex(4)}"
-    with pg.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with pg.with_db(name).connect() as conn:
-        conn.execute(SCHEMA_SQL)  # type: ignore[arg-type]
-    with pg.connect() as conn:
-        for setting, value in ODD_SETTINGS.items():
-            try:
-                conn.execute(f"ALTER DATABASE \"{name}\" SET {setting} TO '{value}'")  # type: ignore[arg-type]
-            except Exception:  # a locale this system lacks: the others still apply
-                if setting != "lc_monetary":
-                    raise
-    yield name
-    drop_database(pg, name)
+    with scratch_database(pg, "small", SCHEMA_SQL) as name:
+        with pg.connect() as conn:
+            for setting, value in ODD_SETTINGS.items():
+                try:
+                    conn.execute(f"ALTER DATABASE \"{name}\" SET {setting} TO '{value}'")  # type: ignore[arg-type]
+                except Exception:  # a locale this system lacks: the others still apply
+                    if setting != "lc_monetary":
+                        raise
+        yield name
 
 
 def _sessions(pg: ConnParams, database: str) -> int:
@@ -93,15 +86,11 @@ def test_the_digests_go_on_the_snapshot_connection_below_the_small_size_only() -
 
 
 def test_a_small_database_is_backed_up_in_two_sessions_with_the_same_digests(
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    small_db: str,
-    local_repo: Repo,
-    tmp_path: Path,
+    sample_cli: SampleCli, pg: ConnParams, small_db: str, local_repo: Repo
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[small_db])
+    cli = sample_cli(database=small_db)
     before = _sessions(pg, small_db)
-    result = run_cli(capsys, "--config", str(config), "backup", "db")
+    result = cli("backup", "db")
     assert result.code == 0, result.err
     # the snapshot connection and pg_dump's: no connection of the digests' own
     assert _sessions(pg, small_db) - before == 2

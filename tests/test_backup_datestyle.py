@@ -11,7 +11,7 @@ import pytest
 
 from backdrill.pg.connection import ConnParams
 from conftest import drop_database
-from helpers.cli import Cli, Repo, write_config
+from helpers.cli import Repo, SampleCli
 from helpers.repo import manifests
 
 
@@ -29,14 +29,9 @@ def dmy_db(pg: ConnParams) -> Iterator[str]:
 
 
 def test_a_database_with_a_non_iso_datestyle_backs_up_and_drills(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    local_repo: Repo,
-    dmy_db: str,
+    tmp_path: Path, sample_cli: SampleCli, local_repo: Repo, dmy_db: str
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", pg, local_repo, databases=[dmy_db])
-    cli = Cli(capsys, config)
+    cli = sample_cli(database=dmy_db)
     backed = cli("backup", "db")
     assert backed.code == 0, backed.err  # was: internal error parsing the snapshot's time
     (manifest,) = [m for m in manifests(local_repo) if m["database"] == dmy_db]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
 from helpers.cli import Repo, SampleCli, run_cli, write_config
+from helpers.pgobjects import dsn, scratch_database
 from helpers.repo import list_keys, manifests, open_uploads, read_object, write_object
 from helpers.s3proxy import FaultProxy, Rule
 
@@ -113,44 +113,42 @@ def test_parallel_backup_of_large_objects_is_drilled_and_restored_byte_for_byte(
     work_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    name = f"lobs_{secrets.token_hex(4)}"
-    restored = f"{name}_restored"
-    with pg.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with pg.with_db(name).connect() as conn:
-            conn.execute("CREATE TABLE doc (id int PRIMARY KEY, body oid NOT NULL)")
-            conn.execute(
-                "INSERT INTO doc SELECT i, lo_from_bytea(0, decode(repeat(md5(i::text),"
-                " 20000 * i), 'hex')) FROM generate_series(1, 4) AS i"
+    with scratch_database(
+        pg,
+        "lobs",
+        "CREATE TABLE doc (id int PRIMARY KEY, body oid NOT NULL)",
+        "INSERT INTO doc SELECT i, lo_from_bytea(0, decode(repeat(md5(i::text),"
+        " 20000 * i), 'hex')) FROM generate_series(1, 4) AS i",
+    ) as name:
+        restored = f"{name}_restored"
+        try:
+            expected = _large_object_digests(pg, name)
+            config = write_config(
+                tmp_path / "c.yaml",
+                pg,
+                local_repo,
+                databases=[name],
+                backup={"work_dir": str(work_dir)},
+                drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
             )
-        expected = _large_object_digests(pg, name)
-        config = write_config(
-            tmp_path / "c.yaml",
-            pg,
-            local_repo,
-            databases=[name],
-            backup={"work_dir": str(work_dir)},
-            drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
-        )
-        result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
-        assert result.code == 0, result.err
-        (manifest,) = manifests(local_repo)
-        names = {o["name"] for o in manifest["objects"]}
-        assert "dump-blobs.toc.zst" in names
-        assert len([n for n in names if n.startswith("dump-blob_")]) == 4
-        assert list(work_dir.iterdir()) == []
+            result = run_cli(capsys, "--config", str(config), "backup", "db", "--jobs", "2")
+            assert result.code == 0, result.err
+            (manifest,) = manifests(local_repo)
+            names = {o["name"] for o in manifest["objects"]}
+            assert "dump-blobs.toc.zst" in names
+            assert len([n for n in names if n.startswith("dump-blob_")]) == 4
+            assert list(work_dir.iterdir()) == []
 
-        drill = run_cli(capsys, "--config", str(config), "drill", "run")
-        assert drill.code == 0, drill.out + drill.err
-        monkeypatch.setenv("PGPASSWORD", pg.password or "")
-        target = f"host={pg.host} port={pg.port} user={pg.user} dbname={restored} sslmode=disable"
-        restore = run_cli(capsys, "--config", str(config), "restore", "db", "--to", target)
-        assert restore.code == 0, restore.out + restore.err
-        assert _large_object_digests(pg, restored) == expected
-    finally:
-        drop_database(pg, name)
-        drop_database(pg, restored)
+            drill = run_cli(capsys, "--config", str(config), "drill", "run")
+            assert drill.code == 0, drill.out + drill.err
+            monkeypatch.setenv("PGPASSWORD", pg.password or "")
+            restore = run_cli(
+                capsys, "--config", str(config), "restore", "db", "--to", dsn(pg, restored)
+            )
+            assert restore.code == 0, restore.out + restore.err
+            assert _large_object_digests(pg, restored) == expected
+        finally:
+            drop_database(pg, restored)
 
 
 def _large_object_digests(pg: ConnParams, database: str) -> list[tuple[object, ...]]:

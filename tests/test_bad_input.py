@@ -19,50 +19,10 @@ from backdrill.runtime.errors import ConfigError
 from backdrill.sample.odoo import SampleInfo
 from helpers.cli import Cli, Repo, SampleCli
 from helpers.repo import list_keys, read_object, write_object
+from helpers.strategies import CONFIG_KEYS, nested
 
 pytestmark = pytest.mark.reliability
 
-KEYS = [
-    "ssot",
-    "postgres",
-    "storage",
-    "url",
-    "host",
-    "port",
-    "user",
-    "password",
-    "password_file",
-    "sslmode",
-    "databases",
-    "bin_dir",
-    "endpoint_url",
-    "region",
-    "retry",
-    "attempts",
-    "max_seconds",
-    "encryption",
-    "recipients",
-    "identity_file",
-    "sse",
-    "mode",
-    "kms_key_id",
-    "object_lock",
-    "days",
-    "retention",
-    "min_keep",
-    "targets",
-    "rpo_hours",
-    "drill",
-    "sandbox",
-    "jobs",
-    "backup",
-    "notify",
-    "webhook_url",
-    "files",
-    "source",
-    "part_size_mb",
-    "all",
-]
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -71,15 +31,12 @@ scalars = st.one_of(
     st.sampled_from(["s3://b/p", "file:///tmp/x", "file://rel", "http://h:1", "age1xyz", "all"]),
     st.text(max_size=20),
 )
-documents = st.recursive(
+documents = nested(
     scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4),
-        st.dictionaries(
-            st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), children, max_size=5
-        ),
-    ),
-    max_leaves=25,
+    st.one_of(st.sampled_from(CONFIG_KEYS), st.text(max_size=8)),
+    lists=4,
+    dicts=5,
+    leaves=25,
 )
 
 

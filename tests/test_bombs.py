@@ -18,9 +18,10 @@ from backdrill.repository.layout import SNAPSHOT_SUFFIX
 from backdrill.repository.limits import MAX_MANIFEST_BYTES, MAX_SNAPSHOT_BYTES
 from backdrill.runtime.timeutil import new_id
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, Result, run_cli_limited, write_config
-from helpers.files import files_config
-from helpers.repo import list_keys, manifests, write_object
+from helpers.backed import BackUp
+from helpers.cli import Repo, Result, run_cli_limited
+from helpers.filestore import FilestoreOn
+from helpers.repo import list_keys, write_object
 from helpers.snapdoc import read_doc, write_doc
 
 MiB = 1024 * 1024
@@ -60,15 +61,10 @@ def _snapshot_doc(repo: Repo) -> tuple[str, dict]:
 
 @pytest.mark.slow
 def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+    tmp_path: Path, filestore_on: FilestoreOn, repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    (source / "ab").mkdir(parents=True)
-    (source / "ab" / "bomb").write_bytes(b"attachment " * 500)
-    (source / "ab" / "fine").write_bytes(b"another attachment " * 300)
-    config = files_config(tmp_path / "c.yaml", repo, str(source))
-    cli = Cli(capsys, config)
-    assert cli("backup", "files").code == 0
+    bomb_and_fine = {"ab/bomb": b"attachment " * 500, "ab/fine": b"another attachment " * 300}
+    config = filestore_on(repo, files=bomb_and_fine).backed_up().config
     key, doc = _snapshot_doc(repo)
     (entry,) = [e for e in doc["entries"] if e["path"] == "ab/bomb"]
     assert entry["stored"] == "zstd"
@@ -95,21 +91,6 @@ def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
     one_error(verified, object_key, "ab/bomb")
 
 
-def _backup_db(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    repo: Repo,
-) -> tuple[Path, dict]:
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=[sample.database])
-    cli = Cli(capsys, config)
-    result = cli("backup", "db")
-    assert result.code == 0, result.err
-    (manifest,) = manifests(repo)
-    return config, manifest
-
-
 def _plant_dump_bomb(repo: Repo, manifest: dict) -> str:
     """The dump replaced by a bomb; the manifest's stored size and sha256 match it, its
     raw size (what the dump decompresses to) is the one lie left."""
@@ -125,13 +106,10 @@ def _plant_dump_bomb(repo: Repo, manifest: dict) -> str:
 
 
 def test_a_dump_bomb_stops_verify_read_data_at_the_recorded_raw_size(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
+    back_up: BackUp, sample: SampleInfo, local_repo: Repo
 ) -> None:
-    config, manifest = _backup_db(tmp_path, capsys, pg, sample, local_repo)
+    backed = back_up(local_repo, sample.database)
+    config, manifest = backed.config, backed.manifest
     key = _plant_dump_bomb(local_repo, manifest)
     result, _rss = run_cli_limited(
         "--config", str(config), "verify", manifest["id"], "--read-data", file_size=FILE_LIMIT
@@ -141,13 +119,10 @@ def test_a_dump_bomb_stops_verify_read_data_at_the_recorded_raw_size(
 
 
 def test_a_custom_format_dump_bomb_stops_restore_db_and_creates_nothing(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    sample: SampleInfo,
-    local_repo: Repo,
+    back_up: BackUp, pg: ConnParams, sample: SampleInfo, local_repo: Repo
 ) -> None:
-    config, manifest = _backup_db(tmp_path, capsys, pg, sample, local_repo)
+    backed = back_up(local_repo, sample.database)
+    config, manifest = backed.config, backed.manifest
     assert manifest["format"] == "pg_dump-custom+zstd"
     key = _plant_dump_bomb(local_repo, manifest)
     target = f"bombed_{manifest['id'][-6:]}"
@@ -170,14 +145,9 @@ def test_a_custom_format_dump_bomb_stops_restore_db_and_creates_nothing(
 
 @pytest.mark.slow
 def test_a_snapshot_document_bomb_is_refused_in_bounded_memory(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    source.mkdir()
-    (source / "a").write_bytes(b"a file")
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    cli = Cli(capsys, config)
-    assert cli("backup", "files").code == 0
+    config = filestore_on(local_repo, files={"a": b"a file"}).backed_up().config
     bomb_id = new_id()
     key = f"files/filestore/snapshots/{bomb_id}{SNAPSHOT_SUFFIX}"
     size = 512 * MiB
@@ -211,12 +181,9 @@ def test_a_snapshot_document_bomb_is_refused_in_bounded_memory(
 
 
 def test_an_oversized_manifest_is_named_and_not_read_past_its_limit(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    source.mkdir()
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    cli = Cli(capsys, config)
+    cli = filestore_on(local_repo).cli
     key = f"db/prod/{new_id()}/manifest.json"
     write_object(local_repo, key, b" " * (MAX_MANIFEST_BYTES + 1) + b"{}")
     listed = cli("list")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.services.verify_content import verify_content
 from helpers.backed import Backed, BackUp
 from helpers.cli import Repo, run_cli
+from helpers.pgobjects import scratch_database
 from helpers.repo import read_object, write_object
 from helpers.standby import Standby
 
@@ -54,15 +54,10 @@ CREATE MATERIALIZED VIEW people_count AS SELECT count(*) AS n FROM people;
 
 @pytest.fixture
 def content_db(pg: ConnParams) -> Iterator[str]:
-    name = f"content_{secrets.token_hex(4)}"
-    with pg.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with pg.with_db(name).connect() as conn:
-        conn.execute(SCHEMA_SQL)  # type: ignore[arg-type]
-        conn.execute("SELECT lo_from_bytea(0, %s)", (LO_BYTES,))
-    yield name
-    with pg.connect() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg, "content", SCHEMA_SQL) as name:
+        with pg.with_db(name).connect() as conn:
+            conn.execute("SELECT lo_from_bytea(0, %s)", (LO_BYTES,))
+        yield name
 
 
 def drill_checks(capsys: pytest.CaptureFixture[str], backed: Backed) -> tuple[int, dict[str, str]]:
@@ -197,19 +192,15 @@ def test_digests_off_still_counts_and_says_the_content_was_not_proven(
 def test_a_sql_ascii_database_backs_up_and_drills(
     back_up: BackUp, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
 ) -> None:
-    name = f"ascii_{secrets.token_hex(4)}"
-    with pg.connect() as conn:
-        conn.execute(
-            f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
-            "TEMPLATE template0"
-        )
-    try:
+    with scratch_database(
+        pg,
+        "ascii",
+        "CREATE TABLE notes (id int, body text)",
+        # bytes no encoding vouches for, as SQL_ASCII databases hold (latin-1 here)
+        "INSERT INTO notes SELECT g, E'caf\\xe9 ' || g FROM generate_series(1, 50) g",
+        create="ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+    ) as name:
         with pg.with_db(name).connect() as conn:
-            conn.execute("CREATE TABLE notes (id int, body text)")
-            # bytes no encoding vouches for, as SQL_ASCII databases hold (latin-1 here)
-            conn.execute(
-                "INSERT INTO notes SELECT g, E'caf\\xe9 ' || g FROM generate_series(1, 50) g"
-            )
             row = conn.execute("SELECT body::bytea FROM notes WHERE id = 1").fetchone()
             assert row is not None and row[0] == b"caf\xe9 1"
         backed = back_up(local_repo, name)
@@ -221,9 +212,6 @@ def test_a_sql_ascii_database_backs_up_and_drills(
         code, checks = drill_checks(capsys, backed)
         assert code == 0, checks
         assert checks["content"].startswith("pass"), checks
-    finally:
-        with pg.connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
@@ -233,15 +221,12 @@ def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
     pg: ConnParams,
     local_repo: Repo,
 ) -> None:
-    name = f"standby_{secrets.token_hex(4)}"
-    with pg.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with pg.with_db(name).connect() as conn:
-            conn.execute("CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 20) g")
-            conn.execute(
-                "CREATE UNLOGGED TABLE scratch AS SELECT g AS id FROM generate_series(1, 7) g"
-            )
+    with scratch_database(
+        pg,
+        "standby",
+        "CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 20) g",
+        "CREATE UNLOGGED TABLE scratch AS SELECT g AS id FROM generate_series(1, 7) g",
+    ) as name:
         with Standby(pg_cluster) as standby:
             standby.catch_up()
             with standby.params.connect() as conn:
@@ -255,9 +240,6 @@ def test_a_hot_standby_backs_up_a_database_with_an_unlogged_table_as_not_dumped(
         assert code == 0, checks
         assert checks["content"].startswith("pass"), checks
         assert checks["not_dumped"].startswith("skip") and "public.scratch" in checks["not_dumped"]
-    finally:
-        with pg.connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_an_odoo_drill_proves_the_tables_its_neutralization_then_changes(

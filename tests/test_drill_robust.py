@@ -42,6 +42,29 @@ def _backup_and_drill(
     return result, report
 
 
+def _failed_drill(
+    back_up: BackUp, sample: SampleInfo, repo: Repo, work: Path | None = None
+) -> tuple[Result, dict[str, object]]:
+    """:func:`_backup_and_drill` whose drill failed as it should: exit 1, a report that
+    says so, no internal error."""
+    result, report = _backup_and_drill(back_up, sample, repo, work)
+    assert result.code == 1, result.out + result.err
+    _no_internal_error(result)
+    assert report["result"] == "fail"
+    return result, report
+
+
+def _mail_server_trigger(pg: ConnParams, sample: SampleInfo, when: str, body: str) -> None:
+    """A trigger on ir_mail_server running ``body`` ``when`` (``BEFORE INSERT OR UPDATE
+    ON ir_mail_server FOR EACH ROW``): what the neutralization's writes there meet."""
+    _alter(
+        pg,
+        sample,
+        f"CREATE FUNCTION on_mail_server() RETURNS trigger LANGUAGE plpgsql AS $${body}$$",
+        f"CREATE TRIGGER on_mail_server {when} EXECUTE FUNCTION on_mail_server()",
+    )
+
+
 def _checks(report: dict[str, object]) -> dict[str, dict[str, str]]:
     return {c["name"]: c for c in report["checks"]}  # type: ignore[union-attr]
 
@@ -96,18 +119,13 @@ def test_neutralization_adapts_to_the_mail_server_table_and_the_drill_passes(
 def test_a_neutralization_that_cannot_be_done_is_a_failed_check(
     back_up: BackUp, pg: ConnParams, sample: SampleInfo, local_repo: Repo, work_dir: Path
 ) -> None:
-    _alter(
+    _mail_server_trigger(
         pg,
         sample,
-        "CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$BEGIN RAISE EXCEPTION 'mail servers are managed elsewhere'; END$$",
-        "CREATE TRIGGER no_change BEFORE INSERT OR UPDATE ON ir_mail_server "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_change()",
+        "BEFORE INSERT OR UPDATE ON ir_mail_server FOR EACH ROW",
+        "BEGIN RAISE EXCEPTION 'mail servers are managed elsewhere'; END",
     )
-    result, report = _backup_and_drill(back_up, sample, local_repo)
-    assert result.code == 1, result.out + result.err
-    _no_internal_error(result)
-    assert report["result"] == "fail"
+    result, report = _failed_drill(back_up, sample, local_repo)
     checks = _checks(report)
     neutral = checks["odoo_neutralized"]
     assert neutral["status"] == "fail"
@@ -129,19 +147,13 @@ def test_a_postgres_error_in_a_check_fails_the_drill_with_a_report(
 ) -> None:
     # the neutralization's insert renames a column the Odoo facts read: the restored
     # database no longer answers the verification's query
-    _alter(
+    _mail_server_trigger(
         pg,
         sample,
-        "CREATE FUNCTION break_modules() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$BEGIN ALTER TABLE ir_module_module RENAME COLUMN state TO state_gone; "
-        "RETURN NULL; END$$",
-        "CREATE TRIGGER break_modules AFTER INSERT ON ir_mail_server "
-        "FOR EACH STATEMENT EXECUTE FUNCTION break_modules()",
+        "AFTER INSERT ON ir_mail_server FOR EACH STATEMENT",
+        "BEGIN ALTER TABLE ir_module_module RENAME COLUMN state TO state_gone; RETURN NULL; END",
     )
-    result, report = _backup_and_drill(back_up, sample, local_repo)
-    assert result.code == 1, result.out + result.err
-    _no_internal_error(result)
-    assert report["result"] == "fail"
+    result, report = _failed_drill(back_up, sample, local_repo)
     assert "state" in str(report["error"])
     drill = _checks(report)["drill"]
     assert drill["status"] == "fail"
@@ -160,10 +172,7 @@ def test_an_unusable_work_directory_fails_the_drill_with_a_report(
     # or missing disk would): an OSError, reported, not an internal error
     not_a_dir = tmp_path / "work-file"
     not_a_dir.write_text("x")
-    result, report = _backup_and_drill(back_up, sample, local_repo, work=not_a_dir)
-    assert result.code == 1, result.out + result.err
-    _no_internal_error(result)
-    assert report["result"] == "fail"
+    result, report = _failed_drill(back_up, sample, local_repo, work=not_a_dir)
     drill = _checks(report)["drill"]
     assert drill["status"] == "fail"
     assert str(not_a_dir) in drill["detail"] and "Not a directory" in drill["detail"]

@@ -5,7 +5,9 @@ options reach S3."""
 
 from __future__ import annotations
 
+import io
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import pyrage
@@ -16,57 +18,53 @@ from backdrill.repository.crypto import FRAME, Decryptor, EncryptingSink, Keys
 from backdrill.runtime.errors import ConfigError, IntegrityError
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
-from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
+from helpers.age import encrypted
+from helpers.cli import Cli, Repo, SampleCli, write_config
 from helpers.repo import _bucket_prefix, _client, list_keys, manifests, read_object
 
 pytestmark = pytest.mark.reliability
 KNOWN_ROW = b"partner7@example.com"
 
 
+EncryptedCli = Callable[[Repo, str, Path | None], Cli]
+
+
 @pytest.fixture
-def identity(tmp_path: Path) -> tuple[str, Path]:
-    key = pyrage.x25519.Identity.generate()
-    path = tmp_path / "age-identity.txt"
-    path.write_text(f"# backdrill test identity\n{key}\n")
-    return str(key.to_public()), path
-
-
-def _encrypted_config(
-    tmp_path: Path,
-    pg: ConnParams,
-    repo: Repo,
-    sample: SampleInfo,
-    recipient: str,
-    identity_file: Path | None,
-    work: Path,
-) -> Path:
-    encryption: dict[str, object] = {"recipients": [recipient]}
-    if identity_file is not None:
-        encryption["identity_file"] = str(identity_file)
-    repo = Repo(repo.url, {**repo.storage, "encryption": encryption})
-    return write_config(
-        tmp_path / f"c-{secrets.token_hex(2)}.yaml",
-        pg,
-        repo,
-        databases=[sample.database],
-        drill={"work_dir": str(work), "report_dir": str(tmp_path / "reports")},
-    )
-
-
-def test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity(
+def encrypted_cli(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     pg: ConnParams,
     sample: SampleInfo,
-    repo: Repo,
-    identity: tuple[str, Path],
     work_dir: Path,
+) -> EncryptedCli:
+    """``encrypted_cli(repo, recipient, identity_file)``: the CLI on a new configuration
+    of ``sample`` on ``repo`` encrypted to ``recipient`` (read with ``identity_file``,
+    if not None), drills working in ``work_dir``."""
+
+    def configure(repo: Repo, recipient: str, identity_file: Path | None) -> Cli:
+        config = write_config(
+            tmp_path / f"c-{secrets.token_hex(2)}.yaml",
+            pg,
+            encrypted(repo, recipient, identity_file),
+            databases=[sample.database],
+            drill={"work_dir": str(work_dir), "report_dir": str(tmp_path / "reports")},
+        )
+        return Cli(capsys, config)
+
+    return configure
+
+
+def test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity(
+    encrypted_cli: EncryptedCli,
+    pg: ConnParams,
+    sample: SampleInfo,
+    repo: Repo,
+    age_keys: tuple[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    recipient, identity_file = identity
+    recipient, identity_file = age_keys
     # backups need the public key only
-    writer_config = _encrypted_config(tmp_path, pg, repo, sample, recipient, None, work_dir)
-    cli_writer_config = Cli(capsys, writer_config)
+    cli_writer_config = encrypted_cli(repo, recipient, None)
     assert cli_writer_config("backup", "db").code == 0
     assert cli_writer_config("verify", "--all").code == 0
     keys = list_keys(repo)
@@ -82,10 +80,7 @@ def test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity(
     listed = cli_writer_config("list", "--json")
     assert listed.code == 0 and manifest["id"] in listed.out
 
-    reader_config = _encrypted_config(
-        tmp_path, pg, repo, sample, recipient, identity_file, work_dir
-    )
-    cli_reader_config = Cli(capsys, reader_config)
+    cli_reader_config = encrypted_cli(repo, recipient, identity_file)
     verified = cli_reader_config("verify", "--all", "--read-data")
     assert verified.code == 0, verified.err
     drill = cli_reader_config("drill", "run")
@@ -114,24 +109,20 @@ def test_encrypted_repository_holds_no_plaintext_and_restores_with_the_identity(
 @pytest.mark.parametrize("which", ["wrong", "missing"])
 def test_a_wrong_or_missing_identity_exits_3_with_one_line(
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    encrypted_cli: EncryptedCli,
     pg: ConnParams,
-    sample: SampleInfo,
     local_repo: Repo,
-    identity: tuple[str, Path],
+    age_keys: tuple[str, Path],
     work_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     command: str,
     which: str,
 ) -> None:
-    recipient, _right = identity
-    config = _encrypted_config(tmp_path, pg, local_repo, sample, recipient, None, work_dir)
-    assert run_cli(capsys, "--config", str(config), "backup", "db").code == 0
+    recipient, _right = age_keys
+    assert encrypted_cli(local_repo, recipient, None)("backup", "db").code == 0
     other = tmp_path / "other-identity.txt"
     other.write_text(f"{pyrage.x25519.Identity.generate()}\n")
-    config = _encrypted_config(
-        tmp_path, pg, local_repo, sample, recipient, other if which == "wrong" else None, work_dir
-    )
+    cli = encrypted_cli(local_repo, recipient, other if which == "wrong" else None)
     monkeypatch.setenv("PGPASSWORD", pg.password or "")
     dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname=never_made sslmode=disable"
     args = {
@@ -139,7 +130,7 @@ def test_a_wrong_or_missing_identity_exits_3_with_one_line(
         "restore": ["restore", "db", "--to", dsn],
         "verify": ["verify", "--all", "--read-data"],
     }[command]
-    result = run_cli(capsys, "--config", str(config), *args)
+    result = cli(*args)
     assert result.code == 3, result.err
     errors = result.error_records
     assert len(errors) == 1
@@ -152,19 +143,13 @@ def test_a_wrong_or_missing_identity_exits_3_with_one_line(
 def test_frames_detect_reordering_truncation_and_tampering() -> None:
     key = pyrage.x25519.Identity.generate()
     keys = Keys([key.to_public()], None, None)
-    out: list[bytes] = []
-
-    class Collect:
-        def write(self, data: bytes) -> int:
-            out.append(data)
-            return len(data)
-
-    sink = EncryptingSink(Collect(), keys)
+    out = io.BytesIO()
+    sink = EncryptingSink(out, keys)
     payload = secrets.token_bytes(FRAME * 2 + 1000)
     for i in range(0, len(payload), 300_000):
         sink.write(payload[i : i + 300_000])
     sink.close()
-    blob = b"".join(out)
+    blob = out.getvalue()
     assert payload[:1000] not in blob
     dec = Decryptor([key], "x")
     assert dec.feed(blob) == payload

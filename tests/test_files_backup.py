@@ -25,6 +25,7 @@ from helpers.files import (
     tree_state,
     upload_tree,
 )
+from helpers.filestore import FilestoreOn, assert_restores_source
 from helpers.repo import list_keys
 from helpers.s3proxy import FaultProxy
 
@@ -54,10 +55,7 @@ def test_restore_reproduces_a_directory_source_byte_for_byte_with_modes_and_mtim
     assert backup.code == 0, backup.err
     assert "committed snapshot" in backup.out
 
-    target = tmp_path / "restored"
-    restore = cli("restore", "files", "--to", str(target))
-    assert restore.code == 0, restore.err
-    assert tree_state(target) == tree_state(source)
+    restore = assert_restores_source(cli, source, tmp_path / "restored")
     assert "verified" in restore.out and "35 files" in restore.out
 
     snapshot = _snapshot(capsys, config)
@@ -71,13 +69,10 @@ def test_restore_reproduces_a_directory_source_byte_for_byte_with_modes_and_mtim
 
 
 def test_restore_refuses_a_non_empty_target_unless_forced(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=3)
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    cli = Cli(capsys, config)
-    assert cli("backup", "files").code == 0
+    tree = filestore_on(local_repo, count=3).backed_up()
+    source, cli = tree.source, tree.cli
     target = tmp_path / "busy"
     target.mkdir()
     (target / "keep").write_text("x")
@@ -139,11 +134,10 @@ def test_restore_reproduces_an_s3_source_into_a_directory_and_into_a_bucket(
 
 
 def test_unchanged_second_snapshot_reads_and_uploads_nothing_then_exactly_ten_changes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+    filestore_on: FilestoreOn, repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=60)
-    config = files_config(tmp_path / "c.yaml", repo, str(source))
+    tree = filestore_on(repo, count=60)
+    source, config = tree.source, tree.config
     first = run_backup_files(run_context(config))
     assert first.snapshot.files_read == 65 and first.snapshot.new_objects == 64
 
@@ -216,10 +210,10 @@ def test_object_missing_from_the_repository_is_read_and_stored_again(
 
 
 def test_file_modified_while_read_is_read_again_and_then_consistent(
-    tmp_path: Path, local_repo: Repo
+    filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=3)
+    tree = filestore_on(local_repo, count=3)
+    source, config = tree.source, tree.config
     target = odoo_name(content(1))
     seen: list[str] = []
 
@@ -229,7 +223,6 @@ def test_file_modified_while_read_is_read_again_and_then_consistent(
             with (source / path).open("ab") as stream:
                 stream.write(b" appended while read")
 
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
     result = run_backup_files(run_context(config), during_read=append_once)
     entry = next(e for e in snapshot_entries(config, result.snapshot) if e.path == target)
     final = (source / target).read_bytes()
@@ -280,19 +273,16 @@ def test_file_modified_or_deleted_during_backup_is_reported_in_the_snapshot(
 
 
 def test_symlinks_are_recorded_never_followed_and_special_files_skipped(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("not part of the filestore")
-    source = tmp_path / "filestore"
-    source.mkdir()
-    (source / "a.txt").write_text("a")
+    tree = filestore_on(local_repo, files={"a.txt": b"a"})
+    source, config, cli = tree.source, tree.config, tree.cli
     (source / "escape").symlink_to(outside)
     (source / "escape-file").symlink_to(outside / "secret.txt")
     os.mkfifo(source / "pipe")
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    cli = Cli(capsys, config)
     backup = cli("backup", "files")
     assert backup.code == 0, backup.err
     assert "1 skipped" in backup.out
@@ -323,24 +313,19 @@ def test_a_large_file_is_streamed_through_spool_and_multipart_and_restores_intac
     snapshot = _snapshot(capsys, config)
     (entry,) = snapshot["entries"]
     assert entry["stored"] == "zstd" and entry["stored_size"] < len(big)
-    target = tmp_path / "restored"
-    restore = cli("restore", "files", "--to", str(target))
-    assert restore.code == 0, restore.err
-    assert tree_state(target) == tree_state(source)
+    assert_restores_source(cli, source, tmp_path / "restored")
 
 
 def test_a_read_error_skips_the_file_and_marks_the_snapshot_incomplete(
-    tmp_path: Path, local_repo: Repo
+    filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=3)
+    config = filestore_on(local_repo, count=3).config
     failing = odoo_name(content(0))
 
     def io_error(path: str) -> None:
         if path == failing:
             raise OSError(5, "Input/output error")
 
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
     result = run_backup_files(run_context(config), during_read=io_error)
     assert [(s.path, s.reason) for s in result.unreadable] == [
         (failing, "cannot read: Input/output error")
@@ -392,13 +377,10 @@ def test_objects_are_known_from_one_listing_never_a_request_per_file(
 
 
 def test_restore_picks_a_snapshot_by_id_or_before_a_time(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    source.mkdir()
-    (source / "doc").write_bytes(b"version 1")
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    cli = Cli(capsys, config)
+    tree = filestore_on(local_repo, files={"doc": b"version 1"})
+    source, config, cli = tree.source, tree.config, tree.cli
     first = run_backup_files(run_context(config)).snapshot
     (source / "doc").write_bytes(b"version 2, longer")
     second = run_backup_files(run_context(config)).snapshot

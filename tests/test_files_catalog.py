@@ -16,34 +16,15 @@ from backdrill.repository.zstdio import compressed
 from backdrill.runtime.errors import IntegrityError, NotFound, UsageError
 from backdrill.services.verify_files import parse_subset, pick_subset
 from backdrill.storage.local import LocalStorage
+from helpers.snapshots import empty_snapshot
 
 T0 = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
 
 
 def snap(hours: float, name: str = "odoo") -> Snapshot:
     created = T0 + timedelta(hours=hours)
-    return Snapshot(
-        schema_version=LEGACY_VERSION,
-        id=f"{created:%Y%m%dT%H%M%SZ}-{int(hours * 10) % 1000:06d}",
-        source="/fs",
-        source_name=name,
-        created_at=created,
-        finished_at=created,
-        file_count=0,
-        total_bytes=0,
-        new_objects=0,
-        new_bytes=0,
-        uploaded_bytes=0,
-        files_read=0,
-        bytes_read=0,
-        changed_count=0,
-        skipped_count=0,
-        run_id="r",
-        host="h",
-        backdrill_version="0",
-        entries=[],
-        skipped=[],
-    )
+    snapshot_id = f"{created:%Y%m%dT%H%M%SZ}-{int(hours * 10) % 1000:06d}"
+    return empty_snapshot(LEGACY_VERSION, snapshot_id, created, name, entries=[], skipped=[])
 
 
 @pytest.mark.parametrize(

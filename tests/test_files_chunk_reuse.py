@@ -12,6 +12,7 @@ from backdrill.files.chunks import CUT_EVERY, ChunkWriter, RecentChunks, iter_en
 from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, Snapshot
 from backdrill.runtime.timeutil import new_id, utcnow
 from backdrill.storage.local import LocalStorage
+from helpers.snapshots import empty_snapshot
 
 #: the writer trails the reader by the backup's window and look-up batch
 LAG = 512 + 256
@@ -23,28 +24,7 @@ def _entry(path: str, size: int = 1) -> FileEntry:
 
 def _snapshot(chunks: list[str]) -> Snapshot:
     now = utcnow()
-    return Snapshot(
-        schema_version=SCHEMA_VERSION,
-        id=new_id(now),
-        source="/src",
-        source_name="src",
-        created_at=now,
-        finished_at=now,
-        file_count=0,
-        total_bytes=0,
-        new_objects=0,
-        new_bytes=0,
-        uploaded_bytes=0,
-        files_read=0,
-        bytes_read=0,
-        changed_count=0,
-        skipped_count=0,
-        run_id="r",
-        host="h",
-        backdrill_version="0",
-        chunks=chunks,
-        skipped_chunks=[],
-    )
+    return empty_snapshot(SCHEMA_VERSION, new_id(now), now, "src", chunks=chunks, skipped_chunks=[])
 
 
 def _lagging(entries: Iterable[FileEntry]) -> Iterator[FileEntry]:

@@ -30,22 +30,15 @@ from backdrill.sample.odoo import SampleInfo
 from backdrill.services.backup_files import run_backup_files
 from backdrill.services.prune import run_prune
 from backdrill.services.prune_scopes import parse_snapshot_refs
+from helpers.age import encrypted
 from helpers.cli import Cli, Repo, write_config
 from helpers.files import files_config, make_tree, run_context, snapshot_entries, tree_state
+from helpers.filestore import FilestoreOn, assert_restores_source
 from helpers.repo import list_keys, read_object, write_object
 from helpers.waiting import wait_until
 
 CANARY = b"CANARY-PLAINTEXT-xyz"
 OBJECTS = "files/objects/"
-
-
-@pytest.fixture
-def age_keys(tmp_path: Path) -> tuple[str, Path]:
-    """A recipient (public key) and the file holding its identity."""
-    key = pyrage.x25519.Identity.generate()
-    path = tmp_path / "age-identity.txt"
-    path.write_text(f"# backdrill test identity\n{key}\n")
-    return str(key.to_public()), path
 
 
 def _config(
@@ -57,13 +50,9 @@ def _config(
     **sections: Any,
 ) -> Path:
     """A files config; ``recipient`` None: a clear repository."""
-    storage = dict(repo.storage)
     if recipient is not None:
-        encryption: dict[str, object] = {"recipients": [recipient]}
-        if identity_file is not None:
-            encryption["identity_file"] = str(identity_file)
-        storage["encryption"] = encryption
-    config = files_config(path, Repo(repo.url, storage), str(source))
+        repo = encrypted(repo, recipient, identity_file)
+    config = files_config(path, repo, str(source))
     if sections:
         doc = yaml.safe_load(config.read_text())
         config.write_text(yaml.safe_dump({**doc, **sections}))
@@ -138,10 +127,7 @@ def test_encrypted_filestore_objects_hold_no_plaintext_and_restore_with_the_iden
     verified = cli_reader("verify", snapshot["id"], "--read-data")
     assert verified.code == 0, verified.err
     assert "│ 12      │ 12 (" in verified.out
-    target = tmp_path / "restored"
-    restored = cli_reader("restore", "files", "--to", str(target))
-    assert restored.code == 0, restored.err
-    assert tree_state(target) == tree_state(source)  # bytes, modes and mtimes
+    restored = assert_restores_source(cli_reader, source, tmp_path / "restored")
     assert identity_file.read_text().splitlines()[-1] not in restored.out + restored.err
 
 
@@ -254,31 +240,23 @@ def test_incremental_backups_stay_encrypted_and_turning_encryption_on_uploads_ag
     changed = run_backup_files(run_context(encrypted)).snapshot
     assert changed.files_read == 1 and changed.new_objects == 1
     assert set(_file_objects(repo)) - plaintext - sealed == {_age_key(b"changed content " * 100)}
-    target = tmp_path / "restored"
-    restored = cli_encrypted("restore", "files", "--to", str(target))
-    assert restored.code == 0, restored.err
-    assert tree_state(target) == tree_state(source)
+    assert_restores_source(cli_encrypted, source, tmp_path / "restored")
     # the clear snapshot still restores from its plaintext objects, with no identity
     old = cli_clear("restore", "files", "--snapshot", first.id, "--to", str(tmp_path / "old"))
     assert old.code == 0, old.err
 
 
 def test_prune_keeps_the_encrypted_objects_of_kept_snapshots_and_sweeps_the_others(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo, age_keys: tuple[str, Path]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    filestore_on: FilestoreOn,
+    local_repo: Repo,
+    age_keys: tuple[str, Path],
 ) -> None:
-    recipient, identity_file = age_keys
-    source = tmp_path / "filestore"
-    make_tree(source, count=5)
+    retention = {"days": 30, "min_keep": 1, "grace_hours": 0}
+    tree = filestore_on(encrypted(local_repo, *age_keys), count=5, retention=retention)
+    source, config, cli = tree.source, tree.config, tree.cli
     (source / "deep" / "dup").write_bytes(b"only in the first snapshot " * 50)
-    config = _config(
-        tmp_path / "c.yaml",
-        local_repo,
-        source,
-        recipient,
-        identity_file,
-        retention={"days": 30, "min_keep": 1, "grace_hours": 0},
-    )
-    cli = Cli(capsys, config)
     assert cli("backup", "files").code == 0
     gone = _age_key(b"only in the first snapshot " * 50)
     assert gone in _file_objects(local_repo)
@@ -298,10 +276,7 @@ def test_prune_keeps_the_encrypted_objects_of_kept_snapshots_and_sweeps_the_othe
     assert set(_file_objects(local_repo)) == before - {gone}
     assert all(k.endswith(".age") for k in before)
 
-    target = tmp_path / "restored"
-    restored = cli("restore", "files", "--to", str(target))
-    assert restored.code == 0, restored.err
-    assert tree_state(target) == tree_state(source)
+    assert_restores_source(cli, source, tmp_path / "restored")
 
 
 def test_drill_checks_the_attachments_of_an_encrypted_filestore(

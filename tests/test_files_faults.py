@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers.cli import Cli, Repo, Result, run_cli_process
-from helpers.files import files_config, make_tree, tree_state
+from helpers.faults import five_errors, outage_from_part_two, resets_mid_part
+from helpers.files import files_config, make_tree
+from helpers.filestore import assert_restores_source
 from helpers.repo import list_keys, open_uploads
 from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
-from helpers.s3proxy import FaultProxy, Rule
+from helpers.s3proxy import FaultProxy
 
 pytestmark = pytest.mark.reliability
 BIG = 12 * 1024 * 1024  # incompressible: three multipart parts of 5 MB
@@ -34,28 +37,41 @@ def _config(tmp_path: Path, repo: Repo, filestore: Path, retry: dict[str, Any]) 
     return files_config(tmp_path / "c.yaml", with_retry(repo, retry), str(filestore))
 
 
+@dataclass
+class FilesUnderFaults:
+    """The module's filestore backed up to the proxied repository, and what it committed
+    checked."""
+
+    tmp_path: Path
+    capsys: pytest.CaptureFixture[str]
+    filestore: Path
+    repo: Repo
+
+    def backup(self, retry: dict[str, Any]) -> tuple[Path, Result]:
+        """``backup files`` with the ``retry`` policy: its configuration and result."""
+        config = _config(self.tmp_path, self.repo, self.filestore, retry)
+        return config, Cli(self.capsys, config)("backup", "files")
+
+    def assert_committed_and_verified(self, config: Path) -> None:
+        """One snapshot, nothing left open, its contents verified and restored."""
+        cli = Cli(self.capsys, config)
+        assert len(_snapshots(self.repo)) == 1
+        assert open_uploads(self.repo) == []
+        assert list_keys(self.repo, "locks/") == []
+        verify = cli("verify", "--all", "--read-data")
+        assert verify.code == 0, verify.err
+        assert_restores_source(cli, self.filestore, self.tmp_path / "restored")
+
+
+@pytest.fixture
+def files_under_faults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore: Path, proxied_repo: Repo
+) -> FilesUnderFaults:
+    return FilesUnderFaults(tmp_path, capsys, filestore, proxied_repo)
+
+
 def _snapshots(repo: Repo) -> list[str]:
     return [k for k in list_keys(repo, "files/") if "/snapshots/" in k]
-
-
-def assert_committed_and_verified(
-    capsys: pytest.CaptureFixture[str], config: Path, repo: Repo, filestore: Path, tmp: Path
-) -> None:
-    cli = Cli(capsys, config)
-    assert len(_snapshots(repo)) == 1
-    assert open_uploads(repo) == []
-    assert list_keys(repo, "locks/") == []
-    verify = cli("verify", "--all", "--read-data")
-    assert verify.code == 0, verify.err
-    target = tmp / "restored"
-    restore = cli("restore", "files", "--to", str(target))
-    assert restore.code == 0, restore.err
-    assert tree_state(target) == tree_state(filestore)
-
-
-def _backup(capsys: pytest.CaptureFixture[str], config: Path) -> Result:
-    cli = Cli(capsys, config)
-    return cli("backup", "files")
 
 
 @pytest.mark.parametrize(
@@ -69,57 +85,41 @@ def _backup(capsys: pytest.CaptureFixture[str], config: Path) -> Result:
     ids=["503-object", "slowdown-create", "503-part", "500-snapshot"],
 )
 def test_files_backup_commits_after_five_consecutive_transient_errors(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    filestore: Path,
-    proxied_repo: Repo,
+    files_under_faults: FilesUnderFaults,
     fault_proxy: FaultProxy,
     status: int,
     code: str,
     method: str,
     contains: str,
 ) -> None:
-    config = _config(tmp_path, proxied_repo, filestore, QUICK_RETRY)
-    rule = fault_proxy.add(
-        Rule("error", method=method, contains=contains, times=5, status=status, code=code)
-    )
-    result = _backup(capsys, config)
+    rule = five_errors(fault_proxy, status, code, method, contains)
+    config, result = files_under_faults.backup(QUICK_RETRY)
     assert result.code == 0, result.err
     assert rule.hits == 5
     assert code in result.err
-    assert_committed_and_verified(capsys, config, proxied_repo, filestore, tmp_path)
+    files_under_faults.assert_committed_and_verified(config)
 
 
 def test_files_backup_commits_after_connection_resets_mid_part(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    filestore: Path,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    files_under_faults: FilesUnderFaults, fault_proxy: FaultProxy
 ) -> None:
-    config = _config(tmp_path, proxied_repo, filestore, QUICK_RETRY)
-    rule = fault_proxy.add(Rule("reset", method="PUT", contains="partNumber=2", times=2))
-    result = _backup(capsys, config)
+    rule = resets_mid_part(fault_proxy)
+    config, result = files_under_faults.backup(QUICK_RETRY)
     assert result.code == 0, result.err
     assert rule.hits == 2
-    assert_committed_and_verified(capsys, config, proxied_repo, filestore, tmp_path)
+    files_under_faults.assert_committed_and_verified(config)
 
 
 def test_files_backup_rides_out_a_ten_second_outage_with_the_default_policy(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    filestore: Path,
-    proxied_repo: Repo,
-    fault_proxy: FaultProxy,
+    files_under_faults: FilesUnderFaults, fault_proxy: FaultProxy
 ) -> None:
-    config = _config(tmp_path, proxied_repo, filestore, DEFAULT_RETRY)
-    rule = fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=10))
+    rule = outage_from_part_two(fault_proxy, 10)
     started = time.monotonic()
-    result = _backup(capsys, config)
+    config, result = files_under_faults.backup(DEFAULT_RETRY)
     assert result.code == 0, result.err
     assert rule.hits >= 2
     assert time.monotonic() - started >= 10
-    assert_committed_and_verified(capsys, config, proxied_repo, filestore, tmp_path)
+    files_under_faults.assert_committed_and_verified(config)
 
 
 def test_files_backup_fails_on_a_long_outage_with_exit_5_and_leaves_nothing_open(
@@ -133,7 +133,7 @@ def test_files_backup_fails_on_a_long_outage_with_exit_5_and_leaves_nothing_open
     the lock released once the store is back, before the run exits."""
     outage = 12.0
     config = _config(tmp_path, proxied_repo, filestore, {**SCALED_RETRY, "cleanup_seconds": 20})
-    fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=outage))
+    outage_from_part_two(fault_proxy, outage)
     started = time.monotonic()
     result = run_cli_process("--config", str(config), "backup", "files")
     elapsed = time.monotonic() - started

@@ -10,7 +10,8 @@ import yaml
 
 from backdrill.repository.locks import RepoLock, files_scope
 from helpers.cli import Cli, Repo
-from helpers.files import content, files_config, make_tree, tree_state
+from helpers.files import content, files_config, make_tree
+from helpers.filestore import FilestoreOn, assert_restores_source
 from helpers.history import storage_of
 from helpers.repo import list_keys
 
@@ -36,19 +37,13 @@ def test_prune_reads_real_snapshots_with_symlinks_and_keeps_every_object_they_re
     assert report["deleted"] == []
     assert set(list_keys(repo, "files/objects/")) == objects_before
 
-    target = tmp_path / "restored"
-    restore = cli("restore", "files", "--to", str(target))
-    assert restore.code == 0, restore.err
-    assert tree_state(target) == tree_state(source)
+    assert_restores_source(cli, source, tmp_path / "restored")
 
 
 def test_backup_files_exits_6_while_another_run_holds_its_source_lock(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=2)
-    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    cli = Cli(capsys, config)
+    cli = filestore_on(local_repo, count=2).cli
     Path(local_repo.url.removeprefix("file://")).mkdir()
     with (
         storage_of(local_repo) as storage,

@@ -16,19 +16,19 @@ from backdrill.files.restore import path_conflict
 from backdrill.files.snapshot import FileEntry
 from backdrill.repository.layout import SNAPSHOT_SUFFIX
 from helpers.cli import Cli, Repo
-from helpers.files import files_config
+from helpers.filestore import FilestoreOn
 from helpers.repo import list_keys
 from helpers.snapdoc import read_doc, write_doc
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="setuid files and chown need root")
 
 
-def _backup(tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo, source: Path) -> Path:
-    config = files_config(tmp_path / "c.yaml", repo, str(source))
-    cli = Cli(capsys, config)
-    result = cli("backup", "files")
-    assert result.code == 0, result.err
-    return config
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """An empty directory beside the restore target: a restore must never write in it."""
+    path = tmp_path / "outside"
+    path.mkdir()
+    return path
 
 
 def _rewrite_snapshot(repo: Repo, edit: Any) -> None:
@@ -38,25 +38,18 @@ def _rewrite_snapshot(repo: Repo, edit: Any) -> None:
     write_doc(repo, key, doc)
 
 
-def _restore(
-    capsys: pytest.CaptureFixture[str], config: Path, target: Path, *extra: str
-) -> tuple[int, str]:
-    cli = Cli(capsys, config)
+def _restore(cli: Cli, target: Path, *extra: str) -> tuple[int, str]:
     result = cli("restore", "files", "--to", str(target), *extra)
     assert "Traceback" not in result.err
     return result.code, result.err
 
 
 def test_a_snapshot_symlink_then_a_file_under_it_creates_nothing_outside_the_target(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, filestore_on: FilestoreOn, local_repo: Repo, outside: Path
 ) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    source = tmp_path / "filestore"
-    (source / "z" / "deeper").mkdir(parents=True)
-    (source / "z" / "deeper" / "x").write_bytes(b"payload")
-    (source / "a").symlink_to(outside)
-    config = _backup(tmp_path, capsys, local_repo, source)
+    tree = filestore_on(local_repo, files={"z/deeper/x": b"payload"})
+    (tree.source / "a").symlink_to(outside)
+    cli = tree.backed_up().cli
 
     def under_the_link(doc: dict[str, Any]) -> None:
         for entry in doc["entries"]:
@@ -65,7 +58,7 @@ def test_a_snapshot_symlink_then_a_file_under_it_creates_nothing_outside_the_tar
 
     _rewrite_snapshot(local_repo, under_the_link)
     target = tmp_path / "restored"
-    code, err = _restore(capsys, config, target)
+    code, err = _restore(cli, target)
     assert list(outside.iterdir()) == [], "the restore wrote outside its target"
     assert code == 4, err
     assert "a/deeper/x lies under a" in err
@@ -73,19 +66,14 @@ def test_a_snapshot_symlink_then_a_file_under_it_creates_nothing_outside_the_tar
 
 
 def test_a_symlink_already_in_the_target_is_never_followed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, filestore_on: FilestoreOn, local_repo: Repo, outside: Path
 ) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    source = tmp_path / "filestore"
-    (source / "a" / "deeper").mkdir(parents=True)
-    (source / "a" / "deeper" / "x").write_bytes(b"payload")
-    (source / "b").write_bytes(b"fine")
-    config = _backup(tmp_path, capsys, local_repo, source)
+    files = {"a/deeper/x": b"payload", "b": b"fine"}
+    cli = filestore_on(local_repo, files=files).backed_up().cli
     target = tmp_path / "restored"
     target.mkdir()
     (target / "a").symlink_to(outside)  # planted before a forced restore
-    code, err = _restore(capsys, config, target, "--force")
+    code, err = _restore(cli, target, "--force")
     assert list(outside.iterdir()) == [], "the restore wrote through a symlink"
     assert code == 4, err
     assert "a is a symlink or a file in the target" in err
@@ -95,24 +83,21 @@ def test_a_symlink_already_in_the_target_is_never_followed(
 
 @needs_root
 def test_setuid_setgid_and_sticky_bits_are_restored_only_when_asked_for(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    source.mkdir()
-    (source / "tool").write_bytes(b"#!/bin/sh\nid\n")
-    (source / "tool").chmod(0o6755)
-    (source / "plain").write_bytes(b"plain")
-    (source / "plain").chmod(0o1640)
-    config = _backup(tmp_path, capsys, local_repo, source)
+    tree = filestore_on(local_repo, files={"tool": b"#!/bin/sh\nid\n", "plain": b"plain"})
+    (tree.source / "tool").chmod(0o6755)
+    (tree.source / "plain").chmod(0o1640)
+    cli = tree.backed_up().cli
 
     target = tmp_path / "restored"
-    code, err = _restore(capsys, config, target)
+    code, err = _restore(cli, target)
     assert code == 0, err
     assert stat.S_IMODE((target / "tool").stat().st_mode) == 0o755
     assert stat.S_IMODE((target / "plain").stat().st_mode) == 0o640
 
     kept = tmp_path / "kept"
-    code, err = _restore(capsys, config, kept, "--keep-special-bits")
+    code, err = _restore(cli, kept, "--keep-special-bits")
     assert code == 0, err
     assert stat.S_IMODE((kept / "tool").stat().st_mode) == 0o6755
     assert stat.S_IMODE((kept / "plain").stat().st_mode) == 0o1640
@@ -129,16 +114,15 @@ def _unprivileged_user() -> pwd.struct_passwd:
 
 @needs_root
 def test_as_root_owners_are_recorded_and_restored_by_name(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path, filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
     user = _unprivileged_user()
-    source = tmp_path / "filestore"
-    (source / "ab").mkdir(parents=True)
-    (source / "ab" / "file").write_bytes(b"attachment")
+    tree = filestore_on(local_repo, files={"ab/file": b"attachment"})
+    source = tree.source
     (source / "link").symlink_to("ab/file")
     for path in (source / "ab" / "file", source / "link"):
         os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
-    config = _backup(tmp_path, capsys, local_repo, source)
+    cli = tree.backed_up().cli
 
     owners: dict[str, tuple[object, ...]] = {}
 
@@ -151,7 +135,7 @@ def test_as_root_owners_are_recorded_and_restored_by_name(
     assert owners["link"] == (user.pw_name, user.pw_uid, user.pw_gid)
 
     target = tmp_path / "restored" / "filestore"
-    code, err = _restore(capsys, config, target)
+    code, err = _restore(cli, target)
     assert code == 0, err
     for path in (target, target / "ab", target / "ab" / "file", target / "link"):
         st = path.lstat()
@@ -165,7 +149,7 @@ def test_as_root_owners_are_recorded_and_restored_by_name(
 
     _rewrite_snapshot(local_repo, rename)
     by_number = tmp_path / "by-number"
-    code, err = _restore(capsys, config, by_number)
+    code, err = _restore(cli, by_number)
     assert code == 0, err
     assert (by_number / "ab" / "file").stat().st_uid == 54321
 
@@ -177,7 +161,7 @@ def test_as_root_owners_are_recorded_and_restored_by_name(
 
     _rewrite_snapshot(local_repo, strip)
     older = tmp_path / "older"
-    code, err = _restore(capsys, config, older)
+    code, err = _restore(cli, older)
     assert code == 0, err
     assert (older / "ab" / "file").read_bytes() == b"attachment"
     assert (older / "ab" / "file").stat().st_uid == 0

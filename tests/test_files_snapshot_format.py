@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from backdrill.files.chunks import CUT_EVERY, ChunkWriter, cuts_after, iter_entries
 from backdrill.files.plan import merge_join
@@ -25,17 +24,13 @@ from backdrill.services.backup_files import run_backup_files
 from backdrill.services.prune import run_prune
 from backdrill.storage.local import LocalStorage
 from helpers.cli import Repo, run_cli
-from helpers.files import content, files_config, make_tree, run_context, tree_state
+from helpers.files import content, run_context, tree_state
+from helpers.filestore import FilestoreOn, assert_restores_source
 from helpers.repo import delete_object, list_keys, read_object, write_object
 from helpers.snapdoc import read_doc, write_doc
 
-
-def _config(tmp_path: Path, repo: Repo, source: Path) -> Path:
-    config = files_config(tmp_path / "c.yaml", repo, str(source))
-    doc = yaml.safe_load(config.read_text())
-    doc["retention"] = {"days": 30, "min_keep": 1, "grace_hours": 0}
-    config.write_text(yaml.safe_dump(doc))
-    return config
+#: the retention of every configuration here
+RETENTION = {"days": 30, "min_keep": 1, "grace_hours": 0}
 
 
 def _snapshot_keys(repo: Repo) -> list[str]:
@@ -43,11 +38,10 @@ def _snapshot_keys(repo: Repo) -> list[str]:
 
 
 def test_a_v2_snapshot_restores_byte_for_byte_and_an_unchanged_run_writes_only_its_root(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=40)
-    config = _config(tmp_path, repo, source)
+    tree = filestore_on(repo, count=40, retention=RETENTION)
+    source, config = tree.source, tree.config
     first = run_backup_files(run_context(config))
     assert first.snapshot.schema_version == 2 and first.snapshot.chunks
     root = read_doc(repo, first.snapshot.key())
@@ -61,10 +55,7 @@ def test_a_v2_snapshot_restores_byte_for_byte_and_an_unchanged_run_writes_only_i
     assert second.snapshot.new_chunks == 0 and second.snapshot.new_objects == 0
     assert second.snapshot.chunks == first.snapshot.chunks
 
-    target = tmp_path / "restored"
-    restored = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(target))
-    assert restored.code == 0, restored.err
-    assert tree_state(target) == tree_state(source)
+    assert_restores_source(tree.cli, source, tmp_path / "restored")
     verified = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
     assert verified.code == 0, verified.out + verified.err
 
@@ -87,13 +78,12 @@ def _root_json(repo: Repo, key: str) -> bytes:
 
 
 def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_beside_v2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=20)
+    tree = filestore_on(repo, count=20, retention=RETENTION)
+    source, config = tree.source, tree.config
     only_old = source / "deep" / "only-in-v1"
     only_old.write_bytes(content(777))
-    config = _config(tmp_path, repo, source)
     old = run_backup_files(run_context(config)).snapshot
     v1 = _downgrade_to_v1(repo, old.key())
     assert list_keys(repo, "files/chunks/") == []
@@ -137,18 +127,16 @@ def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_besi
     assert len(gone) == 1
     assert set(list_keys(repo, "files/objects/")) == objects - gone
     assert set(list_keys(repo, "files/chunks/")) == chunks
-    again = tmp_path / "again"
-    restored = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(again))
-    assert restored.code == 0, restored.err
-    assert tree_state(again) == tree_state(source)
+    assert_restores_source(tree.cli, source, tmp_path / "again")
 
 
 def test_a_chunk_that_is_not_its_address_fails_restore_and_verify_and_blocks_prune(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    filestore_on: FilestoreOn,
+    local_repo: Repo,
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=5)
-    config = _config(tmp_path, local_repo, source)
+    config = filestore_on(local_repo, count=5, retention=RETENTION).config
     snapshot = run_backup_files(run_context(config)).snapshot
     assert snapshot.chunks
     key = chunk_key(snapshot.chunks[0])
@@ -178,11 +166,13 @@ def _chunk_json(repo: Repo, key: str) -> bytes:
 
 @pytest.mark.parametrize("path", ["../escape", "/etc/passwd", "a/../../b"])
 def test_a_chunk_with_an_unsafe_path_restores_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo, path: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    filestore_on: FilestoreOn,
+    local_repo: Repo,
+    path: str,
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=3)
-    config = _config(tmp_path, local_repo, source)
+    config = filestore_on(local_repo, count=3, retention=RETENTION).config
     snapshot = run_backup_files(run_context(config)).snapshot
     doc = read_doc(local_repo, snapshot.key())
     doc["entries"][0]["path"] = path  # re-chunked with a valid address: only the path lies
@@ -237,14 +227,11 @@ def test_merge_join_pairs_each_item_with_its_previous_entry_and_refuses_disorder
 
 
 def test_iter_entries_streams_a_real_snapshot_in_path_order(
-    tmp_path: Path, local_repo: Repo
+    filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=30)
-    (source / "a.txt").write_bytes(b"sorts between a and a/")
-    (source / "a").mkdir()
-    (source / "a" / "x").write_bytes(b"under a/")
-    config = _config(tmp_path, local_repo, source)
+    a_and_under_a = {"a.txt": b"sorts between a and a/", "a/x": b"under a/"}
+    tree = filestore_on(local_repo, count=30, files=a_and_under_a, retention=RETENTION)
+    source, config = tree.source, tree.config
     snapshot = run_backup_files(run_context(config)).snapshot
     paths = [e.path for e in iter_entries(run_context(config).storage, snapshot)]
     assert paths == sorted(paths) and len(paths) == snapshot.file_count + sum(

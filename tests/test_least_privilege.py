@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,8 @@ from backdrill.pg.connection import ConnParams
 from backdrill.pg.privileges import Unreadable, denial_message, unreadable_objects
 from backdrill.pg.role_restore import Login, creatable
 from backdrill.pg.roles import RoleFacts
-from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
+from helpers.cli import Cli, Repo, Result, SampleCli, write_config
+from helpers.pgobjects import dsn
 from helpers.repo import list_keys, manifests
 
 
@@ -53,29 +55,50 @@ def app(pg: ConnParams) -> Iterator[App]:
             conn.execute(f'DROP ROLE "{name}"')
 
 
-def config_for(tmp_path: Path, app: App, repo: Repo, **kwargs: object) -> Path:
-    return write_config(
-        tmp_path / "c.yaml",
-        app.login,
-        repo,
-        drill={"report_dir": str(tmp_path / "reports"), "work_dir": str(kwargs.pop("work"))}
-        if "work" in kwargs
-        else {"report_dir": str(tmp_path / "reports")},
-        **kwargs,  # type: ignore[arg-type]
-    )
+AppCli = Callable[..., Cli]
+
+
+@pytest.fixture
+def app_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], app: App) -> AppCli:
+    """``app_cli(repo, work=None, **sections)``: the CLI connecting as the app's login,
+    drills reporting to ``tmp_path / "reports"`` (and working in ``work``)."""
+
+    def configure(repo: Repo, work: Path | None = None, **sections: Any) -> Cli:
+        drill = {"report_dir": str(tmp_path / "reports")}
+        if work is not None:
+            drill["work_dir"] = str(work)
+        return Cli(
+            capsys, write_config(tmp_path / "c.yaml", app.login, repo, drill=drill, **sections)
+        )
+
+    return configure
+
+
+def _restore_as_the_login(
+    cli: Cli, app: App, database: str, target: str, monkeypatch: pytest.MonkeyPatch
+) -> Result:
+    """``restore db`` of ``database`` into ``target``, connecting as the app's login."""
+    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
+    return cli("restore", "db", "--to", dsn(app.login, target), "--database", database)
+
+
+def _backed_up_then_dropped(sample_cli: SampleCli, pg: ConnParams, source: str) -> Cli:
+    """``source`` backed up (by the superuser), then dropped: the CLI, to restore it."""
+    cli = sample_cli(database=source)
+    assert cli("backup", "db").code == 0
+    with pg.connect() as conn:
+        conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
+    return cli
 
 
 def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    app_cli: AppCli,
     app: App,
     local_repo: Repo,
     work_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config = config_for(tmp_path, app, local_repo, databases=[app.database], work=work_dir)
-    cli = Cli(capsys, config)
+    cli = app_cli(local_repo, work=work_dir, databases=[app.database])
     backed = cli("backup", "db")
     assert backed.code == 0, backed.err
     (manifest,) = manifests(local_repo)
@@ -85,9 +108,7 @@ def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
     assert drilled.code == 0, drilled.out + drilled.err
 
     target = f"{app.database}_restored"
-    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
-    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    restored = cli("restore", "db", "--to", to, "--database", app.database)
+    restored = _restore_as_the_login(cli, app, app.database, target, monkeypatch)
     assert restored.code == 0, restored.out + restored.err
     with app.login.with_db(target).connect() as conn:
         row = conn.execute(
@@ -98,17 +119,12 @@ def test_a_non_superuser_backs_up_drills_and_restores_its_own_database(
 
 
 def test_a_table_the_login_may_not_read_is_named_before_the_dump(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    app: App,
-    repo: Repo,
+    app_cli: AppCli, pg: ConnParams, app: App, repo: Repo
 ) -> None:
     with pg.with_db(app.database).connect() as conn:
         conn.execute("CREATE TABLE res_partner_secret (id int)")
         conn.execute("REVOKE ALL ON res_partner_secret FROM PUBLIC")
-    config = config_for(tmp_path, app, repo, databases=[app.database])
-    cli = Cli(capsys, config)
+    cli = app_cli(repo, databases=[app.database])
     result = cli("--log-format", "text", "backup", "db")
     assert result.code == 5, result.err
     errors = [ln for ln in result.err.splitlines() if "error" in ln]
@@ -120,11 +136,7 @@ def test_a_table_the_login_may_not_read_is_named_before_the_dump(
 
 
 def test_all_backs_up_what_the_login_can_read_and_names_the_rest(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    app: App,
-    local_repo: Repo,
+    app_cli: AppCli, pg: ConnParams, app: App, local_repo: Repo
 ) -> None:
     closed, unreadable = f"{app.database}_closed", f"{app.database}_unreadable"
     with pg.connect() as conn:
@@ -135,10 +147,7 @@ def test_all_backs_up_what_the_login_can_read_and_names_the_rest(
         conn.execute("CREATE TABLE secret_table (id int)")
         conn.execute("REVOKE ALL ON secret_table FROM PUBLIC")
     try:
-        config = config_for(tmp_path, app, local_repo)
-        result = run_cli(
-            capsys, "--config", str(config), "--log-format", "text", "backup", "db", "--all"
-        )
+        result = app_cli(local_repo)("--log-format", "text", "backup", "db", "--all")
         assert result.code == 5, result.err
         backed = {m["database"] for m in manifests(local_repo)}
         assert app.database in backed
@@ -171,17 +180,13 @@ def test_restore_by_a_non_superuser_creates_roles_it_may_and_says_what_differs(
     with pg.with_db(source).connect() as conn:
         conn.execute(f"CREATE TABLE t (id int); ALTER TABLE t OWNER TO {owner}")
         conn.execute(f"INSERT INTO t SELECT generate_series(1, 7); GRANT SELECT ON t TO {reader}")
-    cli = sample_cli(database=source)
-    assert cli("backup", "db").code == 0
+    cli = _backed_up_then_dropped(sample_cli, pg, source)
     with pg.connect() as conn:
-        conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
         conn.execute(f"DROP ROLE {owner}")
         conn.execute(f"DROP ROLE {reader}")
 
     target = f"{app.database}_copy"
-    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
-    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    result = cli("restore", "db", "--to", to, "--database", source)
+    result = _restore_as_the_login(cli, app, source, target, monkeypatch)
     assert result.code == 0, result.out + result.err
     assert f"role {reader} was created without BYPASSRLS" in result.out
     with pg.with_db(target).connect() as conn:
@@ -205,16 +210,11 @@ def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
     with pg.connect() as conn:
         conn.execute(f"CREATE ROLE {owner} NOLOGIN")
         conn.execute(f"CREATE DATABASE {source} OWNER {owner}")
-    cli = sample_cli(database=source)
-    assert cli("backup", "db").code == 0
+    cli = _backed_up_then_dropped(sample_cli, pg, source)
     with pg.connect() as conn:
-        conn.execute(f"DROP DATABASE {source} WITH (FORCE)")
         before = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
 
-    target = f"{app.database}_copy"
-    monkeypatch.setenv("PGPASSWORD", app.login.password or "")
-    to = f"host={pg.host} port={pg.port} user={app.login.user} dbname={target} sslmode=disable"
-    result = cli("restore", "db", "--to", to, "--database", source)
+    result = _restore_as_the_login(cli, app, source, f"{app.database}_copy", monkeypatch)
     assert result.code == 5, result.out + result.err
     assert f"is not a member of its recorded owner, role {owner}" in result.err
     with pg.connect() as conn:
@@ -223,20 +223,14 @@ def test_restore_names_an_owner_the_login_may_not_give_the_database_to(
 
 
 def test_config_check_lists_what_the_login_lacks(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    app: App,
-    local_repo: Repo,
+    app_cli: AppCli, pg: ConnParams, app: App, local_repo: Repo
 ) -> None:
     with pg.connect() as conn:
         conn.execute(f"ALTER ROLE {app.login.user} NOCREATEROLE")
     with pg.with_db(app.database).connect() as conn:
         conn.execute("CREATE TABLE secret_table (id int)")
         conn.execute("REVOKE ALL ON secret_table FROM PUBLIC")
-    config = config_for(tmp_path, app, local_repo, databases=[app.database])
-    cli = Cli(capsys, config)
-    result = cli("config", "check")
+    result = app_cli(local_repo, databases=[app.database])("config", "check")
     assert result.code != 0, result.out
     out = " ".join(result.out.split())
     assert f"login {app.login.user} is not a superuser: OK" in out

@@ -21,11 +21,11 @@ from backdrill.repository.manifest import (
     parse_db_manifest,
 )
 from backdrill.runtime.errors import IntegrityError
-from backdrill.runtime.timeutil import MAX_CLOCK_SKEW, utcnow
+from backdrill.runtime.timeutil import MAX_CLOCK_SKEW
 from backdrill.services.facts import DbFacts, RepoFacts
 from backdrill.services.status import State, evaluate
 from helpers.cli import Cli, Repo
-from helpers.history import fake_db_backup, prune_config, storage_of
+from helpers.history import fake_db_backups, prune_config
 from helpers.repo import delete_object, list_keys, read_object, write_object
 from helpers.seed import db_manifest, write_drill, write_manifest, write_snapshot
 
@@ -120,10 +120,7 @@ def test_directory_backup_objects_stay_in_their_directory() -> None:
 def test_verify_of_a_manifest_pointing_at_another_backups_dump_exits_4_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
-    now = utcnow()
-    with storage_of(repo) as storage:
-        other = fake_db_backup(storage, "odoo", now - timedelta(hours=2))
-        mine = fake_db_backup(storage, "odoo", now - timedelta(hours=1))
+    other, mine = fake_db_backups(repo, "odoo", timedelta(hours=2), timedelta(hours=1))
     theirs = read_manifest(repo, "odoo", other)
     key = manifest_key("odoo", mine)
     forge(
@@ -152,11 +149,8 @@ def test_verify_of_a_manifest_pointing_at_another_backups_dump_exits_4_naming_it
 def test_prune_of_a_manifest_whose_id_is_another_backups_deletes_nothing_and_exits_4(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
-    now = utcnow()
-    with storage_of(repo) as storage:
-        fake_db_backup(storage, "odoo", now - timedelta(days=60))
-        newest = fake_db_backup(storage, "odoo", now - timedelta(days=1))
-        forged = fake_db_backup(storage, "odoo", now - timedelta(days=90))
+    ages = (timedelta(days=60), timedelta(days=1), timedelta(days=90))
+    _, newest, forged = fake_db_backups(repo, "odoo", *ages)
     key = manifest_key("odoo", forged)
     # an expired backup that claims to be the newest one: today prune deletes the newest
     forge(repo, key, read_manifest(repo, "odoo", forged), id=newest)
@@ -174,10 +168,7 @@ def test_prune_of_a_manifest_whose_id_is_another_backups_deletes_nothing_and_exi
 def test_a_manifest_dated_in_the_future_is_flagged_by_verify_list_refused_by_drill_restore(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
-    now = utcnow()
-    with storage_of(repo) as storage:
-        older = fake_db_backup(storage, "odoo", now - timedelta(hours=1))
-        future = fake_db_backup(storage, "odoo", now + FAR)
+    older, future = fake_db_backups(repo, "odoo", timedelta(hours=1), -FAR)
     key = manifest_key("odoo", future)
     config = prune_config(tmp_path / "c.yaml", repo, days=30)
     cli = Cli(capsys, config)

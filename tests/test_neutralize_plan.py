@@ -29,6 +29,17 @@ SERIAL = _col("id", "integer", "N", not_null=True, has_default=True)
 ACTIVE = _col("active", "boolean", "B", has_default=True)
 
 
+def _mail_server(*extra: Column) -> Table:
+    """An ir_mail_server of the columns the neutralization needs, no id, plus ``extra``."""
+    return _table(
+        "ir_mail_server",
+        _col("name", not_null=True),
+        _col("smtp_host", not_null=True),
+        ACTIVE,
+        *extra,
+    )
+
+
 def _odoo(**replace: Table | None) -> dict[str, Table]:
     tables: dict[str, Table | None] = {
         "ir_mail_server": _table(
@@ -74,11 +85,7 @@ def test_a_complete_schema_gets_every_statement_and_no_problem() -> None:
 
 
 def test_not_null_columns_without_a_default_get_a_value_of_their_type() -> None:
-    mail = _table(
-        "ir_mail_server",
-        _col("name", not_null=True),
-        _col("smtp_host", not_null=True),
-        ACTIVE,
+    mail = _mail_server(
         _col("company_id", "integer", "N", not_null=True),
         _col("create_date", "timestamp without time zone", "D", not_null=True),
         _col("note", "text", not_null=True),
@@ -92,13 +99,7 @@ def test_not_null_columns_without_a_default_get_a_value_of_their_type() -> None:
 
 
 def test_a_not_null_column_of_an_unknown_type_is_a_problem() -> None:
-    mail = _table(
-        "ir_mail_server",
-        _col("name", not_null=True),
-        _col("smtp_host", not_null=True),
-        ACTIVE,
-        _col("kind", "mail_kind", "E", not_null=True),
-    )
+    mail = _mail_server(_col("kind", "mail_kind", "E", not_null=True))
     plan = plan_neutralization(_odoo(ir_mail_server=mail))
     assert plan.problems == (
         "no dummy mail server can be added: ir_mail_server.kind (mail_kind) is NOT NULL "

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from helpers.cli_env import cli, fresh_env
 from helpers.repo import write_object
 from helpers.seed import write_drill, write_manifest
+from helpers.strategies import CONFIG_KEYS, nested
 
 pytestmark = pytest.mark.reliability
 
@@ -64,13 +65,7 @@ json_scalars = st.one_of(
     ),
     st.text(max_size=12),
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=8,
-)
+json_values = nested(json_scalars, st.text(max_size=6), lists=3, dicts=3, leaves=8)
 
 
 def paths_in(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -338,48 +333,9 @@ def test_arbitrary_command_lines_never_make_an_internal_error(
 
 # -- arbitrary configuration ------------------------------------------------------------
 
-CONFIG_KEYS = [
-    "postgres",
-    "databases",
-    "storage",
-    "retry",
-    "attempts",
-    "max_seconds",
-    "encryption",
-    "recipients",
-    "identity_file",
-    "retention",
-    "days",
-    "min_keep",
-    "keep_daily",
-    "grace_hours",
-    "targets",
-    "rpo_hours",
-    "rto_hours",
-    "drill",
-    "sandbox",
-    "jobs",
-    "backup",
-    "compression_level",
-    "files",
-    "name",
-    "serve",
-    "cache_seconds",
-    "ssot",
-]
+config_keys = st.one_of(st.sampled_from(CONFIG_KEYS), st.text(max_size=6))
 config_docs = st.dictionaries(
-    st.one_of(st.sampled_from(CONFIG_KEYS), st.text(max_size=6)),
-    st.recursive(
-        json_scalars,
-        lambda children: st.one_of(
-            st.lists(children, max_size=3),
-            st.dictionaries(
-                st.one_of(st.sampled_from(CONFIG_KEYS), st.text(max_size=6)), children, max_size=3
-            ),
-        ),
-        max_leaves=10,
-    ),
-    max_size=5,
+    config_keys, nested(json_scalars, config_keys, lists=3, dicts=3, leaves=10), max_size=5
 )
 
 

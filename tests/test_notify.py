@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from backdrill.config.model import NotifyConfig
 from backdrill.monitoring.notify import Event, send
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
-from helpers.cli import Cli, Repo, SampleCli, run_cli, write_config
+from helpers.cli import Cli, Repo, SampleCli, write_config
 from helpers.ports import refusing_port
 from helpers.repo import manifests, write_object
 from helpers.webhook import Receiver
@@ -21,29 +22,31 @@ def _dead_url() -> str:
     return f"http://127.0.0.1:{refusing_port()}/hooks/T0/B0/dead-t0ken"
 
 
-def _config(tmp_path: Path, pg: ConnParams, repo: Repo, url: str, **notify: object) -> Path:
-    url_file = tmp_path / "webhook_url"
-    url_file.write_text(url + "\n")
-    return write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        notify={"webhook_url_file": str(url_file), **notify},
-    )
+Notifying = Callable[..., Cli]
 
 
-def test_failing_backup_posts_exactly_one_event(
+@pytest.fixture
+def notifying(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
-) -> None:
+) -> Notifying:
+    """``notifying(url, **notify)``: the CLI on ``local_repo``, notifying the webhook
+    ``url`` (read from a file) as ``notify`` says."""
+
+    def configure(url: str, **notify: object) -> Cli:
+        url_file = tmp_path / "webhook_url"
+        url_file.write_text(url + "\n")
+        notify_section = {"webhook_url_file": str(url_file), **notify}
+        return Cli(capsys, write_config(tmp_path / "c.yaml", pg, local_repo, notify=notify_section))
+
+    return configure
+
+
+def test_failing_backup_posts_exactly_one_event(notifying: Notifying) -> None:
     with Receiver() as receiver:
-        config = _config(tmp_path, pg, local_repo, receiver.url)
-        result = run_cli(
-            capsys,
+        result = notifying(receiver.url)(
             "--debug",
             "--run-id",
             "run-fail-1",
-            "--config",
-            str(config),
             "backup",
             "db",
             "--database",
@@ -66,13 +69,11 @@ def test_failing_backup_posts_exactly_one_event(
     assert "s3cr3t-t0ken" not in result.err + result.out
 
 
-def test_receiver_failing_three_times_then_ok_gets_the_event(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
-) -> None:
+def test_receiver_failing_three_times_then_ok_gets_the_event(notifying: Notifying) -> None:
     with Receiver(codes=[500, 500, 500]) as receiver:
-        config = _config(tmp_path, pg, local_repo, receiver.url)
+        cli = notifying(receiver.url)
         started = time.monotonic()
-        result = run_cli(capsys, "--config", str(config), "backup", "db", "--database", "nope")
+        result = cli("backup", "db", "--database", "nope")
         elapsed = time.monotonic() - started
     assert result.code == 5
     assert receiver.answers == [500, 500, 500, 200]
@@ -84,15 +85,10 @@ def test_receiver_failing_three_times_then_ok_gets_the_event(
 
 
 def test_dead_receiver_does_not_change_a_successful_backups_exit_code(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    local_repo: Repo,
+    notifying: Notifying, shared_sample: SampleInfo
 ) -> None:
     url = _dead_url()
-    config = _config(tmp_path, pg, local_repo, url, on=["failure", "success"], retry_seconds=2)
-    cli = Cli(capsys, config)
+    cli = notifying(url, on=["failure", "success"], retry_seconds=2)
     result = cli("backup", "db", "--database", shared_sample.database)
     assert result.code == 0, result.err
     assert "committed backup" in result.out
@@ -101,38 +97,23 @@ def test_dead_receiver_does_not_change_a_successful_backups_exit_code(
 
 
 def test_dead_receiver_does_not_change_a_failing_backups_exit_code(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, local_repo: Repo
+    notifying: Notifying,
 ) -> None:
-    config = _config(tmp_path, pg, local_repo, _dead_url(), retry_seconds=1)
-    cli = Cli(capsys, config)
+    cli = notifying(_dead_url(), retry_seconds=1)
     result = cli("backup", "db", "--database", "nope")
     assert result.code == 5
     assert "webhook notification failed" in result.err
 
 
 def test_success_is_posted_only_when_configured(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    shared_sample: SampleInfo,
-    local_repo: Repo,
+    notifying: Notifying, shared_sample: SampleInfo
 ) -> None:
     with Receiver() as receiver:
-        quiet = _config(tmp_path, pg, local_repo, receiver.url)  # default: on [failure]
-        assert (
-            run_cli(
-                capsys, "--config", str(quiet), "backup", "db", "-d", shared_sample.database
-            ).code
-            == 0
-        )
+        quiet = notifying(receiver.url)  # default: on [failure]
+        assert quiet("backup", "db", "-d", shared_sample.database).code == 0
         assert receiver.requests == []
-        loud = _config(tmp_path, pg, local_repo, receiver.url, on=["failure", "success"])
-        assert (
-            run_cli(
-                capsys, "--config", str(loud), "backup", "db", "-d", shared_sample.database
-            ).code
-            == 0
-        )
+        loud = notifying(receiver.url, on=["failure", "success"])
+        assert loud("backup", "db", "-d", shared_sample.database).code == 0
     (event,) = receiver.accepted()
     assert event["status"] == "success"
     assert event["database"] == shared_sample.database

@@ -13,10 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -44,29 +45,40 @@ def four_databases(pg: ConnParams) -> Iterator[list[str]]:
         drop_database(pg, name)
 
 
+@pytest.fixture
+def many_repo(s3_endpoint: str, bucket: str) -> Repo:
+    """An S3 repository, the one every test here backs its databases up to."""
+    return s3_repo(s3_endpoint, bucket, "many")
+
+
+@pytest.fixture
+def many_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg: ConnParams, many_repo: Repo
+) -> Callable[..., Cli]:
+    """``many_cli(databases, **sections)``: the CLI on ``many_repo``, ``databases``
+    configured."""
+
+    def configure(databases: list[str], **sections: Any) -> Cli:
+        config = write_config(tmp_path / "c.yaml", pg, many_repo, databases=databases, **sections)
+        return Cli(capsys, config)
+
+    return configure
+
+
 def test_parallel_backup_of_four_databases_commits_each_and_drill_all_chains_evidence(
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
+    many_cli: Callable[..., Cli],
+    many_repo: Repo,
     four_databases: list[str],
-    s3_endpoint: str,
-    bucket: str,
     work_dir: Path,
 ) -> None:
-    repo = s3_repo(s3_endpoint, bucket, "many")
     reports = tmp_path / "reports"
-    config = write_config(
-        tmp_path / "c.yaml",
-        pg,
-        repo,
-        databases=four_databases,
-        drill={"work_dir": str(work_dir), "report_dir": str(reports)},
-    )
-    cli = Cli(capsys, config)
+    drill_section = {"work_dir": str(work_dir), "report_dir": str(reports)}
+    cli = many_cli(four_databases, drill=drill_section)
     result = cli("backup", "db", "--parallel", "2")
     assert result.code == 0, result.err
-    assert sorted(m["database"] for m in manifests(repo)) == four_databases
-    assert list_keys(repo, "locks/") == []
+    assert sorted(m["database"] for m in manifests(many_repo)) == four_databases
+    assert list_keys(many_repo, "locks/") == []
 
     result = cli("drill", "run", "--all", "--parallel", "2")
     assert result.code == 0, result.out + result.err
@@ -86,28 +98,20 @@ def test_parallel_backup_of_four_databases_commits_each_and_drill_all_chains_evi
 
 
 def test_one_database_failing_leaves_the_others_committed_and_exits_5_naming_it(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    four_databases: list[str],
-    s3_endpoint: str,
-    bucket: str,
+    many_cli: Callable[..., Cli], many_repo: Repo, four_databases: list[str]
 ) -> None:
-    repo = s3_repo(s3_endpoint, bucket, "many")
     missing = f"gone_{secrets.token_hex(3)}"  # a database the login cannot connect to
-    selected = [four_databases[0], missing, *four_databases[1:]]
-    config = write_config(tmp_path / "c.yaml", pg, repo, databases=selected)
-    cli = Cli(capsys, config)
+    cli = many_cli([four_databases[0], missing, *four_databases[1:]])
     result = cli("backup", "db", "--parallel", "2")
     assert result.code == 5, result.out + result.err
     assert f"1 of 5 backups failed: {missing}" in result.err
-    assert sorted(m["database"] for m in manifests(repo)) == four_databases
-    assert not [k for k in list_keys(repo, "db/") if missing in k]
-    assert list_keys(repo, "locks/") == []
+    assert sorted(m["database"] for m in manifests(many_repo)) == four_databases
+    assert not [k for k in list_keys(many_repo, "db/") if missing in k]
+    assert list_keys(many_repo, "locks/") == []
 
 
 def test_sigterm_during_a_parallel_backup_cleans_up_every_running_dump(
-    tmp_path: Path, pg: ConnParams, s3_endpoint: str, bucket: str
+    tmp_path: Path, pg: ConnParams, many_repo: Repo
 ) -> None:
     """Signalled while two pg_dumps run: exit 143, no pg_dump left, no lock, and every
     stored object belongs to a committed backup."""
@@ -116,8 +120,7 @@ def test_sigterm_during_a_parallel_backup_cleans_up_every_running_dump(
     for name in names:
         create_item_database(pg, name, 150_000, label_pad=200)
     try:
-        repo = s3_repo(s3_endpoint, bucket, "many")
-        config = write_config(tmp_path / "c.yaml", pg, repo, databases=names)
+        config = write_config(tmp_path / "c.yaml", pg, many_repo, databases=names)
         env = {**os.environ, "PGPASSWORD": pg.password or "", "PYTHONFAULTHANDLER": "1"}
         argv = [sys.executable, "-m", "backdrill", "--config", str(config)]
         proc = subprocess.Popen(
@@ -140,9 +143,9 @@ def test_sigterm_during_a_parallel_backup_cleans_up_every_running_dump(
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 143, err.decode()[-3000:]
         assert not [p for p in dumps if p.is_running() and p.status() != "zombie"]
-        assert list_keys(repo, "locks/") == []
-        committed = {f"db/{m['database']}/{m['id']}/" for m in manifests(repo)}
-        for key in list_keys(repo, "db/"):
+        assert list_keys(many_repo, "locks/") == []
+        committed = {f"db/{m['database']}/{m['id']}/" for m in manifests(many_repo)}
+        for key in list_keys(many_repo, "db/"):
             assert any(key.startswith(c) for c in committed), f"uncommitted object {key}"
     finally:
         for name in names:

@@ -20,7 +20,7 @@ from backdrill.pg.connection import ConnParams
 from backdrill.runtime.redact import SECRETS
 from conftest import drop_database
 from helpers.cli import Cli, Repo, Result, write_config
-from helpers.pgobjects import create_tablespace, drop_tablespace, dsn
+from helpers.pgobjects import create_tablespace, drop_tablespace, dsn, scratch_database
 from helpers.repo import list_keys, manifests, read_object, write_object
 
 
@@ -38,6 +38,13 @@ class Source:
 
     def checks(self) -> dict[str, dict[str, str]]:
         return {c["name"]: c for c in self.report()["checks"]}  # type: ignore[attr-defined]
+
+    def drill_passes(self, database: str) -> dict[str, dict[str, str]]:
+        """``database`` backed up and drilled, the drill passing: its checks."""
+        assert self.run("backup", "db", "--database", database).code == 0
+        drilled = self.run("drill", "run")
+        assert drilled.code == 0, drilled.out + drilled.err
+        return self.checks()
 
 
 @pytest.fixture
@@ -114,10 +121,7 @@ def test_owner_grants_and_policy_survive_the_drill_and_a_restore_onto_a_new_serv
     name, suffix = owned_db
     owner, reader = f"app_owner_{suffix}", f"app_reader_{suffix}"
     src = source(repo)
-    assert src.run("backup", "db", "--database", name).code == 0
-    drilled = src.run("drill", "run")
-    assert drilled.code == 0, drilled.out + drilled.err
-    assert src.checks()["database_properties"]["status"] == "pass"
+    assert src.drill_passes(name)["database_properties"]["status"] == "pass"
 
     restored = src.run("restore", "db", "--to", dsn(new_server, name))
     assert restored.code == 0, restored.err
@@ -187,10 +191,7 @@ def test_a_latin1_database_comes_back_latin1_with_its_settings_and_comment(
     source: MakeSource, pg: ConnParams, repo: Repo, latin1_db: str, new_server: ConnParams
 ) -> None:
     src = source(repo)
-    assert src.run("backup", "db", "--database", latin1_db).code == 0
-    drilled = src.run("drill", "run")
-    assert drilled.code == 0, drilled.out + drilled.err
-    check = src.checks()["database_properties"]
+    check = src.drill_passes(latin1_db)["database_properties"]
     assert check["status"] == "pass"
     assert "encoding LATIN1, collation C, ctype C, 2 setting(s)" in check["detail"]
 
@@ -227,14 +228,10 @@ def test_the_drill_names_the_tablespaces_the_source_used(
         with pg.with_db(latin1_db).connect() as conn:
             conn.execute(f"CREATE TABLE app.hot (id int) TABLESPACE {space}")
             conn.execute("INSERT INTO app.hot VALUES (1), (2)")
-        src = source(repo)
-        assert src.run("backup", "db", "--database", latin1_db).code == 0
-        drilled = src.run("drill", "run")
-        assert drilled.code == 0, drilled.out + drilled.err
-        check = src.checks()["tablespaces"]
-        assert check["status"] == "pass"
-        assert f"the source used tablespace(s) {space}" in check["detail"]
-        assert src.checks()["row_counts"]["status"] == "pass"
+        checks = source(repo).drill_passes(latin1_db)
+        assert checks["tablespaces"]["status"] == "pass"
+        assert f"the source used tablespace(s) {space}" in checks["tablespaces"]["detail"]
+        assert checks["row_counts"]["status"] == "pass"
     finally:
         drop_database(pg, latin1_db)
         drop_tablespace(pg, space, location)
@@ -323,25 +320,17 @@ def test_a_manifest_from_before_roles_were_recorded_still_drills_as_it_did(
 def test_an_icu_database_is_drilled_with_its_icu_locale(
     source: MakeSource, pg: ConnParams, local_repo: Repo
 ) -> None:
-    name = f"icu_{secrets.token_hex(3)}"
-    with pg.connect() as conn:
-        conn.execute(
-            f"CREATE DATABASE {name} LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8' "
-            "TEMPLATE template0"
-        )
-    try:
-        with pg.with_db(name).connect() as conn:
-            conn.execute("CREATE TABLE word AS SELECT 'Äpfel'::text AS s")
+    with scratch_database(
+        pg,
+        "icu",
+        "CREATE TABLE word AS SELECT 'Äpfel'::text AS s",
+        create="LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8' TEMPLATE template0",
+    ) as name:
         src = source(local_repo)
-        assert src.run("backup", "db", "--database", name).code == 0
+        assert src.drill_passes(name)["database_properties"]["status"] == "pass"
         (manifest,) = manifests(local_repo)
         props = manifest["database_properties"]
         assert (props["locale_provider"], props["icu_locale"]) == ("icu", "de-DE")
-        drilled = src.run("drill", "run")
-        assert drilled.code == 0, drilled.out + drilled.err
-        assert src.checks()["database_properties"]["status"] == "pass"
-    finally:
-        drop_database(pg, name)
 
 
 def test_restore_db_no_owner_creates_no_role_and_keeps_no_owner(

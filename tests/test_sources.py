@@ -36,7 +36,7 @@ from backdrill.services.status import State, evaluate_config
 from backdrill.storage import open_repository
 from conftest import drop_database
 from helpers.cli import Repo, SampleCli, run_cli
-from helpers.history import fake_db_backup, prune_config, storage_of
+from helpers.history import fake_db_backup, fake_db_backups, prune_config, storage_of
 from helpers.pgobjects import create_item_database
 from helpers.repo import list_keys, read_object, write_object
 
@@ -183,11 +183,8 @@ def _forge(repo: Repo, key: str, **update: object) -> None:
 def test_a_manifest_claiming_another_source_than_its_key_exits_4_and_prune_deletes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
-    now = utcnow()
-    with storage_of(repo) as storage:
-        old = fake_db_backup(storage, "postgres", now - timedelta(days=90))
-        fake_db_backup(storage, "postgres", now - timedelta(days=1))
-        named = fake_db_backup(storage, "postgres", now - timedelta(days=2), source="supabase")
+    old, _ = fake_db_backups(repo, "postgres", timedelta(days=90), timedelta(days=1))
+    (named,) = fake_db_backups(repo, "postgres", timedelta(days=2), source="supabase")
     # a default source's manifest rewritten to claim it is Supabase's
     forged = f"db/postgres/{old}/{MANIFEST_NAME}"
     _forge(repo, forged, source="supabase")

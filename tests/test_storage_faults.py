@@ -8,7 +8,8 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database
 from helpers.cli import Cli, Repo, Result, SampleCli, run_cli_process
+from helpers.faults import five_errors, outage_from_part_two, resets_mid_part
+from helpers.pgobjects import dsn
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 from helpers.retries import DEFAULT_RETRY, QUICK_RETRY, SCALED_RETRY, with_retry
 from helpers.s3proxy import FaultProxy, Rule
@@ -91,9 +94,7 @@ def test_backup_commits_after_five_consecutive_transient_errors(
     contains: str,
 ) -> None:
     repo = with_retry(proxied_repo, QUICK_RETRY)
-    rule = fault_proxy.add(
-        Rule("error", method=method, contains=contains, times=5, status=status, code=code)
-    )
+    rule = five_errors(fault_proxy, status, code, method, contains)
     _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 5
@@ -107,7 +108,7 @@ def test_backup_commits_after_connection_resets_mid_part(
     sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     repo = with_retry(proxied_repo, QUICK_RETRY)
-    rule = fault_proxy.add(Rule("reset", method="PUT", contains="partNumber=2", times=2))
+    rule = resets_mid_part(fault_proxy)
     _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
     assert rule.hits == 2
@@ -119,7 +120,7 @@ def test_backup_rides_out_a_ten_second_outage_with_the_default_policy(
     sample_cli: SampleCli, large_sample: SampleInfo, proxied_repo: Repo, fault_proxy: FaultProxy
 ) -> None:
     repo = with_retry(proxied_repo, DEFAULT_RETRY)
-    rule = fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=10))
+    rule = outage_from_part_two(fault_proxy, 10)
     started = time.monotonic()
     _cli, result = backup(sample_cli, repo, large_sample.database)
     assert result.code == 0, result.err
@@ -146,7 +147,7 @@ def test_backup_fails_on_a_long_outage_with_exit_5_and_cleans_up_once_the_store_
     its lock when the store is back, before it exits: nothing is left open."""
     outage = 12.0
     repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 20})
-    fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=outage))
+    outage_from_part_two(fault_proxy, outage)
     started = time.monotonic()
     _cli, result = backup(sample_cli, repo, large_sample.database, subprocess=True)
     elapsed = time.monotonic() - started
@@ -168,7 +169,7 @@ def test_an_outage_outlasting_the_cleanup_budget_leaves_what_prune_removes(
     the log says the upload is left to prune, and once the store is back prune removes
     it and takes the dead run's lock over."""
     repo = with_retry(proxied_repo, {**SCALED_RETRY, "cleanup_seconds": 2})
-    fault_proxy.add(Rule("down", method="PUT", contains="partNumber=2", seconds=300))
+    outage_from_part_two(fault_proxy, 300)
     started = time.monotonic()
     # a separate process, so that its lock is left by a dead holder, as after a real run
     cli, result = backup(sample_cli, repo, large_sample.database, subprocess=True)
@@ -262,21 +263,6 @@ def test_an_unreachable_endpoint_is_retried_then_exits_5(
     assert "gave up after 3 attempts" in line
 
 
-@pytest.fixture
-def backed_s3(
-    sample_cli: SampleCli,
-    pg: ConnParams,
-    sample: SampleInfo,
-    proxied_repo: Repo,
-    work_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Path:
-    cli, result = backup(sample_cli, proxied_repo, sample.database, work=work_dir)
-    assert result.code == 0, result.err
-    monkeypatch.setenv("PGPASSWORD", pg.password or "")
-    return cli.config
-
-
 DOWNLOADS = {
     "verify": ["verify", "--all", "--read-data"],
     "drill": ["drill", "run"],
@@ -284,9 +270,36 @@ DOWNLOADS = {
 }
 
 
-def _args(name: str, pg: ConnParams, target: str) -> list[str]:
-    dsn = f"host={pg.host} port={pg.port} user={pg.user} dbname={target} sslmode=disable"
-    return [a.replace("{dsn}", dsn) for a in DOWNLOADS[name]]
+@dataclass
+class Download:
+    """A committed backup on the proxied repository, and the name of a database it may
+    be restored into (dropped after the test)."""
+
+    cli: Cli
+    pg: ConnParams
+    target: str
+
+    def __call__(self, command: str) -> Result:
+        """One of :data:`DOWNLOADS`, each reading the dump back: its result."""
+        to = dsn(self.pg, self.target)
+        return self.cli(*[a.replace("{dsn}", to) for a in DOWNLOADS[command]])
+
+
+@pytest.fixture
+def download(
+    sample_cli: SampleCli,
+    pg: ConnParams,
+    sample: SampleInfo,
+    proxied_repo: Repo,
+    work_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Download]:
+    cli, result = backup(sample_cli, proxied_repo, sample.database, work=work_dir)
+    assert result.code == 0, result.err
+    monkeypatch.setenv("PGPASSWORD", pg.password or "")
+    target = f"restored_{secrets.token_hex(3)}"
+    yield Download(cli, pg, target)
+    drop_database(pg, target)
 
 
 def _pg_databases(pg: ConnParams) -> set[str]:
@@ -297,49 +310,27 @@ def _pg_databases(pg: ConnParams) -> set[str]:
 @pytest.mark.parametrize("command", sorted(DOWNLOADS))
 @pytest.mark.parametrize("action", ["cut", "truncate"])
 def test_a_download_broken_mid_body_resumes_with_a_ranged_get(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    backed_s3: Path,
-    fault_proxy: FaultProxy,
-    command: str,
-    action: str,
+    download: Download, fault_proxy: FaultProxy, command: str, action: str
 ) -> None:
-    cli = Cli(capsys, backed_s3)
-    target = f"restored_{secrets.token_hex(3)}"
     rule = fault_proxy.add(Rule(action, method="GET", contains="dump.pgdump.zst", times=1))  # type: ignore[arg-type]
-    try:
-        result = cli(*_args(command, pg, target))
-        assert result.code == 0, result.err
-        assert rule.hits == 1
-        ranged = [p for m, p in fault_proxy.requests if m == "GET" and "dump.pgdump.zst" in p]
-        assert len(ranged) == 2, "the body was not resumed"
-        assert "resuming" in result.err
-    finally:
-        drop_database(pg, target)
+    result = download(command)
+    assert result.code == 0, result.err
+    assert rule.hits == 1
+    ranged = [p for m, p in fault_proxy.requests if m == "GET" and "dump.pgdump.zst" in p]
+    assert len(ranged) == 2, "the body was not resumed"
+    assert "resuming" in result.err
 
 
 @pytest.mark.parametrize("command", sorted(DOWNLOADS))
 def test_a_byte_flipped_in_a_download_exits_4_and_leaves_nothing_restored(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg: ConnParams,
-    backed_s3: Path,
-    fault_proxy: FaultProxy,
-    work_dir: Path,
-    command: str,
+    download: Download, fault_proxy: FaultProxy, work_dir: Path, command: str
 ) -> None:
-    cli = Cli(capsys, backed_s3)
-    target = f"restored_{secrets.token_hex(3)}"
-    before = _pg_databases(pg)
+    before = _pg_databases(download.pg)
     fault_proxy.add(Rule("flip", method="GET", contains="dump.pgdump.zst", times=1))
-    try:
-        result = cli(*_args(command, pg, target))
-        assert result.code == 4, result.err
-        assert "Traceback" not in result.err
-        text = result.err + result.out
-        assert "checksum mismatch" in text or "corrupt" in text or "sha256" in text, text
-        assert _pg_databases(pg) == before, "a database was left half-restored"
-        assert list(work_dir.iterdir()) == [], "a sandbox or download was left behind"
-    finally:
-        drop_database(pg, target)
+    result = download(command)
+    assert result.code == 4, result.err
+    assert "Traceback" not in result.err
+    text = result.err + result.out
+    assert "checksum mismatch" in text or "corrupt" in text or "sha256" in text, text
+    assert _pg_databases(download.pg) == before, "a database was left half-restored"
+    assert list(work_dir.iterdir()) == [], "a sandbox or download was left behind"

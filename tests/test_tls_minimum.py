@@ -4,6 +4,7 @@ and webhooks; lowered only by ``security -> tls_min_version``, which is flagged.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import ssl
 import subprocess
@@ -101,14 +102,13 @@ def pg_config(path: Path, cluster: LocalCluster, **sections: Any) -> Path:
     return path
 
 
+def check_lines(out: str, *names: str) -> dict[str, str]:
+    """``config check``'s table: the line of each check named, by name."""
+    return {name: line for line in out.splitlines() for name in names if name in line}
+
+
 def rows(out: str) -> dict[str, str]:
-    """``config check``'s table: check name -> its line."""
-    found: dict[str, str] = {}
-    for line in out.splitlines():
-        for name in ("postgres reachable", "postgres TLS", "storage TLS", "tls minimum"):
-            if name in line:
-                found[name] = line
-    return found
+    return check_lines(out, "postgres reachable", "postgres TLS", "storage TLS", "tls minimum")
 
 
 def test_postgres_capped_at_tls12_is_refused_naming_tls13_and_the_setting(
@@ -213,12 +213,7 @@ def s3_config(
 
 
 def storage_lines(out: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for line in out.splitlines():
-        for name in ("bucket reachable", "bucket writable", "storage TLS", "tls minimum"):
-            if name in line:
-                found[name] = line
-    return found
+    return check_lines(out, "bucket reachable", "bucket writable", "storage TLS", "tls minimum")
 
 
 @pytest.mark.parametrize(
@@ -242,7 +237,8 @@ def test_s3_endpoint_below_tls13_is_refused_unless_allowed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cert = cert_dir / "server.crt"
-    with TlsProxy(s3_endpoint, cert, cert_dir / "server.key", maximum) as proxy:
+    proxy = TlsProxy(s3_endpoint, cert, cert_dir / "server.key", maximum)
+    with contextlib.closing(proxy):
         sections = {"security": security} if security else {}
         config = s3_config(tmp_path / "c.yaml", pg, proxy.url, bucket, cert, **sections)
         result = run_cli(capsys, "--config", str(config), "config", "check")

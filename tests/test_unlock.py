@@ -20,6 +20,7 @@ from backdrill.runtime.timeutil import isoformat, utcnow
 from backdrill.sample.odoo import SampleInfo
 from backdrill.storage.local import LocalStorage
 from helpers.cli import Cli, Repo, Result, SampleCli, repo_config
+from helpers.filestore import FilestoreOn
 from helpers.history import storage_of
 from helpers.repo import list_keys, manifests, read_object, write_object
 
@@ -133,16 +134,9 @@ def test_a_malformed_lock_is_a_foreign_lock_named_never_an_internal_error(
 
 
 def test_backup_files_with_a_huge_pid_lock_exits_6_naming_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+    filestore_on: FilestoreOn, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    source.mkdir()
-    (source / "a.txt").write_text("a")
-    config = tmp_path / "backdrill.yaml"
-    cli = Cli(capsys, config)
-    config.write_text(
-        json.dumps({"storage": {"url": local_repo.url}, "files": {"source": str(source)}})
-    )
+    cli = filestore_on(local_repo, files={"a.txt": b"a"}).cli
     put_lock(
         local_repo, "files-filestore", lock_doc(scope="files-filestore", host=HOST, pid=10**30)
     )

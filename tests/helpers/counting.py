@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from backdrill.storage.base import (
     Capabilities,
@@ -13,7 +13,6 @@ from backdrill.storage.base import (
     ObjectWriter,
     PendingUpload,
     ProbeResult,
-    Retention,
     Storage,
 )
 
@@ -33,15 +32,8 @@ class CountingStorage(Storage):
     def open_writer(self, key: str) -> ObjectWriter:
         return self.inner.open_writer(key)
 
-    def put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        if_absent: bool = False,
-        retention: Retention | None = None,
-    ) -> None:
-        self.inner.put_bytes(key, data, if_absent=if_absent, retention=retention)
+    def put_bytes(self, key: str, data: bytes, **options: Any) -> None:
+        self.inner.put_bytes(key, data, **options)
 
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities()

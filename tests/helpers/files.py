@@ -82,17 +82,17 @@ def s3_options(endpoint: str) -> dict[str, Any]:
     }
 
 
+#: boto3's names of the settings of :func:`s3_options`
+_BOTO_NAMES = {
+    "region": "region_name",
+    "access_key_id": "aws_access_key_id",
+    "secret_access_key": "aws_secret_access_key",
+}
+
+
 def s3(endpoint: str) -> Any:
-    return boto3.client("s3", **{k: v for k, v in _boto_args(endpoint).items()})
-
-
-def _boto_args(endpoint: str) -> dict[str, Any]:
-    return {
-        "endpoint_url": endpoint,
-        "region_name": "us-east-1",
-        "aws_access_key_id": S3_KEY_ID,
-        "aws_secret_access_key": S3_SECRET,
-    }
+    """A boto3 client with the settings of :func:`s3_options`."""
+    return boto3.client("s3", **{_BOTO_NAMES.get(k, k): v for k, v in s3_options(endpoint).items()})
 
 
 def upload_tree(endpoint: str, bucket: str, prefix: str, root: Path) -> dict[str, bytes]:

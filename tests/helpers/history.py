@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from backdrill.config.model import StorageConfig
 from backdrill.repository.layout import DEFAULT_SOURCE, MANIFEST_NAME, backup_dir
 from backdrill.repository.manifest import DUMP_NAME
 from backdrill.repository.zstdio import compressed
-from backdrill.runtime.timeutil import new_id
+from backdrill.runtime.timeutil import new_id, utcnow
 from backdrill.storage import Storage, open_repository
 from helpers.cli import Repo
 from helpers.seed import db_manifest
@@ -55,6 +55,16 @@ def fake_db_backup(
     )
     storage.put_bytes(prefix + MANIFEST_NAME, manifest.to_json().encode())
     return backup_id
+
+
+def fake_db_backups(
+    repo: Repo, database: str, *ages: timedelta, source: str = DEFAULT_SOURCE
+) -> list[str]:
+    """One :func:`fake_db_backup` of ``database`` on ``repo`` per age (how long ago it
+    was taken; negative: in the future), in that order: their ids."""
+    now = utcnow()
+    with storage_of(repo) as storage:
+        return [fake_db_backup(storage, database, now - age, source=source) for age in ages]
 
 
 def put_file_object(storage: Storage, content: bytes) -> str:

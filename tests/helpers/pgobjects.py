@@ -1,10 +1,14 @@
 """PostgreSQL objects that need more than SQL to make: a tablespace needs a directory
-the server's user owns; a second, empty cluster stands for a new server."""
+the server's user owns; a second, empty cluster stands for a new server; a scratch
+database must be dropped whatever the test did."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from backdrill.pg.cluster import LocalCluster
@@ -52,3 +56,22 @@ def create_item_database(pg: ConnParams, name: str, rows: int, *, label_pad: int
             "FROM generate_series(1, %s) g",
             (label_pad, rows),
         )
+
+
+@contextmanager
+def scratch_database(
+    pg: ConnParams, prefix: str, *statements: str, create: str = ""
+) -> Iterator[str]:
+    """A new database ``<prefix>_<random>`` (``create``: the options of its CREATE
+    DATABASE) with ``statements`` run in it; dropped on the way out, whatever happened."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with pg.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" {create}')  # type: ignore[arg-type]
+    try:
+        with pg.with_db(name).connect() as conn:
+            for statement in statements:
+                conn.execute(statement)  # type: ignore[arg-type]
+        yield name
+    finally:
+        with pg.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]

@@ -89,16 +89,11 @@ class TlsProxy:
         upstream = socket.create_connection(self._target)
         _relay(tls, upstream)
 
-    def stop(self) -> None:
+    def close(self) -> None:
+        """Stop accepting (``with contextlib.closing(TlsProxy(...)) as proxy``)."""
         self._stop.set()
         with contextlib.suppress(OSError):
             self._server.close()
-
-    def __enter__(self) -> TlsProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _relay(tls: ssl.SSLSocket, upstream: socket.socket) -> None:
