@@ -64,6 +64,12 @@ class KeySet:
             row = self._db.execute("SELECT size FROM k WHERE key = ?", (key,)).fetchone()
         return None if row is None else int(row[0])
 
+    def get_noted(self, key: str) -> tuple[int, str] | None:
+        """(size, note) of ``key``, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT size, note FROM k WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def get_many(self, keys: Iterable[str]) -> dict[str, int]:
         """key -> size of those of ``keys`` in the set (absent ones are left out): one
         query per :data:`_LOOKUP_BATCH` keys, not one per key."""

@@ -3,8 +3,10 @@
 one stream: scan the source in path order -> merge it with the previous snapshot's
 entries (reuse unchanged ones) -> read the rest concurrently, in a bounded window (hash
 while spooling; re-read once if it changed meanwhile) -> upload contents the repository
-lacks (one listing pass, kept on disk, says which) -> entries cut into chunks as they
-come, in order -> the snapshot root written LAST (docs/format.md, schema_version 2).
+lacks (one listing pass, kept on disk, says which; a small one into a pack, found again
+through the packs' indexes, read only once a content must be looked up) -> entries cut
+into chunks as they come, in order -> every pack written -> the snapshot root written
+LAST (docs/format.md, schema_version 3).
 With ``storage.encryption``, contents are encrypted to the recipients (``.age``
 objects; plaintext objects are never reused) and the snapshot stays in clear.
 """
@@ -25,6 +27,7 @@ from backdrill.files.catalog import latest_snapshot
 from backdrill.files.chunks import ChunkWriter, RecentChunks, iter_entries
 from backdrill.files.objects import SPOOL_IN_MEMORY, ObjectStore, new_spool, stored_index
 from backdrill.files.ownership import with_owner
+from backdrill.files.packs import BlobIndex, Location, PackListing, PackWriter, list_packs
 from backdrill.files.plan import decide, merge_join
 from backdrill.files.pool import Done, batched, ordered_map
 from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, SkippedEntry, Snapshot
@@ -178,16 +181,24 @@ class FileBackup:
                 }
             },
         )
+        packs = list_packs(storage)  # a few hundred keys at 1,000,000 files
+        blobs = BlobIndex(storage, packs, encrypted=encrypted)
         with stored_index(storage, encrypted=encrypted) as stored:
+            pack_writer = PackWriter(storage)
             store = ObjectStore(
-                storage, stored, level=self.ctx.config.backup.compression_level, keys=keys
+                storage,
+                stored,
+                level=self.ctx.config.backup.compression_level,
+                keys=keys,
+                packs=pack_writer,
+                blobs=blobs,
             )
             chunks = {info.key for info in storage.list_objects(FILES_CHUNKS_ROOT)}
             recent = RecentChunks()  # unchanged chunks are reused, not re-encoded
             entries_out = ChunkWriter(storage, chunks.__contains__, recent=recent)
             skipped_out = ChunkWriter(storage, chunks.__contains__, skipped=True)
             totals = _Totals()
-            planned = self._planned(previous, stored, encrypted, totals, recent)
+            planned = self._planned(previous, stored, encrypted, totals, recent, packs)
             with self.ctx.reporter.task(f"back up {self.source_name}") as advance:
                 for result in ordered_map(
                     lambda item: self._back_up_one(item, store, advance),
@@ -202,6 +213,8 @@ class FileBackup:
                     else:
                         totals.entry(result)
                         entries_out.add(result)
+            pack_writer.finish()  # every pack and its index before the root
+            blobs.close()
             chunks_of_entries = entries_out.finish()
             reused_chunks = entries_out.reused_chunks
             chunks_of_skipped = skipped_out.finish()
@@ -272,6 +285,7 @@ class FileBackup:
         encrypted: bool,
         totals: _Totals,
         recent: RecentChunks,
+        packs: PackListing,
     ) -> Iterator[SourceItem | Done[FileEntry | SkippedEntry]]:
         """The listing merged with the previous snapshot: what stands unread (``Done``)
         and what must be read (the item)."""
@@ -282,13 +296,18 @@ class FileBackup:
             sizes = stored.get_many(
                 entry.sha256
                 for found, entry in batch
-                if entry is not None and entry.sha256 is not None and not self.rehash
+                if entry is not None
+                and entry.sha256 is not None
+                and entry.pack is None
+                and not self.rehash
             )
             for found, entry in batch:
                 if isinstance(found, SkippedEntry):
                     yield Done(found)
                     continue
-                kept = decide(found, entry, sizes, encrypted=encrypted, rehash=self.rehash)
+                kept = decide(
+                    found, entry, sizes, encrypted=encrypted, rehash=self.rehash, packs=packs.sizes
+                )
                 if kept is None:
                     yield found
                     continue
@@ -335,30 +354,32 @@ class FileBackup:
                 if outcome.status == "changed" and attempt == 1:
                     continue
                 sha256 = sink.digest.hexdigest()
-                stored_size = self._store(store, sha256, spool, outcome.size)
+                stored = self._store(store, sha256, spool, outcome.size)
                 entry = FileEntry(
                     path=item.path,
                     size=outcome.size,
                     mtime_ns=outcome.mtime_ns,
                     mode=outcome.mode,
                     sha256=sha256,
-                    stored=store.form_of(outcome.size, stored_size),
-                    stored_size=stored_size,
+                    stored=stored.form or store.form_of(outcome.size, stored.stored_size),
+                    stored_size=stored.stored_size,
                     etag=outcome.etag,
                     status="ok" if outcome.status == "ok" else "changed",
+                    pack=stored.pack,
+                    offset=stored.offset,
                 )
                 return with_owner(entry, item.owner)
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _store(store: ObjectStore, sha256: str, spool: IO[bytes], size: int) -> int:
-        """The stored size of the content: uploaded now, or already (being) stored."""
+    def _store(store: ObjectStore, sha256: str, spool: IO[bytes], size: int) -> Location:
+        """Where the content lies: stored now, or already (being) stored."""
         while True:
-            if store.claim(sha256):
-                return store.upload(sha256, spool, size).stored_size
-            stored_size = store.wait_stored(sha256)
-            if stored_size is not None:
-                return stored_size
+            if store.claim(sha256, size):
+                return store.store(sha256, spool, size)
+            stored = store.wait_stored(sha256, size)
+            if stored is not None:
+                return stored
 
 
 def run_backup_files(

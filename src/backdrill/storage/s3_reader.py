@@ -96,6 +96,39 @@ def read_range(requests: S3Requests, key: str, start: int, end: int) -> bytes:
         raise _missing(requests, key, exc) from None
 
 
+def read_upto(requests: S3Requests, key: str, offset: int, length: int) -> bytes:
+    """At most ``length`` bytes from ``offset`` in one ranged GET: fewer when the object
+    ends before (none when it ends at or before ``offset``). A body shorter than its
+    Content-Length is retried like any transient fault; NotFound when there is no object."""
+    if length <= 0:
+        return b""
+
+    def upto(resp: dict[str, Any]) -> bytes:
+        data = resp["Body"].read(length + 1)
+        expected = resp.get("ContentLength")
+        if isinstance(expected, int) and len(data) < min(expected, length):
+            raise short_read(len(data), expected)
+        return bytes(data[:length])
+
+    try:
+        return cast(
+            bytes,
+            requests.call(
+                "GetObject",
+                "read",
+                key,
+                consume=upto,
+                Bucket=requests.bucket,
+                Key=requests.full(key),
+                Range=f"bytes={offset}-{offset + length - 1}",
+            ),
+        )
+    except RequestFailed as exc:
+        if exc.code == "InvalidRange":
+            return b""  # the object ends at or before ``offset``
+        raise _missing(requests, key, exc) from None
+
+
 def _missing(requests: S3Requests, key: str, exc: RequestFailed) -> NotFound | RequestFailed:
     if exc.code in MISSING_KEY:
         where = f"s3://{requests.bucket}/{requests.prefix}"
