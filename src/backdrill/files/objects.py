@@ -51,6 +51,8 @@ from backdrill.runtime.errors import ConfigError, IntegrityError, NotFound
 from backdrill.storage import Storage
 
 SPOOL_IN_MEMORY = 2 * 1024 * 1024
+#: contents stored last remembered by :meth:`ObjectStore.claim` (a bounded window)
+RECENTLY_RELEASED = 4096
 #: what -> the age identities (ConfigError when there is none)
 IdentitiesProvider = Callable[[str], list[Any]]
 
@@ -82,7 +84,7 @@ def stored_objects(listed: dict[str, int], *, encrypted: bool) -> dict[str, int]
 def stored_index(storage: Storage, *, encrypted: bool) -> KeySet:
     """:func:`stored_objects` of ONE listing pass, streamed into a :class:`KeySet` (a
     temporary file, not memory: millions of objects)."""
-    index = KeySet()
+    index = KeySet(addresses=True)
     try:
         index.add_many(
             (sha256, info.size)
@@ -125,6 +127,9 @@ class ObjectStore:
         self.blobs = blobs
         self._stored = stored
         self._claimed: dict[str, threading.Event] = {}
+        #: the contents stored last (a bounded window): a claim looks a content up
+        #: outside the lock, and one stored since is found here
+        self._released: dict[str, None] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self.new_objects = 0
@@ -132,9 +137,16 @@ class ObjectStore:
         self.uploaded_bytes = 0
 
     def claim(self, sha256: str, size: int) -> bool:
-        """True if the caller must store this content; False if it is (being) stored."""
+        """True if the caller must store this content; False if it is (being) stored.
+        The lookup runs outside the lock (threads do not queue behind SQLite); a content
+        stored between it and the claim is among the last ones released."""
         with self._lock:
-            if sha256 in self._claimed or self._locate(sha256, size) is not None:
+            if sha256 in self._claimed:
+                return False
+        if self._locate(sha256, size) is not None:
+            return False
+        with self._lock:
+            if sha256 in self._claimed or sha256 in self._released:
                 return False
             self._claimed[sha256] = threading.Event()
             return True
@@ -155,8 +167,8 @@ class ObjectStore:
         while True:
             with self._lock:
                 pending = self._claimed.get(sha256)
-                if pending is None:
-                    return self._locate(sha256, size)
+            if pending is None:  # stored (then released) or failed
+                return self._locate(sha256, size)
             pending.wait()
 
     def form_of(self, raw_size: int, stored_size: int) -> StoredForm:
@@ -166,6 +178,7 @@ class ObjectStore:
         """Store the claimed content ``raw`` (positioned anywhere): into a pack when it
         is small (and packs are on), else as an object under its address."""
         raw.seek(0)
+        stored: Location | None = None
         try:
             if self.packs is not None and self.blobs is not None and is_packable(raw_size):
                 blob, form = self.seal(raw.read())
@@ -180,12 +193,15 @@ class ObjectStore:
         finally:
             with self._lock:
                 pending = self._claimed.pop(sha256, None)
+                if stored is not None:
+                    self._released[sha256] = None
+                    if len(self._released) > RECENTLY_RELEASED:
+                        del self._released[next(iter(self._released))]
+                    self.new_objects += 1
+                    self.new_bytes += raw_size
+                    self.uploaded_bytes += stored.stored_size
             if pending is not None:
                 pending.set()
-        with self._lock:
-            self.new_objects += 1
-            self.new_bytes += raw_size
-            self.uploaded_bytes += stored.stored_size
         return stored
 
     def seal(self, data: bytes) -> tuple[bytes, StoredForm]:

@@ -216,7 +216,7 @@ class BlobIndex:
     def _loaded(self) -> KeySet:
         with self._lock:
             if self._set is None:
-                found = KeySet()
+                found = KeySet(addresses=True)
                 try:
                     for pack_id in sorted(self.packs.indexed):
                         found.add_noted(self._blobs_of(pack_id))
@@ -256,7 +256,7 @@ class BlobIndex:
 
     def add(self, sha256: str, location: Location) -> None:
         note = f"{location.pack}:{location.offset}:{location.form}"
-        self._loaded().add_noted([(sha256, location.stored_size, note)])
+        self._loaded().add(sha256, location.stored_size, note)
 
     def close(self) -> None:
         with self._lock:

@@ -13,7 +13,6 @@ objects; plaintext objects are never reused) and the snapshot stays in clear.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from backdrill.files.addrset import KeySet
 from backdrill.files.catalog import latest_snapshot
 from backdrill.files.chunks import ChunkWriter, RecentChunks, iter_entries
 from backdrill.files.objects import SPOOL_IN_MEMORY, ObjectStore, new_spool, stored_index
-from backdrill.files.ownership import with_owner
 from backdrill.files.packs import BlobIndex, Location, PackListing, PackWriter, list_packs
 from backdrill.files.plan import decide, merge_join
 from backdrill.files.pool import Done, batched, ordered_map
@@ -38,14 +36,19 @@ from backdrill.repository.locks import REPOSITORY_SCOPE, RepoLock, files_scope, 
 from backdrill.runtime.errors import IntegrityError, UsageError
 from backdrill.runtime.progress import Advance
 from backdrill.runtime.timeutil import new_id, utcnow
+from backdrill.services.backup_files_totals import (
+    MAX_LOGGED,
+    UNREADABLE,
+    VANISHED,
+    HashingSpool,
+    ReadStats,
+    Totals,
+)
 from backdrill.services.context import RunContext
 from backdrill.storage.local import make_dirs
 
 log = logging.getLogger(__name__)
 
-VANISHED = "vanished during backup"
-UNREADABLE = "cannot read"
-MAX_LOGGED = 20
 LARGE_IN_FLIGHT = 2
 #: items held in order between the listing and the chunks (read or reused)
 WINDOW = 512
@@ -63,68 +66,6 @@ class BackupFilesResult:
     #: snapshot is committed, but it is incomplete; the first :data:`MAX_LOGGED`
     unreadable: list[SkippedEntry] = field(default_factory=list)
     unreadable_count: int = 0
-
-
-@dataclass
-class _Totals:
-    """What the snapshot root records, counted as entries stream past."""
-
-    files: int = 0
-    bytes: int = 0
-    changed: int = 0
-    skipped: int = 0
-    reused: int = 0
-    warnings: list[str] = field(default_factory=list)
-    warning_count: int = 0
-    unreadable: list[SkippedEntry] = field(default_factory=list)
-    unreadable_count: int = 0
-
-    def warn(self, text: str) -> None:
-        self.warning_count += 1
-        if len(self.warnings) < MAX_LOGGED:
-            self.warnings.append(text)
-            log.warning(text)
-
-    def entry(self, entry: FileEntry) -> None:
-        if entry.type == "file":
-            self.files += 1
-        self.bytes += entry.size
-        if entry.status == "changed":
-            self.changed += 1
-            self.warn(f"{entry.path} changed while it was read (twice); stored as last read")
-
-    def skip(self, skipped: SkippedEntry) -> None:
-        self.skipped += 1
-        self.changed += skipped.reason == VANISHED
-        if skipped.reason.startswith("cannot "):
-            self.unreadable_count += 1
-            if len(self.unreadable) < MAX_LOGGED:
-                self.unreadable.append(skipped)
-        self.warn(f"skipped {skipped.path}: {skipped.reason}")
-
-
-@dataclass
-class _ReadStats:
-    files: int = 0
-    bytes: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, size: int) -> None:
-        with self.lock:
-            self.files += 1
-            self.bytes += size
-
-
-class _HashingSpool:
-    def __init__(self, spool: IO[bytes], advance: Advance) -> None:
-        self.spool = spool
-        self.advance = advance
-        self.digest = hashlib.sha256()
-
-    def write(self, chunk: bytes) -> None:
-        self.digest.update(chunk)
-        self.spool.write(chunk)
-        self.advance(len(chunk))
 
 
 def resolve_source(ctx: RunContext, source: str | None) -> tuple[str, str | None]:
@@ -159,7 +100,7 @@ class FileBackup:
         self.rehash = rehash
         self.during_read = during_read
         self.workers = ctx.config.storage.max_concurrency
-        self.stats = _ReadStats()
+        self.stats = ReadStats()
         self._large_slots = threading.BoundedSemaphore(LARGE_IN_FLIGHT)
 
     def run(self) -> BackupFilesResult:
@@ -197,7 +138,7 @@ class FileBackup:
             recent = RecentChunks()  # unchanged chunks are reused, not re-encoded
             entries_out = ChunkWriter(storage, chunks.__contains__, recent=recent)
             skipped_out = ChunkWriter(storage, chunks.__contains__, skipped=True)
-            totals = _Totals()
+            totals = Totals()
             planned = self._planned(previous, stored, encrypted, totals, recent, packs)
             with self.ctx.reporter.task(f"back up {self.source_name}") as advance:
                 for result in ordered_map(
@@ -283,7 +224,7 @@ class FileBackup:
         previous: Snapshot | None,
         stored: KeySet,
         encrypted: bool,
-        totals: _Totals,
+        totals: Totals,
         recent: RecentChunks,
         packs: PackListing,
     ) -> Iterator[SourceItem | Done[FileEntry | SkippedEntry]]:
@@ -341,7 +282,7 @@ class FileBackup:
     ) -> FileEntry | SkippedEntry:
         for attempt in (1, 2):
             with new_spool() as spool:
-                sink = _HashingSpool(spool, advance)
+                sink = HashingSpool(spool, advance)
                 try:
                     outcome = self.source.read(item, sink.write, self.during_read)
                 except OSError as exc:
@@ -355,7 +296,10 @@ class FileBackup:
                     continue
                 sha256 = sink.digest.hexdigest()
                 stored = self._store(store, sha256, spool, outcome.size)
-                entry = FileEntry(
+                owner = item.owner
+                # built from values of our own making: not validated again (a chunk's
+                # entries are, when read)
+                return FileEntry.model_construct(
                     path=item.path,
                     size=outcome.size,
                     mtime_ns=outcome.mtime_ns,
@@ -367,8 +311,11 @@ class FileBackup:
                     status="ok" if outcome.status == "ok" else "changed",
                     pack=stored.pack,
                     offset=stored.offset,
+                    uid=owner.uid if owner else None,
+                    gid=owner.gid if owner else None,
+                    owner=owner.owner if owner else None,
+                    group=owner.group if owner else None,
                 )
-                return with_owner(entry, item.owner)
         raise AssertionError("unreachable")
 
     @staticmethod
