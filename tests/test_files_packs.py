@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from backdrill.files.objects import ObjectReader
 from backdrill.files.packs import PACK_BLOB_MAX, read_pack_index
@@ -28,8 +27,8 @@ from helpers.cli import Cli, Repo
 from helpers.counting import CountingStorage
 from helpers.files import (
     content,
-    files_config,
     make_tree,
+    pruned_files_config,
     run_context,
     snapshot_entries,
     tree_state,
@@ -41,17 +40,22 @@ from helpers.snapdoc import read_doc, write_doc
 
 
 def _config(tmp_path: Path, repo: Repo, source: Path) -> Path:
-    config = files_config(tmp_path / "c.yaml", repo, str(source))
-    doc = yaml.safe_load(config.read_text())
-    doc["retention"] = {"days": 30, "min_keep": 1, "grace_hours": 0}
-    config.write_text(yaml.safe_dump(doc))
-    return config
+    return pruned_files_config(tmp_path / "c.yaml", repo, source)
 
 
 def _counting(config: Path) -> tuple[RunContext, CountingStorage]:
     ctx = run_context(config)
     counting = CountingStorage(ctx.storage)
     return dataclasses.replace(ctx, storage=counting), counting
+
+
+def _backed_up(tmp_path: Path, repo: Repo, count: int) -> tuple[Path, Path]:
+    """A source of ``count`` + 5 files, backed up once: the source and its config."""
+    source = tmp_path / "filestore"
+    make_tree(source, count=count)
+    config = _config(tmp_path, repo, source)
+    run_backup_files(run_context(config))
+    return source, config
 
 
 def _latest_doc(repo: Repo) -> tuple[str, dict[str, Any]]:
@@ -93,10 +97,7 @@ def test_many_small_files_land_in_one_pack_and_one_restores_by_a_single_range(
 def test_an_unchanged_run_reads_no_index_and_a_known_content_is_found_in_a_pack(
     tmp_path: Path, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=20)
-    config = _config(tmp_path, local_repo, source)
-    run_backup_files(run_context(config))
+    source, config = _backed_up(tmp_path, local_repo, 20)
     packs = pack_ids(local_repo)
     index_keys = {pack_index_key(p) for p in packs}
 
@@ -137,11 +138,8 @@ def _damage(repo: Repo, doc_key: str, doc: dict[str, Any], victim: dict[str, Any
 def test_a_damaged_pack_or_entry_exits_4_naming_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo, how: str
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=10)
-    config = _config(tmp_path, local_repo, source)
+    _source, config = _backed_up(tmp_path, local_repo, 10)
     cli = Cli(capsys, config)
-    assert cli("backup", "files").code == 0
     doc_key, doc = _latest_doc(local_repo)
     # the last blob of its pack: cutting the pack short damages it alone
     victim = max((e for e in doc["entries"] if e.get("pack")), key=lambda e: e["offset"])
@@ -168,11 +166,8 @@ def test_a_damaged_pack_or_entry_exits_4_naming_the_file(
 def test_an_entry_naming_an_oversized_blob_is_refused_when_its_chunk_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=3)
-    config = _config(tmp_path, local_repo, source)
+    _source, config = _backed_up(tmp_path, local_repo, 3)
     cli = Cli(capsys, config)
-    assert cli("backup", "files").code == 0
     doc_key, doc = _latest_doc(local_repo)
     victim = next(e for e in doc["entries"] if e.get("pack"))
     victim["stored_size"] = MAX_PACKED_BLOB_BYTES + 1
@@ -191,10 +186,7 @@ def _forge_index(repo: Repo, pack: str, doc: dict[str, Any] | bytes) -> None:
 def test_a_forged_index_is_refused_and_its_blobs_are_not_reused(
     tmp_path: Path, local_repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=5)
-    config = _config(tmp_path, local_repo, source)
-    run_backup_files(run_context(config))
+    source, config = _backed_up(tmp_path, local_repo, 5)
     (pack,) = pack_ids(local_repo)
     good = pack_index(local_repo, pack)
     forged = [

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from backdrill.files.chunks import CUT_EVERY, ChunkWriter, cuts_after, iter_entries
 from backdrill.files.packs import PACK_BLOB_MAX
 from backdrill.files.plan import merge_join
-from backdrill.files.snapshot import FileEntry
+from backdrill.files.snapshot import FileEntry, Snapshot
 from backdrill.files.source import SourceItem
 from backdrill.repository.layout import chunk_key
 from backdrill.repository.zstdio import compressed
@@ -28,18 +27,20 @@ from backdrill.services.backup_files import run_backup_files
 from backdrill.services.prune import run_prune
 from backdrill.storage.local import LocalStorage
 from helpers.cli import Repo, run_cli
-from helpers.files import content, files_config, make_tree, run_context, tree_state
+from helpers.files import (
+    content,
+    make_tree,
+    pruned_files_config,
+    run_context,
+    tree_state,
+)
 from helpers.packs import pack_ids, unpack_entries
 from helpers.repo import delete_object, list_keys, read_object, write_object
 from helpers.snapdoc import read_doc, write_doc
 
 
 def _config(tmp_path: Path, repo: Repo, source: Path) -> Path:
-    config = files_config(tmp_path / "c.yaml", repo, str(source))
-    doc = yaml.safe_load(config.read_text())
-    doc["retention"] = {"days": 30, "min_keep": 1, "grace_hours": 0}
-    config.write_text(yaml.safe_dump(doc))
-    return config
+    return pruned_files_config(tmp_path / "c.yaml", repo, source)
 
 
 def _snapshot_keys(repo: Repo) -> list[str]:
@@ -98,15 +99,28 @@ def _root_json(repo: Repo, key: str) -> bytes:
     return zstandard.ZstdDecompressor().decompressobj().decompress(read_object(repo, key))
 
 
+def _first_backup(tmp_path: Path, repo: Repo, only_old: str) -> tuple[Path, Path, Snapshot]:
+    """A source of 26 files, one of them (``only_old``) to be deleted after its first
+    backup; its config and that snapshot."""
+    source = tmp_path / "filestore"
+    make_tree(source, count=20)
+    (source / only_old).write_bytes(content(777))
+    config = _config(tmp_path, repo, source)
+    return source, config, run_backup_files(run_context(config)).snapshot
+
+
+def _restores(capsys: pytest.CaptureFixture[str], config: Path, target: Path, *args: str) -> None:
+    restored = run_cli(
+        capsys, "--config", str(config), "restore", "files", *args, "--to", str(target)
+    )
+    assert restored.code == 0, restored.err
+
+
 def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_beside_v2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=20)
+    source, config, old = _first_backup(tmp_path, repo, "deep/only-in-v1")
     only_old = source / "deep" / "only-in-v1"
-    only_old.write_bytes(content(777))
-    config = _config(tmp_path, repo, source)
-    old = run_backup_files(run_context(config)).snapshot
     v1 = _downgrade_to_v1(repo, old.key())
     assert list_keys(repo, "files/chunks/") == []
     old_state = tree_state(source)
@@ -118,20 +132,8 @@ def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_besi
     assert new.snapshot.files_read == 0 and new.snapshot.new_objects == 0
     assert new.reused == v1["file_count"] - 1
 
-    old_target = tmp_path / "old"
-    restored = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "restore",
-        "files",
-        "--snapshot",
-        old.id,
-        "--to",
-        str(old_target),
-    )
-    assert restored.code == 0, restored.err
-    assert tree_state(old_target) == old_state
+    _restores(capsys, config, tmp_path / "old", "--snapshot", old.id)
+    assert tree_state(tmp_path / "old") == old_state
     verified = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
     assert verified.code == 0, verified.out + verified.err
 
@@ -149,21 +151,15 @@ def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_besi
     assert len(gone) == 1
     assert set(list_keys(repo, "files/objects/")) == objects - gone
     assert set(list_keys(repo, "files/chunks/")) == chunks
-    again = tmp_path / "again"
-    restored = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(again))
-    assert restored.code == 0, restored.err
-    assert tree_state(again) == tree_state(source)
+    _restores(capsys, config, tmp_path / "again")
+    assert tree_state(tmp_path / "again") == tree_state(source)
 
 
 def test_a_v2_snapshot_of_loose_objects_restores_verifies_prunes_and_is_reused_by_v3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo
 ) -> None:
-    source = tmp_path / "filestore"
-    make_tree(source, count=20)
+    source, config, old = _first_backup(tmp_path, repo, "deep/only-in-v2")
     only_old = source / "deep" / "only-in-v2"
-    only_old.write_bytes(content(777))
-    config = _config(tmp_path, repo, source)
-    old = run_backup_files(run_context(config)).snapshot
     # the snapshot as schema_version 2 wrote it: loose objects, chunks, no pack
     v2 = unpack_entries(repo, read_doc(repo, old.key()))
     for address in old.chunks or []:
@@ -185,11 +181,8 @@ def test_a_v2_snapshot_of_loose_objects_restores_verifies_prunes_and_is_reused_b
         list_keys(repo, "files/packs/") == [] and set(list_keys(repo, "files/objects/")) == objects
     )
 
-    old_target = tmp_path / "old"
-    args = ("--config", str(config), "restore", "files", "--snapshot", old.id)
-    restored = run_cli(capsys, *args, "--to", str(old_target))
-    assert restored.code == 0, restored.err
-    assert tree_state(old_target) == old_state
+    _restores(capsys, config, tmp_path / "old", "--snapshot", old.id)
+    assert tree_state(tmp_path / "old") == old_state
     verified = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
     assert verified.code == 0, verified.out + verified.err
 
@@ -199,10 +192,8 @@ def test_a_v2_snapshot_of_loose_objects_restores_verifies_prunes_and_is_reused_b
     gone = {k for k in objects if k.endswith(hashlib.sha256(content(777)).hexdigest())}
     assert len(gone) == 1
     assert set(list_keys(repo, "files/objects/")) == objects - gone
-    again = tmp_path / "again"
-    restored = run_cli(capsys, "--config", str(config), "restore", "files", "--to", str(again))
-    assert restored.code == 0, restored.err
-    assert tree_state(again) == tree_state(source)
+    _restores(capsys, config, tmp_path / "again")
+    assert tree_state(tmp_path / "again") == tree_state(source)
 
 
 def test_a_chunk_that_is_not_its_address_fails_restore_and_verify_and_blocks_prune(
