@@ -13,6 +13,7 @@ objects; plaintext objects are never reused) and the snapshot stays in clear.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -124,7 +125,7 @@ class FileBackup:
         )
         packs = list_packs(storage)  # a few hundred keys at 1,000,000 files
         blobs = BlobIndex(storage, packs, encrypted=encrypted)
-        with stored_index(storage, encrypted=encrypted) as stored:
+        with stored_index(storage, encrypted=encrypted) as stored, contextlib.closing(blobs):
             pack_writer = PackWriter(storage)
             store = ObjectStore(
                 storage,
@@ -155,7 +156,6 @@ class FileBackup:
                         totals.entry(result)
                         entries_out.add(result)
             pack_writer.finish()  # every pack and its index before the root
-            blobs.close()
             chunks_of_entries = entries_out.finish()
             reused_chunks = entries_out.reused_chunks
             chunks_of_skipped = skipped_out.finish()
