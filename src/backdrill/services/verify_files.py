@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from backdrill.files.addrset import KeySet
 from backdrill.files.chunks import iter_files
-from backdrill.files.objects import ObjectReader, blob_ref, entry_key
+from backdrill.files.objects import ObjectReader, blob_ref
 from backdrill.files.plan import Sizes
 from backdrill.files.pool import ordered_map
 from backdrill.files.restore import FailedFile
@@ -106,13 +106,11 @@ def blob_problem(listed_size: int | None, key: str, offset: int, stored_size: in
     return None
 
 
-def _presence(listed: Sizes, ref: str, stored_size: int, note: str) -> str | None:
-    """Why the stored content ``ref`` (its first entry's JSON ``note``) is not there."""
-    if "@" in ref:
-        entry = FileEntry.model_validate_json(note)
-        assert entry.offset is not None
-        key = entry_key(entry)
-        return blob_problem(listed.get(key), key, entry.offset, max(stored_size, 0))
+def _presence(listed: Sizes, ref: str, stored_size: int) -> str | None:
+    """Why the stored content ``ref`` is not there."""
+    key, at, offset = ref.partition("@")
+    if at:  # a packed blob: ``<pack key>@<offset>`` (:func:`blob_ref`)
+        return blob_problem(listed.get(key), key, int(offset), max(stored_size, 0))
     expected = None if stored_size < 0 else stored_size
     return presence_problem(listed.get(ref), ref, expected)
 
@@ -139,8 +137,8 @@ def verify_snapshot(
     with _objects_of(reader.storage, snapshot) as objects:
         result.objects = objects.count
         present = 0
-        for key, stored_size, note in objects.items():
-            problem = _presence(listed, key, stored_size, note)
+        for key, stored_size, _note in objects.items():
+            problem = _presence(listed, key, stored_size)
             if problem is None:
                 present += 1
             else:
