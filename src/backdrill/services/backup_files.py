@@ -28,7 +28,7 @@ from backdrill.files.chunks import ChunkWriter, RecentChunks, iter_entries
 from backdrill.files.objects import SPOOL_IN_MEMORY, ObjectStore, new_spool, stored_index
 from backdrill.files.packs import BlobIndex, Location, PackListing, PackWriter, list_packs
 from backdrill.files.plan import decide, merge_join
-from backdrill.files.pool import Done, batched, ordered_map
+from backdrill.files.pool import Done, batched, grouped, ordered_map
 from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, SkippedEntry, Snapshot
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
 from backdrill.repository.crypto import keys_for
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 LARGE_IN_FLIGHT = 2
 #: items held in order between the listing and the chunks (read or reused)
 WINDOW = 512
+#: files read (or reused) per pool task: a task per file cost more than a small file
+TASK_FILES = 16
 #: pairs of the merge-join planned together (their stored objects looked up at once)
 LOOKUP_BATCH = 256
 
@@ -142,19 +144,20 @@ class FileBackup:
             totals = Totals()
             planned = self._planned(previous, stored, encrypted, totals, recent, packs)
             with self.ctx.reporter.task(f"back up {self.source_name}") as advance:
-                for result in ordered_map(
-                    lambda item: self._back_up_one(item, store, advance),
-                    planned,
+                for results in ordered_map(
+                    lambda group: [self._back_up_one(item, store, advance) for item in group],
+                    grouped(planned, TASK_FILES),
                     workers=self.workers,
-                    window=WINDOW,
+                    window=WINDOW // TASK_FILES,
                     name="files",
                 ):
-                    if isinstance(result, SkippedEntry):
-                        totals.skip(result)
-                        skipped_out.add(result)
-                    else:
-                        totals.entry(result)
-                        entries_out.add(result)
+                    for result in results:
+                        if isinstance(result, SkippedEntry):
+                            totals.skip(result)
+                            skipped_out.add(result)
+                        else:
+                            totals.entry(result)
+                            entries_out.add(result)
             pack_writer.finish()  # every pack and its index before the root
             chunks_of_entries = entries_out.finish()
             reused_chunks = entries_out.reused_chunks
