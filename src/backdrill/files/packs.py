@@ -193,7 +193,10 @@ class PackWriter:
             self._write(pack)
 
     def _write(self, pack: _OpenPack) -> None:
-        self.storage.put_bytes(pack_key(pack.id), b"".join(pack.parts))
+        data = b"".join(pack.parts)
+        pack.parts.clear()  # one copy of the pack in memory while it is written, not two
+        self.storage.put_bytes(pack_key(pack.id), data)
+        del data
         self.storage.put_bytes(pack_index_key(pack.id), pack.index_bytes())
         with self._lock:
             self.packs_written += 1
