@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from backdrill.files.snapshot import object_key
+from backdrill.repository.layout import pack_key
 from backdrill.services.backup_files import run_backup_files
 from helpers.cli import Cli, Repo, run_cli
 from helpers.files import (
@@ -26,6 +27,7 @@ from helpers.files import (
     upload_tree,
 )
 from helpers.filestore import FilestoreOn, assert_restores_source
+from helpers.packs import pack_ids, stored_contents
 from helpers.repo import list_keys
 from helpers.s3proxy import FaultProxy
 
@@ -41,7 +43,8 @@ def _snapshot(capsys: pytest.CaptureFixture[str], config: Path, index: int = -1)
 
 
 def _objects(repo: Repo) -> set[str]:
-    return {k for k in list_keys(repo, "files/objects/") if "/.partial-" not in k}
+    """Every stored content, loose or packed (by the key a loose object of it has)."""
+    return stored_contents(repo)
 
 
 def test_restore_reproduces_a_directory_source_byte_for_byte_with_modes_and_mtimes(
@@ -66,6 +69,9 @@ def test_restore_reproduces_a_directory_source_byte_for_byte_with_modes_and_mtim
     assert forms[odoo_name(content(1))] == "zstd"
     # identical contents are stored once: 30 + empty + random + private + script
     assert len(_objects(repo)) == 34
+    # the small ones in ONE pack (and its index); the empty one is a loose object
+    assert len(pack_ids(repo)) == 1
+    assert len(list_keys(repo, "files/objects/")) == 1
 
 
 def test_restore_refuses_a_non_empty_target_unless_forced(
@@ -201,12 +207,15 @@ def test_object_missing_from_the_repository_is_read_and_stored_again(
     source = tmp_path / "filestore"
     make_tree(source, count=3)
     config = files_config(tmp_path / "c.yaml", local_repo, str(source))
-    run_backup_files(run_context(config))
+    first = run_backup_files(run_context(config))
     key = object_key(hashlib.sha256(content(2)).hexdigest(), "zstd")
-    (Path(local_repo.url.removeprefix("file://")) / key).unlink()
+    (pack,) = pack_ids(local_repo)  # every small content: their pack is deleted
+    (Path(local_repo.url.removeprefix("file://")) / pack_key(pack)).unlink()
     again = run_backup_files(run_context(config))
-    assert again.snapshot.files_read == 1 and again.snapshot.new_objects == 1
-    assert key in _objects(local_repo)
+    packed = [e for e in snapshot_entries(config, first.snapshot) if e.pack is not None]
+    assert again.snapshot.files_read == len(packed)
+    assert again.snapshot.new_objects == len({e.sha256 for e in packed})
+    assert key in _objects(local_repo) and pack_ids(local_repo) - {pack}
 
 
 def test_file_modified_while_read_is_read_again_and_then_consistent(
@@ -352,8 +361,11 @@ def test_objects_are_known_from_one_listing_never_a_request_per_file(
     config = files_config(tmp_path / "c.yaml", proxied_repo, str(source))
     first = run_backup_files(run_context(config))
     puts = [p for m, p in fault_proxy.requests if m == "PUT" and "/files/" in p]
-    # each new content once, each new chunk of entries, the snapshot root
-    assert len(puts) == first.snapshot.new_objects + first.snapshot.new_chunks + 1
+    # each new large content once, each pack and its index, each new chunk of entries,
+    # the snapshot root
+    packs = len(pack_ids(proxied_repo))
+    loose = len(list_keys(proxied_repo, "files/objects/"))
+    assert len(puts) == loose + 2 * packs + first.snapshot.new_chunks + 1
     assert not [m for m, _p in fault_proxy.requests if m == "HEAD"]
 
     fault_proxy.requests.clear()
@@ -369,11 +381,14 @@ def test_objects_are_known_from_one_listing_never_a_request_per_file(
     # the snapshot root and the one chunk of entries that changed
     assert methods.count("PUT") == 1 + second.snapshot.new_chunks == 2
     assert "HEAD" not in methods
-    # objects, chunks and snapshots listed once each; the previous snapshot read once
+    # objects, packs, chunks and snapshots listed once each; the previous snapshot read
+    # once; the new file's content looked up in the packs' indexes, read once each
     assert sum("files%2Fobjects%2F" in p for p in listings) == 1
+    assert sum("files%2Fpacks%2F" in p for p in listings) == 1
     assert sum("files%2Fchunks%2F" in p for p in listings) == 1
     previous_chunks = len(first.snapshot.chunks or [])
-    assert len([m for m in methods if m == "GET"]) == len(listings) + 1 + previous_chunks
+    gets = len(listings) + 1 + previous_chunks + packs
+    assert len([m for m in methods if m == "GET"]) == gets
 
 
 def test_restore_picks_a_snapshot_by_id_or_before_a_time(

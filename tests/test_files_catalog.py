@@ -137,7 +137,11 @@ def test_snapshot_parsing_is_strict() -> None:
     assert parse_snapshot(good.encode(), good.key()) == good
     with pytest.raises(IntegrityError, match="not a valid zstd stream"):
         parse_snapshot(b"junk", "k")
-    for version, problem in ((3, "schema_version 3"), (2, "lists its chunks")):
+    for version, problem in (
+        (4, "schema_version 4"),
+        (2, "lists its chunks"),
+        (3, "lists its chunks"),
+    ):
         with pytest.raises(IntegrityError, match=problem):
             parse_snapshot(
                 compressed(

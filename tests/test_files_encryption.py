@@ -34,7 +34,8 @@ from helpers.age import encrypted
 from helpers.cli import Cli, Repo, write_config
 from helpers.files import files_config, make_tree, run_context, snapshot_entries, tree_state
 from helpers.filestore import FilestoreOn, assert_restores_source
-from helpers.repo import list_keys, read_object, write_object
+from helpers.packs import flip_stored_byte, stored_contents
+from helpers.repo import list_keys, read_object
 from helpers.waiting import wait_until
 
 CANARY = b"CANARY-PLAINTEXT-xyz"
@@ -72,7 +73,8 @@ def _canary_tree(root: Path) -> bytes:
 
 
 def _file_objects(repo: Repo) -> list[str]:
-    return [k for k in list_keys(repo, OBJECTS) if "/.partial-" not in k]
+    """Every stored content, loose or packed (by the key a loose object of it has)."""
+    return sorted(stored_contents(repo))
 
 
 def _latest_snapshot(capsys: pytest.CaptureFixture[str], config: Path) -> dict[str, Any]:
@@ -181,10 +183,11 @@ def test_a_flipped_byte_in_an_encrypted_object_exits_4_naming_the_file(
     config = _config(tmp_path / "c.yaml", local_repo, source, recipient, identity_file)
     cli = Cli(capsys, config)
     assert cli("backup", "files").code == 0
-    key = _age_key((source / "canary-in-noise.bin").read_bytes())
-    data = bytearray(read_object(local_repo, key))
-    data[len(data) // 2] ^= 0x01
-    write_object(local_repo, key, bytes(data))
+    (entry,) = [
+        e for e in _latest_snapshot(capsys, config)["entries"] if e["path"] == "canary-in-noise.bin"
+    ]
+    assert entry["pack"] and entry["stored"] == "age-zstd"  # a packed blob, sealed alone
+    flip_stored_byte(local_repo, entry, at=entry["stored_size"] // 2)
 
     assert cli("verify", "--all").code == 0  # sizes still match
     verified = cli("verify", "--all", "--read-data")
@@ -256,9 +259,10 @@ def test_prune_keeps_the_encrypted_objects_of_kept_snapshots_and_sweeps_the_othe
     retention = {"days": 30, "min_keep": 1, "grace_hours": 0}
     tree = filestore_on(encrypted(local_repo, *age_keys), count=5, retention=retention)
     source, config, cli = tree.source, tree.config, tree.cli
-    (source / "deep" / "dup").write_bytes(b"only in the first snapshot " * 50)
+    # large: a loose object (a small content would share a pack that stays referenced)
+    (source / "deep" / "dup").write_bytes(b"only in the first snapshot " * 25_000)
     assert cli("backup", "files").code == 0
-    gone = _age_key(b"only in the first snapshot " * 50)
+    gone = _age_key(b"only in the first snapshot " * 25_000)
     assert gone in _file_objects(local_repo)
     (source / "deep" / "dup").write_bytes(b"in the second snapshot " * 50)
     assert cli("backup", "files").code == 0
@@ -272,6 +276,7 @@ def test_prune_keeps_the_encrypted_objects_of_kept_snapshots_and_sweeps_the_othe
     swept = {o.key for o in report.orphans if o.kind == "unreferenced object"}
     # the content only the first snapshot had, and its chunk of entries
     assert {k for k in swept if k.startswith("files/objects/")} == {gone}
+    # the first snapshot's small contents share a pack with kept ones: kept whole
     assert all(k.startswith("files/chunks/") for k in swept - {gone})
     assert set(_file_objects(local_repo)) == before - {gone}
     assert all(k.endswith(".age") for k in before)

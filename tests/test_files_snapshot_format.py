@@ -1,11 +1,13 @@
-"""The schema_version 2 snapshot format: a small root and content-addressed entry
-chunks shared between snapshots (docs/format.md); schema_version 1 snapshots taken
-before the upgrade still restore, verify and prune beside them."""
+"""The schema_version 3 snapshot format: a small root and content-addressed entry
+chunks shared between snapshots, small contents in packs (docs/format.md); schema_version
+1 and 2 snapshots (loose objects) taken before the upgrade still restore, verify and
+prune beside them, and their objects are reused."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ from typing import Any
 import pytest
 
 from backdrill.files.chunks import CUT_EVERY, ChunkWriter, cuts_after, iter_entries
+from backdrill.files.packs import PACK_BLOB_MAX
 from backdrill.files.plan import merge_join
-from backdrill.files.snapshot import FileEntry
+from backdrill.files.snapshot import FileEntry, Snapshot
 from backdrill.files.source import SourceItem
 from backdrill.repository.layout import chunk_key
 from backdrill.repository.zstdio import compressed
@@ -25,7 +28,8 @@ from backdrill.services.prune import run_prune
 from backdrill.storage.local import LocalStorage
 from helpers.cli import Repo, run_cli
 from helpers.files import content, run_context, tree_state
-from helpers.filestore import FilestoreOn, assert_restores_source
+from helpers.filestore import Filestore, FilestoreOn, assert_restores_source
+from helpers.packs import pack_ids, unpack_entries
 from helpers.repo import delete_object, list_keys, read_object, write_object
 from helpers.snapdoc import read_doc, write_doc
 
@@ -37,13 +41,21 @@ def _snapshot_keys(repo: Repo) -> list[str]:
     return [k for k in list_keys(repo, "files/") if "/snapshots/" in k]
 
 
-def test_a_v2_snapshot_restores_byte_for_byte_and_an_unchanged_run_writes_only_its_root(
+def test_a_v3_snapshot_restores_byte_for_byte_and_an_unchanged_run_writes_only_its_root(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, repo: Repo
 ) -> None:
     tree = filestore_on(repo, count=40, retention=RETENTION)
     source, config = tree.source, tree.config
+    (source / "deep" / "large.bin").write_bytes(os.urandom(PACK_BLOB_MAX + 1))
     first = run_backup_files(run_context(config))
-    assert first.snapshot.schema_version == 2 and first.snapshot.chunks
+    assert first.snapshot.schema_version == 3 and first.snapshot.chunks
+    # 44 small contents in one pack; the large one and the empty one loose objects
+    assert first.snapshot.file_count == 46 and len(pack_ids(repo)) == 1
+    large = hashlib.sha256((source / "deep" / "large.bin").read_bytes()).hexdigest()
+    assert {k.rsplit("/", 1)[-1] for k in list_keys(repo, "files/objects/")} == {
+        large,
+        hashlib.sha256(b"").hexdigest(),
+    }
     root = read_doc(repo, first.snapshot.key())
     assert "entries" in root and len(read_object(repo, first.snapshot.key())) < 1024
 
@@ -62,7 +74,7 @@ def test_a_v2_snapshot_restores_byte_for_byte_and_an_unchanged_run_writes_only_i
 
 def _downgrade_to_v1(repo: Repo, key: str) -> dict[str, Any]:
     """The snapshot at ``key`` as schema_version 1 wrote it: one document, no chunk."""
-    doc = read_doc(repo, key)
+    doc = unpack_entries(repo, read_doc(repo, key))
     for address in json.loads(_root_json(repo, key))["chunks"]:
         delete_object(repo, chunk_key(address))
     doc["schema_version"] = 1
@@ -77,14 +89,28 @@ def _root_json(repo: Repo, key: str) -> bytes:
     return zstandard.ZstdDecompressor().decompressobj().decompress(read_object(repo, key))
 
 
+def _first_backup(
+    filestore_on: FilestoreOn, repo: Repo, only_old: str
+) -> tuple[Filestore, Snapshot]:
+    """A source of 21 files, one of them (``only_old``) to be deleted after its first
+    backup; the source configured, and that snapshot."""
+    tree = filestore_on(repo, count=20, files={only_old: content(777)}, retention=RETENTION)
+    return tree, run_backup_files(run_context(tree.config)).snapshot
+
+
+def _restores(capsys: pytest.CaptureFixture[str], config: Path, target: Path, *args: str) -> None:
+    restored = run_cli(
+        capsys, "--config", str(config), "restore", "files", *args, "--to", str(target)
+    )
+    assert restored.code == 0, restored.err
+
+
 def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_beside_v2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, repo: Repo
 ) -> None:
-    tree = filestore_on(repo, count=20, retention=RETENTION)
+    tree, old = _first_backup(filestore_on, repo, "deep/only-in-v1")
     source, config = tree.source, tree.config
     only_old = source / "deep" / "only-in-v1"
-    only_old.write_bytes(content(777))
-    old = run_backup_files(run_context(config)).snapshot
     v1 = _downgrade_to_v1(repo, old.key())
     assert list_keys(repo, "files/chunks/") == []
     old_state = tree_state(source)
@@ -92,24 +118,12 @@ def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_besi
     # the upgrade: the next backup plans from the v1 snapshot and reads nothing again
     only_old.unlink()
     new = run_backup_files(run_context(config))
-    assert new.snapshot.schema_version == 2
+    assert new.snapshot.schema_version == 3
     assert new.snapshot.files_read == 0 and new.snapshot.new_objects == 0
     assert new.reused == v1["file_count"] - 1
 
-    old_target = tmp_path / "old"
-    restored = run_cli(
-        capsys,
-        "--config",
-        str(config),
-        "restore",
-        "files",
-        "--snapshot",
-        old.id,
-        "--to",
-        str(old_target),
-    )
-    assert restored.code == 0, restored.err
-    assert tree_state(old_target) == old_state
+    _restores(capsys, config, tmp_path / "old", "--snapshot", old.id)
+    assert tree_state(tmp_path / "old") == old_state
     verified = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
     assert verified.code == 0, verified.out + verified.err
 
@@ -127,6 +141,47 @@ def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_besi
     assert len(gone) == 1
     assert set(list_keys(repo, "files/objects/")) == objects - gone
     assert set(list_keys(repo, "files/chunks/")) == chunks
+    assert_restores_source(tree.cli, source, tmp_path / "again")
+
+
+def test_a_v2_snapshot_of_loose_objects_restores_verifies_prunes_and_is_reused_by_v3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, repo: Repo
+) -> None:
+    tree, old = _first_backup(filestore_on, repo, "deep/only-in-v2")
+    source, config = tree.source, tree.config
+    only_old = source / "deep" / "only-in-v2"
+    # the snapshot as schema_version 2 wrote it: loose objects, chunks, no pack
+    v2 = unpack_entries(repo, read_doc(repo, old.key()))
+    for address in old.chunks or []:
+        delete_object(repo, chunk_key(address))
+    v2["schema_version"] = 2
+    write_doc(repo, old.key(), v2)
+    assert list_keys(repo, "files/packs/") == []
+    old_state = tree_state(source)
+    objects = set(list_keys(repo, "files/objects/"))
+
+    # the upgrade: unchanged files keep their loose objects; a new file whose content is
+    # a loose object already stored is read but not uploaded again; nothing is packed
+    only_old.unlink()
+    (source / "deep" / "copy-of-3").write_bytes(content(3))
+    new = run_backup_files(run_context(config))
+    assert new.snapshot.schema_version == 3
+    assert new.snapshot.files_read == 1 and new.snapshot.new_objects == 0
+    assert (
+        list_keys(repo, "files/packs/") == [] and set(list_keys(repo, "files/objects/")) == objects
+    )
+
+    _restores(capsys, config, tmp_path / "old", "--snapshot", old.id)
+    assert tree_state(tmp_path / "old") == old_state
+    verified = run_cli(capsys, "--config", str(config), "verify", "--all", "--read-data")
+    assert verified.code == 0, verified.out + verified.err
+
+    # 60 days on, the v2 snapshot expires: only the loose object it alone held is swept
+    report = run_prune(run_context(config), now=utcnow() + timedelta(days=60))
+    assert [e.id for e in report.entries if e.action == "delete"] == [old.id]
+    gone = {k for k in objects if k.endswith(hashlib.sha256(content(777)).hexdigest())}
+    assert len(gone) == 1
+    assert set(list_keys(repo, "files/objects/")) == objects - gone
     assert_restores_source(tree.cli, source, tmp_path / "again")
 
 

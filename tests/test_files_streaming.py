@@ -9,7 +9,7 @@ import time
 import pytest
 
 from backdrill.files.addrset import KeySet
-from backdrill.files.pool import Done, ordered_map
+from backdrill.files.pool import Done, grouped, ordered_map
 
 
 def test_a_key_set_keeps_the_first_size_and_lists_in_key_order() -> None:
@@ -79,3 +79,16 @@ def test_a_key_set_looks_up_many_keys_at_once_past_one_query_batch() -> None:
         wanted = [f"{i:064x}" for i in range(0, 2400, 2)] + ["0" * 64, "missing"]
         found = keys.get_many(wanted)
     assert found == {f"{i:064x}": i for i in range(0, 1200, 2)}
+
+
+def test_grouped_keeps_the_order_in_runs_of_tasks_and_of_known_results() -> None:
+    items: list[int | Done[str]] = [1, 2, 3, Done("a"), Done("b"), 4, Done("c"), 5, 6]
+    assert list(grouped(items, 2)) == [
+        [1, 2],
+        [3],
+        Done(["a", "b"]),
+        [4],
+        Done(["c"]),
+        [5, 6],
+    ]
+    assert list(grouped([], 16)) == []

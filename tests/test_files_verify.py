@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backdrill.files.snapshot import object_key
+from backdrill.repository.layout import pack_key
 from helpers.cli import Cli, Repo
 from helpers.files import content, files_config, make_tree, odoo_name
-from helpers.repo import delete_object, read_object, write_object
+from helpers.packs import flip_stored_byte, pack_ids
+from helpers.repo import delete_object
 
 
 def _backed_up(tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo) -> tuple[Path, str]:
@@ -24,10 +27,11 @@ def _backed_up(tmp_path: Path, capsys: pytest.CaptureFixture[str], repo: Repo) -
     return config, json.loads(listed.out)[-1]["id"]
 
 
-def _flip_a_byte(repo: Repo, key: str) -> None:
-    data = bytearray(read_object(repo, key))
-    data[len(data) // 2] ^= 0x01
-    write_object(repo, key, bytes(data))
+def _entry(capsys: pytest.CaptureFixture[str], config: Path, path: str) -> dict[str, Any]:
+    cli = Cli(capsys, config)
+    shown = cli("show", json.loads(cli("list", "files", "--json").out)[-1]["id"], "--json")
+    (entry,) = [e for e in json.loads(shown.out)["entries"] if e["path"] == path]
+    return entry  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("victim", ["compressed", "raw"])
@@ -40,7 +44,10 @@ def test_flipped_byte_fails_verify_read_data_and_restore_with_exit_4_naming_the_
         path, data = odoo_name(content(3)), content(3)
     else:
         path, data = "deep/random.bin", (tmp_path / "filestore" / "deep/random.bin").read_bytes()
-    _flip_a_byte(repo, object_key(hashlib.sha256(data).hexdigest(), "zstd"))
+    entry = _entry(capsys, config, path)
+    assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert entry["pack"] and entry["stored"] == ("zstd" if victim == "compressed" else "raw")
+    flip_stored_byte(repo, entry, at=entry["stored_size"] // 2)
 
     ok = cli("verify", snapshot_id)
     assert ok.code == 0, ok.err  # sizes still match: only reading the data finds it
@@ -67,12 +74,27 @@ def test_missing_object_fails_verify_naming_every_file_that_shares_it(
 ) -> None:
     config, _snapshot_id = _backed_up(tmp_path, capsys, local_repo)
     cli = Cli(capsys, config)
-    key = object_key(hashlib.sha256(content(0)).hexdigest(), "zstd")
+    # the empty file's content: a loose object (never packed)
+    key = object_key(hashlib.sha256(b"").hexdigest(), "raw")
     delete_object(local_repo, key)
     verify = cli("verify", "--all")
     assert verify.code == 4
-    assert f"damaged: file deep/dup: object {key} is missing from the repository" in verify.out
-    assert f"damaged: file {odoo_name(content(0))}: object {key} is missing" in verify.out
+    assert f"damaged: file deep/er/empty: object {key} is missing from the repository" in verify.out
+
+
+def test_a_missing_pack_fails_verify_naming_every_file_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], local_repo: Repo
+) -> None:
+    config, _snapshot_id = _backed_up(tmp_path, capsys, local_repo)
+    cli = Cli(capsys, config)
+    (pack,) = pack_ids(local_repo)
+    delete_object(local_repo, pack_key(pack))
+    verify = cli("verify", "--all")
+    assert verify.code == 4
+    missing = f"pack {pack_key(pack)} is missing from the repository"
+    assert f"damaged: file deep/dup: {missing}" in verify.out
+    assert f"damaged: file {odoo_name(content(0))}: {missing}" in verify.out
+    assert "damaged: file deep/er/empty" not in verify.out
 
 
 def test_read_data_subset_rehashes_a_part_and_all_passes_when_intact(

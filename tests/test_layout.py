@@ -21,6 +21,7 @@ KEY_STRINGS = (
     '"snapshots/',
     '"status/',
     '"sources/',
+    '"packs/',
 )
 
 

@@ -26,6 +26,7 @@ from backdrill.storage import ObjectInfo, open_repository
 from helpers.cli import Cli, Repo
 from helpers.files import content, files_config, run_context, snapshot_entries
 from helpers.history import put_file_object, storage_of
+from helpers.packs import stored_contents
 from helpers.repo import list_keys
 
 SHARED = content(7)  # a content the repository holds, referenced by no snapshot
@@ -73,7 +74,7 @@ def test_prune_during_the_first_backup_of_a_new_source_keeps_the_objects_it_reus
     assert reports, "the pause point was reached"
     (shared,) = [e for e in snapshot_entries(config, result.snapshot) if e.path == "shared"]
     assert object_key(shared.sha256 or "", shared.stored) == shared_key  # reused, not uploaded
-    stored = set(list_keys(repo, "files/objects/"))
+    stored = stored_contents(repo)  # loose objects and packed blobs
     missing = [
         object_key(e.sha256 or "", e.stored)
         for e in snapshot_entries(config, result.snapshot)

@@ -1,4 +1,4 @@
-"""A real Storage, wrapped to count how often it is listed."""
+"""A real Storage, wrapped to count how often it is listed, and what is read."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ class CountingStorage(Storage):
         self.inner = inner
         self.url = inner.url
         self.listings: Counter[str] = Counter()
+        #: key -> how many reads (whole objects and ranges alike)
+        self.reads: Counter[str] = Counter()
+        #: bytes read through ranges; whole objects read through open_reader are
+        #: counted in ``whole_reads``
+        self.range_bytes = 0
+        self.whole_reads: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -39,7 +45,17 @@ class CountingStorage(Storage):
         return self.inner.capabilities()
 
     def open_reader(self, key: str) -> BinaryIO:
+        with self._lock:
+            self.reads[key] += 1
+            self.whole_reads[key] += 1
         return self.inner.open_reader(key)
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        data = self.inner.read_range(key, offset, length)
+        with self._lock:
+            self.reads[key] += 1
+            self.range_bytes += len(data)
+        return data
 
     def head(self, key: str) -> ObjectInfo | None:
         return self.inner.head(key)

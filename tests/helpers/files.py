@@ -128,6 +128,16 @@ def files_config(path: Path, repo: Repo, source: str, **files: Any) -> Path:
     return path
 
 
+def pruned_files_config(path: Path, repo: Repo, source: Path) -> Path:
+    """:func:`files_config` with a retention prune applies at once (30 days, one kept,
+    no grace)."""
+    config = files_config(path, repo, str(source))
+    doc = yaml.safe_load(config.read_text())
+    doc["retention"] = {"days": 30, "min_keep": 1, "grace_hours": 0}
+    config.write_text(yaml.safe_dump(doc))
+    return config
+
+
 def run_context(config: Path) -> RunContext:
     cfg = load_config(config)
     return RunContext(config=cfg, storage=open_repository(cfg.storage), run_id="test-run")

@@ -25,7 +25,7 @@ def _chunk_entries(repo: Repo, addresses: list[str]) -> list[dict[str, Any]]:
 
 def read_doc(repo: Repo, key: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(decompressed(read_object(repo, key), "test", limit=1 << 30))
-    if doc.get("schema_version") == 2:
+    if doc.get("schema_version") in (2, 3):
         doc["entries"] = _chunk_entries(repo, doc.pop("chunks"))
         doc["skipped"] = _chunk_entries(repo, doc.pop("skipped_chunks"))
     return doc
@@ -41,7 +41,7 @@ def _put_chunk(repo: Repo, kind: str, entries: list[dict[str, Any]]) -> str:
 def encode_doc(repo: Repo, doc: dict[str, Any]) -> bytes:
     """The stored form of ``doc`` (its chunks written first, for schema_version 2)."""
     doc = dict(doc)
-    if doc.get("schema_version") == 2 and "entries" in doc:
+    if doc.get("schema_version") in (2, 3) and "entries" in doc:
         entries = sorted(doc.pop("entries"), key=lambda e: str(e.get("path")))
         doc["chunks"] = [_put_chunk(repo, "files-entries", entries)] if entries else []
         skipped = doc.pop("skipped", [])

@@ -28,7 +28,7 @@ from backdrill.files.snapshot import FileEntry, SkippedEntry, Snapshot
 from backdrill.files.source import safe_relative_path
 from backdrill.repository.documents import read_document
 from backdrill.repository.layout import chunk_key
-from backdrill.repository.limits import MAX_CHUNK_BYTES
+from backdrill.repository.limits import MAX_CHUNK_BYTES, MAX_PACKED_BLOB_BYTES
 from backdrill.repository.zstdio import compressed, decompressed
 from backdrill.runtime.errors import IntegrityError, NotFound
 from backdrill.storage import Storage
@@ -250,6 +250,22 @@ def _check_entries(entries: list[FileEntry], where: str) -> None:
             raise IntegrityError(f"snapshot {where}: unsafe path {entry.path!r}")
         if entry.type == "file" and entry.sha256 is None:
             raise IntegrityError(f"snapshot {where}: file {entry.path!r} lacks sha256")
+        if (problem := packed_entry_problem(entry)) is not None:
+            raise IntegrityError(f"snapshot {where}: file {entry.path!r} {problem}")
+
+
+def packed_entry_problem(entry: FileEntry) -> str | None:
+    """Pure: why an entry naming a pack (or an offset) is malformed, or None. A packed
+    entry has its sha256, stored form, stored size (within one blob's limit) and offset."""
+    if entry.pack is None:
+        return "has an offset but no pack" if entry.offset is not None else None
+    if entry.type != "file" or entry.sha256 is None or entry.stored is None:
+        return "names a pack but lacks its sha256 or stored form"
+    if entry.offset is None or entry.stored_size is None:
+        return "names a pack but lacks its offset or stored size"
+    if entry.stored_size > MAX_PACKED_BLOB_BYTES:
+        return f"names a blob of {entry.stored_size} bytes, over {MAX_PACKED_BLOB_BYTES}"
+    return None
 
 
 def iter_entries(

@@ -35,15 +35,24 @@ class Sizes(Protocol):
     def get(self, key: str, /) -> int | None: ...
 
 
-def reusable(entry: FileEntry, stored: Sizes, *, encrypted: bool) -> bool:
-    """The object of ``entry`` is still stored with its recorded size, in the form this
-    backup writes (encrypted or not: a plaintext object never stands in an encrypted
-    snapshot, nor the reverse)."""
-    return (
-        entry.sha256 is not None
-        and is_encrypted(entry.stored) == encrypted
-        and stored.get(entry.sha256) == entry.stored_size
-    )
+def reusable(
+    entry: FileEntry,
+    stored: Sizes,
+    *,
+    encrypted: bool,
+    packs: Mapping[str, int] | None = None,
+) -> bool:
+    """The object of ``entry`` is still stored with its recorded size (a packed one:
+    its pack, ``packs`` maps pack id -> size, is listed and long enough), in the form
+    this backup writes (encrypted or not: a plaintext object never stands in an
+    encrypted snapshot, nor the reverse)."""
+    if entry.sha256 is None or is_encrypted(entry.stored) != encrypted:
+        return False
+    if entry.pack is not None:
+        if packs is None or entry.offset is None or entry.stored_size is None:
+            return False
+        return packs.get(entry.pack, -1) >= entry.offset + entry.stored_size
+    return stored.get(entry.sha256) == entry.stored_size
 
 
 def unchanged(item: SourceItem, entry: FileEntry) -> bool:
@@ -73,11 +82,13 @@ def decide(
     *,
     encrypted: bool = False,
     rehash: bool = False,
+    packs: Mapping[str, int] | None = None,
 ) -> FileEntry | None:
     """The entry that stands for ``item`` unread (a symlink's, or the previous one of
     the same path, ``entry``), or None: read it. ``stored`` maps the sha256 of every
     object of this backup's form (encrypted or not) in the repository to its size: an
-    entry is reused only when its object is still there with the recorded size."""
+    entry is reused only when its object (or its pack, in ``packs``: pack id -> size)
+    is still there with the recorded size."""
     if item.kind == "symlink":
         return link_entry(item)
     if (
@@ -85,7 +96,7 @@ def decide(
         and entry is not None
         and entry.type == "file"
         and unchanged(item, entry)
-        and reusable(entry, stored, encrypted=encrypted)
+        and reusable(entry, stored, encrypted=encrypted, packs=packs)
     ):
         same_mode = entry.mode == item.mode
         kept = entry if same_mode else entry.model_copy(update={"mode": item.mode})

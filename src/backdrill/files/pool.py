@@ -63,6 +63,35 @@ class Done(Generic[R]):
     value: R
 
 
+def grouped(items: Iterable[T | Done[R]], size: int) -> Iterator[list[T] | Done[list[R]]]:
+    """Pure: ``items`` in order, runs of at most ``size`` items to compute (a list: one
+    pool task, not one per item) and runs of at most ``size`` ``Done`` ones (one
+    ``Done`` of their values)."""
+    todo: list[T] = []
+    done: list[R] = []
+    for item in items:
+        if isinstance(item, Done):
+            if todo:
+                yield todo
+                todo = []
+            done.append(item.value)
+            if len(done) >= size:
+                yield Done(done)
+                done = []
+        else:
+            if done:
+                yield Done(done)
+                done = []
+            todo.append(item)
+            if len(todo) >= size:
+                yield todo
+                todo = []
+    if todo:
+        yield todo
+    if done:
+        yield Done(done)
+
+
 def ordered_map(
     fn: Callable[[T], R],
     items: Iterable[T | Done[R]],

@@ -3,7 +3,8 @@
 ``files/<source_name>/snapshots/<id>.json.zst``: in schema_version 2 a small root (totals
 and the addresses of its entry chunks, ``files/chunks/xx/<sha256>``: :mod:`backdrill.files.chunks`);
 in schema_version 1 (still read) one document listing every file. Either way each entry
-names its content by address; the contents live once each under ``files/objects/``. Parsed strictly,
+names its content by address; the contents live once each under ``files/objects/``, or
+(schema_version 3, small contents) inside a pack under ``files/packs/``. Parsed strictly,
 like :mod:`backdrill.repository.manifest`: anything malformed is an :class:`IntegrityError`, and so
 is a snapshot that is not valid where it lies (:func:`check_where_it_lies`).
 
@@ -27,11 +28,16 @@ from backdrill.repository.zstdio import compressed, decompressed
 from backdrill.runtime.errors import IntegrityError
 from backdrill.storage.base import Storage
 
-#: written: a root document and its entry chunks (:mod:`backdrill.files.chunks`)
-SCHEMA_VERSION = 2
+#: written: a root document and its entry chunks (:mod:`backdrill.files.chunks`), whose
+#: entries may name packs (``pack``, ``offset``: :mod:`backdrill.files.packs`)
+SCHEMA_VERSION = 3
+#: still read, restored, verified and pruned: chunks whose entries name loose objects
+CHUNKED_VERSION = 2
 #: still read, restored, verified and pruned: one document with every entry
 LEGACY_VERSION = 1
-READABLE_VERSIONS = (LEGACY_VERSION, SCHEMA_VERSION)
+READABLE_VERSIONS = (LEGACY_VERSION, CHUNKED_VERSION, SCHEMA_VERSION)
+#: the versions whose root lists chunks (the same root, 3 says entries may name packs)
+CHUNKED_VERSIONS = (CHUNKED_VERSION, SCHEMA_VERSION)
 
 #: ``age-zstd``: zstd-compressed, then age-encrypted (:mod:`backdrill.repository.crypto` frames)
 StoredForm = Literal["zstd", "raw", "age-zstd"]
@@ -87,6 +93,10 @@ class FileEntry(_Strict):
     gid: int | None = None
     owner: str | None = None
     group: str | None = None
+    #: schema_version 3: the pack holding the content (a small one), at ``offset``,
+    #: ``stored_size`` bytes long; None: the content is a loose object
+    pack: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    offset: int | None = Field(default=None, ge=0)
 
 
 class SkippedEntry(_Strict):
@@ -131,13 +141,13 @@ class Snapshot(BaseModel):
 
     @model_validator(mode="after")
     def _one_layout(self) -> Snapshot:
-        if self.schema_version == SCHEMA_VERSION:
+        if self.schema_version in CHUNKED_VERSIONS:
             if self.chunks is None or self.skipped_chunks is None:
-                raise ValueError("a schema_version 2 snapshot lists its chunks")
+                raise ValueError("a schema_version 2 or 3 snapshot lists its chunks")
             if self.entries or self.skipped:
-                raise ValueError("a schema_version 2 snapshot has no inline entries")
+                raise ValueError("a schema_version 2 or 3 snapshot has no inline entries")
         elif self.chunks is not None or self.skipped_chunks is not None:
-            raise ValueError("only a schema_version 2 snapshot lists chunks")
+            raise ValueError("only a schema_version 2 or 3 snapshot lists chunks")
         return self
 
     @property

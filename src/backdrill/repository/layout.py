@@ -13,6 +13,8 @@ files/<source>/snapshots/<id>.json.zst a filestore snapshot's root (its commit m
 files/chunks/<xx>/<sha256>             its entry chunks, by the sha256 of their stored
                                        bytes, shared by snapshots (schema_version 2)
 files/objects/<xx>/<sha256>[.age]      filestore contents, content-addressed, shared
+files/packs/<xx>/<pack id>[.index]     small filestore contents, many to a pack, and the
+                                       pack's index (schema_version 3)
 evidence/<drill id>/report.{json,md,html}  drill reports, one hash chain
 locks/<scope>                          lock objects (conditional create, refreshed)
 status/<command>-<scope>.json          the last attempt of a command per scope
@@ -41,8 +43,9 @@ GLOBALS_ROOT = "globals/"
 FILES_ROOT = "files/"
 FILES_OBJECTS_ROOT = "files/objects/"
 FILES_CHUNKS_ROOT = "files/chunks/"
+FILES_PACKS_ROOT = "files/packs/"
 #: the keys under ``files/`` that are not a source's: content-addressed, shared
-FILES_CONTENT_ROOTS = (FILES_OBJECTS_ROOT, FILES_CHUNKS_ROOT)
+FILES_CONTENT_ROOTS = (FILES_OBJECTS_ROOT, FILES_CHUNKS_ROOT, FILES_PACKS_ROOT)
 EVIDENCE_ROOT = "evidence/"
 LOCKS_ROOT = "locks/"
 STATUS_ROOT = "status/"
@@ -53,6 +56,8 @@ SNAPSHOTS_DIR = "snapshots"
 SNAPSHOT_SUFFIX = ".json.zst"
 #: an encrypted filestore object's key ends so: never mixed with plaintext ones
 ENCRYPTED_SUFFIX = ".age"
+#: a pack's index lies beside it: ``files/packs/<xx>/<pack id>.index``
+PACK_INDEX_SUFFIX = ".index"
 REPORT_JSON = "report.json"
 
 #: every top-level prefix, for a whole-repository listing that must know them all
@@ -61,7 +66,9 @@ ROOTS = (DB_ROOT, SOURCES_ROOT, GLOBALS_ROOT, FILES_ROOT, EVIDENCE_ROOT, LOCKS_R
 _ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 #: a source name is one plain segment (files/<source>/ must not escape files/)
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-#: the objects/ and chunks/ directories of files/ are not sources
+#: a pack id: 64 lowercase hex, chosen at random when the pack is opened
+_PACK_ID = re.compile(r"^[0-9a-f]{64}$")
+#: the objects/, chunks/ and packs/ directories of files/ are not sources
 RESERVED_SOURCE_NAMES = frozenset(r[len(FILES_ROOT) :].rstrip("/") for r in FILES_CONTENT_ROOTS)
 
 
@@ -242,6 +249,29 @@ def file_object_key(sha256: str, *, encrypted: bool = False) -> str:
 def chunk_key(address: str) -> str:
     """An entry chunk's key: ``files/chunks/<first two hex>/<sha256 of its stored bytes>``."""
     return f"{FILES_CHUNKS_ROOT}{address[:2]}/{address}"
+
+
+def pack_key(pack_id: str) -> str:
+    """A pack's key: ``files/packs/<first two hex>/<pack id>``."""
+    return f"{FILES_PACKS_ROOT}{pack_id[:2]}/{pack_id}"
+
+
+def pack_index_key(pack_id: str) -> str:
+    """A pack's index: ``files/packs/<first two hex>/<pack id>.index``."""
+    return f"{pack_key(pack_id)}{PACK_INDEX_SUFFIX}"
+
+
+def split_pack_key(key: str) -> tuple[str, bool] | None:
+    """``files/packs/xx/<id>`` -> (id, False); ``…/<id>.index`` -> (id, True); None for
+    any other key (a foreign one, or a pack id that is not 64 lowercase hex)."""
+    if not key.startswith(FILES_PACKS_ROOT):
+        return None
+    name = key[len(FILES_PACKS_ROOT) :]
+    is_index = name.endswith(PACK_INDEX_SUFFIX)
+    pack_id = name.removesuffix(PACK_INDEX_SUFFIX).rpartition("/")[2]
+    if not _PACK_ID.match(pack_id) or key != (pack_index_key if is_index else pack_key)(pack_id):
+        return None
+    return pack_id, is_index
 
 
 # --- evidence, locks, attempts -----------------------------------------------------

@@ -16,6 +16,12 @@ MAX_SNAPSHOT_BYTES = 64 * MiB
 #: one entry chunk of a schema_version 2 snapshot (``files/chunks/``), stored and
 #: decompressed: a writer cuts at 4 MiB of JSON (:mod:`backdrill.files.chunks`)
 MAX_CHUNK_BYTES = 8 * MiB
+#: a filestore pack's index (``files/packs/xx/<id>.index``), stored and decompressed:
+#: some 150 bytes of JSON a blob, and a pack of 8 MiB holds at most some 40 000 blobs
+MAX_PACK_INDEX_BYTES = 16 * MiB
+#: one blob of a pack, as stored: a content of at most 512 KiB (``files.packs``), zstd
+#: or age framing added (a few hundred bytes); a packed entry may not say more
+MAX_PACKED_BLOB_BYTES = 1 * MiB
 #: a database backup's ``manifest.json`` (a directory backup lists one object a table)
 MAX_MANIFEST_BYTES = 16 * MiB
 #: a drill's ``report.json`` in ``evidence/``

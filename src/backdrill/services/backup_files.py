@@ -3,15 +3,17 @@
 one stream: scan the source in path order -> merge it with the previous snapshot's
 entries (reuse unchanged ones) -> read the rest concurrently, in a bounded window (hash
 while spooling; re-read once if it changed meanwhile) -> upload contents the repository
-lacks (one listing pass, kept on disk, says which) -> entries cut into chunks as they
-come, in order -> the snapshot root written LAST (docs/format.md, schema_version 2).
+lacks (one listing pass, kept on disk, says which; a small one into a pack, found again
+through the packs' indexes, read only once a content must be looked up) -> entries cut
+into chunks as they come, in order -> every pack written -> the snapshot root written
+LAST (docs/format.md, schema_version 3).
 With ``storage.encryption``, contents are encrypted to the recipients (``.age``
 objects; plaintext objects are never reused) and the snapshot stays in clear.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -24,9 +26,9 @@ from backdrill.files.addrset import KeySet
 from backdrill.files.catalog import latest_snapshot
 from backdrill.files.chunks import ChunkWriter, RecentChunks, iter_entries
 from backdrill.files.objects import SPOOL_IN_MEMORY, ObjectStore, new_spool, stored_index
-from backdrill.files.ownership import with_owner
+from backdrill.files.packs import BlobIndex, Location, PackListing, PackWriter, list_packs
 from backdrill.files.plan import decide, merge_join
-from backdrill.files.pool import Done, batched, ordered_map
+from backdrill.files.pool import Done, batched, grouped, ordered_map
 from backdrill.files.snapshot import SCHEMA_VERSION, FileEntry, SkippedEntry, Snapshot
 from backdrill.files.source import DuringRead, FileSource, SourceItem, open_source
 from backdrill.repository.crypto import keys_for
@@ -35,17 +37,24 @@ from backdrill.repository.locks import REPOSITORY_SCOPE, RepoLock, files_scope, 
 from backdrill.runtime.errors import IntegrityError, UsageError
 from backdrill.runtime.progress import Advance
 from backdrill.runtime.timeutil import new_id, utcnow
+from backdrill.services.backup_files_totals import (
+    MAX_LOGGED,
+    UNREADABLE,
+    VANISHED,
+    HashingSpool,
+    ReadStats,
+    Totals,
+)
 from backdrill.services.context import RunContext
 from backdrill.storage.local import make_dirs
 
 log = logging.getLogger(__name__)
 
-VANISHED = "vanished during backup"
-UNREADABLE = "cannot read"
-MAX_LOGGED = 20
 LARGE_IN_FLIGHT = 2
 #: items held in order between the listing and the chunks (read or reused)
 WINDOW = 512
+#: files read (or reused) per pool task: a task per file cost more than a small file
+TASK_FILES = 16
 #: pairs of the merge-join planned together (their stored objects looked up at once)
 LOOKUP_BATCH = 256
 
@@ -60,68 +69,6 @@ class BackupFilesResult:
     #: snapshot is committed, but it is incomplete; the first :data:`MAX_LOGGED`
     unreadable: list[SkippedEntry] = field(default_factory=list)
     unreadable_count: int = 0
-
-
-@dataclass
-class _Totals:
-    """What the snapshot root records, counted as entries stream past."""
-
-    files: int = 0
-    bytes: int = 0
-    changed: int = 0
-    skipped: int = 0
-    reused: int = 0
-    warnings: list[str] = field(default_factory=list)
-    warning_count: int = 0
-    unreadable: list[SkippedEntry] = field(default_factory=list)
-    unreadable_count: int = 0
-
-    def warn(self, text: str) -> None:
-        self.warning_count += 1
-        if len(self.warnings) < MAX_LOGGED:
-            self.warnings.append(text)
-            log.warning(text)
-
-    def entry(self, entry: FileEntry) -> None:
-        if entry.type == "file":
-            self.files += 1
-        self.bytes += entry.size
-        if entry.status == "changed":
-            self.changed += 1
-            self.warn(f"{entry.path} changed while it was read (twice); stored as last read")
-
-    def skip(self, skipped: SkippedEntry) -> None:
-        self.skipped += 1
-        self.changed += skipped.reason == VANISHED
-        if skipped.reason.startswith("cannot "):
-            self.unreadable_count += 1
-            if len(self.unreadable) < MAX_LOGGED:
-                self.unreadable.append(skipped)
-        self.warn(f"skipped {skipped.path}: {skipped.reason}")
-
-
-@dataclass
-class _ReadStats:
-    files: int = 0
-    bytes: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, size: int) -> None:
-        with self.lock:
-            self.files += 1
-            self.bytes += size
-
-
-class _HashingSpool:
-    def __init__(self, spool: IO[bytes], advance: Advance) -> None:
-        self.spool = spool
-        self.advance = advance
-        self.digest = hashlib.sha256()
-
-    def write(self, chunk: bytes) -> None:
-        self.digest.update(chunk)
-        self.spool.write(chunk)
-        self.advance(len(chunk))
 
 
 def resolve_source(ctx: RunContext, source: str | None) -> tuple[str, str | None]:
@@ -156,7 +103,7 @@ class FileBackup:
         self.rehash = rehash
         self.during_read = during_read
         self.workers = ctx.config.storage.max_concurrency
-        self.stats = _ReadStats()
+        self.stats = ReadStats()
         self._large_slots = threading.BoundedSemaphore(LARGE_IN_FLIGHT)
 
     def run(self) -> BackupFilesResult:
@@ -178,30 +125,40 @@ class FileBackup:
                 }
             },
         )
-        with stored_index(storage, encrypted=encrypted) as stored:
+        packs = list_packs(storage)  # a few hundred keys at 1,000,000 files
+        blobs = BlobIndex(storage, packs, encrypted=encrypted)
+        with stored_index(storage, encrypted=encrypted) as stored, contextlib.closing(blobs):
+            pack_writer = PackWriter(storage)
             store = ObjectStore(
-                storage, stored, level=self.ctx.config.backup.compression_level, keys=keys
+                storage,
+                stored,
+                level=self.ctx.config.backup.compression_level,
+                keys=keys,
+                packs=pack_writer,
+                blobs=blobs,
             )
             chunks = {info.key for info in storage.list_objects(FILES_CHUNKS_ROOT)}
             recent = RecentChunks()  # unchanged chunks are reused, not re-encoded
             entries_out = ChunkWriter(storage, chunks.__contains__, recent=recent)
             skipped_out = ChunkWriter(storage, chunks.__contains__, skipped=True)
-            totals = _Totals()
-            planned = self._planned(previous, stored, encrypted, totals, recent)
+            totals = Totals()
+            planned = self._planned(previous, stored, encrypted, totals, recent, packs)
             with self.ctx.reporter.task(f"back up {self.source_name}") as advance:
-                for result in ordered_map(
-                    lambda item: self._back_up_one(item, store, advance),
-                    planned,
+                for results in ordered_map(
+                    lambda group: [self._back_up_one(item, store, advance) for item in group],
+                    grouped(planned, TASK_FILES),
                     workers=self.workers,
-                    window=WINDOW,
+                    window=WINDOW // TASK_FILES,
                     name="files",
                 ):
-                    if isinstance(result, SkippedEntry):
-                        totals.skip(result)
-                        skipped_out.add(result)
-                    else:
-                        totals.entry(result)
-                        entries_out.add(result)
+                    for result in results:
+                        if isinstance(result, SkippedEntry):
+                            totals.skip(result)
+                            skipped_out.add(result)
+                        else:
+                            totals.entry(result)
+                            entries_out.add(result)
+            pack_writer.finish()  # every pack and its index before the root
             chunks_of_entries = entries_out.finish()
             reused_chunks = entries_out.reused_chunks
             chunks_of_skipped = skipped_out.finish()
@@ -270,8 +227,9 @@ class FileBackup:
         previous: Snapshot | None,
         stored: KeySet,
         encrypted: bool,
-        totals: _Totals,
+        totals: Totals,
         recent: RecentChunks,
+        packs: PackListing,
     ) -> Iterator[SourceItem | Done[FileEntry | SkippedEntry]]:
         """The listing merged with the previous snapshot: what stands unread (``Done``)
         and what must be read (the item)."""
@@ -282,13 +240,18 @@ class FileBackup:
             sizes = stored.get_many(
                 entry.sha256
                 for found, entry in batch
-                if entry is not None and entry.sha256 is not None and not self.rehash
+                if entry is not None
+                and entry.sha256 is not None
+                and entry.pack is None
+                and not self.rehash
             )
             for found, entry in batch:
                 if isinstance(found, SkippedEntry):
                     yield Done(found)
                     continue
-                kept = decide(found, entry, sizes, encrypted=encrypted, rehash=self.rehash)
+                kept = decide(
+                    found, entry, sizes, encrypted=encrypted, rehash=self.rehash, packs=packs.sizes
+                )
                 if kept is None:
                     yield found
                     continue
@@ -322,7 +285,7 @@ class FileBackup:
     ) -> FileEntry | SkippedEntry:
         for attempt in (1, 2):
             with new_spool() as spool:
-                sink = _HashingSpool(spool, advance)
+                sink = HashingSpool(spool, advance)
                 try:
                     outcome = self.source.read(item, sink.write, self.during_read)
                 except OSError as exc:
@@ -335,30 +298,38 @@ class FileBackup:
                 if outcome.status == "changed" and attempt == 1:
                     continue
                 sha256 = sink.digest.hexdigest()
-                stored_size = self._store(store, sha256, spool, outcome.size)
-                entry = FileEntry(
+                stored = self._store(store, sha256, spool, outcome.size)
+                owner = item.owner
+                # built from values of our own making: not validated again (a chunk's
+                # entries are, when read)
+                return FileEntry.model_construct(
                     path=item.path,
                     size=outcome.size,
                     mtime_ns=outcome.mtime_ns,
                     mode=outcome.mode,
                     sha256=sha256,
-                    stored=store.form_of(outcome.size, stored_size),
-                    stored_size=stored_size,
+                    stored=stored.form or store.form_of(outcome.size, stored.stored_size),
+                    stored_size=stored.stored_size,
                     etag=outcome.etag,
                     status="ok" if outcome.status == "ok" else "changed",
+                    pack=stored.pack,
+                    offset=stored.offset,
+                    uid=owner.uid if owner else None,
+                    gid=owner.gid if owner else None,
+                    owner=owner.owner if owner else None,
+                    group=owner.group if owner else None,
                 )
-                return with_owner(entry, item.owner)
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _store(store: ObjectStore, sha256: str, spool: IO[bytes], size: int) -> int:
-        """The stored size of the content: uploaded now, or already (being) stored."""
+    def _store(store: ObjectStore, sha256: str, spool: IO[bytes], size: int) -> Location:
+        """Where the content lies: stored now, or already (being) stored."""
         while True:
-            if store.claim(sha256):
-                return store.upload(sha256, spool, size).stored_size
-            stored_size = store.wait_stored(sha256)
-            if stored_size is not None:
-                return stored_size
+            if store.claim(sha256, size):
+                return store.store(sha256, spool, size)
+            stored = store.wait_stored(sha256, size)
+            if stored is not None:
+                return stored
 
 
 def run_backup_files(

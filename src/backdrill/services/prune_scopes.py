@@ -17,10 +17,10 @@ from typing import Any, Protocol, get_args
 
 from backdrill.files.addrset import KeySet
 from backdrill.files.chunks import EntryChunk, read_any_chunk
-from backdrill.files.objects import entry_key
+from backdrill.files.objects import entry_refs
 from backdrill.files.snapshot import (
+    CHUNKED_VERSIONS,
     LEGACY_VERSION,
-    SCHEMA_VERSION,
     SHA256_PATTERN,
     StoredForm,
     check_location,
@@ -39,6 +39,8 @@ from backdrill.repository.layout import (
     db_scope_label,
     globals_root,
     id_time,
+    pack_index_key,
+    pack_key,
     snapshots_prefix,
     split_globals_key,
     split_snapshot_key,
@@ -58,8 +60,8 @@ class Entry:
     keys: tuple[str, ...]
     size: int
     #: keys this entry references: content objects in ``files/objects/`` (schema_version
-    #: 1 snapshots), entry chunks in ``files/chunks/`` (schema_version 2, whose chunks
-    #: then reference the objects: :meth:`FilesScope.mark`)
+    #: 1 snapshots), entry chunks in ``files/chunks/`` (schema_version 2 and 3, whose
+    #: chunks then reference the objects, packs and pack indexes: :meth:`FilesScope.mark`)
     refs: frozenset[str] = frozenset()
 
 
@@ -177,9 +179,15 @@ class SnapshotRefs:
     objects: frozenset[str]
 
 
-def _entry_ref(item: Any, where: str) -> str:
-    """The key of the content object of one snapshot entry: its sha256 and its stored
-    form (an encrypted object lives under its own ``.age`` key)."""
+def _entry_ref(item: Any, where: str) -> tuple[str, ...]:
+    """The keys of the content of one snapshot entry: its object, by its sha256 and its
+    stored form (an encrypted object lives under its own ``.age`` key), or the pack it
+    names and that pack's index."""
+    pack = item.get("pack") if isinstance(item, dict) else None
+    if pack is not None:
+        if not isinstance(pack, str) or not re.fullmatch(SHA256_PATTERN, pack):
+            raise IntegrityError(f"snapshot {where}: an entry's pack is not a pack id")
+        return pack_key(pack), pack_index_key(pack)
     sha = item.get("sha256") if isinstance(item, dict) else None
     if not isinstance(sha, str):
         raise IntegrityError(f"snapshot {where}: an entry lacks sha256")
@@ -188,7 +196,7 @@ def _entry_ref(item: Any, where: str) -> str:
     form = item.get("stored")
     if form is not None and form not in get_args(StoredForm):
         raise IntegrityError(f"snapshot {where}: an entry has an unknown stored form {form!r}")
-    return object_key(sha, form)
+    return (object_key(sha, form),)
 
 
 def _chunk_refs(doc: dict[str, Any], where: str) -> set[str]:
@@ -219,19 +227,22 @@ def parse_snapshot_refs(data: bytes, where: str) -> SnapshotRefs:
     if not isinstance(doc, dict):
         raise IntegrityError(f"snapshot {where} has no entries list")
     version = doc.get("schema_version", 1)
-    if version == SCHEMA_VERSION:
+    if version in CHUNKED_VERSIONS:
         refs = _chunk_refs(doc, where)
     elif version == LEGACY_VERSION:
         if not isinstance(doc.get("entries"), list):
             raise IntegrityError(f"snapshot {where} has no entries list")
         refs = {
-            _entry_ref(item, where)
+            ref
             for item in doc["entries"]
             # a symlink records its target, no content object
             if not (isinstance(item, dict) and item.get("type") == "symlink")
+            for ref in _entry_ref(item, where)
         }
     else:
-        raise IntegrityError(f"snapshot {where} has schema_version {version!r}; this reads 1 and 2")
+        raise IntegrityError(
+            f"snapshot {where} has schema_version {version!r}; this reads 1, 2 and 3"
+        )
     created: datetime | None = None
     if isinstance(doc.get("created_at"), str):
         try:
@@ -316,11 +327,12 @@ class FilesScope:
                 raise IntegrityError(f"snapshot {where}: {checked[ref]}")
 
     def _chunk_objects(self, ref: str, where: str) -> list[str]:
-        """The object keys the chunk ``ref`` references (read and checked whole)."""
+        """The object keys (loose objects, packs and their indexes) the chunk ``ref``
+        references (read and checked whole)."""
         chunk = read_any_chunk(self.storage, ref.rsplit("/", 1)[-1], where)
         if not isinstance(chunk, EntryChunk):
             return []  # skipped entries reference nothing
-        return [entry_key(e) for e in chunk.entries if e.type == "file"]
+        return [key for e in chunk.entries if e.type == "file" for key in entry_refs(e)]
 
     def mark(self, kept: Iterable[Entry], marks: KeySet) -> None:
         """Mark every object and chunk the kept snapshots reference; each distinct

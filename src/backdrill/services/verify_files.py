@@ -1,5 +1,6 @@
 """``verify`` of filestore snapshots: every referenced object exists with the size the
-snapshot records (one listing pass); with ``--read-data`` (or a random subset of the
+snapshot records, every packed content's pack is listed and holds its range (one
+listing pass); with ``--read-data`` (or a random subset of the
 objects, as restic's ``--read-data-subset``) each is downloaded, decompressed and
 re-hashed. Each problem names the file(s) it damages."""
 
@@ -14,12 +15,12 @@ from typing import TypeVar
 
 from backdrill.files.addrset import KeySet
 from backdrill.files.chunks import iter_files
-from backdrill.files.objects import ObjectReader, entry_key
+from backdrill.files.objects import ObjectReader, blob_ref
 from backdrill.files.plan import Sizes
 from backdrill.files.pool import ordered_map
 from backdrill.files.restore import FailedFile
 from backdrill.files.snapshot import FileEntry, Snapshot
-from backdrill.repository.layout import FILES_OBJECTS_ROOT
+from backdrill.repository.layout import FILES_OBJECTS_ROOT, FILES_PACKS_ROOT
 from backdrill.runtime.errors import IntegrityError
 from backdrill.runtime.progress import NullReporter, Reporter
 from backdrill.storage import Storage
@@ -60,12 +61,13 @@ def pick_subset(keys: Sequence[T], fraction: float, rng: random.Random) -> list[
 
 
 def _objects_of(storage: Storage, snapshot: Snapshot) -> KeySet:
-    """object key -> (stored size, the JSON of its first file entry), on disk: every
-    distinct object of the snapshot, whatever the count."""
+    """stored content (:func:`blob_ref`) -> (stored size, the JSON of its first file
+    entry), on disk: every distinct object or packed blob of the snapshot, whatever the
+    count."""
     objects = KeySet()
     try:
         objects.add_noted(
-            (entry_key(e), e.stored_size if e.stored_size is not None else -1, e.model_dump_json())
+            (blob_ref(e), e.stored_size if e.stored_size is not None else -1, e.model_dump_json())
             for e in iter_files(storage, snapshot)
         )
     except BaseException:
@@ -79,7 +81,7 @@ def _files_of(storage: Storage, snapshot: Snapshot, problems: dict[str, str]) ->
     return [
         FailedFile(e.path, f"file {e.path}: {problems[key]}")
         for e in iter_files(storage, snapshot)
-        if (key := entry_key(e)) in problems
+        if (key := blob_ref(e)) in problems
     ]
 
 
@@ -90,6 +92,27 @@ def presence_problem(listed_size: int | None, key: str, expected: int | None) ->
     if expected is not None and listed_size != expected:
         return f"object {key} has {listed_size} bytes, expected {expected}"
     return None
+
+
+def blob_problem(listed_size: int | None, key: str, offset: int, stored_size: int) -> str | None:
+    """Pure: why the pack ``key`` does not hold a blob at ``offset``, or None."""
+    if listed_size is None:
+        return f"pack {key} is missing from the repository"
+    if listed_size < offset + stored_size:
+        return (
+            f"pack {key} has {listed_size} bytes, the blob at offset {offset} "
+            f"ends at {offset + stored_size}"
+        )
+    return None
+
+
+def _presence(listed: Sizes, ref: str, stored_size: int) -> str | None:
+    """Why the stored content ``ref`` is not there."""
+    key, at, offset = ref.partition("@")
+    if at:  # a packed blob: ``<pack key>@<offset>`` (:func:`blob_ref`)
+        return blob_problem(listed.get(key), key, int(offset), max(stored_size, 0))
+    expected = None if stored_size < 0 else stored_size
+    return presence_problem(listed.get(ref), ref, expected)
 
 
 def verify_snapshot(
@@ -115,8 +138,7 @@ def verify_snapshot(
         result.objects = objects.count
         present = 0
         for key, stored_size, _note in objects.items():
-            expected = None if stored_size < 0 else stored_size
-            problem = presence_problem(listed.get(key), key, expected)
+            problem = _presence(listed, key, stored_size)
             if problem is None:
                 present += 1
             else:
@@ -136,7 +158,7 @@ def verify_snapshot(
                             yield FileEntry.model_validate_json(note)
 
                 def read_one(entry: FileEntry) -> None:
-                    key = entry_key(entry)
+                    key = blob_ref(entry)
                     if key in cache:
                         detail = cache[key]
                     else:
@@ -186,9 +208,8 @@ def verify_snapshots(
         return []
     read_cache: dict[str, str | None] = {}
     with KeySet() as listed:
-        listed.add_many(
-            (info.key, info.size) for info in reader.storage.list_objects(FILES_OBJECTS_ROOT)
-        )
+        for root in (FILES_OBJECTS_ROOT, FILES_PACKS_ROOT):
+            listed.add_many((info.key, info.size) for info in reader.storage.list_objects(root))
         return [
             verify_snapshot(
                 reader,

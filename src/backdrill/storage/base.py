@@ -149,6 +149,19 @@ class Storage(ABC):
         with self.open_reader(key) as stream:
             return stream.read()
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """At most ``length`` bytes of the object from ``offset``: fewer when it ends
+        before (the caller checks the length); NotFound when it does not exist.
+        Backends override this with one ranged read."""
+        with self.open_reader(key) as stream:
+            skipped = 0
+            while skipped < offset:
+                got = stream.read(min(offset - skipped, 1024 * 1024))
+                if not got:
+                    return b""
+                skipped += len(got)
+            return stream.read(length) if length > 0 else b""
+
     @abstractmethod
     def head(self, key: str) -> ObjectInfo | None: ...
 

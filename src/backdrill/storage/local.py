@@ -197,6 +197,12 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageError(f"cannot read {self.url}/{key}: {exc.strerror}") from None
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """One seek and one bounded read."""
+        with self.open_reader(key) as stream:
+            stream.seek(offset)
+            return stream.read(length) if length > 0 else b""
+
     def head(self, key: str) -> ObjectInfo | None:
         try:
             st = self._path(key).stat()

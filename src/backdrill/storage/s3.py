@@ -35,7 +35,7 @@ from backdrill.storage.base import (
 from backdrill.storage.s3_client import make_client
 from backdrill.storage.s3_errors import MISSING_KEY, NOT_IMPLEMENTED, RequestFailed
 from backdrill.storage.s3_object_lock import BucketObjectLock
-from backdrill.storage.s3_reader import open_object
+from backdrill.storage.s3_reader import open_object, read_upto
 from backdrill.storage.s3_requests import S3Requests
 from backdrill.storage.s3_writer import Multipart, S3Writer, WriteOptions
 
@@ -134,6 +134,10 @@ class S3Storage(Storage):
         return open_object(
             self.requests, key, part_size=self.part_size, max_concurrency=self.max_concurrency
         )
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """One ranged GET (retried and mapped like every request)."""
+        return read_upto(self.requests, key, offset, length)
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -72,12 +72,34 @@ def get_from(
 def read_range(requests: S3Requests, key: str, start: int, end: int) -> bytes:
     """Bytes ``start..end`` (inclusive), read whole and checked for length; a short
     or broken read is retried like any transient fault."""
+    return _ranged(requests, key, start, end - start + 1, exact=True)
 
-    def whole(resp: dict[str, Any]) -> bytes:
-        data = resp["Body"].read()
-        if len(data) != end - start + 1:
-            raise short_read(len(data), end - start + 1)
-        return bytes(data)
+
+def read_upto(requests: S3Requests, key: str, offset: int, length: int) -> bytes:
+    """At most ``length`` bytes from ``offset`` in one ranged GET: fewer when the object
+    ends before (none when it ends at or before ``offset``). A body shorter than its
+    Content-Length is retried like any transient fault; NotFound when there is no object."""
+    if length <= 0:
+        return b""
+    try:
+        return _ranged(requests, key, offset, length, exact=False)
+    except RequestFailed as exc:
+        if exc.code == "InvalidRange":
+            return b""  # the object ends at or before ``offset``
+        raise
+
+
+def _ranged(requests: S3Requests, key: str, offset: int, length: int, *, exact: bool) -> bytes:
+    """One ranged GET of ``length`` bytes from ``offset`` (``exact``: all of them, else
+    as many as the object has), retried and mapped like every request."""
+
+    def body(resp: dict[str, Any]) -> bytes:
+        data = resp["Body"].read() if exact else resp["Body"].read(length + 1)
+        sent = resp.get("ContentLength")
+        expected = length if exact or not isinstance(sent, int) else min(sent, length)
+        if len(data) < expected or (exact and len(data) != length):
+            raise short_read(len(data), expected)
+        return bytes(data[:length])
 
     try:
         return cast(
@@ -86,13 +108,15 @@ def read_range(requests: S3Requests, key: str, start: int, end: int) -> bytes:
                 "GetObject",
                 "read",
                 key,
-                consume=whole,
+                consume=body,
                 Bucket=requests.bucket,
                 Key=requests.full(key),
-                Range=f"bytes={start}-{end}",
+                Range=f"bytes={offset}-{offset + length - 1}",
             ),
         )
     except RequestFailed as exc:
+        if exc.code == "InvalidRange" and not exact:
+            raise
         raise _missing(requests, key, exc) from None
 
 
