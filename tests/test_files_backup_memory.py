@@ -9,13 +9,11 @@ moves the threshold."""
 from __future__ import annotations
 
 import ctypes
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers.cli import Repo
+from helpers.cli import Repo, run_cli_script
 from helpers.files import files_config, make_tree
 
 #: runs the CLI, then asks glibc where a 16 MiB block comes from once a 30 MiB mapped
@@ -61,14 +59,7 @@ def _glibc() -> bool:
 def test_backup_files_fixes_the_mmap_threshold_of_glibc(tmp_path: Path, local_repo: Repo) -> None:
     make_tree(tmp_path / "src", count=20)
     config = files_config(tmp_path / "c.yaml", local_repo, str(tmp_path / "src"))
-    argv = ["--log-format", "json", "--config", str(config), "backup", "files"]
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    mapped = next(ln for ln in proc.stderr.splitlines() if ln.startswith("MAPPED"))
-    assert int(mapped.split()[1]) >= 16 << 20, proc.stderr
+    result = run_cli_script(CHILD, "--config", str(config), "backup", "files", timeout=120)
+    assert result.code == 0, result.err
+    mapped = next(ln for ln in result.err.splitlines() if ln.startswith("MAPPED"))
+    assert int(mapped.split()[1]) >= 16 << 20, result.err
