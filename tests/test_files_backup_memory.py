@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from backdrill.files.source import read_size
+from backdrill.repository.streams import CHUNK
 from helpers.cli import Repo, run_cli_script
 from helpers.files import files_config, make_tree
 
@@ -63,3 +65,14 @@ def test_backup_files_fixes_the_mmap_threshold_of_glibc(tmp_path: Path, local_re
     assert result.code == 0, result.err
     mapped = next(ln for ln in result.err.splitlines() if ln.startswith("MAPPED"))
     assert int(mapped.split()[1]) >= 16 << 20, result.err
+
+
+def test_a_small_file_is_read_in_one_buffer_of_its_size() -> None:
+    """A source asks for what is left of the listed size and one more byte (the end
+    seen at once): never a 1 MiB buffer per small file, which raised glibc's threshold
+    and, once fixed, would be mapped and unmapped per file."""
+    assert read_size(1500, 0) == 1501
+    assert read_size(1500, 1500) == 1
+    assert read_size(5 * CHUNK, 0) == CHUNK
+    assert read_size(5 * CHUNK, 4 * CHUNK + 10) == CHUNK - 9
+    assert read_size(1500, 1600) == CHUNK  # grown since it was listed: read on
