@@ -112,6 +112,19 @@ def run_cli_process(
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_cli_script(script: str, *args: str, timeout: float = 300) -> Result:
+    """``python -c SCRIPT --log-format json ARGS``: the CLI run by a script that probes
+    the process around it (the script runs backdrill itself, with ``sys.argv[1:]``)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "--log-format", "json", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
 def start_cli_process(
     config: Path, *args: str, stdout: int = subprocess.PIPE
 ) -> subprocess.Popen[str]:

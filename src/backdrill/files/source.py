@@ -176,7 +176,7 @@ class DirSource(FileSource):
                 return ReadOutcome("changed")
             count = 0
             first = True
-            while chunk := stream.read(CHUNK):
+            while chunk := stream.read(read_size(item.size, count)):
                 on_chunk(chunk)
                 count += len(chunk)
                 if first and during is not None:
@@ -240,7 +240,7 @@ class S3Source(FileSource):
         count = 0
         first = True
         with stream:
-            while chunk := stream.read(CHUNK):
+            while chunk := stream.read(read_size(item.size, count)):
                 on_chunk(chunk)
                 count += len(chunk)
                 if first and during is not None:
@@ -253,6 +253,16 @@ class S3Source(FileSource):
 
     def close(self) -> None:
         self.storage.close()
+
+
+def read_size(expected: int, done: int) -> int:
+    """Pure: the bytes to ask for next, what is left of the listed size and one more
+    (the end seen at once), at most :data:`CHUNK`; :data:`CHUNK` past it (the item grew).
+    Never a 1 MiB buffer for a small file: glibc's malloc would raise its mmap threshold
+    on freeing the first one (:mod:`backdrill.runtime.allocator`), and a fixed threshold
+    would map and unmap one per file."""
+    left = expected - done
+    return min(CHUNK, left + 1) if left >= 0 else CHUNK
 
 
 def open_source(spec: str, options: S3Options | None) -> FileSource:

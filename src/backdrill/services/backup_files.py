@@ -34,6 +34,7 @@ from backdrill.files.source import DuringRead, FileSource, SourceItem, open_sour
 from backdrill.repository.crypto import keys_for
 from backdrill.repository.layout import FILES_CHUNKS_ROOT, RESERVED_SOURCE_NAMES
 from backdrill.repository.locks import REPOSITORY_SCOPE, RepoLock, files_scope, wait_until_free
+from backdrill.runtime.allocator import fix_mmap_threshold
 from backdrill.runtime.errors import IntegrityError, UsageError
 from backdrill.runtime.progress import Advance
 from backdrill.runtime.timeutil import new_id, utcnow
@@ -344,6 +345,7 @@ def run_backup_files(
     prune runs: prune does not sweep objects while a files backup, which may reuse any
     of them, runs (:mod:`backdrill.repository.locks`)."""
     spec, configured_name = resolve_source(ctx, source)
+    fix_mmap_threshold()  # else glibc's free space grows with the count of files
     files_source = open_source(spec, ctx.config.files.s3)
     try:
         name = configured_name or files_source.name
