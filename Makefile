@@ -47,8 +47,14 @@ smoke-wheel: venv system-deps
 demo: venv system-deps
 	$(PY) scripts/demo.py
 
+# the core benchmarks, then the scale section (issue 17): 50 databases, and a filestore
+# of BENCH_SCALE_FILES small files (and a quarter of it); each rewrites its own tables in
+# docs/benchmarks.md. BENCH_SCALE_FILES=250000 for a shorter run.
+BENCH_SCALE_FILES ?= 1000000
 bench: venv system-deps
 	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.many_databases --rounds 3 --write-docs
+	$(PY) -m benchmarks.filestore_scale --files $(BENCH_SCALE_FILES) --s3-files 20000 --write-docs
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -24,9 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.docsection import write_generated
 from benchmarks.measure import Run, measure
 
 BACKDRILL = [sys.executable, "-m", "backdrill", "--log-format", "json"]
@@ -177,6 +179,7 @@ def s3_versus_local(source: Path, work: Path, files: int) -> list[dict[str, Any]
             run = cli(config, "backup", "files")
             requests = len(proxy.requests)
             row = _row("first run to S3 (moto)", files, run, latest(config))
+            row["requests"] = requests
             row["requests_per_file"] = requests / files
             rows.append(row)
         finally:
@@ -198,11 +201,76 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         added = f"{r['repo_added_mb']:.2f}" if "repo_added_mb" in r else ""
-        reqs = f"{r['requests_per_file']:.2f}" if "requests_per_file" in r else ""
+        reqs = f"{r['requests_per_file']:.4f} ({r['requests']})" if "requests" in r else ""
         lines.append(
             f"| {r['step']} | {r['files']:,} | {r['seconds']:.1f} | {r['files_per_s']:,.0f} "
             f"| {r['rss_mb']:.0f} | {added} | {reqs} |"
         )
+    return "\n".join(lines)
+
+
+def _find(rows: list[dict[str, Any]], step: str, files: int | None = None) -> dict[str, Any] | None:
+    return next(
+        (r for r in rows if r["step"] == step and (files is None or r["files"] == files)), None
+    )
+
+
+def targets(rows: list[dict[str, Any]], s3_rows: list[dict[str, Any]]) -> str:
+    """Issue 17's targets against what was measured (a row absent: not measured)."""
+    sizes = sorted({r["files"] for r in rows})
+    big = sizes[-1] if sizes else 0
+    verdicts: list[tuple[str, str, bool | None]] = []
+
+    def add(what: str, measured: str, met: bool | None) -> None:
+        verdicts.append((what, measured, met))
+
+    first = _find(rows, "backup files, first run", big)
+    again = _find(rows, "backup files, unchanged run", big)
+    if first and again:
+        worst = max(first["rss_mb"], again["rss_mb"])
+        add(
+            f"backup files peak RSS at {big:,} files, first and unchanged, under 300 MB",
+            f"{first['rss_mb']:.0f} and {again['rss_mb']:.0f} MB",
+            worst < 300,
+        )
+        add(
+            f"unchanged run at {big:,} files under 30 s, adding under 2 MB",
+            f"{again['seconds']:.1f} s, {again['repo_added_mb']:.2f} MB",
+            again["seconds"] < 30 and again["repo_added_mb"] < 2,
+        )
+        add(
+            "first run, small files, local repository, at least 5,000 files/s",
+            f"{first['files_per_s']:,.0f} files/s",
+            first["files_per_s"] >= 5000,
+        )
+    if len(sizes) > 1:
+        for step in ("backup files, first run", "backup files, unchanged run"):
+            small, large = _find(rows, step, sizes[0]), _find(rows, step, big)
+            if small and large:
+                add(
+                    f"{step}: peak RSS at {sizes[0]:,} within 10 % of {big:,}",
+                    f"{small['rss_mb']:.0f} vs {large['rss_mb']:.0f} MB",
+                    abs(large["rss_mb"] - small["rss_mb"]) <= 0.1 * large["rss_mb"],
+                )
+    for step in ("restore files", "prune (mark and sweep)"):
+        row = _find(rows, step, big)
+        if row:
+            add(
+                f"{step} at {big:,} files under 300 MB",
+                f"{row['rss_mb']:.0f} MB",
+                row["rss_mb"] < 300,
+            )
+    s3 = _find(s3_rows, "first run to S3 (moto)")
+    local = _find(s3_rows, "first run to a local repository")
+    if s3 and local:
+        ratio = s3["files_per_s"] / local["files_per_s"]
+        add(
+            "first run to S3 at least 0.5x the local rate; requests per file",
+            f"{ratio:.2f}x; {s3['requests_per_file']:.4f} requests per file",
+            ratio >= 0.5,
+        )
+    lines = ["| target | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {w} | {m} | {'yes' if ok else 'NO'} |" for w, m, ok in verdicts]
     return "\n".join(lines)
 
 
@@ -213,8 +281,13 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "bd-scale")
     parser.add_argument("--only", choices=["small", "large", "s3"], action="append")
     parser.add_argument("--clean", action="store_true", help="delete the filestore at the end")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="write the tables into docs/benchmarks.md"
+    )
     args = parser.parse_args()
     only = set(args.only or ["small", "large", "s3"])
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    loads = [os.getloadavg()[0]]
     source = args.dir / "filestore"
     work = args.dir / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -225,10 +298,22 @@ def main() -> None:
     if "large" in only:
         rows += local_size(source, work, args.files)
     print(table(rows), flush=True)
+    s3_rows: list[dict[str, Any]] = []
     if "s3" in only:
         s3_source = args.dir / "s3-filestore"
         generate(s3_source, args.s3_files, seed=18)
-        print(table(s3_versus_local(s3_source, work, args.s3_files)), flush=True)
+        s3_rows = s3_versus_local(s3_source, work, args.s3_files)
+        print(table(s3_rows), flush=True)
+    loads.append(os.getloadavg()[0])
+    verdicts = targets(rows, s3_rows)
+    print(verdicts)
+    if args.write_docs:
+        load = f"load average (1 min) {loads[0]:.1f} at the start, {loads[-1]:.1f} at the end"
+        write_generated(
+            "filestore-scale",
+            f"Measured {started} on {os.cpu_count()} cores ({load}).\n\n"
+            f"{table(rows + s3_rows)}\n\n{verdicts}",
+        )
     if args.clean:
         shutil.rmtree(args.dir, ignore_errors=True)
 

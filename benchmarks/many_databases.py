@@ -23,11 +23,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from backdrill.pg import binaries
 from backdrill.pg.cluster import LocalCluster
 from backdrill.pg.connection import ConnParams
+from benchmarks.docsection import write_generated
 
 BACKDRILL = [sys.executable, "-m", "backdrill", "--log-format", "json"]
 
@@ -99,6 +101,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="rows per table")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--before", type=Path, default=None, help="an older tree's src")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="write the table into docs/benchmarks.md"
+    )
     args = parser.parse_args()
     trees: dict[str, str | None] = {"after": None}
     if args.before is not None:
@@ -117,18 +122,28 @@ def main() -> None:
                     assert manifests == args.databases + 1, manifests
             loads.append(os.getloadavg()[0])
     shape = f"{args.rows} rows x 3 tables each"
-    print(f"{args.databases} databases, {shape}, {os.cpu_count()} cores, {args.rounds} rounds")
-    print(f"load average (1 min) after each round: {', '.join(f'{x:.1f}' for x in loads)}")
-    print("tree    parallel  median s  all s                 ratio to --parallel 1")
+    out = [
+        f"{args.databases} databases, {shape}, {os.cpu_count()} cores, {args.rounds} rounds; "
+        f"load average (1 min) after each round: {', '.join(f'{x:.1f}' for x in loads)}",
+        "",
+        "| tree | --parallel | median s | all s | ratio to --parallel 1 |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    verdicts = []
     for tree in trees:
         base = statistics.median(times[tree, 1])
         for parallel in configs:
             t = times[tree, parallel]
             shown = " ".join(f"{x:.2f}" for x in t)
             median = statistics.median(t)
-            print(f"{tree:<7} {parallel:<8}  {median:<8.2f}  {shown:<20}  {median / base:.2f}x")
+            out.append(f"| {tree} | {parallel} | {median:.2f} | {shown} | {median / base:.2f}x |")
         met = statistics.median(times[tree, 2]) / base <= 0.6
-        print(f"{tree}: target (--parallel 2 at most 0.6x): {'met' if met else 'MISSED'}")
+        verdicts.append(f"{tree}: target (--parallel 2 at most 0.6x): {'met' if met else 'MISSED'}")
+    text = "\n".join([*out, "", *verdicts])
+    print(text)
+    if args.write_docs:
+        started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        write_generated("many-databases", f"Measured {started}: {text}")
 
 
 if __name__ == "__main__":
