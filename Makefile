@@ -2,6 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# make test runs the suite on parallel pytest-xdist workers: the tests mostly wait on
+# PostgreSQL, S3 and child processes, so 3 workers pay on 2 cores; each worker starts its
+# own session fixtures (cluster, moto server, samples). worksteal keeps a file's tests
+# together (module fixtures start once) and rebalances the tail. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 3
 
 .PHONY: all venv system-deps lint fmt secret-scan test test-fast smoke-wheel demo bench clean
 
@@ -33,7 +38,7 @@ secret-scan: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 
 test: venv system-deps lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # the pure tests only: no PostgreSQL, no S3 server, no long property or timing tests
 # (markers pg, s3 and slow; pg and s3 are set from the fixtures in tests/conftest.py)

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from hypothesis import settings
 from moto.server import ThreadedMotoServer
 
 from backdrill.pg import binaries
@@ -30,6 +31,12 @@ from helpers.s3proxy import FaultProxy
 S3_KEY_ID = "testing-key-id"
 S3_SECRET = "testing-secret-Zq8vX"
 FAST_RETRY = {"attempts": 3, "max_seconds": 3, "base_seconds": 0.05, "max_wait_seconds": 0.5}
+
+# No wall-clock deadline per hypothesis example (the default is 200 ms): on a machine
+# shared by parallel test workers (make test runs pytest-xdist) and other jobs, an
+# example descheduled for 200 ms would fail on the load, not on the code.
+settings.register_profile("backdrill", deadline=None)
+settings.load_profile("backdrill")
 
 # A test using one of these fixtures (directly or through another fixture) is marked
 # `pg` or `s3` at collection, so `make test-fast` (-m "not pg and not s3 and not slow")
