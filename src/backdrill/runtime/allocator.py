@@ -2,7 +2,8 @@
 buffers of every size from several threads (``backup files``).
 
 By default glibc raises its mmap threshold (up to 32 MiB) to the size of each mapped
-block that is freed. After the first large spool or zstd context, every later buffer
+block that is freed. After the first one (a 1 MiB read buffer did it; a large spool
+would), every later buffer
 of a file's content (read, spooled, compressed, copied: up to a few MiB) then comes
 from the heap or a thread's arena, where the long-lived blocks allocated among them
 (SQLite's pages, Python objects) pin the space they free: the resident size grows with
