@@ -2,14 +2,15 @@
 buffers of every size from several threads (``backup files``).
 
 By default glibc raises its mmap threshold (up to 32 MiB) to the size of each mapped
-block that is freed. After the first large spool or zstd context, every later buffer
-of a file's content (read, spooled, compressed, copied: up to a few MiB) then comes
-from the heap or a thread's arena, where the long-lived blocks allocated among them
-(SQLite's pages, Python objects) pin the space they free: the resident size grows with
-the count of files, not with what is in use (measured: glibc's free bytes 27 MB after
-62,500 files, 58 MB after 250,000; docs/benchmarks.md). Setting the threshold, to
-glibc's own default, turns that adjustment off: a block of 128 KiB or more is mapped
-and unmapped on its own, and the free space at an arena's top is trimmed.
+block that is freed. After the first one (a 1 MiB read buffer did it; a large spool
+would), every later buffer of a file's content (read, spooled, compressed, copied: up
+to a few MiB) comes from the heap or a thread's arena, where the long-lived blocks
+allocated among them (SQLite's pages, Python objects) pin the space they free: the
+resident size grows with the count of files, not with what is in use (measured:
+glibc's free bytes 26 MB after 62,500 files, 57 MB after 250,000; docs/benchmarks.md).
+Setting the threshold, to glibc's own default, turns that adjustment off: a block of
+128 KiB or more is mapped and unmapped on its own, and the free space at an arena's
+top is trimmed.
 """
 
 from __future__ import annotations
