@@ -21,12 +21,13 @@ import psutil
 import pytest
 
 from backdrill.files.chunks import iter_files
-from backdrill.files.snapshot import parse_snapshot
+from backdrill.files.snapshot import object_key, parse_snapshot
 from backdrill.pg.connection import ConnParams
 from backdrill.sample.odoo import SampleInfo
 from conftest import drop_database, s3_repo
 from helpers.cli import Repo, write_config
 from helpers.history import storage_of
+from helpers.packs import stored_contents
 from helpers.repo import list_keys, manifests, open_uploads, read_object
 
 pytestmark = pytest.mark.reliability
@@ -129,12 +130,14 @@ class Committed:
 
 
 def _complete_snapshots(repo: Repo, where: str) -> int:
-    """The number of committed snapshots; each one's objects must all be stored."""
-    stored = {k.rsplit("/", 1)[-1].split(".")[0] for k in list_keys(repo, "files/objects/")}
+    """The number of committed snapshots; each one's contents must all be stored (as
+    loose objects or packed)."""
+    stored = stored_contents(repo)
     keys = [k for k in list_keys(repo, "files/") if "/snapshots/" in k]
     for key in keys:
         snapshot = parse_snapshot(read_object(repo, key), key)
-        missing = {e.sha256 for e in iter_files(storage_of(repo), snapshot)} - stored
+        files = iter_files(storage_of(repo), snapshot)
+        missing = {object_key(e.sha256, e.stored) for e in files if e.sha256} - stored
         assert not missing, f"{where}: snapshot {key} lacks {len(missing)} objects"
     return len(keys)
 

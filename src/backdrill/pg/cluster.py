@@ -24,7 +24,7 @@ from typing import Self
 from backdrill.pg import command
 from backdrill.pg.connection import ConnParams
 from backdrill.runtime.errors import SandboxError
-from backdrill.runtime.interrupts import shielded
+from backdrill.runtime.interrupts import cleaning_up, raise_if_received
 from backdrill.runtime.redact import SECRETS
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ class LocalCluster:
         parent = str(self.base_dir) if self.base_dir else None
         self.root = Path(tempfile.mkdtemp(prefix="backdrill-pg-", dir=parent))
         try:
+            raise_if_received()  # started in a thread after the signal: nothing to do
             self._initdb()
             self._start_server()
         except BaseException:
@@ -181,6 +182,7 @@ class LocalCluster:
         logfile = self.root / "postgres.log"
         last_error = ""
         for _attempt in range(5):
+            raise_if_received()  # a start stopped by an interrupt is not tried again
             self.port = free_port()
             try:
                 self._run_as_owner(
@@ -222,8 +224,9 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Stop the server (immediate) and delete every file; safe to call twice; a
-        signal arriving meanwhile is raised after the clean-up."""
-        with shielded():
+        signal arriving meanwhile is raised after the clean-up, and its ``pg_ctl stop``
+        is not terminated with the running programs."""
+        with cleaning_up():
             self._stop()
 
     def stop_command(self) -> str:
@@ -254,6 +257,11 @@ class LocalCluster:
                     timeout=40,
                 )
             _kill_if_alive(pid)
+        # a postmaster whose ``pg_ctl start`` was stopped before it wrote its pid file
+        for stray in _processes_naming(self.data_dir):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(stray, signal.SIGQUIT)  # its own session (pg_ctl's setsid)
+            _kill_if_alive(stray, wait=5.0)
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
         self.started = False
@@ -272,6 +280,24 @@ def stop_command(bin_dir: Path, data_dir: Path, run_as: str | None) -> str:
     if run_as is not None:
         words = ["runuser", "-u", run_as, "--", *words]
     return shlex.join(words)
+
+
+def _processes_naming(path: Path) -> list[int]:
+    """The processes with ``path`` as one of their arguments (``-D DATA_DIR``), read
+    from /proc (none where there is no /proc)."""
+    wanted = os.fsencode(path)
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if wanted in args:
+                found.append(int(entry.name))
+    return found
 
 
 def _kill_if_alive(pid: int, wait: float = 10.0) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Self
 
 from backdrill.runtime.errors import PostgresError
+from backdrill.runtime.interrupts import in_cleanup
 from backdrill.runtime.redact import SECRETS
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,12 @@ _running_lock = threading.Lock()
 
 def terminate_running() -> None:
     """SIGTERM every running child's process group (an interrupt of a parallel run: each
-    worker thread then sees its child fail, cleans up and stops it for good)."""
+    worker thread then sees its child fail, cleans up and stops it for good), except
+    those a clean-up started (``pg_ctl stop``), which must run to their end."""
     with _running_lock:
         children = list(_running)
     for child in children:
-        if child.proc.poll() is None:
+        if child.proc.poll() is None and not child.cleanup:
             child._signal_group(signal.SIGTERM)
 
 
@@ -60,6 +62,7 @@ class Child:
         self.argv = [str(a) for a in argv]
         self._chatter = chatter
         self.what = what or Path(self.argv[0]).name
+        self.cleanup = in_cleanup()
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
         self.error_lines: list[str] = []
         try:

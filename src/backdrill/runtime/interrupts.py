@@ -8,7 +8,9 @@ the very things an interrupt must not leave: a running postmaster, a directory, 
 
 :func:`cleaning_up` marks a clean-up that talks to the storage (an upload abort, a lock
 release, removing uncommitted objects): after a failure it may wait for the store to
-come back (``storage -> retry -> cleanup_seconds``); after a signal it must not.
+come back (``storage -> retry -> cleanup_seconds``); after a signal it must not. It also
+marks a sandbox's stop: the programs it runs (``pg_ctl stop``) are not terminated with
+the others after a signal (``pg.command.terminate_running``).
 
 Worker threads (``backup db --parallel``, ``drill run --all --parallel``) never get the
 signal: they call :func:`raise_if_received` where they may start new work, and the

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ import psycopg
 
 from backdrill.config.sources import retention_of, targets_of
 from backdrill.odoo.checks import Check
+from backdrill.pg.command import terminate_running
 from backdrill.pg.connection import first_line
 from backdrill.pg.database_properties import tablespaces_check
 from backdrill.pg.restore import RestoreFailed, default_jobs
@@ -34,7 +35,7 @@ from backdrill.runtime.errors import (
     IntegrityError,
     PostgresError,
 )
-from backdrill.runtime.interrupts import raise_if_received
+from backdrill.runtime.interrupts import raise_if_received, received, shielded
 from backdrill.runtime.timeutil import new_id, utcnow
 from backdrill.sandbox import Sandbox, SandboxInfo
 from backdrill.services.context import RunContext
@@ -52,6 +53,8 @@ from backdrill.services.restore_pipeline import PipelineOptions, restore_backup
 from backdrill.services.verify_content import verify_content
 
 log = logging.getLogger(__name__)
+#: how often a sandbox still starting after a signal is told again to stop
+POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -245,9 +248,20 @@ def _run(drill: _Drill, sandbox: Sandbox) -> None:
         log.debug("unexpected error in drill %s", drill.drill_id, exc_info=True)
         drill.unexpected(GoalNotMet(f"unexpected {type(exc).__name__}: {first_line(exc)}"))
     finally:
-        _remove_work_dir(drill, workdir)
-        provisioner.shutdown(wait=True)  # a sandbox being made is finished, then torn down
-        _finish_sandbox(drill, sandbox, provisioning)
+        with shielded():  # a signal now is raised once the sandbox is gone
+            _remove_work_dir(drill, workdir)
+            _stop_provisioning(provisioning)
+            provisioner.shutdown(wait=True)  # a sandbox being made is finished, then torn down
+            _finish_sandbox(drill, sandbox, provisioning)
+
+
+def _stop_provisioning(provisioning: Future[SandboxInfo] | None) -> None:
+    """After a signal, a sandbox still starting is not waited for: its ``initdb`` or
+    ``pg_ctl start`` is terminated (again, should it have started another since), and
+    the start fails and removes what it made; its ``pg_ctl stop`` is left to finish."""
+    while provisioning is not None and received() and not provisioning.done():
+        terminate_running()
+        wait([provisioning], timeout=POLL_SECONDS)
 
 
 def _restore_and_verify(drill: _Drill, provisioning: Future[SandboxInfo], workdir: Path) -> None:
