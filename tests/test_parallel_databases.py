@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from conftest import drop_database, s3_repo
 from helpers.cli import Cli, Repo, write_config
 from helpers.pgobjects import create_item_database
 from helpers.repo import list_keys, manifests
+from helpers.waiting import wait_until
 
 
 @pytest.fixture
@@ -205,23 +205,37 @@ def test_summary_markdown_escapes_hostile_database_names() -> None:
 
 
 def test_the_globals_run_beside_the_last_databases_not_after_them(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    pg_bin_dir: Path,
-    local_repo: Repo,
+    pg_bin_dir: Path, tmp_path: Path, local_repo: Repo
 ) -> None:
     """``--all --parallel 2``: the roles and tablespaces are queued after every database
-    and saved by the first free worker while the last (large) database still dumps."""
+    and saved by the first free worker while the last database still runs. Here the
+    last one cannot finish: its table is locked until the globals are in the repository
+    (saved only after the pool, they would never come and the wait fails)."""
     with LocalCluster(pg_bin_dir, tuning={"fsync": "off", "max_connections": "20"}) as cluster:
         SECRETS.add(cluster.password)
-        for name in ("a_small", "b_small"):
+        for name in ("a_small", "b_small", "z_locked"):
             create_item_database(cluster.params, name, 10)
-        create_item_database(cluster.params, "z_large", 300_000, label_pad=100)
         config = write_config(tmp_path / "c.yaml", cluster.params, local_repo)
-        result = Cli(capsys, config)("backup", "db", "--all", "--parallel", "2")
-        assert result.code == 0, result.err
-    root = Path(local_repo.url.removeprefix("file://"))
-    (saved,) = [k for k in list_keys(local_repo) if k.startswith("globals/")]
-    (large,) = [m for m in manifests(local_repo) if m["database"] == "z_large"]
-    saved_at = datetime.fromtimestamp((root / saved).stat().st_mtime, UTC)
-    assert saved_at < datetime.fromisoformat(large["finished_at"])
+        env = {**os.environ, "PGPASSWORD": cluster.params.password or ""}
+        argv = [sys.executable, "-m", "backdrill", "--config", str(config)]
+        with cluster.params.with_db("z_locked").connect(autocommit=False) as holder:
+            holder.execute("LOCK TABLE item IN ACCESS EXCLUSIVE MODE")
+            proc = subprocess.Popen(
+                [*argv, "backup", "db", "--all", "--parallel", "2"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+            try:
+                wait_until(
+                    lambda: list_keys(local_repo, "globals/") or proc.poll() is not None,
+                    timeout=120,
+                    what="the globals saved while z_locked waits for its lock",
+                )
+                assert proc.poll() is None, "the backup ended while z_locked was locked"
+            finally:
+                holder.rollback()
+            _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-3000:]
+    assert len(list_keys(local_repo, "globals/")) == 1
+    assert {m["database"] for m in manifests(local_repo)} >= {"a_small", "b_small", "z_locked"}
