@@ -14,6 +14,7 @@ from backdrill.sample.odoo import SampleInfo
 from helpers.backed import Backed, BackUp
 from helpers.browser import chromium_or_skip, headless
 from helpers.cli import Repo, Result, run_cli, start_cli_process
+from helpers.processes import names, processes_naming
 from helpers.repo import delete_object, list_keys, read_object, write_object
 
 REPORT_KEYS = {
@@ -49,7 +50,7 @@ def nothing_of_the_sandbox_survives(backed: Backed, report: dict[str, object]) -
     """No directory, no server process and no listening port of the drill's sandbox (the
     port may since be another cluster's: tests run on parallel workers)."""
     assert list(backed.work.iterdir()) == []
-    assert postgres_processes_under({backed.work}) == []
+    assert processes_naming({backed.work}) == []
     sandbox = report["sandbox"]
     if isinstance(sandbox, dict):
         port = int(str(sandbox["address"]).split(":")[1].split()[0])
@@ -58,24 +59,7 @@ def nothing_of_the_sandbox_survives(backed: Backed, report: dict[str, object]) -
             for c in psutil.net_connections("tcp")
             if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
         ]
-        assert [c for c in listening if c.pid is None or _serves(c.pid, backed.work)] == []
-
-
-def _serves(pid: int, work: Path) -> bool:
-    """Whether process ``pid`` (gone: no) runs from under ``work``."""
-    try:
-        return str(work) in " ".join(psutil.Process(pid).cmdline())
-    except psutil.Error:
-        return False
-
-
-def postgres_processes_under(paths: set[Path]) -> list[int]:
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if any(str(p) in cmd for p in paths):
-            found.append(proc.info["pid"])
-    return found
+        assert [c for c in listening if c.pid is None or names(c.pid, backed.work)] == []
 
 
 def test_drill_passes_and_report_holds_every_field(
@@ -246,13 +230,13 @@ def test_drill_interrupted_by_sigterm_leaves_no_sandbox(
             break
         time.sleep(0.01)
     assert new, "the sandbox never started"
-    assert postgres_processes_under(new), "no postgres process found for the sandbox"
+    assert processes_naming(new), "no postgres process found for the sandbox"
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
     assert "interrupted by SIGTERM" in err
     assert sandbox_dirs(backed) - before == set()
-    assert postgres_processes_under(new) == []
+    assert processes_naming(new) == []
 
 
 def test_html_report_screenshot_shows_the_verdict(

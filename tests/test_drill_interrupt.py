@@ -19,6 +19,7 @@ import yaml
 from backdrill.sample.odoo import SampleInfo
 from helpers.backed import BackUp
 from helpers.cli import Repo, start_cli_process
+from helpers.processes import processes_naming
 from helpers.waiting import wait_until
 
 #: how long the wrapped program sleeps: far longer than a prompt exit may take
@@ -72,16 +73,6 @@ def _sleeping(proc: psutil.Process) -> bool:
         return False
 
 
-def _using(paths: set[Path]) -> list[str]:
-    """The processes whose command line names one of ``paths``."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if any(str(p) in cmd for p in paths):
-            found.append(f"{proc.info['pid']}: {cmd[:200]}")
-    return found
-
-
 @pytest.mark.parametrize("slow_bin_dir", sorted(SLOW_STEPS), indirect=True)
 def test_a_drill_interrupted_while_its_sandbox_starts_exits_at_once_leaving_nothing(
     back_up: BackUp, shared_sample: SampleInfo, local_repo: Repo, slow_bin_dir: Path
@@ -109,5 +100,5 @@ def test_a_drill_interrupted_while_its_sandbox_starts_exits_at_once_leaving_noth
     assert took < PROMPT_SECONDS, f"took {took:.1f} s to exit: {err[-3000:]}"
     alive = [c.name() for c in children if c.is_running() and c.status() != "zombie"]
     assert alive == [], f"left running: {alive}"
-    assert _using({backed.work, slow_bin_dir}) == []
+    assert processes_naming({backed.work, slow_bin_dir}) == []
     assert list(backed.work.iterdir()) == []

@@ -91,11 +91,11 @@ def _root_json(repo: Repo, key: str) -> bytes:
 
 def _first_backup(
     filestore_on: FilestoreOn, repo: Repo, only_old: str
-) -> tuple[Filestore, Snapshot]:
+) -> tuple[Filestore, Snapshot, Path]:
     """A source of 21 files, one of them (``only_old``) to be deleted after its first
-    backup; the source configured, and that snapshot."""
+    backup: the source configured, that snapshot, and the path of ``only_old``."""
     tree = filestore_on(repo, count=20, files={only_old: content(777)}, retention=RETENTION)
-    return tree, run_backup_files(run_context(tree.config)).snapshot
+    return tree, run_backup_files(run_context(tree.config)).snapshot, tree.source / only_old
 
 
 def _restores(capsys: pytest.CaptureFixture[str], config: Path, target: Path, *args: str) -> None:
@@ -108,9 +108,8 @@ def _restores(capsys: pytest.CaptureFixture[str], config: Path, target: Path, *a
 def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_beside_v2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, repo: Repo
 ) -> None:
-    tree, old = _first_backup(filestore_on, repo, "deep/only-in-v1")
+    tree, old, only_old = _first_backup(filestore_on, repo, "deep/only-in-v1")
     source, config = tree.source, tree.config
-    only_old = source / "deep" / "only-in-v1"
     v1 = _downgrade_to_v1(repo, old.key())
     assert list_keys(repo, "files/chunks/") == []
     old_state = tree_state(source)
@@ -147,9 +146,8 @@ def test_a_v1_snapshot_from_before_the_upgrade_restores_verifies_and_prunes_besi
 def test_a_v2_snapshot_of_loose_objects_restores_verifies_prunes_and_is_reused_by_v3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], filestore_on: FilestoreOn, repo: Repo
 ) -> None:
-    tree, old = _first_backup(filestore_on, repo, "deep/only-in-v2")
+    tree, old, only_old = _first_backup(filestore_on, repo, "deep/only-in-v2")
     source, config = tree.source, tree.config
-    only_old = source / "deep" / "only-in-v2"
     # the snapshot as schema_version 2 wrote it: loose objects, chunks, no pack
     v2 = unpack_entries(repo, read_doc(repo, old.key()))
     for address in old.chunks or []:
