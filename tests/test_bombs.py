@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from pathlib import Path
 
 import pytest
 import zstandard
 
 from backdrill.pg.connection import ConnParams
-from backdrill.repository.layout import SNAPSHOT_SUFFIX
+from backdrill.repository.layout import SNAPSHOT_SUFFIX, pack_key
 from backdrill.repository.limits import MAX_MANIFEST_BYTES, MAX_SNAPSHOT_BYTES
 from backdrill.runtime.timeutil import new_id
 from backdrill.sample.odoo import SampleInfo
 from helpers.backed import BackUp
 from helpers.cli import Repo, Result, run_cli_limited
 from helpers.filestore import FilestoreOn
+from helpers.packs import unpack_entries
 from helpers.repo import list_keys, write_object
 from helpers.snapdoc import read_doc, write_doc
 
@@ -60,17 +62,24 @@ def _snapshot_doc(repo: Repo) -> tuple[str, dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("stored_in", ["pack", "loose object"])
 def test_a_filestore_object_bomb_stops_restore_and_verify_at_the_recorded_size(
-    tmp_path: Path, filestore_on: FilestoreOn, repo: Repo
+    tmp_path: Path, filestore_on: FilestoreOn, repo: Repo, stored_in: str
 ) -> None:
     bomb_and_fine = {"ab/bomb": b"attachment " * 500, "ab/fine": b"another attachment " * 300}
     config = filestore_on(repo, files=bomb_and_fine).backed_up().config
     key, doc = _snapshot_doc(repo)
+    if stored_in == "loose object":
+        doc = unpack_entries(repo, doc)  # as a backdrill before packs stored it
     (entry,) = [e for e in doc["entries"] if e["path"] == "ab/bomb"]
     assert entry["stored"] == "zstd"
-    object_key = f"files/objects/{entry['sha256'][:2]}/{entry['sha256']}"
     bomb = zstd_bomb(300 * MiB)
     assert len(bomb) < 64 * 1024
+    if stored_in == "pack":  # a pack of its own: the bomb at offset 0
+        entry["pack"], entry["offset"] = secrets.token_hex(32), 0
+        object_key = pack_key(entry["pack"])
+    else:
+        object_key = f"files/objects/{entry['sha256'][:2]}/{entry['sha256']}"
     write_object(repo, object_key, bomb)
     entry["stored_size"] = len(bomb)  # only the size of the content lies now
     write_doc(repo, key, doc)

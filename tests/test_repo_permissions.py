@@ -44,7 +44,7 @@ def test_a_fresh_local_repository_is_0700_with_files_0600(
     files = [p for p in modes if p.is_file()]
     assert any(p.name == "manifest.json" for p in files)
     assert any(p.name.endswith(".json.zst") for p in files)
-    assert any("objects" in p.parts for p in files)
+    assert any("packs" in p.parts for p in files)  # the filestore's contents
     wrong = {
         str(p.relative_to(root)): oct(mode)
         for p, mode in modes.items()
