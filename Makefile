@@ -41,9 +41,10 @@ test: venv system-deps lint
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # the pure tests only: no PostgreSQL, no S3 server, no long property or timing tests
-# (markers pg, s3 and slow; pg and s3 are set from the fixtures in tests/conftest.py)
+# (markers pg, s3 and slow; pg and s3 are set from the fixtures in tests/conftest.py),
+# on the same xdist workers as make test
 test-fast: venv
-	$(VENV)/bin/pytest -q -m "not pg and not s3 and not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) -m "not pg and not s3 and not slow" $(PYTEST_ARGS)
 
 # the wheel, installed without extras into a fresh venv, runs against PostgreSQL and S3
 smoke-wheel: venv system-deps
