@@ -115,7 +115,7 @@ def _restore(
     the checks of these phases."""
     with phases.time("download"):
         dump = Path(fetch_backup(ctx.storage, manifest, workdir, ctx.reporter, ctx.config))
-    info = provisioning.result()
+    info = _sandbox_ready(provisioning)
     checks = [checksum_check(manifest)]
     with phases.time("restore"):
         # the same restore as `restore db`, without tablespaces; a backup that recorded no
@@ -253,6 +253,17 @@ def _run(drill: _Drill, sandbox: Sandbox) -> None:
             _stop_provisioning(provisioning)
             provisioner.shutdown(wait=True)  # a sandbox being made is finished, then torn down
             _finish_sandbox(drill, sandbox, provisioning)
+
+
+def _sandbox_ready(provisioning: Future[SandboxInfo]) -> SandboxInfo:
+    """The sandbox, once started. A signal meanwhile is raised here within
+    :data:`POLL_SECONDS`, also one left pending because another thread was in a shielded
+    clean-up when it came (the shield depth is process-wide): waiting on the start alone
+    would then last until the start ends."""
+    while not provisioning.done():
+        raise_if_received()
+        wait([provisioning], timeout=POLL_SECONDS)
+    return provisioning.result()
 
 
 def _stop_provisioning(provisioning: Future[SandboxInfo] | None) -> None:
