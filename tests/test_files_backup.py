@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from backdrill.files.snapshot import object_key
 from backdrill.repository.layout import pack_key
-from backdrill.services.backup_files import run_backup_files
+from backdrill.services.backup_files import BackupFilesResult, run_backup_files
+from backdrill.services.backup_files_totals import REPLACED
 from helpers.cli import Cli, Repo, run_cli
 from helpers.files import (
     bucket_contents,
@@ -440,3 +443,45 @@ def test_a_repository_reached_through_a_symlink_lists_its_objects_and_snapshots(
     listed = cli("list", "files")
     assert listed.code == 0, listed.err
     assert first.snapshot.id in listed.out and second.snapshot.id in listed.out
+
+
+def test_a_file_replaced_by_a_fifo_or_a_symlink_while_the_backup_runs_is_skipped_not_waited_on(
+    tmp_path: Path, local_repo: Repo
+) -> None:
+    """The kernel is asked to read ahead of the reader, and the reader opens what the
+    listing named: a FIFO put in place of a listed file must not block either (no
+    writer would ever come), and neither it nor a symlink is stored as the file."""
+    source = tmp_path / "filestore"
+    source.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        (source / name).write_bytes(name.encode() * 100)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not part of the filestore")
+
+    def swap(path: str) -> None:
+        if path == "a.txt":
+            (source / "b.txt").unlink()
+            os.mkfifo(source / "b.txt")
+            (source / "c.txt").unlink()
+            (source / "c.txt").symlink_to(outside)
+
+    config = files_config(tmp_path / "c.yaml", local_repo, str(source))
+    outcome: list[object] = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(run_backup_files(run_context(config), during_read=swap)),
+        daemon=True,
+    )
+    runner.start()
+    runner.join(60)
+    if runner.is_alive():  # let the blocked reader go, then fail
+        with contextlib.suppress(OSError):
+            os.close(os.open(source / "b.txt", os.O_WRONLY | os.O_NONBLOCK))
+        runner.join(10)
+        pytest.fail("the backup blocked on a FIFO that replaced a listed file")
+    (result,) = outcome
+    assert isinstance(result, BackupFilesResult)
+    stored = {e.path for e in snapshot_entries(config, result.snapshot)}
+    assert stored == {"a.txt", "d.txt"}
+    reasons = {s.path: s.reason for s in snapshot_skipped(config, result.snapshot)}
+    assert reasons == {"b.txt": REPLACED, "c.txt": REPLACED}
+    assert result.snapshot.changed_count == 2

@@ -15,10 +15,10 @@ import pytest
 
 from backdrill.files.objects import ObjectReader
 from backdrill.files.packs import PACK_BLOB_MAX, read_pack_index
-from backdrill.repository.layout import pack_index_key, pack_key
+from backdrill.repository.layout import pack_index_key, pack_key, split_pack_key
 from backdrill.repository.limits import MAX_PACK_INDEX_BYTES, MAX_PACKED_BLOB_BYTES
 from backdrill.repository.zstdio import compressed
-from backdrill.runtime.errors import IntegrityError
+from backdrill.runtime.errors import IntegrityError, StorageError
 from backdrill.runtime.timeutil import utcnow
 from backdrill.services.backup_files import run_backup_files
 from backdrill.services.context import RunContext
@@ -242,3 +242,41 @@ def test_prune_keeps_a_pack_while_any_blob_is_referenced_then_sweeps_it_and_its_
     restored = Cli(capsys, config)("restore", "files", "--to", str(tmp_path / "out"))
     assert restored.code == 0, restored.err
     assert tree_state(tmp_path / "out") == tree_state(source)
+
+
+class _FailingPackWrites(CountingStorage):
+    """Refuses the ``fail_at``-th pack written (counting from 1), as a full disk would."""
+
+    def __init__(self, inner: Any, fail_at: int) -> None:
+        super().__init__(inner)
+        self.fail_at = fail_at
+        self.pack_writes = 0
+
+    def put_bytes(self, key: str, data: bytes, **options: Any) -> None:
+        split = split_pack_key(key)
+        if split is not None and not split[1]:
+            with self._lock:
+                self.pack_writes += 1
+                failing = self.pack_writes == self.fail_at
+            if failing:
+                raise StorageError(f"cannot write {key}: No space left on device")
+        super().put_bytes(key, data, **options)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_a_pack_that_cannot_be_written_fails_the_backup_and_commits_no_snapshot(
+    tmp_path: Path, local_repo: Repo, fail_at: int
+) -> None:
+    """Packs are written by writer threads while the files are read: a failed write,
+    of a full pack in the middle of the run or of the last one at its end, fails the
+    backup, and no snapshot root names a pack that is not there."""
+    source = tmp_path / "filestore"
+    source.mkdir()
+    for i in range(200):  # 100 KB each, incompressible: two full 8 MiB packs and a tail
+        (source / f"f{i:03d}.bin").write_bytes(secrets.token_bytes(100_000))
+    ctx = run_context(_config(tmp_path, local_repo, source))
+    failing = _FailingPackWrites(ctx.storage, fail_at)
+    with pytest.raises(StorageError, match="No space left"):
+        run_backup_files(dataclasses.replace(ctx, storage=failing))
+    assert failing.pack_writes >= fail_at
+    assert [key for key in list_keys(local_repo, "files/") if "/snapshots/" in key] == []

@@ -19,6 +19,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 PACK_BLOB_MAX = 512 * 1024
 #: a pack is closed (and written) once it holds this many bytes
 PACK_TARGET = 8 * 1024 * 1024
+#: full packs being written at once while the next one fills
+PACKS_IN_FLIGHT = 2
 
 
 def is_packable(size: int) -> bool:
@@ -162,9 +165,12 @@ class _OpenPack:
 
 
 class PackWriter:
-    """Appends blobs to the open pack; a full pack is written (pack, then its index) by
-    the thread whose blob filled it, so at most one open pack plus one per writing
-    thread is in memory. Thread-safe. :meth:`finish` writes the last one."""
+    """Appends blobs to the open pack; a full pack is handed to a writer thread (pack,
+    then its index), at most :data:`PACKS_IN_FLIGHT` at once, so that the readers go on
+    while it is uploaded: memory holds the open pack and those being written.
+    Thread-safe. :meth:`finish` writes the last one and waits for every write (the first
+    failure is raised, there or by a later :meth:`add`); :meth:`close` stops the writer
+    threads after a failure elsewhere."""
 
     def __init__(self, storage: Storage, target: int = PACK_TARGET) -> None:
         self.storage = storage
@@ -172,6 +178,9 @@ class PackWriter:
         self.packs_written = 0
         self._open: _OpenPack | None = None
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(PACKS_IN_FLIGHT)
+        self._writers = ThreadPoolExecutor(PACKS_IN_FLIGHT, thread_name_prefix="packs")
+        self._writes: list[Future[None]] = []
 
     def add(self, sha256: str, blob: bytes, form: StoredForm, raw_size: int) -> Location:
         with self._lock:
@@ -183,14 +192,43 @@ class PackWriter:
             if full:
                 self._open = None
         if full:
-            self._write(pack)
+            self._submit(pack)
         return Location(len(blob), form, pack.id, offset)
 
+    def _submit(self, pack: _OpenPack) -> None:
+        self._slots.acquire()  # waits while PACKS_IN_FLIGHT packs are being written
+        try:
+            self._raise_failed()
+            future = self._writers.submit(self._write, pack)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _done: self._slots.release())
+        with self._lock:
+            self._writes = [w for w in self._writes if not w.done() or _failed(w)]
+            self._writes.append(future)
+
+    def _raise_failed(self) -> None:
+        with self._lock:
+            writes = list(self._writes)
+        for write in writes:
+            if write.done() and _failed(write):
+                write.result()
+
     def finish(self) -> None:
+        """Write the last pack, then wait for every pack's write."""
         with self._lock:
             pack, self._open = self._open, None
         if pack is not None:
-            self._write(pack)
+            self._submit(pack)
+        with self._lock:
+            writes = list(self._writes)
+        for write in writes:
+            write.result()
+        self.close()
+
+    def close(self) -> None:
+        self._writers.shutdown(wait=True, cancel_futures=True)
 
     def _write(self, pack: _OpenPack) -> None:
         data = b"".join(pack.parts)
@@ -200,6 +238,11 @@ class PackWriter:
         self.storage.put_bytes(pack_index_key(pack.id), pack.index_bytes())
         with self._lock:
             self.packs_written += 1
+
+
+def _failed(write: Future[None]) -> bool:
+    """Pure: whether a finished write failed (or was cancelled)."""
+    return write.cancelled() or write.exception() is not None
 
 
 class BlobIndex:

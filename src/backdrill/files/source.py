@@ -8,6 +8,7 @@ A directory is walked without following any symlink; an S3 source is read throug
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from abc import ABC, abstractmethod
@@ -26,6 +27,8 @@ from backdrill.runtime.errors import ConfigError, NotFound, UsageError
 from backdrill.storage import Storage, open_storage
 
 S3_SOURCE_MODE = 0o644
+#: never through a symlink, and never waiting for a writer (a FIFO put where a file was)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 #: called with the relative path once the first chunk of an item was read: the seam
 #: where tests change or delete a file in the middle of its read, deterministically
 DuringRead = Callable[[str], None]
@@ -47,9 +50,10 @@ class SourceItem:
 @dataclass(frozen=True)
 class ReadOutcome:
     """``ok``: the item did not change while read; ``changed``: it did; ``vanished``:
-    it was gone when opened or after the read. Size, mtime and mode as read."""
+    it was gone when opened or after the read; ``replaced``: a symlink or a special file
+    stands where a file was listed. Size, mtime and mode as read."""
 
-    status: Literal["ok", "changed", "vanished"]
+    status: Literal["ok", "changed", "vanished", "replaced"]
     size: int = 0
     mtime_ns: int = 0
     mode: int = 0
@@ -79,6 +83,14 @@ class FileSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    def reader_threads(self, configured: int) -> int:
+        """How many threads read this source at once (``storage.max_concurrency``: the
+        I/O a remote source waits for)."""
+        return configured
+
+    def prefetch(self, items: list[SourceItem]) -> None:  # noqa: B027 - optional hook
+        """A hint: ``items`` are read next."""
 
 
 def _path_order(entry: os.DirEntry[str]) -> str:
@@ -158,33 +170,70 @@ class DirSource(FileSource):
             else:
                 yield SkippedEntry(path=path, reason=f"special file ({_kind(st.st_mode)})")
 
+    def reader_threads(self, configured: int) -> int:
+        """One: local files are read by one thread while the kernel reads ahead of it
+        (:meth:`prefetch`). More threads only take turns at the interpreter lock around
+        each system call (docs/benchmarks.md: 62,712 small files, 1 thread 6.7-9.7 s,
+        2 threads 9.9-12.7 s, 4 threads 10.4-11.1 s; with a cold cache 8.0-8.9 s, 10.9-11.9
+        s and 15.7 s)."""
+        return 1
+
+    def prefetch(self, items: list[SourceItem]) -> None:
+        """Ask the kernel to read these files into its cache now, all at once
+        (``POSIX_FADV_WILLNEED``): the one reading thread then rarely waits for the
+        disk. Never blocks on a special file (``O_NONBLOCK``); errors are left to the
+        read."""
+        if not hasattr(os, "posix_fadvise"):  # not on macOS
+            return
+        for item in items:
+            if item.kind != "file" or not item.size:
+                continue
+            try:
+                fd = os.open(f"{self.display}/{item.path}", _READ_FLAGS)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass  # not a regular file, or a file system without the hint
+            finally:
+                os.close(fd)
+
     def read(
         self, item: SourceItem, on_chunk: Callable[[bytes], None], during: DuringRead | None
     ) -> ReadOutcome:
-        path = self.root / item.path
+        path = f"{self.display}/{item.path}"
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
             return ReadOutcome("vanished")
         except OSError as exc:
-            if exc.errno == 40:  # ELOOP: replaced by a symlink since the scan
-                return ReadOutcome("changed")
+            if exc.errno == errno.ELOOP:  # replaced by a symlink since the scan
+                return ReadOutcome("replaced")
             raise
-        with os.fdopen(fd, "rb") as stream:
+        try:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
-                return ReadOutcome("changed")
+                return ReadOutcome("replaced")
             count = 0
             first = True
-            while chunk := stream.read(read_size(item.size, count)):
+            while True:
+                want = read_size(item.size, count)
+                chunk = os.read(fd, want)
+                if not chunk:
+                    break
                 on_chunk(chunk)
                 count += len(chunk)
                 if first and during is not None:
                     during(item.path)
                 first = False
+                if len(chunk) < want:
+                    break  # a regular file reads short only at its end
             if first and during is not None:
                 during(item.path)
             after = os.fstat(fd)
+        finally:
+            os.close(fd)
         try:
             now = os.lstat(path)
         except FileNotFoundError:

@@ -40,6 +40,7 @@ from backdrill.runtime.progress import Advance
 from backdrill.runtime.timeutil import new_id, utcnow
 from backdrill.services.backup_files_totals import (
     MAX_LOGGED,
+    REPLACED,
     UNREADABLE,
     VANISHED,
     HashingSpool,
@@ -103,7 +104,7 @@ class FileBackup:
         self.source_name = source_name
         self.rehash = rehash
         self.during_read = during_read
-        self.workers = ctx.config.storage.max_concurrency
+        self.workers = source.reader_threads(ctx.config.storage.max_concurrency)
         self.stats = ReadStats()
         self._large_slots = threading.BoundedSemaphore(LARGE_IN_FLIGHT)
 
@@ -128,8 +129,12 @@ class FileBackup:
         )
         packs = list_packs(storage)  # a few hundred keys at 1,000,000 files
         blobs = BlobIndex(storage, packs, encrypted=encrypted)
-        with stored_index(storage, encrypted=encrypted) as stored, contextlib.closing(blobs):
-            pack_writer = PackWriter(storage)
+        pack_writer = PackWriter(storage)
+        with (
+            stored_index(storage, encrypted=encrypted) as stored,
+            contextlib.closing(blobs),
+            contextlib.closing(pack_writer),
+        ):
             store = ObjectStore(
                 storage,
                 stored,
@@ -146,7 +151,7 @@ class FileBackup:
             planned = self._planned(previous, stored, encrypted, totals, recent, packs)
             with self.ctx.reporter.task(f"back up {self.source_name}") as advance:
                 for results in ordered_map(
-                    lambda group: [self._back_up_one(item, store, advance) for item in group],
+                    lambda group: self._back_up_group(group, store, advance),
                     grouped(planned, TASK_FILES),
                     workers=self.workers,
                     window=WINDOW // TASK_FILES,
@@ -271,6 +276,12 @@ class FileBackup:
         except IntegrityError as exc:
             log.warning("previous snapshot unusable past a point, reading the rest: %s", exc)
 
+    def _back_up_group(
+        self, group: list[SourceItem], store: ObjectStore, advance: Advance
+    ) -> list[FileEntry | SkippedEntry]:
+        self.source.prefetch(group)
+        return [self._back_up_one(item, store, advance) for item in group]
+
     def _back_up_one(
         self, item: SourceItem, store: ObjectStore, advance: Advance
     ) -> FileEntry | SkippedEntry:
@@ -292,6 +303,8 @@ class FileBackup:
                 except OSError as exc:
                     return SkippedEntry(path=item.path, reason=f"{UNREADABLE}: {exc.strerror}")
                 self.stats.add(outcome.size)
+                if outcome.status == "replaced":
+                    return SkippedEntry(path=item.path, reason=REPLACED)
                 if outcome.status == "vanished":
                     if attempt == 2:
                         return SkippedEntry(path=item.path, reason=VANISHED)

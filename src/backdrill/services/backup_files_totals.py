@@ -15,6 +15,8 @@ from backdrill.runtime.progress import Advance
 log = logging.getLogger("backdrill.services.backup_files")
 
 VANISHED = "vanished during backup"
+#: a listed file found, when read, to be a symlink or a special file
+REPLACED = "replaced by a symlink or special file during backup"
 UNREADABLE = "cannot read"
 MAX_LOGGED = 20
 
@@ -49,7 +51,7 @@ class Totals:
 
     def skip(self, skipped: SkippedEntry) -> None:
         self.skipped += 1
-        self.changed += skipped.reason == VANISHED
+        self.changed += skipped.reason in (VANISHED, REPLACED)
         if skipped.reason.startswith("cannot "):
             self.unreadable_count += 1
             if len(self.unreadable) < MAX_LOGGED:
