@@ -151,7 +151,7 @@ class FileBackup:
             planned = self._planned(previous, stored, encrypted, totals, recent, packs)
             with self.ctx.reporter.task(f"back up {self.source_name}") as advance:
                 for results in ordered_map(
-                    lambda group: self._back_up_group(group, store, advance),
+                    lambda group: [self._back_up_one(item, store, advance) for item in group],
                     grouped(planned, TASK_FILES),
                     workers=self.workers,
                     window=WINDOW // TASK_FILES,
@@ -251,18 +251,24 @@ class FileBackup:
                 and entry.pack is None
                 and not self.rehash
             )
+            planned: list[SourceItem | Done[FileEntry | SkippedEntry]] = []
+            to_read: list[SourceItem] = []
             for found, entry in batch:
                 if isinstance(found, SkippedEntry):
-                    yield Done(found)
+                    planned.append(Done(found))
                     continue
                 kept = decide(
                     found, entry, sizes, encrypted=encrypted, rehash=self.rehash, packs=packs.sizes
                 )
                 if kept is None:
-                    yield found
+                    planned.append(found)
+                    to_read.append(found)
                     continue
                 totals.reused += kept.type == "file"
-                yield Done(kept)
+                planned.append(Done(kept))
+            # read ahead: the reader is up to WINDOW items behind, the disk busy meanwhile
+            self.source.prefetch(to_read)
+            yield from planned
 
     def _previous_files(
         self, previous: Snapshot | None, recent: RecentChunks
@@ -275,12 +281,6 @@ class FileBackup:
             yield from iter_entries(self.ctx.storage, previous, recent)
         except IntegrityError as exc:
             log.warning("previous snapshot unusable past a point, reading the rest: %s", exc)
-
-    def _back_up_group(
-        self, group: list[SourceItem], store: ObjectStore, advance: Advance
-    ) -> list[FileEntry | SkippedEntry]:
-        self.source.prefetch(group)
-        return [self._back_up_one(item, store, advance) for item in group]
 
     def _back_up_one(
         self, item: SourceItem, store: ObjectStore, advance: Advance
