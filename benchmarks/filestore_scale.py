@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,24 @@ def generate(root: Path, count: int, seed: int = 17) -> None:
     marker.touch()
 
 
+def read_through(root: Path) -> None:
+    """Read every file once, so that each first run starts with the filestore in the
+    page cache whatever ran before (a cold cache measures the disk, and differently
+    from one run to the next)."""
+
+    def read_dir(directory: str) -> None:
+        for entry in os.scandir(directory):
+            if entry.is_dir(follow_symlinks=False):
+                read_dir(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                with open(entry.path, "rb") as stream:
+                    while stream.read(1 << 20):
+                        pass
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(read_dir, sorted(e.path for e in os.scandir(root) if e.is_dir())))
+
+
 def tree_bytes(root: Path) -> int:
     return sum(
         os.path.getsize(os.path.join(d, f)) for d, _dirs, files in os.walk(root) for f in files
@@ -122,6 +141,7 @@ def local_size(source: Path, work: Path, files: int) -> list[dict[str, Any]]:
     shutil.rmtree(repo, ignore_errors=True)
     config = write_config(work / f"c-{files}.yaml", f"file://{repo}", source, {})
     rows: list[dict[str, Any]] = []
+    read_through(source)
     first = cli(config, "backup", "files")
     snap = latest(config)
     rows.append(_row("backup files, first run", files, first, snap))
@@ -166,6 +186,7 @@ def s3_versus_local(source: Path, work: Path, files: int) -> list[dict[str, Any]
     from helpers.s3proxy import FaultProxy  # the tests' counting proxy
 
     rows: list[dict[str, Any]] = []
+    read_through(source)
     with moto_bucket("bench", "bench", "bench") as upstream:  # pragma: allowlist secret
         proxy = FaultProxy(upstream).start()
         try:
