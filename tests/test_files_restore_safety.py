@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 
-from backdrill.files.restore import path_conflict
+from backdrill.files.objects import ObjectReader
+from backdrill.files.restore import StorageTarget, path_conflict, restore_threads
+from backdrill.files.restore_dir import DirTarget
 from backdrill.files.snapshot import FileEntry
 from backdrill.repository.layout import SNAPSHOT_SUFFIX
+from backdrill.storage.local import LocalStorage
 from helpers.cli import Cli, Repo
+from helpers.counting import CountingStorage
 from helpers.filestore import FilestoreOn
 from helpers.repo import list_keys
 from helpers.snapdoc import read_doc, write_doc
@@ -179,3 +183,16 @@ def test_path_conflict_refuses_paths_under_a_symlink_and_duplicates_only() -> No
         "a/b/x lies under a, which it records as a symlink"
     )
     assert path_conflict([entry("a"), entry("a")]) == "a is recorded twice"
+
+
+def test_files_are_restored_by_one_thread_only_when_repository_and_target_are_local(
+    tmp_path: Path,
+) -> None:
+    local = LocalStorage(tmp_path / "repo")
+    remote = CountingStorage(local)  # no local root: as an S3 store
+    assert remote.local_root is None
+    directory = DirTarget(tmp_path / "out")
+    assert restore_threads(ObjectReader(local), directory, 8) == 1
+    assert restore_threads(ObjectReader(local), StorageTarget(local), 8) == 1
+    assert restore_threads(ObjectReader(remote), directory, 8) == 8
+    assert restore_threads(ObjectReader(local), StorageTarget(remote), 8) == 8

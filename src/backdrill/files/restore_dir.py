@@ -36,6 +36,8 @@ def entry_owner(entry: FileEntry) -> Owner:
 class DirTarget(RestoreTarget):
     """``owners``: give entries their recorded owner (default: when running as root)."""
 
+    local = True
+
     def __init__(
         self, root: Path, *, keep_special_bits: bool = False, owners: bool | None = None
     ) -> None:

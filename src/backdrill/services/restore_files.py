@@ -13,6 +13,7 @@ from backdrill.files.restore import (
     RestoreSummary,
     RestoreTarget,
     StorageTarget,
+    restore_threads,
     restore_to,
 )
 from backdrill.files.restore_dir import DirTarget
@@ -70,13 +71,14 @@ def run_restore_files(
         extra={"fields": {"snapshot_id": snapshot.id, "target": target.display}},
     )
     try:
+        reader = object_reader(ctx.config, ctx.storage)
         summary = restore_to(
-            object_reader(ctx.config, ctx.storage),
+            reader,
             snapshot,
             target,
             ctx.reporter,
             force=force,
-            workers=ctx.config.storage.max_concurrency,
+            workers=restore_threads(reader, target, ctx.config.storage.max_concurrency),
         )
     finally:
         if target_storage is not None:
