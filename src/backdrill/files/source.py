@@ -175,9 +175,7 @@ class DirSource(FileSource):
     def reader_threads(self, configured: int) -> int:
         """One: local files are read by one thread while the kernel reads ahead of it
         (:meth:`prefetch`). More threads only take turns at the interpreter lock around
-        each system call (docs/benchmarks.md: 62,712 small files, 1 thread 6.7-9.7 s,
-        2 threads 9.9-12.7 s, 4 threads 10.4-11.1 s; with a cold cache 8.0-8.9 s, 10.9-11.9
-        s and 15.7 s)."""
+        each system call (docs/benchmarks.md, "Reading a directory source")."""
         return 1
 
     def prefetch(self, items: list[SourceItem]) -> None:
@@ -229,8 +227,10 @@ class DirSource(FileSource):
                 if first and during is not None:
                     during(item.path)
                 first = False
-                if len(chunk) < want:
-                    break  # a regular file reads short only at its end
+                # at its size: the end, with no further read to see it; a short read
+                # before it (some FUSE file systems give them) reads on
+                if len(chunk) < want and count >= before.st_size:
+                    break
             if first and during is not None:
                 during(item.path)
             after = os.fstat(fd)
