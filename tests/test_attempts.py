@@ -246,16 +246,28 @@ def test_attempt_keys_never_collide() -> None:
 
 
 class _MeetingStorage(LocalStorage):
-    """A local repository whose writes wait for one another: two writes in flight at
-    once pass, one alone times out (and its record is lost, best effort)."""
+    """A local repository whose writes wait (up to 5 s each) until two have been in
+    flight at once; from then on none waits. Writes made one after the other never meet
+    (``most_in_flight`` stays 1). Unlike a barrier, a write left without a partner (the
+    second record of a scope waits for the first) is only delayed, never lost."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
-        self.meeting = threading.Barrier(2, timeout=5)
+        self._changed = threading.Condition()
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     def put_bytes(self, key: str, data: bytes, **kw: Any) -> None:
-        self.meeting.wait()
-        super().put_bytes(key, data, **kw)
+        with self._changed:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self.most_in_flight >= 2, timeout=5)
+        try:
+            super().put_bytes(key, data, **kw)
+        finally:
+            with self._changed:
+                self.in_flight -= 1
 
 
 def test_the_records_of_a_run_are_written_at_once_each_scope_in_order(tmp_path: Path) -> None:
@@ -273,3 +285,4 @@ def test_the_records_of_a_run_are_written_at_once_each_scope_in_order(tmp_path: 
     a = records[attempt_key("backup-db", "a")]
     assert (a.result, a.last_failure_at, a.last_success_at) == ("ok", failed.finished_at, NOW)
     assert records[attempt_key("backup-db", "b")].result == "ok"
+    assert storage.most_in_flight >= 2
