@@ -180,7 +180,8 @@ class PackWriter:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(PACKS_IN_FLIGHT)
         self._writers = ThreadPoolExecutor(PACKS_IN_FLIGHT, thread_name_prefix="packs")
-        self._writes: list[Future[None]] = []
+        #: the first write that failed, raised by the next add and by finish
+        self._failure: BaseException | None = None
 
     def add(self, sha256: str, blob: bytes, form: StoredForm, raw_size: int) -> Location:
         with self._lock:
@@ -198,22 +199,25 @@ class PackWriter:
     def _submit(self, pack: _OpenPack) -> None:
         self._slots.acquire()  # waits while PACKS_IN_FLIGHT packs are being written
         try:
-            self._raise_failed()
+            self._raise_failure()
             future = self._writers.submit(self._write, pack)
         except BaseException:
             self._slots.release()
             raise
-        future.add_done_callback(lambda _done: self._slots.release())
-        with self._lock:
-            self._writes = [w for w in self._writes if not w.done() or _failed(w)]
-            self._writes.append(future)
+        future.add_done_callback(self._written)
 
-    def _raise_failed(self) -> None:
+    def _written(self, write: Future[None]) -> None:
+        error = None if write.cancelled() else write.exception()
+        if error is not None:
+            with self._lock:
+                self._failure = self._failure or error
+        self._slots.release()  # after: the next submit sees the failure
+
+    def _raise_failure(self) -> None:
         with self._lock:
-            writes = list(self._writes)
-        for write in writes:
-            if write.done() and _failed(write):
-                write.result()
+            failure = self._failure
+        if failure is not None:
+            raise failure
 
     def finish(self) -> None:
         """Write the last pack, then wait for every pack's write."""
@@ -221,11 +225,8 @@ class PackWriter:
             pack, self._open = self._open, None
         if pack is not None:
             self._submit(pack)
-        with self._lock:
-            writes = list(self._writes)
-        for write in writes:
-            write.result()
-        self.close()
+        self._writers.shutdown(wait=True)
+        self._raise_failure()
 
     def close(self) -> None:
         self._writers.shutdown(wait=True, cancel_futures=True)
@@ -238,11 +239,6 @@ class PackWriter:
         self.storage.put_bytes(pack_index_key(pack.id), pack.index_bytes())
         with self._lock:
             self.packs_written += 1
-
-
-def _failed(write: Future[None]) -> bool:
-    """Pure: whether a finished write failed (or was cancelled)."""
-    return write.cancelled() or write.exception() is not None
 
 
 class BlobIndex:
